@@ -1,0 +1,172 @@
+/**
+ * The JSON records on the bus, and their one conversion to and from domain types.
+ *
+ * The `chatting` and `user-connections` payloads are the original design's
+ * contract: their field names never change; new fields are only added.
+ */
+
+import { DEFAULT_ROOM } from "./config.ts";
+import type { ChatMessage, ConnectionEvent, Delivery, Heartbeat, Presence } from "./types.ts";
+
+export class RecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RecordError";
+  }
+}
+
+type Json = Record<string, unknown>;
+
+function parseObject(kind: string, text: string): Json {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new RecordError(`Cannot read ${kind} record: not JSON: ${text.slice(0, 80)}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new RecordError(`Cannot read ${kind} record: expected a JSON object`);
+  }
+  return value as Json;
+}
+
+function str(kind: string, obj: Json, field: string, fallback?: string): string {
+  const v = obj[field];
+  if (typeof v === "string") return v;
+  if ((v === undefined || v === null) && fallback !== undefined) return fallback;
+  throw new RecordError(`Cannot read ${kind} record: "${field}" must be a string`);
+}
+
+function bool(kind: string, obj: Json, field: string): boolean {
+  const v = obj[field];
+  if (typeof v === "boolean") return v;
+  throw new RecordError(`Cannot read ${kind} record: "${field}" must be true or false`);
+}
+
+function num(kind: string, obj: Json, field: string, fallback: number): number {
+  const v = obj[field];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v === "number" && Number.isFinite(v) && v >= 0) return v;
+  throw new RecordError(`Cannot read ${kind} record: "${field}" must be a number`);
+}
+
+/** `chatting`: {"id","content","timestamp","user_id"} plus the additive "room", "display_name", "seq". */
+export function encodeChatMessage(m: ChatMessage): string {
+  return JSON.stringify({
+    id: m.id,
+    content: m.content,
+    timestamp: m.timestamp,
+    user_id: m.userId,
+    room: m.room,
+    display_name: m.displayName,
+    ...(m.seq > 0 ? { seq: m.seq } : {}),
+  });
+}
+
+export function decodeChatMessage(text: string): ChatMessage {
+  const o = parseObject("chat message", text);
+  const k = "chat message";
+  const userId = str(k, o, "user_id");
+  return {
+    id: str(k, o, "id"),
+    content: str(k, o, "content"),
+    timestamp: str(k, o, "timestamp"),
+    userId,
+    room: str(k, o, "room", DEFAULT_ROOM) || DEFAULT_ROOM,
+    displayName: str(k, o, "display_name", userId),
+    seq: num(k, o, "seq", 0),
+  };
+}
+
+/** `user-connections`: {"user_id","server_id","connected","timestamp"} plus "display_name", "stream_id". */
+export function encodeConnectionEvent(e: ConnectionEvent): string {
+  return JSON.stringify({
+    user_id: e.userId,
+    server_id: e.serverId,
+    connected: e.connected,
+    timestamp: e.timestamp,
+    display_name: e.displayName,
+    stream_id: e.streamId,
+  });
+}
+
+export function decodeConnectionEvent(text: string): ConnectionEvent {
+  const o = parseObject("connection", text);
+  const k = "connection";
+  const userId = str(k, o, "user_id");
+  const serverId = str(k, o, "server_id");
+  return {
+    userId,
+    serverId,
+    connected: bool(k, o, "connected"),
+    timestamp: str(k, o, "timestamp"),
+    displayName: str(k, o, "display_name", userId),
+    // Events from producers that predate stream ids count one stream per user and gateway.
+    streamId: str(k, o, "stream_id", `${serverId}/${userId}`),
+  };
+}
+
+export function encodeHeartbeat(h: Heartbeat): string {
+  return JSON.stringify({ server_id: h.serverId, timestamp: h.timestamp, streams: h.streams });
+}
+
+export function decodeHeartbeat(text: string): Heartbeat {
+  const o = parseObject("heartbeat", text);
+  return {
+    serverId: str("heartbeat", o, "server_id"),
+    timestamp: str("heartbeat", o, "timestamp"),
+    streams: num("heartbeat", o, "streams", 0),
+  };
+}
+
+export function encodePresence(p: Presence): string {
+  return JSON.stringify({
+    user_id: p.userId,
+    display_name: p.displayName,
+    online: p.online,
+    servers: p.servers,
+    timestamp: p.timestamp,
+  });
+}
+
+export function decodePresence(text: string): Presence {
+  const o = parseObject("presence", text);
+  const servers = o.servers;
+  if (!Array.isArray(servers) || !servers.every((s) => typeof s === "string")) {
+    throw new RecordError(`Cannot read presence record: "servers" must be a list of strings`);
+  }
+  const userId = str("presence", o, "user_id");
+  return {
+    userId,
+    displayName: str("presence", o, "display_name", userId),
+    online: bool("presence", o, "online"),
+    servers,
+    timestamp: str("presence", o, "timestamp"),
+  };
+}
+
+export function encodeDelivery(d: Delivery): string {
+  switch (d.type) {
+    case "message":
+      return `{"type":"message","message":${encodeChatMessage(d.message)}}`;
+    case "resync":
+      return JSON.stringify({ type: "resync", reason: d.reason });
+    case "gateway-dead":
+      return JSON.stringify({ type: "gateway-dead", server_id: d.serverId });
+  }
+}
+
+export function decodeDelivery(text: string): Delivery {
+  const o = parseObject("delivery", text);
+  const type = str("delivery", o, "type");
+  switch (type) {
+    case "message":
+      return { type, message: decodeChatMessage(JSON.stringify(o.message ?? null)) };
+    case "resync":
+      return { type, reason: str("delivery", o, "reason", "") };
+    case "gateway-dead":
+      return { type, serverId: str("delivery", o, "server_id") };
+    default:
+      throw new RecordError(`Cannot read delivery record: unknown type "${type}"`);
+  }
+}

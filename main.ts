@@ -1,0 +1,47 @@
+/**
+ * The gateway. With `BUS=memory` (the default, `deno task start`) it also runs
+ * the processor in the same process; with `BUS=kafka` (`deno task server`) it
+ * is one of many gateways on a Kafka cluster.
+ */
+
+import { describeConfig, loadConfig } from "./core/config.ts";
+import { createLogger } from "./core/logger.ts";
+import { guardUnhandled, onShutdownSignal } from "./core/shutdown.ts";
+import { openBus } from "./bus/open_bus.ts";
+import { createGateway } from "./server/gateway.ts";
+import { createProcessor } from "./processor/processor.ts";
+import { openStore } from "./store/open_store.ts";
+
+export async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel });
+  guardUnhandled(logger);
+  logger.info(`Starting gateway ${config.serverId}`, { config: describeConfig(config) });
+  const bus = openBus(config, logger);
+  const embedded = config.bus === "memory";
+  const store = embedded ? await openStore(config, logger) : undefined;
+  const processor = store
+    ? createProcessor({ bus, store, logger: logger.with({ component: "processor" }), config })
+    : undefined;
+  const gateway = createGateway({ config, bus, logger });
+  await bus.start();
+  await processor?.start();
+  await gateway.start();
+  if (embedded) {
+    logger.info(
+      `Embedded mode: gateway and processor in one process on the memory bus. Chat with: deno task client <name> --server ${config.grpcHost}:${gateway.grpcPort}`,
+    );
+  }
+  onShutdownSignal(
+    async () => {
+      await gateway.stop();
+      await processor?.stop();
+      await bus.close();
+      await store?.close();
+    },
+    logger,
+    config.shutdownTimeoutMs,
+  );
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,168 @@
+/**
+ * The Message Processor: stores and routes chat messages, keeps the registry
+ * of who is on which gateway, and cleans up after gateways that went silent.
+ *
+ * Runs over any `Bus` and `Store`; `processor.ts` at the top wires it to Kafka,
+ * `main.ts` runs it in-process on the memory bus.
+ */
+
+import { type Config, PROCESSOR_GROUP, TOPICS } from "../core/config.ts";
+import { describeError } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
+import {
+  decodeChatMessage,
+  decodeConnectionEvent,
+  decodeHeartbeat,
+  encodeConnectionEvent,
+  encodeDelivery,
+  encodePresence,
+  RecordError,
+} from "../core/records.ts";
+import type { Delivery, Presence } from "../core/types.ts";
+import type { Bus, BusRecord, Subscription } from "../bus/bus.ts";
+import type { Store } from "../store/store.ts";
+import { Registry } from "./registry.ts";
+
+export interface ProcessorOptions {
+  bus: Bus;
+  store: Store;
+  logger: Logger;
+  config: Pick<Config, "heartbeatTimeoutMs" | "heartbeatIntervalMs">;
+  /** Milliseconds since epoch; tests pass a fake clock. */
+  now?: () => number;
+}
+
+export interface Processor {
+  start(): Promise<void>;
+  /** Runs dead-gateway detection once (the processor also runs it on a timer). */
+  sweep(): Promise<void>;
+  readonly registry: Registry;
+  stop(): Promise<void>;
+}
+
+export function createProcessor(options: ProcessorOptions): Processor {
+  const { bus, store, logger, config } = options;
+  const now = options.now ?? Date.now;
+  const registry = new Registry();
+  const subscriptions: Subscription[] = [];
+  let timer: ReturnType<typeof setInterval> | undefined;
+  let sweeping: Promise<void> | undefined;
+
+  const deliver = (key: string, delivery: Delivery) =>
+    bus.publish(TOPICS.deliveries.name, key, encodeDelivery(delivery));
+
+  const publishPresence = (p: Presence) =>
+    bus.publish(TOPICS.presence.name, p.userId, encodePresence(p));
+
+  async function handleChat(record: BusRecord): Promise<void> {
+    logger.info(
+      `Received chat message: Topic=${record.topic}, Partition=${record.partition}, Offset=${record.offset}`,
+    );
+    const message = decodeChatMessage(record.value);
+    const stored = await store.append(message);
+    await deliver(stored.room, { type: "message", message: stored });
+    logger.debug("Message routed", { room: stored.room, seq: stored.seq, id: stored.id });
+  }
+
+  async function handleConnection(record: BusRecord): Promise<void> {
+    const event = decodeConnectionEvent(record.value);
+    if (event.connected) {
+      logger.info(`User ${event.userId} connected to server ${event.serverId}`);
+    } else {
+      logger.info(`User ${event.userId} disconnected from server ${event.serverId}`);
+    }
+    const change = registry.apply(event, now());
+    if (change) await publishPresence(change);
+  }
+
+  /** A record that can never be read is logged and passed over, so it cannot block its partition. */
+  const tolerant = (handle: (r: BusRecord) => Promise<void>) => async (record: BusRecord) => {
+    try {
+      await handle(record);
+    } catch (err) {
+      if (!(err instanceof RecordError)) throw err;
+      logger.warn("Skipping unreadable record", {
+        topic: record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        error: err.message,
+      });
+    }
+  };
+
+  async function sweepOnce(): Promise<void> {
+    const { deadServers, disconnected, presence } = registry.expire(
+      now(),
+      config.heartbeatTimeoutMs,
+    );
+    for (const serverId of deadServers) {
+      const users = disconnected.filter((d) => d.serverId === serverId).length;
+      logger.warn(
+        `Gateway ${serverId} sent no heartbeat for ${config.heartbeatTimeoutMs} ms: declared dead, ${users} stream(s) closed`,
+      );
+      await deliver(serverId, { type: "gateway-dead", serverId });
+    }
+    const timestamp = new Date(now()).toISOString();
+    for (const d of disconnected) {
+      await bus.publish(
+        TOPICS.userConnections.name,
+        d.userId,
+        encodeConnectionEvent({ ...d, connected: false, timestamp }),
+      );
+    }
+    for (const p of presence) await publishPresence(p);
+  }
+
+  const sweep = () => {
+    // One sweep at a time; a timer tick during a slow sweep joins the running one.
+    sweeping ??= sweepOnce().finally(() => sweeping = undefined);
+    return sweeping;
+  };
+
+  return {
+    registry,
+    sweep,
+    async start() {
+      subscriptions.push(
+        await bus.subscribe({
+          topics: [TOPICS.chatting.name],
+          group: PROCESSOR_GROUP,
+          from: "latest",
+          handler: tolerant(handleChat),
+        }),
+        await bus.subscribe({
+          topics: [TOPICS.userConnections.name],
+          group: PROCESSOR_GROUP,
+          from: "latest",
+          handler: tolerant(handleConnection),
+          // A member that gains partitions knows nothing of their users yet: ask the gateways again.
+          onAssigned: () => {
+            deliver("resync", { type: "resync", reason: "processor assigned partitions" }).catch(
+              (err) =>
+                logger.warn("Could not ask gateways to resync", { error: describeError(err) }),
+            );
+          },
+        }),
+        await bus.subscribe({
+          topics: [TOPICS.heartbeats.name],
+          from: "latest",
+          handler: tolerant((record) => {
+            const hb = decodeHeartbeat(record.value);
+            registry.heartbeat(hb.serverId, now());
+            return Promise.resolve();
+          }),
+        }),
+      );
+      timer = setInterval(() => {
+        sweep().catch((err) => logger.warn("Sweep failed", { error: describeError(err) }));
+      }, Math.max(250, Math.min(config.heartbeatIntervalMs, config.heartbeatTimeoutMs / 4)));
+      logger.info("Processor started", { group: PROCESSOR_GROUP });
+    },
+    async stop() {
+      if (timer !== undefined) clearInterval(timer);
+      await sweeping?.catch(() => {});
+      await Promise.all(subscriptions.splice(0).map((s) => s.close()));
+      logger.info("Processor stopped");
+    },
+  };
+}

@@ -1,0 +1,201 @@
+/**
+ * A gateway: holds client streams, publishes what they send, and delivers
+ * what the processor routes back. `createGateway()` sets it up; `start()`
+ * listens; tests build one in-process on port 0.
+ */
+
+import { type Config, TOPICS } from "../core/config.ts";
+import { ChatError, describeError } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
+import { decodeDelivery, decodePresence, encodeHeartbeat, RecordError } from "../core/records.ts";
+import type { Presence } from "../core/types.ts";
+import type { Bus, BusRecord, Subscription } from "../bus/bus.ts";
+import { Announcer } from "./announcer.ts";
+import { type ChatService, createChatService } from "./chat_service.ts";
+import { createGrpcServer, type GrpcServer } from "./grpc_server.ts";
+import { createHttpHandler, type HttpHandler } from "./http_server.ts";
+import { Hub } from "./hub.ts";
+
+export interface GatewayOptions {
+  config: Config;
+  bus: Bus;
+  logger: Logger;
+  /** Extra HTTP handlers (gRPC-Web bridge, static files), tried before the built-in routes. */
+  httpHandlers?: (
+    service: ChatService,
+  ) => ((request: Request) => Response | Promise<Response> | undefined)[];
+}
+
+export interface Gateway {
+  readonly service: ChatService;
+  readonly hub: Hub;
+  readonly grpc: GrpcServer;
+  readonly http: HttpHandler;
+  /** Ports actually bound (after `start()`); useful when configured as 0. */
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  ready(): boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function createGateway(options: GatewayOptions): Gateway {
+  const { config, bus } = options;
+  const logger = options.logger.with({ server: config.serverId });
+  const hub = new Hub({ logger, queueLimit: config.streamQueueLimit });
+  const announcer = new Announcer(bus, logger);
+  const presence = new Map<string, Presence>();
+  const subscriptions: Subscription[] = [];
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  let httpServer: Deno.HttpServer | undefined;
+  let grpcPort = 0;
+  let httpPort = 0;
+  let stopping = false;
+
+  const service = createChatService({
+    bus,
+    hub,
+    announcer,
+    logger,
+    config,
+    online: () =>
+      [...presence.values()].filter((p) => p.online).sort((a, b) =>
+        a.userId.localeCompare(b.userId)
+      ),
+  });
+  const grpc = createGrpcServer(service, logger);
+  const http = createHttpHandler({
+    readiness: () =>
+      stopping
+        ? { ready: false, reason: "shutting down" }
+        : bus.ready()
+        ? { ready: true }
+        : { ready: false, reason: "Kafka is unavailable" },
+    handlers: options.httpHandlers?.(service) ?? [],
+  });
+
+  /** Announces every open stream again, for a processor that rebuilds its registry. */
+  function reannounce(reason: string): void {
+    logger.info("Re-announcing open streams", { reason, streams: hub.size });
+    for (const s of hub.streams()) {
+      announcer.announce({
+        userId: s.userId,
+        serverId: config.serverId,
+        connected: true,
+        timestamp: new Date().toISOString(),
+        displayName: s.displayName,
+        streamId: s.streamId,
+      });
+    }
+  }
+
+  const readable = (handle: (record: BusRecord) => void) => (record: BusRecord) => {
+    try {
+      handle(record);
+    } catch (err) {
+      if (!(err instanceof RecordError)) throw err;
+      logger.warn("Skipping unreadable record", { topic: record.topic, error: err.message });
+    }
+    return Promise.resolve();
+  };
+
+  const onDelivery = readable((record) => {
+    const delivery = decodeDelivery(record.value);
+    switch (delivery.type) {
+      case "message":
+        hub.deliver(delivery.message);
+        break;
+      case "resync":
+        reannounce(delivery.reason);
+        break;
+      case "gateway-dead":
+        if (delivery.serverId === config.serverId) reannounce("declared dead by a processor");
+        break;
+    }
+  });
+
+  const onPresence = readable((record) => {
+    const p = decodePresence(record.value);
+    const before = presence.get(p.userId);
+    presence.set(p.userId, p);
+    if ((before?.online ?? false) !== p.online) hub.presence(p);
+  });
+
+  function sendHeartbeat(): void {
+    grpc.setServing(bus.ready() && !stopping);
+    if (!bus.ready()) return;
+    bus.publish(
+      TOPICS.heartbeats.name,
+      config.serverId,
+      encodeHeartbeat({
+        serverId: config.serverId,
+        timestamp: new Date().toISOString(),
+        streams: hub.size,
+      }),
+    ).catch((err) => logger.debug("Heartbeat not sent", { error: describeError(err) }));
+  }
+
+  return {
+    service,
+    hub,
+    grpc,
+    http,
+    get grpcPort() {
+      return grpcPort;
+    },
+    get httpPort() {
+      return httpPort;
+    },
+    ready: () => bus.ready() && !stopping,
+    async start() {
+      bus.onReady(() => {
+        logger.info("Bus is ready");
+        sendHeartbeat();
+        announcer.nudge();
+      });
+      await bus.start();
+      subscriptions.push(
+        await bus.subscribe({
+          topics: [TOPICS.deliveries.name],
+          from: "latest",
+          handler: onDelivery,
+        }),
+        await bus.subscribe({
+          topics: [TOPICS.presence.name],
+          from: "earliest",
+          handler: onPresence,
+        }),
+      );
+      heartbeat = setInterval(sendHeartbeat, config.heartbeatIntervalMs);
+      grpcPort = await grpc.listen(config.grpcHost, config.grpcPort);
+      httpServer = Deno.serve({
+        hostname: config.httpHost,
+        port: config.httpPort,
+        onListen: () => {},
+      }, http);
+      httpPort = (httpServer.addr as Deno.NetAddr).port;
+      grpc.setServing(bus.ready());
+      logger.info("Gateway listening", {
+        grpc: `${config.grpcHost}:${grpcPort}`,
+        http: `http://${config.httpHost}:${httpPort}`,
+      });
+    },
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      grpc.setServing(false);
+      if (heartbeat !== undefined) clearInterval(heartbeat);
+      // Tell clients to reconnect elsewhere; each closed stream queues its disconnect event.
+      const bye = new ChatError(
+        "unavailable",
+        "Stream closed: the server is shutting down; reconnect",
+      );
+      for (const s of hub.streams()) s.sink.fail(bye);
+      await announcer.flush(config.shutdownTimeoutMs);
+      await grpc.close(1000);
+      await httpServer?.shutdown();
+      await Promise.all(subscriptions.splice(0).map((s) => s.close()));
+      logger.info("Gateway stopped");
+    },
+  };
+}

@@ -1,0 +1,114 @@
+/** Shared test helpers: bounded waiting, and a whole chat system in one process. */
+
+import { ALL_TOPICS, type Config, loadConfig } from "../core/config.ts";
+import { type Logger, silentLogger } from "../core/logger.ts";
+import type { Bus } from "../bus/bus.ts";
+import { MemoryBus } from "../bus/memory_bus.ts";
+import { createGateway, type Gateway } from "../server/gateway.ts";
+import { createProcessor, type Processor } from "../processor/processor.ts";
+import { MemoryStore } from "../store/memory_store.ts";
+import type { Store } from "../store/store.ts";
+import type { ServiceError } from "@grpc/grpc-js";
+import { ChatClient, type WireMessage } from "../client/chat_client.ts";
+
+/** Waits until `predicate` is true, polling; fails with `what` after `timeoutMs`. */
+export async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = "condition",
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A configuration for in-process tests: ports 0, short timers. */
+export function testConfig(overrides: Partial<Config> = {}): Config {
+  return {
+    ...loadConfig({}),
+    grpcPort: 0,
+    httpPort: 0,
+    heartbeatIntervalMs: 200,
+    heartbeatTimeoutMs: 1000,
+    shutdownTimeoutMs: 2000,
+    ...overrides,
+  };
+}
+
+export interface System {
+  bus: Bus;
+  store: Store;
+  processor: Processor;
+  gateways: Gateway[];
+  /** `host:port` of gateway `i`'s gRPC port. */
+  address(i?: number): string;
+  stop(): Promise<void>;
+}
+
+/** Starts a processor and `gateways` gateways on one memory bus. */
+export async function startSystem(
+  options: { gateways?: number; config?: Partial<Config>; logger?: Logger; bus?: Bus } = {},
+): Promise<System> {
+  const logger = options.logger ?? silentLogger;
+  const bus = options.bus ?? new MemoryBus({ topics: ALL_TOPICS, logger, retryDelayMs: 20 });
+  const store = new MemoryStore();
+  const base = testConfig(options.config);
+  const processor = createProcessor({ bus, store, logger, config: base });
+  const gateways = Array.from(
+    { length: options.gateways ?? 1 },
+    (_, i) =>
+      createGateway({ config: { ...base, serverId: `${base.serverId}-gw${i}` }, bus, logger }),
+  );
+  await bus.start();
+  await processor.start();
+  for (const g of gateways) await g.start();
+  return {
+    bus,
+    store,
+    processor,
+    gateways,
+    address: (i = 0) => `127.0.0.1:${gateways[i]!.grpcPort}`,
+    async stop() {
+      for (const g of gateways) await g.stop();
+      await processor.stop();
+      await bus.close();
+      await store.close();
+    },
+  };
+}
+
+/** A test user: a client with an open stream that records what it receives. */
+export interface TestUser {
+  client: ChatClient;
+  received: WireMessage[];
+  ended: { error?: ServiceError } | undefined;
+  /** Content of received chat messages (not presence events), in order. */
+  contents(): string[];
+  close(): void;
+}
+
+export function connectUser(
+  address: string,
+  userId: string,
+  options: { presenceEvents?: boolean; displayName?: string } = {},
+): TestUser {
+  const client = new ChatClient(address);
+  const user: TestUser = {
+    client,
+    received: [],
+    ended: undefined,
+    contents: () => user.received.filter((m) => !m.presence).map((m) => m.content),
+    close: () => {
+      stream.cancel();
+      client.close();
+    },
+  };
+  const stream = client.stream(userId, (m) => user.received.push(m), (error) => {
+    user.ended = { error };
+  }, options);
+  return user;
+}
