@@ -1,0 +1,198 @@
+/** The processor over the memory bus, driven record by record, with a fake clock. */
+
+import assert from "node:assert/strict";
+import { ALL_TOPICS, TOPICS } from "../core/config.ts";
+import { silentLogger } from "../core/logger.ts";
+import {
+  decodeConnectionEvent,
+  decodeDelivery,
+  decodePresence,
+  encodeChatMessage,
+  encodeConnectionEvent,
+  encodeHeartbeat,
+} from "../core/records.ts";
+import type { Delivery } from "../core/types.ts";
+import { MemoryBus } from "../bus/memory_bus.ts";
+import { createProcessor } from "../processor/processor.ts";
+import { MemoryStore } from "../store/memory_store.ts";
+import { waitFor } from "./helpers.ts";
+
+async function setup() {
+  let clock = 1_000_000;
+  const bus = new MemoryBus({ topics: ALL_TOPICS, logger: silentLogger, retryDelayMs: 10 });
+  const store = new MemoryStore();
+  const processor = createProcessor({
+    bus,
+    store,
+    logger: silentLogger,
+    config: { heartbeatTimeoutMs: 10_000, heartbeatIntervalMs: 60_000 },
+    now: () => clock,
+  });
+  const deliveries: Delivery[] = [];
+  const connections: string[] = [];
+  const presence: string[] = [];
+  await bus.start();
+  await bus.subscribe({
+    topics: [TOPICS.deliveries.name],
+    from: "earliest",
+    handler: (r) => (deliveries.push(decodeDelivery(r.value)), Promise.resolve()),
+  });
+  await bus.subscribe({
+    topics: [TOPICS.userConnections.name],
+    from: "earliest",
+    handler: (r) => {
+      const e = decodeConnectionEvent(r.value);
+      connections.push(`${e.userId}@${e.serverId}:${e.connected}`);
+      return Promise.resolve();
+    },
+  });
+  await bus.subscribe({
+    topics: [TOPICS.presence.name],
+    from: "earliest",
+    handler: (r) => {
+      const p = decodePresence(r.value);
+      presence.push(`${p.userId}:${p.online}`);
+      return Promise.resolve();
+    },
+  });
+  await processor.start();
+  const connect = (userId: string, serverId: string, connected = true) =>
+    bus.publish(
+      TOPICS.userConnections.name,
+      userId,
+      encodeConnectionEvent({
+        userId,
+        serverId,
+        connected,
+        timestamp: new Date(clock).toISOString(),
+        displayName: userId,
+        streamId: `${serverId}/${userId}`,
+      }),
+    );
+  const chat = (id: string, userId: string, content: string, room = "general") =>
+    bus.publish(
+      TOPICS.chatting.name,
+      room,
+      encodeChatMessage({
+        id,
+        userId,
+        content,
+        room,
+        displayName: userId,
+        timestamp: "2026-01-01T00:00:00Z",
+        seq: 0,
+      }),
+    );
+  return {
+    bus,
+    store,
+    processor,
+    deliveries,
+    connections,
+    presence,
+    connect,
+    chat,
+    advance: (ms: number) => clock += ms,
+    heartbeat: (serverId: string) =>
+      bus.publish(
+        TOPICS.heartbeats.name,
+        serverId,
+        encodeHeartbeat({ serverId, timestamp: new Date(clock).toISOString(), streams: 1 }),
+      ),
+    stop: async () => {
+      await processor.stop();
+      await bus.close();
+    },
+  };
+}
+
+const messages = (ds: Delivery[]) => ds.flatMap((d) => d.type === "message" ? [d.message] : []);
+
+Deno.test("every chat message is stored and routed once, with per-room sequence numbers", async () => {
+  const t = await setup();
+  try {
+    await t.chat("m1", "alice", "one");
+    await t.chat("m2", "bob", "two");
+    await t.chat("m3", "alice", "elsewhere", "random");
+    await waitFor(() => messages(t.deliveries).length === 3);
+    const inRoom = (room: string) =>
+      messages(t.deliveries).filter((m) => m.room === room).map((m) => [m.id, m.seq]);
+    assert.deepEqual(inRoom("general"), [["m1", 1], ["m2", 2]]);
+    assert.deepEqual(inRoom("random"), [["m3", 1]]);
+    assert.equal((await t.store.history({ room: "general", limit: 10 })).length, 2);
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("a message handled twice (producer retry, processor restart) keeps its first sequence number", async () => {
+  const t = await setup();
+  try {
+    await t.chat("m1", "alice", "one");
+    await t.chat("m1", "alice", "one");
+    await t.chat("m2", "alice", "two");
+    await waitFor(() => messages(t.deliveries).length === 3);
+    assert.deepEqual(messages(t.deliveries).map((m) => m.seq), [1, 1, 2]);
+    assert.equal((await t.store.history({ room: "general", limit: 10 })).length, 2);
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("an unreadable record is passed over without blocking the partition", async () => {
+  const t = await setup();
+  try {
+    await t.bus.publish(TOPICS.chatting.name, "general", "not json");
+    await t.chat("m1", "alice", "after the bad one");
+    await waitFor(() => messages(t.deliveries).length === 1);
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("connection events build the registry and publish presence", async () => {
+  const t = await setup();
+  try {
+    await t.connect("alice", "gw1");
+    await t.connect("bob", "gw2");
+    await waitFor(() => t.processor.registry.online().length === 2);
+    await t.connect("alice", "gw1", false);
+    await waitFor(() => t.presence.length === 3);
+    assert.deepEqual(t.presence, ["alice:true", "bob:true", "alice:false"]);
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("a gateway that stops sending heartbeats is declared dead within the timeout", async () => {
+  const t = await setup();
+  try {
+    await t.connect("alice", "gw1");
+    await t.connect("bob", "gw2");
+    await t.heartbeat("gw1");
+    await t.heartbeat("gw2");
+    await waitFor(() => t.processor.registry.online().length === 2);
+    t.advance(6000);
+    await t.heartbeat("gw2");
+    await new Promise((r) => setTimeout(r, 20));
+    await t.processor.sweep();
+    assert.equal(t.processor.registry.online().length, 2, "6 s of silence is within the timeout");
+    t.advance(5000);
+    await t.processor.sweep();
+    assert.deepEqual(t.processor.registry.online().map((p) => p.userId), ["bob"]);
+    await waitFor(() => t.connections.includes("alice@gw1:false"));
+    await waitFor(() => t.presence.includes("alice:false"));
+    assert.ok(t.deliveries.some((d) => d.type === "gateway-dead" && d.serverId === "gw1"));
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("a processor that gains partitions asks the gateways to re-announce their streams", async () => {
+  const t = await setup();
+  try {
+    await waitFor(() => t.deliveries.some((d) => d.type === "resync"));
+  } finally {
+    await t.stop();
+  }
+});

@@ -1,0 +1,99 @@
+/** The Kafka JSON contract: field names of the original design, additive fields, clear errors. */
+
+import assert from "node:assert/strict";
+import {
+  decodeChatMessage,
+  decodeConnectionEvent,
+  decodeDelivery,
+  encodeChatMessage,
+  encodeConnectionEvent,
+  encodeDelivery,
+  RecordError,
+} from "../core/records.ts";
+
+Deno.test("chatting records keep the original fields and names", () => {
+  const json = JSON.parse(encodeChatMessage({
+    id: "m-1",
+    userId: "alice",
+    displayName: "Alice",
+    content: "Hello World!",
+    timestamp: "2026-11-26T15:04:05.000Z",
+    room: "general",
+    seq: 0,
+  }));
+  assert.deepEqual(json, {
+    id: "m-1",
+    content: "Hello World!",
+    timestamp: "2026-11-26T15:04:05.000Z",
+    user_id: "alice",
+    room: "general",
+    display_name: "Alice",
+  });
+});
+
+Deno.test("a record from an original producer (no additive fields) is read with defaults", () => {
+  const m = decodeChatMessage(
+    '{"id":"x","content":"hi","timestamp":"2026-11-26T15:04:05Z","user_id":"bob"}',
+  );
+  assert.deepEqual(m, {
+    id: "x",
+    content: "hi",
+    timestamp: "2026-11-26T15:04:05Z",
+    userId: "bob",
+    room: "general",
+    displayName: "bob",
+    seq: 0,
+  });
+  const e = decodeConnectionEvent(
+    '{"user_id":"bob","server_id":"gw","connected":true,"timestamp":"2026-11-26T15:04:05Z"}',
+  );
+  assert.equal(e.streamId, "gw/bob");
+  assert.equal(e.displayName, "bob");
+});
+
+Deno.test("user-connections records keep the original fields", () => {
+  const json = JSON.parse(encodeConnectionEvent({
+    userId: "alice",
+    serverId: "grpc-server-a",
+    connected: false,
+    timestamp: "2026-11-26T15:04:05.000Z",
+    displayName: "Alice",
+    streamId: "s-1",
+  }));
+  assert.equal(json.user_id, "alice");
+  assert.equal(json.server_id, "grpc-server-a");
+  assert.equal(json.connected, false);
+  assert.equal(json.timestamp, "2026-11-26T15:04:05.000Z");
+});
+
+Deno.test("deliveries round-trip", () => {
+  const message = {
+    id: "m",
+    userId: "u",
+    displayName: "U",
+    content: "c",
+    timestamp: "t",
+    room: "r",
+    seq: 4,
+  };
+  assert.deepEqual(decodeDelivery(encodeDelivery({ type: "message", message })), {
+    type: "message",
+    message,
+  });
+  assert.deepEqual(decodeDelivery(encodeDelivery({ type: "gateway-dead", serverId: "gw" })), {
+    type: "gateway-dead",
+    serverId: "gw",
+  });
+});
+
+Deno.test("unreadable records fail with a RecordError that says what is wrong", () => {
+  assert.throws(() => decodeChatMessage("nope"), RecordError);
+  assert.throws(() => decodeChatMessage("[]"), /expected a JSON object/);
+  assert.throws(() => decodeChatMessage('{"id":1,"user_id":"a"}'), /"id" must be a string/);
+  assert.throws(
+    () =>
+      decodeConnectionEvent('{"user_id":"a","server_id":"b","connected":"yes","timestamp":"t"}'),
+    /"connected" must be true or false/,
+  );
+  assert.throws(() => decodeDelivery('{"type":"party"}'), /unknown type "party"/);
+});
