@@ -1,0 +1,234 @@
+/**
+ * The PostgreSQL store, through `npm:postgres` (a pool of connections per store).
+ *
+ * Sequence numbers come from a counter row per room (`rooms.last_seq`): an append increments it
+ * and inserts the message in one transaction, so concurrent appenders (in any number of
+ * processes) queue on that row and each gets the next number. When the message id is already
+ * stored, the transaction is rolled back (the counter with it, so no gap) and the stored copy is
+ * returned.
+ *
+ * Timestamps are kept as text, exactly as given (RFC 3339), like the other stores.
+ */
+
+import postgres from "postgres";
+import type { ChatMessage } from "../core/types.ts";
+import { invalidArgument } from "../core/errors.ts";
+import { type Logger, silentLogger } from "../core/logger.ts";
+import type { HistoryQuery, Store } from "./store.ts";
+
+/** The schema version this code writes (table `store_schema`); bump it with a migration. */
+export const POSTGRES_SCHEMA_VERSION = 1;
+
+/** Migration N brings a schema from version N-1 to N; index 0 is version 1. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS rooms (
+     room     text   PRIMARY KEY,
+     last_seq bigint NOT NULL
+   );
+   CREATE TABLE IF NOT EXISTS messages (
+     room         text   NOT NULL,
+     seq          bigint NOT NULL,
+     id           text   NOT NULL UNIQUE,
+     user_id      text   NOT NULL,
+     display_name text   NOT NULL,
+     content      text   NOT NULL,
+     timestamp    text   NOT NULL,
+     PRIMARY KEY (room, seq)
+   );`,
+];
+
+export interface PostgresStoreOptions {
+  /**
+   * A schema to keep the tables in (created if missing), instead of the connection's default
+   * search path; tests use one per run. Lower-case letters, digits and `_`.
+   */
+  schema?: string;
+  /** Connections in the pool; default 10. */
+  max?: number;
+  logger?: Logger;
+}
+
+interface Row {
+  room: string;
+  seq: string | number;
+  id: string;
+  user_id: string;
+  display_name: string;
+  content: string;
+  timestamp: string;
+}
+
+function toMessage(row: Row): ChatMessage {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    displayName: row.display_name,
+    content: row.content,
+    timestamp: row.timestamp,
+    room: row.room,
+    seq: Number(row.seq),
+  };
+}
+
+/** `url` with its password replaced, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparseable URL)";
+  }
+}
+
+/** PostgreSQL text cannot hold a NUL character; say so instead of failing with a wire error. */
+function refuseNul(message: ChatMessage): void {
+  const fields = {
+    id: message.id,
+    userId: message.userId,
+    displayName: message.displayName,
+    content: message.content,
+    timestamp: message.timestamp,
+    room: message.room,
+  };
+  for (const [field, value] of Object.entries(fields)) {
+    if (value.includes("\u0000")) {
+      throw invalidArgument(`Cannot store message: ${field} contains a NUL character`);
+    }
+  }
+}
+
+/** Thrown inside an append's transaction to roll it back when the id is already stored. */
+class AlreadyStored extends Error {}
+
+export class PostgresStore implements Store {
+  /** Connects to `url` (a `postgres://` URL) and creates the schema if it is missing. */
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const logger = options.logger ?? silentLogger;
+    const schema = options.schema;
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      throw new Error(
+        `Cannot open PostgreSQL store: schema "${schema}" is not lower-case letters, digits and _`,
+      );
+    }
+    const sql = postgres(url, {
+      max: options.max ?? 10,
+      onnotice: (notice) => logger.debug("PostgreSQL notice", { message: notice.message }),
+      ...(schema === undefined ? {} : { connection: { search_path: schema } }),
+    });
+    try {
+      await migrate(sql, schema, logger);
+    } catch (error) {
+      await sql.end({ timeout: 1 }).catch(() => {});
+      throw new Error(
+        `Cannot open PostgreSQL store at ${redactUrl(url)}: ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+        { cause: error },
+      );
+    }
+    return new PostgresStore(sql);
+  }
+
+  readonly #sql: postgres.Sql;
+  #closed = false;
+
+  private constructor(sql: postgres.Sql) {
+    this.#sql = sql;
+  }
+
+  async append(message: ChatMessage): Promise<ChatMessage> {
+    this.#open("append");
+    refuseNul(message);
+    try {
+      return await this.#sql.begin(async (q) => {
+        const [counter] = await q<{ last_seq: string }[]>`
+          INSERT INTO rooms (room, last_seq) VALUES (${message.room}, 1)
+          ON CONFLICT (room) DO UPDATE SET last_seq = rooms.last_seq + 1
+          RETURNING last_seq`;
+        const seq = Number(counter!.last_seq);
+        const inserted = await q`
+          INSERT INTO messages (room, seq, id, user_id, display_name, content, timestamp)
+          VALUES (${message.room}, ${seq}, ${message.id}, ${message.userId},
+                  ${message.displayName}, ${message.content}, ${message.timestamp})
+          ON CONFLICT (id) DO NOTHING
+          RETURNING seq`;
+        if (inserted.length === 0) throw new AlreadyStored();
+        return { ...message, seq };
+      });
+    } catch (error) {
+      if (!(error instanceof AlreadyStored)) throw error;
+    }
+    // The id was stored already (perhaps by a concurrent append that has committed by now).
+    const [row] = await this.#sql<Row[]>`
+      SELECT room, seq, id, user_id, display_name, content, timestamp
+      FROM messages WHERE id = ${message.id}`;
+    if (!row) {
+      throw new Error(`Cannot append message ${message.id}: it conflicted but cannot be read`);
+    }
+    return toMessage(row);
+  }
+
+  async history(query: HistoryQuery): Promise<ChatMessage[]> {
+    this.#open("read history");
+    const limit = Math.max(0, Math.trunc(query.limit));
+    if (limit === 0) return [];
+    const rows = query.beforeSeq === undefined
+      ? await this.#sql<Row[]>`
+          SELECT room, seq, id, user_id, display_name, content, timestamp FROM messages
+          WHERE room = ${query.room} ORDER BY seq DESC LIMIT ${limit}`
+      : await this.#sql<Row[]>`
+          SELECT room, seq, id, user_id, display_name, content, timestamp FROM messages
+          WHERE room = ${query.room} AND seq < ${query.beforeSeq}
+          ORDER BY seq DESC LIMIT ${limit}`;
+    return rows.map(toMessage);
+  }
+
+  async since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]> {
+    this.#open("read history");
+    const max = Math.max(0, Math.trunc(limit));
+    if (max === 0) return [];
+    const rows = await this.#sql<Row[]>`
+      SELECT room, seq, id, user_id, display_name, content, timestamp FROM messages
+      WHERE room = ${room} AND seq > ${afterSeq} ORDER BY seq ASC LIMIT ${max}`;
+    return rows.map(toMessage);
+  }
+
+  /** Ends the pool, letting running queries finish (for up to 5 s). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#sql.end({ timeout: 5 });
+  }
+
+  #open(what: string): void {
+    if (this.#closed) throw new Error(`Cannot ${what}: the PostgreSQL store is closed`);
+  }
+}
+
+/** Brings the schema up to {@linkcode POSTGRES_SCHEMA_VERSION}; one opener at a time. */
+async function migrate(sql: postgres.Sql, schema: string | undefined, logger: Logger) {
+  await sql.begin(async (q) => {
+    // Serialise concurrent openers: CREATE ... IF NOT EXISTS races with itself.
+    await q`SELECT pg_advisory_xact_lock(hashtext(${"chat-store-schema:" + (schema ?? "")}))`;
+    if (schema !== undefined) await q.unsafe(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await q`CREATE TABLE IF NOT EXISTS store_schema (
+              only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+              version  integer NOT NULL)`;
+    const [row] = await q<{ version: number }[]>`SELECT version FROM store_schema`;
+    const from = row?.version ?? 0;
+    if (from > POSTGRES_SCHEMA_VERSION) {
+      throw new Error(
+        `its schema version is ${from}, newer than ${POSTGRES_SCHEMA_VERSION} which this build knows; upgrade the service`,
+      );
+    }
+    for (let version = from + 1; version <= POSTGRES_SCHEMA_VERSION; version++) {
+      await q.unsafe(MIGRATIONS[version - 1]!);
+      logger.info("Migrated the PostgreSQL schema", { schema: schema ?? "(default)", version });
+    }
+    if (from === 0) await q`INSERT INTO store_schema (version) VALUES (${POSTGRES_SCHEMA_VERSION})`;
+    else if (from < POSTGRES_SCHEMA_VERSION) {
+      await q`UPDATE store_schema SET version = ${POSTGRES_SCHEMA_VERSION}`;
+    }
+  });
+}

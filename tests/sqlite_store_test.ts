@@ -1,0 +1,179 @@
+/** The store contract over the SQLite adapter, plus what only SQLite has: files and processes. */
+
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { SQLITE_SCHEMA_VERSION, SqliteStore } from "../store/sqlite_store.ts";
+import { openStore } from "../store/open_store.ts";
+import { silentLogger } from "../core/logger.ts";
+import { newMessage, storeContract } from "./store_contract.ts";
+
+const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-test-" });
+// Runs however the tests end (also with --filter); the files are only ours.
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(dir, { recursive: true });
+  } catch {
+    // already gone
+  }
+});
+
+const contractPath = `${dir}/contract/chat.db`;
+storeContract("sqlite store", () => SqliteStore.open(contractPath));
+
+const STORE_MODULE = new URL("../store/sqlite_store.ts", import.meta.url).href;
+const REPO = new URL("..", import.meta.url).pathname;
+
+Deno.test("sqlite store: creates parent directories, WAL mode, schema version", async () => {
+  const path = `${dir}/nested/deeper/chat.db`;
+  const store = await SqliteStore.open(path);
+  await store.append(newMessage("wal"));
+  await store.close();
+
+  const db = new DatabaseSync(path);
+  try {
+    assert.deepEqual({ ...db.prepare("PRAGMA journal_mode").get() }, { journal_mode: "wal" });
+    assert.deepEqual({ ...db.prepare("PRAGMA user_version").get() }, {
+      user_version: SQLITE_SCHEMA_VERSION,
+    });
+    const columns = db.prepare("SELECT name, pk FROM pragma_table_info('messages') ORDER BY cid")
+      .all().map((r) => ({ ...r }));
+    assert.deepEqual(columns, [
+      { name: "room", pk: 1 },
+      { name: "seq", pk: 2 },
+      { name: "id", pk: 0 },
+      { name: "user_id", pk: 0 },
+      { name: "display_name", pk: 0 },
+      { name: "content", pk: 0 },
+      { name: "timestamp", pk: 0 },
+    ]);
+  } finally {
+    db.close();
+  }
+});
+
+Deno.test("sqlite store: refuses a database with a newer schema version", async () => {
+  const path = `${dir}/newer.db`;
+  const db = new DatabaseSync(path);
+  db.exec(`PRAGMA user_version = ${SQLITE_SCHEMA_VERSION + 1}`);
+  db.close();
+  await assert.rejects(SqliteStore.open(path), /schema version is 2, newer than 1/);
+});
+
+Deno.test("sqlite store: :memory: works without a file", async () => {
+  const store = await SqliteStore.open(":memory:");
+  try {
+    await store.append(newMessage("mem"));
+    await store.append(newMessage("mem"));
+    assert.deepEqual((await store.since("mem", 0, 10)).map((m) => m.seq), [1, 2]);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("sqlite store: refuses NUL characters instead of cutting them off", async () => {
+  const store = await SqliteStore.open(":memory:");
+  try {
+    await assert.rejects(
+      store.append(newMessage("nul", { content: "a\u0000b" })),
+      /Cannot store message: content contains a NUL character/,
+    );
+    assert.deepEqual(await store.since("nul", 0, 10), []);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("sqlite store: a closed store says so", async () => {
+  const store = await SqliteStore.open(":memory:");
+  await store.close();
+  await store.close(); // twice is fine
+  await assert.rejects(store.append(newMessage("closed")), /store :memory: is closed/);
+});
+
+Deno.test("sqlite store: openStore picks SQLite when no URL is set", async () => {
+  const path = `${dir}/open-store/chat.db`;
+  const store = await openStore({ databasePath: path, databaseUrl: undefined }, silentLogger);
+  try {
+    assert.ok(store instanceof SqliteStore);
+    assert.equal((await store.append(newMessage("open"))).seq, 1);
+  } finally {
+    await store.close();
+  }
+  await Deno.stat(path);
+});
+
+Deno.test("sqlite store: appenders in four processes on one file never share or skip a seq", async () => {
+  const path = `${dir}/processes.db`;
+  const barrier = await Deno.makeTempDir({ dir, prefix: "barrier-" });
+  await (await SqliteStore.open(path)).close(); // create it once, so the processes race on appends only
+  const PROCESSES = 4;
+  const OWN = 150; // messages only this process appends
+  const SHARED = 30; // messages every process appends (same ids), interleaved with its own
+  // Each child says it is ready, then waits for "go", so that all start appending at once.
+  const code = `
+    import { SqliteStore } from ${JSON.stringify(STORE_MODULE)};
+    const env = (name) => Deno.env.get(name);
+    const store = await SqliteStore.open(env("DB"));
+    const message = (id) => ({ id, userId: "u", displayName: "U", content: id,
+      timestamp: new Date().toISOString(), room: "race", seq: 0 });
+    Deno.writeTextFileSync(env("BARRIER") + "/ready-" + env("NAME"), "");
+    for (;;) {
+      try { Deno.statSync(env("BARRIER") + "/go"); break; } catch { /* not yet */ }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const out = {};
+    for (let i = 0; i < ${OWN}; i++) {
+      const own = await store.append(message(env("NAME") + "-" + i));
+      out[own.id] = own.seq;
+      if (i % 5 === 0 && i / 5 < ${SHARED}) {
+        const shared = await store.append(message("shared-" + (i / 5)));
+        out[shared.id] = shared.seq;
+      }
+    }
+    await store.close();
+    Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(out)));
+  `;
+  const children = Array.from({ length: PROCESSES }, (_, p) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--quiet", code],
+      cwd: REPO,
+      env: { DB: path, NAME: `p${p}`, BARRIER: barrier },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output());
+  const deadline = Date.now() + 60_000;
+  while ([...Deno.readDirSync(barrier)].length < PROCESSES && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await Deno.writeTextFile(`${barrier}/go`, "");
+  const outputs = await Promise.all(children);
+
+  const seen = new Map<string, number>();
+  for (const [p, output] of outputs.entries()) {
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.ok(output.success, `process ${p} failed: ${stderr}`);
+    const result = JSON.parse(new TextDecoder().decode(output.stdout)) as Record<string, number>;
+    for (const [id, seq] of Object.entries(result)) {
+      if (seen.has(id)) assert.equal(seq, seen.get(id), `every process got one seq for ${id}`);
+      seen.set(id, seq);
+    }
+  }
+  const total = PROCESSES * OWN + SHARED;
+  assert.equal(seen.size, total);
+  const seqs = [...seen.values()].sort((a, b) => a - b);
+  assert.deepEqual(seqs, Array.from({ length: total }, (_, i) => i + 1));
+
+  const store = await SqliteStore.open(path);
+  try {
+    const stored = await store.since("race", 0, 10_000);
+    assert.deepEqual(stored.map((m) => m.seq), seqs);
+    for (const m of stored) assert.equal(m.seq, seen.get(m.id));
+    // They really ran side by side: one after another would switch owner only PROCESSES - 1 times.
+    const owners = stored.map((m) => m.id.split("-")[0]).filter((owner) => owner !== "shared");
+    const switches = owners.filter((owner, i) => i > 0 && owner !== owners[i - 1]).length;
+    assert.ok(switches > PROCESSES - 1, `the processes' appends interleave (${switches} switches)`);
+  } finally {
+    await store.close();
+  }
+});
