@@ -1,11 +1,23 @@
 /** The in-memory store, for tests and for a process that keeps no history on disk. */
 
 import type { ChatMessage } from "../core/types.ts";
-import type { HistoryQuery, Store } from "./store.ts";
+import {
+  type Account,
+  compareCodePoints,
+  type HistoryQuery,
+  type Room,
+  type Store,
+} from "./store.ts";
 
 export class MemoryStore implements Store {
   readonly #rooms = new Map<string, ChatMessage[]>();
   readonly #byId = new Map<string, ChatMessage>();
+  readonly #accounts = new Map<string, Account>();
+  readonly #roomRecords = new Map<string, Room>();
+  /** Room id → member user ids. */
+  readonly #members = new Map<string, Set<string>>();
+  /** User id → the room ids they are a member of. */
+  readonly #memberOf = new Map<string, Set<string>>();
 
   append(message: ChatMessage): Promise<ChatMessage> {
     const existing = this.#byId.get(message.id);
@@ -30,6 +42,92 @@ export class MemoryStore implements Store {
   since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]> {
     const log = this.#rooms.get(room) ?? [];
     return Promise.resolve(log.slice(afterSeq, afterSeq + limit));
+  }
+
+  createAccount(account: Account): Promise<{ account: Account; created: boolean }> {
+    const existing = this.#accounts.get(account.id);
+    if (existing) return Promise.resolve({ account: { ...existing }, created: false });
+    const stored: Account = {
+      id: account.id,
+      displayName: account.displayName,
+      passwordHash: account.passwordHash,
+      createdAt: account.createdAt,
+    };
+    this.#accounts.set(stored.id, stored);
+    return Promise.resolve({ account: { ...stored }, created: true });
+  }
+
+  getAccount(id: string): Promise<Account | undefined> {
+    const account = this.#accounts.get(id);
+    return Promise.resolve(account && { ...account });
+  }
+
+  createRoom(room: Room): Promise<{ room: Room; created: boolean }> {
+    const existing = this.#roomRecords.get(room.id);
+    if (existing) return Promise.resolve({ room: { ...existing }, created: false });
+    const stored: Room = {
+      id: room.id,
+      direct: room.direct,
+      createdBy: room.createdBy,
+      createdAt: room.createdAt,
+    };
+    this.#roomRecords.set(stored.id, stored);
+    return Promise.resolve({ room: { ...stored }, created: true });
+  }
+
+  getRoom(id: string): Promise<Room | undefined> {
+    const room = this.#roomRecords.get(id);
+    return Promise.resolve(room && { ...room });
+  }
+
+  addMember(roomId: string, userId: string): Promise<boolean> {
+    let members = this.#members.get(roomId);
+    if (!members) this.#members.set(roomId, members = new Set());
+    if (members.has(userId)) return Promise.resolve(false);
+    members.add(userId);
+    let rooms = this.#memberOf.get(userId);
+    if (!rooms) this.#memberOf.set(userId, rooms = new Set());
+    rooms.add(roomId);
+    return Promise.resolve(true);
+  }
+
+  removeMember(roomId: string, userId: string): Promise<boolean> {
+    const members = this.#members.get(roomId);
+    if (!members?.delete(userId)) return Promise.resolve(false);
+    if (members.size === 0) this.#members.delete(roomId);
+    const rooms = this.#memberOf.get(userId);
+    rooms?.delete(roomId);
+    if (rooms?.size === 0) this.#memberOf.delete(userId);
+    return Promise.resolve(true);
+  }
+
+  isMember(roomId: string, userId: string): Promise<boolean> {
+    return Promise.resolve(this.#members.get(roomId)?.has(userId) ?? false);
+  }
+
+  members(roomId: string): Promise<string[]> {
+    return Promise.resolve([...this.#members.get(roomId) ?? []].sort(compareCodePoints));
+  }
+
+  roomsOf(userId: string): Promise<Room[]> {
+    const rooms: Room[] = [];
+    for (const id of this.#memberOf.get(userId) ?? []) {
+      const room = this.#roomRecords.get(id);
+      if (room) rooms.push({ ...room });
+    }
+    return Promise.resolve(rooms.sort((a, b) => compareCodePoints(a.id, b.id)));
+  }
+
+  listRooms(limit: number): Promise<Room[]> {
+    const max = Math.max(0, Math.trunc(limit));
+    if (max === 0) return Promise.resolve([]);
+    const rooms = [...this.#roomRecords.values()].filter((room) => !room.direct)
+      .sort((a, b) => compareCodePoints(a.id, b.id));
+    return Promise.resolve(rooms.slice(0, max).map((room) => ({ ...room })));
+  }
+
+  lastSeq(roomId: string): Promise<number> {
+    return Promise.resolve(this.#rooms.get(roomId)?.length ?? 0);
   }
 
   close(): Promise<void> {

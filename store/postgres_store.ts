@@ -1,11 +1,16 @@
 /**
  * The PostgreSQL store, through `npm:postgres` (a pool of connections per store).
  *
- * Sequence numbers come from a counter row per room (`rooms.last_seq`): an append increments it
+ * Sequence numbers come from a counter row per room (`room_seqs.last_seq`; the table was `rooms`
+ * in schema version 1): an append increments it
  * and inserts the message in one transaction, so concurrent appenders (in any number of
  * processes) queue on that row and each gets the next number. When the message id is already
  * stored, the transaction is rolled back (the counter with it, so no gap) and the stored copy is
  * returned.
+ *
+ * Accounts, rooms and memberships live in tables `accounts`, `rooms` and `members` (schema version
+ * 2). Their id columns use the "C" collation, so that ids sort by code point whatever the
+ * database's locale, as in the other stores.
  *
  * Timestamps are kept as text, exactly as given (RFC 3339), like the other stores.
  */
@@ -14,10 +19,10 @@ import postgres from "postgres";
 import type { ChatMessage } from "../core/types.ts";
 import { invalidArgument } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
-import type { HistoryQuery, Store } from "./store.ts";
+import type { Account, HistoryQuery, Room, Store } from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */
-export const POSTGRES_SCHEMA_VERSION = 1;
+export const POSTGRES_SCHEMA_VERSION = 2;
 
 /** Migration N brings a schema from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly string[] = [
@@ -35,6 +40,31 @@ const MIGRATIONS: readonly string[] = [
      timestamp    text   NOT NULL,
      PRIMARY KEY (room, seq)
    );`,
+  // 2: accounts, rooms and membership. The name `rooms` goes to the room records, so the
+  // sequence counters move to `room_seqs` (rows and all; a version-1 process still running
+  // fails its appends loudly rather than writing elsewhere).
+  `ALTER TABLE rooms RENAME TO room_seqs;
+   ALTER TABLE room_seqs RENAME CONSTRAINT rooms_pkey TO room_seqs_pkey;
+   CREATE TABLE accounts (
+     id            text COLLATE "C" PRIMARY KEY,
+     display_name  text NOT NULL,
+     password_hash text NOT NULL,
+     created_at    text NOT NULL
+   );
+   CREATE TABLE rooms (
+     id         text COLLATE "C" PRIMARY KEY,
+     direct     boolean NOT NULL,
+     created_by text    NOT NULL,
+     created_at text    NOT NULL
+   );
+   CREATE INDEX rooms_listed ON rooms (id) WHERE NOT direct;
+   CREATE TABLE members (
+     room_id   text COLLATE "C" NOT NULL,
+     user_id   text COLLATE "C" NOT NULL,
+     joined_at text NOT NULL,
+     PRIMARY KEY (room_id, user_id)
+   );
+   CREATE INDEX members_user_id ON members (user_id, room_id);`,
 ];
 
 export interface PostgresStoreOptions {
@@ -57,6 +87,34 @@ interface Row {
   content: string;
   timestamp: string;
 }
+
+interface AccountRow {
+  id: string;
+  display_name: string;
+  password_hash: string;
+  created_at: string;
+}
+
+interface RoomRow {
+  id: string;
+  direct: boolean;
+  created_by: string;
+  created_at: string;
+}
+
+const toAccount = (row: AccountRow): Account => ({
+  id: row.id,
+  displayName: row.display_name,
+  passwordHash: row.password_hash,
+  createdAt: row.created_at,
+});
+
+const toRoom = (row: RoomRow): Room => ({
+  id: row.id,
+  direct: row.direct,
+  createdBy: row.created_by,
+  createdAt: row.created_at,
+});
 
 function toMessage(row: Row): ChatMessage {
   return {
@@ -83,20 +141,27 @@ export function redactUrl(url: string): string {
 
 /** PostgreSQL text cannot hold a NUL character; say so instead of failing with a wire error. */
 function refuseNul(message: ChatMessage): void {
-  const fields = {
+  refuseNulIn("store message", {
     id: message.id,
     userId: message.userId,
     displayName: message.displayName,
     content: message.content,
     timestamp: message.timestamp,
     room: message.room,
-  };
+  });
+}
+
+/** Refuses a NUL character in any of `fields`, naming the field: "Cannot {action}: ...". */
+function refuseNulIn(action: string, fields: Record<string, string>): void {
   for (const [field, value] of Object.entries(fields)) {
     if (value.includes("\u0000")) {
-      throw invalidArgument(`Cannot store message: ${field} contains a NUL character`);
+      throw invalidArgument(`Cannot ${action}: ${field} contains a NUL character`);
     }
   }
 }
+
+/** Whether any of `ids` holds a NUL character: no stored id can, and PostgreSQL would refuse it. */
+const anyNul = (...ids: string[]) => ids.some((id) => id.includes("\u0000"));
 
 /** Thrown inside an append's transaction to roll it back when the id is already stored. */
 class AlreadyStored extends Error {}
@@ -143,8 +208,8 @@ export class PostgresStore implements Store {
     try {
       return await this.#sql.begin(async (q) => {
         const [counter] = await q<{ last_seq: string }[]>`
-          INSERT INTO rooms (room, last_seq) VALUES (${message.room}, 1)
-          ON CONFLICT (room) DO UPDATE SET last_seq = rooms.last_seq + 1
+          INSERT INTO room_seqs (room, last_seq) VALUES (${message.room}, 1)
+          ON CONFLICT (room) DO UPDATE SET last_seq = room_seqs.last_seq + 1
           RETURNING last_seq`;
         const seq = Number(counter!.last_seq);
         const inserted = await q`
@@ -192,6 +257,125 @@ export class PostgresStore implements Store {
       SELECT room, seq, id, user_id, display_name, content, timestamp FROM messages
       WHERE room = ${room} AND seq > ${afterSeq} ORDER BY seq ASC LIMIT ${max}`;
     return rows.map(toMessage);
+  }
+
+  async createAccount(account: Account): Promise<{ account: Account; created: boolean }> {
+    this.#open("create account");
+    refuseNulIn("create account", {
+      id: account.id,
+      displayName: account.displayName,
+      passwordHash: account.passwordHash,
+      createdAt: account.createdAt,
+    });
+    const [inserted] = await this.#sql<AccountRow[]>`
+      INSERT INTO accounts (id, display_name, password_hash, created_at)
+      VALUES (${account.id}, ${account.displayName}, ${account.passwordHash}, ${account.createdAt})
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id, display_name, password_hash, created_at`;
+    if (inserted) return { account: toAccount(inserted), created: true };
+    // Taken: DO NOTHING waited for a concurrent creator to commit, so this statement sees its row.
+    const stored = await this.getAccount(account.id);
+    if (!stored) {
+      throw new Error(`Cannot create account ${account.id}: it conflicted but cannot be read`);
+    }
+    return { account: stored, created: false };
+  }
+
+  async getAccount(id: string): Promise<Account | undefined> {
+    this.#open("read account");
+    if (anyNul(id)) return undefined;
+    const [row] = await this.#sql<AccountRow[]>`
+      SELECT id, display_name, password_hash, created_at FROM accounts WHERE id = ${id}`;
+    return row && toAccount(row);
+  }
+
+  async createRoom(room: Room): Promise<{ room: Room; created: boolean }> {
+    this.#open("create room");
+    refuseNulIn("create room", {
+      id: room.id,
+      createdBy: room.createdBy,
+      createdAt: room.createdAt,
+    });
+    const [inserted] = await this.#sql<RoomRow[]>`
+      INSERT INTO rooms (id, direct, created_by, created_at)
+      VALUES (${room.id}, ${room.direct}, ${room.createdBy}, ${room.createdAt})
+      ON CONFLICT (id) DO NOTHING
+      RETURNING id, direct, created_by, created_at`;
+    if (inserted) return { room: toRoom(inserted), created: true };
+    const stored = await this.getRoom(room.id);
+    if (!stored) throw new Error(`Cannot create room ${room.id}: it conflicted but cannot be read`);
+    return { room: stored, created: false };
+  }
+
+  async getRoom(id: string): Promise<Room | undefined> {
+    this.#open("read room");
+    if (anyNul(id)) return undefined;
+    const [row] = await this.#sql<RoomRow[]>`
+      SELECT id, direct, created_by, created_at FROM rooms WHERE id = ${id}`;
+    return row && toRoom(row);
+  }
+
+  async addMember(roomId: string, userId: string): Promise<boolean> {
+    this.#open("add member");
+    refuseNulIn("add member", { roomId, userId });
+    const inserted = await this.#sql`
+      INSERT INTO members (room_id, user_id, joined_at)
+      VALUES (${roomId}, ${userId}, ${new Date().toISOString()})
+      ON CONFLICT DO NOTHING
+      RETURNING 1`;
+    return inserted.length === 1;
+  }
+
+  async removeMember(roomId: string, userId: string): Promise<boolean> {
+    this.#open("remove member");
+    if (anyNul(roomId, userId)) return false;
+    const deleted = await this.#sql`
+      DELETE FROM members WHERE room_id = ${roomId} AND user_id = ${userId} RETURNING 1`;
+    return deleted.length === 1;
+  }
+
+  async isMember(roomId: string, userId: string): Promise<boolean> {
+    this.#open("read members");
+    if (anyNul(roomId, userId)) return false;
+    const rows = await this.#sql`
+      SELECT 1 FROM members WHERE room_id = ${roomId} AND user_id = ${userId}`;
+    return rows.length === 1;
+  }
+
+  async members(roomId: string): Promise<string[]> {
+    this.#open("read members");
+    if (anyNul(roomId)) return [];
+    const rows = await this.#sql<{ user_id: string }[]>`
+      SELECT user_id FROM members WHERE room_id = ${roomId} ORDER BY user_id`;
+    return rows.map((row) => row.user_id);
+  }
+
+  async roomsOf(userId: string): Promise<Room[]> {
+    this.#open("read rooms");
+    if (anyNul(userId)) return [];
+    const rows = await this.#sql<RoomRow[]>`
+      SELECT r.id, r.direct, r.created_by, r.created_at
+      FROM members m JOIN rooms r ON r.id = m.room_id
+      WHERE m.user_id = ${userId} ORDER BY r.id`;
+    return rows.map(toRoom);
+  }
+
+  async listRooms(limit: number): Promise<Room[]> {
+    this.#open("list rooms");
+    const max = Math.max(0, Math.trunc(limit));
+    if (max === 0) return [];
+    const rows = await this.#sql<RoomRow[]>`
+      SELECT id, direct, created_by, created_at FROM rooms
+      WHERE NOT direct ORDER BY id LIMIT ${max}`;
+    return rows.map(toRoom);
+  }
+
+  async lastSeq(roomId: string): Promise<number> {
+    this.#open("read history");
+    if (anyNul(roomId)) return 0;
+    const [row] = await this.#sql<{ seq: string | number }[]>`
+      SELECT COALESCE(MAX(seq), 0) AS seq FROM messages WHERE room = ${roomId}`;
+    return Number(row?.seq ?? 0);
   }
 
   /** Ends the pool, letting running queries finish (for up to 5 s). */

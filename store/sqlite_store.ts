@@ -6,6 +6,9 @@
  * (`BEGIN IMMEDIATE`) before it reads the room's last sequence number, so two appenders can never
  * pick the same number or leave a gap.
  *
+ * Accounts, rooms and memberships live in tables `accounts`, `rooms` and `members` (schema version
+ * 2); ids are compared and sorted with SQLite's BINARY collation, i.e. by code point.
+ *
  * `node:sqlite` is synchronous: every call blocks the event loop for the length of one statement
  * (or, while another process holds the write lock, for up to the busy timeout).
  */
@@ -15,10 +18,10 @@ import { dirname } from "node:path";
 import type { ChatMessage } from "../core/types.ts";
 import { invalidArgument } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
-import type { HistoryQuery, Store } from "./store.ts";
+import type { Account, HistoryQuery, Room, Store } from "./store.ts";
 
 /** The schema version this code writes (`PRAGMA user_version`); bump it with a migration. */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
 
 /** Migration N brings a database from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly string[] = [
@@ -32,6 +35,27 @@ const MIGRATIONS: readonly string[] = [
      timestamp    TEXT    NOT NULL,
      PRIMARY KEY (room, seq)
    ) WITHOUT ROWID`,
+  // 2: accounts, rooms and membership.
+  `CREATE TABLE accounts (
+     id            TEXT NOT NULL PRIMARY KEY,
+     display_name  TEXT NOT NULL,
+     password_hash TEXT NOT NULL,
+     created_at    TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE rooms (
+     id         TEXT    NOT NULL PRIMARY KEY,
+     direct     INTEGER NOT NULL CHECK (direct IN (0, 1)),
+     created_by TEXT    NOT NULL,
+     created_at TEXT    NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX rooms_listed ON rooms (id) WHERE direct = 0;
+   CREATE TABLE members (
+     room_id   TEXT NOT NULL,
+     user_id   TEXT NOT NULL,
+     joined_at TEXT NOT NULL,
+     PRIMARY KEY (room_id, user_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX members_user_id ON members (user_id, room_id);`,
 ];
 
 const COLUMNS = "room, seq, id, user_id, display_name, content, timestamp";
@@ -52,6 +76,34 @@ interface Row {
   timestamp: string;
 }
 
+interface AccountRow {
+  id: string;
+  display_name: string;
+  password_hash: string;
+  created_at: string;
+}
+
+interface RoomRow {
+  id: string;
+  direct: number;
+  created_by: string;
+  created_at: string;
+}
+
+const toAccount = (row: AccountRow): Account => ({
+  id: row.id,
+  displayName: row.display_name,
+  passwordHash: row.password_hash,
+  createdAt: row.created_at,
+});
+
+const toRoom = (row: RoomRow): Room => ({
+  id: row.id,
+  direct: Number(row.direct) === 1,
+  createdBy: row.created_by,
+  createdAt: row.created_at,
+});
+
 function toMessage(row: Row): ChatMessage {
   return {
     id: row.id,
@@ -66,20 +118,27 @@ function toMessage(row: Row): ChatMessage {
 
 /** SQLite TEXT reads stop at a NUL character, so one would be cut off silently: refuse it. */
 function refuseNul(message: ChatMessage): void {
-  const fields = {
+  refuseNulIn("store message", {
     id: message.id,
     userId: message.userId,
     displayName: message.displayName,
     content: message.content,
     timestamp: message.timestamp,
     room: message.room,
-  };
+  });
+}
+
+/** Refuses a NUL character in any of `fields`, naming the field: "Cannot {action}: ...". */
+function refuseNulIn(action: string, fields: Record<string, string>): void {
   for (const [field, value] of Object.entries(fields)) {
     if (value.includes("\u0000")) {
-      throw invalidArgument(`Cannot store message: ${field} contains a NUL character`);
+      throw invalidArgument(`Cannot ${action}: ${field} contains a NUL character`);
     }
   }
 }
+
+const ACCOUNT_COLUMNS = "id, display_name, password_hash, created_at";
+const ROOM_COLUMNS = "id, direct, created_by, created_at";
 
 export class SqliteStore implements Store {
   /** Opens (and creates, with its parent directories) the database at `path`, or ":memory:". */
@@ -99,6 +158,16 @@ export class SqliteStore implements Store {
   readonly #newest: StatementSync;
   readonly #before: StatementSync;
   readonly #after: StatementSync;
+  readonly #insertAccount: StatementSync;
+  readonly #account: StatementSync;
+  readonly #insertRoom: StatementSync;
+  readonly #room: StatementSync;
+  readonly #addMember: StatementSync;
+  readonly #removeMember: StatementSync;
+  readonly #isMember: StatementSync;
+  readonly #members: StatementSync;
+  readonly #roomsOf: StatementSync;
+  readonly #listRooms: StatementSync;
   #closed = false;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -139,6 +208,30 @@ export class SqliteStore implements Store {
     );
     this.#after = db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq ASC LIMIT ?`,
+    );
+    this.#insertAccount = db.prepare(
+      `INSERT INTO accounts (${ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+    );
+    this.#account = db.prepare(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = ?`);
+    this.#insertRoom = db.prepare(
+      `INSERT INTO rooms (${ROOM_COLUMNS}) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+    );
+    this.#room = db.prepare(`SELECT ${ROOM_COLUMNS} FROM rooms WHERE id = ?`);
+    this.#addMember = db.prepare(
+      "INSERT INTO members (room_id, user_id, joined_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    );
+    this.#removeMember = db.prepare("DELETE FROM members WHERE room_id = ? AND user_id = ?");
+    this.#isMember = db.prepare("SELECT 1 AS yes FROM members WHERE room_id = ? AND user_id = ?");
+    this.#members = db.prepare(
+      "SELECT user_id FROM members WHERE room_id = ? ORDER BY user_id",
+    );
+    this.#roomsOf = db.prepare(
+      `SELECT r.id, r.direct, r.created_by, r.created_at
+       FROM members m JOIN rooms r ON r.id = m.room_id
+       WHERE m.user_id = ? ORDER BY r.id`,
+    );
+    this.#listRooms = db.prepare(
+      `SELECT ${ROOM_COLUMNS} FROM rooms WHERE direct = 0 ORDER BY id LIMIT ?`,
     );
   }
 
@@ -186,6 +279,107 @@ export class SqliteStore implements Store {
     const max = Math.max(0, Math.trunc(limit));
     if (max === 0) return [];
     return (this.#after.all(room, afterSeq, max) as unknown as Row[]).map(toMessage);
+  }
+
+  // deno-lint-ignore require-await
+  async createAccount(account: Account): Promise<{ account: Account; created: boolean }> {
+    this.#open("create account");
+    refuseNulIn("create account", {
+      id: account.id,
+      displayName: account.displayName,
+      passwordHash: account.passwordHash,
+      createdAt: account.createdAt,
+    });
+    // One statement, so atomic across connections and processes; nothing deletes accounts, so
+    // the row that won is there to read.
+    const { changes } = this.#insertAccount.run(
+      account.id,
+      account.displayName,
+      account.passwordHash,
+      account.createdAt,
+    );
+    const row = this.#account.get(account.id) as AccountRow | undefined;
+    if (!row) throw new Error(`Cannot create account ${account.id}: it cannot be read back`);
+    return { account: toAccount(row), created: Number(changes) === 1 };
+  }
+
+  // deno-lint-ignore require-await
+  async getAccount(id: string): Promise<Account | undefined> {
+    this.#open("read account");
+    const row = this.#account.get(id) as AccountRow | undefined;
+    return row && toAccount(row);
+  }
+
+  // deno-lint-ignore require-await
+  async createRoom(room: Room): Promise<{ room: Room; created: boolean }> {
+    this.#open("create room");
+    refuseNulIn("create room", {
+      id: room.id,
+      createdBy: room.createdBy,
+      createdAt: room.createdAt,
+    });
+    const { changes } = this.#insertRoom.run(
+      room.id,
+      room.direct ? 1 : 0,
+      room.createdBy,
+      room.createdAt,
+    );
+    const row = this.#room.get(room.id) as RoomRow | undefined;
+    if (!row) throw new Error(`Cannot create room ${room.id}: it cannot be read back`);
+    return { room: toRoom(row), created: Number(changes) === 1 };
+  }
+
+  // deno-lint-ignore require-await
+  async getRoom(id: string): Promise<Room | undefined> {
+    this.#open("read room");
+    const row = this.#room.get(id) as RoomRow | undefined;
+    return row && toRoom(row);
+  }
+
+  // deno-lint-ignore require-await
+  async addMember(roomId: string, userId: string): Promise<boolean> {
+    this.#open("add member");
+    refuseNulIn("add member", { roomId, userId });
+    const { changes } = this.#addMember.run(roomId, userId, new Date().toISOString());
+    return Number(changes) === 1;
+  }
+
+  // deno-lint-ignore require-await
+  async removeMember(roomId: string, userId: string): Promise<boolean> {
+    this.#open("remove member");
+    return Number(this.#removeMember.run(roomId, userId).changes) === 1;
+  }
+
+  // deno-lint-ignore require-await
+  async isMember(roomId: string, userId: string): Promise<boolean> {
+    this.#open("read members");
+    return this.#isMember.get(roomId, userId) !== undefined;
+  }
+
+  // deno-lint-ignore require-await
+  async members(roomId: string): Promise<string[]> {
+    this.#open("read members");
+    return (this.#members.all(roomId) as unknown as { user_id: string }[]).map((r) => r.user_id);
+  }
+
+  // deno-lint-ignore require-await
+  async roomsOf(userId: string): Promise<Room[]> {
+    this.#open("read rooms");
+    return (this.#roomsOf.all(userId) as unknown as RoomRow[]).map(toRoom);
+  }
+
+  // deno-lint-ignore require-await
+  async listRooms(limit: number): Promise<Room[]> {
+    this.#open("list rooms");
+    const max = Math.max(0, Math.trunc(limit));
+    if (max === 0) return [];
+    return (this.#listRooms.all(max) as unknown as RoomRow[]).map(toRoom);
+  }
+
+  // deno-lint-ignore require-await
+  async lastSeq(roomId: string): Promise<number> {
+    this.#open("read history");
+    return Number((this.#lastSeq.get(roomId) as { seq: number }).seq);
   }
 
   // deno-lint-ignore require-await

@@ -1,8 +1,12 @@
 /**
- * The storage port: chat history with per-room sequence numbers.
+ * The storage port: chat history with per-room sequence numbers, and the accounts, rooms and
+ * memberships that rooms, direct messages and sign-in build on.
  *
  * Adapters (memory, SQLite, PostgreSQL) are held to one contract suite,
  * `tests/store_contract.ts`.
+ *
+ * Lists of ids are sorted by Unicode code point (the byte order of their UTF-8, what SQLite's
+ * BINARY and PostgreSQL's "C" collations give), the same in every adapter and every locale.
  */
 
 import type { ChatMessage } from "../core/types.ts";
@@ -12,6 +16,23 @@ export interface HistoryQuery {
   /** Only messages with a smaller sequence number; omitted means from the newest. */
   readonly beforeSeq?: number;
   readonly limit: number;
+}
+
+export interface Account {
+  readonly id: string;
+  readonly displayName: string;
+  readonly passwordHash: string;
+  /** RFC 3339, kept exactly as given. */
+  readonly createdAt: string;
+}
+
+export interface Room {
+  readonly id: string;
+  /** A direct-message room: never listed by {@linkcode Store.listRooms}. */
+  readonly direct: boolean;
+  readonly createdBy: string;
+  /** RFC 3339, kept exactly as given. */
+  readonly createdAt: string;
 }
 
 export interface Store {
@@ -24,5 +45,53 @@ export interface Store {
   history(query: HistoryQuery): Promise<ChatMessage[]>;
   /** Oldest first: the messages of `room` after `afterSeq`, at most `limit`. */
   since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]>;
+
+  /**
+   * Creates the account if the id is free; returns the stored account and whether this call
+   * created it. Atomic: two concurrent creations of one id → exactly one `created: true`.
+   */
+  createAccount(account: Account): Promise<{ account: Account; created: boolean }>;
+  getAccount(id: string): Promise<Account | undefined>;
+  /** Creates the room if the id is free; same semantics as createAccount. */
+  createRoom(room: Room): Promise<{ room: Room; created: boolean }>;
+  getRoom(id: string): Promise<Room | undefined>;
+  /**
+   * Adds a member; false when already a member. The store checks neither that the room was
+   * created nor that the user has an account: the caller does.
+   */
+  addMember(roomId: string, userId: string): Promise<boolean>;
+  /** Removes a member; false when not a member. */
+  removeMember(roomId: string, userId: string): Promise<boolean>;
+  isMember(roomId: string, userId: string): Promise<boolean>;
+  /** Member user ids, sorted. */
+  members(roomId: string): Promise<string[]>;
+  /** The rooms a user is a member of, sorted by id (only rooms that were created). */
+  roomsOf(userId: string): Promise<Room[]>;
+  /** Rooms that are not direct, sorted by id, at most `limit`. */
+  listRooms(limit: number): Promise<Room[]>;
+  /** The highest sequence number stored in a room (0 when empty). */
+  lastSeq(roomId: string): Promise<number>;
+
   close(): Promise<void>;
+}
+
+/**
+ * Compares two strings by Unicode code point, as the SQL adapters sort (JavaScript's default
+ * sort compares UTF-16 code units, which puts U+E000..U+FFFF after the astral planes).
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+/** Moves surrogates (astral code points) above U+E000..U+FFFF, keeping every other order. */
+function codePointRank(unit: number): number {
+  if (unit >= 0xd800 && unit <= 0xdfff) return unit + 0x2000;
+  if (unit >= 0xe000) return unit - 0x800;
+  return unit;
 }

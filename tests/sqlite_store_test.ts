@@ -5,7 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from "../store/sqlite_store.ts";
 import { openStore } from "../store/open_store.ts";
 import { silentLogger } from "../core/logger.ts";
-import { newMessage, storeContract } from "./store_contract.ts";
+import { newAccount, newMessage, newRoom, storeContract } from "./store_contract.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-test-" });
 // Runs however the tests end (also with --filter); the files are only ours.
@@ -56,7 +56,140 @@ Deno.test("sqlite store: refuses a database with a newer schema version", async 
   const db = new DatabaseSync(path);
   db.exec(`PRAGMA user_version = ${SQLITE_SCHEMA_VERSION + 1}`);
   db.close();
-  await assert.rejects(SqliteStore.open(path), /schema version is 2, newer than 1/);
+  await assert.rejects(
+    SqliteStore.open(path),
+    new RegExp(
+      `schema version is ${SQLITE_SCHEMA_VERSION + 1}, newer than ${SQLITE_SCHEMA_VERSION} `,
+    ),
+  );
+});
+
+/** The schema of version 1 exactly as that code created it (frozen here: it must not change). */
+const SCHEMA_V1 = `CREATE TABLE IF NOT EXISTS messages (
+     room         TEXT    NOT NULL,
+     seq          INTEGER NOT NULL,
+     id           TEXT    NOT NULL UNIQUE,
+     user_id      TEXT    NOT NULL,
+     display_name TEXT    NOT NULL,
+     content      TEXT    NOT NULL,
+     timestamp    TEXT    NOT NULL,
+     PRIMARY KEY (room, seq)
+   ) WITHOUT ROWID;
+   PRAGMA user_version = 1;`;
+
+Deno.test("sqlite store: a version 1 database upgrades in place, keeping its messages", async () => {
+  const path = `${dir}/v1/chat.db`;
+  await Deno.mkdir(`${dir}/v1`);
+  const old = new DatabaseSync(path);
+  old.exec("PRAGMA journal_mode = WAL");
+  old.exec(SCHEMA_V1);
+  const insert = old.prepare(
+    "INSERT INTO messages (room, seq, id, user_id, display_name, content, timestamp) " +
+      "VALUES (?, ?, ?, ?, ?, ?, ?)",
+  );
+  const messages = [1, 2, 3].map((seq) => ({
+    ...newMessage("old-room", { content: `old ${seq} — ünïcode 😀` }),
+    seq,
+  }));
+  for (const m of messages) {
+    insert.run(m.room, m.seq, m.id, m.userId, m.displayName, m.content, m.timestamp);
+  }
+  old.close();
+
+  const store = await SqliteStore.open(path);
+  try {
+    assert.deepEqual(await store.since("old-room", 0, 10), messages, "the messages are kept");
+    assert.equal(await store.lastSeq("old-room"), 3);
+    assert.equal((await store.append(newMessage("old-room"))).seq, 4, "seq goes on");
+    assert.deepEqual(await store.append(messages[0]!), messages[0], "ids are remembered");
+    const account = newAccount("upgraded-user");
+    assert.deepEqual(await store.createAccount(account), { account, created: true });
+    const room = newRoom("old-room");
+    assert.deepEqual(await store.createRoom(room), { room, created: true });
+    assert.equal(await store.addMember(room.id, account.id), true);
+    assert.deepEqual(await store.roomsOf(account.id), [room]);
+    assert.deepEqual(await store.listRooms(10), [room]);
+  } finally {
+    await store.close();
+  }
+
+  const db = new DatabaseSync(path);
+  try {
+    assert.deepEqual({ ...db.prepare("PRAGMA user_version").get() }, {
+      user_version: SQLITE_SCHEMA_VERSION,
+    });
+    assert.deepEqual({ ...db.prepare("PRAGMA journal_mode").get() }, { journal_mode: "wal" });
+  } finally {
+    db.close();
+  }
+  // Opening again finds nothing to migrate.
+  const again = await SqliteStore.open(path);
+  try {
+    assert.equal(await again.lastSeq("old-room"), 4);
+    assert.equal((await again.getAccount("upgraded-user"))?.id, "upgraded-user");
+  } finally {
+    await again.close();
+  }
+});
+
+Deno.test("sqlite store: schema of accounts, rooms and members", async () => {
+  const path = `${dir}/schema-v2.db`;
+  await (await SqliteStore.open(path)).close();
+  const db = new DatabaseSync(path);
+  try {
+    const columns = (table: string) =>
+      db.prepare(`SELECT name, pk FROM pragma_table_info('${table}') ORDER BY cid`).all()
+        .map((r) => ({ ...r }));
+    assert.deepEqual(columns("accounts"), [
+      { name: "id", pk: 1 },
+      { name: "display_name", pk: 0 },
+      { name: "password_hash", pk: 0 },
+      { name: "created_at", pk: 0 },
+    ]);
+    assert.deepEqual(columns("rooms"), [
+      { name: "id", pk: 1 },
+      { name: "direct", pk: 0 },
+      { name: "created_by", pk: 0 },
+      { name: "created_at", pk: 0 },
+    ]);
+    assert.deepEqual(columns("members"), [
+      { name: "room_id", pk: 1 },
+      { name: "user_id", pk: 2 },
+      { name: "joined_at", pk: 0 },
+    ]);
+    const indexColumns = (index: string) =>
+      db.prepare(`SELECT name FROM pragma_index_info('${index}') ORDER BY seqno`).all()
+        .map((r) => r.name);
+    assert.deepEqual(indexColumns("members_user_id"), ["user_id", "room_id"]);
+    const plan = db.prepare(
+      "EXPLAIN QUERY PLAN SELECT room_id FROM members WHERE user_id = 'u'",
+    ).all().map((r) => String(r.detail)).join("; ");
+    assert.match(plan, /members_user_id/, "roomsOf finds a user's rooms through the index");
+  } finally {
+    db.close();
+  }
+});
+
+Deno.test("sqlite store: account and room fields with a NUL character are refused", async () => {
+  const store = await SqliteStore.open(":memory:");
+  try {
+    await assert.rejects(
+      store.createAccount(newAccount("nul", { displayName: "a\u0000b" })),
+      /Cannot create account: displayName contains a NUL character/,
+    );
+    assert.equal(await store.getAccount("nul"), undefined);
+    await assert.rejects(
+      store.createRoom(newRoom("nul\u0000room")),
+      /Cannot create room: id contains a NUL character/,
+    );
+    await assert.rejects(
+      store.addMember("room", "user\u0000"),
+      /Cannot add member: userId contains a NUL character/,
+    );
+    assert.deepEqual(await store.members("room"), []);
+  } finally {
+    await store.close();
+  }
 });
 
 Deno.test("sqlite store: :memory: works without a file", async () => {
@@ -173,6 +306,69 @@ Deno.test("sqlite store: appenders in four processes on one file never share or 
     const owners = stored.map((m) => m.id.split("-")[0]).filter((owner) => owner !== "shared");
     const switches = owners.filter((owner, i) => i > 0 && owner !== owners[i - 1]).length;
     assert.ok(switches > PROCESSES - 1, `the processes' appends interleave (${switches} switches)`);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("sqlite store: createAccount in four processes on one file creates each id once", async () => {
+  const path = `${dir}/accounts-processes.db`;
+  const barrier = await Deno.makeTempDir({ dir, prefix: "barrier-" });
+  await (await SqliteStore.open(path)).close();
+  const PROCESSES = 4;
+  const IDS = 40;
+  const code = `
+    import { SqliteStore } from ${JSON.stringify(STORE_MODULE)};
+    const env = (name) => Deno.env.get(name);
+    const store = await SqliteStore.open(env("DB"));
+    Deno.writeTextFileSync(env("BARRIER") + "/ready-" + env("NAME"), "");
+    for (;;) {
+      try { Deno.statSync(env("BARRIER") + "/go"); break; } catch { /* not yet */ }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const created = [];
+    for (let i = 0; i < ${IDS}; i++) {
+      const result = await store.createAccount({ id: "user-" + i, displayName: env("NAME"),
+        passwordHash: "h", createdAt: new Date().toISOString() });
+      if (result.account.id !== "user-" + i) throw new Error("wrong account");
+      if (result.created) created.push(i);
+      if (result.created !== (result.account.displayName === env("NAME"))) {
+        throw new Error("created, but another process's account was returned (or the reverse)");
+      }
+    }
+    await store.close();
+    Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(created)));
+  `;
+  const children = Array.from({ length: PROCESSES }, (_, p) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--quiet", code],
+      cwd: REPO,
+      env: { DB: path, NAME: `p${p}`, BARRIER: barrier },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output());
+  const deadline = Date.now() + 60_000;
+  while ([...Deno.readDirSync(barrier)].length < PROCESSES && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await Deno.writeTextFile(`${barrier}/go`, "");
+  const outputs = await Promise.all(children);
+
+  const creator = new Map<number, string>();
+  for (const [p, output] of outputs.entries()) {
+    assert.ok(output.success, `process ${p} failed: ${new TextDecoder().decode(output.stderr)}`);
+    for (const i of JSON.parse(new TextDecoder().decode(output.stdout)) as number[]) {
+      assert.ok(!creator.has(i), `user-${i} created by both ${creator.get(i)} and p${p}`);
+      creator.set(i, `p${p}`);
+    }
+  }
+  assert.equal(creator.size, IDS, "every id was created by exactly one process");
+  const store = await SqliteStore.open(path);
+  try {
+    for (const [i, name] of creator) {
+      assert.equal((await store.getAccount(`user-${i}`))?.displayName, name);
+    }
   } finally {
     await store.close();
   }

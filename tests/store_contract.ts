@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import type { ChatMessage } from "../core/types.ts";
-import type { Store } from "../store/store.ts";
+import type { Account, Room, Store } from "../store/store.ts";
 
 const RUN = crypto.randomUUID().slice(0, 8);
 
@@ -34,6 +34,55 @@ export function newMessage(room: string, overrides: Partial<ChatMessage> = {}): 
     seq: 0,
     ...overrides,
   };
+}
+
+/** An account as sign-up hands it to the store. */
+export function newAccount(id: string, overrides: Partial<Account> = {}): Account {
+  counter++;
+  return {
+    id,
+    displayName: `Account ${counter}`,
+    passwordHash: `$argon2id$v=19$m=65536,t=3,p=4$salt${counter}$hash${counter}`,
+    createdAt: new Date(Date.UTC(2024, 0, 2, 0, 0, 0, counter)).toISOString(),
+    ...overrides,
+  };
+}
+
+/** A room record, public unless `direct`. */
+export function newRoom(id: string, overrides: Partial<Room> = {}): Room {
+  counter++;
+  return {
+    id,
+    direct: false,
+    createdBy: `user-${counter % 7}`,
+    createdAt: new Date(Date.UTC(2024, 0, 3, 0, 0, 0, counter)).toISOString(),
+    ...overrides,
+  };
+}
+
+/**
+ * Suffixes in code point order (the order the store sorts ids in): upper case before lower case
+ * (a locale collation would mix them), and U+FF21 before an astral emoji (JavaScript's default
+ * sort, by UTF-16 code unit, would put it after).
+ */
+const SORTED_SUFFIXES = ["B", "a", "b", "é", "\uff21", "😀"];
+
+/** Code point order, spelled out independently of the stores' own comparator. */
+function byCodePoint(a: string, b: string): number {
+  const x = Array.from(a, (c) => c.codePointAt(0)!);
+  const y = Array.from(b, (c) => c.codePointAt(0)!);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i]! - y[i]!;
+  }
+  return x.length - y.length;
+}
+
+/** `SORTED_SUFFIXES` on a per-run prefix, shuffled, and the same ids sorted. */
+function sortedIds(label: string): { shuffled: string[]; sorted: string[] } {
+  const sorted = SORTED_SUFFIXES.map((suffix) => `${label}-${RUN}-${suffix}`);
+  assert.deepEqual([...sorted].sort(byCodePoint), sorted);
+  const shuffled = [sorted[3]!, sorted[5]!, sorted[0]!, sorted[4]!, sorted[2]!, sorted[1]!];
+  return { shuffled, sorted };
 }
 
 /** Opens a store, runs `body`, and closes the store whatever happens. */
@@ -268,16 +317,268 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     }
   });
 
+  test("createAccount creates once and keeps the first account", async () => {
+    await withStore(open, async (store) => {
+      const id = roomName("account");
+      assert.equal(await store.getAccount(id), undefined);
+      const account = newAccount(id, { displayName: "Zoë 🦊 “quoted” 日本語" });
+      assert.deepEqual(await store.createAccount(account), { account, created: true });
+      assert.deepEqual(await store.getAccount(id), account);
+
+      const again = await store.createAccount(newAccount(id, { displayName: "Impostor" }));
+      assert.deepEqual(again, { account, created: false }, "the stored account, not the new one");
+      assert.deepEqual(await store.getAccount(id), account, "nothing was overwritten");
+
+      const other = newAccount(roomName("account-other"));
+      assert.deepEqual(await store.createAccount(other), { account: other, created: true });
+      assert.deepEqual(await store.getAccount(id), account);
+      assert.equal(await store.getAccount(roomName("account-missing")), undefined);
+      assert.equal(await store.getAccount(id.toUpperCase()), undefined, "ids match exactly");
+    });
+  });
+
+  test("concurrent createAccount of one id through two handles: exactly one created", async () => {
+    const first = await open();
+    const second = await open();
+    try {
+      const ids = Array.from({ length: 25 }, (_, i) => roomName(`account-race-${i}`));
+      // Every id twice through each handle, each call with its own display name.
+      const attempts = ids.flatMap((id) =>
+        [first, second, first, second].map((store, i) => ({
+          store,
+          account: newAccount(id, { displayName: `attempt ${i}` }),
+        }))
+      );
+      const results = await Promise.all(
+        attempts.map(({ store, account }) => store.createAccount(account)),
+      );
+      for (const [n, id] of ids.entries()) {
+        const mine = results.slice(n * 4, n * 4 + 4);
+        const winners = mine.filter((result) => result.created);
+        assert.equal(winners.length, 1, `exactly one creation of ${id} reports created`);
+        const winner = attempts[n * 4 + mine.indexOf(winners[0]!)]!.account;
+        for (const result of mine) assert.deepEqual(result.account, winner, "all see the winner");
+        assert.deepEqual(await first.getAccount(id), winner);
+        assert.deepEqual(await second.getAccount(id), winner);
+      }
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
+  });
+
+  test("createRoom creates once and keeps the first room; direct round-trips", async () => {
+    await withStore(open, async (store) => {
+      const id = roomName("room-房間-🏠");
+      assert.equal(await store.getRoom(id), undefined);
+      const room = newRoom(id);
+      assert.deepEqual(await store.createRoom(room), { room, created: true });
+      assert.deepEqual(await store.getRoom(id), room);
+      const again = await store.createRoom(newRoom(id, { direct: true, createdBy: "someone" }));
+      assert.deepEqual(again, { room, created: false });
+      assert.deepEqual(await store.getRoom(id), room);
+
+      const direct = newRoom(roomName("room-direct"), { direct: true });
+      assert.deepEqual(await store.createRoom(direct), { room: direct, created: true });
+      assert.deepEqual(await store.getRoom(direct.id), direct);
+      assert.equal((await store.getRoom(direct.id))?.direct, true);
+      assert.equal((await store.getRoom(id))?.direct, false);
+      assert.equal(await store.getRoom(roomName("room-missing")), undefined);
+    });
+  });
+
+  test("concurrent createRoom of one id through two handles: exactly one created", async () => {
+    const first = await open();
+    const second = await open();
+    try {
+      const ids = Array.from({ length: 15 }, (_, i) => roomName(`room-race-${i}`));
+      const attempts = ids.flatMap((id) =>
+        [first, second, second, first].map((store, i) => ({
+          store,
+          room: newRoom(id, { direct: i % 2 === 0, createdBy: `creator-${i}` }),
+        }))
+      );
+      const results = await Promise.all(attempts.map(({ store, room }) => store.createRoom(room)));
+      for (const [n, id] of ids.entries()) {
+        const mine = results.slice(n * 4, n * 4 + 4);
+        const winners = mine.filter((result) => result.created);
+        assert.equal(winners.length, 1, `exactly one creation of ${id} reports created`);
+        const winner = attempts[n * 4 + mine.indexOf(winners[0]!)]!.room;
+        for (const result of mine) assert.deepEqual(result.room, winner);
+        assert.deepEqual(await second.getRoom(id), winner);
+      }
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
+  });
+
+  test("membership: add and remove are idempotent, members are sorted", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("members");
+      await store.createRoom(newRoom(room));
+      const { shuffled, sorted } = sortedIds("member");
+      const [alice, bob] = sorted as [string, string];
+
+      assert.deepEqual(await store.members(room), []);
+      assert.equal(await store.isMember(room, alice), false);
+      assert.equal(await store.addMember(room, alice), true);
+      assert.equal(await store.addMember(room, alice), false, "already a member");
+      assert.equal(await store.isMember(room, alice), true);
+      assert.equal(await store.isMember(room, bob), false);
+      assert.equal(await store.isMember(roomName("members-other"), alice), false);
+      assert.deepEqual(await store.members(room), [alice]);
+
+      for (const user of shuffled) await store.addMember(room, user);
+      assert.deepEqual(await store.members(room), sorted, "sorted by code point");
+
+      assert.equal(await store.removeMember(room, alice), true);
+      assert.equal(await store.removeMember(room, alice), false, "no longer a member");
+      assert.equal(await store.removeMember(room, roomName("never-joined")), false);
+      assert.equal(await store.isMember(room, alice), false);
+      assert.deepEqual(await store.members(room), sorted.slice(1));
+
+      assert.equal(await store.addMember(room, alice), true, "a member who left can rejoin");
+      assert.deepEqual(await store.members(room), sorted);
+      for (const user of sorted) assert.equal(await store.removeMember(room, user), true);
+      assert.deepEqual(await store.members(room), []);
+    });
+  });
+
+  test("membership: concurrent adds of one member through two handles: exactly one true", async () => {
+    const first = await open();
+    const second = await open();
+    try {
+      const room = roomName("members-race");
+      const users = Array.from({ length: 20 }, (_, i) => `racer-${i}`);
+      const added = await Promise.all(
+        users.flatMap((user) => [first.addMember(room, user), second.addMember(room, user)]),
+      );
+      for (const [i, user] of users.entries()) {
+        assert.equal([added[2 * i], added[2 * i + 1]].filter(Boolean).length, 1, user);
+      }
+      assert.deepEqual(await second.members(room), [...users].sort());
+      const removed = await Promise.all(
+        users.flatMap((user) => [second.removeMember(room, user), first.removeMember(room, user)]),
+      );
+      assert.equal(removed.filter(Boolean).length, users.length, "each removed exactly once");
+      assert.deepEqual(await first.members(room), []);
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
+  });
+
+  test("roomsOf lists a user's created rooms sorted by id, and forgets a room they left", async () => {
+    await withStore(open, async (store) => {
+      const user = roomName("rooms-of-user");
+      const other = roomName("rooms-of-other");
+      const { shuffled, sorted } = sortedIds("rooms-of");
+      const rooms = new Map<string, Room>();
+      for (const [i, id] of shuffled.entries()) {
+        const room = newRoom(id, { direct: i % 3 === 0 });
+        rooms.set(id, room);
+        await store.createRoom(room);
+        await store.addMember(id, user);
+      }
+      await store.addMember(sorted[0]!, other);
+      // A membership of a room that was never created is kept, but roomsOf lists rooms only.
+      const uncreated = roomName("rooms-of-uncreated");
+      assert.equal(await store.addMember(uncreated, user), true);
+      assert.equal(await store.isMember(uncreated, user), true);
+
+      assert.deepEqual(await store.roomsOf(user), sorted.map((id) => rooms.get(id)));
+      assert.deepEqual(await store.roomsOf(other), [rooms.get(sorted[0]!)]);
+      assert.deepEqual(await store.roomsOf(roomName("rooms-of-nobody")), []);
+
+      assert.equal(await store.removeMember(sorted[2]!, user), true);
+      assert.equal(await store.removeMember(sorted[0]!, user), true);
+      assert.deepEqual(
+        await store.roomsOf(user),
+        [sorted[1]!, ...sorted.slice(3)].map((id) => rooms.get(id)),
+        "the rooms left are gone",
+      );
+      assert.deepEqual(await store.roomsOf(other), [rooms.get(sorted[0]!)], "others keep theirs");
+      assert.equal(await store.addMember(sorted[0]!, user), true);
+      assert.deepEqual(
+        await store.roomsOf(user),
+        [sorted[0]!, sorted[1]!, ...sorted.slice(3)].map((id) => rooms.get(id)),
+      );
+    });
+  });
+
+  test("listRooms excludes direct rooms, sorts by id and respects limit", async () => {
+    await withStore(open, async (store) => {
+      const { shuffled, sorted } = sortedIds("list");
+      const directs = new Set([sorted[1]!, sorted[4]!]);
+      for (const id of shuffled) await store.createRoom(newRoom(id, { direct: directs.has(id) }));
+      const expected = sorted.filter((id) => !directs.has(id));
+
+      // Other tests' rooms share the database: look at ours, and at the whole list's shape.
+      const all = await store.listRooms(100_000);
+      assert.ok(all.every((room) => !room.direct), "no direct room is listed");
+      const ids = all.map((room) => room.id);
+      assert.deepEqual(ids.filter((id) => id.startsWith(`list-${RUN}-`)), expected);
+      for (const id of expected) {
+        assert.deepEqual(all.find((room) => room.id === id), {
+          ...(await store.getRoom(id)),
+        });
+      }
+      assert.equal(new Set(ids).size, ids.length, "each room once");
+      assert.deepEqual([...ids].sort(byCodePoint), ids, "sorted by code point");
+
+      for (const limit of [1, 2, 3, all.length, all.length + 5]) {
+        assert.deepEqual(await store.listRooms(limit), all.slice(0, limit), `limit ${limit}`);
+      }
+      assert.deepEqual(await store.listRooms(0), []);
+      assert.deepEqual(await store.listRooms(-3), []);
+    });
+  });
+
+  test("lastSeq follows appends", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("last-seq");
+      assert.equal(await store.lastSeq(room), 0);
+      const stored = await appendMany(store, room, 5);
+      assert.equal(await store.lastSeq(room), 5);
+      await store.append(stored[2]!); // a repeated id adds nothing
+      assert.equal(await store.lastSeq(room), 5);
+      await store.append(newMessage(room));
+      assert.equal(await store.lastSeq(room), 6);
+      assert.equal(await store.lastSeq(roomName("last-seq-other")), 0, "per room");
+      await store.createRoom(newRoom(roomName("last-seq-created")));
+      assert.equal(await store.lastSeq(roomName("last-seq-created")), 0, "a new room is empty");
+    });
+  });
+
   test("data survives close and reopen", async () => {
     const room = roomName("reopen");
+    const account = newAccount(roomName("reopen-account"));
+    const record = newRoom(room);
+    const direct = newRoom(roomName("reopen-direct"), { direct: true });
     let stored: ChatMessage[] = [];
     await withStore(open, async (store) => {
       stored = await appendMany(store, room, 3);
+      await store.createAccount(account);
+      await store.createRoom(record);
+      await store.createRoom(direct);
+      await store.addMember(room, account.id);
+      await store.addMember(direct.id, account.id);
+      await store.addMember(direct.id, "someone-else");
+      await store.removeMember(direct.id, "someone-else");
     });
     await withStore(open, async (store) => {
       assert.deepEqual(await store.since(room, 0, 10), stored);
       assert.deepEqual(await store.append(stored[1]!), stored[1], "ids are remembered too");
       assert.equal((await store.append(newMessage(room))).seq, 4);
+      assert.equal(await store.lastSeq(room), 4);
+      assert.deepEqual(await store.getAccount(account.id), account);
+      assert.equal((await store.createAccount(account)).created, false);
+      assert.deepEqual(await store.getRoom(room), record);
+      assert.deepEqual(await store.getRoom(direct.id), direct);
+      assert.equal((await store.createRoom(direct)).created, false);
+      assert.deepEqual(await store.members(room), [account.id]);
+      assert.deepEqual(await store.members(direct.id), [account.id], "the removal too");
+      const both = [record, direct].sort((a, b) => byCodePoint(a.id, b.id));
+      assert.deepEqual(await store.roomsOf(account.id), both);
+      assert.equal(await store.addMember(room, account.id), false);
     });
   });
 }
