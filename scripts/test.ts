@@ -1,0 +1,177 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno task test [args]`: runs the test suite against a fresh local Kafka cluster.
+ *
+ * 1. Runs `deno task build` if deno.json has a `build` task.
+ * 2. Unless KAFKA_BROKERS is set, starts the three brokers of kafka/cluster.ts and sets
+ *    KAFKA_BROKERS=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094 for the tests. At the same time,
+ *    unless DATABASE_URL is set, starts the test PostgreSQL of scripts/postgres.ts and sets
+ *    DATABASE_URL.
+ * 3. Runs `deno test -A --trace-leaks tests/` (or `deno test -A --trace-leaks <args>` when
+ *    arguments are given), streaming its output.
+ * 4. Stops the cluster (and PostgreSQL) it started and deletes their data, also when tests fail
+ *    or on Ctrl-C; when tests failed, the broker logs are kept in .tmp/kafka-logs. The cluster
+ *    is shared through leases: a second `deno task test` in the same checkout uses the running
+ *    cluster, and the last run to finish stops it. A cluster started by hand
+ *    (`deno task kafka:up`) stays up.
+ * 5. Prints `tests: N passed, M failed` as the last line. Exits non-zero when a test failed, a
+ *    test was ignored (a skipped test must fail CI), no test ran, or deno test failed.
+ */
+
+import { fileURLToPath } from "node:url";
+import { BROKERS, clusterUp, hideKafkaJsTimeoutWarning, releaseCluster } from "../kafka/cluster.ts";
+import { postgresDown, postgresStatus, postgresUp } from "./postgres.ts";
+import { closingLine, parseTestSummary, testRunProblems } from "./test_summary.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/+$/, "");
+/** How much of deno test's output is kept to find the summary line. */
+const KEEP_OUTPUT = 64 * 1024;
+
+let interrupted: Deno.Signal | undefined;
+let interruptedAt = 0;
+let child: Deno.ChildProcess | undefined;
+
+function onSignal(signal: Deno.Signal): void {
+  // One Ctrl-C can arrive twice: from the terminal and forwarded by `deno task`.
+  if (interrupted !== undefined && performance.now() - interruptedAt < 1_000) return;
+  if (interrupted !== undefined) {
+    console.error(`\n${signal} again: exiting now; stop Kafka with: deno task kafka:down`);
+    Deno.exit(130);
+  }
+  interrupted = signal;
+  interruptedAt = performance.now();
+  console.error(`\n${signal}: stopping the tests, then Kafka (${signal} again: exit at once)`);
+  try {
+    child?.kill(signal);
+  } catch { /* already exited */ }
+}
+
+function seconds(since: number): string {
+  return `${((performance.now() - since) / 1000).toFixed(1)} s`;
+}
+
+async function writeAll(bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await Deno.stdout.write(bytes.subarray(written));
+}
+
+async function hasBuildTask(): Promise<boolean> {
+  const config = JSON.parse(await Deno.readTextFile(`${ROOT}/deno.json`));
+  return typeof config?.tasks?.build === "string" || typeof config?.tasks?.build === "object";
+}
+
+async function run(args: string[]): Promise<number> {
+  child = new Deno.Command(Deno.execPath(), { args, cwd: ROOT, stdin: "null" }).spawn();
+  const { code } = await child.status;
+  child = undefined;
+  return code;
+}
+
+/** Runs deno test, copying its output through; returns its exit code and the output's tail. */
+async function runTests(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number; output: string }> {
+  child = new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--trace-leaks", ...(args.length > 0 ? args : ["tests/"])],
+    cwd: ROOT,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const decoder = new TextDecoder();
+  let output = "";
+  for await (const chunk of child.stdout) {
+    await writeAll(chunk);
+    output = (output + decoder.decode(chunk, { stream: true })).slice(-KEEP_OUTPUT);
+  }
+  const { code } = await child.status;
+  child = undefined;
+  return { code, output: output + decoder.decode() };
+}
+
+async function main(args: string[]): Promise<number> {
+  const started = performance.now();
+  let result: { code: number; output: string } | undefined;
+  const problems: string[] = [];
+  let leased = false;
+  let ownPostgres = false;
+
+  try {
+    if (await hasBuildTask()) {
+      const buildStart = performance.now();
+      console.log("deno task build");
+      const code = await run(["task", "build"]);
+      if (code !== 0) throw new Error(`Cannot run the tests: deno task build exited with ${code}`);
+      console.log(`Built in ${seconds(buildStart)}`);
+    }
+    if (interrupted) throw new Error(`Interrupted by ${interrupted}`);
+
+    const env: Record<string, string> = {};
+    const kafka = async () => {
+      const given = Deno.env.get("KAFKA_BROKERS");
+      if (given) {
+        console.log(`Using the Kafka cluster at KAFKA_BROKERS=${given}`);
+        return;
+      }
+      leased = true; // even if start-up fails half-way, releaseCluster cleans up
+      const up = await clusterUp({ lease: true });
+      if (up.foreign) leased = false;
+      env.KAFKA_BROKERS = BROKERS.join(",");
+    };
+    const database = async () => {
+      if (Deno.env.get("DATABASE_URL")) {
+        console.log("Using the PostgreSQL database at DATABASE_URL");
+        return;
+      }
+      ownPostgres = await postgresStatus() === undefined;
+      env.DATABASE_URL = await postgresUp();
+    };
+    const failures = (await Promise.allSettled([kafka(), database()]))
+      .filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failures.length > 0) {
+      throw new Error(failures.map((f) => (f.reason as Error)?.message ?? f.reason).join("\n"));
+    }
+    if (interrupted) throw new Error(`Interrupted by ${interrupted}`);
+
+    const testStart = performance.now();
+    result = await runTests(args, env);
+    console.log(`deno test finished in ${seconds(testStart)}`);
+  } catch (error) {
+    problems.push(error instanceof Error ? error.message : String(error));
+  } finally {
+    if (leased) {
+      const summary = result && parseTestSummary(result.output);
+      const failed = result === undefined || testRunProblems(summary, result.code).length > 0;
+      try {
+        await releaseCluster({ keepLogsIn: failed ? `${ROOT}/.tmp/kafka-logs` : undefined });
+      } catch (error) {
+        problems.push(`Cannot stop Kafka: ${(error as Error).message}`);
+      }
+    }
+    if (ownPostgres) {
+      try {
+        await postgresDown({ clean: true });
+      } catch (error) {
+        problems.push(`Cannot stop PostgreSQL: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  const summary = result && parseTestSummary(result.output);
+  if (result) problems.push(...testRunProblems(summary, result.code));
+  if (interrupted) problems.push(`interrupted by ${interrupted}`);
+  console.log(`Test run took ${seconds(started)}`);
+  for (const problem of problems) console.log(`FAILED: ${problem}`);
+  console.log(closingLine(summary));
+  if (interrupted) return 130;
+  return problems.length > 0 ? 1 : 0;
+}
+
+if (import.meta.main) {
+  hideKafkaJsTimeoutWarning();
+  Deno.addSignalListener("SIGINT", () => onSignal("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
+  Deno.exit(await main(Deno.args));
+}
