@@ -43,3 +43,48 @@ Deno.test("the start-up banner hides database passwords", () => {
   assert.match(text, /databaseUrl=postgres:\/\/chat:\*\*\*@db:5432\/chat/);
   assert.doesNotMatch(text, /s3cret/);
 });
+
+Deno.test("auth and limit settings have typed defaults", () => {
+  const c = loadConfig({});
+  assert.equal(c.auth, "on");
+  assert.equal(c.authSecret, undefined);
+  assert.equal(c.authSecretFile, "data/auth-secret");
+  assert.equal(c.tokenTtlSeconds, 7 * 24 * 60 * 60);
+  assert.equal(c.rateLimitPerSecond, 5);
+  assert.equal(c.rateLimitBurst, 20);
+  assert.equal(c.maxRoomNameLength, 64);
+  assert.equal(c.maxRoomsPerUser, 100);
+  assert.equal(c.maxStreamsPerUser, 10);
+});
+
+Deno.test("auth and limit settings come from the environment", () => {
+  const c = loadConfig({
+    AUTH: "off",
+    AUTH_SECRET: "x".repeat(32),
+    AUTH_SECRET_FILE: "/run/chat/secret",
+    TOKEN_TTL_SECONDS: "60",
+    RATE_LIMIT_PER_SECOND: "2",
+    RATE_LIMIT_BURST: "4",
+    MAX_ROOM_NAME_LENGTH: "10",
+    MAX_ROOMS_PER_USER: "3",
+    MAX_STREAMS_PER_USER: "1",
+  });
+  assert.equal(c.auth, "off");
+  assert.equal(c.authSecret, "x".repeat(32));
+  assert.equal(c.authSecretFile, "/run/chat/secret");
+  assert.equal(c.tokenTtlSeconds, 60);
+  assert.equal(c.rateLimitPerSecond, 2);
+  assert.equal(c.rateLimitBurst, 4);
+  assert.equal(c.maxRoomNameLength, 10);
+  assert.equal(c.maxRoomsPerUser, 3);
+  assert.equal(c.maxStreamsPerUser, 1);
+  assert.throws(() => loadConfig({ AUTH: "maybe" }), /AUTH is "maybe", expected one of on, off/);
+  assert.throws(() => loadConfig({ RATE_LIMIT_BURST: "1.5" }), /RATE_LIMIT_BURST is "1.5"/);
+});
+
+Deno.test("the start-up banner hides the auth secret", () => {
+  const text = describeConfig(loadConfig({ AUTH_SECRET: "topsecret".repeat(4) }));
+  assert.match(text, /authSecret=\*\*\*/);
+  assert.doesNotMatch(text, /topsecret/);
+  assert.match(describeConfig(loadConfig({})), /authSecret=undefined/);
+});

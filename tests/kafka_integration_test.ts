@@ -1,0 +1,260 @@
+/**
+ * The whole service on the real three-broker cluster, each part its own
+ * process: gateways (`main.ts` with BUS=kafka) and the processor (`processor.ts`).
+ */
+
+import assert from "node:assert/strict";
+import { status } from "@grpc/grpc-js";
+import { connectUser, waitFor } from "./helpers.ts";
+import { freePort, kafkaBrokers, type Service, spawn, stopAll } from "./processes.ts";
+
+const HEARTBEAT_TIMEOUT_MS = 3000;
+
+interface Gateway {
+  service: Service;
+  serverId: string;
+  grpc: string;
+  http: string;
+}
+
+function startGateway(name: string, brokers = kafkaBrokers()): Gateway {
+  const grpcPort = freePort();
+  const httpPort = freePort();
+  const serverId = `grpc-server-${name}-${crypto.randomUUID().slice(0, 8)}`;
+  const service = spawn(name, "main.ts", {
+    env: {
+      BUS: "kafka",
+      KAFKA_BROKERS: brokers,
+      SERVER_ID: serverId,
+      GRPC_PORT: String(grpcPort),
+      HTTP_PORT: String(httpPort),
+      HEARTBEAT_INTERVAL_MS: "500",
+    },
+  });
+  return {
+    service,
+    serverId,
+    grpc: `127.0.0.1:${grpcPort}`,
+    http: `http://127.0.0.1:${httpPort}`,
+  };
+}
+
+function startProcessor(name = "processor"): Service {
+  return spawn(name, "processor.ts", {
+    env: {
+      KAFKA_BROKERS: kafkaBrokers(),
+      HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_TIMEOUT_MS),
+      HEARTBEAT_INTERVAL_MS: "500",
+      DATABASE_PATH: Deno.makeTempDirSync() + "/chat.db",
+    },
+  });
+}
+
+async function readyz(g: Gateway): Promise<number> {
+  try {
+    const res = await fetch(`${g.http}/readyz`);
+    await res.body?.cancel();
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
+
+async function untilReady(g: Gateway): Promise<void> {
+  await g.service.waitForLine(/Gateway listening/, 60_000);
+  await waitFor(async () => await readyz(g) === 200, 60_000, `${g.service.name} /readyz`);
+}
+
+/** Everything on a topic, read by kcat, an independent Kafka client. */
+async function kcatRecords(topic: string): Promise<{ key: string; value: string }[]> {
+  // kcat -J prints one JSON object per record, the value under "payload".
+  const out = await new Deno.Command("kcat", {
+    args: [
+      "-C",
+      "-b",
+      kafkaBrokers().split(",")[0]!,
+      "-t",
+      topic,
+      "-o",
+      "beginning",
+      "-e",
+      "-q",
+      "-J",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`kcat failed: ${new TextDecoder().decode(out.stderr)}`);
+  return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map((l) => {
+    const record = JSON.parse(l);
+    return { key: record.key, value: record.payload };
+  });
+}
+
+Deno.test("two gateways and a processor: messages cross gateways, connections are recorded, a killed gateway's users go offline", async () => {
+  const processor = startProcessor();
+  const a = startGateway("a");
+  const b = startGateway("b");
+  const users: ReturnType<typeof connectUser>[] = [];
+  try {
+    await Promise.all([untilReady(a), untilReady(b)]);
+    const alice = connectUser(a.grpc, "alice", { presenceEvents: true });
+    const bob = connectUser(b.grpc, "bob", { presenceEvents: true });
+    users.push(alice, bob);
+    await waitFor(
+      async () => (await alice.client.listOnline()).map((u) => u.id).join() === "alice,bob",
+      60_000,
+      "alice and bob online in the registry, as seen from gateway a",
+    );
+
+    await alice.client.send("alice", "hello from a");
+    await waitFor(() => bob.contents().includes("hello from a"), 30_000, "bob to receive");
+    await bob.client.send("bob", "hello from b");
+    await waitFor(() => alice.contents().length === 2 && bob.contents().length === 2, 30_000);
+    assert.deepEqual(alice.contents(), ["hello from a", "hello from b"]);
+    assert.deepEqual(bob.contents(), ["hello from a", "hello from b"]);
+    assert.equal(bob.received.find((m) => m.content === "hello from a")!.id, "alice");
+
+    // The original's log lines, for its troubleshooting guide.
+    await a.service.waitForLine(
+      /Message sent to Kafka - Topic: chatting, Partition: \d, Offset: \d+/,
+    );
+    await processor.waitForLine(/Received chat message: Topic=chatting, Partition=\d, Offset=\d+/);
+    await processor.waitForLine(new RegExp(`User alice connected to server ${a.serverId}`));
+
+    // Connection events, as an independent client sees them on the topic.
+    const events = (await kcatRecords("user-connections"))
+      .map((r) => ({ key: r.key, value: JSON.parse(r.value) }))
+      .filter((r) => r.value.server_id === a.serverId && r.value.user_id === "alice");
+    assert.ok(events.length >= 1, "alice's connection event is on user-connections");
+    const event = events[0]!;
+    assert.equal(event.key, "alice", "keyed by user id");
+    assert.equal(event.value.connected, true);
+    assert.match(event.value.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    for (const field of ["user_id", "server_id", "connected", "timestamp"]) {
+      assert.ok(field in event.value, `${field} is in the record`);
+    }
+    const chat = (await kcatRecords("chatting")).map((r) => JSON.parse(r.value)).find((v) =>
+      v.content === "hello from a"
+    );
+    assert.equal(chat.user_id, "alice");
+    assert.equal(typeof chat.id, "string");
+    assert.match(chat.timestamp, /^\d{4}-\d\d-\d\dT/);
+
+    // A gateway that dies without a word: its users go offline within the heartbeat timeout.
+    b.service.kill("SIGKILL");
+    const killedAt = Date.now();
+    await waitFor(
+      () => alice.received.some((m) => m.presence?.user?.id === "bob" && !m.presence.online),
+      HEARTBEAT_TIMEOUT_MS + 15_000,
+      "bob to be marked offline",
+    );
+    const took = Date.now() - killedAt;
+    assert.deepEqual((await alice.client.listOnline()).map((u) => u.id), ["alice"]);
+    await processor.waitForLine(new RegExp(`Gateway ${b.serverId} sent no heartbeat`));
+    // deno-lint-ignore no-console
+    console.log(`  bob marked offline ${took} ms after his gateway was killed`);
+  } finally {
+    for (const u of users) u.close();
+    await stopAll([a.service, b.service, processor]);
+  }
+});
+
+Deno.test("SIGTERM: a gateway publishes its disconnect events and exits cleanly; so does the processor", async () => {
+  const processor = startProcessor();
+  const gw = startGateway("graceful");
+  try {
+    await untilReady(gw);
+    const carol = connectUser(gw.grpc, "carol");
+    await waitFor(
+      async () => (await carol.client.listOnline()).some((u) => u.id === "carol"),
+      60_000,
+    );
+    gw.service.kill("SIGTERM");
+    const gwStatus = await gw.service.exit(20_000);
+    assert.equal(gwStatus.code, 0, "gateway exit code");
+    await waitFor(() => carol.ended !== undefined, 10_000, "carol's stream to end");
+    assert.equal(carol.ended!.error?.code, status.UNAVAILABLE, "told to reconnect elsewhere");
+    carol.close();
+    const events = (await kcatRecords("user-connections")).map((r) => JSON.parse(r.value)).filter((
+      v,
+    ) => v.server_id === gw.serverId && v.user_id === "carol");
+    assert.deepEqual(events.map((e) => e.connected).at(-1), false, "last event: disconnected");
+    processor.kill("SIGTERM");
+    assert.equal((await processor.exit(20_000)).code, 0, "processor exit code");
+    await processor.waitForLine(/Processor stopped/);
+    for (const s of [gw.service, processor]) {
+      assert.ok(!s.output.some((l) => /Unhandled/i.test(l)), `${s.name}: no unhandled rejection`);
+    }
+  } finally {
+    await stopAll([gw.service, processor]);
+  }
+});
+
+/** Forwards a local port to a broker once `open()` is called: Kafka "coming back" for a gateway. */
+function brokerGate(target: { hostname: string; port: number }) {
+  const port = freePort();
+  let listener: Deno.Listener | undefined;
+  const conns: Deno.Conn[] = [];
+  return {
+    port,
+    open() {
+      listener = Deno.listen({ hostname: "127.0.0.1", port });
+      (async () => {
+        for await (const conn of listener!) {
+          conns.push(conn);
+          Deno.connect(target).then((upstream) => {
+            conns.push(upstream);
+            conn.readable.pipeTo(upstream.writable).catch(() => {});
+            upstream.readable.pipeTo(conn.writable).catch(() => {});
+          }, () => conn.close());
+        }
+      })().catch(() => {});
+    },
+    close() {
+      listener?.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch {
+          // Already closed.
+        }
+      }
+    },
+  };
+}
+
+Deno.test("Kafka down when a gateway starts: it starts anyway, is not ready, refuses sends, then connects by itself", async () => {
+  const [host, port] = kafkaBrokers().split(",")[0]!.split(":");
+  const gate = brokerGate({ hostname: host!, port: Number(port) });
+  const gw = startGateway("late-kafka", `127.0.0.1:${gate.port}`);
+  try {
+    await gw.service.waitForLine(/Gateway listening/, 60_000);
+    assert.equal(await readyz(gw), 503);
+    const dan = connectUser(gw.grpc, "dan");
+    try {
+      await assert.rejects(
+        dan.client.send("dan", "anyone?"),
+        (err: { code: number; details: string }) => {
+          assert.equal(err.code, status.UNAVAILABLE);
+          assert.match(err.details, /Kafka is unavailable/);
+          return true;
+        },
+      );
+      gate.open();
+      await waitFor(
+        async () => await readyz(gw) === 200,
+        90_000,
+        "the gateway to connect by itself",
+      );
+      await dan.client.send("dan", "now it works");
+      assert.equal(gw.service.process.pid > 0, true);
+      assert.ok(!gw.service.output.some((l) => /Unhandled/i.test(l)), "no unhandled rejection");
+    } finally {
+      dan.close();
+    }
+  } finally {
+    await stopAll([gw.service]);
+    gate.close();
+  }
+});
