@@ -59,6 +59,26 @@ export interface Config {
   databasePath: string;
   databaseUrl: string | undefined;
   shutdownTimeoutMs: number;
+  /** Origins a browser page may call the gRPC-Web bridge from besides its own (`CORS_ORIGINS`). */
+  corsOrigins: string[];
+  /** Whether calls need a signed-in token (`AUTH`, "on") or trust the claimed user id ("off"). */
+  auth: "on" | "off";
+  /** The token-signing secret (`AUTH_SECRET`, at least 32 characters); unset → `authSecretFile`. */
+  authSecret: string | undefined;
+  /** Where the generated secret is kept when `AUTH_SECRET` is unset (`AUTH_SECRET_FILE`). */
+  authSecretFile: string;
+  /** How long a sign-in token is valid (`TOKEN_TTL_SECONDS`). */
+  tokenTtlSeconds: number;
+  /** Calls each user (or address) may make per second, on average (`RATE_LIMIT_PER_SECOND`). */
+  rateLimitPerSecond: number;
+  /** Calls a user may make at once before the rate limit applies (`RATE_LIMIT_BURST`). */
+  rateLimitBurst: number;
+  /** The longest room name, in characters (`MAX_ROOM_NAME_LENGTH`). */
+  maxRoomNameLength: number;
+  /** How many rooms one user may be a member of (`MAX_ROOMS_PER_USER`). */
+  maxRoomsPerUser: number;
+  /** How many open message streams one user may hold (`MAX_STREAMS_PER_USER`). */
+  maxStreamsPerUser: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -112,6 +132,16 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     databasePath: env.DATABASE_PATH || "data/chat.db",
     databaseUrl: env.DATABASE_URL || undefined,
     shutdownTimeoutMs: int(env, "SHUTDOWN_TIMEOUT_MS", 10_000),
+    corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
+    auth: oneOf(env, "AUTH", ["on", "off"] as const, "on"),
+    authSecret: env.AUTH_SECRET || undefined,
+    authSecretFile: env.AUTH_SECRET_FILE || "data/auth-secret",
+    tokenTtlSeconds: int(env, "TOKEN_TTL_SECONDS", 7 * 24 * 60 * 60),
+    rateLimitPerSecond: int(env, "RATE_LIMIT_PER_SECOND", 5),
+    rateLimitBurst: int(env, "RATE_LIMIT_BURST", 20),
+    maxRoomNameLength: int(env, "MAX_ROOM_NAME_LENGTH", 64),
+    maxRoomsPerUser: int(env, "MAX_ROOMS_PER_USER", 100),
+    maxStreamsPerUser: int(env, "MAX_STREAMS_PER_USER", 10),
   };
 }
 
@@ -119,6 +149,8 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
 export function describeConfig(config: Config): string {
   return Object.entries(config)
     .map(([k, v]) => {
+      // The token-signing secret is never shown, only whether it is set.
+      if (k === "authSecret") return `${k}=${v === undefined ? "undefined" : "***"}`;
       const text = Array.isArray(v) ? v.join(",") : String(v);
       // A database URL may hold a password: show it without one.
       return `${k}=${
