@@ -11,6 +11,7 @@ import { openBus } from "./bus/open_bus.ts";
 import { createGateway } from "./server/gateway.ts";
 import { createProcessor } from "./processor/processor.ts";
 import { openStore } from "./store/open_store.ts";
+import { createAuth, loadAuthSecret } from "./server/auth.ts";
 
 export async function main(): Promise<void> {
   const config = loadConfig();
@@ -19,11 +20,21 @@ export async function main(): Promise<void> {
   logger.info(`Starting gateway ${config.serverId}`, { config: describeConfig(config) });
   const bus = openBus(config, logger);
   const embedded = config.bus === "memory";
-  const store = embedded ? await openStore(config, logger) : undefined;
-  const processor = store
+  const store = await openStore(config, logger);
+  const auth = createAuth({
+    mode: config.auth,
+    secret: await loadAuthSecret(config, logger),
+    store,
+    logger,
+    tokenTtlSeconds: config.tokenTtlSeconds,
+  });
+  if (config.auth === "off") {
+    logger.warn("AUTH=off: anyone can connect and send as any user id (classic mode)");
+  }
+  const processor = embedded
     ? createProcessor({ bus, store, logger: logger.with({ component: "processor" }), config })
     : undefined;
-  const gateway = createGateway({ config, bus, logger });
+  const gateway = createGateway({ config, bus, store, auth, logger });
   await bus.start();
   await processor?.start();
   await gateway.start();

@@ -8,12 +8,15 @@ import {
   broadcastMethods,
   isoToTimestamp,
   SERVICE_NAME,
+  timestampToIso,
   type WireConnect,
   type WireMessage,
+  type WireRoom,
+  type WireTimestamp,
   type WireUser,
 } from "../server/proto.ts";
 
-export type { WireMessage, WireUser };
+export type { WireMessage, WireRoom, WireUser };
 
 const BroadcastClient = grpc.makeGenericClientConstructor(
   broadcastMethods as unknown as grpc.ServiceDefinition,
@@ -30,6 +33,8 @@ export interface SendOptions {
 export interface StreamOptions {
   displayName?: string;
   presenceEvents?: boolean;
+  /** The last sequence number seen per room: the stream replays what came after. */
+  resume?: { room: string; lastSeq: number }[];
 }
 
 export interface MessageStream {
@@ -38,8 +43,23 @@ export interface MessageStream {
   readonly call: grpc.ClientReadableStream<WireMessage>;
 }
 
+export interface SignedIn {
+  token: string;
+  user: WireUser;
+  created: boolean;
+  expiresAt: string | undefined;
+}
+
+type UnaryCall = (
+  request: object,
+  metadata: grpc.Metadata,
+  callback: (err: grpc.ServiceError | null, response: never) => void,
+) => void;
+
 export class ChatClient {
   readonly #client: grpc.Client;
+  /** Sent as `authorization: Bearer <token>` on every call once set. */
+  token: string | undefined;
 
   constructor(
     address: string,
@@ -47,6 +67,19 @@ export class ChatClient {
     options: grpc.ClientOptions = {},
   ) {
     this.#client = new BroadcastClient(address, credentials, options);
+  }
+
+  #metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    if (this.token) metadata.set("authorization", `Bearer ${this.token}`);
+    return metadata;
+  }
+
+  #unary<T>(method: string, request: object): Promise<T> {
+    const call = (this.#client as unknown as Record<string, UnaryCall>)[method]!.bind(this.#client);
+    return new Promise((resolve, reject) => {
+      call(request, this.#metadata(), (err, response: T) => err ? reject(err) : resolve(response));
+    });
   }
 
   /** Opens `CreateStream`; `onMessage` gets every message, `onEnd` the final status (an error, or undefined for OK). */
@@ -60,11 +93,13 @@ export class ChatClient {
       user: { id: userId, displayName: options.displayName ?? userId },
       active: true,
       presenceEvents: options.presenceEvents ?? false,
+      resume: options.resume ?? [],
     };
-    // deno-lint-ignore no-explicit-any
-    const call = (this.#client as any).CreateStream(request) as grpc.ClientReadableStream<
-      WireMessage
-    >;
+    const create = (this.#client as unknown as Record<
+      string,
+      (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<WireMessage>
+    >).CreateStream!.bind(this.#client);
+    const call = create(request, this.#metadata());
     let ended = false;
     const end = (error?: grpc.ServiceError) => {
       if (ended) return;
@@ -78,35 +113,56 @@ export class ChatClient {
   }
 
   /** Sends a message; resolves when the server answered OK. */
-  send(userId: string, content: string, options: SendOptions = {}): Promise<void> {
-    const request: Partial<WireMessage> = {
+  async send(userId: string, content: string, options: SendOptions = {}): Promise<void> {
+    await this.#unary("BroadcastMessage", {
       id: userId,
       content,
       timestamp: isoToTimestamp(options.timestamp ?? new Date().toISOString()),
       displayName: options.displayName ?? "",
       messageId: options.messageId ?? "",
       room: options.room ?? "",
-    };
-    return new Promise((resolve, reject) => {
-      // deno-lint-ignore no-explicit-any
-      (this.#client as any).BroadcastMessage(request, (err: grpc.ServiceError | null) => {
-        if (err) reject(err);
-        else resolve();
-      });
     });
   }
 
-  listOnline(): Promise<WireUser[]> {
-    return new Promise((resolve, reject) => {
-      // deno-lint-ignore no-explicit-any
-      (this.#client as any).ListOnline(
-        {},
-        (err: grpc.ServiceError | null, res: { users: WireUser[] }) => {
-          if (err) reject(err);
-          else resolve(res.users);
-        },
-      );
-    });
+  async listOnline(room = ""): Promise<WireUser[]> {
+    return (await this.#unary<{ users: WireUser[] }>("ListOnline", { room })).users;
+  }
+
+  /** Signs in (creating the account on first use) and keeps the token for later calls. */
+  async signIn(username: string, password: string, displayName = ""): Promise<SignedIn> {
+    const res = await this.#unary<
+      { token: string; user: WireUser; created: boolean; expiresAt: WireTimestamp | null }
+    >("SignIn", { username, password, displayName });
+    this.token = res.token;
+    return { ...res, expiresAt: timestampToIso(res.expiresAt) };
+  }
+
+  createRoom(room: string): Promise<WireRoom> {
+    return this.#unary("CreateRoom", { room });
+  }
+
+  joinRoom(room: string): Promise<WireRoom> {
+    return this.#unary("JoinRoom", { room });
+  }
+
+  async leaveRoom(room: string): Promise<void> {
+    await this.#unary("LeaveRoom", { room });
+  }
+
+  async listRooms(all = false): Promise<WireRoom[]> {
+    return (await this.#unary<{ rooms: WireRoom[] }>("ListRooms", { all })).rooms;
+  }
+
+  openDirect(userId: string): Promise<WireRoom> {
+    return this.#unary("OpenDirect", { userId });
+  }
+
+  history(
+    room: string,
+    beforeSeq = 0,
+    limit = 0,
+  ): Promise<{ messages: WireMessage[]; more: boolean }> {
+    return this.#unary("History", { room, beforeSeq, limit });
   }
 
   /** Resolves once the channel is connected, or rejects after `timeoutMs`. */

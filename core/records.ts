@@ -153,6 +153,14 @@ export function encodeDelivery(d: Delivery): string {
       return JSON.stringify({ type: "resync", reason: d.reason });
     case "gateway-dead":
       return JSON.stringify({ type: "gateway-dead", server_id: d.serverId });
+    case "room-event":
+      return JSON.stringify({
+        type: "room-event",
+        room: d.event.room,
+        user_id: d.event.userId,
+        display_name: d.event.displayName,
+        joined: d.event.joined,
+      });
   }
 }
 
@@ -166,6 +174,18 @@ export function decodeDelivery(text: string): Delivery {
       return { type, reason: str("delivery", o, "reason", "") };
     case "gateway-dead":
       return { type, serverId: str("delivery", o, "server_id") };
+    case "room-event": {
+      const userId = str("delivery", o, "user_id");
+      return {
+        type,
+        event: {
+          room: str("delivery", o, "room"),
+          userId,
+          displayName: str("delivery", o, "display_name", userId),
+          joined: bool("delivery", o, "joined"),
+        },
+      };
+    }
     default:
       throw new RecordError(`Cannot read delivery record: unknown type "${type}"`);
   }

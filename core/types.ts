@@ -42,10 +42,19 @@ export interface Presence {
   readonly timestamp: string;
 }
 
-/** What the processor sends to the gateways. */
+/** A member joined or left a room. */
+export interface RoomEvent {
+  readonly room: string;
+  readonly userId: string;
+  readonly displayName: string;
+  readonly joined: boolean;
+}
+
+/** What the processor (and, for membership, the gateways) send to every gateway. */
 export type Delivery =
   | { readonly type: "message"; readonly message: ChatMessage }
   /** Gateways re-announce every open stream (a processor lost or rebuilt its registry). */
   | { readonly type: "resync"; readonly reason: string }
   /** The processor declared this gateway dead; if it is alive after all it re-announces. */
-  | { readonly type: "gateway-dead"; readonly serverId: string };
+  | { readonly type: "gateway-dead"; readonly serverId: string }
+  | { readonly type: "room-event"; readonly event: RoomEvent };

@@ -13,17 +13,21 @@ import type { Bus, BusRecord, Subscription } from "../bus/bus.ts";
 import { Announcer } from "./announcer.ts";
 import { type ChatService, createChatService } from "./chat_service.ts";
 import { createGrpcServer, type GrpcServer } from "./grpc_server.ts";
+import { createGrpcWebHandler } from "./grpc_web.ts";
 import { createHttpHandler, type HttpHandler } from "./http_server.ts";
 import { Hub } from "./hub.ts";
+import type { Auth } from "./auth.ts";
+import { RateLimiter } from "./rate_limiter.ts";
+import type { Store } from "../store/store.ts";
+import { createStaticHandler } from "./static_files.ts";
 
 export interface GatewayOptions {
   config: Config;
   bus: Bus;
+  /** History, rooms and accounts; shared with the processor. */
+  store: Store;
+  auth: Auth;
   logger: Logger;
-  /** Extra HTTP handlers (gRPC-Web bridge, static files), tried before the built-in routes. */
-  httpHandlers?: (
-    service: ChatService,
-  ) => ((request: Request) => Response | Promise<Response> | undefined)[];
 }
 
 export interface Gateway {
@@ -40,7 +44,7 @@ export interface Gateway {
 }
 
 export function createGateway(options: GatewayOptions): Gateway {
-  const { config, bus } = options;
+  const { config, bus, store, auth } = options;
   const logger = options.logger.with({ server: config.serverId });
   const hub = new Hub({ logger, queueLimit: config.streamQueueLimit });
   const announcer = new Announcer(bus, logger);
@@ -55,6 +59,12 @@ export function createGateway(options: GatewayOptions): Gateway {
   const service = createChatService({
     bus,
     hub,
+    store,
+    auth,
+    limiter: new RateLimiter({
+      ratePerSecond: config.rateLimitPerSecond,
+      burst: config.rateLimitBurst,
+    }),
     announcer,
     logger,
     config,
@@ -71,7 +81,16 @@ export function createGateway(options: GatewayOptions): Gateway {
         : bus.ready()
         ? { ready: true }
         : { ready: false, reason: "Kafka is unavailable" },
-    handlers: options.httpHandlers?.(service) ?? [],
+    handlers: [
+      createGrpcWebHandler(service, {
+        logger,
+        allowedOrigins: config.corsOrigins,
+        // Room for a message at the size limit, base64-encoded, with its other fields.
+        maxRequestBytes: Math.max(256 * 1024, config.maxMessageBytes * 2),
+      }),
+      // The web page, as built by `deno task build`.
+      createStaticHandler(new URL("../web/dist", import.meta.url)),
+    ],
   });
 
   /** Announces every open stream again, for a processor that rebuilds its registry. */
@@ -110,6 +129,9 @@ export function createGateway(options: GatewayOptions): Gateway {
         break;
       case "gateway-dead":
         if (delivery.serverId === config.serverId) reannounce("declared dead by a processor");
+        break;
+      case "room-event":
+        hub.roomEvent(delivery.event);
         break;
     }
   });

@@ -6,17 +6,11 @@
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
-import { ChatError, invalidArgument, toGrpcStatus } from "../core/errors.ts";
+import { ChatError, toGrpcStatus } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import type { ChatService } from "./chat_service.ts";
-import {
-  broadcastMethods,
-  packageDefinition,
-  SERVICE_NAME,
-  timestampToIso,
-  type WireConnect,
-  type WireMessage,
-} from "./proto.ts";
+import type { Caller, ChatService, StreamHandle } from "./chat_service.ts";
+import { broadcastMethods, packageDefinition, SERVICE_NAME, type WireConnect } from "./proto.ts";
+import { parseConnect, UNARY_METHODS, unaryMethod } from "./rpc.ts";
 
 export interface GrpcServer {
   readonly server: grpc.Server;
@@ -46,37 +40,14 @@ function broadcastDefinition(): grpc.ServiceDefinition {
   } as unknown as grpc.ServiceDefinition;
 }
 
-type Callback = grpc.sendUnaryData<object>;
-
 function grpcError(err: unknown): Partial<grpc.StatusObject> {
   const { code, details } = toGrpcStatus(err);
   return { code, details };
 }
 
-/** Converts a wire `Connect` into the service's request, or says what is wrong with it. */
-export function parseConnect(request: WireConnect): {
-  userId: string;
-  displayName: string;
-  presenceEvents: boolean;
-} {
-  if (!request.user) throw invalidArgument("Cannot open stream: the request has no user");
-  return {
-    userId: request.user.id,
-    displayName: request.user.displayName,
-    presenceEvents: request.presenceEvents,
-  };
-}
-
-/** Converts a wire `Message` into a send request. */
-export function parseMessage(request: WireMessage) {
-  return {
-    userId: request.id,
-    content: request.content,
-    displayName: request.displayName,
-    timestamp: timestampToIso(request.timestamp),
-    messageId: request.messageId,
-    room: request.room,
-  };
+function callerOf(metadata: grpc.Metadata): Caller {
+  const value = metadata.get("authorization")[0];
+  return typeof value === "string" ? { authorization: value } : {};
 }
 
 export function createGrpcServer(
@@ -92,49 +63,62 @@ export function createGrpcServer(
     ...options,
   });
 
-  server.addService(broadcastDefinition(), {
-    CreateStream(call: grpc.ServerWritableStream<WireConnect, Uint8Array>) {
-      let handle: { close(): void } | undefined;
-      try {
-        handle = service.openStream(parseConnect(call.request), {
-          write: (frame) => {
-            call.write(frame);
+  const unaryHandlers: grpc.UntypedServiceImplementation = {};
+  for (const name of Object.keys(UNARY_METHODS)) {
+    const method = unaryMethod(name)!;
+    unaryHandlers[name] = (
+      call: grpc.ServerUnaryCall<object, object>,
+      callback: grpc.sendUnaryData<object>,
+    ) => {
+      Promise.resolve()
+        .then(() => method(service, callerOf(call.metadata), call.request))
+        .then(
+          (response) => callback(null, response),
+          (err) => {
+            if (!(err instanceof ChatError)) {
+              logger.error(`${name} failed`, { error: String(err?.stack ?? err) });
+            }
+            callback(grpcError(err), null);
           },
-          pending: () => call.writableLength,
-          fail: (error: ChatError) => call.emit("error", grpcError(error)),
-        });
-      } catch (err) {
-        call.emit("error", grpcError(err));
-        return;
-      }
-      const close = () => handle?.close();
+        );
+    };
+  }
+
+  server.addService(broadcastDefinition(), {
+    ...unaryHandlers,
+    CreateStream(call: grpc.ServerWritableStream<WireConnect, Uint8Array>) {
+      let handle: StreamHandle | undefined;
+      let gone = false;
+      const close = () => {
+        gone = true;
+        handle?.close();
+      };
       call.on("cancelled", close);
       call.on("close", close);
       call.on("error", close);
-    },
-    BroadcastMessage(call: grpc.ServerUnaryCall<WireMessage, object>, callback: Callback) {
-      let request;
-      try {
-        request = parseMessage(call.request);
-      } catch (err) {
-        callback(grpcError(err), null);
-        return;
-      }
-      service.send(request).then(
-        () => callback(null, {}),
-        (err) => {
-          if (!(err instanceof ChatError)) logger.error("Send failed", { error: String(err) });
-          callback(grpcError(err), null);
-        },
-      );
-    },
-    ListOnline(_call: grpc.ServerUnaryCall<object, object>, callback: Callback) {
-      try {
-        const users = service.online().map((p) => ({ id: p.userId, displayName: p.displayName }));
-        callback(null, { users });
-      } catch (err) {
-        callback(grpcError(err), null);
-      }
+      Promise.resolve()
+        .then(() =>
+          service.openStream(callerOf(call.metadata), parseConnect(call.request), {
+            write: (frame) => {
+              call.write(frame);
+            },
+            pending: () => call.writableLength,
+            fail: (error: ChatError) => call.emit("error", grpcError(error)),
+          })
+        )
+        .then(
+          (opened) => {
+            handle = opened;
+            // The client left while the stream was being set up.
+            if (gone) opened.close();
+          },
+          (err) => {
+            if (!(err instanceof ChatError)) {
+              logger.error("CreateStream failed", { error: String(err?.stack ?? err) });
+            }
+            call.emit("error", grpcError(err));
+          },
+        );
     },
   });
 

@@ -12,7 +12,7 @@ export interface HttpRoutes {
   /** Whether the gateway can take messages now, and if not, why. */
   readiness: () => { ready: boolean; reason?: string };
   /** Tried in order before the built-in routes; the first non-undefined response wins. */
-  handlers?: ((request: Request) => Response | Promise<Response> | undefined)[];
+  handlers?: ((request: Request) => Response | undefined | Promise<Response | undefined>)[];
 }
 
 export function createHttpHandler(routes: HttpRoutes): HttpHandler {

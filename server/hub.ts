@@ -1,15 +1,15 @@
 /**
  * The streams open on this gateway, and delivery to them.
  *
- * A message is encoded once and the same bytes are queued on every stream; a
- * stream that falls too far behind is cut (its client reconnects) so that one
- * slow reader never holds up the others.
+ * A message is encoded once and the same bytes are queued on every stream of
+ * its room; a stream that falls too far behind is cut (its client reconnects
+ * and resumes) so that one slow reader never holds up the others.
  */
 
 import { ChatError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import type { ChatMessage, Presence } from "../core/types.ts";
-import { encodeStreamMessage, messageToWire, presenceToWire } from "./proto.ts";
+import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
+import { encodeStreamMessage, messageToWire, presenceToWire, roomEventToWire } from "./proto.ts";
 
 /** One open stream as a transport sees it. */
 export interface StreamSink {
@@ -27,6 +27,12 @@ export interface LocalStream {
   readonly displayName: string;
   readonly presenceEvents: boolean;
   readonly sink: StreamSink;
+  /** The rooms whose messages this stream receives; changes when its user joins or leaves. */
+  readonly rooms: Set<string>;
+  /** The newest sequence number written to this stream, per room. */
+  readonly lastSeq: Map<string, number>;
+  /** While the stream replays missed messages, live ones wait here. */
+  backlog: ChatMessage[] | undefined;
 }
 
 export interface HubOptions {
@@ -47,6 +53,10 @@ export class Hub {
     this.#queueLimit = options.queueLimit;
   }
 
+  get queueLimit(): number {
+    return this.#queueLimit;
+  }
+
   add(stream: LocalStream): void {
     this.#streams.set(stream.streamId, stream);
   }
@@ -61,11 +71,18 @@ export class Hub {
     return [...this.#streams.values()];
   }
 
+  /** How many streams `userId` has open here. */
+  countOf(userId: string): number {
+    let n = 0;
+    for (const s of this.#streams.values()) if (s.userId === userId) n++;
+    return n;
+  }
+
   get size(): number {
     return this.#streams.size;
   }
 
-  /** Delivers a stored message to every local stream; returns how many streams got it. */
+  /** Delivers a stored message to every local stream of its room; returns how many got it. */
   deliver(message: ChatMessage): number {
     const last = this.#delivered.get(message.room) ?? 0;
     if (message.seq > 0 && message.seq <= last) {
@@ -73,12 +90,51 @@ export class Hub {
       return 0;
     }
     if (message.seq > 0) this.#delivered.set(message.room, message.seq);
-    const frame = encodeStreamMessage(messageToWire(message));
+    let frame: Uint8Array | undefined;
     let count = 0;
     for (const stream of this.#streams.values()) {
-      if (this.#offer(stream, frame)) count++;
+      if (!stream.rooms.has(message.room)) continue;
+      if (stream.backlog) {
+        stream.backlog.push(message);
+        count++;
+        continue;
+      }
+      frame ??= encodeStreamMessage(messageToWire(message));
+      if (this.#write(stream, message, frame)) count++;
     }
     return count;
+  }
+
+  /** Writes one message to one stream unless it already has it; false when the stream was cut. */
+  #write(stream: LocalStream, message: ChatMessage, frame?: Uint8Array): boolean {
+    if (message.seq > 0 && message.seq <= (stream.lastSeq.get(message.room) ?? 0)) return true;
+    if (!this.#offer(stream, frame ?? encodeStreamMessage(messageToWire(message)))) return false;
+    if (message.seq > 0) stream.lastSeq.set(message.room, message.seq);
+    return true;
+  }
+
+  /**
+   * Replays missed messages to a stream whose live messages wait in its backlog.
+   * Waits while the client is behind, so a long replay never floods memory.
+   */
+  async replay(stream: LocalStream, messages: ChatMessage[]): Promise<boolean> {
+    for (const message of messages) {
+      while (stream.sink.pending() > this.#queueLimit / 2) {
+        if (!this.#streams.has(stream.streamId)) return false;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      if (!this.#streams.has(stream.streamId) || !this.#write(stream, message)) return false;
+    }
+    return true;
+  }
+
+  /** Ends a replay: writes the live messages that arrived meanwhile, then goes live. */
+  goLive(stream: LocalStream): void {
+    const backlog = stream.backlog ?? [];
+    stream.backlog = undefined;
+    for (const message of backlog) {
+      if (!this.#write(stream, message)) return;
+    }
   }
 
   /** Tells the streams that asked for presence events that a user came or went. */
@@ -87,6 +143,24 @@ export class Hub {
     for (const stream of this.#streams.values()) {
       if (!stream.presenceEvents) continue;
       frame ??= encodeStreamMessage(presenceToWire(presence));
+      this.#offer(stream, frame);
+    }
+  }
+
+  /**
+   * A member joined or left a room: the member's own streams start or stop
+   * receiving it, and the room's streams that asked for events are told.
+   */
+  roomEvent(event: RoomEvent): void {
+    let frame: Uint8Array | undefined;
+    for (const stream of this.#streams.values()) {
+      const wasIn = stream.rooms.has(event.room);
+      if (stream.userId === event.userId) {
+        if (event.joined) stream.rooms.add(event.room);
+        else stream.rooms.delete(event.room);
+      }
+      if (!stream.presenceEvents || !(wasIn || stream.rooms.has(event.room))) continue;
+      frame ??= encodeStreamMessage(roomEventToWire(event));
       this.#offer(stream, frame);
     }
   }

@@ -4,7 +4,7 @@
  */
 
 import * as protoLoader from "@grpc/proto-loader";
-import type { ChatMessage, Presence } from "../core/types.ts";
+import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
 
 const PROTO_PATH = new URL("../proto/chat.proto", import.meta.url).pathname;
 
@@ -41,6 +41,11 @@ export interface WirePresence {
   user: WireUser | null;
   online: boolean;
 }
+export interface WireRoomEvent {
+  room: string;
+  user: WireUser | null;
+  joined: boolean;
+}
 export interface WireMessage {
   id: string;
   content: string;
@@ -50,11 +55,23 @@ export interface WireMessage {
   seq: number;
   displayName: string;
   presence: WirePresence | null;
+  roomEvent: WireRoomEvent | null;
+}
+export interface WireRoomPosition {
+  room: string;
+  lastSeq: number;
 }
 export interface WireConnect {
   user: WireUser | null;
   active: boolean;
   presenceEvents: boolean;
+  resume: WireRoomPosition[];
+}
+export interface WireRoom {
+  id: string;
+  direct: boolean;
+  members: string[];
+  lastSeq: number;
 }
 
 export function timestampToIso(ts: WireTimestamp | null | undefined): string | undefined {
@@ -78,18 +95,40 @@ export function messageToWire(m: ChatMessage): WireMessage {
     seq: m.seq,
     displayName: m.displayName,
     presence: null,
+    roomEvent: null,
+  };
+}
+
+function eventMessage(userId: string, displayName: string): WireMessage {
+  return {
+    id: userId,
+    content: "",
+    timestamp: isoToTimestamp(new Date().toISOString()),
+    messageId: "",
+    room: "",
+    seq: 0,
+    displayName,
+    presence: null,
+    roomEvent: null,
+  };
+}
+
+export function roomEventToWire(e: RoomEvent): WireMessage {
+  return {
+    ...eventMessage(e.userId, e.displayName),
+    room: e.room,
+    roomEvent: {
+      room: e.room,
+      user: { id: e.userId, displayName: e.displayName },
+      joined: e.joined,
+    },
   };
 }
 
 export function presenceToWire(p: Presence): WireMessage {
   return {
-    id: p.userId,
-    content: "",
+    ...eventMessage(p.userId, p.displayName),
     timestamp: isoToTimestamp(p.timestamp || new Date().toISOString()),
-    messageId: "",
-    room: "",
-    seq: 0,
-    displayName: p.displayName,
     presence: { user: { id: p.userId, displayName: p.displayName }, online: p.online },
   };
 }

@@ -5,9 +5,8 @@
 
 import assert from "node:assert/strict";
 import { readLines } from "../client/terminal_client.ts";
-import { silentLogger } from "../core/logger.ts";
-import { createGateway, type Gateway } from "../server/gateway.ts";
-import { startSystem, testConfig, waitFor } from "./helpers.ts";
+import type { Gateway } from "../server/gateway.ts";
+import { startSystem, waitFor } from "./helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MAIN = new URL("../client/main.ts", import.meta.url).pathname;
@@ -143,12 +142,7 @@ Deno.test("a client process reconnects when its gateway restarts on the same por
   try {
     const first = await bob.see(connected("bob"), { timeoutMs: 30_000 });
     await system.gateways[0]!.stop();
-    restarted = createGateway({
-      config: testConfig({ grpcPort: port, serverId: "restarted" }),
-      bus: system.bus,
-      logger: silentLogger,
-    });
-    await restarted.start();
+    restarted = await system.addGateway({ grpcPort: port, serverId: "restarted" });
 
     const lost = await bob.see(/^Disconnected: .+; reconnecting in \d+(\.\d)?s$/, {
       from: first + 1,

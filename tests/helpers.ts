@@ -7,6 +7,7 @@ import { MemoryBus } from "../bus/memory_bus.ts";
 import { createGateway, type Gateway } from "../server/gateway.ts";
 import { createProcessor, type Processor } from "../processor/processor.ts";
 import { MemoryStore } from "../store/memory_store.ts";
+import { createAuth } from "../server/auth.ts";
 import type { Store } from "../store/store.ts";
 import type { ServiceError } from "@grpc/grpc-js";
 import { ChatClient, type WireMessage } from "../client/chat_client.ts";
@@ -26,10 +27,11 @@ export async function waitFor(
   }
 }
 
-/** A configuration for in-process tests: ports 0, short timers. */
+/** A configuration for in-process tests: ports 0, short timers, classic (AUTH=off) unless asked. */
 export function testConfig(overrides: Partial<Config> = {}): Config {
   return {
     ...loadConfig({}),
+    auth: "off",
     grpcPort: 0,
     httpPort: 0,
     heartbeatIntervalMs: 200,
@@ -46,6 +48,8 @@ export interface System {
   gateways: Gateway[];
   /** `host:port` of gateway `i`'s gRPC port. */
   address(i?: number): string;
+  /** Starts one more gateway on the same bus and store. */
+  addGateway(config?: Partial<Config>): Promise<Gateway>;
   stop(): Promise<void>;
 }
 
@@ -58,10 +62,18 @@ export async function startSystem(
   const store = new MemoryStore();
   const base = testConfig(options.config);
   const processor = createProcessor({ bus, store, logger, config: base });
+  const auth = createAuth({
+    mode: base.auth,
+    secret: crypto.getRandomValues(new Uint8Array(32)),
+    store,
+    logger,
+    tokenTtlSeconds: base.tokenTtlSeconds,
+  });
+  const gateway = (config: Partial<Config>) =>
+    createGateway({ config: { ...base, ...config }, bus, store, auth, logger });
   const gateways = Array.from(
     { length: options.gateways ?? 1 },
-    (_, i) =>
-      createGateway({ config: { ...base, serverId: `${base.serverId}-gw${i}` }, bus, logger }),
+    (_, i) => gateway({ serverId: `${base.serverId}-gw${i}` }),
   );
   await bus.start();
   await processor.start();
@@ -72,6 +84,12 @@ export async function startSystem(
     processor,
     gateways,
     address: (i = 0) => `127.0.0.1:${gateways[i]!.grpcPort}`,
+    async addGateway(config = {}) {
+      const g = gateway({ serverId: `${base.serverId}-gw${gateways.length}`, ...config });
+      gateways.push(g);
+      await g.start();
+      return g;
+    },
     async stop() {
       for (const g of gateways) await g.stop();
       await processor.stop();

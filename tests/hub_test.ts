@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { ChatError } from "../core/errors.ts";
 import { silentLogger } from "../core/logger.ts";
 import type { ChatMessage } from "../core/types.ts";
-import { Hub, type StreamSink } from "../server/hub.ts";
+import { Hub, type LocalStream, type StreamSink } from "../server/hub.ts";
 import { decodeStreamMessage } from "../server/proto.ts";
 
 function sink() {
@@ -36,12 +36,15 @@ const message = (seq: number, room = "general"): ChatMessage => ({
   seq,
 });
 
-const stream = (id: string, s: StreamSink, presenceEvents = false) => ({
+const stream = (id: string, s: StreamSink, presenceEvents = false): LocalStream => ({
   streamId: id,
   userId: id,
   displayName: id,
   presenceEvents,
   sink: s,
+  rooms: new Set(["general", "other"]),
+  lastSeq: new Map(),
+  backlog: undefined,
 });
 
 Deno.test("a message is encoded once and the same bytes go to every stream", () => {

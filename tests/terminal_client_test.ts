@@ -37,6 +37,7 @@ function message(fields: Partial<WireMessage> = {}): WireMessage {
     seq: 1,
     displayName: "alice",
     presence: null,
+    roomEvent: null,
     ...fields,
   };
 }

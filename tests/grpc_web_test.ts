@@ -1,0 +1,604 @@
+/**
+ * The gRPC-Web bridge over real HTTP: a standard client library
+ * (@protobuf-ts/grpcweb-transport) unchanged, raw fetch for bad input, CORS,
+ * cancellation, slow clients and keep-alives.
+ */
+
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { GrpcWebFetchTransport } from "@protobuf-ts/grpcweb-transport";
+import { RpcError } from "@protobuf-ts/runtime-rpc";
+import { silentLogger } from "../core/logger.ts";
+import { createGrpcWebHandler, encodeGrpcMessage } from "../server/grpc_web.ts";
+import { broadcastMethods, decodeStreamMessage, encodeStreamMessage } from "../server/proto.ts";
+import {
+  BroadcastClient,
+  Connect,
+  dateToTimestamp,
+  isKeepAlive,
+  Message,
+  OnlineUsers,
+  timestampToDate,
+} from "../web/chat_types.ts";
+import { connectUser, startSystem, type System, waitFor } from "./helpers.ts";
+
+const encoder = new TextEncoder();
+
+function httpBase(system: System, i = 0): string {
+  return `http://127.0.0.1:${system.gateways[i]!.httpPort}`;
+}
+
+function webClient(system: System, format: "binary" | "text", i = 0): BroadcastClient {
+  return new BroadcastClient(new GrpcWebFetchTransport({ baseUrl: httpBase(system, i), format }));
+}
+
+function frame(flag: number, payload: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(5 + payload.length);
+  out[0] = flag;
+  new DataView(out.buffer).setUint32(1, payload.length);
+  out.set(payload, 5);
+  return out;
+}
+
+interface Frame {
+  flag: number;
+  data: Uint8Array;
+}
+
+/** Splits a binary gRPC-Web body into frames; fails on a partial frame. */
+function parseFrames(body: Uint8Array): Frame[] {
+  const frames: Frame[] = [];
+  let at = 0;
+  while (at < body.length) {
+    assert.ok(body.length - at >= 5, "partial frame header");
+    const length = new DataView(body.buffer, body.byteOffset + at + 1, 4).getUint32(0);
+    assert.ok(body.length - at - 5 >= length, "partial frame");
+    frames.push({ flag: body[at]!, data: body.subarray(at + 5, at + 5 + length) });
+    at += 5 + length;
+  }
+  return frames;
+}
+
+function trailers(f: Frame): Record<string, string> {
+  assert.equal(f.flag, 0x80);
+  const out: Record<string, string> = {};
+  for (const line of new TextDecoder().decode(f.data).split("\r\n")) {
+    if (!line) continue;
+    const i = line.indexOf(":");
+    out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** A raw POST to the bridge; the body is read completely. */
+async function post(
+  system: System,
+  method: string,
+  body: BodyInit | null,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Headers; body: Uint8Array }> {
+  const response = await fetch(`${httpBase(system)}/chat.Broadcast/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/grpc-web+proto", ...headers },
+    body,
+  });
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: new Uint8Array(await response.arrayBuffer()),
+  };
+}
+
+/** Asserts a trailers-only gRPC error: HTTP 200, status in the headers, empty body. */
+function assertGrpcError(
+  response: { status: number; headers: Headers; body: Uint8Array },
+  code: number,
+  message: RegExp | string,
+): void {
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("grpc-status"), String(code));
+  const details = decodeURIComponent(response.headers.get("grpc-message") ?? "");
+  if (typeof message === "string") assert.equal(details, message);
+  else assert.match(details, message);
+  assert.equal(response.body.length, 0, "a trailers-only response has no body");
+}
+
+const connectBytes = (userId: string) =>
+  broadcastMethods.CreateStream!.requestSerialize({ user: { id: userId, displayName: "" } });
+const messageBytes = (userId: string, content: string) =>
+  broadcastMethods.BroadcastMessage!.requestSerialize({ id: userId, content });
+
+async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof RpcError, `expected an RpcError, got ${err}`);
+    return err;
+  }
+  assert.fail("expected the call to fail");
+}
+
+Deno.test("the hand-written web types encode exactly like the server's proto definition", () => {
+  const sent = Message.create({
+    id: "ann",
+    content: "héllo ✓",
+    timestamp: dateToTimestamp(new Date("2024-05-06T07:08:09.123Z")),
+    messageId: "m-1",
+    room: "lobby",
+    seq: 2 ** 40 + 3,
+    displayName: "Ann",
+    presence: { user: { id: "bob", displayName: "Bob" }, online: true },
+  });
+  const wire = decodeStreamMessage(Message.toBinary(sent));
+  assert.deepEqual(wire, {
+    id: "ann",
+    content: "héllo ✓",
+    timestamp: { seconds: 1714979289, nanos: 123_000_000 },
+    messageId: "m-1",
+    room: "lobby",
+    seq: 2 ** 40 + 3,
+    displayName: "Ann",
+    presence: { user: { id: "bob", displayName: "Bob" }, online: true },
+  });
+  const back = Message.fromBinary(encodeStreamMessage(wire));
+  assert.deepEqual(back, sent);
+  assert.equal(timestampToDate(back.timestamp!).toISOString(), "2024-05-06T07:08:09.123Z");
+  const connect = broadcastMethods.CreateStream!.requestDeserialize(
+    Buffer.from(
+      Connect.toBinary({ user: { id: "x", displayName: "X" }, active: true, presenceEvents: true }),
+    ),
+  );
+  assert.deepEqual(connect, {
+    user: { id: "x", displayName: "X" },
+    active: true,
+    presenceEvents: true,
+  });
+  const users = broadcastMethods.ListOnline!.responseSerialize({
+    users: [{ id: "a", displayName: "A" }, { id: "b", displayName: "B" }],
+  });
+  assert.deepEqual(OnlineUsers.fromBinary(users).users.map((u) => u.id), ["a", "b"]);
+  assert.equal(isKeepAlive(Message.fromBinary(new Uint8Array(0))), true);
+  assert.equal(isKeepAlive(back), false);
+});
+
+Deno.test("a standard gRPC-Web client sends, lists and streams, in binary and in text mode", async () => {
+  const system = await startSystem({ gateways: 2 });
+  const native = connectUser(system.address(1), "nate");
+  const streams: { close(): void }[] = [];
+  try {
+    for (const format of ["binary", "text"] as const) {
+      const client = webClient(system, format);
+      const abort = new AbortController();
+      const got: Message[] = [];
+      const call = client.createStream(
+        Connect.create({ user: { id: `web-${format}`, displayName: `Web ${format}` } }),
+        { abort: abort.signal },
+      );
+      call.responses.onMessage((m) => got.push(m));
+      // Completes (with CANCELLED) when aborted at the end.
+      const done = call.status.catch(() => {});
+      streams.push({
+        close: () => abort.abort(),
+      });
+      await call.headers;
+      await waitFor(
+        () => system.processor.registry.online().some((p) => p.userId === `web-${format}`),
+        5000,
+        `web-${format} online`,
+      );
+
+      // Messages from a native client on another gateway reach the gRPC-Web stream.
+      const before = got.length;
+      for (let i = 1; i <= 3; i++) await native.client.send("nate", `${format} ${i}`);
+      await waitFor(() => got.length >= before + 3, 5000, `three messages on the ${format} stream`);
+      assert.deepEqual(got.slice(before).map((m) => m.content), [
+        `${format} 1`,
+        `${format} 2`,
+        `${format} 3`,
+      ]);
+      assert.equal(got[before]!.id, "nate");
+      assert.equal(got[before]!.room, "general");
+      assert.ok(got[before]!.seq > 0);
+      assert.ok(got[before]!.timestamp!.seconds > 0);
+
+      // And what the web client sends reaches the native one.
+      const sent = await client.broadcastMessage(
+        Message.create({ id: `web-${format}`, content: `from the ${format} page` }),
+      );
+      assert.equal(sent.status.code, "OK");
+      assert.deepEqual(sent.response, {});
+      await waitFor(() => native.contents().includes(`from the ${format} page`));
+
+      const online = await client.listOnline();
+      assert.ok(online.response.users.some((u) => u.id === `web-${format}`));
+      assert.deepEqual(online.response.users.find((u) => u.id === "nate"), {
+        id: "nate",
+        displayName: "nate",
+      });
+      abort.abort();
+      await done;
+    }
+  } finally {
+    for (const s of streams) s.close();
+    native.close();
+    await system.stop();
+  }
+});
+
+Deno.test("errors reach a standard gRPC-Web client as RpcError with code and message", async () => {
+  const system = await startSystem();
+  try {
+    for (const format of ["binary", "text"] as const) {
+      const client = webClient(system, format);
+      const empty = await rpcError(
+        client.broadcastMessage(Message.create({ id: "ann", content: "  " })).response,
+      );
+      assert.equal(empty.code, "INVALID_ARGUMENT");
+      assert.equal(empty.message, "Cannot send message: the content is empty");
+
+      const tooBig = await rpcError(
+        client.broadcastMessage(Message.create({ id: "ann", content: "x".repeat(65537) }))
+          .response,
+      );
+      assert.equal(tooBig.code, "INVALID_ARGUMENT");
+      assert.equal(
+        tooBig.message,
+        "Cannot send message: content is 65537 bytes, the limit is 65536",
+      );
+      // Exactly at the limit passes, even base64-encoded in text mode.
+      await client.broadcastMessage(Message.create({ id: "ann", content: "y".repeat(65536) }));
+
+      const noUser = client.createStream(Connect.create({ user: { id: "" } }));
+      const streamErr = await rpcError(noUser.status);
+      assert.equal(streamErr.code, "INVALID_ARGUMENT");
+      assert.equal(streamErr.message, "Cannot open stream: the user id is empty");
+      assert.equal(system.gateways[0]!.hub.size, 0);
+    }
+  } finally {
+    await system.stop();
+  }
+});
+
+Deno.test("a gateway shutting down ends gRPC-Web streams with UNAVAILABLE in the trailers", async () => {
+  const system = await startSystem();
+  const call = webClient(system, "text").createStream(Connect.create({ user: { id: "sam" } }));
+  const status = rpcError(call.status);
+  await call.headers;
+  await waitFor(() => system.gateways[0]!.hub.size === 1);
+  await system.stop();
+  const err = await status;
+  assert.equal(err.code, "UNAVAILABLE");
+  assert.equal(err.message, "Stream closed: the server is shutting down; reconnect");
+});
+
+Deno.test("a cancelled gRPC-Web stream closes on the server and the user goes offline", async () => {
+  const system = await startSystem();
+  try {
+    for (const format of ["binary", "text"] as const) {
+      const abort = new AbortController();
+      const call = webClient(system, format).createStream(
+        Connect.create({ user: { id: "carl" } }),
+        { abort: abort.signal },
+      );
+      const status = rpcError(call.status);
+      await call.headers;
+      await waitFor(() => system.gateways[0]!.hub.size === 1, 5000, "stream open");
+      await waitFor(
+        () => system.processor.registry.presenceOf("carl", "").online,
+        5000,
+        "carl online",
+      );
+      abort.abort();
+      assert.equal((await status).code, "CANCELLED");
+      await waitFor(() => system.gateways[0]!.hub.size === 0, 5000, "stream closed on the server");
+      await waitFor(
+        () => !system.processor.registry.presenceOf("carl", "").online,
+        5000,
+        "carl offline",
+      );
+    }
+  } finally {
+    await system.stop();
+  }
+});
+
+Deno.test("bad requests get the right HTTP or gRPC status, never a crash or a hung call", async () => {
+  const system = await startSystem();
+  try {
+    const valid = frame(0, messageBytes("ann", "hi"));
+
+    const unknown = await post(system, "DeleteEverything", valid);
+    assertGrpcError(
+      unknown,
+      12,
+      "Cannot call chat.Broadcast/DeleteEverything: the service has no such method",
+    );
+    assert.equal(unknown.headers.get("content-type"), "application/grpc-web+proto");
+
+    for (const type of ["text/plain", "application/json", "application/grpc"]) {
+      const wrongType = await post(system, "BroadcastMessage", valid, { "content-type": type });
+      assert.equal(wrongType.status, 415, type);
+    }
+    const noType = await fetch(`${httpBase(system)}/chat.Broadcast/ListOnline`, {
+      method: "POST",
+      body: frame(0, new Uint8Array(0)),
+    });
+    assert.equal(noType.status, 415);
+    await noType.body?.cancel();
+
+    for (const method of ["GET", "PUT", "DELETE"]) {
+      const response = await fetch(`${httpBase(system)}/chat.Broadcast/ListOnline`, { method });
+      assert.equal(response.status, 405, method);
+      assert.equal(response.headers.get("allow"), "POST, OPTIONS");
+      await response.body?.cancel();
+    }
+
+    const truncated = new Uint8Array([0, 0, 0, 0, 100, 1, 2, 3]);
+    assertGrpcError(
+      await post(system, "BroadcastMessage", truncated),
+      3,
+      "Cannot read request: frame says 100 bytes, body has 3",
+    );
+    assertGrpcError(
+      await post(system, "BroadcastMessage", new Uint8Array(0)),
+      3,
+      "Cannot read request: the body has no frame",
+    );
+    assertGrpcError(
+      await post(system, "BroadcastMessage", new Uint8Array([0, 0])),
+      3,
+      "Cannot read request: the body has 2 bytes, a frame needs at least 5",
+    );
+    assertGrpcError(
+      await post(system, "BroadcastMessage", new Uint8Array([...valid, 9, 9])),
+      3,
+      "Cannot read request: the body has 2 bytes after its one message",
+    );
+    assertGrpcError(
+      await post(system, "BroadcastMessage", frame(1, messageBytes("ann", "hi"))),
+      12,
+      "Cannot read request: compressed messages are not supported",
+    );
+
+    // Field 1, length-delimited, says 100 bytes: not a chat.Message.
+    const garbage = frame(0, new Uint8Array([0x0a, 100, 1, 2, 3]));
+    assertGrpcError(
+      await post(system, "BroadcastMessage", garbage),
+      3,
+      /^Cannot read request: the message is not a valid chat\.Message/,
+    );
+    assertGrpcError(
+      await post(system, "CreateStream", frame(0, new Uint8Array([0xff, 0xff, 0xff]))),
+      3,
+      /^Cannot read request: the message is not a valid chat\.Connect/,
+    );
+    assert.equal(system.gateways[0]!.hub.size, 0);
+
+    const text = { "content-type": "application/grpc-web-text" };
+    assertGrpcError(
+      await post(system, "BroadcastMessage", "not*base64!", text),
+      3,
+      "Cannot read request: the body is not valid base64",
+    );
+    // Several padded base64 chunks are one body.
+    const bytes = frame(0, messageBytes("ann", "in two chunks"));
+    const chunked = bytes.subarray(0, 4).toBase64() + bytes.subarray(4).toBase64();
+    const ok = await post(system, "BroadcastMessage", chunked, text);
+    assert.equal(ok.headers.get("content-type"), "application/grpc-web-text");
+    const frames = parseFrames(Uint8Array.fromBase64(new TextDecoder().decode(ok.body)));
+    assert.deepEqual(frames.map((f) => f.flag), [0x00, 0x80]);
+    assert.deepEqual(trailers(frames[1]!), { "grpc-status": "0" });
+
+    // Over the limit, declared up front: refused without reading it.
+    const huge = new Uint8Array(1024 * 1024);
+    assertGrpcError(
+      await post(system, "BroadcastMessage", huge),
+      8,
+      "Cannot read request: the body is 1048576 bytes, the limit is 262144",
+    );
+    // Over the limit, streamed with no length: refused once the limit is passed.
+    let sent = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= 4 * 1024 * 1024) return controller.close();
+        sent += 64 * 1024;
+        controller.enqueue(new Uint8Array(64 * 1024));
+      },
+    });
+    let streamedStatus: string | null = "no response";
+    try {
+      const streamed = await post(system, "BroadcastMessage", endless);
+      streamedStatus = streamed.headers.get("grpc-status");
+      assert.equal(
+        decodeURIComponent(streamed.headers.get("grpc-message") ?? ""),
+        "Cannot read request: the body is more than 262144 bytes, the limit is 262144",
+      );
+    } catch {
+      // The server may close the connection while the client is still sending.
+      streamedStatus = "8";
+    }
+    assert.equal(streamedStatus, "8");
+    // In process, where nothing buffers in between: reading stops right after the limit.
+    let pulled = 0;
+    const handler = createGrpcWebHandler(system.gateways[0]!.service, {
+      logger: silentLogger,
+      allowedOrigins: [],
+      maxRequestBytes: 100_000,
+    });
+    const inProcess = await handler(
+      new Request("http://in-process/chat.Broadcast/BroadcastMessage", {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto" },
+        body: new ReadableStream<Uint8Array>({
+          pull(controller) {
+            pulled += 10_000;
+            controller.enqueue(new Uint8Array(10_000));
+          },
+        }),
+      }),
+    )!;
+    assert.equal(inProcess.headers.get("grpc-status"), "8");
+    assert.ok(pulled <= 120_000, `read ${pulled} bytes of an endless body`);
+
+    // The gateway still serves.
+    const after = await post(system, "BroadcastMessage", valid);
+    assert.deepEqual(parseFrames(after.body).map((f) => f.flag), [0x00, 0x80]);
+    assert.equal((await fetch(`${httpBase(system)}/healthz`).then((r) => r.json())).status, "ok");
+  } finally {
+    await system.stop();
+  }
+});
+
+Deno.test("CORS: same-origin by default, listed origins allowed, others refused at pre-flight", async () => {
+  const system = await startSystem({ config: { corsOrigins: ["https://chat.example.com"] } });
+  const url = `${httpBase(system)}/chat.Broadcast/ListOnline`;
+  const body = frame(0, new Uint8Array(0));
+  try {
+    const allowed = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto", origin: "https://chat.example.com" },
+      body,
+    });
+    await allowed.arrayBuffer();
+    assert.equal(allowed.headers.get("access-control-allow-origin"), "https://chat.example.com");
+    assert.equal(allowed.headers.get("vary"), "Origin");
+    assert.equal(allowed.headers.get("access-control-expose-headers"), "grpc-status, grpc-message");
+
+    const foreign = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto", origin: "https://evil.example" },
+      body,
+    });
+    await foreign.arrayBuffer();
+    assert.equal(foreign.headers.get("access-control-allow-origin"), null);
+
+    const preflight = await fetch(url, {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://chat.example.com",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,x-grpc-web,x-user-agent",
+      },
+    });
+    await preflight.body?.cancel();
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get("access-control-allow-origin"), "https://chat.example.com");
+    assert.equal(preflight.headers.get("access-control-allow-methods"), "POST");
+    const allowHeaders = preflight.headers.get("access-control-allow-headers")!.split(/,\s*/);
+    for (
+      const h of ["content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "authorization"]
+    ) {
+      assert.ok(allowHeaders.includes(h), h);
+    }
+    assert.ok(Number(preflight.headers.get("access-control-max-age")) > 0);
+
+    const refused = await fetch(url, {
+      method: "OPTIONS",
+      headers: { origin: "https://evil.example", "access-control-request-method": "POST" },
+    });
+    await refused.body?.cancel();
+    assert.equal(refused.status, 403);
+    assert.equal(refused.headers.get("access-control-allow-origin"), null);
+
+    // Not for the bridge: left to the other routes.
+    const other = await fetch(`${httpBase(system)}/somewhere`, { method: "OPTIONS" });
+    await other.body?.cancel();
+    assert.equal(other.status, 404);
+  } finally {
+    await system.stop();
+  }
+});
+
+Deno.test("a slow gRPC-Web client is cut with RESOURCE_EXHAUSTED in the trailers", async () => {
+  const system = await startSystem({ config: { streamQueueLimit: 3 } });
+  const gateway = system.gateways[0]!;
+  // In process, nothing reads the body until the test does: the client is "slow".
+  const handler = createGrpcWebHandler(gateway.service, {
+    logger: silentLogger,
+    allowedOrigins: [],
+  });
+  try {
+    const response = await handler(
+      new Request("http://in-process/chat.Broadcast/CreateStream", {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web+proto" },
+        body: frame(0, connectBytes("slow")),
+      }),
+    )!;
+    assert.equal(response.status, 200);
+    await waitFor(() => gateway.hub.size === 1);
+    const sender = connectUser(system.address(), "fast");
+    try {
+      for (let i = 1; i <= 6; i++) await sender.client.send("fast", `m${i}`);
+      await waitFor(() => gateway.hub.size === 1 && sender.contents().length === 6);
+    } finally {
+      sender.close();
+    }
+    await waitFor(() => gateway.hub.size === 0, 5000, "the slow stream cut");
+    const frames = parseFrames(new Uint8Array(await response.arrayBuffer()));
+    const data = frames.filter((f) => f.flag === 0);
+    assert.deepEqual(
+      data.map((f) => decodeStreamMessage(f.data).content),
+      ["m1", "m2", "m3"],
+    );
+    const end = trailers(frames.at(-1)!);
+    assert.equal(end["grpc-status"], "8");
+    assert.match(decodeURIComponent(end["grpc-message"]!), /the client is 3 messages behind/);
+  } finally {
+    await system.stop();
+  }
+});
+
+Deno.test("keep-alives go only to streams that ask for them, and only when idle", async () => {
+  const system = await startSystem();
+  const gateway = system.gateways[0]!;
+  const handler = createGrpcWebHandler(gateway.service, {
+    logger: silentLogger,
+    allowedOrigins: [],
+    keepAliveMs: 50,
+  });
+  const open = async (user: string, headers: Record<string, string>) => {
+    const response = await handler(
+      new Request("http://in-process/chat.Broadcast/CreateStream", {
+        method: "POST",
+        headers: { "content-type": "application/grpc-web-text", ...headers },
+        body: frame(0, connectBytes(user)).toBase64(),
+      }),
+    )!;
+    const reader = response.body!.getReader();
+    const chunks: Uint8Array[] = [];
+    (async () => {
+      while (true) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        chunks.push(value);
+      }
+    })().catch(() => {});
+    return { chunks, close: () => reader.cancel() };
+  };
+  const plain = await open("plain", {});
+  const asked = await open("asked", { "x-chat-keepalive": "1" });
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(plain.chunks.length, 0, "a standard client gets nothing on an idle stream");
+    assert.ok(asked.chunks.length >= 2, `keep-alives sent: ${asked.chunks.length}`);
+    for (const chunk of asked.chunks) {
+      // Each chunk is one padded base64 text of one empty data frame.
+      const frames = parseFrames(Uint8Array.fromBase64(new TextDecoder().decode(chunk)));
+      assert.deepEqual(frames, [{ flag: 0, data: new Uint8Array(0) }]);
+      assert.equal(isKeepAlive(Message.fromBinary(frames[0]!.data)), true);
+    }
+  } finally {
+    await plain.close();
+    await asked.close();
+    await waitFor(() => gateway.hub.size === 0);
+    await system.stop();
+  }
+});
+
+Deno.test("grpc-message is percent-encoded as gRPC specifies", () => {
+  assert.equal(encodeGrpcMessage("plain text: ok"), "plain text: ok");
+  assert.equal(encodeGrpcMessage("100% é\r\n"), "100%25 %C3%A9%0D%0A");
+  assert.equal(decodeURIComponent(encodeGrpcMessage("100% é\r\n")), "100% é\r\n");
+  assert.equal(encoder.encode(encodeGrpcMessage("✓")).length, 9);
+});
