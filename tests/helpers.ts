@@ -10,7 +10,7 @@ import { MemoryStore } from "../store/memory_store.ts";
 import { createAuth } from "../server/auth.ts";
 import type { Store } from "../store/store.ts";
 import type { ServiceError } from "@grpc/grpc-js";
-import { ChatClient, type WireMessage } from "../client/chat_client.ts";
+import { ChatClient, type StreamOptions, type WireMessage } from "../client/chat_client.ts";
 
 /** Waits until `predicate` is true, polling; fails with `what` after `timeoutMs`. */
 export async function waitFor(
@@ -112,14 +112,14 @@ export interface TestUser {
 export function connectUser(
   address: string,
   userId: string,
-  options: { presenceEvents?: boolean; displayName?: string } = {},
+  options: StreamOptions & { client?: ChatClient } = {},
 ): TestUser {
-  const client = new ChatClient(address);
+  const client = options.client ?? new ChatClient(address);
   const user: TestUser = {
     client,
     received: [],
     ended: undefined,
-    contents: () => user.received.filter((m) => !m.presence).map((m) => m.content),
+    contents: () => user.received.filter((m) => m.content !== "").map((m) => m.content),
     close: () => {
       stream.cancel();
       client.close();

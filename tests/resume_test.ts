@@ -1,0 +1,92 @@
+/** Resume: a reconnecting client gets exactly what it missed, then live messages, on any gateway. */
+
+import assert from "node:assert/strict";
+import { ChatClient } from "../client/chat_client.ts";
+import { connectUser, startSystem, waitFor } from "./helpers.ts";
+
+Deno.test("a client that reconnects to another gateway gets what it missed: no gap, no duplicate", async () => {
+  const system = await startSystem({
+    gateways: 2,
+    config: { rateLimitBurst: 1000, rateLimitPerSecond: 1000 },
+  });
+  const sender = new ChatClient(system.address(0));
+  const reader = connectUser(system.address(0), "reader");
+  try {
+    await waitFor(() => system.processor.registry.presenceOf("reader", "").online);
+    for (let i = 1; i <= 5; i++) await sender.send("sender", `before ${i}`);
+    await waitFor(() => reader.contents().length === 5);
+    const lastSeen = reader.received.at(-1)!.seq;
+    reader.close();
+
+    // Missed while away.
+    for (let i = 1; i <= 5; i++) await sender.send("sender", `away ${i}`);
+    await waitFor(async () => (await system.store.lastSeq("general")) === 10);
+
+    // Back, on the other gateway, while more messages keep coming.
+    const back = connectUser(system.address(1), "reader", {
+      resume: [{ room: "general", lastSeq: lastSeen }],
+    });
+    const live = (async () => {
+      for (let i = 1; i <= 20; i++) await sender.send("sender", `live ${i}`);
+    })();
+    try {
+      await live;
+      await waitFor(() => back.contents().length === 25, 10_000, "25 messages after resume");
+      const expected = [
+        ...Array.from({ length: 5 }, (_, i) => `away ${i + 1}`),
+        ...Array.from({ length: 20 }, (_, i) => `live ${i + 1}`),
+      ];
+      assert.deepEqual(back.contents(), expected);
+      assert.deepEqual(
+        back.received.map((m) => m.seq),
+        Array.from({ length: 25 }, (_, i) => lastSeen + 1 + i),
+      );
+    } finally {
+      back.close();
+    }
+  } finally {
+    reader.close();
+    sender.close();
+    await system.stop();
+  }
+});
+
+Deno.test("resume with nothing missed goes straight to live; a room the user is not in is ignored", async () => {
+  const system = await startSystem();
+  const sender = new ChatClient(system.address());
+  try {
+    await sender.send("sender", "one");
+    await waitFor(async () => (await system.store.lastSeq("general")) === 1);
+    const user = connectUser(system.address(), "x", {
+      resume: [{ room: "general", lastSeq: 1 }, { room: "not-mine", lastSeq: 0 }],
+    });
+    try {
+      await waitFor(() => system.processor.registry.presenceOf("x", "").online);
+      await sender.send("sender", "two");
+      await waitFor(() => user.contents().length === 1);
+      assert.deepEqual(user.contents(), ["two"]);
+    } finally {
+      user.close();
+    }
+  } finally {
+    sender.close();
+    await system.stop();
+  }
+});
+
+Deno.test("a send retried with the same message id is shown once", async () => {
+  const system = await startSystem();
+  const user = connectUser(system.address(), "ann");
+  try {
+    await waitFor(() => system.processor.registry.presenceOf("ann", "").online);
+    await user.client.send("ann", "only once", { messageId: "retry-1" });
+    await user.client.send("ann", "only once", { messageId: "retry-1" });
+    await user.client.send("ann", "next");
+    await waitFor(() => user.contents().includes("next"));
+    assert.deepEqual(user.contents(), ["only once", "next"]);
+    assert.equal((await system.store.history({ room: "general", limit: 10 })).length, 2);
+  } finally {
+    user.close();
+    await system.stop();
+  }
+});

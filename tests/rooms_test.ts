@@ -1,0 +1,173 @@
+/** Rooms, direct messages, membership and history, through real gRPC with sign-in (AUTH=on). */
+
+import assert from "node:assert/strict";
+import { status } from "@grpc/grpc-js";
+import { ChatClient } from "../client/chat_client.ts";
+import { connectUser, startSystem, type System, type TestUser, waitFor } from "./helpers.ts";
+
+const PASSWORD = "correct horse battery";
+
+async function signedIn(system: System, name: string, gateway = 0): Promise<TestUser> {
+  const client = new ChatClient(system.address(gateway));
+  await client.signIn(name, PASSWORD);
+  const user = connectUser(system.address(gateway), name, { client, presenceEvents: true });
+  await waitFor(
+    () => system.processor.registry.presenceOf(name, "").online,
+    5000,
+    `${name} online`,
+  );
+  return user;
+}
+
+const rejects = (code: number, pattern: RegExp) => (err: { code: number; details: string }) => {
+  assert.equal(err.code, code, err.details);
+  assert.match(err.details, pattern);
+  return true;
+};
+
+Deno.test("rooms: create, join, send, list, leave; only members receive", async () => {
+  const system = await startSystem({ gateways: 2, config: { auth: "on" } });
+  const ann = await signedIn(system, "ann", 0);
+  const ben = await signedIn(system, "ben", 1);
+  const cat = await signedIn(system, "cat", 1);
+  try {
+    const created = await ann.client.createRoom("book-club");
+    assert.deepEqual(created, { id: "book-club", direct: false, members: ["ann"], lastSeq: 0 });
+    await ben.client.joinRoom("book-club");
+    await waitFor(() => ann.received.some((m) => m.roomEvent?.user?.id === "ben"));
+    await ann.client.send("", "first chapter", { room: "book-club" });
+    await ben.client.send("", "loved it", { room: "book-club" });
+    await waitFor(() => ben.contents().length === 2 && ann.contents().length === 2);
+    assert.deepEqual(ben.received.filter((m) => m.content).map((m) => [m.room, m.seq, m.id]), [
+      ["book-club", 1, "ann"],
+      ["book-club", 2, "ben"],
+    ]);
+    await cat.client.send("", "hello general");
+    await waitFor(() => ann.contents().length === 3);
+    assert.deepEqual(cat.contents(), ["hello general"], "cat is not in book-club");
+
+    const mine = await ben.client.listRooms();
+    assert.deepEqual(mine.map((r) => r.id), ["general", "book-club"]);
+    const all = await cat.client.listRooms(true);
+    assert.ok(all.some((r) => r.id === "book-club" && r.members.join() === "ann,ben"));
+    assert.deepEqual(
+      (await ann.client.listOnline("book-club")).map((u) => u.id),
+      ["ann", "ben"],
+    );
+
+    await ben.client.leaveRoom("book-club");
+    await waitFor(() =>
+      ann.received.some((m) => m.roomEvent?.user?.id === "ben" && !m.roomEvent.joined)
+    );
+    await ann.client.send("", "ben left", { room: "book-club" });
+    await waitFor(() => ann.contents().includes("ben left"));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(!ben.contents().includes("ben left"), "a member who left no longer receives");
+  } finally {
+    for (const u of [ann, ben, cat]) u.close();
+    await system.stop();
+  }
+});
+
+Deno.test("membership is enforced: no reading or writing a room you are not in", async () => {
+  const system = await startSystem({ config: { auth: "on" } });
+  const ann = await signedIn(system, "ann");
+  const eve = await signedIn(system, "eve");
+  try {
+    await ann.client.createRoom("secret");
+    await assert.rejects(
+      eve.client.send("", "let me in", { room: "secret" }),
+      rejects(status.PERMISSION_DENIED, /eve is not a member of room "secret"; join it first/),
+    );
+    await assert.rejects(
+      eve.client.history("secret"),
+      rejects(status.PERMISSION_DENIED, /Cannot read history: eve is not a member/),
+    );
+    await assert.rejects(
+      eve.client.listOnline("secret"),
+      rejects(status.PERMISSION_DENIED, /not a member/),
+    );
+    await assert.rejects(
+      eve.client.send("", "hi", { room: "nowhere" }),
+      rejects(status.NOT_FOUND, /room "nowhere" does not exist/),
+    );
+    await assert.rejects(
+      ann.client.createRoom("secret"),
+      rejects(status.ALREADY_EXISTS, /already exists/),
+    );
+    await assert.rejects(
+      ann.client.createRoom("no spaces please"),
+      rejects(status.INVALID_ARGUMENT, /may only hold letters, digits/),
+    );
+    await assert.rejects(
+      ann.client.createRoom("x".repeat(65)),
+      rejects(status.INVALID_ARGUMENT, /the room name is 65 characters, the limit is 64/),
+    );
+    await assert.rejects(
+      ann.client.leaveRoom("general"),
+      rejects(status.FAILED_PRECONDITION, /everybody/),
+    );
+  } finally {
+    ann.close();
+    eve.close();
+    await system.stop();
+  }
+});
+
+Deno.test("direct messages reach exactly the two people", async () => {
+  const system = await startSystem({ config: { auth: "on" } });
+  const ann = await signedIn(system, "ann");
+  const ben = await signedIn(system, "ben");
+  const cat = await signedIn(system, "cat");
+  try {
+    const dm = await ann.client.openDirect("ben");
+    assert.deepEqual(dm, { id: "dm:ann:ben", direct: true, members: ["ann", "ben"], lastSeq: 0 });
+    assert.equal(
+      (await ben.client.openDirect("ann")).id,
+      "dm:ann:ben",
+      "same room from both sides",
+    );
+    await waitFor(() => ben.received.some((m) => m.roomEvent?.room === "dm:ann:ben"));
+    await ann.client.send("", "psst", { room: dm.id });
+    await waitFor(() => ben.contents().includes("psst"));
+    assert.ok(ann.contents().includes("psst"));
+    assert.deepEqual(cat.contents(), []);
+    await assert.rejects(cat.client.joinRoom(dm.id), rejects(status.PERMISSION_DENIED, /direct/));
+    await assert.rejects(
+      ann.client.openDirect("nobody"),
+      rejects(status.NOT_FOUND, /no user "nobody"/),
+    );
+    assert.ok(
+      !(await cat.client.listRooms(true)).some((r) => r.direct),
+      "direct rooms are not listed",
+    );
+  } finally {
+    for (const u of [ann, ben, cat]) u.close();
+    await system.stop();
+  }
+});
+
+Deno.test("history pages newest first with beforeSeq", async () => {
+  const system = await startSystem({ config: { auth: "on", rateLimitBurst: 100 } });
+  const ann = await signedIn(system, "ann");
+  try {
+    await ann.client.createRoom("log");
+    for (let i = 1; i <= 7; i++) await ann.client.send("", `m${i}`, { room: "log" });
+    await waitFor(async () => (await system.store.lastSeq("log")) === 7);
+    const first = await ann.client.history("log", 0, 3);
+    assert.deepEqual(first.messages.map((m) => m.content), ["m7", "m6", "m5"]);
+    assert.equal(first.more, true);
+    const second = await ann.client.history("log", first.messages.at(-1)!.seq, 3);
+    assert.deepEqual(second.messages.map((m) => m.content), ["m4", "m3", "m2"]);
+    const last = await ann.client.history("log", second.messages.at(-1)!.seq, 3);
+    assert.deepEqual(last.messages.map((m) => m.content), ["m1"]);
+    assert.equal(last.more, false);
+    await assert.rejects(
+      ann.client.history("log", 0, 500),
+      rejects(status.INVALID_ARGUMENT, /the most is 200/),
+    );
+  } finally {
+    ann.close();
+    await system.stop();
+  }
+});
