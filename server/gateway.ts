@@ -4,7 +4,7 @@
  * listens; tests build one in-process on port 0.
  */
 
-import { type Config, TOPICS } from "../core/config.ts";
+import { type Config, readTlsFiles, TOPICS } from "../core/config.ts";
 import { ChatError, describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { decodeDelivery, decodePresence, encodeHeartbeat, RecordError } from "../core/records.ts";
@@ -12,7 +12,7 @@ import type { Presence } from "../core/types.ts";
 import type { Bus, BusRecord, Subscription } from "../bus/bus.ts";
 import { Announcer } from "./announcer.ts";
 import { type ChatService, createChatService } from "./chat_service.ts";
-import { createGrpcServer, type GrpcServer } from "./grpc_server.ts";
+import { createGrpcServer, type GrpcServer, tlsServerCredentials } from "./grpc_server.ts";
 import { createGrpcWebHandler } from "./grpc_web.ts";
 import { createHttpHandler, type HttpHandler } from "./http_server.ts";
 import { Hub } from "./hub.ts";
@@ -46,6 +46,8 @@ export interface Gateway {
 export function createGateway(options: GatewayOptions): Gateway {
   const { config, bus, store, auth } = options;
   const logger = options.logger.with({ server: config.serverId });
+  // Read now, so a missing or unreadable certificate stops the start-up before anything runs.
+  const tls = readTlsFiles(config);
   const hub = new Hub({ logger, queueLimit: config.streamQueueLimit });
   const announcer = new Announcer(bus, logger);
   const presence = new Map<string, Presence>();
@@ -189,17 +191,26 @@ export function createGateway(options: GatewayOptions): Gateway {
         }),
       );
       heartbeat = setInterval(sendHeartbeat, config.heartbeatIntervalMs);
-      grpcPort = await grpc.listen(config.grpcHost, config.grpcPort);
+      grpcPort = await grpc.listen(
+        config.grpcHost,
+        config.grpcPort,
+        tls ? tlsServerCredentials(tls) : undefined,
+      );
       httpServer = Deno.serve({
         hostname: config.httpHost,
         port: config.httpPort,
         onListen: () => {},
+        // HTTPS: the gRPC-Web bridge and the page are then served over TLS too.
+        ...(tls ? { cert: tls.cert, key: tls.key } : {}),
       }, http);
       httpPort = (httpServer.addr as Deno.NetAddr).port;
       grpc.setServing(bus.ready());
       logger.info("Gateway listening", {
         grpc: `${config.grpcHost}:${grpcPort}`,
-        http: `http://${config.httpHost}:${httpPort}`,
+        http: `${tls ? "https" : "http"}://${config.httpHost}:${httpPort}`,
+        tls: tls
+          ? `on (gRPC TLS${tls.clientCa ? " with client certificates" : ""}, HTTPS)`
+          : "off (plaintext; set TLS_CERT_FILE and TLS_KEY_FILE to encrypt)",
       });
     },
     async stop() {

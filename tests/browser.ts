@@ -1,0 +1,232 @@
+/**
+ * Browser tests' helpers: Debian's Chromium driven by playwright-core (no
+ * browser download), each browser with a fresh profile that is removed after,
+ * and the steps a person takes on the chat page.
+ */
+
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { waitFor } from "./helpers.ts";
+
+export const CHROMIUM_PATH = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+
+/** Flags for a quiet, headless, offline-friendly Chromium in a container. */
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+export const PHONE = { width: 390, height: 844 };
+export const DESKTOP = { width: 1280, height: 800 };
+
+export interface TestBrowser {
+  readonly context: BrowserContext;
+  readonly page: Page;
+  /** Uncaught errors in the page (console noise such as refused connections is not counted). */
+  readonly pageErrors: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts Chromium with its own fresh profile (a temporary `--user-data-dir`,
+ * passed the way Playwright requires) and one page of `viewport` size.
+ */
+export async function openBrowser(
+  options: { viewport?: { width: number; height: number }; colorScheme?: "light" | "dark" } = {},
+): Promise<TestBrowser> {
+  const userDataDir = await Deno.makeTempDir({ prefix: "chat-chromium-" });
+  let context: BrowserContext;
+  try {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM_PATH,
+      args: CHROMIUM_ARGS,
+      headless: true,
+      viewport: options.viewport ?? DESKTOP,
+      colorScheme: options.colorScheme ?? "light",
+      reducedMotion: "reduce",
+      timeout: 60_000,
+    });
+  } catch (err) {
+    await Deno.remove(userDataDir, { recursive: true }).catch(() => {});
+    throw new Error(
+      `Cannot start Chromium at ${CHROMIUM_PATH} (install Debian's chromium package): ${
+        (err as Error).message
+      }`,
+    );
+  }
+  const page = context.pages()[0] ?? await context.newPage();
+  const pageErrors: string[] = [];
+  page.on("pageerror", (err) => pageErrors.push(err.message));
+  return {
+    context,
+    page,
+    pageErrors,
+    async close() {
+      await context.close().catch(() => {});
+      await Deno.remove(userDataDir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Closes every browser given, ignoring the ones not started. */
+export async function closeAll(browsers: (TestBrowser | undefined)[]): Promise<void> {
+  await Promise.all(browsers.map((b) => b?.close()));
+}
+
+// ---- The chat page, as a person uses it ----
+
+export interface ShownMessage {
+  sender: string;
+  text: string;
+  /** The time as shown ("14:05"). */
+  time: string;
+  /** The `datetime` attribute (ISO). */
+  datetime: string;
+  mine: boolean;
+}
+
+/** Opens the page and joins as `name` with the keyboard (type, Enter). */
+export async function join(page: Page, baseUrl: string, name: string): Promise<void> {
+  await page.goto(baseUrl);
+  const field = page.getByLabel("Your name");
+  await field.fill(name);
+  await field.press("Enter");
+  await waitForStatus(page, "connected");
+}
+
+/** Waits until the header's status is `kind` (connected, connecting, reconnecting, stopped). */
+export async function waitForStatus(page: Page, kind: string, timeoutMs = 15_000): Promise<void> {
+  await page.locator(`.status[data-status="${kind}"]`).waitFor({ timeout: timeoutMs });
+}
+
+/** Types `text` into the message box and presses Enter. */
+export async function send(page: Page, text: string): Promise<void> {
+  const box = page.getByLabel("Message", { exact: true });
+  await box.fill(text);
+  await box.press("Enter");
+}
+
+/** The messages on screen, in order. */
+export function shownMessages(page: Page): Promise<ShownMessage[]> {
+  return page.locator("li.msg").evaluateAll((items) =>
+    items.map((li) => ({
+      sender: li.querySelector(".msg-sender")?.textContent ?? "",
+      text: li.querySelector(".msg-text")?.textContent ?? "",
+      time: li.querySelector(".msg-time")?.textContent ?? "",
+      datetime: li.querySelector(".msg-time")?.getAttribute("datetime") ?? "",
+      mine: li.classList.contains("mine"),
+    }))
+  );
+}
+
+/** Waits until the page shows the message texts `texts` (at least, in this order, at the end). */
+export async function waitForMessages(
+  page: Page,
+  texts: string[],
+  timeoutMs = 10_000,
+): Promise<ShownMessage[]> {
+  let last: ShownMessage[] = [];
+  await waitFor(
+    async () => {
+      last = await shownMessages(page);
+      const tail = texts.length === 0 ? [] : last.slice(-texts.length).map((m) => m.text);
+      return tail.length === texts.length && tail.every((t, i) => t === texts[i]);
+    },
+    timeoutMs,
+    `messages ${JSON.stringify(texts)}`,
+  ).catch((err) => {
+    throw new Error(`${err.message}; shown: ${JSON.stringify(last.map((m) => m.text))}`);
+  });
+  return last;
+}
+
+/** The names in the "Online now" list, in order. */
+export function onlineNames(page: Page): Promise<string[]> {
+  return page.locator(".online-user .online-name").allTextContents();
+}
+
+/** Waits until the online list is exactly `names` (sorted as the page sorts them). */
+export async function waitForOnline(
+  page: Page,
+  names: string[],
+  timeoutMs = 10_000,
+): Promise<void> {
+  let last: string[] = [];
+  await waitFor(
+    async () => {
+      last = await onlineNames(page);
+      return JSON.stringify(last) === JSON.stringify(names);
+    },
+    timeoutMs,
+    `online list ${JSON.stringify(names)}`,
+  ).catch((err) => {
+    throw new Error(`${err.message}; shown: ${JSON.stringify(last)}`);
+  });
+}
+
+/**
+ * Waits until the online list has every name of `present` and none of `absent`
+ * (for a shared cluster, where other users may be online too).
+ */
+export async function waitForOnlineToInclude(
+  page: Page,
+  present: string[],
+  absent: string[] = [],
+  timeoutMs = 10_000,
+): Promise<void> {
+  let last: string[] = [];
+  await waitFor(
+    async () => {
+      last = await onlineNames(page);
+      return present.every((n) => last.includes(n)) && absent.every((n) => !last.includes(n));
+    },
+    timeoutMs,
+    `online list with ${JSON.stringify(present)} and without ${JSON.stringify(absent)}`,
+  ).catch((err) => {
+    throw new Error(`${err.message}; shown: ${JSON.stringify(last)}`);
+  });
+}
+
+/** Whether the page can scroll sideways (it must not, at any width). */
+export function hasHorizontalScroll(page: Page): Promise<boolean> {
+  // Run in the page; a string, since the tests are type-checked without the DOM library.
+  return page.evaluate<boolean>(`(() => {
+    const doc = document.documentElement;
+    return doc.scrollWidth > doc.clientWidth || document.body.scrollWidth > doc.clientWidth;
+  })()`);
+}
+
+/** Describes the focused element as "tag:label" (its aria-label, its <label>, or its text). */
+export function focused(page: Page): Promise<string> {
+  return page.evaluate<string>(`(() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return "";
+    const label = el.getAttribute("aria-label") ??
+      (el.id ? document.querySelector('label[for="' + el.id + '"]')?.textContent : undefined) ??
+      el.textContent;
+    return el.tagName.toLowerCase() + ":" + (label ?? "").trim();
+  })()`);
+}
+
+/** Takes the focus away from whatever has it, as if the page had just loaded. */
+export async function blur(page: Page): Promise<void> {
+  await page.evaluate("document.activeElement?.blur()");
+}
+
+/** Presses Tab until `predicate` holds for the focused element's description; returns the count. */
+export async function tabUntil(
+  page: Page,
+  predicate: (description: string) => boolean,
+  maxPresses = 20,
+): Promise<number> {
+  for (let i = 1; i <= maxPresses; i++) {
+    await page.keyboard.press("Tab");
+    if (predicate(await focused(page))) return i;
+  }
+  throw new Error(`Tab did not reach the element within ${maxPresses} presses`);
+}

@@ -1,0 +1,386 @@
+/**
+ * The web page in Chromium against `deno task start` (embedded mode) run as
+ * a person would run it: the task builds the page, then serves it and the
+ * gRPC-Web bridge on the HTTP port.
+ *
+ * Screenshots go to .tmp/screenshots, or to SCREENSHOTS_DIR when set
+ * (`SCREENSHOTS_DIR=docs/screenshots` refreshes the README's pictures).
+ */
+
+import assert from "node:assert/strict";
+import type { Page } from "playwright-core";
+import {
+  blur,
+  closeAll,
+  DESKTOP,
+  focused,
+  hasHorizontalScroll,
+  join,
+  openBrowser,
+  PHONE,
+  send,
+  shownMessages,
+  tabUntil,
+  type TestBrowser,
+  waitForMessages,
+  waitForOnline,
+  waitForStatus,
+} from "./browser.ts";
+import { waitFor } from "./helpers.ts";
+import { freePort } from "./processes.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const SCREENSHOTS = Deno.env.get("SCREENSHOTS_DIR") ?? `${ROOT}.tmp/screenshots`;
+
+interface TaskProcess {
+  readonly output: string[];
+  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Runs `deno task start` with `env`, collecting its output. */
+function startTask(env: Record<string, string>): TaskProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["task", "start"],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output: string[] = [];
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    let rest = "";
+    for await (const chunk of stream) {
+      rest += decoder.decode(chunk, { stream: true });
+      const lines = rest.split("\n");
+      rest = lines.pop()!;
+      output.push(...lines);
+    }
+    if (rest) output.push(rest);
+  };
+  const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  let exited: Deno.CommandStatus | undefined;
+  const status = child.status.then((s) => (exited = s));
+  return {
+    output,
+    async waitForLine(pattern, timeoutMs = 60_000) {
+      await waitFor(
+        () => output.some((l) => pattern.test(l)) || exited !== undefined,
+        timeoutMs,
+        `deno task start to print ${pattern}`,
+      ).catch((err) => {
+        throw new Error(`${err.message}\n${output.slice(-30).join("\n")}`);
+      });
+      if (!output.some((l) => pattern.test(l))) {
+        throw new Error(
+          `deno task start exited (${exited?.code}) before printing ${pattern}\n${
+            output.slice(-30).join("\n")
+          }`,
+        );
+      }
+    },
+    async stop() {
+      if (exited === undefined) {
+        try {
+          child.kill("SIGTERM");
+        } catch {
+          // Already gone.
+        }
+      }
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }, 15_000);
+      await status;
+      clearTimeout(timer);
+      await pumped;
+    },
+  };
+}
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  await Deno.mkdir(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: `${SCREENSHOTS}/${name}.png` });
+}
+
+/** Whether the message list is scrolled to its bottom. */
+function atBottom(page: Page): Promise<boolean> {
+  return page.locator(".messages").evaluate((el) =>
+    el.scrollHeight - el.scrollTop - el.clientHeight <= 2
+  );
+}
+
+Deno.test({
+  name: "web page against `deno task start` (embedded mode)",
+  // Playwright keeps a pipe and timers to Chromium open between steps.
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  const httpPort = freePort();
+  const grpcPort = freePort();
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-web-" });
+  const env = {
+    HTTP_PORT: String(httpPort),
+    GRPC_PORT: String(grpcPort),
+    DATABASE_PATH: `${dataDir}/chat.db`,
+    // SQLite in the temporary folder, even when the test run provides a PostgreSQL URL.
+    DATABASE_URL: "",
+    SERVER_ID: "web-test",
+    // The page has no sign-in yet: it joins by user id, as classic clients do.
+    AUTH: "off",
+  };
+  const base = `http://127.0.0.1:${httpPort}`;
+  let server: TaskProcess | undefined = startTask(env);
+  const browsers: TestBrowser[] = [];
+  const open = async (viewport = DESKTOP) => {
+    const b = await openBrowser({ viewport });
+    browsers.push(b);
+    return b;
+  };
+
+  try {
+    await server.waitForLine(/Gateway listening/);
+
+    await t.step("serves the built page and its assets, nothing from elsewhere", async () => {
+      const page = await fetch(`${base}/`);
+      assert.equal(page.status, 200);
+      assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+      assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'self'/);
+      const html = await page.text();
+      assert.doesNotMatch(html, /(src|href)="(https?:)?\/\//, "the page loads nothing from a CDN");
+      const assets = [["/app.js", /javascript/], ["/styles.css", /text\/css/]] as const;
+      for (const [path, type] of assets) {
+        const res = await fetch(`${base}${path}`);
+        assert.equal(res.status, 200, path);
+        assert.match(res.headers.get("content-type") ?? "", type, path);
+        const body = await res.text();
+        assert.doesNotMatch(body, /https?:\/\/(cdn|unpkg|esm\.sh|fonts\.)/, path);
+      }
+      const missing = await fetch(`${base}/nothing-here.js`);
+      assert.equal(missing.status, 404);
+      await missing.body?.cancel();
+    });
+
+    const ann = await open(DESKTOP);
+    const ben = await open(PHONE);
+
+    await t.step(
+      "keyboard only: Tab reaches the name field, Join, then the message box",
+      async () => {
+        await ann.page.goto(base);
+        await blur(ann.page);
+        await tabUntil(ann.page, (d) => d === "input:Your name");
+        await ann.page.keyboard.type("ann");
+        await tabUntil(ann.page, (d) => d === "button:Join", 3);
+        await ann.page.keyboard.press("Enter");
+        await waitForStatus(ann.page, "connected");
+        assert.equal(await focused(ann.page), "textarea:Message", "the message box has the focus");
+        // From the top of the page, Tab reaches the message box too.
+        await blur(ann.page);
+        await tabUntil(ann.page, (d) => d === "textarea:Message");
+        const name = await ann.page.evaluate(() => localStorage.getItem("chat.name"));
+        assert.equal(name, "ann", "the name is remembered in localStorage");
+      },
+    );
+
+    await t.step("two users see each other's messages in order, with sender and time", async () => {
+      await join(ben.page, base, "ben");
+      await waitForOnline(ann.page, ["ann", "ben"]);
+      await waitForOnline(ben.page, ["ann", "ben"]);
+      const before = Date.now();
+      const conversation = [
+        ["ann", "Morning! Is the release build green?"],
+        ["ben", "Morning Ann. All green, every test passed on the first run."],
+        ["ben", "I will deploy right after lunch."],
+        ["ann", "Great, thank you!\nI will update the release notes meanwhile."],
+        [
+          "ben",
+          "One thing for the notes: the page now reconnects on its own, with backoff, and " +
+          "says so while it does. People on flaky Wi-Fi no longer need to reload.",
+        ],
+      ] as const;
+      for (const [who, text] of conversation) {
+        await send((who === "ann" ? ann : ben).page, text);
+        await waitForMessages((who === "ann" ? ben : ann).page, [text]);
+      }
+      const expected = conversation.map(([, text]) => text);
+      const senders = conversation.map(([who]) => who);
+      for (const [who, b] of [["ann", ann], ["ben", ben]] as const) {
+        const shown = await waitForMessages(b.page, expected);
+        assert.deepEqual(shown.map((m) => m.text), expected, `${who} sees them all in order`);
+        assert.deepEqual(shown.map((m) => m.sender), senders, `${who} sees who sent each`);
+        assert.deepEqual(shown.map((m) => m.mine), senders.map((s) => s === who));
+        for (const m of shown) {
+          assert.match(m.time, /\d{1,2}[:.]\d{2}/, "each message shows its time");
+          const at = Date.parse(m.datetime);
+          assert.ok(at >= before - 60_000 && at <= Date.now() + 60_000, `time ${m.datetime}`);
+        }
+      }
+      // Visible to a sighted reader too: the other person's name is shown, not only announced.
+      assert.equal(
+        await ann.page.locator("li.msg.theirs.first .msg-meta").first().isVisible(),
+        true,
+      );
+    });
+
+    await t.step("phone and desktop layouts fit without sideways scrolling", async () => {
+      for (const [b, size] of [[ann, DESKTOP], [ben, PHONE]] as const) {
+        assert.deepEqual(b.page.viewportSize(), size);
+        assert.equal(await hasHorizontalScroll(b.page), false);
+        const box = await b.page.locator(".composer").boundingBox();
+        assert.ok(box && box.x >= 0 && box.x + box.width <= size.width + 0.5, "composer fits");
+        assert.ok(box!.y + box!.height <= size.height + 0.5, "composer is on screen");
+      }
+      // Desktop shows who is online beside the chat; a phone behind a button.
+      assert.equal(await ann.page.locator("#people").isVisible(), true);
+      assert.equal(await ben.page.locator("#people").isVisible(), false);
+      await screenshot(ann.page, "chat-desktop");
+      await screenshot(ben.page, "chat-phone");
+      const toggle = ben.page.getByRole("button", { name: /Online now: 2/ });
+      await toggle.click();
+      await ben.page.locator("#people.open").waitFor();
+      await ben.page.waitForTimeout(300);
+      assert.equal(await ben.page.locator("#people").isVisible(), true);
+      await screenshot(ben.page, "online-phone");
+      await ben.page.keyboard.press("Escape");
+      assert.equal(await toggle.getAttribute("aria-expanded"), "false");
+      const phoneJoin = await open(PHONE);
+      await phoneJoin.page.goto(base);
+      assert.equal(await hasHorizontalScroll(phoneJoin.page), false);
+      await screenshot(phoneJoin.page, "join-phone");
+    });
+
+    await t.step("Enter sends, Shift+Enter makes a new line", async () => {
+      const box = ann.page.getByLabel("Message", { exact: true });
+      await box.click();
+      await ann.page.keyboard.type("first line");
+      await ann.page.keyboard.press("Shift+Enter");
+      await ann.page.keyboard.type("second line");
+      assert.equal(await box.inputValue(), "first line\nsecond line", "Shift+Enter adds a line");
+      assert.equal((await shownMessages(ann.page)).length, 5, "nothing sent yet");
+      await ann.page.keyboard.press("Enter");
+      await waitForMessages(ben.page, ["first line\nsecond line"]);
+      assert.equal(await box.inputValue(), "", "the box is empty after sending");
+    });
+
+    await t.step("the online list shows who is there and updates when one closes", async () => {
+      const cat = await open(DESKTOP);
+      await join(cat.page, base, "cat");
+      await waitForOnline(ann.page, ["ann", "ben", "cat"]);
+      await waitForOnline(ben.page, ["ann", "ben", "cat"]);
+      await waitForOnline(cat.page, ["ann", "ben", "cat"]);
+      await cat.close();
+      browsers.splice(browsers.indexOf(cat), 1);
+      await waitForOnline(ann.page, ["ann", "ben"]);
+      await waitForOnline(ben.page, ["ann", "ben"]);
+    });
+
+    await t.step("an over-long message shows the server's error in place", async () => {
+      const tooLong = "x".repeat(64 * 1024 + 100);
+      await send(ann.page, tooLong);
+      const error = ann.page.locator(".composer-error[role=alert]");
+      await error.waitFor({ timeout: 10_000 });
+      const text = await error.textContent() ?? "";
+      assert.match(text, /Not sent/);
+      assert.match(text, /content is 65636 bytes, the limit is 65536/, "the server's words");
+      assert.equal(
+        await ann.page.getByLabel("Message", { exact: true }).inputValue(),
+        tooLong,
+        "the text is kept",
+      );
+      assert.equal(await hasHorizontalScroll(ann.page), false);
+      await screenshot(ann.page, "error-desktop");
+      await ann.page.getByRole("button", { name: "Dismiss the error" }).click();
+      await ann.page.getByLabel("Message", { exact: true }).fill("");
+      assert.equal(await error.count(), 0);
+      assert.equal((await shownMessages(ben.page)).length, 6, "ben got nothing");
+    });
+
+    await t.step("long messages wrap; many messages scroll and stay at the bottom", async () => {
+      const long = `A long line: ${"word ".repeat(120)}${"unbroken".repeat(40)}`;
+      await send(ben.page, long);
+      await waitForMessages(ann.page, [long]);
+      for (const b of [ann, ben]) {
+        assert.equal(await hasHorizontalScroll(b.page), false, "no sideways scroll");
+        const overflow = await b.page.locator("li.msg .bubble").last().evaluate((el) =>
+          el.scrollWidth > el.clientWidth + 1
+        );
+        assert.equal(overflow, false, "the long message wraps inside its bubble");
+      }
+      const many = Array.from({ length: 30 }, (_, i) => `Message number ${i + 1}`);
+      for (const text of many) await send(ben.page, text);
+      await waitForMessages(ann.page, many);
+      assert.equal(await atBottom(ann.page), true, "the reader at the bottom stays there");
+      assert.equal(await atBottom(ben.page), true);
+
+      // The reader scrolls up: new messages do not move what they are reading.
+      await ann.page.locator(".messages").evaluate((el) => (el.scrollTop = 200));
+      await ann.page.waitForTimeout(100);
+      const reading = ann.page.locator("li.msg", { hasText: "Message number 5" }).first();
+      const composerBefore = await ann.page.locator(".composer").boundingBox();
+      const yBefore = (await reading.boundingBox())!.y;
+      await send(ben.page, "While you were reading");
+      await send(ben.page, "And another one");
+      await waitForMessages(ann.page, ["While you were reading", "And another one"]);
+      assert.equal((await reading.boundingBox())!.y, yBefore, "no jump while reading");
+      assert.deepEqual(await ann.page.locator(".composer").boundingBox(), composerBefore);
+      assert.equal(await atBottom(ann.page), false, "the reader stays where they scrolled");
+      const jump = ann.page.locator("button.jump");
+      assert.match(await jump.textContent() ?? "", /2 new messages/);
+      await jump.click();
+      await waitFor(() => atBottom(ann.page), 3000, "scrolled to the bottom");
+    });
+
+    await t.step("reconnects by itself when the server comes back on the same port", async () => {
+      await server!.stop();
+      server = undefined;
+      for (const b of [ann, ben]) await waitForStatus(b.page, "reconnecting", 15_000);
+      const banner = ann.page.locator(".banner");
+      assert.match(await banner.textContent() ?? "", /Reconnecting/);
+      assert.equal(await hasHorizontalScroll(ben.page), false);
+      // Sending now says why it cannot, in place, and keeps the text.
+      await send(ben.page, "Anyone there?");
+      const error = ben.page.locator(".composer-error[role=alert]");
+      await error.waitFor({ timeout: 10_000 });
+      assert.match(await error.textContent() ?? "", /Not sent: the server is unavailable/);
+      assert.equal(
+        await ben.page.getByLabel("Message", { exact: true }).inputValue(),
+        "Anyone there?",
+      );
+      await screenshot(ann.page, "reconnecting-desktop");
+      await screenshot(ben.page, "reconnecting-phone");
+
+      server = startTask(env);
+      await server.waitForLine(/Gateway listening/);
+      for (const b of [ann, ben]) await waitForStatus(b.page, "connected", 30_000);
+      assert.equal(await banner.count(), 0, "the banner is gone");
+      await waitForOnline(ann.page, ["ann", "ben"]);
+      await waitForOnline(ben.page, ["ann", "ben"]);
+      await ben.page.getByRole("button", { name: "Dismiss the error" }).click();
+      await send(ben.page, "Back again");
+      await waitForMessages(ann.page, ["Back again"]);
+      assert.equal(await ann.page.locator("li.note", { hasText: "Reconnected" }).count(), 1);
+    });
+
+    await t.step("a reload rejoins with the same name", async () => {
+      await ben.page.reload();
+      await waitForStatus(ben.page, "connected");
+      await waitForOnline(ann.page, ["ann", "ben"]);
+      await send(ben.page, "Reloaded and back");
+      await waitForMessages(ann.page, ["Reloaded and back"]);
+      const last = (await shownMessages(ann.page)).at(-1);
+      assert.equal(last?.sender, "ben");
+    });
+
+    for (const b of browsers) assert.deepEqual(b.pageErrors, [], "no uncaught errors in the page");
+  } finally {
+    await closeAll(browsers);
+    await server?.stop();
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});

@@ -1,0 +1,208 @@
+/**
+ * The web page on the Kafka deployment, every part its own process: the
+ * processor, gateway A (two browser users) and gateway B (a terminal client),
+ * all on the cluster at KAFKA_BROKERS. Without KAFKA_BROKERS the test fails,
+ * it never skips: run it with `deno task test`, which starts Kafka.
+ */
+
+import assert from "node:assert/strict";
+import {
+  closeAll,
+  DESKTOP,
+  join,
+  openBrowser,
+  PHONE,
+  send,
+  shownMessages,
+  type TestBrowser,
+  waitForMessages,
+  waitForOnlineToInclude,
+  waitForStatus,
+} from "./browser.ts";
+import { waitFor } from "./helpers.ts";
+import { freePort, kafkaBrokers, type Service, spawn, stopAll } from "./processes.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const SCREENSHOTS = Deno.env.get("SCREENSHOTS_DIR") ?? `${ROOT}.tmp/screenshots`;
+/** Presence goes gateway → Kafka → processor → Kafka → gateways: allow for a slow machine. */
+const SLOW_MS = 60_000;
+
+interface Gateway {
+  service: Service;
+  grpc: string;
+  http: string;
+}
+
+function startGateway(name: string, brokers: string): Gateway {
+  const grpcPort = freePort();
+  const httpPort = freePort();
+  const service = spawn(`gateway-${name}`, "main.ts", {
+    env: {
+      BUS: "kafka",
+      KAFKA_BROKERS: brokers,
+      SERVER_ID: `web-${name}-${crypto.randomUUID().slice(0, 8)}`,
+      GRPC_PORT: String(grpcPort),
+      HTTP_PORT: String(httpPort),
+      HEARTBEAT_INTERVAL_MS: "500",
+      // The page has no sign-in yet: it joins by user id, as classic clients do.
+      AUTH: "off",
+    },
+  });
+  return { service, grpc: `127.0.0.1:${grpcPort}`, http: `http://127.0.0.1:${httpPort}` };
+}
+
+async function untilReady(g: Gateway): Promise<void> {
+  await g.service.waitForLine(/Gateway listening/, SLOW_MS);
+  await waitFor(
+    async () => {
+      try {
+        const res = await fetch(`${g.http}/readyz`);
+        await res.body?.cancel();
+        return res.status === 200;
+      } catch {
+        return false;
+      }
+    },
+    SLOW_MS,
+    `${g.service.name} /readyz`,
+  );
+}
+
+/** Builds the page unless a build is there (`deno task test` builds it first). */
+async function ensureBuilt(): Promise<void> {
+  try {
+    await Deno.stat(`${ROOT}web/dist/index.html`);
+    return;
+  } catch {
+    // Not built yet.
+  }
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "build"],
+    cwd: ROOT,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (code !== 0) throw new Error(`deno task build failed: ${new TextDecoder().decode(stderr)}`);
+}
+
+/** The terminal client's chat lines (`[12:00:00] ann: text`), as `sender: text`. */
+function clientMessages(client: Service): string[] {
+  return client.output
+    .map((line) => line.match(/^\[\d\d:\d\d:\d\d\] (.+)$/)?.[1])
+    .filter((line): line is string => line !== undefined);
+}
+
+Deno.test({
+  name: "web page on Kafka: browsers on gateway A, a terminal client on gateway B",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const brokers = kafkaBrokers();
+  await ensureBuilt();
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-web-kafka-" });
+  const services: Service[] = [];
+  const browsers: TestBrowser[] = [];
+  try {
+    services.push(spawn("processor", "processor.ts", {
+      env: {
+        KAFKA_BROKERS: brokers,
+        HEARTBEAT_TIMEOUT_MS: "3000",
+        HEARTBEAT_INTERVAL_MS: "500",
+        DATABASE_PATH: `${dataDir}/chat.db`,
+        DATABASE_URL: "",
+      },
+    }));
+    const a = startGateway("a", brokers);
+    const b = startGateway("b", brokers);
+    services.push(a.service, b.service);
+    await Promise.all([untilReady(a), untilReady(b)]);
+
+    const ann = await openBrowser({ viewport: DESKTOP });
+    browsers.push(ann);
+    const ben = await openBrowser({ viewport: PHONE });
+    browsers.push(ben);
+    await join(ann.page, a.http, "ann");
+    await join(ben.page, a.http, "ben");
+
+    const carl = spawn("client", "client/main.ts", {
+      args: ["carl", "--server", b.grpc],
+      stdin: true,
+    });
+    services.push(carl);
+    await carl.waitForLine(/Connected to server as user: carl/, SLOW_MS);
+    for (const page of [ann.page, ben.page]) {
+      await waitForOnlineToInclude(page, ["ann", "ben", "carl"], [], SLOW_MS);
+    }
+
+    // One message from each, each waited for everywhere, so the order is known.
+    const lines = [
+      ["ann", "One, from ann in a browser"],
+      ["carl", "Two, from carl in a terminal"],
+      ["ben", "Three, from ben on a phone"],
+    ] as const;
+    const delivered = (n: number) => async () => {
+      const want = lines.slice(0, n).map(([, text]) => text);
+      const onPages = await Promise.all(
+        [ann, ben].map(async (x) => (await shownMessages(x.page)).map((m) => m.text)),
+      );
+      const onClient = clientMessages(carl).map((l) => l.slice(l.indexOf(": ") + 2));
+      return [...onPages, onClient].every((got) => JSON.stringify(got) === JSON.stringify(want));
+    };
+    for (const [i, [who, text]] of lines.entries()) {
+      if (who === "carl") await carl.write(`${text}\n`);
+      else await send((who === "ann" ? ann : ben).page, text);
+      await waitFor(delivered(i + 1), SLOW_MS, `message ${i + 1} everywhere`).catch(
+        async (err) => {
+          const pages = await Promise.all(
+            [ann, ben].map(async (x) => [
+              ...(await shownMessages(x.page)).map((m) => m.text),
+              ...(await x.page.locator(".composer-error").allTextContents()),
+            ]),
+          );
+          throw new Error(
+            `${err.message}\npages: ${JSON.stringify(pages)}\nclient: ${
+              carl.output.slice(-10).join("\n")
+            }`,
+          );
+        },
+      );
+    }
+    for (const x of [ann, ben]) {
+      const shown = await shownMessages(x.page);
+      assert.deepEqual(shown.map((m) => m.sender), ["ann", "carl", "ben"]);
+      assert.ok(shown.every((m) => /\d[:.]\d\d/.test(m.time)), "each message has its time");
+    }
+    assert.deepEqual(clientMessages(carl), lines.map(([who, text]) => `${who}: ${text}`));
+
+    // Ben reloads: the page rejoins with his name by itself.
+    await ben.page.reload();
+    await waitForStatus(ben.page, "connected", SLOW_MS);
+    await waitForOnlineToInclude(ben.page, ["ann", "ben", "carl"], [], SLOW_MS);
+    await waitForOnlineToInclude(ann.page, ["ann", "ben", "carl"], [], SLOW_MS);
+    await send(ben.page, "Four, after a reload");
+    await waitForMessages(ann.page, ["Four, after a reload"], SLOW_MS);
+    await waitForMessages(ben.page, ["Four, after a reload"], SLOW_MS);
+    await waitFor(
+      () => clientMessages(carl).at(-1) === "ben: Four, after a reload",
+      SLOW_MS,
+      "carl to see ben's message after the reload",
+    );
+
+    await Deno.mkdir(SCREENSHOTS, { recursive: true });
+    await ann.page.screenshot({ path: `${SCREENSHOTS}/kafka-desktop.png` });
+    await ben.page.screenshot({ path: `${SCREENSHOTS}/kafka-phone.png` });
+
+    // Carl quits the terminal client: both pages see him go.
+    await carl.write("/quit\n");
+    const exit = await carl.exit(20_000);
+    assert.equal(exit.code, 0, "the terminal client leaves cleanly");
+    await waitForOnlineToInclude(ann.page, ["ann", "ben"], ["carl"], SLOW_MS);
+    await waitForOnlineToInclude(ben.page, ["ann", "ben"], ["carl"], SLOW_MS);
+
+    for (const x of browsers) assert.deepEqual(x.pageErrors, [], "no uncaught errors in the page");
+  } finally {
+    await closeAll(browsers);
+    await stopAll(services);
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});
