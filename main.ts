@@ -40,7 +40,9 @@ export async function main(): Promise<void> {
   await gateway.start();
   if (embedded) {
     logger.info(
-      `Embedded mode: gateway and processor in one process on the memory bus. Chat with: deno task client <name> --server ${config.grpcHost}:${gateway.grpcPort}`,
+      `Embedded mode: gateway and processor in one process on the memory bus. Chat with: deno task client <name> --server ${config.grpcHost}:${gateway.grpcPort}${
+        config.tlsCertFile ? ` --ca ${config.tlsCertFile}` : ""
+      }`,
     );
   }
   onShutdownSignal(

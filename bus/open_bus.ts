@@ -1,18 +1,74 @@
 /** Picks the bus adapter the configuration asks for. */
 
-import { ALL_TOPICS, type Config } from "../core/config.ts";
+import type { KafkaConfig } from "kafkajs";
+import { ALL_TOPICS, type Config, readSettingFile } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Bus } from "./bus.ts";
 import { KafkaBus } from "./kafka_bus.ts";
 import { MemoryBus } from "./memory_bus.ts";
 
+export interface KafkaSecurity {
+  ssl?: Exclude<KafkaConfig["ssl"], boolean>;
+  sasl?: Extract<KafkaConfig["sasl"], { mechanism: "plain" | "scram-sha-256" | "scram-sha-512" }>;
+}
+
+/**
+ * The kafkajs `ssl` and `sasl` options of `config` (the `KAFKA_SSL*` and `KAFKA_SASL_*`
+ * settings); the PEM files are read with `readFile`. Neither is set when not configured.
+ */
+export function kafkaSecurity(
+  config: Pick<
+    Config,
+    | "kafkaSsl"
+    | "kafkaSslCaFile"
+    | "kafkaSslCertFile"
+    | "kafkaSslKeyFile"
+    | "kafkaSslRejectUnauthorized"
+    | "kafkaSaslMechanism"
+    | "kafkaSaslUsername"
+    | "kafkaSaslPassword"
+  >,
+  readFile: (path: string) => string = Deno.readTextFileSync,
+): KafkaSecurity {
+  const security: KafkaSecurity = {};
+  if (config.kafkaSsl) {
+    const ssl: NonNullable<KafkaSecurity["ssl"]> = {
+      rejectUnauthorized: config.kafkaSslRejectUnauthorized,
+    };
+    if (config.kafkaSslCaFile) {
+      ssl.ca = [readSettingFile("KAFKA_SSL_CA_FILE", config.kafkaSslCaFile, readFile)];
+    }
+    if (config.kafkaSslCertFile && config.kafkaSslKeyFile) {
+      ssl.cert = readSettingFile("KAFKA_SSL_CERT_FILE", config.kafkaSslCertFile, readFile);
+      ssl.key = readSettingFile("KAFKA_SSL_KEY_FILE", config.kafkaSslKeyFile, readFile);
+    }
+    security.ssl = ssl;
+  }
+  if (config.kafkaSaslMechanism) {
+    security.sasl = {
+      mechanism: config.kafkaSaslMechanism,
+      username: config.kafkaSaslUsername ?? "",
+      password: config.kafkaSaslPassword ?? "",
+    } as NonNullable<KafkaSecurity["sasl"]>;
+  }
+  return security;
+}
+
 export function openBus(config: Config, logger: Logger): Bus {
   if (config.bus === "kafka") {
+    const { ssl, sasl } = kafkaSecurity(config);
+    if (sasl && !ssl) {
+      logger.warn(
+        "KAFKA_SASL_MECHANISM without KAFKA_SSL=true: Kafka traffic (with plain, the password too) is unencrypted",
+      );
+    }
     return new KafkaBus({
       brokers: config.kafkaBrokers,
       clientId: config.kafkaClientId,
       topics: ALL_TOPICS,
       logger: logger.with({ component: "kafka" }),
+      ...(ssl ? { ssl } : {}),
+      ...(sasl ? { sasl } : {}),
     });
   }
   return new MemoryBus({ topics: ALL_TOPICS, logger });

@@ -4,6 +4,8 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
+import { Buffer } from "node:buffer";
+import { isIP } from "node:net";
 import {
   broadcastMethods,
   isoToTimestamp,
@@ -22,6 +24,37 @@ const BroadcastClient = grpc.makeGenericClientConstructor(
   broadcastMethods as unknown as grpc.ServiceDefinition,
   SERVICE_NAME,
 );
+
+/**
+ * TLS channel credentials: the server's certificate is checked against `ca` (PEM; the
+ * system's roots when undefined). With `identity`, the client presents that certificate
+ * (mutual TLS).
+ *
+ * grpc-js always sets the TLS server name to the target's host, and Deno refuses an IP
+ * address there ("options.servername must not be an IP address"); for an IP target it is
+ * dropped, and Deno then checks the certificate against the IP address itself.
+ */
+export function tlsCredentials(
+  ca?: string | Uint8Array,
+  identity?: { cert: string | Uint8Array; key: string | Uint8Array },
+): grpc.ChannelCredentials {
+  const credentials = grpc.credentials.createSsl(
+    ca === undefined ? null : Buffer.from(ca),
+    identity ? Buffer.from(identity.key) : null,
+    identity ? Buffer.from(identity.cert) : null,
+  );
+  const create = credentials._createSecureConnector.bind(credentials);
+  credentials._createSecureConnector = (...args) => {
+    const connector = create(...args);
+    const options = (connector as { connectionOptions?: { servername?: string } })
+      .connectionOptions;
+    if (options?.servername !== undefined && isIP(options.servername) !== 0) {
+      delete options.servername;
+    }
+    return connector;
+  };
+  return credentials;
+}
 
 export interface SendOptions {
   displayName?: string;

@@ -79,7 +79,32 @@ export interface Config {
   maxRoomsPerUser: number;
   /** How many open message streams one user may hold (`MAX_STREAMS_PER_USER`). */
   maxStreamsPerUser: number;
+  /** PEM certificate (chain) for TLS on the gRPC port and HTTPS on the web port (`TLS_CERT_FILE`); with `tlsKeyFile`. */
+  tlsCertFile: string | undefined;
+  /** PEM private key of `tlsCertFile` (`TLS_KEY_FILE`). */
+  tlsKeyFile: string | undefined;
+  /** PEM CA certificates: when set, gRPC clients must present a certificate they signed (`TLS_CLIENT_CA_FILE`). */
+  tlsClientCaFile: string | undefined;
+  /** Whether the Kafka client connects with TLS (`KAFKA_SSL`). */
+  kafkaSsl: boolean;
+  /** PEM CA certificates the Kafka brokers' certificates are checked against (`KAFKA_SSL_CA_FILE`); unset → system roots. */
+  kafkaSslCaFile: string | undefined;
+  /** PEM client certificate for Kafka (`KAFKA_SSL_CERT_FILE`); with `kafkaSslKeyFile`. */
+  kafkaSslCertFile: string | undefined;
+  /** PEM private key of `kafkaSslCertFile` (`KAFKA_SSL_KEY_FILE`). */
+  kafkaSslKeyFile: string | undefined;
+  /** Whether the brokers' certificates are checked (`KAFKA_SSL_REJECT_UNAUTHORIZED`). */
+  kafkaSslRejectUnauthorized: boolean;
+  /** SASL mechanism for Kafka (`KAFKA_SASL_MECHANISM`); unset → no SASL. */
+  kafkaSaslMechanism: KafkaSaslMechanism | undefined;
+  /** `KAFKA_SASL_USERNAME`. */
+  kafkaSaslUsername: string | undefined;
+  /** `KAFKA_SASL_PASSWORD`; never printed. */
+  kafkaSaslPassword: string | undefined;
 }
+
+export const KAFKA_SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
+export type KafkaSaslMechanism = typeof KAFKA_SASL_MECHANISMS[number];
 
 type Env = Record<string, string | undefined>;
 
@@ -104,6 +129,35 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return raw as T;
 }
 
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (raw !== "true" && raw !== "false") {
+    throw new Error(`Cannot read configuration: ${name} is "${raw}", expected true or false`);
+  }
+  return raw === "true";
+}
+
+/** Both settings or neither: a certificate without its key (or the reverse) is a mistake. */
+function pair(env: Env, cert: string, key: string): [string | undefined, string | undefined] {
+  const a = env[cert] || undefined;
+  const b = env[key] || undefined;
+  if ((a === undefined) !== (b === undefined)) {
+    throw new Error(
+      `Cannot read configuration: ${a === undefined ? key : cert} is set but ${
+        a === undefined ? cert : key
+      } is not; set both or neither`,
+    );
+  }
+  return [a, b];
+}
+
+function requires(env: Env, name: string, needed: string, present: boolean): void {
+  if (env[name] && !present) {
+    throw new Error(`Cannot read configuration: ${name} is set but needs ${needed}`);
+  }
+}
+
 function hostname(): string {
   try {
     return Deno.hostname();
@@ -115,6 +169,26 @@ function hostname(): string {
 /** Reads the configuration from `env` (by default the process environment). */
 export function loadConfig(env: Env = Deno.env.toObject()): Config {
   const brokers = (env.KAFKA_BROKERS ?? "").split(",").map((b) => b.trim()).filter(Boolean);
+  const [tlsCertFile, tlsKeyFile] = pair(env, "TLS_CERT_FILE", "TLS_KEY_FILE");
+  requires(env, "TLS_CLIENT_CA_FILE", "TLS_CERT_FILE and TLS_KEY_FILE", tlsCertFile !== undefined);
+  const kafkaSsl = bool(env, "KAFKA_SSL", false);
+  const [kafkaSslCertFile, kafkaSslKeyFile] = pair(
+    env,
+    "KAFKA_SSL_CERT_FILE",
+    "KAFKA_SSL_KEY_FILE",
+  );
+  for (const name of ["KAFKA_SSL_CA_FILE", "KAFKA_SSL_CERT_FILE", "KAFKA_SSL_KEY_FILE"]) {
+    requires(env, name, "KAFKA_SSL=true", kafkaSsl);
+  }
+  const kafkaSaslMechanism = env.KAFKA_SASL_MECHANISM
+    ? oneOf(env, "KAFKA_SASL_MECHANISM", KAFKA_SASL_MECHANISMS, "plain")
+    : undefined;
+  for (const name of ["KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"]) {
+    requires(env, name, "KAFKA_SASL_MECHANISM", kafkaSaslMechanism !== undefined);
+    if (kafkaSaslMechanism !== undefined && !env[name]) {
+      throw new Error(`Cannot read configuration: KAFKA_SASL_MECHANISM is set but ${name} is not`);
+    }
+  }
   return {
     bus: oneOf(env, "BUS", ["memory", "kafka"] as const, "memory"),
     kafkaBrokers: brokers.length > 0 ? brokers : [...DEFAULT_KAFKA_BROKERS],
@@ -142,15 +216,87 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     maxRoomNameLength: int(env, "MAX_ROOM_NAME_LENGTH", 64),
     maxRoomsPerUser: int(env, "MAX_ROOMS_PER_USER", 100),
     maxStreamsPerUser: int(env, "MAX_STREAMS_PER_USER", 10),
+    tlsCertFile,
+    tlsKeyFile,
+    tlsClientCaFile: env.TLS_CLIENT_CA_FILE || undefined,
+    kafkaSsl,
+    kafkaSslCaFile: env.KAFKA_SSL_CA_FILE || undefined,
+    kafkaSslCertFile,
+    kafkaSslKeyFile,
+    kafkaSslRejectUnauthorized: bool(env, "KAFKA_SSL_REJECT_UNAUTHORIZED", true),
+    kafkaSaslMechanism,
+    kafkaSaslUsername: env.KAFKA_SASL_USERNAME || undefined,
+    kafkaSaslPassword: env.KAFKA_SASL_PASSWORD || undefined,
   };
+}
+
+/** Reads a file named by setting `name`; the error names the setting and the file. */
+export function readSettingFile(
+  name: string,
+  path: string,
+  readFile: (path: string) => string = Deno.readTextFileSync,
+): string {
+  try {
+    return readFile(path);
+  } catch (err) {
+    throw new Error(
+      `Cannot read configuration: ${name} is "${path}", which cannot be read (${
+        err instanceof Error ? err.message : String(err)
+      })`,
+    );
+  }
+}
+
+/** The PEM texts of the gateway's certificate, key and client CA. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  /** Set: gRPC clients must present a certificate signed by one of these. */
+  clientCa?: string;
+}
+
+/**
+ * Reads the TLS files of `config`: undefined when TLS is not configured; throws a start-up
+ * error naming the setting when only one of certificate and key is set, or a file cannot be
+ * read or holds no PEM certificate / key.
+ */
+export function readTlsFiles(
+  config: Pick<Config, "tlsCertFile" | "tlsKeyFile" | "tlsClientCaFile">,
+  readFile: (path: string) => string = Deno.readTextFileSync,
+): TlsFiles | undefined {
+  const { tlsCertFile, tlsKeyFile, tlsClientCaFile } = config;
+  pair(
+    { TLS_CERT_FILE: tlsCertFile, TLS_KEY_FILE: tlsKeyFile },
+    "TLS_CERT_FILE",
+    "TLS_KEY_FILE",
+  );
+  if (tlsCertFile === undefined || tlsKeyFile === undefined) {
+    requires({ TLS_CLIENT_CA_FILE: tlsClientCaFile }, "TLS_CLIENT_CA_FILE", "TLS_CERT_FILE", false);
+    return undefined;
+  }
+  const pem = (name: string, path: string, what: "certificate" | "private key") => {
+    const text = readSettingFile(name, path, readFile);
+    if (!new RegExp(`-----BEGIN [A-Z ]*${what.toUpperCase()}-----`).test(text)) {
+      throw new Error(
+        `Cannot read configuration: ${name} is "${path}", which holds no PEM ${what}`,
+      );
+    }
+    return text;
+  };
+  const cert = pem("TLS_CERT_FILE", tlsCertFile, "certificate");
+  const key = pem("TLS_KEY_FILE", tlsKeyFile, "private key");
+  if (tlsClientCaFile === undefined) return { cert, key };
+  return { cert, key, clientCa: pem("TLS_CLIENT_CA_FILE", tlsClientCaFile, "certificate") };
 }
 
 /** The settings as `name=value` lines for the start-up banner. */
 export function describeConfig(config: Config): string {
   return Object.entries(config)
     .map(([k, v]) => {
-      // The token-signing secret is never shown, only whether it is set.
-      if (k === "authSecret") return `${k}=${v === undefined ? "undefined" : "***"}`;
+      // The token-signing secret and the Kafka password are never shown, only whether they are set.
+      if (k === "authSecret" || k === "kafkaSaslPassword") {
+        return `${k}=${v === undefined ? "undefined" : "***"}`;
+      }
       const text = Array.isArray(v) ? v.join(",") : String(v);
       // A database URL may hold a password: show it without one.
       return `${k}=${

@@ -6,6 +6,8 @@
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
+import { Buffer } from "node:buffer";
+import type { TlsFiles } from "../core/config.ts";
 import { ChatError, toGrpcStatus } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Caller, ChatService, StreamHandle } from "./chat_service.ts";
@@ -48,6 +50,21 @@ function grpcError(err: unknown): Partial<grpc.StatusObject> {
 function callerOf(metadata: grpc.Metadata): Caller {
   const value = metadata.get("authorization")[0];
   return typeof value === "string" ? { authorization: value } : {};
+}
+
+/**
+ * Server credentials for TLS with `tls`'s certificate and key; with `clientCa`, clients must
+ * present a certificate signed by it (mutual TLS).
+ */
+export function tlsServerCredentials(tls: TlsFiles): grpc.ServerCredentials {
+  return grpc.ServerCredentials.createSsl(
+    // Without client CA certificates grpc-js would pass its whole bundle of public roots as
+    // `ca`, and Deno's TLS server sends that bundle with its own certificate: a handshake
+    // message too big for clients. An empty list keeps the handshake small.
+    Buffer.from(tls.clientCa ?? ""),
+    [{ cert_chain: Buffer.from(tls.cert), private_key: Buffer.from(tls.key) }],
+    tls.clientCa !== undefined,
+  );
 }
 
 export function createGrpcServer(
