@@ -1,17 +1,21 @@
 /**
  * The terminal client as a real process (`deno run -A client/main.ts`),
- * driven through its stdin and read on its stdout, against an in-process system.
+ * driven through its stdin and read on its stdout, against an in-process system
+ * with sign-in on (AUTH=on). Stdin is a pipe, so its first line is the password
+ * (or --password-file / $CHAT_PASSWORD gives it).
  */
 
 import assert from "node:assert/strict";
 import { readLines } from "../client/terminal_client.ts";
 import type { Gateway } from "../server/gateway.ts";
+import { ChatClient } from "../client/chat_client.ts";
 import { startSystem, waitFor } from "./helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MAIN = new URL("../client/main.ts", import.meta.url).pathname;
 const STAMP = String.raw`\[\d{2}:\d{2}:\d{2}\] `;
 const encoder = new TextEncoder();
+const PASSWORD = "correct horse battery";
 
 interface ClientProcess {
   readonly lines: string[];
@@ -29,13 +33,27 @@ interface ClientProcess {
 }
 
 function spawnClient(...args: string[]): ClientProcess {
+  return spawnClientWith({}, ...args);
+}
+
+/** A client that signs in with `password`, typed as the first line of its stdin. */
+function spawnSignedIn(password: string, ...args: string[]): ClientProcess {
+  const client = spawnClientWith({}, ...args);
+  void client.type(password).catch(() => {});
+  return client;
+}
+
+function spawnClientWith(
+  options: { env?: Record<string, string> },
+  ...args: string[]
+): ClientProcess {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
     cwd: ROOT,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", CHAT_SERVER: "" },
+    env: { NO_COLOR: "1", CHAT_SERVER: "", CHAT_PASSWORD: "", ...options.env },
   }).spawn();
   const lines: string[] = [];
   let errors = "";
@@ -92,15 +110,19 @@ function spawnClient(...args: string[]): ClientProcess {
 
 const connected = (user: string) => new RegExp(`^Connected to server as user: ${user}$`);
 
-Deno.test("two client processes chat; /who lists both; Ctrl-D and Ctrl-C exit 0", async () => {
-  const system = await startSystem();
-  const alice = spawnClient("alice", "--server", system.address());
-  const bob = spawnClient("bob", "--server", system.address());
+Deno.test("two client processes sign in and chat; /who lists both; Ctrl-D and Ctrl-C exit 0", async () => {
+  const system = await startSystem({ config: { auth: "on" } });
+  const alice = spawnSignedIn(PASSWORD, "alice", "--server", system.address());
+  const bob = spawnSignedIn(PASSWORD, "bob", "--server", system.address());
   try {
     // Generous: starting a deno process is slow on a busy machine.
     await Promise.all([
       alice.see(connected("alice"), { timeoutMs: 30_000 }),
       bob.see(connected("bob"), { timeoutMs: 30_000 }),
+    ]);
+    assert.deepEqual(alice.lines.slice(0, 2), [
+      "Created account alice",
+      "Connected to server as user: alice",
     ]);
 
     // Presence reaches the gateway through the bus: ask until both show.
@@ -135,9 +157,9 @@ Deno.test("two client processes chat; /who lists both; Ctrl-D and Ctrl-C exit 0"
 });
 
 Deno.test("a client process reconnects when its gateway restarts on the same port", async () => {
-  const system = await startSystem();
+  const system = await startSystem({ config: { auth: "on" } });
   const port = system.gateways[0]!.grpcPort;
-  const bob = spawnClient("bob", "--server", `127.0.0.1:${port}`);
+  const bob = spawnSignedIn(PASSWORD, "bob", "--server", `127.0.0.1:${port}`);
   let restarted: Gateway | undefined;
   try {
     const first = await bob.see(connected("bob"), { timeoutMs: 30_000 });
@@ -161,16 +183,120 @@ Deno.test("a client process reconnects when its gateway restarts on the same por
   }
 });
 
-Deno.test("a client process whose user id the server refuses exits 2 without retrying", async () => {
-  const system = await startSystem();
-  const client = spawnClient("x".repeat(129), "--server", system.address());
+Deno.test("a client process refused at sign-in exits 2 without retrying", async () => {
+  const system = await startSystem({ config: { auth: "on" } });
+  const existing = new ChatClient(system.address());
+  let longName: ClientProcess | undefined;
+  let wrongPassword: ClientProcess | undefined;
   try {
-    assert.equal(await client.exit(30_000), 2);
-    assert.deepEqual(client.lines, [
-      "! Cannot open stream: the user id is 129 characters, the limit is 128",
+    await existing.signIn("alice", PASSWORD);
+    longName = spawnSignedIn(PASSWORD, "x".repeat(129), "--server", system.address());
+    // The password from the environment this time.
+    wrongPassword = spawnClientWith(
+      { env: { CHAT_PASSWORD: "not the password" } },
+      "alice",
+      "--server",
+      system.address(),
+    );
+    assert.equal(await longName.exit(30_000), 2);
+    assert.deepEqual(longName.lines, [
+      "! Cannot sign in: the username is 129 characters, the limit is 32",
     ]);
+    assert.equal(await wrongPassword.exit(30_000), 2);
+    assert.deepEqual(wrongPassword.lines, ["! Cannot sign in: wrong password for alice"]);
   } finally {
-    await client.dispose();
+    await longName?.dispose();
+    await wrongPassword?.dispose();
+    existing.close();
+    await system.stop();
+  }
+});
+
+Deno.test("client processes in a room: /create, /join, /room; the other sees #room", async () => {
+  const system = await startSystem({ config: { auth: "on" } });
+  const passwordFile = await Deno.makeTempFile({ prefix: "chat-password-" });
+  await Deno.writeTextFile(passwordFile, PASSWORD + "\n");
+  const alice = spawnSignedIn(PASSWORD, "alice", "--server", system.address());
+  // Bob's password from a file: his stdin carries only chat lines.
+  const bob = spawnClient("bob", "--server", system.address(), "--password-file", passwordFile);
+  try {
+    await Promise.all([
+      alice.see(connected("alice"), { timeoutMs: 30_000 }),
+      bob.see(connected("bob"), { timeoutMs: 30_000 }),
+    ]);
+    await alice.type("/create book-club");
+    await alice.see(/^\* Created #book-club \(1 member\); \/room book-club to write there$/);
+    await bob.type("/join book-club");
+    await bob.see(/^\* Joined #book-club \(2 members\); \/room book-club to write there$/);
+    // Alice's stream heard of it: bob now receives the room.
+    await alice.see(/^\* bob joined #book-club$/);
+
+    await alice.type("/room book-club");
+    await alice.see(/^\* Lines you type go to #book-club$/);
+    await alice.type("Chapter one was great");
+    await bob.see(new RegExp(`^${STAMP}#book-club alice: Chapter one was great$`));
+    await alice.see(new RegExp(`^${STAMP}#book-club alice: Chapter one was great$`));
+
+    await bob.type("/rooms");
+    await bob.see(/^\* Your rooms \(2\):$/);
+    await bob.see(/^ {2}book-club \(2 members\)$/);
+
+    for (const client of [alice, bob]) {
+      await client.endInput();
+      assert.equal(await client.exit(), 0);
+      assert.equal(client.stderr(), "");
+      assert.ok(!client.lines.some((l) => l.startsWith("!")), client.lines.join("\n"));
+    }
+  } finally {
+    await alice.dispose();
+    await bob.dispose();
+    await Deno.remove(passwordFile).catch(() => {});
+    await system.stop();
+  }
+});
+
+Deno.test("a client process that reconnects to a new gateway prints what it missed exactly once", async () => {
+  const system = await startSystem({ gateways: 2, config: { auth: "on" } });
+  const port = system.gateways[0]!.grpcPort;
+  const bob = spawnSignedIn(PASSWORD, "bob", "--server", `127.0.0.1:${port}`);
+  const alice = spawnSignedIn(PASSWORD, "alice", "--server", system.address(1));
+  try {
+    const first = await bob.see(connected("bob"), { timeoutMs: 30_000 });
+    await alice.see(connected("alice"), { timeoutMs: 30_000 });
+    await alice.type("before the outage");
+    await bob.see(new RegExp(`^${STAMP}alice: before the outage$`));
+
+    await system.gateways[0]!.stop();
+    const lost = await bob.see(/^Disconnected: .+; reconnecting in \d+(\.\d)?s$/, {
+      from: first + 1,
+    });
+    for (let i = 1; i <= 3; i++) await alice.type(`missed ${i}`);
+    await alice.see(new RegExp(`^${STAMP}alice: missed 3$`));
+
+    // Back, on a new gateway on the same port.
+    await system.addGateway({ grpcPort: port, serverId: "replacement" });
+    const back = await bob.see(connected("bob"), { from: lost + 1, timeoutMs: 30_000 });
+    await bob.see(new RegExp(`^${STAMP}alice: missed 3$`), { from: back + 1 });
+    await alice.type("after the outage");
+    await bob.see(new RegExp(`^${STAMP}alice: after the outage$`), { from: back + 1 });
+
+    const said = bob.lines
+      .filter((l) => new RegExp(`^${STAMP}alice: `).test(l))
+      .map((l) => l.replace(new RegExp(`^${STAMP}alice: `), ""));
+    assert.deepEqual(said, [
+      "before the outage",
+      "missed 1",
+      "missed 2",
+      "missed 3",
+      "after the outage",
+    ]);
+
+    await bob.endInput();
+    assert.equal(await bob.exit(), 0);
+    assert.equal(bob.stderr(), "");
+  } finally {
+    await bob.dispose();
+    await alice.dispose();
     await system.stop();
   }
 });

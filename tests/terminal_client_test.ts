@@ -3,7 +3,14 @@
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
-import type { MessageStream, WireMessage, WireUser } from "../client/chat_client.ts";
+import type {
+  MessageStream,
+  SignedIn,
+  StreamOptions,
+  WireMessage,
+  WireRoom,
+  WireUser,
+} from "../client/chat_client.ts";
 import {
   backoffDelay,
   type ChatApi,
@@ -13,7 +20,9 @@ import {
   formatDelay,
   formatMessage,
   formatPresence,
+  formatRoomEvent,
   formatTime,
+  HELP,
   parseArguments,
   readLines,
   runTerminalClient,
@@ -91,6 +100,26 @@ Deno.test("presence events print as * user is online / went offline", () => {
   assert.equal(formatPresence(event(true, "Bob B")), "* Bob B (bob) is online");
 });
 
+Deno.test("room events print as * user joined/left #room; general is named from another room", () => {
+  const event = (joined: boolean) =>
+    message({
+      id: "bob",
+      content: "",
+      roomEvent: { room: "book-club", user: { id: "bob", displayName: "bob" }, joined },
+    });
+  assert.equal(formatRoomEvent(event(true)), "* bob joined #book-club");
+  assert.equal(formatRoomEvent(event(false)), "* bob left #book-club");
+  assert.equal(formatMessage(message(), 0, "general"), "[15:04:05] alice: Hello World!");
+  assert.equal(formatMessage(message(), 0, "book-club"), "[15:04:05] #general alice: Hello World!");
+  assert.equal(
+    formatMessage(message({ room: "book-club" }), 0, "book-club"),
+    "[15:04:05] #book-club alice: Hello World!",
+  );
+  for (const command of ["/rooms", "/create", "/join", "/leave", "/dm", "/room", "/history"]) {
+    assert.match(HELP, new RegExp(`^  ${command} `, "m"), `${command} in the help`);
+  }
+});
+
 Deno.test("the backoff grows, is bounded, and its jitter only shortens it", () => {
   const none = () => 0;
   const full = () => 1;
@@ -132,6 +161,11 @@ Deno.test("arguments: user, --server, --name, CHAT_SERVER and the default", () =
     { userId: "alice", server: "h:1", displayName: "Alice Smith" },
   );
   assert.deepEqual(parseArguments(["--server=h:1", "bob"]), { userId: "bob", server: "h:1" });
+  assert.deepEqual(parseArguments(["bob", "--password-file", "/tmp/pw"]), {
+    userId: "bob",
+    server: DEFAULT_SERVER,
+    passwordFile: "/tmp/pw",
+  });
   assert.deepEqual(parseArguments(["-h"]), { help: true });
   assert.deepEqual(parseArguments([]), { error: "the user id is missing" });
   assert.deepEqual(parseArguments([" "]), { error: "the user id is empty" });
@@ -181,39 +215,63 @@ function grpcError(code: status, details: string): ServiceError {
   return Object.assign(new Error(`${code} ${details}`), { code, details, metadata: undefined! });
 }
 
-/** One fake connection: `up` false means the stream fails at once, like a refused connection. */
+const REFUSED =
+  "No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ";
+
+const room = (id: string, members: string[] = [], lastSeq = 0): WireRoom => ({
+  id,
+  direct: id.startsWith("dm:"),
+  members,
+  lastSeq,
+});
+
+/**
+ * One fake connection: `up` false means every call fails at once, like a refused connection.
+ * Accounts: `signInError` refuses the sign-in; `created` says the sign-in made the account.
+ */
 class FakeChat implements ChatApi {
   onMessage: ((m: WireMessage) => void) | undefined;
   onEnd: ((e?: ServiceError) => void) | undefined;
   cancelled = false;
   closed = false;
+  token: string | undefined;
   readonly sent: string[] = [];
+  /** Each send as `room|text` (room "" for general) with the token it carried. */
+  readonly sends: { room: string; text: string; token: string | undefined }[] = [];
   sendError: ServiceError | undefined;
   streamError: ServiceError | undefined;
+  signInError: ServiceError | undefined;
+  created = false;
+  readonly signIns: string[] = [];
+  /** The token the stream was opened with, and its options. */
+  streamToken: string | undefined;
+  streamOptions: StreamOptions | undefined;
+  /** What ListRooms answers (also used by the room commands). */
+  rooms: WireRoom[] = [room("general")];
+  /** Room calls, as `CreateRoom book-club`. */
+  readonly calls: string[] = [];
+  callError: ServiceError | undefined;
+  historyPage: { messages: WireMessage[]; more: boolean } = { messages: [], more: false };
   online: WireUser[] = [];
   #rejectReady: ((e: Error) => void) | undefined;
 
-  constructor(readonly up: boolean) {}
+  constructor(readonly up: boolean, readonly tokenPrefix = "token") {}
 
   stream(
     userId: string,
     onMessage: (m: WireMessage) => void,
     onEnd: (e?: ServiceError) => void,
+    options?: StreamOptions,
   ): MessageStream {
     this.onMessage = onMessage;
+    this.streamToken = this.token;
+    this.streamOptions = options;
     let ended = false;
     this.onEnd = (e) => {
       if (!ended) (ended = true, onEnd(e));
     };
     if (!this.up) {
-      queueMicrotask(() =>
-        this.onEnd!(
-          grpcError(
-            status.UNAVAILABLE,
-            "No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ",
-          ),
-        )
-      );
+      queueMicrotask(() => this.onEnd!(grpcError(status.UNAVAILABLE, REFUSED)));
     } else if (this.streamError) {
       const error = this.streamError;
       queueMicrotask(() => this.onEnd!(error));
@@ -228,10 +286,51 @@ class FakeChat implements ChatApi {
       },
     };
   }
-  send(_userId: string, content: string): Promise<void> {
+  send(_userId: string, content: string, options: { room?: string } = {}): Promise<void> {
     if (this.sendError) return Promise.reject(this.sendError);
     this.sent.push(content);
+    this.sends.push({ room: options.room ?? "", text: content, token: this.token });
     return Promise.resolve();
+  }
+  signIn(username: string, password: string): Promise<SignedIn> {
+    if (!this.up) return Promise.reject(grpcError(status.UNAVAILABLE, REFUSED));
+    this.signIns.push(`${username}/${password}`);
+    if (this.signInError) return Promise.reject(this.signInError);
+    this.token = `${this.tokenPrefix}-${this.signIns.length}`;
+    return Promise.resolve({
+      token: this.token,
+      user: { id: username, displayName: username },
+      created: this.created,
+      expiresAt: undefined,
+    });
+  }
+  #room<T>(call: string, answer: () => T): Promise<T> {
+    if (!this.up) return Promise.reject(grpcError(status.UNAVAILABLE, REFUSED));
+    this.calls.push(call);
+    if (this.callError) return Promise.reject(this.callError);
+    return Promise.resolve(answer());
+  }
+  createRoom(id: string): Promise<WireRoom> {
+    return this.#room(`CreateRoom ${id}`, () => room(id, ["alice"]));
+  }
+  joinRoom(id: string): Promise<WireRoom> {
+    return this.#room(`JoinRoom ${id}`, () => room(id, ["bob", "alice"], 7));
+  }
+  leaveRoom(id: string): Promise<void> {
+    return this.#room(`LeaveRoom ${id}`, () => undefined);
+  }
+  listRooms(all = false): Promise<WireRoom[]> {
+    return this.#room(`ListRooms ${all}`, () => [...this.rooms]);
+  }
+  openDirect(userId: string): Promise<WireRoom> {
+    return this.#room(`OpenDirect ${userId}`, () => room(`dm:alice:${userId}`, ["alice", userId]));
+  }
+  history(
+    id: string,
+    beforeSeq = 0,
+    limit = 0,
+  ): Promise<{ messages: WireMessage[]; more: boolean }> {
+    return this.#room(`History ${id} ${beforeSeq} ${limit}`, () => this.historyPage);
   }
   listOnline(): Promise<WireUser[]> {
     return Promise.resolve([...this.online]);
@@ -286,6 +385,7 @@ function session(
   const stop = new AbortController();
   const done = runTerminalClient({
     userId: "alice",
+    password: "a long password",
     address: "127.0.0.1:1",
     input: keyboard,
     output: (line) => out.push(line),
@@ -434,6 +534,254 @@ Deno.test("/quit leaves with code 0 after queued lines went out", async () => {
   assert.deepEqual(s.made[0]!.sent, ["early"]);
 });
 
+Deno.test("sign-in: the first creates the account, the token is reused, a refused one signs in again", async () => {
+  // Attempt 0 creates the account; 1 reuses the token; 2's stream refuses it; 3 signs in again.
+  const s = session((attempt) => {
+    const chat = new FakeChat(true, `t${attempt}`);
+    chat.created = attempt === 0;
+    if (attempt === 2) {
+      chat.streamError = grpcError(
+        status.UNAUTHENTICATED,
+        "Cannot open stream: the token expired at 2024-01-01T00:00:00.000Z, sign in again",
+      );
+    }
+    return chat;
+  });
+  await s.seen("Connected to server as user: alice");
+  assert.deepEqual(s.out, ["Created account alice", "Connected to server as user: alice"]);
+  assert.deepEqual(s.made[0]!.signIns, ["alice/a long password"]);
+  assert.equal(s.made[0]!.streamToken, "t0-1");
+
+  s.made[0]!.drop();
+  await waitFor(() => s.out.filter((l) => l.startsWith("Connected")).length === 2);
+  s.made[1]!.drop();
+  await waitFor(() => s.made.length === 4 && s.made[3]!.streamToken !== undefined, 5000, "4th");
+  assert.deepEqual(s.made[1]!.signIns, []);
+  assert.equal(s.made[1]!.streamToken, "t0-1");
+  assert.equal(s.made[2]!.streamToken, "t0-1");
+  assert.deepEqual(s.made[3]!.signIns, ["alice/a long password"]);
+  assert.equal(s.made[3]!.streamToken, "t3-1");
+  await waitFor(() => s.out.filter((l) => l.startsWith("Connected")).length === 3);
+  assert.deepEqual(s.clock.sleeps, [1000, 1000], "no backoff before signing in again");
+  assert.equal(s.out.filter((l) => l === "Created account alice").length, 1);
+  s.keyboard.type("hello");
+  await waitFor(() => s.made[3]!.sends.length === 1);
+  assert.equal(s.made[3]!.sends[0]!.token, "t3-1");
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+});
+
+Deno.test("a wrong password prints why and exits 2 without retrying", async () => {
+  const s = session(() => {
+    const chat = new FakeChat(true);
+    chat.signInError = grpcError(
+      status.UNAUTHENTICATED,
+      "Cannot sign in: wrong password for alice",
+    );
+    return chat;
+  });
+  assert.equal(await s.done, 2);
+  assert.deepEqual(s.out, ["! Cannot sign in: wrong password for alice"]);
+  assert.equal(s.made.length, 1);
+  assert.equal(s.made[0]!.onMessage, undefined, "no stream was opened");
+  assert.ok(s.made[0]!.closed);
+});
+
+Deno.test("a classic server without SignIn: the anonymous stream, as before", async () => {
+  const s = session(() => {
+    const chat = new FakeChat(true);
+    chat.signInError = grpcError(
+      status.UNIMPLEMENTED,
+      "The server does not implement the method SignIn",
+    );
+    return chat;
+  });
+  await s.seen("Connected to server as user: alice");
+  assert.equal(s.made[0]!.streamToken, undefined);
+  assert.deepEqual(s.made[0]!.calls, [], "no ListRooms without a token");
+  assert.deepEqual(s.out, [
+    "* The server has no sign-in; continuing as alice without it",
+    "Connected to server as user: alice",
+  ]);
+  s.made[0]!.drop();
+  await waitFor(() => s.out.filter((l) => l.startsWith("Connected")).length === 2);
+  assert.equal(s.out.filter((l) => l.startsWith("* The server has no sign-in")).length, 1);
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+});
+
+Deno.test("a reconnect resumes from the last seq seen per room; nothing prints twice", async () => {
+  const s = session((attempt) => {
+    const chat = new FakeChat(true);
+    // The first connection starts every room at its newest message.
+    if (attempt === 0) chat.rooms = [room("general", [], 4), room("book-club", ["alice"], 9)];
+    return chat;
+  });
+  await s.seen("Connected to server as user: alice");
+  const first = s.made[0]!;
+  assert.deepEqual(first.calls, ["ListRooms false"]);
+  assert.deepEqual(first.streamOptions?.resume, [
+    { room: "general", lastSeq: 4 },
+    { room: "book-club", lastSeq: 9 },
+  ]);
+  const say = (chat: FakeChat, room: string, seq: number, content = `${room} ${seq}`) =>
+    chat.onMessage!(message({ id: "bob", displayName: "bob", room, seq, content }));
+  say(first, "general", 4, "old");
+  say(first, "general", 5);
+  say(first, "general", 6);
+  say(first, "book-club", 10);
+  say(first, "general", 6, "again");
+  first.drop();
+  await waitFor(() => s.made[1]?.streamOptions !== undefined, 5000, "reconnect");
+  const second = s.made[1]!;
+  assert.deepEqual(second.streamOptions?.resume, [
+    { room: "general", lastSeq: 6 },
+    { room: "book-club", lastSeq: 10 },
+  ]);
+  // The server replays what came after, perhaps overlapping what was already shown.
+  say(second, "general", 6, "again");
+  say(second, "general", 7);
+  say(second, "book-club", 11);
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+  assert.deepEqual(s.out.filter((l) => l.startsWith("[")), [
+    "[15:04:05] bob: general 5",
+    "[15:04:05] bob: general 6",
+    "[15:04:05] #book-club bob: book-club 10",
+    "[15:04:05] bob: general 7",
+    "[15:04:05] #book-club bob: book-club 11",
+  ]);
+});
+
+Deno.test("room commands: create, join, switch, send there, list, history, leave, dm; errors go on", async () => {
+  const s = session(() => new FakeChat(true));
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  chat.rooms = [room("general"), room("book-club", ["alice", "bob"], 3)];
+  s.keyboard.type("/create book-club", "/join #chess", "/room book-club", "to the club");
+  await waitFor(() => chat.sends.length === 1, 5000, "send");
+  assert.deepEqual(chat.sends[0], { room: "book-club", text: "to the club", token: "token-1" });
+  assert.ok(s.out.includes("* Created #book-club (1 member); /room book-club to write there"));
+  assert.ok(s.out.includes("* Joined #chess (2 members); /room chess to write there"));
+  assert.ok(s.out.includes("* Lines you type go to #book-club"));
+
+  // Messages: another room is named, and so is general while book-club is current.
+  const say = (room: string, seq: number) =>
+    chat.onMessage!(message({ id: "bob", displayName: "bob", room, seq, content: "hi" }));
+  say("general", 1);
+  say("book-club", 1);
+  chat.onMessage!(message({
+    id: "bob",
+    content: "",
+    roomEvent: { room: "book-club", user: { id: "bob", displayName: "bob" }, joined: false },
+  }));
+  chat.onMessage!(message({
+    id: "alice",
+    content: "",
+    roomEvent: { room: "book-club", user: { id: "alice", displayName: "alice" }, joined: true },
+  }));
+  await s.seen("* bob left #book-club");
+  assert.ok(s.out.includes("[15:04:05] #general bob: hi"));
+  assert.ok(s.out.includes("[15:04:05] #book-club bob: hi"));
+  assert.ok(!s.out.some((l) => l.includes("alice joined")), "our own joining is not news");
+
+  s.keyboard.type("/rooms", "/rooms all");
+  await s.seen(/^\* All rooms \(2\):/);
+  const rooms = s.out.filter((l) => l.startsWith("* Your rooms") || l.startsWith("* All rooms"));
+  assert.deepEqual(rooms, [
+    "* Your rooms (2):\n  general (everybody)\n  book-club (2 members, current)",
+    "* All rooms (2):\n  general (everybody)\n  book-club (2 members, current) - joined",
+  ]);
+
+  chat.historyPage = {
+    messages: [3, 2, 1].map((seq) =>
+      message({ room: "book-club", seq, content: `m${seq}`, id: "bob", displayName: "bob" })
+    ),
+    more: true,
+  };
+  s.keyboard.type("/history 3", "/history zero");
+  await s.seen(/^! Usage: \/history \[n\]/);
+  const at = s.out.indexOf("* The last 3 messages of #book-club (older ones exist):");
+  assert.ok(at >= 0, s.out.join("\n"));
+  assert.deepEqual(s.out.slice(at + 1, at + 4), [
+    "[15:04:05] #book-club bob: m1",
+    "[15:04:05] #book-club bob: m2",
+    "[15:04:05] #book-club bob: m3",
+  ]);
+
+  s.keyboard.type("/leave book-club", "back in general");
+  await waitFor(() => chat.sends.length === 2, 5000, "second send");
+  assert.deepEqual(chat.sends[1], { room: "", text: "back in general", token: "token-1" });
+  assert.ok(s.out.includes("* Left #book-club; lines you type go to #general"));
+
+  s.keyboard.type("/dm bob", "psst");
+  await waitFor(() => chat.sends.length === 3, 5000, "third send");
+  assert.deepEqual(chat.sends[2]!.room, "dm:alice:bob");
+  assert.ok(s.out.includes("* Direct messages with bob: lines you type go to #dm:alice:bob"));
+
+  chat.callError = grpcError(
+    status.ALREADY_EXISTS,
+    'Cannot create room: "chess" already exists; join it instead',
+  );
+  s.keyboard.type("/create chess", "/join", "/rooms mine");
+  await s.seen("! Usage: /rooms, or /rooms all");
+  assert.ok(s.out.includes('! Cannot create room: "chess" already exists; join it instead'));
+  assert.ok(s.out.includes("! Usage: /join <room>"));
+  assert.deepEqual(chat.calls, [
+    "ListRooms false",
+    "CreateRoom book-club",
+    "JoinRoom chess",
+    "ListRooms false",
+    "ListRooms true",
+    "History book-club 0 3",
+    "LeaveRoom book-club",
+    "OpenDirect bob",
+    "CreateRoom chess",
+  ]);
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+});
+
+Deno.test("somebody opening a direct conversation is shown; commands offline say so", async () => {
+  const s = session((attempt) => new FakeChat(attempt === 0));
+  await s.seen("Connected to server as user: alice");
+  s.made[0]!.onMessage!(message({
+    id: "bob",
+    content: "",
+    roomEvent: { room: "dm:alice:bob", user: { id: "alice", displayName: "alice" }, joined: true },
+  }));
+  await s.seen("* bob opened a direct conversation with you; /dm bob to answer");
+  s.made[0]!.drop();
+  await s.seen(/^Disconnected: /);
+  s.keyboard.type("/create x", "/history");
+  await s.seen("! Cannot read history: not connected");
+  assert.ok(s.out.includes("! Cannot create room: not connected"));
+  s.stop.abort();
+  assert.equal(await s.done, 0);
+});
+
+Deno.test("a send refused for an expired token signs in again and is sent once", async () => {
+  const s = session(() => new FakeChat(true));
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  chat.sendError = grpcError(
+    status.UNAUTHENTICATED,
+    "Cannot send message: the token expired at 2024-01-01T00:00:00.000Z, sign in again",
+  );
+  const realSignIn = chat.signIn.bind(chat);
+  chat.signIn = (username, password) => {
+    chat.sendError = undefined;
+    return realSignIn(username, password);
+  };
+  s.keyboard.type("after expiry");
+  await waitFor(() => chat.sends.length === 1, 5000, "send");
+  assert.deepEqual(chat.sends, [{ room: "", text: "after expiry", token: "token-2" }]);
+  assert.equal(chat.signIns.length, 2);
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+  assert.ok(!s.out.some((l) => l.startsWith("!")), s.out.join("\n"));
+});
+
 // --- the session against an in-process system --------------------------------
 
 Deno.test("against a real gateway: too-long messages are refused, others arrive, bad ids exit 2", async () => {
@@ -473,6 +821,47 @@ Deno.test("against a real gateway: too-long messages are refused, others arrive,
     assert.deepEqual(badOut, [
       "! Cannot open stream: the user id is 129 characters, the limit is 128",
     ]);
+  } finally {
+    await system.stop();
+  }
+});
+
+Deno.test("against a real gateway with sign-in: account created, room line arrives, wrong password exits 2", async () => {
+  const system = await startSystem({ config: { auth: "on" } });
+  const keyboard = new Keyboard();
+  const out: string[] = [];
+  try {
+    const done = runTerminalClient({
+      userId: "alice",
+      password: "a long password",
+      address: system.address(),
+      input: keyboard,
+      output: (line) => out.push(line),
+    });
+    await waitFor(() => out.includes("Connected to server as user: alice"), 5000, "connected");
+    assert.deepEqual(out, ["Created account alice", "Connected to server as user: alice"]);
+    keyboard.type("/create book-club", "/room book-club", "in the club");
+    await waitFor(
+      () => out.some((l) => /^\[\d\d:\d\d:\d\d\] #book-club alice: in the club$/.test(l)),
+      5000,
+      `room line in ${out.join("\n")}`,
+    );
+    keyboard.type("/history");
+    await waitFor(() => out.includes("* The last 1 message of #book-club:"), 5000, "history");
+    keyboard.end();
+    assert.equal(await done, 0);
+    assert.ok(!out.some((l) => l.startsWith("!")), out.join("\n"));
+
+    const badOut: string[] = [];
+    const code = await runTerminalClient({
+      userId: "alice",
+      password: "not the password",
+      address: system.address(),
+      input: new Keyboard(),
+      output: (line) => badOut.push(line),
+    });
+    assert.equal(code, 2);
+    assert.deepEqual(badOut, ["! Cannot sign in: wrong password for alice"]);
   } finally {
     await system.stop();
   }
