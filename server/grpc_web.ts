@@ -34,7 +34,7 @@
  *   reconnects when a stream is cut anyway. A client that understands them may
  *   opt in with the request header `x-chat-keepalive: 1`: it then gets an empty
  *   `chat.Message` frame (5 bytes) after every `keepAliveMs` of silence, and
- *   must drop such messages (`isKeepAlive` in web/chat_types.ts). Standard
+ *   must drop such messages (`isKeepAlive` in web/grpc_chat_api.ts). Standard
  *   clients never send that header, so they never see one.
  * - `grpc-timeout` is not enforced: unary calls answer in milliseconds and a
  *   stream lives until the client goes away.

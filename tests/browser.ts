@@ -90,13 +90,34 @@ export interface ShownMessage {
   mine: boolean;
 }
 
-/** Opens the page and joins as `name` with the keyboard (type, Enter). */
-export async function join(page: Page, baseUrl: string, name: string): Promise<void> {
-  await page.goto(baseUrl);
-  const field = page.getByLabel("Your name");
-  await field.fill(name);
+/** The password the tests sign in with (a new name creates the account with it). */
+export const PASSWORD = "correct horse battery";
+
+/** Fills in the sign-in form and presses Enter in the password field. */
+export async function signIn(page: Page, name: string, password = PASSWORD): Promise<void> {
+  await page.getByLabel("Your name").fill(name);
+  const field = page.getByLabel(/^Password/);
+  await field.fill(password);
   await field.press("Enter");
+}
+
+/** Opens the page and signs in as `name` (creating the account the first time). */
+export async function join(
+  page: Page,
+  baseUrl: string,
+  name: string,
+  password = PASSWORD,
+): Promise<void> {
+  await page.goto(baseUrl);
+  await signIn(page, name, password);
   await waitForStatus(page, "connected");
+}
+
+/** The sign-in screen's error, once shown. */
+export async function joinError(page: Page, timeoutMs = 10_000): Promise<string> {
+  const error = page.locator("#join-error[role=alert]");
+  await error.waitFor({ timeout: timeoutMs });
+  return (await error.textContent()) ?? "";
 }
 
 /** Waits until the header's status is `kind` (connected, connecting, reconnecting, stopped). */
@@ -229,4 +250,63 @@ export async function tabUntil(
     if (predicate(await focused(page))) return i;
   }
   throw new Error(`Tab did not reach the element within ${maxPresses} presses`);
+}
+
+// ---- Rooms ----
+
+/** Opens the side panel when it is a sheet (phone width); nothing at desktop width. */
+export async function openPanel(page: Page): Promise<void> {
+  const toggle = page.locator(".panel-toggle");
+  if (!(await toggle.isVisible()) || (await toggle.getAttribute("aria-expanded")) === "true") {
+    return;
+  }
+  await toggle.click();
+  await page.locator(".side-panel.open").waitFor();
+}
+
+/** The room shown now (its id). */
+export function currentRoom(page: Page): Promise<string | null> {
+  return page.locator('.room-item[aria-current="true"]').getAttribute("data-room");
+}
+
+/** The rooms in the side panel, by id, in order. */
+export function roomIds(page: Page): Promise<string[]> {
+  return page.locator(".room-item").evaluateAll((items) =>
+    items.map((b) => b.getAttribute("data-room") ?? "")
+  );
+}
+
+/** Waits until the room `id` is listed in the side panel. */
+export async function waitForRoom(page: Page, id: string, timeoutMs = 10_000): Promise<void> {
+  await page.locator(`.room-item[data-room="${id}"]`).waitFor({
+    state: "attached",
+    timeout: timeoutMs,
+  });
+}
+
+/** Shows the room `id` (from the side panel, opened first on a phone). */
+export async function openRoom(page: Page, id: string): Promise<void> {
+  await openPanel(page);
+  await page.locator(`.room-item[data-room="${id}"]`).click();
+  await page.locator(`.room-item[data-room="${id}"][aria-current="true"]`).waitFor({
+    state: "attached",
+  });
+}
+
+/** The unread count shown next to room `id` (0 when none is shown). */
+export async function unreadIn(page: Page, id: string): Promise<number> {
+  const badge = page.locator(`.room-item[data-room="${id}"] .unread`);
+  return (await badge.count()) === 0 ? 0 : Number(await badge.textContent());
+}
+
+/** Joins (`Join`) or creates (`Create`) the room `name` with the side panel's form. */
+export async function roomByName(page: Page, name: string, action: "Join" | "Create") {
+  await openPanel(page);
+  await page.getByLabel("Room name").fill(name);
+  await page.locator(".room-form").getByRole("button", { name: action, exact: true }).click();
+}
+
+/** The quiet lines of the room shown ("ben joined"). */
+export function notes(page: Page): Promise<string[]> {
+  return page.locator("li.note").allTextContents();
 }

@@ -11,15 +11,20 @@ import { RpcError } from "@protobuf-ts/runtime-rpc";
 import { silentLogger } from "../core/logger.ts";
 import { createGrpcWebHandler, encodeGrpcMessage } from "../server/grpc_web.ts";
 import { broadcastMethods, decodeStreamMessage, encodeStreamMessage } from "../server/proto.ts";
+import { BroadcastClient } from "../web/gen/chat.client.ts";
 import {
-  BroadcastClient,
   Connect,
-  dateToTimestamp,
-  isKeepAlive,
+  HistoryPage,
+  HistoryRequest,
   Message,
   OnlineUsers,
-  timestampToDate,
-} from "../web/chat_types.ts";
+  Room,
+  SignInRequest,
+  SignInResponse,
+} from "../web/gen/chat.ts";
+import { Timestamp } from "../web/gen/google/protobuf/timestamp.ts";
+import { isKeepAlive } from "../web/grpc_chat_api.ts";
+import { GEN_DIR, generate, readTree } from "../web/tools/gen_proto.ts";
 import { connectUser, startSystem, type System, waitFor } from "./helpers.ts";
 
 const encoder = new TextEncoder();
@@ -118,16 +123,33 @@ async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
   assert.fail("expected the call to fail");
 }
 
-Deno.test("the hand-written web types encode exactly like the server's proto definition", () => {
+Deno.test("web/gen is what `deno task gen:proto` makes from proto/chat.proto now", async () => {
+  const fresh = await generate();
+  const committed = await readTree(GEN_DIR);
+  assert.deepEqual(
+    [...committed.keys()],
+    [...fresh.keys()],
+    "web/gen has other files than protoc generates: run `deno task gen:proto`",
+  );
+  for (const [path, text] of fresh) {
+    assert.ok(
+      committed.get(path) === text,
+      `web/gen/${path} is stale (proto/chat.proto changed): run \`deno task gen:proto\``,
+    );
+  }
+});
+
+Deno.test("the generated web types encode exactly like the server's proto definition", () => {
   const sent = Message.create({
     id: "ann",
     content: "héllo ✓",
-    timestamp: dateToTimestamp(new Date("2024-05-06T07:08:09.123Z")),
+    timestamp: Timestamp.fromDate(new Date("2024-05-06T07:08:09.123Z")),
     messageId: "m-1",
     room: "lobby",
     seq: 2 ** 40 + 3,
     displayName: "Ann",
     presence: { user: { id: "bob", displayName: "Bob" }, online: true },
+    roomEvent: { room: "lobby", user: { id: "cat", displayName: "Cat" }, joined: true },
   });
   const wire = decodeStreamMessage(Message.toBinary(sent));
   assert.deepEqual(wire, {
@@ -139,24 +161,69 @@ Deno.test("the hand-written web types encode exactly like the server's proto def
     seq: 2 ** 40 + 3,
     displayName: "Ann",
     presence: { user: { id: "bob", displayName: "Bob" }, online: true },
+    roomEvent: { room: "lobby", user: { id: "cat", displayName: "Cat" }, joined: true },
   });
   const back = Message.fromBinary(encodeStreamMessage(wire));
   assert.deepEqual(back, sent);
-  assert.equal(timestampToDate(back.timestamp!).toISOString(), "2024-05-06T07:08:09.123Z");
+  assert.equal(Timestamp.toDate(back.timestamp!).toISOString(), "2024-05-06T07:08:09.123Z");
+
   const connect = broadcastMethods.CreateStream!.requestDeserialize(
-    Buffer.from(
-      Connect.toBinary({ user: { id: "x", displayName: "X" }, active: true, presenceEvents: true }),
-    ),
+    Buffer.from(Connect.toBinary({
+      user: { id: "x", displayName: "X" },
+      active: true,
+      presenceEvents: true,
+      resume: [{ room: "general", lastSeq: 2 ** 33 }, { room: "dm:a:b", lastSeq: 0 }],
+    })),
   );
   assert.deepEqual(connect, {
     user: { id: "x", displayName: "X" },
     active: true,
     presenceEvents: true,
+    resume: [{ room: "general", lastSeq: 2 ** 33 }, { room: "dm:a:b", lastSeq: 0 }],
   });
   const users = broadcastMethods.ListOnline!.responseSerialize({
     users: [{ id: "a", displayName: "A" }, { id: "b", displayName: "B" }],
   });
   assert.deepEqual(OnlineUsers.fromBinary(users).users.map((u) => u.id), ["a", "b"]);
+
+  // The newer RPCs' messages, both ways.
+  const signIn = broadcastMethods.SignIn!;
+  assert.deepEqual(
+    signIn.requestDeserialize(
+      Buffer.from(SignInRequest.toBinary({ username: "ann", password: "pw", displayName: "" })),
+    ),
+    { username: "ann", password: "pw", displayName: "" },
+  );
+  assert.deepEqual(
+    SignInResponse.fromBinary(signIn.responseSerialize({
+      token: "t.o.k",
+      user: { id: "ann", displayName: "Ann" },
+      created: true,
+      expiresAt: { seconds: 1714979289, nanos: 0 },
+    })),
+    {
+      token: "t.o.k",
+      user: { id: "ann", displayName: "Ann" },
+      created: true,
+      expiresAt: { seconds: 1714979289, nanos: 0 },
+    },
+  );
+  const room = { id: "book-club", direct: false, members: ["ann", "ben"], lastSeq: 12 };
+  assert.deepEqual(Room.fromBinary(broadcastMethods.JoinRoom!.responseSerialize(room)), room);
+  const page = HistoryPage.fromBinary(broadcastMethods.History!.responseSerialize({
+    messages: [{ ...wire, presence: null, roomEvent: null }],
+    more: true,
+  }));
+  assert.equal(page.more, true);
+  const { presence: _presence, roomEvent: _roomEvent, ...plain } = sent;
+  assert.deepEqual(page.messages, [plain]);
+  assert.deepEqual(
+    broadcastMethods.History!.requestDeserialize(
+      Buffer.from(HistoryRequest.toBinary({ room: "general", beforeSeq: 40, limit: 50 })),
+    ),
+    { room: "general", beforeSeq: 40, limit: 50 },
+  );
+
   assert.equal(isKeepAlive(Message.fromBinary(new Uint8Array(0))), true);
   assert.equal(isKeepAlive(back), false);
 });
@@ -209,7 +276,7 @@ Deno.test("a standard gRPC-Web client sends, lists and streams, in binary and in
       assert.deepEqual(sent.response, {});
       await waitFor(() => native.contents().includes(`from the ${format} page`));
 
-      const online = await client.listOnline();
+      const online = await client.listOnline({ room: "" });
       assert.ok(online.response.users.some((u) => u.id === `web-${format}`));
       assert.deepEqual(online.response.users.find((u) => u.id === "nate"), {
         id: "nate",

@@ -10,7 +10,8 @@ import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcWebFetchTransport } from "@protobuf-ts/grpcweb-transport";
 import { ChatClient, tlsCredentials } from "../client/chat_client.ts";
-import { BroadcastClient, Message } from "../web/chat_types.ts";
+import { BroadcastClient } from "../web/gen/chat.client.ts";
+import { Message } from "../web/gen/chat.ts";
 import { connectUser, startSystem, type System, type TestUser, waitFor } from "./helpers.ts";
 import { spawn, stopAll } from "./processes.ts";
 
@@ -200,7 +201,7 @@ Deno.test("HTTPS: /healthz and a gRPC-Web call through the certificate", async (
         10_000,
         "the gRPC-Web message at the native client",
       );
-      const online = await web.listOnline();
+      const online = await web.listOnline({ room: "" });
       assert.ok(online.response.users.some((u) => u.id === "nate"));
     } finally {
       native.close();

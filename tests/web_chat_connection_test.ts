@@ -1,4 +1,8 @@
-/** The page's connection logic (web/chat_connection.ts) with a fake API and a fake clock. */
+/**
+ * The page's connection logic (web/chat_connection.ts) with a fake API and a
+ * fake clock: backoff, resume after a reconnect, dedupe, history, rooms, and
+ * the end of a sign-in.
+ */
 
 import assert from "node:assert/strict";
 import {
@@ -11,8 +15,17 @@ import {
   type Clock,
   type ConnectionStatus,
   describeSendFailure,
+  directPeer,
+  plainWords,
+  type RoomEvent,
+  type RoomInfo,
+  type RoomPosition,
+  sortRooms,
   type StreamEvent,
 } from "../web/chat_connection.ts";
+import { type Entry, insertMessage } from "../web/use_chat.ts";
+import { checkSignIn } from "../web/join_screen.tsx";
+import { endedMessage } from "../web/app.tsx";
 
 /** A clock whose timers run only when the test advances it. */
 class FakeClock implements Clock {
@@ -46,6 +59,7 @@ class FakeClock implements Clock {
 
 interface FakeStream {
   user: ChatUser;
+  resume: readonly RoomPosition[];
   open(): void;
   emit(event: StreamEvent): void;
   end(): void;
@@ -56,21 +70,27 @@ interface FakeStream {
 /** A fake server: records calls; each stream is driven by the test. */
 class FakeApi implements ChatApi {
   streams: FakeStream[] = [];
-  sent: { content: string; messageId: string }[] = [];
+  sent: { content: string; messageId: string; room: string }[] = [];
   online: ChatUser[] = [];
+  rooms: RoomInfo[] = [{ id: "general", direct: false, members: [], lastSeq: 0 }];
+  histories = new Map<string, ChatMessage[]>();
+  historyRequests: string[] = [];
   sendError: unknown;
+  /** When set, every unary call but send fails with it. */
+  callError: unknown;
   onlineRequests = 0;
   /** When set, ListOnline waits for this promise (to test events arriving meanwhile). */
   onlineGate: Promise<void> | undefined;
 
   stream(
-    request: { user: ChatUser; presenceEvents: boolean },
+    request: { user: ChatUser; presenceEvents: boolean; resume: readonly RoomPosition[] },
     handlers: { onOpen(): void; onEvent(event: StreamEvent): void },
     signal: AbortSignal,
   ): Promise<void> {
     return new Promise((resolve, reject) => {
       const s: FakeStream = {
         user: request.user,
+        resume: request.resume,
         aborted: false,
         open: () => handlers.onOpen(),
         emit: (e) => handlers.onEvent(e),
@@ -85,9 +105,11 @@ class FakeApi implements ChatApi {
     });
   }
 
-  send(message: { user: ChatUser; content: string; messageId: string }): Promise<void> {
+  send(
+    message: { user: ChatUser; content: string; messageId: string; room: string },
+  ): Promise<void> {
     if (this.sendError) return Promise.reject(this.sendError);
-    this.sent.push({ content: message.content, messageId: message.messageId });
+    this.sent.push({ content: message.content, messageId: message.messageId, room: message.room });
     return Promise.resolve();
   }
 
@@ -98,6 +120,43 @@ class FakeApi implements ChatApi {
     return users;
   }
 
+  #unary<T>(result: () => T): Promise<T> {
+    return this.callError ? Promise.reject(this.callError) : Promise.resolve(result());
+  }
+
+  listRooms(): Promise<RoomInfo[]> {
+    return this.#unary(() => [...this.rooms]);
+  }
+
+  #room(id: string, direct = false): RoomInfo {
+    const room = { id, direct, members: ["ann"], lastSeq: this.histories.get(id)?.length ?? 0 };
+    this.rooms.push(room);
+    return room;
+  }
+
+  createRoom(name: string): Promise<RoomInfo> {
+    return this.#unary(() => this.#room(name));
+  }
+
+  joinRoom(name: string): Promise<RoomInfo> {
+    return this.#unary(() => this.#room(name));
+  }
+
+  leaveRoom(name: string): Promise<void> {
+    return this.#unary(() => {
+      this.rooms = this.rooms.filter((r) => r.id !== name);
+    });
+  }
+
+  openDirect(userId: string): Promise<RoomInfo> {
+    return this.#unary(() => this.#room(`dm:${["ann", userId].sort().join(":")}`, true));
+  }
+
+  history(room: string, limit: number): Promise<ChatMessage[]> {
+    this.historyRequests.push(room);
+    return this.#unary(() => (this.histories.get(room) ?? []).slice(-limit));
+  }
+
   get last(): FakeStream {
     return this.streams.at(-1)!;
   }
@@ -106,40 +165,62 @@ class FakeApi implements ChatApi {
 const ann: ChatUser = { id: "ann", displayName: "ann" };
 const ben: ChatUser = { id: "ben", displayName: "ben" };
 
-function message(text: string, from = ben, messageId = crypto.randomUUID()): ChatMessage {
+function message(
+  text: string,
+  from = ben,
+  messageId: string = crypto.randomUUID(),
+  room = "general",
+  seq = 0,
+): ChatMessage {
   return {
     messageId,
     userId: from.id,
     displayName: from.displayName,
     content: text,
     timestamp: new Date(),
-    room: "general",
-    seq: 0,
+    room,
+    seq,
   };
 }
+
+/** Message number `seq` of `room`. */
+const inRoom = (room: string, seq: number, text = `${room} ${seq}`) =>
+  message(text, ben, `${room}-${seq}`, room, seq);
 
 function setup() {
   const api = new FakeApi();
   const clock = new FakeClock();
   const statuses: ConnectionStatus[] = [];
   const messages: ChatMessage[] = [];
+  const sources: string[] = [];
+  const roomEvents: RoomEvent[] = [];
   let online: readonly ChatUser[] = [];
+  let rooms: readonly RoomInfo[] = [];
   const connection = new ChatConnection({
     api,
     user: ann,
     clock,
     backoff: { baseMs: 500, maxMs: 8000, stableAfterMs: 5000 },
     onStatus: (s) => statuses.push(s),
-    onMessage: (m) => messages.push(m),
+    onMessage: (m, source) => {
+      messages.push(m);
+      sources.push(source);
+    },
+    onRoomEvent: (e) => roomEvents.push(e),
     onOnline: (users) => (online = users),
+    onRooms: (list) => (rooms = list),
   });
   return {
     api,
     clock,
     statuses,
     messages,
+    sources,
+    roomEvents,
     connection,
     online: () => online.map((u) => u.id),
+    rooms: () => rooms.map((r) => r.id),
+    texts: () => messages.map((m) => m.content),
   };
 }
 
@@ -252,6 +333,7 @@ Deno.test("a refusal of the user stops for good with the server's words", async 
   assert.deepEqual(statuses.at(-1), {
     kind: "stopped",
     error: "Cannot open stream: the user id is empty",
+    code: "INVALID_ARGUMENT",
   });
   clock.advance(60_000);
   assert.equal(api.streams.length, 1, "no retry");
@@ -298,6 +380,9 @@ Deno.test("send passes a fresh message id; failures read as sentences", async ()
   assert.equal(api.sent.length, 2);
   assert.notEqual(api.sent[0]!.messageId, api.sent[1]!.messageId);
   assert.match(api.sent[0]!.messageId, /^[0-9a-f-]{36}$/);
+  assert.equal(api.sent[0]!.room, "general", "general by default");
+  await connection.send("in a room", "design");
+  assert.equal(api.sent.at(-1)!.room, "design", "sent to the room given");
 
   api.sendError = new ApiError(
     "INVALID_ARGUMENT",
@@ -316,4 +401,208 @@ Deno.test("send passes a fresh message id; failures read as sentences", async ()
     describeSendFailure(new ApiError("UNAVAILABLE", "Kafka is unavailable")),
     /server is unavailable \(Kafka is unavailable\)/,
   );
+});
+
+Deno.test("a reconnect resumes after the last seq seen per room; repeats are dropped", async () => {
+  const { api, connection, texts, sources } = setup();
+  api.rooms.push({ id: "design", direct: false, members: ["ann", "ben"], lastSeq: 7 });
+  connection.start();
+  assert.deepEqual(api.last.resume, [], "the first connection starts from now");
+  api.last.open();
+  await tick();
+  // ListRooms tells where each room stands: a reconnect resumes from there at the latest.
+  assert.deepEqual(connection.positions, [
+    { room: "general", lastSeq: 0 },
+    { room: "design", lastSeq: 7 },
+  ]);
+  api.last.emit({ type: "message", message: inRoom("general", 1) });
+  api.last.emit({ type: "message", message: inRoom("general", 2) });
+  api.last.emit({ type: "message", message: inRoom("design", 8) });
+  api.last.fail(new ApiError("UNAVAILABLE", "Stream closed: the server is shutting down"));
+  await tick();
+  connection.retryNow();
+  assert.deepEqual(api.last.resume, [
+    { room: "general", lastSeq: 2 },
+    { room: "design", lastSeq: 8 },
+  ]);
+  api.last.open();
+  // The server replays what was missed; a repeat (same room and seq, another id) is dropped.
+  api.last.emit({ type: "message", message: inRoom("general", 2, "general 2 again") });
+  api.last.emit({ type: "message", message: inRoom("general", 3) });
+  api.last.emit({ type: "message", message: inRoom("design", 8, "design 8 again") });
+  api.last.emit({ type: "message", message: inRoom("design", 9) });
+  // The same seq in another room is another message.
+  api.last.emit({ type: "message", message: inRoom("lobby", 3) });
+  assert.deepEqual(texts(), [
+    "general 1",
+    "general 2",
+    "design 8",
+    "general 3",
+    "design 9",
+    "lobby 3",
+  ]);
+  assert.ok(sources.every((s) => s === "live"));
+  connection.stop();
+  await tick();
+});
+
+Deno.test("history loads once per room, merges with the stream without repeats", async () => {
+  const { api, connection, messages, sources } = setup();
+  api.histories.set("general", [1, 2, 3, 4].map((n) => inRoom("general", n)));
+  connection.start();
+  api.last.open();
+  api.last.emit({ type: "message", message: inRoom("general", 4) });
+  await connection.loadHistory("general");
+  await connection.loadHistory("general");
+  assert.deepEqual(api.historyRequests, ["general"], "asked once");
+  assert.deepEqual(messages.map((m) => m.seq), [4, 1, 2, 3], "4 came live, not again");
+  assert.deepEqual(sources, ["live", "history", "history", "history"]);
+  assert.deepEqual(connection.positions.find((p) => p.room === "general"), {
+    room: "general",
+    lastSeq: 4,
+  });
+  // A failed load is tried again next time.
+  api.callError = new ApiError("UNAVAILABLE", "Kafka is unavailable");
+  await assert.rejects(() => connection.loadHistory("design"));
+  api.callError = undefined;
+  await connection.loadHistory("design");
+  assert.deepEqual(api.historyRequests, ["general", "design", "design"]);
+  connection.stop();
+  await tick();
+});
+
+Deno.test("insertMessage keeps a room in seq order, whatever the arrival order", () => {
+  let entries: Entry[] = [];
+  for (const seq of [5, 6, 2, 3, 4, 6, 1]) entries = insertMessage(entries, inRoom("general", seq));
+  entries = insertMessage(entries, message("no seq"));
+  assert.deepEqual(
+    entries.map((e) => e.kind === "message" ? e.message.content : e.text),
+    ["general 1", "general 2", "general 3", "general 4", "general 5", "general 6", "no seq"],
+  );
+});
+
+Deno.test("rooms: listed, created, joined, left; room events keep them current", async () => {
+  const { api, connection, rooms, roomEvents } = setup();
+  api.rooms.push(
+    { id: "zebra", direct: false, members: ["ann"], lastSeq: 0 },
+    { id: "dm:ann:ben", direct: true, members: ["ann", "ben"], lastSeq: 3 },
+    { id: "apple", direct: false, members: ["ann"], lastSeq: 0 },
+  );
+  connection.start();
+  assert.deepEqual(rooms(), [], "nothing emitted before the list came");
+  api.last.open();
+  await tick();
+  assert.deepEqual(rooms(), ["general", "apple", "zebra", "dm:ann:ben"], "general, rooms, direct");
+  const created = await connection.createRoom("book-club");
+  assert.equal(created.id, "book-club");
+  assert.deepEqual(rooms(), ["general", "apple", "book-club", "zebra", "dm:ann:ben"]);
+  await connection.openDirect("cat");
+  assert.deepEqual(rooms().at(-1), "dm:ann:cat");
+  await connection.leaveRoom("zebra");
+  assert.ok(!rooms().includes("zebra"));
+  assert.ok(!connection.positions.some((p) => p.room === "zebra"), "no resume for a left room");
+
+  // Someone opens a direct conversation with ann: she learns of it from the room event.
+  const dan = { id: "dan", displayName: "Dan" };
+  api.rooms.push({ id: "dm:ann:dan", direct: true, members: ["ann", "dan"], lastSeq: 0 });
+  api.last.emit({
+    type: "room",
+    event: { room: "dm:ann:dan", user: ann, joined: true, at: undefined },
+  });
+  assert.ok(rooms().includes("dm:ann:dan"));
+  // Another member joins a room ann is in: its member list grows.
+  api.last.emit({ type: "room", event: { room: "apple", user: dan, joined: true, at: undefined } });
+  assert.deepEqual(connection.rooms.find((r) => r.id === "apple")?.members, ["ann", "dan"]);
+  // Ann left a room in another tab.
+  api.last.emit({
+    type: "room",
+    event: { room: "apple", user: ann, joined: false, at: undefined },
+  });
+  assert.ok(!rooms().includes("apple"));
+  assert.equal(roomEvents.length, 3, "every room event is passed on");
+  connection.stop();
+  await tick();
+});
+
+Deno.test("an ended sign-in stops the connection, from the stream or any call", async () => {
+  {
+    const { api, clock, statuses, connection } = setup();
+    connection.start();
+    api.last.fail(
+      new ApiError("UNAUTHENTICATED", "Cannot open stream: the token expired at 2024-01-01"),
+    );
+    await tick();
+    assert.deepEqual(statuses.at(-1), {
+      kind: "stopped",
+      error: "Cannot open stream: the token expired at 2024-01-01",
+      code: "UNAUTHENTICATED",
+    });
+    clock.advance(60_000);
+    assert.equal(api.streams.length, 1, "no retry");
+  }
+  {
+    const { api, statuses, connection } = setup();
+    connection.start();
+    api.last.open();
+    api.sendError = new ApiError("UNAUTHENTICATED", "Cannot send message: the token expired");
+    await assert.rejects(() => connection.send("hi"), ApiError);
+    assert.equal(statuses.at(-1)?.kind, "stopped");
+    assert.equal(api.last.aborted, true, "the stream is closed too");
+    await tick();
+  }
+  assert.equal(
+    endedMessage("Cannot open stream: the token expired", "UNAUTHENTICATED"),
+    "Your sign-in has ended; sign in again. (Cannot open stream: the token expired)",
+  );
+  assert.equal(endedMessage("nope", "PERMISSION_DENIED"), "Cannot join: nope");
+});
+
+Deno.test("offline: interrupt drops the stream at once and waits; back online resumes", async () => {
+  const { api, statuses, connection } = setup();
+  connection.start();
+  api.last.open();
+  api.last.emit({ type: "message", message: inRoom("general", 5) });
+  connection.interrupt("You are offline");
+  assert.equal(api.last.aborted, true);
+  const status = statuses.at(-1)!;
+  assert.equal(status.kind, "reconnecting");
+  assert.equal(status.kind === "reconnecting" && status.reason, "You are offline");
+  await tick();
+  assert.equal(statuses.at(-1)?.kind, "reconnecting", "the aborted stream changes nothing");
+  connection.retryNow();
+  assert.equal(api.streams.length, 2);
+  assert.deepEqual(api.last.resume, [{ room: "general", lastSeq: 5 }]);
+  connection.stop();
+  await tick();
+});
+
+Deno.test("words for the screen: sign-in refusals, direct rooms, sorting, local checks", () => {
+  assert.equal(
+    plainWords(new ApiError("UNAUTHENTICATED", "Cannot sign in: wrong password for ann")),
+    "Wrong password for ann",
+  );
+  assert.equal(
+    plainWords(new ApiError("INTERNAL", "Failed to fetch")),
+    "The server is unavailable; try again in a moment.",
+  );
+  assert.equal(directPeer("dm:ann:ben", "ann"), "ben");
+  assert.equal(directPeer("dm:ann:ben", "ben"), "ann");
+  assert.deepEqual(
+    sortRooms([
+      { id: "dm:ann:cat", direct: true, members: [], lastSeq: 0 },
+      { id: "Zoo", direct: false, members: [], lastSeq: 0 },
+      { id: "dm:ann:bob", direct: true, members: [], lastSeq: 0 },
+      { id: "art", direct: false, members: [], lastSeq: 0 },
+      { id: "general", direct: false, members: [], lastSeq: 0 },
+    ], "ann").map((r) => r.id),
+    ["general", "art", "Zoo", "dm:ann:bob", "dm:ann:cat"],
+  );
+  assert.equal(checkSignIn("", "x")?.text, "Enter a name to join.");
+  assert.equal(checkSignIn("ann smith", "x")?.field, "name");
+  assert.equal(
+    checkSignIn("a".repeat(33), "x")?.text,
+    "That name is 33 characters; 32 is the most.",
+  );
+  assert.equal(checkSignIn("ann", "")?.field, "password");
+  assert.equal(checkSignIn("ann", "whatever"), undefined, "the server checks the rest");
 });

@@ -1,7 +1,7 @@
 /**
  * The web page in Chromium against `deno task start` (embedded mode) run as
- * a person would run it: the task builds the page, then serves it and the
- * gRPC-Web bridge on the HTTP port.
+ * a person would run it, with the default settings (sign-in on): the task
+ * builds the page, then serves it and the gRPC-Web bridge on the HTTP port.
  *
  * Screenshots go to .tmp/screenshots, or to SCREENSHOTS_DIR when set
  * (`SCREENSHOTS_DIR=docs/screenshots` refreshes the README's pictures).
@@ -12,18 +12,29 @@ import type { Page } from "playwright-core";
 import {
   blur,
   closeAll,
+  currentRoom,
   DESKTOP,
   focused,
   hasHorizontalScroll,
   join,
+  joinError,
+  notes,
   openBrowser,
+  openPanel,
+  openRoom,
+  PASSWORD,
   PHONE,
+  roomByName,
+  roomIds,
   send,
   shownMessages,
+  signIn,
   tabUntil,
   type TestBrowser,
+  unreadIn,
   waitForMessages,
   waitForOnline,
+  waitForRoom,
   waitForStatus,
 } from "./browser.ts";
 import { waitFor } from "./helpers.ts";
@@ -116,7 +127,7 @@ function atBottom(page: Page): Promise<boolean> {
 }
 
 Deno.test({
-  name: "web page against `deno task start` (embedded mode)",
+  name: "web page against `deno task start` (embedded mode, sign-in on)",
   // Playwright keeps a pipe and timers to Chromium open between steps.
   sanitizeOps: false,
   sanitizeResources: false,
@@ -130,9 +141,12 @@ Deno.test({
     DATABASE_PATH: `${dataDir}/chat.db`,
     // SQLite in the temporary folder, even when the test run provides a PostgreSQL URL.
     DATABASE_URL: "",
+    // The token secret is generated there, and kept across the restart below.
+    AUTH_SECRET_FILE: `${dataDir}/auth-secret`,
     SERVER_ID: "web-test",
-    // The page has no sign-in yet: it joins by user id, as classic clients do.
-    AUTH: "off",
+    // Sending 30 messages in a row is part of the test, not a flood.
+    RATE_LIMIT_PER_SECOND: "100",
+    RATE_LIMIT_BURST: "100",
   };
   const base = `http://127.0.0.1:${httpPort}`;
   let server: TaskProcess | undefined = startTask(env);
@@ -142,9 +156,20 @@ Deno.test({
     browsers.push(b);
     return b;
   };
+  const close = async (b: TestBrowser) => {
+    await b.close();
+    browsers.splice(browsers.indexOf(b), 1);
+  };
+  /** How many messages with exactly `text` the page shows. */
+  const countOf = async (page: Page, text: string) =>
+    (await shownMessages(page)).filter((m) => m.text === text).length;
 
   try {
     await server.waitForLine(/Gateway listening/);
+    assert.ok(
+      !server.output.some((l) => /AUTH=off/.test(l)),
+      "sign-in is on by default",
+    );
 
     await t.step("serves the built page and its assets, nothing from elsewhere", async () => {
       const page = await fetch(`${base}/`);
@@ -170,12 +195,19 @@ Deno.test({
     const ben = await open(PHONE);
 
     await t.step(
-      "keyboard only: Tab reaches the name field, Join, then the message box",
+      "keyboard only: Tab reaches name, password, Join, then the message box",
       async () => {
         await ann.page.goto(base);
+        await screenshot(ann.page, "join-desktop");
         await blur(ann.page);
         await tabUntil(ann.page, (d) => d === "input:Your name");
         await ann.page.keyboard.type("ann");
+        await tabUntil(
+          ann.page,
+          (d) => d === "input:Password — a new name creates an account",
+          3,
+        );
+        await ann.page.keyboard.type(PASSWORD);
         await tabUntil(ann.page, (d) => d === "button:Join", 3);
         await ann.page.keyboard.press("Enter");
         await waitForStatus(ann.page, "connected");
@@ -185,6 +217,13 @@ Deno.test({
         await tabUntil(ann.page, (d) => d === "textarea:Message");
         const name = await ann.page.evaluate(() => localStorage.getItem("chat.name"));
         assert.equal(name, "ann", "the name is remembered in localStorage");
+        const session = JSON.parse(
+          await ann.page.evaluate(() => sessionStorage.getItem("chat.session")) ?? "{}",
+        );
+        assert.match(session.token ?? "", /^[\w-]+\.[\w-]+\.[\w-]+$/, "the token is kept");
+        assert.equal(session.user?.id, "ann");
+        assert.equal(session.password, undefined, "the password is not kept");
+        assert.equal(await currentRoom(ann.page), "general");
       },
     );
 
@@ -200,8 +239,8 @@ Deno.test({
         ["ann", "Great, thank you!\nI will update the release notes meanwhile."],
         [
           "ben",
-          "One thing for the notes: the page now reconnects on its own, with backoff, and " +
-          "says so while it does. People on flaky Wi-Fi no longer need to reload.",
+          "One thing for the notes: the page now reconnects on its own and catches up on " +
+          "what it missed, so people on flaky Wi-Fi no longer need to reload.",
         ],
       ] as const;
       for (const [who, text] of conversation) {
@@ -236,23 +275,25 @@ Deno.test({
         assert.ok(box && box.x >= 0 && box.x + box.width <= size.width + 0.5, "composer fits");
         assert.ok(box!.y + box!.height <= size.height + 0.5, "composer is on screen");
       }
-      // Desktop shows who is online beside the chat; a phone behind a button.
-      assert.equal(await ann.page.locator("#people").isVisible(), true);
-      assert.equal(await ben.page.locator("#people").isVisible(), false);
+      // Desktop shows the rooms and who is online beside the chat; a phone behind a button.
+      assert.equal(await ann.page.locator("#side-panel").isVisible(), true);
+      assert.equal(await ben.page.locator("#side-panel").isVisible(), false);
       await screenshot(ann.page, "chat-desktop");
       await screenshot(ben.page, "chat-phone");
-      const toggle = ben.page.getByRole("button", { name: /Online now: 2/ });
+      const toggle = ben.page.getByRole("button", { name: "Rooms and people" });
       await toggle.click();
-      await ben.page.locator("#people.open").waitFor();
+      await ben.page.locator("#side-panel.open").waitFor();
       await ben.page.waitForTimeout(300);
-      assert.equal(await ben.page.locator("#people").isVisible(), true);
-      await screenshot(ben.page, "online-phone");
+      assert.equal(await ben.page.locator("#side-panel").isVisible(), true);
+      assert.equal(await hasHorizontalScroll(ben.page), false);
+      await screenshot(ben.page, "panel-phone");
       await ben.page.keyboard.press("Escape");
       assert.equal(await toggle.getAttribute("aria-expanded"), "false");
       const phoneJoin = await open(PHONE);
       await phoneJoin.page.goto(base);
       assert.equal(await hasHorizontalScroll(phoneJoin.page), false);
       await screenshot(phoneJoin.page, "join-phone");
+      await close(phoneJoin);
     });
 
     await t.step("Enter sends, Shift+Enter makes a new line", async () => {
@@ -268,17 +309,25 @@ Deno.test({
       assert.equal(await box.inputValue(), "", "the box is empty after sending");
     });
 
-    await t.step("the online list shows who is there and updates when one closes", async () => {
-      const cat = await open(DESKTOP);
-      await join(cat.page, base, "cat");
-      await waitForOnline(ann.page, ["ann", "ben", "cat"]);
-      await waitForOnline(ben.page, ["ann", "ben", "cat"]);
-      await waitForOnline(cat.page, ["ann", "ben", "cat"]);
-      await cat.close();
-      browsers.splice(browsers.indexOf(cat), 1);
-      await waitForOnline(ann.page, ["ann", "ben"]);
-      await waitForOnline(ben.page, ["ann", "ben"]);
-    });
+    await t.step(
+      "a newcomer sees recent history; the online list updates when one closes",
+      async () => {
+        const cat = await open(DESKTOP);
+        await join(cat.page, base, "cat");
+        // The room is not empty on arrival: its recent history is loaded, once.
+        const sofar = (await shownMessages(ann.page)).map((m) => m.text);
+        assert.equal(sofar.length, 6);
+        const recent = await waitForMessages(cat.page, sofar);
+        assert.deepEqual(recent.map((m) => m.text), sofar, "the six messages so far, once each");
+        assert.deepEqual(recent.map((m) => m.sender), ["ann", "ben", "ben", "ann", "ben", "ann"]);
+        await waitForOnline(ann.page, ["ann", "ben", "cat"]);
+        await waitForOnline(ben.page, ["ann", "ben", "cat"]);
+        await waitForOnline(cat.page, ["ann", "ben", "cat"]);
+        await close(cat);
+        await waitForOnline(ann.page, ["ann", "ben"]);
+        await waitForOnline(ben.page, ["ann", "ben"]);
+      },
+    );
 
     await t.step("an over-long message shows the server's error in place", async () => {
       const tooLong = "x".repeat(64 * 1024 + 100);
@@ -336,7 +385,113 @@ Deno.test({
       await waitFor(() => atBottom(ann.page), 3000, "scrolled to the bottom");
     });
 
+    await t.step(
+      "rooms: created by one, joined by the other, messages stay in their room",
+      async () => {
+        const generalBefore = (await shownMessages(ben.page)).map((m) => m.text);
+        await roomByName(ann.page, "design", "Create");
+        await ann.page.locator('.room-item[data-room="design"][aria-current="true"]').waitFor();
+        assert.deepEqual(await roomIds(ann.page), ["general", "design"]);
+        assert.equal(await ann.page.locator(".room-title-name").textContent(), "design");
+        assert.deepEqual(await shownMessages(ann.page), [], "a new room starts empty");
+        assert.equal(
+          await ann.page.getByLabel("Message", { exact: true }).getAttribute("placeholder"),
+          "Message #design",
+        );
+
+        // Joining a room that does not exist says so in place.
+        await roomByName(ben.page, "desing", "Join");
+        const error = ben.page.locator("#room-error[role=alert]");
+        await error.waitFor();
+        assert.match(
+          await error.textContent() ?? "",
+          /Room "desing" does not exist; create it first/,
+        );
+
+        await roomByName(ben.page, "design", "Join");
+        await ben.page.locator('.room-item[data-room="design"][aria-current="true"]').waitFor({
+          state: "attached",
+        });
+        await ben.page.locator("#side-panel").waitFor({ state: "hidden" }); // the sheet closes
+        await waitFor(async () => (await notes(ann.page)).includes("ben joined"), 10_000, "note");
+        assert.equal(await ann.page.locator(".room-detail").textContent(), "2 members");
+
+        await send(ann.page, "Design review at three");
+        await waitForMessages(ben.page, ["Design review at three"]);
+        await send(ben.page, "I will bring the mockups");
+        await waitForMessages(ann.page, ["Design review at three", "I will bring the mockups"]);
+
+        // Only in the room: general is as it was.
+        await openRoom(ben.page, "general");
+        await waitForMessages(ben.page, generalBefore.slice(-3));
+        assert.deepEqual((await shownMessages(ben.page)).map((m) => m.text), generalBefore);
+
+        // A message in a room not shown counts as unread there.
+        await send(ann.page, "Room 2 is booked");
+        await waitFor(async () => await unreadIn(ben.page, "design") === 1, 10_000, "unread 1");
+        assert.equal(await unreadIn(ben.page, "general"), 0);
+        await ben.page.getByRole("button", { name: "Rooms and people, 1 unread" }).waitFor();
+        await openPanel(ben.page);
+        await ben.page.waitForTimeout(300);
+        await screenshot(ben.page, "rooms-phone");
+        await openRoom(ben.page, "design");
+        assert.equal(await unreadIn(ben.page, "design"), 0, "read once shown");
+        await waitForMessages(ben.page, [
+          "Design review at three",
+          "I will bring the mockups",
+          "Room 2 is booked",
+        ]);
+
+        // A direct message, started from the online list.
+        await ann.page.getByRole("button", { name: "Message ben" }).click();
+        await ann.page.locator('.room-item[data-room="dm:ann:ben"][aria-current="true"]').waitFor();
+        assert.equal(await ann.page.locator(".room-title-name").textContent(), "ben");
+        await send(ann.page, "Lunch after the review?");
+        await waitForRoom(ben.page, "dm:ann:ben");
+        await waitFor(
+          async () => await unreadIn(ben.page, "dm:ann:ben") === 1,
+          10_000,
+          "dm unread",
+        );
+        await openRoom(ben.page, "dm:ann:ben");
+        await waitForMessages(ben.page, ["Lunch after the review?"]);
+        await send(ben.page, "Yes!");
+        await waitForMessages(ann.page, ["Lunch after the review?", "Yes!"]);
+        assert.deepEqual(await roomIds(ben.page), ["general", "design", "dm:ann:ben"]);
+
+        await openRoom(ann.page, "design");
+        assert.equal(await hasHorizontalScroll(ann.page), false);
+        await screenshot(ann.page, "rooms-desktop");
+        for (const b of [ann, ben]) await openRoom(b.page, "general");
+        await waitForMessages(ann.page, generalBefore.slice(-3));
+        assert.deepEqual((await shownMessages(ann.page)).map((m) => m.text), generalBefore);
+      },
+    );
+
+    await t.step("offline for a while: the page catches up exactly once, in order", async () => {
+      const before = (await shownMessages(ben.page)).map((m) => m.text);
+      await ben.context.setOffline(true);
+      await waitForStatus(ben.page, "reconnecting");
+      const missed = ["Sent while ben was offline 1", "… 2", "… and 3"];
+      for (const text of missed) await send(ann.page, text);
+      await waitForMessages(ann.page, missed);
+      await ben.page.waitForTimeout(500);
+      assert.deepEqual(
+        (await shownMessages(ben.page)).map((m) => m.text),
+        before,
+        "nothing arrives while offline",
+      );
+      await ben.context.setOffline(false);
+      await waitForStatus(ben.page, "connected", 20_000);
+      const shown = await waitForMessages(ben.page, missed, 15_000);
+      assert.deepEqual(shown.map((m) => m.text), [...before, ...missed], "once each, in order");
+      await ben.page.waitForTimeout(500);
+      for (const text of missed) assert.equal(await countOf(ben.page, text), 1, text);
+      assert.equal(await ben.page.locator("li.note", { hasText: /not shown/ }).count(), 0);
+    });
+
     await t.step("reconnects by itself when the server comes back on the same port", async () => {
+      const annBefore = (await shownMessages(ann.page)).map((m) => m.text);
       await server!.stop();
       server = undefined;
       for (const b of [ann, ben]) await waitForStatus(b.page, "reconnecting", 15_000);
@@ -355,6 +510,7 @@ Deno.test({
       await screenshot(ann.page, "reconnecting-desktop");
       await screenshot(ben.page, "reconnecting-phone");
 
+      // Same database and token secret: the tokens the pages hold still work.
       server = startTask(env);
       await server.waitForLine(/Gateway listening/);
       for (const b of [ann, ben]) await waitForStatus(b.page, "connected", 30_000);
@@ -364,23 +520,124 @@ Deno.test({
       await ben.page.getByRole("button", { name: "Dismiss the error" }).click();
       await send(ben.page, "Back again");
       await waitForMessages(ann.page, ["Back again"]);
-      assert.equal(await ann.page.locator("li.note", { hasText: "Reconnected" }).count(), 1);
+      assert.deepEqual(
+        (await shownMessages(ann.page)).map((m) => m.text),
+        [...annBefore, "Back again"],
+        "nothing repeated after the restart",
+      );
     });
 
-    await t.step("a reload rejoins with the same name", async () => {
+    await t.step("a reload rejoins with the kept token, and shows recent history", async () => {
+      const before = (await shownMessages(ben.page)).map((m) => m.text);
       await ben.page.reload();
       await waitForStatus(ben.page, "connected");
+      assert.equal(await ben.page.getByLabel("Your name").count(), 0, "no sign-in screen");
       await waitForOnline(ann.page, ["ann", "ben"]);
+      const shown = await waitForMessages(ben.page, before.slice(-5));
+      assert.deepEqual(
+        shown.map((m) => m.text),
+        before.slice(-shown.length),
+        "the last messages, from history, once each",
+      );
       await send(ben.page, "Reloaded and back");
       await waitForMessages(ann.page, ["Reloaded and back"]);
       const last = (await shownMessages(ann.page)).at(-1);
       assert.equal(last?.sender, "ben");
+      assert.deepEqual(await roomIds(ben.page), ["general", "design", "dm:ann:ben"]);
+    });
+
+    await t.step("a token the server refuses sends the page back to sign-in", async () => {
+      await ben.page.evaluate(`(() => {
+        const session = JSON.parse(sessionStorage.getItem("chat.session"));
+        session.token = "not.a.token";
+        sessionStorage.setItem("chat.session", JSON.stringify(session));
+      })()`);
+      await ben.page.reload();
+      assert.match(await joinError(ben.page), /sign in again.*the token is invalid/);
+      assert.equal(await ben.page.getByLabel("Your name").inputValue(), "ben");
+      assert.equal(
+        await ben.page.evaluate(() => sessionStorage.getItem("chat.session")),
+        null,
+        "the refused token is forgotten",
+      );
+      await signIn(ben.page, "ben");
+      await waitForStatus(ben.page, "connected");
+    });
+
+    await t.step("a wrong password or a bad name shows the error in place", async () => {
+      const eve = await open(PHONE);
+      await eve.page.goto(base);
+      await signIn(eve.page, "ann", "not ann's password");
+      assert.equal(await joinError(eve.page), "Wrong password for ann");
+      const password = eve.page.getByLabel(/^Password/);
+      assert.equal(await password.getAttribute("aria-invalid"), "true");
+      assert.equal(await password.inputValue(), "", "the wrong password is cleared");
+      assert.equal(await focused(eve.page), "input:Password — a new name creates an account");
+      assert.equal(await hasHorizontalScroll(eve.page), false);
+      await screenshot(eve.page, "join-error-phone");
+
+      await signIn(eve.page, "eve", "short");
+      assert.equal(
+        await joinError(eve.page),
+        "The password is 5 characters, it must be at least 8",
+      );
+      await signIn(eve.page, "eve smith", PASSWORD);
+      assert.match(await joinError(eve.page), /may only hold letters, digits/);
+      assert.equal(
+        await eve.page.getByLabel("Your name").getAttribute("aria-invalid"),
+        "true",
+      );
+      await waitForOnline(ann.page, ["ann", "ben"]);
+      await signIn(eve.page, "eve", PASSWORD);
+      await waitForStatus(eve.page, "connected");
+      await waitForOnline(ann.page, ["ann", "ben", "eve"]);
     });
 
     for (const b of browsers) assert.deepEqual(b.pageErrors, [], "no uncaught errors in the page");
   } finally {
     await closeAll(browsers);
     await server?.stop();
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test({
+  name: "web page against `deno task start` with AUTH=off: signing in works there too",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const httpPort = freePort();
+  const dataDir = await Deno.makeTempDir({ prefix: "chat-web-off-" });
+  const server = startTask({
+    HTTP_PORT: String(httpPort),
+    GRPC_PORT: String(freePort()),
+    DATABASE_PATH: `${dataDir}/chat.db`,
+    DATABASE_URL: "",
+    AUTH_SECRET_FILE: `${dataDir}/auth-secret`,
+    SERVER_ID: "web-test-off",
+    AUTH: "off",
+  });
+  let browser: TestBrowser | undefined;
+  try {
+    await server.waitForLine(/Gateway listening/);
+    browser = await openBrowser({ viewport: PHONE });
+    const { page } = browser;
+    await join(page, `http://127.0.0.1:${httpPort}`, "zoe");
+    await send(page, "Hello in classic mode");
+    await waitForMessages(page, ["Hello in classic mode"]);
+    await page.reload();
+    await waitForStatus(page, "connected");
+    await waitForMessages(page, ["Hello in classic mode"]);
+    await roomByName(page, "quiet", "Create");
+    await page.locator('.room-item[data-room="quiet"][aria-current="true"]').waitFor({
+      state: "attached",
+    });
+    await send(page, "Only here");
+    await waitForMessages(page, ["Only here"]);
+    assert.deepEqual(browser.pageErrors, []);
+  } finally {
+    await browser?.close();
+    await server.stop();
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
 });

@@ -1,8 +1,10 @@
 /**
  * The web page on the Kafka deployment, every part its own process: the
  * processor, gateway A (two browser users) and gateway B (a terminal client),
- * all on the cluster at KAFKA_BROKERS. Without KAFKA_BROKERS the test fails,
- * it never skips: run it with `deno task test`, which starts Kafka.
+ * all on the cluster at KAFKA_BROKERS, with sign-in on (the default): the
+ * processes share one store (an SQLite file) and one token secret. Without
+ * KAFKA_BROKERS the test fails, it never skips: run it with `deno task test`,
+ * which starts Kafka.
  */
 
 import assert from "node:assert/strict";
@@ -11,6 +13,7 @@ import {
   DESKTOP,
   join,
   openBrowser,
+  PASSWORD,
   PHONE,
   send,
   shownMessages,
@@ -33,19 +36,16 @@ interface Gateway {
   http: string;
 }
 
-function startGateway(name: string, brokers: string): Gateway {
+function startGateway(name: string, common: Record<string, string>): Gateway {
   const grpcPort = freePort();
   const httpPort = freePort();
   const service = spawn(`gateway-${name}`, "main.ts", {
     env: {
+      ...common,
       BUS: "kafka",
-      KAFKA_BROKERS: brokers,
       SERVER_ID: `web-${name}-${crypto.randomUUID().slice(0, 8)}`,
       GRPC_PORT: String(grpcPort),
       HTTP_PORT: String(httpPort),
-      HEARTBEAT_INTERVAL_MS: "500",
-      // The page has no sign-in yet: it joins by user id, as classic clients do.
-      AUTH: "off",
     },
   });
   return { service, grpc: `127.0.0.1:${grpcPort}`, http: `http://127.0.0.1:${httpPort}` };
@@ -100,20 +100,22 @@ Deno.test({
   const brokers = kafkaBrokers();
   await ensureBuilt();
   const dataDir = await Deno.makeTempDir({ prefix: "chat-web-kafka-" });
+  // Shared by every process: accounts, rooms and history in one SQLite file (not the test run's
+  // PostgreSQL), and one token secret, so that a token from gateway A works on gateway B.
+  const common = {
+    KAFKA_BROKERS: brokers,
+    HEARTBEAT_TIMEOUT_MS: "3000",
+    HEARTBEAT_INTERVAL_MS: "500",
+    DATABASE_PATH: `${dataDir}/chat.db`,
+    DATABASE_URL: "",
+    AUTH_SECRET: crypto.randomUUID() + crypto.randomUUID(),
+  };
   const services: Service[] = [];
   const browsers: TestBrowser[] = [];
   try {
-    services.push(spawn("processor", "processor.ts", {
-      env: {
-        KAFKA_BROKERS: brokers,
-        HEARTBEAT_TIMEOUT_MS: "3000",
-        HEARTBEAT_INTERVAL_MS: "500",
-        DATABASE_PATH: `${dataDir}/chat.db`,
-        DATABASE_URL: "",
-      },
-    }));
-    const a = startGateway("a", brokers);
-    const b = startGateway("b", brokers);
+    services.push(spawn("processor", "processor.ts", { env: common }));
+    const a = startGateway("a", common);
+    const b = startGateway("b", common);
     services.push(a.service, b.service);
     await Promise.all([untilReady(a), untilReady(b)]);
 
@@ -126,6 +128,7 @@ Deno.test({
 
     const carl = spawn("client", "client/main.ts", {
       args: ["carl", "--server", b.grpc],
+      env: { CHAT_PASSWORD: PASSWORD },
       stdin: true,
     });
     services.push(carl);
@@ -174,9 +177,12 @@ Deno.test({
     }
     assert.deepEqual(clientMessages(carl), lines.map(([who, text]) => `${who}: ${text}`));
 
-    // Ben reloads: the page rejoins with his name by itself.
+    // Ben reloads: the page rejoins with the token it kept, and loads the room's history.
     await ben.page.reload();
     await waitForStatus(ben.page, "connected", SLOW_MS);
+    assert.equal(await ben.page.getByLabel("Your name").count(), 0, "no sign-in screen");
+    const history = await waitForMessages(ben.page, lines.map(([, text]) => text), SLOW_MS);
+    assert.deepEqual(history.map((m) => m.text), lines.map(([, text]) => text), "once each");
     await waitForOnlineToInclude(ben.page, ["ann", "ben", "carl"], [], SLOW_MS);
     await waitForOnlineToInclude(ann.page, ["ann", "ben", "carl"], [], SLOW_MS);
     await send(ben.page, "Four, after a reload");

@@ -1,24 +1,48 @@
-/** The page: the join screen until a name is chosen, then the chat. */
+/** The page: the sign-in screen until signed in, then the chat. */
 
-import { useCallback, useState } from "preact/hooks";
-import type { ChatApi, ChatUser } from "./chat_connection.ts";
+import { useCallback, useMemo, useState } from "preact/hooks";
+import type { ChatBackend, Session } from "./chat_connection.ts";
 import { ChatScreen } from "./chat_screen.tsx";
 import { JoinScreen } from "./join_screen.tsx";
 
-/** Where the name is kept: the last name used on this device, and this tab's open session. */
-export interface NameStore {
+/** Where the sign-in is kept: the last name used on this device, and this tab's session. */
+export interface SessionStore {
   lastName(): string;
   remember(name: string): void;
-  /** The name this tab joined with, so that a reload rejoins; undefined after Leave. */
-  session(): string | undefined;
-  setSession(name: string | undefined): void;
+  /** The session this tab signed in with, so that a reload rejoins; undefined after Sign out. */
+  session(): Session | undefined;
+  setSession(session: Session | undefined): void;
 }
 
 const LAST_NAME_KEY = "chat.name";
 const SESSION_KEY = "chat.session";
 
-/** A `NameStore` on localStorage and sessionStorage; works (forgetting) where they are blocked. */
-export function browserNameStore(): NameStore {
+function parseSession(text: string | undefined): Session | undefined {
+  if (!text) return undefined;
+  try {
+    const value = JSON.parse(text);
+    if (
+      typeof value?.token === "string" && value.token !== "" &&
+      typeof value.user?.id === "string" && value.user.id !== "" &&
+      typeof value.user.displayName === "string"
+    ) {
+      return {
+        token: value.token,
+        user: { id: value.user.id, displayName: value.user.displayName || value.user.id },
+        expiresAt: typeof value.expiresAt === "number" ? value.expiresAt : undefined,
+      };
+    }
+  } catch {
+    // Not ours, or from an older page: sign in again.
+  }
+  return undefined;
+}
+
+/**
+ * A `SessionStore` on localStorage (the name) and sessionStorage (the token:
+ * this tab only, gone when it closes); works, forgetting, where they are blocked.
+ */
+export function browserSessionStore(): SessionStore {
   const get = (storage: () => Storage, key: string) => {
     try {
       return storage().getItem(key) ?? undefined;
@@ -31,46 +55,74 @@ export function browserNameStore(): NameStore {
       if (value === undefined) storage().removeItem(key);
       else storage().setItem(key, value);
     } catch {
-      // Private mode or storage turned off: the name is just not remembered.
+      // Private mode or storage turned off: it is just not remembered.
     }
   };
   return {
     lastName: () => get(() => localStorage, LAST_NAME_KEY) ?? "",
     remember: (name) => set(() => localStorage, LAST_NAME_KEY, name),
-    session: () => get(() => sessionStorage, SESSION_KEY),
-    setSession: (name) => set(() => sessionStorage, SESSION_KEY, name),
+    session: () => parseSession(get(() => sessionStorage, SESSION_KEY)),
+    setSession: (session) =>
+      set(() => sessionStorage, SESSION_KEY, session && JSON.stringify(session)),
   };
 }
 
-const asUser = (name: string): ChatUser => ({ id: name, displayName: name });
+/** The words on the sign-in screen after the chat sent the user back to it. */
+export function endedMessage(error: string, code: string | undefined): string {
+  return code === "UNAUTHENTICATED"
+    ? `Your sign-in has ended; sign in again. (${error})`
+    : `Cannot join: ${error}`;
+}
 
-export function App({ api, names }: { api: ChatApi; names: NameStore }) {
-  const [user, setUser] = useState<ChatUser | undefined>(() => {
-    const name = names.session();
-    return name ? asUser(name) : undefined;
+export function App(
+  { backend, store, now = Date.now }: {
+    backend: ChatBackend;
+    store: SessionStore;
+    now?: () => number;
+  },
+) {
+  // A reload rejoins with the tab's session, unless its token has expired meanwhile.
+  const [initial] = useState(() => {
+    const kept = store.session();
+    if (kept?.expiresAt === undefined || kept.expiresAt > now()) {
+      return { session: kept, notice: undefined };
+    }
+    store.setSession(undefined);
+    return { session: undefined, notice: "Your sign-in has expired; sign in again." };
   });
-  const [joinError, setJoinError] = useState<string | undefined>(undefined);
+  const [notice, setNotice] = useState<string | undefined>(initial.notice);
+  const [session, setSession] = useState<Session | undefined>(initial.session);
+  const api = useMemo(() => session && backend.api(session.token), [backend, session?.token]);
 
-  const join = useCallback((name: string) => {
-    names.remember(name);
-    names.setSession(name);
-    setJoinError(undefined);
-    setUser(asUser(name));
-  }, [names]);
+  const signIn = useCallback(async (name: string, password: string) => {
+    const signed = await backend.signIn(name, password);
+    store.remember(name);
+    store.setSession(signed);
+    setNotice(undefined);
+    setSession(signed);
+  }, [backend, store]);
 
-  const leave = useCallback(() => {
-    names.setSession(undefined);
-    setUser(undefined);
-  }, [names]);
+  const signOut = useCallback(() => {
+    store.setSession(undefined);
+    setSession(undefined);
+  }, [store]);
 
-  const refused = useCallback((error: string) => {
-    names.setSession(undefined);
-    setUser(undefined);
-    setJoinError(`Cannot join: ${error}`);
-  }, [names]);
+  const ended = useCallback((error: string, code: string | undefined) => {
+    store.setSession(undefined);
+    setSession(undefined);
+    setNotice(endedMessage(error, code));
+  }, [store]);
 
-  if (!user) {
-    return <JoinScreen initialName={names.lastName()} error={joinError} onJoin={join} />;
+  if (!session || !api) {
+    return <JoinScreen initialName={store.lastName()} notice={notice} onSignIn={signIn} />;
   }
-  return <ChatScreen key={user.id} api={api} user={user} onLeave={leave} onRefused={refused} />;
+  return (
+    <ChatScreen
+      key={`${session.user.id} ${session.token}`}
+      api={api}
+      user={session.user}
+      onSignOut={signOut}
+      onEnded={ended}
+    />
+  );
 }

@@ -1,10 +1,18 @@
 /**
  * The page's connection to the chat service, independent of Preact: opens the
- * message stream, keeps it open (reconnecting with backoff), keeps the list
- * of who is online (ListOnline, then live presence events) and sends.
+ * message stream and keeps it open (reconnecting with backoff and resuming
+ * where it left off, so that missed messages arrive once and in order), keeps
+ * the list of who is online and of this user's rooms, loads history, sends.
  *
  * It talks to the server through `ChatApi`, so tests drive it with a fake.
  */
+
+/** The room everybody is in. */
+export const GENERAL = "general";
+/** Direct conversations are rooms named `dm:<a>:<b>`. */
+export const DIRECT_PREFIX = "dm:";
+/** How many recent messages are loaded when a room is first shown. */
+export const HISTORY_PAGE = 50;
 
 /** A user as the page shows it. */
 export interface ChatUser {
@@ -22,15 +30,49 @@ export interface ChatMessage {
   readonly content: string;
   /** When it was sent, by the server's clock; undefined if the server gave none. */
   readonly timestamp: Date | undefined;
+  /** The room it belongs to ("general" when the server left it empty). */
   readonly room: string;
   /** Position in the room, from 1; 0 if the server gave none. */
   readonly seq: number;
 }
 
+/** A member joined or left a room this user is in (or this user joined or left one). */
+export interface RoomEvent {
+  readonly room: string;
+  readonly user: ChatUser;
+  readonly joined: boolean;
+  readonly at: Date | undefined;
+}
+
+/** A room as ListRooms, CreateRoom, JoinRoom and OpenDirect describe it. */
+export interface RoomInfo {
+  readonly id: string;
+  readonly direct: boolean;
+  /** Member user ids (empty for "general", which has everybody). */
+  readonly members: readonly string[];
+  /** The newest message's sequence number when asked (0 for an empty room). */
+  readonly lastSeq: number;
+}
+
+/** Where the stream should continue in one room: after `lastSeq`. */
+export interface RoomPosition {
+  readonly room: string;
+  readonly lastSeq: number;
+}
+
 /** What arrives on the message stream. */
 export type StreamEvent =
   | { readonly type: "message"; readonly message: ChatMessage }
-  | { readonly type: "presence"; readonly user: ChatUser; readonly online: boolean };
+  | { readonly type: "presence"; readonly user: ChatUser; readonly online: boolean }
+  | { readonly type: "room"; readonly event: RoomEvent };
+
+/** A signed-in user and the token to send with every call. */
+export interface Session {
+  readonly token: string;
+  readonly user: ChatUser;
+  /** When the token expires (ms since the epoch), if the server said. */
+  readonly expiresAt?: number;
+}
 
 /** A failed call: a gRPC status name (`UNAVAILABLE`, `INVALID_ARGUMENT`, ...) and the server's text. */
 export class ApiError extends Error {
@@ -40,26 +82,42 @@ export class ApiError extends Error {
   }
 }
 
-/** The calls the page makes; `grpc_chat_api.ts` implements them over gRPC-Web. */
+/** The calls the page makes once signed in; `grpc_chat_api.ts` implements them over gRPC-Web. */
 export interface ChatApi {
   /**
-   * Opens the message stream. Calls `onOpen` once the server has accepted it,
-   * then `onEvent` for each event. Resolves when the server ends the stream,
-   * rejects (preferably with an `ApiError`) when it fails or `signal` aborts.
+   * Opens the message stream, resuming after `resume`. Calls `onOpen` once the
+   * server has accepted it, then `onEvent` for each event. Resolves when the
+   * server ends the stream, rejects (preferably with an `ApiError`) when it
+   * fails or `signal` aborts.
    */
   stream(
-    request: { user: ChatUser; presenceEvents: boolean },
+    request: { user: ChatUser; presenceEvents: boolean; resume: readonly RoomPosition[] },
     handlers: { onOpen(): void; onEvent(event: StreamEvent): void },
     signal: AbortSignal,
   ): Promise<void>;
   /** Sends a message; rejects with an `ApiError` the page can show. */
-  send(message: {
-    user: ChatUser;
-    content: string;
-    messageId: string;
-  }): Promise<void>;
+  send(
+    message: { user: ChatUser; content: string; messageId: string; room: string },
+  ): Promise<void>;
   /** Who is online now. */
   listOnline(signal?: AbortSignal): Promise<ChatUser[]>;
+  /** The rooms this user is in ("general" first). */
+  listRooms(signal?: AbortSignal): Promise<RoomInfo[]>;
+  createRoom(name: string): Promise<RoomInfo>;
+  joinRoom(name: string): Promise<RoomInfo>;
+  leaveRoom(name: string): Promise<void>;
+  /** The direct conversation with `userId`, opened if new. */
+  openDirect(userId: string): Promise<RoomInfo>;
+  /** The newest `limit` messages of `room`, oldest first. */
+  history(room: string, limit: number, signal?: AbortSignal): Promise<ChatMessage[]>;
+}
+
+/** Signing in, and the API for a signed-in session. */
+export interface ChatBackend {
+  /** Signs in, creating the account when the name is free; rejects with an `ApiError`. */
+  signIn(username: string, password: string): Promise<Session>;
+  /** The calls made with `token` (sent as `authorization: Bearer <token>`). */
+  api(token: string): ChatApi;
 }
 
 export type ConnectionStatus =
@@ -74,8 +132,11 @@ export type ConnectionStatus =
     /** Why the last try failed or the stream ended, for the screen. */
     readonly reason: string;
   }
-  /** Stopped for good: the user left, or the server refused the user (for example, a bad name). */
-  | { readonly kind: "stopped"; readonly error?: string };
+  /**
+   * Stopped for good: the user left, or the server refused the user; `code` is
+   * the refusal's status (`UNAUTHENTICATED` when the sign-in ended).
+   */
+  | { readonly kind: "stopped"; readonly error?: string; readonly code?: string };
 
 /** Exponential backoff with jitter: `base * 2^(attempt-1)`, capped at `max`, times 0.5..1. */
 export interface BackoffOptions {
@@ -121,13 +182,23 @@ const PERMANENT_CODES = new Set([
   "UNIMPLEMENTED",
 ]);
 
+/** How many (room, seq) keys are remembered to drop repeats. */
+const SEEN_LIMIT = 5000;
+
 export interface ChatConnectionOptions {
   api: ChatApi;
   user: ChatUser;
   onStatus?: (status: ConnectionStatus) => void;
-  onMessage?: (message: ChatMessage) => void;
+  /**
+   * A message not passed on before: `history` when loaded from the room's
+   * history, `live` when it came on the stream (also when replayed after a reconnect).
+   */
+  onMessage?: (message: ChatMessage, source: "live" | "history") => void;
+  onRoomEvent?: (event: RoomEvent) => void;
   /** The online users, sorted by display name, whenever the list changes. */
   onOnline?: (users: readonly ChatUser[]) => void;
+  /** This user's rooms ("general", then rooms by name, then direct ones), whenever they change. */
+  onRooms?: (rooms: readonly RoomInfo[]) => void;
   backoff?: Partial<BackoffOptions>;
   clock?: Clock;
   newMessageId?: () => string;
@@ -166,9 +237,36 @@ export function describeSendFailure(err: unknown): string {
   return `Not sent: ${describeFailure(err)}`;
 }
 
+/** The server's words without the "Cannot …:" start, as a sentence: "Wrong password for ann". */
+export function plainWords(err: unknown): string {
+  if (isNetworkFailure(err)) return "The server is unavailable; try again in a moment.";
+  const text = describeFailure(err).replace(/^Cannot [^:]{1,40}:\s*/, "");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+export function isDirect(room: string): boolean {
+  return room.startsWith(DIRECT_PREFIX);
+}
+
+/** The other person of a direct room `dm:<a>:<b>` (or the room id if it is not one). */
+export function directPeer(room: string, myId: string): string {
+  if (!isDirect(room)) return room;
+  const [a = "", b = ""] = room.slice(DIRECT_PREFIX.length).split(":");
+  return a === myId ? b : a;
+}
+
+/** "general" first, then rooms by name, then direct conversations by the other person. */
+export function sortRooms(rooms: RoomInfo[], myId: string): RoomInfo[] {
+  const rank = (r: RoomInfo) => (r.id === GENERAL ? 0 : r.direct ? 2 : 1);
+  const name = (r: RoomInfo) => (r.direct ? directPeer(r.id, myId) : r.id);
+  return rooms.sort((a, b) =>
+    rank(a) - rank(b) || name(a).localeCompare(name(b), undefined, { sensitivity: "base" })
+  );
+}
+
 /**
  * One user's connection. `start()` opens the stream and keeps it open until
- * `stop()`; status, messages and the online list are reported to the callbacks.
+ * `stop()`; status, messages, rooms and the online list go to the callbacks.
  */
 export class ChatConnection {
   readonly user: ChatUser;
@@ -183,9 +281,15 @@ export class ChatConnection {
   #running = false;
   /** Online users by id. */
   #online = new Map<string, ChatUser>();
-  /** Message ids already passed on, so that a repeat is not shown twice. */
+  /** This user's rooms by id. */
+  #rooms = new Map<string, RoomInfo>([[GENERAL, generalRoom()]]);
+  /** The newest sequence number known per room: where a reconnect resumes. */
+  #lastSeq = new Map<string, number>();
+  /** (room, seq) keys (or message ids) already passed on, so that a repeat is not shown twice. */
   #seen = new Set<string>();
   #seenOrder: string[] = [];
+  /** Rooms whose recent history has been loaded, or is being loaded. */
+  #history = new Map<string, Promise<void>>();
 
   constructor(options: ChatConnectionOptions) {
     this.#options = options;
@@ -201,6 +305,15 @@ export class ChatConnection {
 
   get online(): readonly ChatUser[] {
     return sortUsers([...this.#online.values()]);
+  }
+
+  get rooms(): readonly RoomInfo[] {
+    return sortRooms([...this.#rooms.values()], this.user.id);
+  }
+
+  /** Where a reconnect would resume, per room. */
+  get positions(): RoomPosition[] {
+    return [...this.#lastSeq].map(([room, lastSeq]) => ({ room, lastSeq }));
   }
 
   start(): void {
@@ -227,12 +340,64 @@ export class ChatConnection {
   }
 
   /**
-   * Sends `content`; resolves once the server has taken it (the message itself
-   * arrives on the stream). Rejects with an `ApiError` otherwise.
+   * The network is gone (the browser said so): drop the stream now instead of
+   * waiting for it to time out, and wait to reconnect (`retryNow` when back).
    */
-  async send(content: string): Promise<void> {
+  interrupt(reason: string): void {
+    const abort = this.#abort;
+    if (!this.#running || !abort) return;
+    this.#abort = undefined;
+    abort.abort();
+    this.#scheduleRetry(reason);
+  }
+
+  /**
+   * Sends `content` to `room`; resolves once the server has taken it (the
+   * message itself arrives on the stream). Rejects with an `ApiError` otherwise.
+   */
+  send(content: string, room = GENERAL): Promise<void> {
     const messageId = this.#options.newMessageId?.() ?? crypto.randomUUID();
-    await this.#api.send({ user: this.user, content, messageId });
+    return this.#guard(this.#api.send({ user: this.user, content, messageId, room }));
+  }
+
+  /** Creates a room (this user joins it). */
+  async createRoom(name: string): Promise<RoomInfo> {
+    return this.#addRoom(await this.#guard(this.#api.createRoom(name)));
+  }
+
+  /** Joins an existing room. */
+  async joinRoom(name: string): Promise<RoomInfo> {
+    return this.#addRoom(await this.#guard(this.#api.joinRoom(name)));
+  }
+
+  /** Opens the direct conversation with `userId`. */
+  async openDirect(userId: string): Promise<RoomInfo> {
+    return this.#addRoom(await this.#guard(this.#api.openDirect(userId)));
+  }
+
+  async leaveRoom(room: string): Promise<void> {
+    await this.#guard(this.#api.leaveRoom(room));
+    this.#dropRoom(room);
+  }
+
+  /**
+   * Loads the newest messages of `room` once (again after a failure); they are
+   * passed on as `history`, without repeats of what the stream brought.
+   */
+  loadHistory(room: string): Promise<void> {
+    const running = this.#history.get(room);
+    if (running) return running;
+    const loading = this.#guard(this.#api.history(room, HISTORY_PAGE)).then(
+      (messages) => {
+        for (const m of messages) this.#accept(m, "history");
+      },
+      (err) => {
+        this.#history.delete(room);
+        throw err;
+      },
+    );
+    this.#history.set(room, loading);
+    return loading;
   }
 
   #open(): void {
@@ -242,13 +407,14 @@ export class ChatConnection {
     this.#abort = abort;
     let openedAt: number | undefined;
     this.#api.stream(
-      { user: this.user, presenceEvents: true },
+      { user: this.user, presenceEvents: true, resume: this.positions },
       {
         onOpen: () => {
           if (abort.signal.aborted) return;
           openedAt = this.#clock.now();
           this.#setStatus({ kind: "connected", since: openedAt });
           this.#refreshOnline(abort.signal);
+          this.#refreshRooms(abort.signal);
         },
         onEvent: (event) => {
           if (abort.signal.aborted) return;
@@ -267,13 +433,17 @@ export class ChatConnection {
     this.#abort = undefined;
     const reason = typeof err === "string" ? err : describeFailure(err);
     if (err instanceof ApiError && PERMANENT_CODES.has(err.code)) {
-      this.#running = false;
-      this.#setStatus({ kind: "stopped", error: reason });
+      this.#refuse(err);
       return;
     }
     if (openedAt !== undefined && this.#clock.now() - openedAt >= this.#backoff.stableAfterMs) {
       this.#failures = 0;
     }
+    this.#scheduleRetry(reason);
+  }
+
+  #scheduleRetry(reason: string): void {
+    this.#cancelTimer();
     this.#failures++;
     const delay = backoffDelay(this.#failures, this.#backoff, this.#clock.random);
     const retryAt = this.#clock.now() + delay;
@@ -284,12 +454,32 @@ export class ChatConnection {
     }, delay);
   }
 
+  /** Stops for good: the server refused this user (or the sign-in ended). */
+  #refuse(err: ApiError): void {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#cancelTimer();
+    this.#abort?.abort();
+    this.#abort = undefined;
+    this.#setStatus({ kind: "stopped", error: describeFailure(err), code: err.code });
+  }
+
+  /** Passes a call's result on; an UNAUTHENTICATED failure also ends the session. */
+  async #guard<T>(call: Promise<T>): Promise<T> {
+    try {
+      return await call;
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "UNAUTHENTICATED") this.#refuse(err);
+      throw err;
+    }
+  }
+
   async #refreshOnline(signal: AbortSignal): Promise<void> {
     // Presence events that arrive while the list is on its way are newer than it: replay them after.
     const during: { user: ChatUser; online: boolean }[] = [];
     this.#pendingPresence = during;
     try {
-      const users = await this.#api.listOnline(signal);
+      const users = await this.#guard(this.#api.listOnline(signal));
       if (signal.aborted) return;
       this.#online = new Map(users.map((u) => [u.id, u]));
       for (const e of during) this.#applyPresence(e.user, e.online);
@@ -309,21 +499,104 @@ export class ChatConnection {
 
   #pendingPresence: { user: ChatUser; online: boolean }[] | undefined;
 
+  async #refreshRooms(signal?: AbortSignal): Promise<void> {
+    try {
+      const rooms = await this.#guard(this.#api.listRooms(signal));
+      if (signal?.aborted) return;
+      const next = new Map<string, RoomInfo>([[GENERAL, generalRoom()]]);
+      for (const room of rooms) {
+        next.set(room.id, room);
+        this.#baseline(room);
+      }
+      // Rooms joined while the list was on its way stay.
+      for (const [id, room] of this.#rooms) {
+        if (!next.has(id) && this.#joinedLately.has(id)) {
+          next.set(id, room);
+        }
+      }
+      this.#joinedLately.clear();
+      this.#rooms = next;
+      this.#emitRooms();
+    } catch {
+      // Keep the rooms known so far; the next connection asks again.
+    }
+  }
+
+  /** Rooms added since the last ListRooms was sent. */
+  #joinedLately = new Set<string>();
+
+  /** A room learned of: a reconnect resumes there from what it held then, at the latest. */
+  #baseline(room: RoomInfo): void {
+    if (!this.#lastSeq.has(room.id)) this.#lastSeq.set(room.id, room.lastSeq);
+  }
+
+  #addRoom(room: RoomInfo, baseline = true): RoomInfo {
+    this.#rooms.set(room.id, room);
+    this.#joinedLately.add(room.id);
+    if (baseline) this.#baseline(room);
+    this.#emitRooms();
+    return room;
+  }
+
+  #dropRoom(room: string): void {
+    if (room === GENERAL || !this.#rooms.delete(room)) return;
+    this.#lastSeq.delete(room);
+    this.#history.delete(room);
+    this.#emitRooms();
+  }
+
   #handle(event: StreamEvent): void {
-    if (event.type === "presence") {
-      this.#pendingPresence?.push({ user: event.user, online: event.online });
-      this.#applyPresence(event.user, event.online);
-      this.#emitOnline();
+    switch (event.type) {
+      case "presence":
+        this.#pendingPresence?.push({ user: event.user, online: event.online });
+        this.#applyPresence(event.user, event.online);
+        this.#emitOnline();
+        return;
+      case "room":
+        this.#applyRoomEvent(event.event);
+        this.#options.onRoomEvent?.(event.event);
+        return;
+      case "message":
+        this.#accept(event.message, "live");
+    }
+  }
+
+  #applyRoomEvent(event: RoomEvent): void {
+    const known = this.#rooms.get(event.room);
+    if (event.user.id === this.user.id) {
+      // Joined or left here, in another tab, or someone opened a direct conversation with us.
+      if (!event.joined) return this.#dropRoom(event.room);
+      if (!known) {
+        // Its position and members come with the next ListRooms, asked for now.
+        this.#addRoom(
+          { id: event.room, direct: isDirect(event.room), members: [this.user.id], lastSeq: 0 },
+          false,
+        );
+        this.#refreshRooms();
+      }
       return;
     }
-    const { messageId } = event.message;
-    if (messageId) {
-      if (this.#seen.has(messageId)) return;
-      this.#seen.add(messageId);
-      this.#seenOrder.push(messageId);
-      if (this.#seenOrder.length > 5000) this.#seen.delete(this.#seenOrder.shift()!);
+    if (!known) return;
+    const members = known.members.filter((id) => id !== event.user.id);
+    if (event.joined) members.push(event.user.id);
+    this.#rooms.set(event.room, { ...known, members });
+    this.#emitRooms();
+  }
+
+  #accept(message: ChatMessage, source: "live" | "history"): void {
+    const key = message.seq > 0
+      ? `${message.room}\u0000${message.seq}`
+      : message.messageId && `id\u0000${message.messageId}`;
+    if (key) {
+      if (this.#seen.has(key)) return;
+      this.#seen.add(key);
+      this.#seenOrder.push(key);
+      if (this.#seenOrder.length > SEEN_LIMIT) this.#seen.delete(this.#seenOrder.shift()!);
     }
-    this.#options.onMessage?.(event.message);
+    if (message.seq > (this.#lastSeq.get(message.room) ?? 0)) {
+      this.#lastSeq.set(message.room, message.seq);
+    }
+    this.#options.onMessage?.(message, source);
   }
 
   #applyPresence(user: ChatUser, online: boolean): void {
@@ -336,6 +609,10 @@ export class ChatConnection {
     this.#options.onOnline?.(this.online);
   }
 
+  #emitRooms(): void {
+    this.#options.onRooms?.(this.rooms);
+  }
+
   #cancelTimer(): void {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -345,6 +622,10 @@ export class ChatConnection {
     this.#status = status;
     this.#options.onStatus?.(status);
   }
+}
+
+function generalRoom(): RoomInfo {
+  return { id: GENERAL, direct: false, members: [], lastSeq: 0 };
 }
 
 export function sortUsers(users: ChatUser[]): ChatUser[] {

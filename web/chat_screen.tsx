@@ -1,17 +1,25 @@
 /**
- * The chat once joined: a header with the connection status, the
- * conversation and its send box, and who is online (a side panel at desktop
- * width, a sheet behind a button at phone width).
+ * The chat once signed in: a header with the connection status; a side panel
+ * with the rooms, direct conversations and who is online (beside the chat at
+ * desktop width, a sheet behind a button at phone width); and the current
+ * room's conversation with its send box.
  */
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { ChatApi, ChatUser, ConnectionStatus } from "./chat_connection.ts";
+import {
+  type ChatApi,
+  type ChatUser,
+  type ConnectionStatus,
+  GENERAL,
+  plainWords,
+} from "./chat_connection.ts";
 import { Composer } from "./composer.tsx";
 import { describeStatus } from "./format.ts";
-import { Avatar, LeaveIcon, Logo, PeopleIcon } from "./icons.tsx";
+import { Avatar, LeaveIcon, Logo, MenuIcon } from "./icons.tsx";
 import { MessageList } from "./message_list.tsx";
 import { OnlineList } from "./online_list.tsx";
-import { useChat } from "./use_chat.ts";
+import { RoomList } from "./room_list.tsx";
+import { type RoomView, useChat } from "./use_chat.ts";
 
 /** `Date.now()`, refreshed every half second while `active` (for countdowns). */
 function useNow(active: boolean): number {
@@ -55,93 +63,173 @@ function ConnectionBanner(
   );
 }
 
+function RoomHeader(
+  { room, onLeave }: { room: RoomView; onLeave: () => Promise<void> },
+) {
+  const [error, setError] = useState<string | undefined>(undefined);
+  const detail = room.id === GENERAL
+    ? "Everyone"
+    : room.direct
+    ? "Direct messages"
+    : room.members.length === 1
+    ? "1 member"
+    : `${room.members.length} members`;
+  return (
+    <div class="room-header">
+      <h2 id="room-title" class="room-title">
+        {room.direct
+          ? <Avatar user={{ id: room.title, displayName: room.title }} size="xs" />
+          : <span class="room-hash" aria-hidden="true">#</span>}
+        <span class="room-title-name">{room.title}</span>
+      </h2>
+      <span class="room-detail">{detail}</span>
+      {room.id !== GENERAL && !room.direct && (
+        <button
+          type="button"
+          class="small-button room-leave"
+          onClick={() => onLeave().catch((err) => setError(plainWords(err)))}
+        >
+          Leave room
+        </button>
+      )}
+      {error && <p class="room-header-error" role="alert">{error}</p>}
+    </div>
+  );
+}
+
 export function ChatScreen(
-  { api, user, onLeave, onRefused }: {
+  { api, user, onSignOut, onEnded }: {
     api: ChatApi;
     user: ChatUser;
-    onLeave: () => void;
-    onRefused: (error: string) => void;
+    onSignOut: () => void;
+    /** The server refused this user, or the sign-in ended. */
+    onEnded: (error: string, code: string | undefined) => void;
   },
 ) {
-  const chat = useChat(api, user, onRefused);
-  const [peopleOpen, setPeopleOpen] = useState(false);
+  const chat = useChat(api, user, onEnded);
+  const [panelOpen, setPanelOpen] = useState(false);
+  const [dmError, setDmError] = useState<string | undefined>(undefined);
   const toggle = useRef<HTMLButtonElement>(null);
-  const people = useRef<HTMLElement>(null);
+  const panel = useRef<HTMLElement>(null);
   const stale = chat.status.kind !== "connected";
+  const unread = chat.rooms.reduce((sum, r) => sum + r.unread, 0);
 
   useEffect(() => {
-    document.title = `Chat · ${user.displayName}`;
-    return () => {
-      document.title = "Chat";
-    };
-  }, [user.displayName]);
+    document.title = `${unread > 0 ? `(${unread}) ` : ""}Chat · ${user.displayName}`;
+  }, [user.displayName, unread]);
+  useEffect(() => () => {
+    document.title = "Chat";
+  }, []);
 
   useEffect(() => {
-    if (!peopleOpen) return;
+    if (!panelOpen) return;
     // Opened as a sheet (phone width): move focus into it.
-    if (getComputedStyle(people.current!).position === "absolute") people.current?.focus();
+    if (getComputedStyle(panel.current!).position === "absolute") panel.current?.focus();
     const onKey = (event: KeyboardEvent) => {
       if (event.key !== "Escape") return;
-      setPeopleOpen(false);
+      setPanelOpen(false);
       toggle.current?.focus();
     };
     document.addEventListener("keydown", onKey);
     return () => document.removeEventListener("keydown", onKey);
-  }, [peopleOpen]);
+  }, [panelOpen]);
+
+  const select = (room: string) => {
+    chat.selectRoom(room);
+    setPanelOpen(false);
+  };
+  const after = (action: (name: string) => Promise<void>) => async (name: string) => {
+    await action(name);
+    setPanelOpen(false);
+  };
+  const message = async (other: ChatUser) => {
+    setDmError(undefined);
+    try {
+      await chat.openDirect(other.id);
+      setPanelOpen(false);
+    } catch (err) {
+      setDmError(plainWords(err));
+    }
+  };
+
+  const placeholder = chat.current.direct
+    ? `Message ${chat.current.title}`
+    : `Message #${chat.current.title}`;
 
   return (
     <div class="chat">
       <header class="topbar">
+        <button
+          ref={toggle}
+          type="button"
+          class="panel-toggle"
+          aria-expanded={panelOpen ? "true" : "false"}
+          aria-controls="side-panel"
+          aria-label={unread > 0 ? `Rooms and people, ${unread} unread` : "Rooms and people"}
+          onClick={() => setPanelOpen((open) => !open)}
+        >
+          <MenuIcon />
+          {unread > 0 && <span class="toggle-dot" aria-hidden="true" />}
+        </button>
         <div class="brand">
           <Logo />
           <h1 class="brand-name">Chat</h1>
         </div>
         <StatusPill status={chat.status} />
         <div class="topbar-actions">
-          <button
-            ref={toggle}
-            type="button"
-            class="people-toggle"
-            aria-expanded={peopleOpen ? "true" : "false"}
-            aria-controls="people"
-            aria-label={`Online now: ${chat.online.length}`}
-            onClick={() => setPeopleOpen((open) => !open)}
-          >
-            <PeopleIcon />
-            <span aria-hidden="true">{chat.online.length}</span>
-          </button>
           <span class="me" title={`Signed in as ${user.displayName}`}>
             <Avatar user={user} size="sm" />
             <span class="me-name">{user.displayName}</span>
           </span>
-          <button type="button" class="leave-button" onClick={onLeave} title="Leave the chat">
+          <button type="button" class="leave-button" onClick={onSignOut} title="Sign out">
             <LeaveIcon />
-            <span class="leave-label">Leave</span>
+            <span class="leave-label">Sign out</span>
           </button>
         </div>
       </header>
       <div class="chat-body">
-        <main class="conversation" aria-label="Conversation">
-          <ConnectionBanner status={chat.status} onRetry={chat.retryNow} />
-          <MessageList entries={chat.entries} myId={user.id} />
-          <Composer onSend={chat.send} />
-        </main>
-        {peopleOpen && (
+        {panelOpen && (
           <div
             class="scrim"
             aria-hidden="true"
-            onClick={() => setPeopleOpen(false)}
+            onClick={() => setPanelOpen(false)}
           />
         )}
         <aside
-          id="people"
-          ref={people}
+          id="side-panel"
+          ref={panel}
           tabIndex={-1}
-          class={peopleOpen ? "people open" : "people"}
-          aria-label="People"
+          class={panelOpen ? "side-panel open" : "side-panel"}
+          aria-label="Rooms and people"
         >
-          <OnlineList users={chat.online} myId={user.id} stale={stale} />
+          <RoomList
+            rooms={chat.rooms}
+            current={chat.current.id}
+            onSelect={select}
+            onJoin={after(chat.joinRoom)}
+            onCreate={after(chat.createRoom)}
+          />
+          <OnlineList users={chat.online} myId={user.id} stale={stale} onMessage={message} />
+          {dmError && <p class="panel-error" role="alert">{dmError}</p>}
         </aside>
+        <main class="conversation" aria-labelledby="room-title">
+          <RoomHeader
+            key={chat.current.id}
+            room={chat.current}
+            onLeave={() => chat.leaveRoom(chat.current.id)}
+          />
+          <div class="conversation-body">
+            <ConnectionBanner status={chat.status} onRetry={chat.retryNow} />
+            <MessageList
+              key={chat.current.id}
+              entries={chat.entries}
+              myId={user.id}
+              loading={chat.loadingHistory}
+              roomTitle={chat.current.direct ? chat.current.title : `#${chat.current.title}`}
+            />
+          </div>
+          <Composer key={chat.current.id} onSend={chat.send} placeholder={placeholder} />
+        </main>
       </div>
     </div>
   );

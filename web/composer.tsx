@@ -11,7 +11,12 @@ import { SendIcon } from "./icons.tsx";
 /** The box grows with its text up to this height, then scrolls. */
 const MAX_HEIGHT_PX = 168;
 
-export function Composer({ onSend }: { onSend: (content: string) => Promise<void> }) {
+export function Composer(
+  { onSend, placeholder = "Write a message…" }: {
+    onSend: (content: string) => Promise<void>;
+    placeholder?: string;
+  },
+) {
   const [text, setText] = useState("");
   const [error, setError] = useState<string | undefined>(undefined);
   const [sending, setSending] = useState(0);
@@ -83,7 +88,7 @@ export function Composer({ onSend }: { onSend: (content: string) => Promise<void
           ref={box}
           rows={1}
           value={text}
-          placeholder="Write a message…"
+          placeholder={placeholder}
           aria-describedby={error ? "composer-hint composer-error-text" : "composer-hint"}
           aria-invalid={error ? "true" : undefined}
           onInput={(event) => {

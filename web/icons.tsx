@@ -26,12 +26,29 @@ export function SendIcon() {
   );
 }
 
-export function PeopleIcon() {
+export function MenuIcon() {
   return (
     <svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true">
       <path
-        d="M9 11a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7m0 2c-3.3 0-6 1.8-6 4v2h12v-2c0-2.2-2.7-4-6-4m7.5-2a3 3 0 1 0 0-6 3 3 0 0 0 0 6m.5 2c-.6 0-1.1 0-1.6.2 1 .9 1.6 2.1 1.6 3.8v2h5v-2c0-2.2-2.2-4-5-4"
-        fill="currentColor"
+        d="M4 7h16M4 12h16M4 17h10"
+        fill="none"
+        stroke="currentColor"
+        stroke-width="1.9"
+        stroke-linecap="round"
+      />
+    </svg>
+  );
+}
+
+export function MessageIcon() {
+  return (
+    <svg viewBox="0 0 24 24" width="16" height="16" aria-hidden="true">
+      <path
+        d="M7.5 16H7v3.5l4-3.5h5.5a2.5 2.5 0 0 0 2.5-2.5v-7A2.5 2.5 0 0 0 16.5 4h-9A2.5 2.5 0 0 0 5 6.5v7A2.5 2.5 0 0 0 7.5 16z"
+        fill="none"
+        stroke="currentColor"
+        stroke-width="1.7"
+        stroke-linejoin="round"
       />
     </svg>
   );
@@ -53,7 +70,7 @@ export function LeaveIcon() {
 }
 
 /** A round badge with the user's initials, in the user's own colour. */
-export function Avatar({ user, size = "md" }: { user: ChatUser; size?: "sm" | "md" }) {
+export function Avatar({ user, size = "md" }: { user: ChatUser; size?: "xs" | "sm" | "md" }) {
   return (
     <span class={`avatar avatar-${size} hue-${hueFor(user.id) % 12}`} aria-hidden="true">
       {initials(user.displayName || user.id)}

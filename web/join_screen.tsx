@@ -1,22 +1,88 @@
-/** Choose a name and join. The name is remembered on this device. */
+/**
+ * Sign in with a name and a password; a name nobody has yet creates an
+ * account. The name is remembered on this device; errors show in place.
+ */
 
 import { useState } from "preact/hooks";
+import { ApiError, plainWords } from "./chat_connection.ts";
 import { Logo } from "./icons.tsx";
 
-/** Longest name the page accepts (the server takes up to 128 characters). */
-export const MAX_NAME_LENGTH = 64;
+/** The server's limits on a username (server/auth.ts), checked here too for quick answers. */
+export const MAX_NAME_LENGTH = 32;
+const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
+
+type Field = "name" | "password";
+
+/** A problem with what was typed, before asking the server; undefined when it looks right. */
+export function checkSignIn(
+  name: string,
+  password: string,
+): { field: Field; text: string } | undefined {
+  if (name === "") return { field: "name", text: "Enter a name to join." };
+  if (name.length > MAX_NAME_LENGTH) {
+    return {
+      field: "name",
+      text: `That name is ${name.length} characters; ${MAX_NAME_LENGTH} is the most.`,
+    };
+  }
+  if (!NAME_PATTERN.test(name)) {
+    return {
+      field: "name",
+      text: "A name may only hold letters, digits, '.', '_' and '-' (no spaces).",
+    };
+  }
+  if (password === "") return { field: "password", text: "Enter your password." };
+  return undefined;
+}
+
+/** Which field a refusal from the server is about. */
+function fieldOf(err: unknown): Field | undefined {
+  if (!(err instanceof ApiError)) return undefined;
+  if (/password/i.test(err.message)) return "password";
+  if (/username|name/i.test(err.message)) return "name";
+  return undefined;
+}
 
 export function JoinScreen(
-  { initialName, error, onJoin }: {
+  { initialName, notice, onSignIn }: {
     initialName: string;
-    error?: string;
-    onJoin: (name: string) => void;
+    /** Why the chat sent the user back here (a refusal, an ended sign-in). */
+    notice?: string;
+    /** Signs in; rejects (with an `ApiError`) when the server refuses. */
+    onSignIn: (name: string, password: string) => Promise<void>;
   },
 ) {
   const [name, setName] = useState(initialName);
-  const [problem, setProblem] = useState<string | undefined>(undefined);
+  const [password, setPassword] = useState("");
+  const [problem, setProblem] = useState<{ field?: Field; text: string } | undefined>(undefined);
   const [edited, setEdited] = useState(false);
-  const shown = problem ?? (edited ? undefined : error);
+  const [busy, setBusy] = useState(false);
+  const shown = problem ?? (edited || !notice ? undefined : { text: notice });
+  const invalid = (field: Field) => shown && shown.field === field ? "true" : undefined;
+  const describedBy = (field: Field, help: string) =>
+    shown && (shown.field === field || shown.field === undefined) ? `join-error ${help}` : help;
+
+  async function submit() {
+    if (busy) return;
+    const trimmed = name.trim();
+    const local = checkSignIn(trimmed, password);
+    if (local) {
+      setProblem(local);
+      document.getElementById(local.field === "name" ? "name-input" : "password-input")?.focus();
+      return;
+    }
+    setProblem(undefined);
+    setBusy(true);
+    try {
+      await onSignIn(trimmed, password);
+    } catch (err) {
+      const field = fieldOf(err);
+      setProblem({ field, text: plainWords(err) });
+      if (field === "password" || field === undefined) setPassword("");
+      document.getElementById(field === "name" ? "name-input" : "password-input")?.focus();
+      setBusy(false);
+    }
+  }
 
   return (
     <main class="join">
@@ -26,19 +92,7 @@ export function JoinScreen(
         noValidate
         onSubmit={(event) => {
           event.preventDefault();
-          const trimmed = name.trim();
-          if (trimmed === "") {
-            setProblem("Enter a name to join.");
-            return;
-          }
-          if (trimmed.length > MAX_NAME_LENGTH) {
-            setProblem(
-              `That name is ${trimmed.length} characters; ${MAX_NAME_LENGTH} is the most.`,
-            );
-            return;
-          }
-          setProblem(undefined);
-          onJoin(trimmed);
+          void submit();
         }}
       >
         <div class="join-brand">
@@ -46,29 +100,55 @@ export function JoinScreen(
           <span>Chat</span>
         </div>
         <h1 id="join-title">Join the conversation</h1>
-        <p class="join-lead">Pick the name others will see next to your messages.</p>
+        <p class="join-lead">Sign in with your name, or pick a new one to create an account.</p>
         <label for="name-input" class="field-label">Your name</label>
         <input
           id="name-input"
-          name="name"
+          name="username"
           type="text"
-          autoComplete="nickname"
+          autoComplete="username"
           autoCapitalize="none"
           spellcheck={false}
           maxLength={MAX_NAME_LENGTH}
           value={name}
-          autoFocus
-          aria-invalid={shown ? "true" : undefined}
-          aria-describedby={shown ? "name-error name-help" : "name-help"}
+          autoFocus={initialName === ""}
+          aria-invalid={invalid("name")}
+          aria-describedby={describedBy("name", "name-help")}
           onInput={(event) => {
             setName(event.currentTarget.value);
             setProblem(undefined);
             setEdited(true);
           }}
         />
-        <p id="name-help" class="field-help">Remembered on this device.</p>
-        {shown && <p id="name-error" class="field-error" role="alert">{shown}</p>}
-        <button type="submit" class="primary-button">Join</button>
+        <p id="name-help" class="field-help">Letters, digits, '.', '_' or '-'. Others see it.</p>
+        <label for="password-input" class="field-label field-gap">
+          Password — a new name creates an account
+        </label>
+        <input
+          id="password-input"
+          name="password"
+          type="password"
+          autoComplete="current-password"
+          value={password}
+          autoFocus={initialName !== ""}
+          aria-invalid={invalid("password")}
+          aria-describedby={describedBy("password", "password-help")}
+          onInput={(event) => {
+            setPassword(event.currentTarget.value);
+            setProblem(undefined);
+            setEdited(true);
+          }}
+        />
+        <p id="password-help" class="field-help">At least 8 characters for a new account.</p>
+        {shown && <p id="join-error" class="field-error" role="alert">{shown.text}</p>}
+        <button
+          type="submit"
+          class="primary-button"
+          disabled={busy}
+          aria-busy={busy ? "true" : undefined}
+        >
+          {busy ? "Joining…" : "Join"}
+        </button>
       </form>
     </main>
   );

@@ -1,6 +1,7 @@
 /**
- * The conversation: messages grouped by sender, notes from the page, and
- * scrolling that stays at the bottom unless the reader scrolled up.
+ * One room's conversation: messages grouped by sender, quiet lines for who
+ * joined or left, and scrolling that stays at the bottom unless the reader
+ * scrolled up.
  */
 
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
@@ -52,7 +53,15 @@ function MessageItem(
   );
 }
 
-export function MessageList({ entries, myId }: { entries: readonly Entry[]; myId: string }) {
+export function MessageList(
+  { entries, myId, loading = false, roomTitle = "this room" }: {
+    entries: readonly Entry[];
+    myId: string;
+    /** The room's recent history is on its way. */
+    loading?: boolean;
+    roomTitle?: string;
+  },
+) {
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const lastKey = useRef<string | undefined>(entries.at(-1)?.key);
@@ -71,6 +80,9 @@ export function MessageList({ entries, myId }: { entries: readonly Entry[]; myId
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight <= BOTTOM_SLACK_PX;
     if (atBottom.current) setUnseen(0);
   }, []);
+
+  // Shown (or switched to): start at the newest message.
+  useLayoutEffect(scrollToBottom, []);
 
   // New rows: follow them if the reader was at the bottom, else count them.
   useLayoutEffect(() => {
@@ -104,15 +116,19 @@ export function MessageList({ entries, myId }: { entries: readonly Entry[]; myId
         role="log"
         aria-live="polite"
         aria-relevant="additions"
-        aria-label="Messages"
+        aria-label={`Messages in ${roomTitle}`}
         tabIndex={0}
         onScroll={onScroll}
       >
         {entries.length === 0
           ? (
             <div class="empty">
-              <p class="empty-title">No messages yet</p>
-              <p>Messages sent from now on appear here. Say hello!</p>
+              {loading ? <p class="empty-title">Loading recent messages…</p> : (
+                <>
+                  <p class="empty-title">No messages yet</p>
+                  <p>This is the start of {roomTitle}. Say hello!</p>
+                </>
+              )}
             </div>
           )
           : (

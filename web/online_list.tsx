@@ -1,17 +1,26 @@
-/** Who is online now: from ListOnline, kept current by presence events. */
+/** Who is online now: from ListOnline, kept current by presence events; each can be messaged. */
 
 import type { ChatUser } from "./chat_connection.ts";
-import { Avatar } from "./icons.tsx";
+import { Avatar, MessageIcon } from "./icons.tsx";
 
 export function OnlineList(
-  { users, myId, stale }: { users: readonly ChatUser[]; myId: string; stale: boolean },
+  { users, myId, stale, onMessage }: {
+    users: readonly ChatUser[];
+    myId: string;
+    stale: boolean;
+    /** Opens the direct conversation with a user. */
+    onMessage: (user: ChatUser) => void;
+  },
 ) {
   return (
-    <section class={stale ? "online stale" : "online"} aria-labelledby="online-title">
-      <h2 id="online-title" class="online-title">
+    <section
+      class={stale ? "panel-section online stale" : "panel-section online"}
+      aria-labelledby="online-title"
+    >
+      <h2 id="online-title" class="section-title">
         Online now <span class="count">{users.length}</span>
       </h2>
-      {stale && <p class="online-note">Last known while reconnecting</p>}
+      {stale && <p class="panel-note">Last known while reconnecting</p>}
       <ul class="online-users" aria-busy={stale ? "true" : undefined}>
         {users.map((u) => (
           <li key={u.id} class="online-user" data-user={u.id}>
@@ -20,7 +29,17 @@ export function OnlineList(
               <span class="presence-dot" aria-hidden="true" />
             </span>
             <span class="online-name">{u.displayName}</span>
-            {u.id === myId && <span class="you-tag">you</span>}
+            {u.id === myId ? <span class="you-tag">you</span> : (
+              <button
+                type="button"
+                class="icon-button dm-button"
+                aria-label={`Message ${u.displayName}`}
+                title={`Message ${u.displayName}`}
+                onClick={() => onMessage(u)}
+              >
+                <MessageIcon />
+              </button>
+            )}
           </li>
         ))}
       </ul>

@@ -1,4 +1,7 @@
-/** The Preact side of a `ChatConnection`: its status, messages and online list as state. */
+/**
+ * The Preact side of a `ChatConnection`: its status, rooms, each room's
+ * messages and unread count, and who is online, as state.
+ */
 
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
@@ -7,101 +10,208 @@ import {
   type ChatMessage,
   type ChatUser,
   type ConnectionStatus,
+  directPeer,
+  GENERAL,
+  isDirect,
+  type RoomEvent,
+  type RoomInfo,
 } from "./chat_connection.ts";
 
-/** One row of the conversation: a message, or a note from the page itself. */
+/** One row of a room's conversation: a message, or a quiet line (someone joined or left). */
 export type Entry =
   | { readonly kind: "message"; readonly key: string; readonly message: ChatMessage }
   | { readonly kind: "note"; readonly key: string; readonly text: string; readonly at: Date };
 
-/** Older rows are dropped past this many, so that a long session stays light. */
+/** Older rows of a room are dropped past this many, so that a long session stays light. */
 export const MAX_ENTRIES = 1000;
+
+/** A room as the side panel shows it. */
+export interface RoomView extends RoomInfo {
+  /** "general", a room's name, or the other person of a direct conversation. */
+  readonly title: string;
+  readonly unread: number;
+}
 
 export interface ChatState {
   status: ConnectionStatus;
-  entries: readonly Entry[];
   online: readonly ChatUser[];
+  rooms: readonly RoomView[];
+  /** The room shown. */
+  current: RoomView;
+  /** The current room's rows, oldest first. */
+  entries: readonly Entry[];
+  /** Whether the current room's recent history is still on its way. */
+  loadingHistory: boolean;
   send(content: string): Promise<void>;
+  selectRoom(room: string): void;
+  createRoom(name: string): Promise<void>;
+  joinRoom(name: string): Promise<void>;
+  openDirect(userId: string): Promise<void>;
+  leaveRoom(room: string): Promise<void>;
   retryNow(): void;
 }
 
 let nextKey = 0;
 
-function append(entries: readonly Entry[], entry: Entry): Entry[] {
-  const next = entries.length >= MAX_ENTRIES
-    ? entries.slice(entries.length - MAX_ENTRIES + 1)
-    : entries.slice();
-  next.push(entry);
-  return next;
+function messageKey(m: ChatMessage): string {
+  return m.seq > 0 ? `${m.room}#${m.seq}` : m.messageId || `m${nextKey++}`;
 }
+
+/** Puts a message in its place by sequence number (history comes after live messages). */
+export function insertMessage(entries: readonly Entry[], message: ChatMessage): Entry[] {
+  const entry: Entry = { kind: "message", key: messageKey(message), message };
+  const next = entries.slice();
+  let at = next.length;
+  if (message.seq > 0) {
+    for (let i = next.length - 1; i >= 0; i--) {
+      const e = next[i]!;
+      if (e.kind !== "message" || e.message.seq === 0) continue;
+      if (e.message.seq === message.seq) return next; // already shown
+      if (e.message.seq < message.seq) break;
+      at = i;
+    }
+  }
+  next.splice(at, 0, entry);
+  return next.length > MAX_ENTRIES ? next.slice(next.length - MAX_ENTRIES) : next;
+}
+
+function roomTitle(room: RoomInfo, myId: string): string {
+  return room.direct ? directPeer(room.id, myId) : room.id;
+}
+
+const general: RoomInfo = { id: GENERAL, direct: false, members: [], lastSeq: 0 };
 
 /**
  * Opens a connection for `user` while the calling component is mounted.
- * `onRefused` is called when the server refuses the user for good.
+ * `onEnded` is called when the server refuses the user or the sign-in ends
+ * (`code` UNAUTHENTICATED).
  */
 export function useChat(
   api: ChatApi,
   user: ChatUser,
-  onRefused: (error: string) => void,
+  onEnded: (error: string, code: string | undefined) => void,
 ): ChatState {
   const [status, setStatus] = useState<ConnectionStatus>({ kind: "connecting", attempt: 1 });
-  const [entries, setEntries] = useState<readonly Entry[]>([]);
   const [online, setOnline] = useState<readonly ChatUser[]>([]);
+  const [rooms, setRooms] = useState<readonly RoomInfo[]>([general]);
+  const [current, setCurrent] = useState(GENERAL);
+  const [byRoom, setByRoom] = useState<Readonly<Record<string, readonly Entry[]>>>({});
+  const [unread, setUnread] = useState<Readonly<Record<string, number>>>({});
+  const [loading, setLoading] = useState<ReadonlySet<string>>(new Set());
   const connection = useRef<ChatConnection | undefined>(undefined);
-  const refused = useRef(onRefused);
-  refused.current = onRefused;
+  const currentRef = useRef(current);
+  currentRef.current = current;
+  const ended = useRef(onEnded);
+  ended.current = onEnded;
 
   useEffect(() => {
     let live = true;
-    let wasConnected = false;
-    const note = (text: string) =>
-      setEntries((prev) =>
-        append(prev, { kind: "note", key: `n${nextKey++}`, text, at: new Date() })
-      );
+    const addEntry = (room: string, update: (entries: readonly Entry[]) => readonly Entry[]) =>
+      setByRoom((prev) => ({ ...prev, [room]: update(prev[room] ?? []) }));
     const conn = new ChatConnection({
       api,
       user,
       onStatus: (s) => {
         if (!live) return;
         setStatus(s);
-        if (s.kind === "connected") {
-          if (wasConnected) {
-            note("Reconnected. Messages sent while you were offline are not shown.");
-          }
-          wasConnected = true;
-        }
-        if (s.kind === "stopped" && s.error) refused.current(s.error);
+        if (s.kind === "stopped" && s.error) ended.current(s.error, s.code);
       },
-      onMessage: (message) => {
+      onMessage: (message, source) => {
         if (!live) return;
-        setEntries((prev) =>
-          append(prev, { kind: "message", key: message.messageId || `m${nextKey++}`, message })
-        );
+        addEntry(message.room, (entries) => insertMessage(entries, message));
+        if (
+          source === "live" && message.room !== currentRef.current && message.userId !== user.id
+        ) {
+          setUnread((prev) => ({ ...prev, [message.room]: (prev[message.room] ?? 0) + 1 }));
+        }
+      },
+      onRoomEvent: (event: RoomEvent) => {
+        if (!live || isDirect(event.room) || event.room === GENERAL) return;
+        const who = event.user.id === user.id ? "You" : event.user.displayName;
+        const text = `${who} ${event.joined ? "joined" : "left"}`;
+        const at = event.at ?? new Date();
+        addEntry(event.room, (entries) => {
+          const next = [...entries, { kind: "note" as const, key: `n${nextKey++}`, text, at }];
+          return next.length > MAX_ENTRIES ? next.slice(next.length - MAX_ENTRIES) : next;
+        });
       },
       onOnline: (users) => live && setOnline(users),
+      onRooms: (list) => {
+        if (!live) return;
+        setRooms(list);
+        // The room shown was left (here or in another tab): back to general.
+        if (!list.some((r) => r.id === currentRef.current)) setCurrent(GENERAL);
+      },
     });
     connection.current = conn;
     conn.start();
-    // Back from offline or from a sleeping tab: do not wait for the backoff.
+    // Offline: say so at once and stop waiting on a dead stream. Back online, or back from a
+    // sleeping tab: reconnect (and resume) without waiting for the backoff.
     const retry = () => conn.retryNow();
+    const offline = () => conn.interrupt("You are offline");
     const onVisible = () => document.visibilityState === "visible" && retry();
     globalThis.addEventListener("online", retry);
+    globalThis.addEventListener("offline", offline);
     document.addEventListener("visibilitychange", onVisible);
     return () => {
       live = false;
       globalThis.removeEventListener("online", retry);
+      globalThis.removeEventListener("offline", offline);
       document.removeEventListener("visibilitychange", onVisible);
       conn.stop();
       connection.current = undefined;
     };
   }, [api, user.id, user.displayName]);
 
-  return useMemo(() => ({
-    status,
-    entries,
-    online,
-    send: (content: string) =>
-      connection.current?.send(content) ?? Promise.reject(new Error("Not connected")),
-    retryNow: () => connection.current?.retryNow(),
-  }), [status, entries, online]);
+  // The room shown has nothing unread (also what arrived while switching to it).
+  useEffect(() => {
+    setUnread((prev) => (prev[current] ? { ...prev, [current]: 0 } : prev));
+  }, [current]);
+
+  // The room shown gets its recent history once connected (retried on the next connection).
+  const connected = status.kind === "connected";
+  useEffect(() => {
+    const conn = connection.current;
+    if (!connected || !conn) return;
+    const room = current;
+    setLoading((prev) => new Set(prev).add(room));
+    const done = () =>
+      setLoading((prev) => {
+        const next = new Set(prev);
+        next.delete(room);
+        return next;
+      });
+    conn.loadHistory(room).then(done, done);
+  }, [connected, current]);
+
+  return useMemo(() => {
+    const views = rooms.map((r) => ({
+      ...r,
+      title: roomTitle(r, user.id),
+      unread: r.id === current ? 0 : unread[r.id] ?? 0,
+    }));
+    const shown = views.find((r) => r.id === current) ??
+      { ...general, title: GENERAL, unread: 0 };
+    const conn = () => {
+      const c = connection.current;
+      if (!c) throw new Error("Not connected");
+      return c;
+    };
+    const select = (room: string) => setCurrent(room);
+    return {
+      status,
+      online,
+      rooms: views,
+      current: shown,
+      entries: byRoom[current] ?? [],
+      loadingHistory: loading.has(current),
+      send: async (content: string) => await conn().send(content, current),
+      selectRoom: select,
+      createRoom: async (name: string) => select((await conn().createRoom(name)).id),
+      joinRoom: async (name: string) => select((await conn().joinRoom(name)).id),
+      openDirect: async (userId: string) => select((await conn().openDirect(userId)).id),
+      leaveRoom: async (room: string) => await conn().leaveRoom(room),
+      retryNow: () => connection.current?.retryNow(),
+    };
+  }, [status, online, rooms, current, byRoom, unread, loading, user.id]);
 }
