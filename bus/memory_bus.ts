@@ -147,8 +147,12 @@ export class MemoryBus implements Bus {
     const cut = partition.records.length - this.#retention;
     if (topic.compacted) {
       // Like log compaction: older records survive while they are the latest for their key.
+      // Re-inserting keeps the map in offset order: records must stay sorted for #recordAt.
       const latest = new Map<string, BusRecord>();
-      for (const r of partition.records.slice(0, cut)) latest.set(r.key, r);
+      for (const r of partition.records.slice(0, cut)) {
+        latest.delete(r.key);
+        latest.set(r.key, r);
+      }
       const kept = [...latest.values()];
       const tail = partition.records.slice(cut);
       const tailKeys = new Set(tail.map((r) => r.key));

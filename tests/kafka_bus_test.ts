@@ -1,0 +1,299 @@
+/**
+ * The bus contract over KafkaBus against the real cluster in KAFKA_BROKERS (`deno task test`
+ * starts one), and what only the Kafka adapter does: topic creation and Kafka outages.
+ *
+ * Deno's op and resource sanitizers stay on: after `close()` no kafkajs timer or socket is left.
+ * Unhandled promise rejections are collected and asserted, with a clearer message than a crash.
+ */
+
+import assert from "node:assert/strict";
+import { type Admin, ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
+import type { TopicSpecs } from "../bus/bus.ts";
+import { KafkaBus } from "../bus/kafka_bus.ts";
+import type { KafkaTopicSpec } from "../core/config.ts";
+import { ChatError } from "../core/errors.ts";
+import { createLogger, type Logger, memoryLogger, silentLogger } from "../core/logger.ts";
+import { busContract } from "./bus_contract.ts";
+import { waitFor } from "./helpers.ts";
+
+const brokers = (Deno.env.get("KAFKA_BROKERS") ?? "").split(",").map((b) => b.trim()).filter(
+  Boolean,
+);
+/** BUS_TEST_LOG=debug shows the adapter's and kafkajs's logs on stderr. */
+const logLevelEnv = Deno.env.get("BUS_TEST_LOG");
+const logger: Logger = logLevelEnv === "debug" || logLevelEnv === "info"
+  ? createLogger({ level: logLevelEnv })
+  : silentLogger;
+
+const unhandled: unknown[] = [];
+globalThis.addEventListener("unhandledrejection", (event) => {
+  event.preventDefault();
+  unhandled.push(event.reason);
+});
+
+function assertNoUnhandledRejection(): void {
+  assert.deepEqual(
+    unhandled.map((r) => (r instanceof Error ? `${r.name}: ${r.message}` : String(r))),
+    [],
+    "no unhandled promise rejection",
+  );
+}
+
+const kafkaTest = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name: `KafkaBus: ${name}`, fn });
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const unique = (slug: string) => `kafka-${slug}-${crypto.randomUUID().slice(0, 8)}`;
+
+/** An admin client of the test's own, for checks and clean-up. */
+async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const kafka = new Kafka({ clientId: "bus-test-admin", brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** `fn()`, tried again on failure for up to 5 s. */
+async function retrying<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(100);
+    }
+  }
+}
+
+async function deleteTopics(topics: TopicSpecs): Promise<void> {
+  try {
+    await withAdmin((admin) => admin.deleteTopics({ topics: topics.map((t) => t.name) }));
+  } catch {
+    // best effort: unique names keep later runs apart anyway
+  }
+}
+
+if (brokers.length === 0) {
+  Deno.test("KafkaBus: the tests need a Kafka cluster", () => {
+    throw new Error(
+      "KAFKA_BROKERS is not set: run the suite with `deno task test`, which starts Kafka",
+    );
+  });
+} else {
+  busContract(
+    "KafkaBus",
+    (topics) => {
+      const bus = new KafkaBus({
+        brokers,
+        clientId: "bus-contract",
+        topics,
+        logger,
+        retryDelayMs: 50,
+      });
+      return Promise.resolve({
+        bus,
+        cleanup: async () => {
+          await deleteTopics(topics);
+          assertNoUnhandledRejection();
+        },
+      });
+    },
+    { timeoutMs: 30_000, quietMs: 1000 },
+  );
+
+  kafkaTest(
+    "creates missing topics as specified, accepts existing ones, warns about too few partitions",
+    async () => {
+      const created: KafkaTopicSpec = {
+        name: unique("created"),
+        partitions: 3,
+        replicationFactor: 2,
+      };
+      const compact: KafkaTopicSpec = {
+        name: unique("compact"),
+        partitions: 1,
+        replicationFactor: 3,
+        configs: { "cleanup.policy": "compact", "retention.ms": "3600000" },
+      };
+      const small: KafkaTopicSpec = { name: unique("small"), partitions: 2, replicationFactor: 2 };
+      const topics = [created, compact, small];
+      await withAdmin(async (admin) => {
+        await admin.createTopics({
+          waitForLeaders: false,
+          topics: [{ topic: small.name, numPartitions: 1, replicationFactor: 2 }],
+        });
+        // The topic has a leader before the bus looks at it.
+        await waitFor(
+          async () => {
+            try {
+              const { topics: [meta] } = await admin.fetchTopicMetadata({ topics: [small.name] });
+              return meta?.partitions.every((p) => p.leader >= 0) ?? false;
+            } catch {
+              return false;
+            }
+          },
+          30_000,
+          `topic ${small.name} to have a leader`,
+        );
+      });
+      const log = memoryLogger("debug");
+      const first = new KafkaBus({ brokers, clientId: "bus-test", topics, logger: log });
+      const second = new KafkaBus({ brokers, clientId: "bus-test", topics, logger });
+      try {
+        await first.start();
+        await waitFor(() => first.ready(), 30_000, "the first bus to be ready");
+        await withAdmin(async (admin) => {
+          const { topics: meta } = await retrying(() =>
+            admin.fetchTopicMetadata({ topics: [created.name, compact.name, small.name] })
+          );
+          const byName = new Map(meta.map((t) => [t.name, t]));
+          const shape = (name: string) =>
+            byName.get(name)!.partitions.map((p) => p.replicas.length).sort();
+          assert.deepEqual(shape(created.name), [2, 2, 2], "3 partitions with 2 replicas each");
+          assert.deepEqual(shape(compact.name), [3], "1 partition with 3 replicas");
+          assert.deepEqual(shape(small.name), [2], "an existing topic is left as it is");
+          // The request goes to a random broker, which may learn about a new topic a moment late.
+          const { resources } = await retrying(() =>
+            admin.describeConfigs({
+              includeSynonyms: false,
+              resources: [{
+                type: ConfigResourceTypes.TOPIC,
+                name: compact.name,
+                configNames: ["cleanup.policy", "retention.ms"],
+              }],
+            })
+          );
+          const configs = Object.fromEntries(
+            resources[0]!.configEntries.map((c) => [c.configName, c.configValue]),
+          );
+          assert.deepEqual(configs, { "cleanup.policy": "compact", "retention.ms": "3600000" });
+        });
+        const warning = log.lines.find((l) => l.includes("WARN") && l.includes(small.name));
+        assert.ok(warning, `a warning about ${small.name} in:\n${log.lines.join("\n")}`);
+        assert.match(warning, /has 1 partitions, fewer than the 2 specified/);
+
+        // Topics that exist already are fine: the second bus becomes ready and works.
+        await second.start();
+        await waitFor(() => second.ready(), 30_000, "the second bus to be ready");
+        const published = await second.publish(created.name, "k", "v");
+        assert.equal(published.topic, created.name);
+      } finally {
+        await first.close();
+        await second.close();
+        await deleteTopics(topics);
+      }
+      assertNoUnhandledRejection();
+    },
+  );
+}
+
+/** Runs without a cluster: nothing listens on port 1. */
+kafkaTest(
+  "without a reachable broker: start resolves, not ready, publish rejects unavailable, close is clean",
+  async () => {
+    const topic: KafkaTopicSpec = { name: "unreachable", partitions: 1, replicationFactor: 1 };
+    const log = memoryLogger("debug");
+    const bus = new KafkaBus({
+      brokers: ["127.0.0.1:1"],
+      clientId: "bus-test-unreachable",
+      topics: [topic],
+      logger: log,
+      closeTimeoutMs: 3000,
+    });
+    let readyCalls = 0;
+    bus.onReady(() => readyCalls++);
+    const startedAt = performance.now();
+    await bus.start();
+    assert.ok(performance.now() - startedAt < 500, "start() does not wait for Kafka");
+    // A subscription registered while Kafka is down resolves and waits for Kafka.
+    const sub = await bus.subscribe({
+      topics: [topic.name],
+      from: "latest",
+      handler: () => Promise.resolve(),
+    });
+    await waitFor(
+      () => log.lines.filter((l) => l.includes("Cannot connect to Kafka; retrying")).length >= 3,
+      15_000,
+      "three failed connection attempts",
+    );
+    assert.equal(bus.ready(), false);
+    assert.equal(readyCalls, 0);
+    await assert.rejects(bus.publish(topic.name, "k", "v"), (err) => {
+      assert.ok(err instanceof ChatError);
+      assert.equal(err.code, "unavailable");
+      assert.match(err.message, /^Cannot publish to unreachable: Kafka is unavailable \(.+\)$/);
+      return true;
+    });
+    const closingAt = performance.now();
+    await sub.close();
+    await bus.close();
+    await bus.close();
+    assert.ok(performance.now() - closingAt < 4000, "close() is bounded");
+    const linesAfterClose = log.lines.length;
+    await sleep(1500);
+    assert.equal(
+      log.lines.filter((l) => l.includes("Cannot connect")).length,
+      log.lines.slice(0, linesAfterClose).filter((l) => l.includes("Cannot connect")).length,
+      "no connection attempts after close",
+    );
+    assert.equal(bus.ready(), false);
+    assertNoUnhandledRejection();
+  },
+);
+
+kafkaTest("close() during a connection attempt to a silent broker is bounded", async () => {
+  // A "broker" that accepts connections and never answers: kafkajs waits for its request timeout.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: Deno.Conn[] = [];
+  const accepting = (async () => {
+    try {
+      for await (const conn of listener) conns.push(conn);
+    } catch {
+      // listener closed
+    }
+  })();
+  const topic: KafkaTopicSpec = { name: "silent", partitions: 1, replicationFactor: 1 };
+  const bus = new KafkaBus({
+    brokers: [`127.0.0.1:${listener.addr.port}`],
+    clientId: "bus-test-silent",
+    topics: [topic],
+    logger,
+    closeTimeoutMs: 1500,
+  });
+  const quick = new KafkaBus({
+    brokers: ["127.0.0.1:1"],
+    clientId: "bus-test-quick",
+    topics: [topic],
+    logger,
+  });
+  try {
+    await bus.start();
+    await quick.start();
+    await quick.close(); // closed right after start, while its first attempt runs
+    await waitFor(() => conns.length > 0, 5000, "a connection to the silent broker");
+    const closingAt = performance.now();
+    await bus.close();
+    assert.ok(performance.now() - closingAt < 3500, "close() is bounded by closeTimeoutMs");
+    assert.equal(bus.ready(), false);
+    await assert.rejects(bus.publish(topic.name, "k", "v"), (err) => {
+      return err instanceof ChatError && err.code === "unavailable";
+    });
+  } finally {
+    listener.close();
+    for (const conn of conns) {
+      try {
+        conn.close();
+      } catch {
+        // already closed by kafkajs
+      }
+    }
+    await accepting;
+  }
+  await sleep(500);
+  assertNoUnhandledRejection();
+});
