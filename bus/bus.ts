@@ -39,7 +39,10 @@ export interface SubscribeOptions {
    * same record is handed again after a pause: nothing is skipped.
    */
   readonly handler: RecordHandler;
-  /** Called when this member receives partitions (first join and every rebalance). */
+  /**
+   * Called when this member receives partitions (first join and every rebalance), once their
+   * positions are settled: records published after the call are sure to be read.
+   */
   readonly onAssigned?: () => void;
 }
 

@@ -265,8 +265,16 @@ class KafkaSubscription implements Subscription {
       retry: { retries: 5, restartOnFailure: () => Promise.resolve(!this.#closed) },
     });
     this.#consumer = consumer;
+    // onAssigned waits for the first fetch after a join: kafkajs settles the positions of
+    // partitions without a committed offset ("latest") only then, and a listener that reacts
+    // to the assignment (the processor asks gateways to re-announce) must not race it.
+    let joined = false;
     consumer.on(consumer.events.GROUP_JOIN, () => {
-      if (this.#closed || consumer !== this.#consumer) return;
+      joined = true;
+    });
+    consumer.on(consumer.events.FETCH, () => {
+      if (!joined || this.#closed || consumer !== this.#consumer) return;
+      joined = false;
       try {
         this.options.onAssigned?.();
       } catch (err) {

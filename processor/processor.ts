@@ -124,19 +124,18 @@ export function createProcessor(options: ProcessorOptions): Processor {
     sweep,
     async start() {
       subscriptions.push(
+        // One member subscription for both topics: members of one Kafka group must subscribe
+        // to the same topics, or the group rebalances without end.
         await bus.subscribe({
-          topics: [TOPICS.chatting.name],
+          topics: [TOPICS.chatting.name, TOPICS.userConnections.name],
           group: PROCESSOR_GROUP,
           from: "latest",
-          handler: tolerant(handleChat),
-        }),
-        await bus.subscribe({
-          topics: [TOPICS.userConnections.name],
-          group: PROCESSOR_GROUP,
-          from: "latest",
-          handler: tolerant(handleConnection),
+          handler: tolerant((record) =>
+            record.topic === TOPICS.chatting.name ? handleChat(record) : handleConnection(record)
+          ),
           // A member that gains partitions knows nothing of their users yet: ask the gateways again.
           onAssigned: () => {
+            logger.info("Processor took partitions: asking gateways to re-announce their streams");
             deliver("resync", { type: "resync", reason: "processor assigned partitions" }).catch(
               (err) =>
                 logger.warn("Could not ask gateways to resync", { error: describeError(err) }),

@@ -51,6 +51,16 @@ export function createGateway(options: GatewayOptions): Gateway {
   const hub = new Hub({ logger, queueLimit: config.streamQueueLimit });
   const announcer = new Announcer(bus, logger);
   const presence = new Map<string, Presence>();
+  /** When each gateway last sent a heartbeat, to tell live presence from stale. */
+  const lastHeartbeat = new Map<string, number>();
+  const startedAt = Date.now();
+  /**
+   * A presence record can outlive its gateway when every processor was down as well (nobody
+   * published the offline record): it counts only while one of its gateways is alive.
+   */
+  const alive = (serverId: string) =>
+    serverId === config.serverId ||
+    Date.now() - (lastHeartbeat.get(serverId) ?? startedAt) <= config.heartbeatTimeoutMs;
   const subscriptions: Subscription[] = [];
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   let httpServer: Deno.HttpServer | undefined;
@@ -71,7 +81,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     logger,
     config,
     online: () =>
-      [...presence.values()].filter((p) => p.online).sort((a, b) =>
+      [...presence.values()].filter((p) => p.online && p.servers.some(alive)).sort((a, b) =>
         a.userId.localeCompare(b.userId)
       ),
   });
@@ -142,7 +152,9 @@ export function createGateway(options: GatewayOptions): Gateway {
     const p = decodePresence(record.value);
     const before = presence.get(p.userId);
     presence.set(p.userId, p);
-    if ((before?.online ?? false) !== p.online) hub.presence(p);
+    // Records from before this gateway started are the state it catches up on, not news.
+    const news = Date.parse(p.timestamp) >= startedAt;
+    if (news && (before?.online ?? false) !== p.online) hub.presence(p);
   });
 
   function sendHeartbeat(): void {
@@ -180,9 +192,13 @@ export function createGateway(options: GatewayOptions): Gateway {
       await bus.start();
       subscriptions.push(
         await bus.subscribe({
-          topics: [TOPICS.deliveries.name],
+          topics: [TOPICS.deliveries.name, TOPICS.heartbeats.name],
           from: "latest",
-          handler: onDelivery,
+          handler: (record) => {
+            if (record.topic === TOPICS.deliveries.name) return onDelivery(record);
+            lastHeartbeat.set(record.key, Date.now());
+            return Promise.resolve();
+          },
         }),
         await bus.subscribe({
           topics: [TOPICS.presence.name],

@@ -6,64 +6,9 @@
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import { connectUser, waitFor } from "./helpers.ts";
-import { freePort, kafkaBrokers, type Service, spawn, stopAll } from "./processes.ts";
+import { freePort, kafkaBrokers, kafkaDeployment, stopAll } from "./processes.ts";
 
 const HEARTBEAT_TIMEOUT_MS = 3000;
-
-interface Gateway {
-  service: Service;
-  serverId: string;
-  grpc: string;
-  http: string;
-}
-
-function startGateway(name: string, brokers = kafkaBrokers()): Gateway {
-  const grpcPort = freePort();
-  const httpPort = freePort();
-  const serverId = `grpc-server-${name}-${crypto.randomUUID().slice(0, 8)}`;
-  const service = spawn(name, "main.ts", {
-    env: {
-      BUS: "kafka",
-      KAFKA_BROKERS: brokers,
-      SERVER_ID: serverId,
-      GRPC_PORT: String(grpcPort),
-      HTTP_PORT: String(httpPort),
-      HEARTBEAT_INTERVAL_MS: "500",
-    },
-  });
-  return {
-    service,
-    serverId,
-    grpc: `127.0.0.1:${grpcPort}`,
-    http: `http://127.0.0.1:${httpPort}`,
-  };
-}
-
-function startProcessor(name = "processor"): Service {
-  return spawn(name, "processor.ts", {
-    env: {
-      KAFKA_BROKERS: kafkaBrokers(),
-      HEARTBEAT_TIMEOUT_MS: String(HEARTBEAT_TIMEOUT_MS),
-      HEARTBEAT_INTERVAL_MS: "500",
-      DATABASE_PATH: Deno.makeTempDirSync() + "/chat.db",
-    },
-  });
-}
-
-async function readyz(g: Gateway): Promise<number> {
-  try {
-    const res = await fetch(`${g.http}/readyz`);
-    await res.body?.cancel();
-    return res.status;
-  } catch {
-    return 0;
-  }
-}
-
-async function untilReady(g: Gateway): Promise<void> {
-  await g.service.waitForLine(/Gateway listening/, 60_000);
-  await waitFor(async () => await readyz(g) === 200, 60_000, `${g.service.name} /readyz`);
-}
 
 /** Everything on a topic, read by kcat, an independent Kafka client. */
 async function kcatRecords(topic: string): Promise<{ key: string; value: string }[]> {
@@ -92,12 +37,13 @@ async function kcatRecords(topic: string): Promise<{ key: string; value: string 
 }
 
 Deno.test("two gateways and a processor: messages cross gateways, connections are recorded, a killed gateway's users go offline", async () => {
-  const processor = startProcessor();
-  const a = startGateway("a");
-  const b = startGateway("b");
+  const deployment = kafkaDeployment({ heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS });
+  const processor = deployment.processor();
+  const a = deployment.gateway("a");
+  const b = deployment.gateway("b");
   const users: ReturnType<typeof connectUser>[] = [];
   try {
-    await Promise.all([untilReady(a), untilReady(b)]);
+    await Promise.all([a.ready(), b.ready()]);
     const alice = connectUser(a.grpc, "alice", { presenceEvents: true });
     const bob = connectUser(b.grpc, "bob", { presenceEvents: true });
     users.push(alice, bob);
@@ -142,10 +88,14 @@ Deno.test("two gateways and a processor: messages cross gateways, connections ar
     assert.match(chat.timestamp, /^\d{4}-\d\d-\d\dT/);
 
     // A gateway that dies without a word: its users go offline within the heartbeat timeout.
+    const seenBefore = alice.received.length;
     b.service.kill("SIGKILL");
     const killedAt = Date.now();
     await waitFor(
-      () => alice.received.some((m) => m.presence?.user?.id === "bob" && !m.presence.online),
+      () =>
+        alice.received.slice(seenBefore).some((m) =>
+          m.presence?.user?.id === "bob" && !m.presence.online
+        ),
       HEARTBEAT_TIMEOUT_MS + 15_000,
       "bob to be marked offline",
     );
@@ -161,10 +111,11 @@ Deno.test("two gateways and a processor: messages cross gateways, connections ar
 });
 
 Deno.test("SIGTERM: a gateway publishes its disconnect events and exits cleanly; so does the processor", async () => {
-  const processor = startProcessor();
-  const gw = startGateway("graceful");
+  const deployment = kafkaDeployment();
+  const processor = deployment.processor();
+  const gw = deployment.gateway("graceful");
   try {
-    await untilReady(gw);
+    await gw.ready();
     const carol = connectUser(gw.grpc, "carol");
     await waitFor(
       async () => (await carol.client.listOnline()).some((u) => u.id === "carol"),
@@ -227,10 +178,10 @@ function brokerGate(target: { hostname: string; port: number }) {
 Deno.test("Kafka down when a gateway starts: it starts anyway, is not ready, refuses sends, then connects by itself", async () => {
   const [host, port] = kafkaBrokers().split(",")[0]!.split(":");
   const gate = brokerGate({ hostname: host!, port: Number(port) });
-  const gw = startGateway("late-kafka", `127.0.0.1:${gate.port}`);
+  const gw = kafkaDeployment().gateway("late-kafka", { KAFKA_BROKERS: `127.0.0.1:${gate.port}` });
   try {
     await gw.service.waitForLine(/Gateway listening/, 60_000);
-    assert.equal(await readyz(gw), 503);
+    assert.equal(await gw.readyz(), 503);
     const dan = connectUser(gw.grpc, "dan");
     try {
       await assert.rejects(
@@ -243,7 +194,7 @@ Deno.test("Kafka down when a gateway starts: it starts anyway, is not ready, ref
       );
       gate.open();
       await waitFor(
-        async () => await readyz(gw) === 200,
+        async () => await gw.readyz() === 200,
         90_000,
         "the gateway to connect by itself",
       );

@@ -137,3 +137,86 @@ export async function stopAll(services: (Service | undefined)[]): Promise<void> 
   for (const s of services) s?.kill("SIGTERM");
   await Promise.all(services.map((s) => s?.exit(15_000)));
 }
+
+export interface GatewayProcess {
+  service: Service;
+  serverId: string;
+  /** `host:port` of its gRPC port. */
+  grpc: string;
+  /** `http://host:port` of its HTTP port. */
+  http: string;
+  /** Waits until it listens and `/readyz` answers 200. */
+  ready(timeoutMs?: number): Promise<void>;
+  /** `/readyz`'s status now (0 when it does not answer). */
+  readyz(): Promise<number>;
+}
+
+/**
+ * A Kafka deployment of separate processes sharing one store (an SQLite file,
+ * as gateways and processors on one machine do) and one token secret.
+ */
+export interface Deployment {
+  readonly heartbeatTimeoutMs: number;
+  gateway(name: string, env?: Record<string, string>): GatewayProcess;
+  processor(name?: string, env?: Record<string, string>): Service;
+}
+
+export function kafkaDeployment(
+  options: { auth?: "on" | "off"; heartbeatTimeoutMs?: number } = {},
+): Deployment {
+  const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3000;
+  const common = {
+    KAFKA_BROKERS: kafkaBrokers(),
+    DATABASE_PATH: `${Deno.makeTempDirSync({ prefix: "chat-kafka-test-" })}/chat.db`,
+    // The runner's PostgreSQL is for the store tests; these processes share the SQLite file.
+    DATABASE_URL: "",
+    AUTH: options.auth ?? "off",
+    AUTH_SECRET: crypto.randomUUID() + crypto.randomUUID(),
+    HEARTBEAT_INTERVAL_MS: "500",
+    HEARTBEAT_TIMEOUT_MS: String(heartbeatTimeoutMs),
+    RATE_LIMIT_PER_SECOND: "1000",
+    RATE_LIMIT_BURST: "1000",
+  };
+  return {
+    heartbeatTimeoutMs,
+    gateway(name, env = {}) {
+      const grpcPort = freePort();
+      const httpPort = freePort();
+      const serverId = `grpc-server-${name}-${crypto.randomUUID().slice(0, 8)}`;
+      const service = spawn(name, "main.ts", {
+        env: {
+          ...common,
+          BUS: "kafka",
+          SERVER_ID: serverId,
+          GRPC_PORT: String(grpcPort),
+          HTTP_PORT: String(httpPort),
+          ...env,
+        },
+      });
+      const http = `http://127.0.0.1:${httpPort}`;
+      const readyz = async () => {
+        try {
+          const res = await fetch(`${http}/readyz`);
+          await res.body?.cancel();
+          return res.status;
+        } catch {
+          return 0;
+        }
+      };
+      return {
+        service,
+        serverId,
+        grpc: `127.0.0.1:${grpcPort}`,
+        http,
+        readyz,
+        async ready(timeoutMs = 60_000) {
+          await service.waitForLine(/Gateway listening/, timeoutMs);
+          await waitFor(async () => await readyz() === 200, timeoutMs, `${name} /readyz`);
+        },
+      };
+    },
+    processor(name = "processor", env = {}) {
+      return spawn(name, "processor.ts", { env: { ...common, ...env } });
+    },
+  };
+}
