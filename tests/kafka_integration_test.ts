@@ -89,7 +89,8 @@ Deno.test("two gateways and a processor: messages cross gateways, connections ar
 
     // A gateway that dies without a word: its users go offline within the heartbeat timeout.
     const seenBefore = alice.received.length;
-    b.service.kill("SIGKILL");
+    // Bob's connection goes with the gateway; the gateway gets no chance to say he left.
+    await b.service.crash(() => bob.close());
     const killedAt = Date.now();
     await waitFor(
       () =>

@@ -32,6 +32,13 @@ export interface Service {
   write(text: string): Promise<void>;
   closeStdin(): Promise<void>;
   kill(signal?: Deno.Signal): void;
+  /**
+   * Kills the process the way a crash does (no shutdown, no goodbye events), after freezing it
+   * and running `whileFrozen`. The tests close their own connections to it there: Deno 2.9's
+   * HTTP/2 client can abort the whole process when a peer vanishes under an open session
+   * (denoland/deno#36788), and the test process must not be that process.
+   */
+  crash(whileFrozen?: () => void | Promise<void>): Promise<void>;
   /** Waits for exit (killing with SIGKILL after `timeoutMs`). */
   exit(timeoutMs?: number): Promise<Deno.CommandStatus>;
 }
@@ -113,6 +120,13 @@ export function spawn(
       } catch {
         // Already gone.
       }
+    },
+    async crash(whileFrozen) {
+      child.kill("SIGSTOP");
+      await whileFrozen?.();
+      await new Promise((r) => setTimeout(r, 200));
+      child.kill("SIGKILL");
+      await child.status;
     },
     async exit(timeoutMs = 15_000) {
       const timer = setTimeout(() => {
