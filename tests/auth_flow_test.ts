@@ -2,8 +2,7 @@
 
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
-import { ChatClient } from "../client/chat_client.ts";
-import { connectUser, startSystem, waitFor } from "./helpers.ts";
+import { connectUser, newClient, startSystem, waitFor } from "./helpers.ts";
 
 const rejects = (code: number, pattern: RegExp) => (err: { code: number; details: string }) => {
   assert.equal(err.code, code, err.details);
@@ -13,7 +12,7 @@ const rejects = (code: number, pattern: RegExp) => (err: { code: number; details
 
 Deno.test("AUTH=on: the first sign-in creates the account; calls need the token", async () => {
   const system = await startSystem({ config: { auth: "on" } });
-  const client = new ChatClient(system.address());
+  const client = newClient(system.address());
   try {
     await assert.rejects(
       client.send("ann", "hi"),
@@ -26,10 +25,10 @@ Deno.test("AUTH=on: the first sign-in creates the account; calls need the token"
     assert.equal(first.created, true);
     assert.deepEqual(first.user, { id: "ann", displayName: "Ann A." });
     assert.ok(first.expiresAt && Date.parse(first.expiresAt) > Date.now());
-    const again = await new ChatClient(system.address()).signIn("ann", "a long password");
+    const again = await newClient(system.address()).signIn("ann", "a long password");
     assert.equal(again.created, false);
     await assert.rejects(
-      new ChatClient(system.address()).signIn("ann", "wrong password"),
+      newClient(system.address()).signIn("ann", "wrong password"),
       rejects(status.UNAUTHENTICATED, /wrong password for ann/),
     );
     await client.send("", "signed in");
@@ -45,7 +44,7 @@ Deno.test("AUTH=on: the first sign-in creates the account; calls need the token"
 
 Deno.test("AUTH=on: nobody can send or listen as somebody else", async () => {
   const system = await startSystem({ config: { auth: "on" } });
-  const mallory = new ChatClient(system.address());
+  const mallory = newClient(system.address());
   try {
     await mallory.signIn("mallory", "a long password");
     await assert.rejects(
@@ -70,7 +69,7 @@ Deno.test("AUTH=on: nobody can send or listen as somebody else", async () => {
 Deno.test("AUTH=off: classic clients name themselves, and signed-in ones still work", async () => {
   const system = await startSystem({ config: { auth: "off" } });
   const classic = connectUser(system.address(), "bob");
-  const modern = new ChatClient(system.address());
+  const modern = newClient(system.address());
   try {
     await waitFor(() => system.processor.registry.presenceOf("bob", "").online);
     await classic.client.send("bob", "classic");
@@ -95,7 +94,7 @@ Deno.test("limits: rate limit, streams per user and rooms per user answer clearl
       maxRoomsPerUser: 1,
     },
   });
-  const client = new ChatClient(system.address());
+  const client = newClient(system.address());
   try {
     await client.signIn("dan", "a long password");
     for (let i = 0; i < 3; i++) await client.send("", `burst ${i}`);
@@ -111,7 +110,7 @@ Deno.test("limits: rate limit, streams per user and rooms per user answer clearl
     assert.equal(await system.store.lastSeq("general"), 3, "the refused message was not published");
 
     const device = () => {
-      const c = new ChatClient(system.address());
+      const c = newClient(system.address());
       c.token = client.token;
       return connectUser(system.address(), "dan", { client: c });
     };

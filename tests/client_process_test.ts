@@ -8,8 +8,7 @@
 import assert from "node:assert/strict";
 import { readLines } from "../client/terminal_client.ts";
 import type { Gateway } from "../server/gateway.ts";
-import { ChatClient } from "../client/chat_client.ts";
-import { startSystem, waitFor } from "./helpers.ts";
+import { newClient, startSystem, waitFor } from "./helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MAIN = new URL("../client/main.ts", import.meta.url).pathname;
@@ -185,7 +184,7 @@ Deno.test("a client process reconnects when its gateway restarts on the same por
 
 Deno.test("a client process refused at sign-in exits 2 without retrying", async () => {
   const system = await startSystem({ config: { auth: "on" } });
-  const existing = new ChatClient(system.address());
+  const existing = newClient(system.address());
   let longName: ClientProcess | undefined;
   let wrongPassword: ClientProcess | undefined;
   try {

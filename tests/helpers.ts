@@ -12,6 +12,25 @@ import type { Store } from "../store/store.ts";
 import type { ServiceError } from "@grpc/grpc-js";
 import { ChatClient, type StreamOptions, type WireMessage } from "../client/chat_client.ts";
 
+const openClients = new Set<ChatClient>();
+
+/** A client the harness closes when the system stops (see `closeClients`). */
+export function newClient(...args: ConstructorParameters<typeof ChatClient>): ChatClient {
+  const client = new ChatClient(...args);
+  openClients.add(client);
+  return client;
+}
+
+/**
+ * Closes every client the tests opened. A server that stops while a client session of the same
+ * process is still open can abort Deno 2.9 inside nghttp2 (denoland/deno#36788), so the harness
+ * closes them first.
+ */
+export function closeClients(): void {
+  for (const client of openClients) client.close();
+  openClients.clear();
+}
+
 /** Waits until `predicate` is true, polling; fails with `what` after `timeoutMs`. */
 export async function waitFor(
   predicate: () => boolean | Promise<boolean>,
@@ -91,6 +110,8 @@ export async function startSystem(
       return g;
     },
     async stop() {
+      closeClients();
+      await new Promise((r) => setTimeout(r, 50));
       for (const g of gateways) await g.stop();
       await processor.stop();
       await bus.close();
@@ -114,7 +135,7 @@ export function connectUser(
   userId: string,
   options: StreamOptions & { client?: ChatClient } = {},
 ): TestUser {
-  const client = options.client ?? new ChatClient(address);
+  const client = options.client ?? newClient(address);
   const user: TestUser = {
     client,
     received: [],

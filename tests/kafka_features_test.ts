@@ -3,18 +3,18 @@
  * cluster, with gateways and processors as separate processes (AUTH=on).
  */
 
+import type { ChatClient } from "../client/chat_client.ts";
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import { Partitioners } from "kafkajs";
-import { ChatClient } from "../client/chat_client.ts";
-import { connectUser, type TestUser, waitFor } from "./helpers.ts";
+import { connectUser, newClient, type TestUser, waitFor } from "./helpers.ts";
 import { kafkaDeployment, stopAll } from "./processes.ts";
 
 const PASSWORD = "a long password";
 const SLOW = 60_000;
 
 async function signIn(address: string, name: string): Promise<ChatClient> {
-  const client = new ChatClient(address);
+  const client = newClient(address);
   await client.signIn(name, PASSWORD);
   return client;
 }
@@ -156,7 +156,7 @@ Deno.test("resume after a gateway is killed: the client gets exactly what it mis
     });
     for (const text of ["missed 1", "missed 2", "missed 3"]) await bob.send("", text);
 
-    const again = new ChatClient(b.grpc);
+    const again = newClient(b.grpc);
     again.token = alice.token;
     const second = listen(b.grpc, again, "alice", [{ room: "general", lastSeq }]);
     users.push(second);
@@ -198,7 +198,7 @@ Deno.test("on Kafka: impersonation refused, membership enforced, rate limit appl
       mallory.history("private"),
       rejects(status.PERMISSION_DENIED, /not a member/),
     );
-    const anonymous = new ChatClient(gw.grpc);
+    const anonymous = newClient(gw.grpc);
     await assert.rejects(
       anonymous.send("owner", "hi"),
       rejects(status.UNAUTHENTICATED, /sign in first/),

@@ -1,15 +1,14 @@
 /** Resume: a reconnecting client gets exactly what it missed, then live messages, on any gateway. */
 
 import assert from "node:assert/strict";
-import { ChatClient } from "../client/chat_client.ts";
-import { connectUser, startSystem, waitFor } from "./helpers.ts";
+import { connectUser, newClient, startSystem, waitFor } from "./helpers.ts";
 
 Deno.test("a client that reconnects to another gateway gets what it missed: no gap, no duplicate", async () => {
   const system = await startSystem({
     gateways: 2,
     config: { rateLimitBurst: 1000, rateLimitPerSecond: 1000 },
   });
-  const sender = new ChatClient(system.address(0));
+  const sender = newClient(system.address(0));
   const reader = connectUser(system.address(0), "reader");
   try {
     await waitFor(() => system.processor.registry.presenceOf("reader", "").online);
@@ -53,7 +52,7 @@ Deno.test("a client that reconnects to another gateway gets what it missed: no g
 
 Deno.test("resume with nothing missed goes straight to live; a room the user is not in is ignored", async () => {
   const system = await startSystem();
-  const sender = new ChatClient(system.address());
+  const sender = newClient(system.address());
   try {
     await sender.send("sender", "one");
     await waitFor(async () => (await system.store.lastSeq("general")) === 1);

@@ -2,13 +2,19 @@
 
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
-import { ChatClient } from "../client/chat_client.ts";
-import { connectUser, startSystem, type System, type TestUser, waitFor } from "./helpers.ts";
+import {
+  connectUser,
+  newClient,
+  startSystem,
+  type System,
+  type TestUser,
+  waitFor,
+} from "./helpers.ts";
 
 const PASSWORD = "correct horse battery";
 
 async function signedIn(system: System, name: string, gateway = 0): Promise<TestUser> {
-  const client = new ChatClient(system.address(gateway));
+  const client = newClient(system.address(gateway));
   await client.signIn(name, PASSWORD);
   const user = connectUser(system.address(gateway), name, { client, presenceEvents: true });
   await waitFor(

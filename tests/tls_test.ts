@@ -12,7 +12,14 @@ import { GrpcWebFetchTransport } from "@protobuf-ts/grpcweb-transport";
 import { ChatClient, tlsCredentials } from "../client/chat_client.ts";
 import { BroadcastClient } from "../web/gen/chat.client.ts";
 import { Message } from "../web/gen/chat.ts";
-import { connectUser, startSystem, type System, type TestUser, waitFor } from "./helpers.ts";
+import {
+  connectUser,
+  newClient,
+  startSystem,
+  type System,
+  type TestUser,
+  waitFor,
+} from "./helpers.ts";
 import { spawn, stopAll } from "./processes.ts";
 
 interface Pem {
@@ -114,14 +121,14 @@ Deno.test("gRPC over TLS: clients trusting the certificate chat; others cannot c
     try {
       // The standard credentials, by host name; and ours, by IP address.
       const alice = connectUser(`localhost:${port}`, "alice", {
-        client: new ChatClient(
+        client: newClient(
           `localhost:${port}`,
           grpc.credentials.createSsl(Buffer.from(server.cert)),
         ),
       });
       users.push(alice);
       const bob = connectUser(`127.0.0.1:${port}`, "bob", {
-        client: new ChatClient(`127.0.0.1:${port}`, tlsCredentials(server.cert)),
+        client: newClient(`127.0.0.1:${port}`, tlsCredentials(server.cert)),
       });
       users.push(bob);
       await waitFor(
@@ -140,15 +147,15 @@ Deno.test("gRPC over TLS: clients trusting the certificate chat; others cannot c
       }
 
       // A plaintext client, and one that trusts another certificate, get no connection.
-      const plain = new ChatClient(`127.0.0.1:${port}`);
+      const plain = newClient(`127.0.0.1:${port}`);
       others.push(plain);
       assert.equal(await codeOf(plain.listOnline()), grpc.status.UNAVAILABLE);
       const stranger = await selfSigned(dir, "stranger", "localhost");
-      const wrong = new ChatClient(`127.0.0.1:${port}`, tlsCredentials(stranger.cert));
+      const wrong = newClient(`127.0.0.1:${port}`, tlsCredentials(stranger.cert));
       others.push(wrong);
       assert.equal(await codeOf(wrong.listOnline()), grpc.status.UNAVAILABLE);
       // Nor do the system's roots trust a self-signed certificate.
-      const roots = new ChatClient(`127.0.0.1:${port}`, tlsCredentials());
+      const roots = newClient(`127.0.0.1:${port}`, tlsCredentials());
       others.push(roots);
       assert.equal(await codeOf(roots.listOnline()), grpc.status.UNAVAILABLE);
     } finally {
@@ -165,7 +172,7 @@ Deno.test("HTTPS: /healthz and a gRPC-Web call through the certificate", async (
     const port = system.gateways[0]!.httpPort;
     const client = Deno.createHttpClient({ caCerts: [server.cert] });
     const native = connectUser(system.address(), "nate", {
-      client: new ChatClient(system.address(), tlsCredentials(server.cert)),
+      client: newClient(system.address(), tlsCredentials(server.cert)),
     });
     try {
       const health = await fetch(`https://127.0.0.1:${port}/healthz`, { client });
@@ -218,10 +225,10 @@ Deno.test("mutual TLS: with TLS_CLIENT_CA_FILE only clients with a signed certif
     const address = system.address();
     const clients: ChatClient[] = [];
     try {
-      const anonymous = new ChatClient(address, tlsCredentials(server.cert));
+      const anonymous = newClient(address, tlsCredentials(server.cert));
       clients.push(anonymous);
       assert.equal(await codeOf(anonymous.listOnline()), grpc.status.UNAVAILABLE);
-      const signed = new ChatClient(address, tlsCredentials(server.cert, identity));
+      const signed = newClient(address, tlsCredentials(server.cert, identity));
       clients.push(signed);
       assert.deepEqual(await signed.listOnline(), []);
     } finally {
@@ -252,7 +259,7 @@ Deno.test("the terminal client process connects with --ca", async () => {
   await withCertificate(async (server) => {
     const system = await startTlsSystem(server);
     const alice = connectUser(system.address(), "alice", {
-      client: new ChatClient(system.address(), tlsCredentials(server.cert)),
+      client: newClient(system.address(), tlsCredentials(server.cert)),
     });
     const carol = spawn("client", "client/main.ts", {
       args: ["carol", "--server", system.address(), "--ca", server.certFile],
