@@ -5,7 +5,8 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation } from "grpc-health-check";
+import * as protoLoader from "@grpc/proto-loader";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { Buffer } from "node:buffer";
 import type { TlsFiles } from "../core/config.ts";
 import { ChatError, toGrpcStatus } from "../core/errors.ts";
@@ -41,6 +42,8 @@ function broadcastDefinition(): grpc.ServiceDefinition {
     },
   } as unknown as grpc.ServiceDefinition;
 }
+
+const healthPackageDefinition = protoLoader.loadSync(healthProtoPath);
 
 function grpcError(err: unknown): Partial<grpc.StatusObject> {
   const { code, details } = toGrpcStatus(err);
@@ -139,7 +142,8 @@ export function createGrpcServer(
     },
   });
 
-  new ReflectionService(packageDefinition).addToServer(server);
+  // Reflection describes the health service too, so grpcurl can list and call it.
+  new ReflectionService({ ...packageDefinition, ...healthPackageDefinition }).addToServer(server);
   const health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
   health.addToServer(server);
 
