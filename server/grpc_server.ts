@@ -5,14 +5,19 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
-import * as protoLoader from "@grpc/proto-loader";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthImplementation } from "grpc-health-check";
 import { Buffer } from "node:buffer";
 import type { TlsFiles } from "../core/config.ts";
 import { ChatError, toGrpcStatus } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Caller, ChatService, StreamHandle } from "./chat_service.ts";
-import { broadcastMethods, packageDefinition, SERVICE_NAME, type WireConnect } from "./proto.ts";
+import {
+  broadcastMethods,
+  healthPackageDefinition,
+  packageDefinition,
+  SERVICE_NAME,
+  type WireConnect,
+} from "./proto.ts";
 import { parseConnect, UNARY_METHODS, unaryMethod } from "./rpc.ts";
 
 export interface GrpcServer {
@@ -42,8 +47,6 @@ function broadcastDefinition(): grpc.ServiceDefinition {
     },
   } as unknown as grpc.ServiceDefinition;
 }
-
-const healthPackageDefinition = protoLoader.loadSync(healthProtoPath);
 
 function grpcError(err: unknown): Partial<grpc.StatusObject> {
   const { code, details } = toGrpcStatus(err);

@@ -6,7 +6,7 @@
 import * as protoLoader from "@grpc/proto-loader";
 import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
 
-const PROTO_PATH = new URL("../proto/chat.proto", import.meta.url).pathname;
+const PROTO_DIR = new URL("../proto/", import.meta.url).pathname;
 
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: false,
@@ -14,9 +14,16 @@ export const LOADER_OPTIONS: protoLoader.Options = {
   enums: String,
   defaults: true,
   oneofs: true,
+  includeDirs: [PROTO_DIR],
 };
 
-export const packageDefinition = protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS);
+export const packageDefinition = protoLoader.loadSync("chat.proto", LOADER_OPTIONS);
+
+/** The standard health service, for reflection only: grpc-health-check serves it. */
+export const healthPackageDefinition = protoLoader.loadSync(
+  "grpc/health/v1/health.proto",
+  LOADER_OPTIONS,
+);
 
 export const SERVICE_NAME = "chat.Broadcast";
 
