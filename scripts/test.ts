@@ -7,8 +7,8 @@
  *    KAFKA_BROKERS=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094 for the tests. At the same time,
  *    unless DATABASE_URL is set, starts the test PostgreSQL of scripts/postgres.ts and sets
  *    DATABASE_URL.
- * 3. Runs `deno test -A --trace-leaks tests/<file>` for each test file in its own process (or
- *    `deno test -A --trace-leaks <args>` once when arguments are given), streaming the output.
+ * 3. Runs `deno test -A tests/<file>` for each test file in its own process (or
+ *    `deno test -A <args>` once when arguments are given), streaming the output.
  * 4. Stops the cluster (and PostgreSQL) it started and deletes their data, also when tests fail
  *    or on Ctrl-C; when tests failed, the broker logs are kept in .tmp/kafka-logs. The cluster
  *    is shared through leases: a second `deno task test` in the same checkout uses the running
@@ -73,7 +73,7 @@ async function runTests(
   env: Record<string, string>,
 ): Promise<{ code: number; output: string }> {
   child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", "--trace-leaks", ...(args.length > 0 ? args : ["tests/"])],
+    args: ["test", "-A", ...(args.length > 0 ? args : ["tests/"])],
     cwd: ROOT,
     env,
     stdin: "null",
