@@ -181,7 +181,7 @@ async function main(): Promise<number> {
       userId: parsed.userId,
       displayName: parsed.displayName,
       password,
-      address: parsed.server,
+      servers: parsed.servers,
       ...(credentials ? { connect: (address: string) => connectChat(address, credentials) } : {}),
       input: input ?? readLines(Deno.stdin.readable, stop.signal),
       output: (line) => {

@@ -227,7 +227,8 @@ export const HELP = [
 
 export interface CliOptions {
   userId: string;
-  server: string;
+  /** Gateways to use, in order: a lost connection moves on to the next one. */
+  servers: string[];
   displayName?: string;
   /** A file whose first line is the password. */
   passwordFile?: string;
@@ -236,8 +237,9 @@ export interface CliOptions {
 }
 
 export const USAGE =
-  'Usage: deno task client <user> [--server host:port] [--name "Display Name"] [--password-file <file>]\n' +
-  `  --server         the gateway's gRPC address (default: $CHAT_SERVER, else ${DEFAULT_SERVER})\n` +
+  'Usage: deno task client <user> [--server host:port[,host:port...]] [--name "Display Name"] [--password-file <file>]\n' +
+  `  --server         the gateway's gRPC address, or several separated by commas: a lost\n` +
+  `                   connection moves on to the next (default: $CHAT_SERVER, else ${DEFAULT_SERVER})\n` +
   "  --name           the name shown to others (default: the user id)\n" +
   "  --password-file  read the password from the first line of <file>\n" +
   "  --tls            connect with TLS, checking the server's certificate against the system's roots\n" +
@@ -246,6 +248,12 @@ export const USAGE =
   "The password comes from --password-file, else $CHAT_PASSWORD, else it is asked for on the\n" +
   "terminal (when stdin is not a terminal, its first line is the password). The first sign-in\n" +
   "of a new user name creates the account.";
+
+/** `a:1, b:2` → `["a:1", "b:2"]`; undefined when nothing is named. */
+function serverList(value: string | undefined): string[] | undefined {
+  const servers = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  return servers.length > 0 ? servers : undefined;
+}
 
 /** Parses the command line; `help` for -h/--help, `error` for a usage mistake. */
 export function parseArguments(
@@ -286,11 +294,11 @@ export function parseArguments(
   }
   if (userId === undefined) return { error: "the user id is missing" };
   if (userId.trim() === "") return { error: "the user id is empty" };
-  server = server?.trim() || env.CHAT_SERVER?.trim() || DEFAULT_SERVER;
+  const servers = serverList(server) ?? serverList(env.CHAT_SERVER) ?? [DEFAULT_SERVER];
   caFile = caFile?.trim() || env.CHAT_TLS_CA?.trim() || undefined;
   return {
     userId,
-    server,
+    servers,
     ...(displayName !== undefined ? { displayName } : {}),
     ...(passwordFile !== undefined ? { passwordFile } : {}),
     ...(tls || caFile !== undefined ? { tls: caFile !== undefined ? { caFile } : {} } : {}),
@@ -347,8 +355,8 @@ export interface TerminalClientOptions {
   displayName?: string;
   /** Signs in with it (creating the account the first time); without it, the classic anonymous stream. */
   password?: string;
-  /** `host:port` of a gateway. */
-  address: string;
+  /** `host:port` of the gateways, tried in turn: a lost connection moves on to the next one. */
+  servers: readonly string[];
   /** The lines typed; its end means Ctrl-D. */
   input: AsyncIterable<string>;
   /** Writes one line (or several, joined by `\n`) for the user. */
@@ -459,6 +467,8 @@ class TerminalClient {
   readonly #stopped: Promise<typeof STOPPED>;
   #exitCode = 0;
   #client: ChatApi | undefined;
+  /** Which of `servers` the next attempt uses. */
+  #serverIndex = 0;
   #connected = false;
   #hinted = false;
   #queue: Outgoing[] = [];
@@ -535,10 +545,14 @@ class TerminalClient {
       }
       if (result.wasConnected) failures = 0;
       const delay = backoffDelay(failures++, this.#o.backoff, this.#o.random);
+      const failed = this.#server;
+      // Another gateway is likely up when this one is not: the next attempt goes there.
+      this.#serverIndex = (this.#serverIndex + 1) % this.#o.servers.length;
+      const next = this.#server === failed ? "" : ` to ${this.#server}`;
       this.#write(
         result.wasConnected
-          ? `Disconnected: ${result.reason}; reconnecting in ${formatDelay(delay)}`
-          : `Cannot connect to ${this.#o.address}: ${result.reason}; retrying in ${
+          ? `Disconnected: ${result.reason}; reconnecting${next} in ${formatDelay(delay)}`
+          : `Cannot connect to ${failed}: ${result.reason}; retrying${next} in ${
             formatDelay(delay)
           }`,
       );
@@ -546,9 +560,13 @@ class TerminalClient {
     }
   }
 
+  get #server(): string {
+    return this.#o.servers[this.#serverIndex]!;
+  }
+
   /** One connection, from opening the stream to its end. */
   async #attempt(): Promise<AttemptResult> {
-    const client = (this.#o.connect ?? connectChat)(this.#o.address);
+    const client = (this.#o.connect ?? connectChat)(this.#server);
     const connectTimeoutMs = this.#o.connectTimeoutMs ?? 10_000;
     const ready = settle(client.waitForReady(connectTimeoutMs));
     const notReady = (error: unknown): AttemptResult => ({

@@ -151,20 +151,28 @@ Deno.test("grpc-js connection errors are shortened to something a user can read"
 });
 
 Deno.test("arguments: user, --server, --name, CHAT_SERVER and the default", () => {
-  assert.deepEqual(parseArguments(["alice"]), { userId: "alice", server: DEFAULT_SERVER });
+  assert.deepEqual(parseArguments(["alice"]), { userId: "alice", servers: [DEFAULT_SERVER] });
   assert.deepEqual(parseArguments(["alice"], { CHAT_SERVER: "10.0.0.1:9000" }), {
     userId: "alice",
-    server: "10.0.0.1:9000",
+    servers: ["10.0.0.1:9000"],
   });
   assert.deepEqual(
     parseArguments(["alice", "--server", "h:1", "--name", "Alice Smith"], { CHAT_SERVER: "x:2" }),
-    { userId: "alice", server: "h:1", displayName: "Alice Smith" },
+    { userId: "alice", servers: ["h:1"], displayName: "Alice Smith" },
   );
-  assert.deepEqual(parseArguments(["--server=h:1", "bob"]), { userId: "bob", server: "h:1" });
+  assert.deepEqual(parseArguments(["--server=h:1", "bob"]), { userId: "bob", servers: ["h:1"] });
   assert.deepEqual(parseArguments(["bob", "--password-file", "/tmp/pw"]), {
     userId: "bob",
-    server: DEFAULT_SERVER,
+    servers: [DEFAULT_SERVER],
     passwordFile: "/tmp/pw",
+  });
+  assert.deepEqual(parseArguments(["bob", "--server", " a:1, b:2 ,"]), {
+    userId: "bob",
+    servers: ["a:1", "b:2"],
+  });
+  assert.deepEqual(parseArguments(["bob"], { CHAT_SERVER: "a:1,b:2" }), {
+    userId: "bob",
+    servers: ["a:1", "b:2"],
   });
   assert.deepEqual(parseArguments(["-h"]), { help: true });
   assert.deepEqual(parseArguments([]), { error: "the user id is missing" });
@@ -386,7 +394,7 @@ function session(
   const done = runTerminalClient({
     userId: "alice",
     password: "a long password",
-    address: "127.0.0.1:1",
+    servers: ["127.0.0.1:1"],
     input: keyboard,
     output: (line) => out.push(line),
     clock,
@@ -482,6 +490,36 @@ Deno.test("a lost connection is retried with growing delays; lines typed meanwhi
   s.stop.abort();
   assert.equal(await s.done, 0);
   assert.ok(s.made.every((c) => c.closed), "every channel closed");
+});
+
+Deno.test("with several servers, a lost connection moves on to the next and resumes there", async () => {
+  const addresses: string[] = [];
+  const made: FakeChat[] = [];
+  // a:1 serves first, then a:1 is gone; b:2 takes over.
+  const s = session(() => new FakeChat(true), {
+    servers: ["a:1", "b:2"],
+    connect: (address) => {
+      addresses.push(address);
+      const chat = new FakeChat(address === "b:2" || addresses.length === 1);
+      made.push(chat);
+      return chat;
+    },
+  });
+  await s.seen("Connected to server as user: alice");
+  made[0]!.onMessage!(message({ id: "bob", content: "one", room: "general", seq: 7 }));
+  made[0]!.drop("Connection dropped");
+  await s.seen("Disconnected: Connection dropped; reconnecting to b:2 in 1s");
+  await waitFor(() => s.out.filter((l) => l.startsWith("Connected")).length === 2, 5000, "again");
+  assert.deepEqual(addresses, ["a:1", "b:2"]);
+  assert.deepEqual(made[1]!.streamOptions?.resume, [{ room: "general", lastSeq: 7 }]);
+  // b:2 fails too: back to a:1, which refuses, then b:2 again.
+  made[1]!.drop("Connection dropped");
+  await waitFor(() => addresses.length >= 4, 5000, "two more attempts");
+  assert.deepEqual(addresses.slice(0, 4), ["a:1", "b:2", "a:1", "b:2"]);
+  assert.ok(s.out.includes("Disconnected: Connection dropped; reconnecting to a:1 in 1s"));
+  assert.ok(s.out.includes("Cannot connect to a:1: connection refused; retrying to b:2 in 2s"));
+  s.stop.abort();
+  assert.equal(await s.done, 0);
 });
 
 Deno.test("a server that stays down is retried with bounded delays until Ctrl-C", async () => {
@@ -792,7 +830,7 @@ Deno.test("against a real gateway: too-long messages are refused, others arrive,
     const done = runTerminalClient({
       userId: "alice",
       displayName: "Alice Smith",
-      address: system.address(),
+      servers: [system.address()],
       input: keyboard,
       output: (line) => out.push(line),
     });
@@ -813,7 +851,7 @@ Deno.test("against a real gateway: too-long messages are refused, others arrive,
     const badOut: string[] = [];
     const code = await runTerminalClient({
       userId: "b".repeat(129),
-      address: system.address(),
+      servers: [system.address()],
       input: new Keyboard(),
       output: (line) => badOut.push(line),
     });
@@ -834,7 +872,7 @@ Deno.test("against a real gateway with sign-in: account created, room line arriv
     const done = runTerminalClient({
       userId: "alice",
       password: "a long password",
-      address: system.address(),
+      servers: [system.address()],
       input: keyboard,
       output: (line) => out.push(line),
     });
@@ -856,7 +894,7 @@ Deno.test("against a real gateway with sign-in: account created, room line arriv
     const code = await runTerminalClient({
       userId: "alice",
       password: "not the password",
-      address: system.address(),
+      servers: [system.address()],
       input: new Keyboard(),
       output: (line) => badOut.push(line),
     });
