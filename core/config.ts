@@ -32,6 +32,18 @@ export const TOPICS = {
     replicationFactor: 2,
     configs: { "cleanup.policy": "compact" },
   },
+  /**
+   * Records the processor could not read, wrapped with the reason (`encodeDeadLetter`). One
+   * partition: poison is rare and read by people, in the order it came. Its envelope carries the
+   * original value base64-encoded (4/3 of its size), so it takes records up to 4 MiB, more than
+   * the brokers' 1 MiB default for the topics it copies from.
+   */
+  deadLetters: {
+    name: "chat-dead-letters",
+    partitions: 1,
+    replicationFactor: 2,
+    configs: { "max.message.bytes": String(4 * 1024 * 1024) },
+  },
 } as const satisfies Record<string, KafkaTopicSpec>;
 
 /** Every topic the service uses, for creating them. */
@@ -59,6 +71,10 @@ export interface Config {
   databasePath: string;
   databaseUrl: string | undefined;
   shutdownTimeoutMs: number;
+  /** How often the gateway pings a connection to notice a peer that vanished (`KEEPALIVE_TIME_MS`). */
+  keepaliveTimeMs: number;
+  /** How long a ping may go unanswered before the connection is closed (`KEEPALIVE_TIMEOUT_MS`). */
+  keepaliveTimeoutMs: number;
   /** Origins a browser page may call the gRPC-Web bridge from besides its own (`CORS_ORIGINS`). */
   corsOrigins: string[];
   /** Whether calls need a signed-in token (`AUTH`, "on") or trust the claimed user id ("off"). */
@@ -206,6 +222,8 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     databasePath: env.DATABASE_PATH || "data/chat.db",
     databaseUrl: env.DATABASE_URL || undefined,
     shutdownTimeoutMs: int(env, "SHUTDOWN_TIMEOUT_MS", 10_000),
+    keepaliveTimeMs: int(env, "KEEPALIVE_TIME_MS", 30_000),
+    keepaliveTimeoutMs: int(env, "KEEPALIVE_TIMEOUT_MS", 10_000),
     corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
     auth: oneOf(env, "AUTH", ["on", "off"] as const, "on"),
     authSecret: env.AUTH_SECRET || undefined,

@@ -85,7 +85,12 @@ export function createGateway(options: GatewayOptions): Gateway {
         a.userId.localeCompare(b.userId)
       ),
   });
-  const grpc = createGrpcServer(service, logger);
+  const grpc = createGrpcServer(service, logger, {
+    // A peer that vanished without closing (a dropped network) is noticed even when idle, and
+    // its streams and presence go with it.
+    "grpc.keepalive_time_ms": config.keepaliveTimeMs,
+    "grpc.keepalive_timeout_ms": config.keepaliveTimeoutMs,
+  });
   const http = createHttpHandler({
     readiness: () =>
       stopping
@@ -125,7 +130,14 @@ export function createGateway(options: GatewayOptions): Gateway {
       handle(record);
     } catch (err) {
       if (!(err instanceof RecordError)) throw err;
-      logger.warn("Skipping unreadable record", { topic: record.topic, error: err.message });
+      // Every gateway reads every record: the processor's dead-letter topic would get one copy per
+      // gateway, so a gateway only logs.
+      logger.warn("Skipping unreadable record", {
+        topic: record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        error: err.message,
+      });
     }
     return Promise.resolve();
   };

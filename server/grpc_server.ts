@@ -79,9 +79,6 @@ export function createGrpcServer(
   options: grpc.ServerOptions = {},
 ): GrpcServer {
   const server = new grpc.Server({
-    // Dead peers are noticed within a minute even when nothing is sent.
-    "grpc.keepalive_time_ms": 30_000,
-    "grpc.keepalive_timeout_ms": 10_000,
     "grpc.keepalive_permit_without_calls": 1,
     ...options,
   });
