@@ -14,6 +14,11 @@ export interface BusRecord {
   readonly offset: string;
   readonly key: string;
   readonly value: string;
+  /**
+   * The value's bytes exactly as stored, when the bus has them (Kafka); `value` is their UTF-8
+   * decoding, which replaces bytes that are not UTF-8. Kept for dead letters.
+   */
+  readonly raw?: Uint8Array;
 }
 
 export interface Published {

@@ -352,6 +352,7 @@ class KafkaSubscription implements Subscription {
       offset: message.offset,
       key: message.key?.toString() ?? "",
       value: message.value?.toString() ?? "",
+      ...(message.value ? { raw: message.value } : {}),
     };
     let delay = this.bus.retryDelayMs;
     for (let attempt = 1;; attempt++) {

@@ -43,11 +43,19 @@ function bool(kind: string, obj: Json, field: string): boolean {
   throw new RecordError(`Cannot read ${kind} record: "${field}" must be true or false`);
 }
 
+/** An id: a string with something in it (an empty id would merge unrelated records). */
+function nonEmpty(kind: string, obj: Json, field: string): string {
+  const v = str(kind, obj, field);
+  if (v.trim() === "") throw new RecordError(`Cannot read ${kind} record: "${field}" is empty`);
+  return v;
+}
+
 function num(kind: string, obj: Json, field: string, fallback: number): number {
   const v = obj[field];
   if (v === undefined || v === null) return fallback;
-  if (typeof v === "number" && Number.isFinite(v) && v >= 0) return v;
-  throw new RecordError(`Cannot read ${kind} record: "${field}" must be a number`);
+  // Counts and sequence numbers: 1.5 or 1e300 can only come from a broken producer.
+  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return v;
+  throw new RecordError(`Cannot read ${kind} record: "${field}" must be a whole number`);
 }
 
 /** `chatting`: {"id","content","timestamp","user_id"} plus the additive "room", "display_name", "seq". */
@@ -66,9 +74,9 @@ export function encodeChatMessage(m: ChatMessage): string {
 export function decodeChatMessage(text: string): ChatMessage {
   const o = parseObject("chat message", text);
   const k = "chat message";
-  const userId = str(k, o, "user_id");
+  const userId = nonEmpty(k, o, "user_id");
   return {
-    id: str(k, o, "id"),
+    id: nonEmpty(k, o, "id"),
     content: str(k, o, "content"),
     timestamp: str(k, o, "timestamp"),
     userId,
@@ -93,8 +101,8 @@ export function encodeConnectionEvent(e: ConnectionEvent): string {
 export function decodeConnectionEvent(text: string): ConnectionEvent {
   const o = parseObject("connection", text);
   const k = "connection";
-  const userId = str(k, o, "user_id");
-  const serverId = str(k, o, "server_id");
+  const userId = nonEmpty(k, o, "user_id");
+  const serverId = nonEmpty(k, o, "server_id");
   return {
     userId,
     serverId,
@@ -113,7 +121,7 @@ export function encodeHeartbeat(h: Heartbeat): string {
 export function decodeHeartbeat(text: string): Heartbeat {
   const o = parseObject("heartbeat", text);
   return {
-    serverId: str("heartbeat", o, "server_id"),
+    serverId: nonEmpty("heartbeat", o, "server_id"),
     timestamp: str("heartbeat", o, "timestamp"),
     streams: num("heartbeat", o, "streams", 0),
   };
@@ -189,4 +197,57 @@ export function decodeDelivery(text: string): Delivery {
     default:
       throw new RecordError(`Cannot read delivery record: unknown type "${type}"`);
   }
+}
+
+/**
+ * `chat-dead-letters`: a record a consumer could never read, with why. The value is a JSON
+ * envelope, so that it travels on any bus and reads with any Kafka tool:
+ * {"topic","partition","offset","key"} of the original, "reason" (the error), "consumer" (who
+ * gave up on it), "timestamp" (when, RFC 3339) and "value_base64", the original value's bytes
+ * exactly (`kcat -t chat-dead-letters -C -e | jq -r .value_base64 | base64 -d`).
+ */
+export interface DeadLetter {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly key: string;
+  readonly reason: string;
+  readonly consumer: string;
+  readonly timestamp: string;
+  readonly value: Uint8Array;
+}
+
+export function encodeDeadLetter(d: DeadLetter): string {
+  return JSON.stringify({
+    topic: d.topic,
+    partition: d.partition,
+    offset: d.offset,
+    key: d.key,
+    reason: d.reason,
+    consumer: d.consumer,
+    timestamp: d.timestamp,
+    value_base64: d.value.toBase64(),
+  });
+}
+
+export function decodeDeadLetter(text: string): DeadLetter {
+  const k = "dead letter";
+  const o = parseObject(k, text);
+  let value: Uint8Array;
+  try {
+    value = Uint8Array.fromBase64(str(k, o, "value_base64"));
+  } catch (err) {
+    if (err instanceof RecordError) throw err;
+    throw new RecordError(`Cannot read ${k} record: "value_base64" is not base64`);
+  }
+  return {
+    topic: str(k, o, "topic"),
+    partition: num(k, o, "partition", 0),
+    offset: str(k, o, "offset"),
+    key: str(k, o, "key"),
+    reason: str(k, o, "reason"),
+    consumer: str(k, o, "consumer"),
+    timestamp: str(k, o, "timestamp"),
+    value,
+  };
 }

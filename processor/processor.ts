@@ -1,19 +1,21 @@
 /**
  * The Message Processor: stores and routes chat messages, keeps the registry
  * of who is on which gateway, and cleans up after gateways that went silent.
+ * A record it can never handle goes to the dead-letter topic instead of blocking its partition.
  *
  * Runs over any `Bus` and `Store`; `processor.ts` at the top wires it to Kafka,
  * `main.ts` runs it in-process on the memory bus.
  */
 
 import { type Config, PROCESSOR_GROUP, TOPICS } from "../core/config.ts";
-import { describeError } from "../core/errors.ts";
+import { ChatError, describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import {
   decodeChatMessage,
   decodeConnectionEvent,
   decodeHeartbeat,
   encodeConnectionEvent,
+  encodeDeadLetter,
   encodeDelivery,
   encodePresence,
   RecordError,
@@ -22,6 +24,18 @@ import type { Delivery, Presence } from "../core/types.ts";
 import type { Bus, BusRecord, Subscription } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import { Registry } from "./registry.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * Whether `err` says the record itself is bad, so that handling it again can never succeed: it
+ * cannot be read, or the store refuses its content (PostgreSQL takes no NUL character). Anything
+ * else (Kafka or the database away) may pass, and is retried.
+ */
+function isPoison(err: unknown): err is Error {
+  return err instanceof RecordError ||
+    (err instanceof ChatError && err.code === "invalid_argument");
+}
 
 export interface ProcessorOptions {
   bus: Bus;
@@ -75,17 +89,37 @@ export function createProcessor(options: ProcessorOptions): Processor {
     if (change) await publishPresence(change);
   }
 
-  /** A record that can never be read is logged and passed over, so it cannot block its partition. */
-  const tolerant = (handle: (r: BusRecord) => Promise<void>) => async (record: BusRecord) => {
+  /**
+   * A record that can never be handled (unreadable, or refused by the store for its content) is
+   * logged and copied to the dead-letter topic, then passed over, so it cannot block its
+   * partition. Only once the copy is acknowledged: if it cannot be written, the record is
+   * retried like any other failure, so nothing is lost.
+   */
+  const deadLettering = (handle: (r: BusRecord) => Promise<void>) => async (record: BusRecord) => {
     try {
       await handle(record);
     } catch (err) {
-      if (!(err instanceof RecordError)) throw err;
-      logger.warn("Skipping unreadable record", {
+      if (!isPoison(err)) throw err;
+      const at = await bus.publish(
+        TOPICS.deadLetters.name,
+        record.key,
+        encodeDeadLetter({
+          topic: record.topic,
+          partition: record.partition,
+          offset: record.offset,
+          key: record.key,
+          reason: err.message,
+          consumer: PROCESSOR_GROUP,
+          timestamp: new Date(now()).toISOString(),
+          value: record.raw ?? encoder.encode(record.value),
+        }),
+      );
+      logger.warn("Skipping unreadable record: sent to the dead-letter topic", {
         topic: record.topic,
         partition: record.partition,
         offset: record.offset,
-        error: err.message,
+        reason: err.message,
+        deadLetter: `${at.topic}/${at.partition}/${at.offset}`,
       });
     }
   };
@@ -130,7 +164,7 @@ export function createProcessor(options: ProcessorOptions): Processor {
           topics: [TOPICS.chatting.name, TOPICS.userConnections.name],
           group: PROCESSOR_GROUP,
           from: "latest",
-          handler: tolerant((record) =>
+          handler: deadLettering((record) =>
             record.topic === TOPICS.chatting.name ? handleChat(record) : handleConnection(record)
           ),
           // A member that gains partitions knows nothing of their users yet: ask the gateways again.
@@ -145,7 +179,7 @@ export function createProcessor(options: ProcessorOptions): Processor {
         await bus.subscribe({
           topics: [TOPICS.heartbeats.name],
           from: "latest",
-          handler: tolerant((record) => {
+          handler: deadLettering((record) => {
             const hb = decodeHeartbeat(record.value);
             registry.heartbeat(hb.serverId, now());
             return Promise.resolve();
