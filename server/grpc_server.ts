@@ -18,7 +18,7 @@ import {
   SERVICE_NAME,
   type WireConnect,
 } from "./proto.ts";
-import { parseConnect, UNARY_METHODS, unaryMethod } from "./rpc.ts";
+import { parseConnect, readRequest, UNARY_METHODS, unaryMethod } from "./rpc.ts";
 
 export interface GrpcServer {
   readonly server: grpc.Server;
@@ -30,22 +30,48 @@ export interface GrpcServer {
   close(graceMs: number): Promise<void>;
 }
 
+/** A request whose bytes are no valid message: its handler answers with `error`. */
+class UnreadableRequest {
+  constructor(readonly error: unknown) {}
+}
+
 /**
- * The service definition with one change: the stream's serializer passes
- * already-encoded bytes through, so a message is encoded once for all streams.
+ * The service definition with two changes: the stream's serializer passes
+ * already-encoded bytes through, so a message is encoded once for all streams;
+ * and bytes that do not decode become an `UnreadableRequest`, because grpc-js
+ * answers a deserializer that throws with INTERNAL ("Error deserializing
+ * request"), blaming the server for the client's bytes.
  */
 function broadcastDefinition(): grpc.ServiceDefinition {
+  const methods = Object.fromEntries(
+    Object.entries(broadcastMethods).map(([name, method]) => [name, {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return readRequest(method, bytes);
+        } catch (err) {
+          return new UnreadableRequest(err);
+        }
+      },
+    }]),
+  );
   const stream = broadcastMethods.CreateStream!;
   return {
-    ...broadcastMethods,
+    ...methods,
     CreateStream: {
-      ...stream,
+      ...methods.CreateStream,
       responseSerialize: (value: object) =>
         value instanceof Uint8Array
           ? Buffer.from(value.buffer, value.byteOffset, value.byteLength)
           : stream.responseSerialize(value),
     },
   } as unknown as grpc.ServiceDefinition;
+}
+
+/** The decoded request, or the error that says why its bytes could not be decoded. */
+function request<T extends object>(decoded: T | UnreadableRequest): T {
+  if (decoded instanceof UnreadableRequest) throw decoded.error;
+  return decoded;
 }
 
 function grpcError(err: unknown): Partial<grpc.StatusObject> {
@@ -91,7 +117,7 @@ export function createGrpcServer(
       callback: grpc.sendUnaryData<object>,
     ) => {
       Promise.resolve()
-        .then(() => method(service, callerOf(call.metadata), call.request))
+        .then(() => method(service, callerOf(call.metadata), request(call.request)))
         .then(
           (response) => callback(null, response),
           (err) => {
@@ -118,7 +144,7 @@ export function createGrpcServer(
       call.on("error", close);
       Promise.resolve()
         .then(() =>
-          service.openStream(callerOf(call.metadata), parseConnect(call.request), {
+          service.openStream(callerOf(call.metadata), parseConnect(request(call.request)), {
             write: (frame) => {
               call.write(frame);
             },

@@ -44,18 +44,12 @@
  *   a pre-flight from any other origin gets 403.
  */
 
-import type { Buffer } from "node:buffer";
 import { ChatError, describeError, invalidArgument, toGrpcStatus } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Caller, ChatService, StreamHandle } from "./chat_service.ts";
-import { parseConnect, unaryMethod } from "./rpc.ts";
+import { parseConnect, readRequest, unaryMethod } from "./rpc.ts";
 import type { StreamSink } from "./hub.ts";
-import {
-  broadcastMethods,
-  type MethodDefinition,
-  SERVICE_NAME,
-  type WireConnect,
-} from "./proto.ts";
+import { broadcastMethods, SERVICE_NAME, type WireConnect } from "./proto.ts";
 
 export interface GrpcWebOptions {
   logger: Logger;
@@ -225,18 +219,6 @@ async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   return out;
 }
 
-function decode<T>(method: MethodDefinition, bytes: Uint8Array, type: string): T {
-  try {
-    // A plain Uint8Array, not a Buffer: protobufjs then decodes strictly (its Buffer
-    // reader silently cuts a string that runs past the end of the message).
-    return method.requestDeserialize(bytes as Buffer) as T;
-  } catch (err) {
-    throw invalidArgument(
-      `Cannot read request: the message is not a valid ${type} (${describeError(err)})`,
-    );
-  }
-}
-
 function normalizeOrigin(origin: string): string {
   return origin.trim().replace(/\/+$/, "").toLowerCase();
 }
@@ -404,7 +386,7 @@ export function createGrpcWebHandler(
         return await openStream(
           request,
           caller,
-          decode<WireConnect>(method, message, "chat.Connect"),
+          readRequest(method, message) as WireConnect,
           contentType,
           format,
           cors,
@@ -417,9 +399,7 @@ export function createGrpcWebHandler(
           `Cannot call ${SERVICE_NAME}/${name}: not available over gRPC-Web`,
         );
       }
-      const requestType = (method.requestType.type as { name?: string }).name ?? `${name} request`;
-      const decoded = decode<object>(method, message, `chat.${requestType}`);
-      const response = await handler(service, caller, decoded);
+      const response = await handler(service, caller, readRequest(method, message));
       return unary(contentType, format, method.responseSerialize(response), cors);
     } catch (err) {
       if (err instanceof ChatError || err instanceof CallError) {

@@ -4,7 +4,8 @@
  * The native gRPC server and the gRPC-Web bridge both dispatch through here.
  */
 
-import { invalidArgument } from "../core/errors.ts";
+import type { Buffer } from "node:buffer";
+import { describeError, invalidArgument } from "../core/errors.ts";
 import type {
   Caller,
   ChatService,
@@ -15,11 +16,29 @@ import type {
 import {
   isoToTimestamp,
   messageToWire,
+  type MethodDefinition,
   timestampToIso,
   type WireConnect,
   type WireMessage,
   type WireRoom,
 } from "./proto.ts";
+
+/**
+ * Decodes a request's bytes for `method`, or throws INVALID_ARGUMENT naming the message type.
+ * Decodes from a plain Uint8Array even when given a Buffer: protobufjs then decodes strictly (its
+ * Buffer reader silently cuts a string that runs past the end of the message).
+ */
+export function readRequest(method: MethodDefinition, bytes: Uint8Array): object {
+  const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  try {
+    return method.requestDeserialize(plain as Buffer);
+  } catch (err) {
+    const type = (method.requestType.type as { name?: string }).name ?? "request";
+    throw invalidArgument(
+      `Cannot read request: the message is not a valid chat.${type} (${describeError(err)})`,
+    );
+  }
+}
 
 /** Converts a wire `Connect` into the service's request, or says what is wrong with it. */
 export function parseConnect(request: WireConnect): OpenStreamRequest {
