@@ -237,15 +237,22 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     async openStream(caller, request, sink) {
       const action = "Cannot open stream";
       const me = await identify(caller, request.userId, action);
-      const open = hub.countOf(me.userId);
-      if (open >= config.maxStreamsPerUser) {
-        throw new ChatError(
-          "resource_exhausted",
-          `${action}: ${me.userId} has ${open} streams open on this server, the limit is ${config.maxStreamsPerUser}`,
-        );
-      }
+      const checkStreamCount = () => {
+        const open = hub.countOf(me.userId);
+        if (open >= config.maxStreamsPerUser) {
+          throw new ChatError(
+            "resource_exhausted",
+            `${action}: ${me.userId} has ${open} streams open on this server, the limit is ${config.maxStreamsPerUser}`,
+          );
+        }
+      };
+      // Early, to refuse before reading the store; and again below.
+      checkStreamCount();
       const displayName = request.displayName.trim() || me.displayName || me.userId;
       const rooms = new Set([DEFAULT_ROOM, ...(await store.roomsOf(me.userId)).map((r) => r.id)]);
+      // Streams opened at the same time all passed the first check while this one read the
+      // store: count again with nothing awaited until `hub.add`, or the limit does not hold.
+      checkStreamCount();
       const streamId = crypto.randomUUID();
       let closed = false;
       const announce = (connected: boolean) =>
