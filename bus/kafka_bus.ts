@@ -32,7 +32,10 @@ import {
   type LogEntry,
   logLevel,
   Partitioners,
+  type PartitionMetadata,
   type Producer,
+  type RecordMetadata,
+  type TopicMessages,
 } from "kafkajs";
 // Internal module, for the idle-loop fix below (kafkajs has no "exports" map; 2.2.4 is pinned).
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
@@ -136,6 +139,88 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   });
   promise.catch(() => {});
   return Promise.race([promise, timer]).finally(() => clearTimeout(id));
+}
+
+/** A record waiting in the outbox, and its caller. */
+interface Outgoing {
+  topic: string;
+  key: string;
+  value: string;
+  partition: number;
+  resolve(published: Published): void;
+  reject(error: unknown): void;
+}
+
+/** The most one produce request carries: under the brokers' 1 MiB limit on a record batch. */
+const MAX_BATCH_BYTES = 512 * 1024;
+const MAX_BATCH_RECORDS = 2000;
+
+/** Takes the oldest records of `outbox`, as many as one produce request should carry (at least one). */
+function takeBatch(outbox: Outgoing[]): Outgoing[] {
+  let bytes = 0;
+  let count = 0;
+  while (count < outbox.length && count < MAX_BATCH_RECORDS) {
+    bytes += outbox[count]!.value.length + outbox[count]!.key.length;
+    if (count > 0 && bytes > MAX_BATCH_BYTES) break;
+    count++;
+  }
+  return outbox.splice(0, count);
+}
+
+const defaultPartitioner = Partitioners.DefaultPartitioner();
+const partitionLists = new Map<number, PartitionMetadata[]>();
+
+/**
+ * The partition kafkajs's default partitioner picks for `key` (murmur2, as the Java client):
+ * chosen here, so that each record's offset can be told from the batch's answer.
+ */
+function partitionOf(key: string, partitions: number): number {
+  let partitionMetadata = partitionLists.get(partitions);
+  if (!partitionMetadata) {
+    partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
+      partitionId,
+      leader: 0,
+      replicas: [],
+      isr: [],
+      partitionErrorCode: 0,
+    }));
+    partitionLists.set(partitions, partitionMetadata);
+  }
+  return defaultPartitioner({ topic: "", partitionMetadata, message: { key, value: null } });
+}
+
+function topicMessagesOf(batch: Outgoing[]): TopicMessages[] {
+  const byTopic = new Map<string, TopicMessages>();
+  for (const r of batch) {
+    let entry = byTopic.get(r.topic);
+    if (!entry) byTopic.set(r.topic, entry = { topic: r.topic, messages: [] });
+    entry.messages.push({ key: r.key, value: r.value, partition: r.partition });
+  }
+  return [...byTopic.values()];
+}
+
+/** Resolves each record with its offset: a partition's records got consecutive ones, in order. */
+function settleBatch(batch: Outgoing[], sent: RecordMetadata[]): void {
+  const next = new Map<string, number>();
+  for (const meta of sent) {
+    const base = meta.baseOffset ?? meta.offset;
+    if (base !== undefined) next.set(`${meta.topicName}/${meta.partition}`, Number(base));
+  }
+  for (const r of batch) {
+    const at = `${r.topic}/${r.partition}`;
+    const offset = next.get(at);
+    if (offset === undefined) {
+      r.reject(
+        new ChatError(
+          "unavailable",
+          `Cannot publish to ${r.topic}: Kafka returned no offset for partition ${r.partition}`,
+        ),
+      );
+      continue;
+    }
+    next.set(at, offset + 1);
+    r.resolve({ topic: r.topic, partition: r.partition, offset: String(offset) });
+  }
 }
 
 /** Waits for `promise` at most `ms`, ignoring its outcome. */
@@ -446,6 +531,9 @@ export class KafkaBus implements Bus {
   #probing: Promise<void> | undefined;
   #healthTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #context: BusContext;
+  /** Records `publish()` accepted that are not sent yet, in order. */
+  readonly #outbox: Outgoing[] = [];
+  #flushing = false;
 
   constructor(options: KafkaBusOptions) {
     this.#logger = options.logger;
@@ -771,35 +859,64 @@ export class KafkaBus implements Bus {
     }, this.#healthCheckIntervalMs);
   }
 
-  async publish(topic: string, key: string, value: string): Promise<Published> {
-    if (!this.#topicNames.has(topic)) {
-      throw new ChatError("invalid_argument", `Cannot publish to ${topic}: the topic is not known`);
-    }
-    const producer = this.#producer;
-    if (!this.ready() || !producer) {
-      const reason = this.#closed ? "the bus is closed" : this.#lastError || "not connected";
-      throw new ChatError(
-        "unavailable",
-        `Cannot publish to ${topic}: Kafka is unavailable (${reason})`,
+  publish(topic: string, key: string, value: string): Promise<Published> {
+    const spec = this.#specs.find((t) => t.name === topic);
+    if (!spec) {
+      return Promise.reject(
+        new ChatError("invalid_argument", `Cannot publish to ${topic}: the topic is not known`),
       );
     }
+    if (!this.ready() || !this.#producer) return Promise.reject(this.#unavailable(topic));
+    return new Promise((resolve, reject) => {
+      const partition = partitionOf(key, spec.partitions);
+      this.#outbox.push({ topic, key, value, partition, resolve, reject });
+      if (!this.#flushing) void this.#flush();
+    });
+  }
+
+  #unavailable(topic: string, cause?: unknown): ChatError {
+    const reason = cause !== undefined
+      ? describeError(cause)
+      : this.#closed
+      ? "the bus is closed"
+      : this.#lastError || "not connected";
+    return new ChatError(
+      "unavailable",
+      `Cannot publish to ${topic}: Kafka is unavailable (${reason})`,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  /**
+   * Sends what `publish()` queued, one produce request at a time: everything that queued while
+   * a request was out goes in the next one. kafkajs's idempotent producer sends one request per
+   * broker at a time anyway, so one request per message would queue them behind each other (and,
+   * while a leader moves, make each wait out the whole failover in turn).
+   */
+  async #flush(): Promise<void> {
+    this.#flushing = true;
     try {
-      const [meta] = await withTimeout(
-        producer.send({ topic, acks: -1, messages: [{ key, value }] }),
-        this.#publishTimeoutMs,
-        "the send",
-      );
-      if (!meta) throw new Error("Kafka returned no record metadata");
-      const offset = meta.baseOffset ?? meta.offset;
-      if (offset === undefined) throw new Error("Kafka returned no offset");
-      return { topic, partition: meta.partition, offset };
-    } catch (err) {
-      this.#suspect(`publish failed: ${describeError(err)}`);
-      throw new ChatError(
-        "unavailable",
-        `Cannot publish to ${topic}: Kafka is unavailable (${describeError(err)})`,
-        { cause: err },
-      );
+      while (this.#outbox.length > 0) {
+        const batch = takeBatch(this.#outbox);
+        const producer = this.#producer;
+        if (!this.ready() || !producer) {
+          for (const r of batch) r.reject(this.#unavailable(r.topic));
+          continue;
+        }
+        try {
+          const sent = await withTimeout(
+            producer.sendBatch({ acks: -1, topicMessages: topicMessagesOf(batch) }),
+            this.#publishTimeoutMs,
+            "the send",
+          );
+          settleBatch(batch, sent);
+        } catch (err) {
+          this.#suspect(`publish failed: ${describeError(err)}`);
+          for (const r of batch) r.reject(this.#unavailable(r.topic, err));
+        }
+      }
+    } finally {
+      this.#flushing = false;
     }
   }
 
