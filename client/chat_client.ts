@@ -61,6 +61,8 @@ export interface SendOptions {
   messageId?: string;
   room?: string;
   timestamp?: string;
+  /** Give up (DEADLINE_EXCEEDED) when no answer came within this many ms. */
+  deadlineMs?: number;
 }
 
 export interface StreamOptions {
@@ -86,6 +88,7 @@ export interface SignedIn {
 type UnaryCall = (
   request: object,
   metadata: grpc.Metadata,
+  options: grpc.CallOptions,
   callback: (err: grpc.ServiceError | null, response: never) => void,
 ) => void;
 
@@ -108,10 +111,15 @@ export class ChatClient {
     return metadata;
   }
 
-  #unary<T>(method: string, request: object): Promise<T> {
+  #unary<T>(method: string, request: object, options: grpc.CallOptions = {}): Promise<T> {
     const call = (this.#client as unknown as Record<string, UnaryCall>)[method]!.bind(this.#client);
     return new Promise((resolve, reject) => {
-      call(request, this.#metadata(), (err, response: T) => err ? reject(err) : resolve(response));
+      call(
+        request,
+        this.#metadata(),
+        options,
+        (err, response: T) => err ? reject(err) : resolve(response),
+      );
     });
   }
 
@@ -154,7 +162,7 @@ export class ChatClient {
       displayName: options.displayName ?? "",
       messageId: options.messageId ?? "",
       room: options.room ?? "",
-    });
+    }, options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs });
   }
 
   async listOnline(room = ""): Promise<WireUser[]> {

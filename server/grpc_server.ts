@@ -157,6 +157,8 @@ export function createGrpcServer(
             handle = opened;
             // The client left while the stream was being set up.
             if (gone) opened.close();
+            // Headers now tell the client the stream was accepted, before any message comes.
+            else call.sendMetadata(new grpc.Metadata());
           },
           (err) => {
             if (!(err instanceof ChatError)) {
