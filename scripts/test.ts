@@ -9,6 +9,7 @@
  *    DATABASE_URL.
  * 3. Runs `deno test -A tests/<file>` for each test file in its own process (or
  *    `deno test -A <args>` once when arguments are given), streaming the output.
+ *    `--dir=tests/faults` runs the files of that folder instead (`deno task test:faults`).
  * 4. Stops the cluster (and PostgreSQL) it started and deletes their data, also when tests fail
  *    or on Ctrl-C; when tests failed, the broker logs are kept in .tmp/kafka-logs. The cluster
  *    is shared through leases: a second `deno task test` in the same checkout uses the running
@@ -104,10 +105,11 @@ async function runTestFiles(
   args: string[],
   env: Record<string, string>,
 ): Promise<{ code: number; output: string }> {
+  const dir = args[0]?.startsWith("--dir=") ? args.shift()!.slice("--dir=".length) : "tests";
   if (args.length > 0) return await runTests(args, env);
-  const files = [...Deno.readDirSync(`${ROOT}/tests`)]
+  const files = [...Deno.readDirSync(`${ROOT}/${dir}`)]
     .filter((e) => e.isFile && e.name.endsWith("_test.ts"))
-    .map((e) => `tests/${e.name}`)
+    .map((e) => `${dir}/${e.name}`)
     .sort();
   const total = { passed: 0, failed: 0, ignored: 0 };
   let code = 0;

@@ -1,0 +1,107 @@
+// deno-lint-ignore-file no-console
+/**
+ * What the fault scenarios share: a recorder process driving load, the verdict printed as
+ * figures, the partition leader to kill, and the memory and file descriptors of a process.
+ */
+
+import { Kafka, logLevel, Partitioners } from "kafkajs";
+import { TOPICS } from "../../core/config.ts";
+import { kafkaBrokers, type Service, spawn } from "../processes.ts";
+import { account, describeVerdict, type Verdict } from "./delivery_ledger.ts";
+import type { RecorderPlan, RecorderResult } from "./recorder.ts";
+
+export interface Recorder {
+  service: Service;
+  /** Resolves once every stream is open. */
+  ready(): Promise<void>;
+  /** Resolves once at least `acked` sends were acknowledged. */
+  acked(acked: number, timeoutMs?: number): Promise<void>;
+  /** Waits for the end and draws the verdict; fails if the recorder died. */
+  verdict(name: string, timeoutMs: number): Promise<Verdict & { reopened: number }>;
+}
+
+/** Starts the recorder process with `plan` (defaults: 1 s drain, 20 s send deadline). */
+export function startRecorder(
+  plan: Omit<RecorderPlan, "drainMs" | "sendDeadlineMs" | "prefix"> & Partial<RecorderPlan>,
+): Recorder {
+  const full: RecorderPlan = {
+    prefix: `m${crypto.randomUUID().slice(0, 8)}`,
+    drainMs: 30_000,
+    sendDeadlineMs: 20_000,
+    ...plan,
+  };
+  const service = spawn("recorder", "tests/faults/recorder.ts", { args: [JSON.stringify(full)] });
+  const lastProgress = () => {
+    const line = service.output.findLast((l) => l.startsWith("progress "));
+    return line ? JSON.parse(line.slice("progress ".length)) as { acked: number } : undefined;
+  };
+  return {
+    service,
+    async ready() {
+      await service.waitForLine(/^ready$/, 60_000);
+    },
+    async acked(acked, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      while ((lastProgress()?.acked ?? 0) < acked) {
+        if (Date.now() > deadline) {
+          throw new Error(`fewer than ${acked} sends acknowledged after ${timeoutMs} ms`);
+        }
+        await service.waitForLine(/^(progress|result) /, timeoutMs).catch(() => {});
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async verdict(name, timeoutMs) {
+      const line = await service.waitForLine(/^result /, timeoutMs);
+      const status = await service.exit(10_000);
+      if (status.code !== 0) {
+        throw new Error(`the recorder exited with ${status.code}:\n${service.output.join("\n")}`);
+      }
+      const result = JSON.parse(line.slice("result ".length)) as RecorderResult;
+      const verdict = account(result.sends, new Map(Object.entries(result.streams)), {
+        from: result.loadFrom,
+        to: result.loadTo,
+      });
+      const reopened = Object.values(result.reopened).reduce((a, b) => a + b, 0);
+      console.log(`FIGURES ${describeVerdict(name, verdict)}; streams reopened ${reopened}`);
+      if (verdict.lostSample.length > 0) console.log(`  lost, e.g.: ${verdict.lostSample}`);
+      return { ...verdict, reopened };
+    },
+  };
+}
+
+/** The node id (1..3) leading the partition of `chatting` that messages keyed `key` go to. */
+export async function leaderFor(key: string, topic = TOPICS.chatting.name): Promise<number> {
+  const admin = new Kafka({
+    clientId: "fault-tests",
+    brokers: kafkaBrokers().split(","),
+    logLevel: logLevel.NOTHING,
+  }).admin();
+  await admin.connect();
+  try {
+    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+    const partitionMetadata = topics[0]!.partitions;
+    const partition = Partitioners.DefaultPartitioner()({
+      topic,
+      partitionMetadata,
+      message: { key, value: null },
+    });
+    return partitionMetadata.find((p) => p.partitionId === partition)!.leader;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Resident memory of a process, in KiB (from /proc). */
+export function rssKiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+}
+
+/** How many file descriptors a process holds open. */
+export function openFds(pid: number): number {
+  return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,99 @@
+// deno-lint-ignore-file no-console
+/**
+ * Faults 2 and 3: the processor is killed (SIGKILL) under load. Alone, it is started again;
+ * with a second processor in the group, the group rebalances and the survivor carries on. Either
+ * way no acknowledged message is lost or shown twice; the pause in delivery is reported.
+ */
+
+import assert from "node:assert/strict";
+import { type Deployment, kafkaDeployment, type Service, stopAll } from "../processes.ts";
+import type { Verdict } from "./delivery_ledger.ts";
+import { sleep, startRecorder } from "./harness.ts";
+
+function assertExactlyOnce(v: Verdict): void {
+  assert.equal(v.lost, 0, "no acknowledged message lost");
+  assert.equal(v.duplicated, 0, "no message delivered twice");
+  assert.equal(v.gaps, 0, "sequence numbers consecutive on every stream");
+  assert.equal(v.reordered, 0, "one order for every stream");
+  assert.deepEqual(Object.keys(v.refused), [], "no send refused: the gateways never lost Kafka");
+}
+
+function load(deployment: Deployment, a: string, b: string) {
+  void deployment;
+  return startRecorder({
+    streams: [
+      { name: "a1", user: "ann", servers: [a, b] },
+      { name: "b1", user: "bob", servers: [b, a] },
+    ],
+    senders: [
+      { user: "sam", server: a, perSecond: 50 },
+      { user: "sue", server: b, perSecond: 50 },
+    ],
+    seconds: 30,
+  });
+}
+
+/** The processor that handled the room's messages last: the one holding its partition. */
+function handling(processors: Service[]): Service {
+  const last = (p: Service) => p.output.findLastIndex((l) => l.includes("Received chat message"));
+  const owner = processors.find((p) => last(p) >= 0);
+  assert.ok(owner, "a processor handles the room");
+  return owner;
+}
+
+Deno.test("processor killed under load and started again: nothing lost, nothing twice", async () => {
+  const deployment = kafkaDeployment();
+  const a = deployment.gateway("gateway-a");
+  const b = deployment.gateway("gateway-b");
+  const first = deployment.processor("processor-1");
+  let second: Service | undefined;
+  try {
+    await Promise.all([
+      a.ready(),
+      b.ready(),
+      first.waitForLine(/Processor took partitions/, 60_000),
+    ]);
+    const recorder = load(deployment, a.grpc, b.grpc);
+    await recorder.ready();
+    await recorder.acked(300);
+    await first.crash();
+    console.log("killed the processor");
+    await sleep(2000);
+    second = deployment.processor("processor-2");
+    await second.waitForLine(/Processor took partitions/, 60_000);
+    const v = await recorder.verdict("processor crash", 120_000);
+    assert.ok(v.acknowledged >= 2000, `the load got through (${v.acknowledged} acknowledged)`);
+    assertExactlyOnce(v);
+  } finally {
+    await stopAll([a.service, b.service, first, second]);
+  }
+});
+
+Deno.test("two processors, one killed: the group rebalances and delivery goes on", async () => {
+  const deployment = kafkaDeployment();
+  const a = deployment.gateway("gateway-a");
+  const b = deployment.gateway("gateway-b");
+  const processors = [deployment.processor("processor-1"), deployment.processor("processor-2")];
+  try {
+    await Promise.all([a.ready(), b.ready()]);
+    await Promise.all(processors.map((p) => p.waitForLine(/Processor took partitions/, 60_000)));
+    const recorder = load(deployment, a.grpc, b.grpc);
+    await recorder.ready();
+    await recorder.acked(300);
+    const victim = handling(processors);
+    const survivor = processors.find((p) => p !== victim)!;
+    const before = survivor.output.length;
+    await victim.crash();
+    console.log(`killed ${victim.name}`);
+    const v = await recorder.verdict("one of two processors killed", 120_000);
+    assert.ok(
+      survivor.output.slice(before).some((l) => l.includes("Processor took partitions")),
+      "the survivor took the partitions over",
+    );
+    console.log(`FIGURES delivery paused for at most ${v.maxPauseMs} ms`);
+    assert.ok(v.acknowledged >= 2000, `the load got through (${v.acknowledged} acknowledged)`);
+    assertExactlyOnce(v);
+  } finally {
+    await stopAll([a.service, b.service, ...processors]);
+  }
+});
