@@ -1,42 +1,55 @@
 // deno-lint-ignore-file no-console
 /**
- * Runs benchmark clients in a separate process, so that the gateway's process spends its CPU on
- * the gateway alone (and its memory is the gateway's alone): `clients.ts` is the child's entry,
- * `ClientProcess` the parent's handle on it.
+ * The load runs in client processes separate from the gateways, so a gateway's CPU and memory
+ * are its own: `clients.ts` is a child's entry, `ClientProcess` the parent's handle on it. A
+ * child holds subscriber streams or a publisher (bench/load.ts), or both.
  *
  * Protocol: one JSON object per line. The parent writes commands to the child's stdin; the child
- * answers on stdout with `{"ev": ...}` lines (and reports every stream that ends, as it happens).
+ * answers on stdout with `{"ev": ...}` lines, and sends a `tick` with its counters every second.
  *
- * | command                                   | answer                                   |
- * |-------------------------------------------|------------------------------------------|
- * | `subscribe` (SubscribeOptions)            | `subscribed`                             |
- * | `waitWarm` {count, tag, timeoutMs}        | `warm` {ok}                              |
- * | `wait` {count, timeoutMs}                 | `delivered` {ok, stats: DeliveryStats}   |
- * | `resume` {timeoutMs}                      | `resumed` {ends}                         |
- * | `reset`                                   | `reset`                                  |
- * | `send` (SendOptions)                      | `sent` {stats: SendStats}                |
- * | `exit`                                    | (the child exits)                        |
+ * | command                            | answer                                 |
+ * |------------------------------------|----------------------------------------|
+ * | `subscribe` (SubscribeOptions)     | `subscribed` (every stream requested)  |
+ * | `phase` {run, messages}            | `phased`                               |
+ * | `complete` {timeoutMs}             | `stats` {stats: DeliveryStats}         |
+ * | `resume` {timeoutMs}               | `resumed` {ends}                       |
+ * | `publish` (PublishOptions)         | `published` {stats: PublishStats}      |
+ * | `exit`                             | (the child exits)                      |
  */
 
+import { ChatClient } from "../client/chat_client.ts";
 import {
   type DeliveryStats,
-  send,
-  type SendOptions,
-  type SendStats,
+  publish,
+  publishing,
+  type PublishOptions,
+  type PublishStats,
   type StreamEnd,
   type SubscribeOptions,
   Subscribers,
 } from "./load.ts";
-import { until } from "./stats.ts";
 
 type Command =
   | ({ cmd: "subscribe" } & SubscribeOptions)
-  | { cmd: "waitWarm"; count: number; tag?: number; timeoutMs: number }
-  | { cmd: "wait"; count: number; timeoutMs: number }
+  | { cmd: "phase"; run: string; messages: number }
+  | { cmd: "complete"; timeoutMs: number }
   | { cmd: "resume"; timeoutMs: number }
-  | { cmd: "reset" }
-  | ({ cmd: "send" } & SendOptions)
+  | ({ cmd: "publish" } & PublishOptions)
   | { cmd: "exit" };
+
+/** A child's counters, sent every second. */
+export interface Tick {
+  /** Streams the gateways accepted. */
+  opened: number;
+  /** Reading streams still open. */
+  reading: number;
+  /** Reading streams that got a warm-up message of the current run. */
+  warmed: number;
+  /** Measured deliveries in the current run. */
+  delivered: number;
+  sent: number;
+  acked: number;
+}
 
 // deno-lint-ignore no-explicit-any
 type Event = { ev: string; [key: string]: any };
@@ -44,12 +57,41 @@ type Event = { ev: string; [key: string]: any };
 async function child(): Promise<void> {
   const out = (event: Event) => console.log(JSON.stringify(event));
   let subscribers: Subscribers | undefined;
-  let reported = 0;
-  // Stream ends are reported as they happen, so the parent sees cuts during a run.
-  const watch = setInterval(() => {
-    const ends = subscribers?.ends ?? [];
-    while (reported < ends.length) out({ ev: "ended", end: ends[reported++] });
-  }, 50);
+  let chat: ChatClient | undefined;
+  const tick = (): Tick => ({
+    opened: subscribers?.opened ?? 0,
+    reading: subscribers?.reading() ?? 0,
+    warmed: subscribers?.warmed() ?? 0,
+    delivered: subscribers?.delivered ?? 0,
+    sent: publishing.sent,
+    acked: publishing.acked,
+  });
+  const ticker = setInterval(() => out({ ev: "tick", tick: tick() }), 1000);
+  const run = async (command: Command) => {
+    switch (command.cmd) {
+      case "subscribe":
+        subscribers = new Subscribers(command);
+        await subscribers.open();
+        out({ ev: "subscribed" });
+        break;
+      case "phase":
+        subscribers?.phase(command.run, command.messages);
+        out({ ev: "phased", tick: tick() });
+        break;
+      case "complete":
+        await subscribers!.complete(command.timeoutMs);
+        out({ ev: "stats", stats: subscribers!.stats() });
+        break;
+      case "resume":
+        out({ ev: "resumed", ends: await subscribers!.resume(command.timeoutMs) });
+        break;
+      case "publish":
+        // One channel for every publish of this process; never closed (see Subscribers).
+        chat ??= new ChatClient(command.address);
+        out({ ev: "published", stats: await publish(command, chat) });
+        break;
+    }
+  };
   const decoder = new TextDecoder();
   let rest = "";
   try {
@@ -60,46 +102,16 @@ async function child(): Promise<void> {
       for (const line of lines) {
         if (!line.trim()) continue;
         const command = JSON.parse(line) as Command;
-        switch (command.cmd) {
-          case "subscribe":
-            subscribers = new Subscribers(command);
-            out({ ev: "subscribed" });
-            break;
-          case "waitWarm": {
-            const s = subscribers!;
-            const ok = await until(
-              () => s.warmedUp(command.count, command.tag),
-              command.timeoutMs,
-              10,
-            );
-            out({ ev: "warm", ok });
-            break;
-          }
-          case "wait": {
-            const ok = await subscribers!.waitFor(command.count, command.timeoutMs);
-            out({ ev: "delivered", ok, stats: subscribers!.stats() });
-            break;
-          }
-          case "resume":
-            out({ ev: "resumed", ends: await subscribers!.resume(command.timeoutMs) });
-            break;
-          case "reset":
-            subscribers!.reset();
-            reported = subscribers!.ends.length;
-            out({ ev: "reset" });
-            break;
-          case "send":
-            out({ ev: "sent", stats: await send(command) });
-            break;
-          case "exit":
-            return;
-        }
+        if (command.cmd === "exit") return;
+        // Not awaited: a `phase` or a counter query must not wait behind a running publish.
+        run(command).catch((err) => {
+          console.error(err);
+          out({ ev: "error", message: String(err?.stack ?? err) });
+        });
       }
     }
   } finally {
-    clearInterval(watch);
-    // No stream cancels and no channel closes: the process exit drops the connections (see
-    // the note at the end of Subscribers in load.ts for why a graceful close is avoided).
+    clearInterval(ticker);
   }
 }
 
@@ -109,8 +121,9 @@ export class ClientProcess {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #events: Event[] = [];
   readonly #stderr: string[] = [];
-  readonly ends: StreamEnd[] = [];
   #exited = false;
+  /** The latest counters the child sent. */
+  tick: Tick = { opened: 0, reading: 0, warmed: 0, delivered: 0, sent: 0, acked: 0 };
 
   constructor(readonly name: string) {
     this.#child = new Deno.Command(Deno.execPath(), {
@@ -122,11 +135,15 @@ export class ClientProcess {
     this.#writer = this.#child.stdin.getWriter();
     this.#read(this.#child.stdout, (line) => {
       const event = JSON.parse(line) as Event;
-      if (event.ev === "ended") this.ends.push(event.end as StreamEnd);
+      if (event.ev === "tick") this.tick = event.tick;
       else this.#events.push(event);
     });
     this.#read(this.#child.stderr, (line) => this.#stderr.push(line));
     this.#child.status.then(() => this.#exited = true);
+  }
+
+  get pid(): number {
+    return this.#child.pid;
   }
 
   async #read(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
@@ -144,6 +161,10 @@ export class ClientProcess {
     await this.#writer.write(new TextEncoder().encode(JSON.stringify(command) + "\n"));
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
+      const failed = this.#events.findIndex((e) => e.ev === "error");
+      if (failed >= 0) {
+        throw new Error(`${this.name}: ${this.#events.splice(failed, 1)[0]!.message}`);
+      }
       const i = this.#events.findIndex((e) => e.ev === answer);
       if (i >= 0) return this.#events.splice(i, 1)[0]!;
       if (this.#exited) break;
@@ -156,35 +177,28 @@ export class ClientProcess {
     );
   }
 
-  async subscribe(options: SubscribeOptions, timeoutMs = 60_000): Promise<void> {
-    await this.#call({ cmd: "subscribe", ...options }, "subscribed", timeoutMs);
+  async subscribe(options: SubscribeOptions): Promise<void> {
+    await this.#call({ cmd: "subscribe", ...options }, "subscribed", 300_000);
   }
 
-  async waitWarm(count: number, timeoutMs: number, tag = 0): Promise<boolean> {
-    const answer = await this.#call(
-      { cmd: "waitWarm", count, tag, timeoutMs },
-      "warm",
-      timeoutMs + 10_000,
-    );
-    return answer.ok;
+  async phase(run: string, messages: number): Promise<void> {
+    this.tick = (await this.#call({ cmd: "phase", run, messages }, "phased", 30_000)).tick;
   }
 
-  async wait(count: number, timeoutMs: number): Promise<{ ok: boolean; stats: DeliveryStats }> {
-    const e = await this.#call({ cmd: "wait", count, timeoutMs }, "delivered", timeoutMs + 30_000);
-    return { ok: e.ok, stats: e.stats };
+  async complete(timeoutMs: number): Promise<DeliveryStats> {
+    return (await this.#call({ cmd: "complete", timeoutMs }, "stats", timeoutMs + 60_000)).stats;
   }
 
   async resume(timeoutMs: number): Promise<StreamEnd[]> {
     return (await this.#call({ cmd: "resume", timeoutMs }, "resumed", timeoutMs + 10_000)).ends;
   }
 
-  async reset(): Promise<void> {
-    await this.#call({ cmd: "reset" }, "reset", 10_000);
-    this.ends.length = 0;
-  }
-
-  async send(options: SendOptions): Promise<SendStats> {
-    return (await this.#call({ cmd: "send", ...options }, "sent", options.timeoutMs + 30_000))
+  async publish(options: PublishOptions): Promise<PublishStats> {
+    return (await this.#call(
+      { cmd: "publish", ...options },
+      "published",
+      options.timeoutMs + 30_000,
+    ))
       .stats;
   }
 
@@ -209,6 +223,6 @@ export class ClientProcess {
 
 if (import.meta.main) {
   await child();
-  // Open gRPC channels may keep the event loop alive for a moment; the parent waits for exit.
+  // Open gRPC channels would keep the event loop alive; the process exit drops them.
   Deno.exit(0);
 }

@@ -1,37 +1,56 @@
 /**
- * The load the benchmarks put on a gateway: many subscriber streams and one sender.
+ * The load the benchmark puts on gateways, run inside client processes (bench/clients.ts):
+ * subscriber streams and an open-loop publisher.
+ *
+ * Content of a measured message: `b:<run>:<index>:<scheduled send time, ms>:` padded with `x` to
+ * the message size; warm-up messages are `w:<run>:<n>`. `<run>` (8 hex digits) is new for every
+ * phase, so a straggler of an earlier phase (or of an earlier, interrupted benchmark on the same
+ * Kafka topics) is never counted. Times are `performance.timeOrigin + performance.now()`: wall
+ * clock, sub-millisecond, comparable between processes on one machine.
+ *
+ * Open loop: message i is due at t0 + i / rate and carries that due time; it is sent then, whether
+ * or not earlier sends were answered, and latency is receive time − due time. A publisher or
+ * server that stalls therefore shows the stall in every message that was due meanwhile (no
+ * coordinated omission). Only the fan-out ceiling uses a closed loop (`window` sends in flight).
  *
  * Subscribers are real `CreateStream` calls over gRPC (grpc-js), each on its own channel and TCP
- * connection unless `channels` is smaller than `streams` (then stream i uses channel i % channels).
- * To keep the measuring side cheap they do not decode whole messages with protobuf.js: the
- * response deserializer passes the bytes through and only the `content` field (field 2) is read.
- * So the numbers measure the server, not the cost of decoding 1,000,000 messages in the client.
- *
- * Content is `b:<n>:<send time in ms>` for measured messages and `w:<tag>:<n>` for warm-up ones.
- * Latency = receive time − send time, both taken with `performance.timeOrigin + performance.now()`
- * (wall clock, sub-millisecond; comparable across processes on one machine).
- *
- * `BENCH_TRACE=<file>`: the subscriber process also writes every sample there as
- * `stream,send time,latency` lines, to look at latency over time.
+ * connection. To keep the measuring side cheap they do not decode messages with protobuf.js:
+ * the deserializer passes the bytes through and only the `content` field (2) is read.
  */
 
 import * as grpc from "@grpc/grpc-js";
 import { ChatClient } from "../client/chat_client.ts";
 import { broadcastMethods, SERVICE_NAME, type WireConnect } from "../server/proto.ts";
-import { type LatencySummary, nowMs, sleep, summarise, until } from "./stats.ts";
+import {
+  encodeHistogram,
+  type Histogram,
+  histogram,
+  nowMs,
+  recordMs,
+  sleep,
+  Tally,
+  until,
+} from "./stats.ts";
 
-const TRACE: string[] | undefined = Deno.env.get("BENCH_TRACE") ? [] : undefined;
+/** Length of a run tag: 8 hex digits. */
+export const RUN_LENGTH = 8;
 
-/** `CreateStream` only, with a pass-through deserializer: the client sees raw `chat.Message` bytes. */
-const LeanClient = grpc.makeGenericClientConstructor(
-  {
-    CreateStream: {
-      ...broadcastMethods.CreateStream!,
-      responseDeserialize: (bytes: Buffer) => bytes,
-    },
-  } as unknown as grpc.ServiceDefinition,
-  SERVICE_NAME,
-);
+export function newRun(): string {
+  return [...crypto.getRandomValues(new Uint8Array(RUN_LENGTH / 2))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The content of measured message `index` of `run`, due at `due`, padded to `bytes`. */
+export function measuredContent(run: string, index: number, due: number, bytes: number): string {
+  const text = `b:${run}:${index}:${due.toFixed(3)}:`;
+  return text.length >= bytes ? text : text + "x".repeat(bytes - text.length);
+}
+
+export function warmContent(run: string, n: number): string {
+  return `w:${run}:${n}`;
+}
+
+const COLON = 58;
 
 /** Where the `content` field (2) of an encoded `chat.Message` lies, or [-1, -1] when absent. */
 function contentSpan(buf: Uint8Array): [number, number] {
@@ -49,7 +68,6 @@ function contentSpan(buf: Uint8Array): [number, number] {
   };
   while (i < buf.length) {
     const tag = varint();
-    const field = tag >>> 3;
     switch (tag & 7) {
       case 0:
         varint();
@@ -62,7 +80,7 @@ function contentSpan(buf: Uint8Array): [number, number] {
         break;
       case 2: {
         const len = varint();
-        if (field === 2) return [i, i + len];
+        if (tag >>> 3 === 2) return [i, i + len];
         i += len;
         break;
       }
@@ -73,7 +91,7 @@ function contentSpan(buf: Uint8Array): [number, number] {
   return [-1, -1];
 }
 
-/** Parses the ASCII decimal number in buf[start, end), with an optional fraction. */
+/** Parses the ASCII decimal number (with an optional fraction) in buf[start, end). */
 function decimal(buf: Uint8Array, start: number, end: number): number {
   let value = 0;
   let scale = 0;
@@ -88,171 +106,207 @@ function decimal(buf: Uint8Array, start: number, end: number): number {
   return scale ? value / scale : value;
 }
 
-/** Warm-up tags: `w:<tag>:<n>` with tag 0..WARM_TAGS-1 (one per room in the Kafka run). */
-export const WARM_TAGS = 8;
+export type Frame =
+  | { kind: "b"; index: number; due: number }
+  | { kind: "w" }
+  | undefined;
 
-/** Classifies a frame: 'b' measured (with its send time), 'w' warm-up (with its tag), or undefined. */
-function readFrame(
-  buf: Uint8Array,
-): { kind: "b"; sent: number } | { kind: "w"; tag: number } | undefined {
+/**
+ * Reads an encoded `chat.Message`: a measured or warm-up message of `run` (given as ASCII bytes),
+ * or undefined for anything else (other runs, presence, other people's messages).
+ */
+export function readFrame(buf: Uint8Array, run: Uint8Array): Frame {
   const [s, e] = contentSpan(buf);
-  if (s < 0 || e - s < 2 || buf[s + 1] !== 58) return undefined;
-  if (buf[s] === 119) {
-    const tag = e - s > 2 ? buf[s + 2]! - 48 : 0;
-    return { kind: "w", tag: tag >= 0 && tag < WARM_TAGS ? tag : 0 };
-  }
+  const at = s + 2;
+  if (s < 0 || e - s < 3 + RUN_LENGTH || buf[s + 1] !== COLON) return undefined;
+  for (let k = 0; k < RUN_LENGTH; k++) if (buf[at + k] !== run[k]) return undefined;
+  if (buf[at + RUN_LENGTH] !== COLON) return undefined;
+  if (buf[s] === 119) return { kind: "w" };
   if (buf[s] !== 98) return undefined;
-  const second = buf.indexOf(58, s + 2);
-  if (second < 0 || second >= e) return undefined;
-  return { kind: "b", sent: decimal(buf, second + 1, e) };
+  const i0 = at + RUN_LENGTH + 1;
+  const i1 = buf.indexOf(COLON, i0);
+  if (i1 < 0 || i1 >= e) return undefined;
+  let d1 = buf.indexOf(COLON, i1 + 1);
+  if (d1 < 0 || d1 > e) d1 = e;
+  return { kind: "b", index: decimal(buf, i0, i1), due: decimal(buf, i1 + 1, d1) };
 }
 
+/** `CreateStream` only, with a pass-through deserializer: the client sees raw `chat.Message` bytes. */
+const LeanClient = grpc.makeGenericClientConstructor(
+  {
+    CreateStream: {
+      ...broadcastMethods.CreateStream!,
+      responseDeserialize: (bytes: Buffer) => bytes,
+    },
+  } as unknown as grpc.ServiceDefinition,
+  SERVICE_NAME,
+);
+
 export interface SubscribeOptions {
-  /** Gateways' `host:port`; stream i connects to addresses[i % length]. */
+  /** Gateways' `host:port`; stream i connects to addresses[(first + i) % length]. */
   addresses: string[];
   streams: number;
-  /** How many channels (TCP connections) carry the streams; default one per stream. */
-  channels?: number;
-  /** Stream i is user `${userPrefix}${i}`. */
+  /** Global number of this process's first stream: stream i is user `${userPrefix}${first + i}`. */
+  first: number;
   userPrefix: string;
-  /** Streams (by index) that never read until `resume()`: slow consumers. */
+  /** Streams (local indices) that never read until `resume()`: slow readers. */
   paused?: number[];
-  /** Measured messages expected per stream, to size the latency buffer. */
-  expected: number;
 }
 
 export interface StreamEnd {
   index: number;
   code: number;
   details: string;
-  /** When the client saw it (ms, `nowMs()`). */
-  at: number;
-  /** Whether the stream was still paused when the end reached the client. */
+  /** Whether the stream was still paused when its end reached the client. */
   whilePaused: boolean;
 }
 
 export interface DeliveryStats {
-  /** Measured messages received by the reading (not paused) streams. */
+  /** Deliveries of measured messages to reading streams, duplicates included. */
   delivered: number;
-  /** Measured messages received by paused streams (after resume, or before the pause took hold). */
-  deliveredToPaused: number;
+  /** Expected deliveries to reading streams that did not arrive. */
+  lost: number;
+  duplicated: number;
+  /** Deliveries of indices that were never sent. */
+  unexpected: number;
   firstAt: number;
   lastAt: number;
-  latency: LatencySummary;
-  /** Streams that were cut or ended before the run finished. */
+  /** End-to-end latency (due time → receipt), reading streams, first deliveries only. */
+  latency: string;
   ends: StreamEnd[];
-  /** This process's CPU time (user + system) in ms since the subscribers were opened. */
-  cpuMs: number;
 }
 
 export class Subscribers {
   readonly #clients: grpc.Client[] = [];
   readonly #calls: grpc.ClientReadableStream<Buffer>[] = [];
   readonly #paused: Set<number>;
-  readonly #perStream: Int32Array;
   readonly #warm: Int32Array;
-  #latencies: Float64Array;
-  #samples = 0;
-  #deliveredToPaused = 0;
+  #run = new Uint8Array(RUN_LENGTH);
+  #tally = new Tally(0, 0);
+  #latency: Histogram = histogram();
+  #delivered = 0;
   #firstAt = NaN;
   #lastAt = NaN;
-  #cpuStart = cpuMs();
+  /** Streams whose response headers arrived: the gateway accepted them. */
+  opened = 0;
   readonly ends: StreamEnd[] = [];
   readonly streams: number;
-  readonly #userPrefix: string;
 
-  constructor(options: SubscribeOptions) {
-    const { addresses, streams } = options;
-    this.streams = streams;
-    this.#userPrefix = options.userPrefix;
+  constructor(readonly options: SubscribeOptions) {
+    this.streams = options.streams;
     this.#paused = new Set(options.paused ?? []);
-    this.#perStream = new Int32Array(streams);
-    this.#warm = new Int32Array(streams * WARM_TAGS);
-    this.#latencies = new Float64Array(Math.max(1, options.expected * streams));
-    const channels = Math.max(1, Math.min(options.channels ?? streams, streams));
-    for (let c = 0; c < channels; c++) {
-      this.#clients.push(
-        new LeanClient(addresses[c % addresses.length]!, grpc.credentials.createInsecure(), {
-          // Without this, grpc-js shares one TCP connection among all channels to one address.
-          "grpc.use_local_subchannel_pool": 1,
-        }),
-      );
-    }
-    for (let i = 0; i < streams; i++) this.#open(i, channels);
+    this.#warm = new Int32Array(options.streams);
   }
 
-  #open(index: number, channels: number): void {
-    const client = this.#clients[index % channels]! as unknown as {
-      CreateStream(request: WireConnect, metadata: grpc.Metadata): grpc.ClientReadableStream<
-        Buffer
-      >;
-    };
-    const userId = `${this.#userPrefix}${index}`;
-    const call = client.CreateStream({
+  /** Opens the streams, `batch` at a time with a pause between, so the gateway can keep up. */
+  async open(batch = 100): Promise<void> {
+    for (let i = 0; i < this.streams; i++) {
+      this.#open(i);
+      if (i % batch === batch - 1) await sleep(20);
+    }
+  }
+
+  #open(index: number): void {
+    const { addresses, first, userPrefix } = this.options;
+    const client = new LeanClient(
+      addresses[(first + index) % addresses.length]!,
+      grpc.credentials.createInsecure(),
+      // Without this, grpc-js shares one TCP connection among all channels to one address.
+      { "grpc.use_local_subchannel_pool": 1 },
+    );
+    this.#clients.push(client);
+    const userId = `${userPrefix}${first + index}`;
+    const call = (client as unknown as {
+      CreateStream(r: WireConnect, m: grpc.Metadata): grpc.ClientReadableStream<Buffer>;
+    }).CreateStream({
       user: { id: userId, displayName: userId },
       active: true,
       presenceEvents: false,
       resume: [],
     }, new grpc.Metadata());
-    const paused = this.#paused.has(index);
     let ended = false;
     const end = (code: number, details: string) => {
       if (ended) return;
       ended = true;
-      this.ends.push({ index, code, details, at: nowMs(), whilePaused: this.#paused.has(index) });
+      this.ends.push({ index, code, details, whilePaused: this.#paused.has(index) });
     };
-    call.on("data", (buf: Buffer) => {
-      const frame = readFrame(buf);
-      if (!frame) return;
-      if (frame.kind === "w") {
-        this.#warm[index * WARM_TAGS + frame.tag]!++;
-        return;
-      }
-      const now = nowMs();
-      this.#perStream[index]!++;
-      if (paused) {
-        this.#deliveredToPaused++;
-        return;
-      }
-      if (this.#samples === 0) this.#firstAt = now;
-      this.#lastAt = now;
-      if (this.#samples < this.#latencies.length) {
-        this.#latencies[this.#samples] = now - frame.sent;
-        if (TRACE) TRACE.push(`${index},${frame.sent.toFixed(3)},${(now - frame.sent).toFixed(3)}`);
-      }
-      this.#samples++;
-    });
+    call.on("metadata", () => this.opened++);
+    call.on("data", (buf: Buffer) => this.#receive(index, buf));
     call.on("error", (err: grpc.ServiceError) => end(err.code, err.details));
     call.on("end", () => end(0, "OK"));
-    if (paused) call.pause();
+    if (this.#paused.has(index)) call.pause();
     this.#calls.push(call);
   }
 
-  /** Whether every reading stream got at least `count` warm-up messages tagged `tag`. */
-  warmedUp(count: number, tag = 0): boolean {
-    for (let i = 0; i < this.streams; i++) {
-      if (this.#paused.has(i) || this.#ended(i)) continue;
-      if (this.#warm[i * WARM_TAGS + tag]! < count) return false;
+  #receive(index: number, buf: Uint8Array): void {
+    const frame = readFrame(buf, this.#run);
+    if (!frame) return;
+    if (frame.kind === "w") {
+      this.#warm[index]!++;
+      return;
     }
-    return true;
+    const now = nowMs();
+    const first = this.#tally.record(index, frame.index);
+    if (this.#paused.has(index)) return;
+    this.#delivered++;
+    if (!first) return;
+    if (!(this.#firstAt <= now)) this.#firstAt = now;
+    this.#lastAt = now;
+    recordMs(this.#latency, now - frame.due);
   }
 
-  #ended(index: number): boolean {
-    return this.ends.some((e) => e.index === index);
+  /** Starts measuring `run`: `messages` measured messages expected per stream. */
+  phase(run: string, messages: number): void {
+    this.#run = new TextEncoder().encode(run);
+    this.#tally = new Tally(this.streams, messages);
+    this.#latency.destroy();
+    this.#latency = histogram();
+    this.#warm.fill(0);
+    this.#delivered = 0;
+    this.#firstAt = NaN;
+    this.#lastAt = NaN;
   }
 
-  /** Whether every reading stream got `count` measured messages (or ended). */
-  received(count: number): boolean {
-    for (let i = 0; i < this.streams; i++) {
-      if (this.#paused.has(i)) continue;
-      if (this.#perStream[i]! < count && !this.#ended(i)) return false;
-    }
-    return true;
+  #reading(index: number): boolean {
+    return !this.#paused.has(index);
   }
 
-  /** Waits (bounded) until every reading stream has `count` measured messages. */
-  async waitFor(count: number, timeoutMs: number): Promise<boolean> {
-    return await until(() => this.received(count), timeoutMs, 10);
+  #alive(index: number): boolean {
+    return !this.ends.some((e) => e.index === index);
+  }
+
+  /** How many reading streams got at least one warm-up message of the current run. */
+  warmed(): number {
+    let n = 0;
+    for (let i = 0; i < this.streams; i++) if (this.#reading(i) && this.#warm[i]! > 0) n++;
+    return n;
+  }
+
+  /** Reading streams still open. */
+  reading(): number {
+    let n = 0;
+    for (let i = 0; i < this.streams; i++) if (this.#reading(i) && this.#alive(i)) n++;
+    return n;
+  }
+
+  /** Measured deliveries so far (for the progress line). */
+  get delivered(): number {
+    return this.#delivered;
+  }
+
+  /** Waits (bounded) until every reading stream has every message of the run. */
+  async complete(timeoutMs: number): Promise<boolean> {
+    const want = this.#tally.messages;
+    return await until(
+      () => {
+        for (let i = 0; i < this.streams; i++) {
+          if (this.#reading(i) && this.#tally.received(i) < want) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+      50,
+    );
   }
 
   /** Lets the paused streams read again and waits (bounded) until each has ended. */
@@ -260,33 +314,21 @@ export class Subscribers {
     const paused = [...this.#paused];
     this.#paused.clear();
     for (const i of paused) this.#calls[i]?.resume();
-    await until(() => paused.every((i) => this.#ended(i)), timeoutMs, 20);
+    await until(() => paused.every((i) => !this.#alive(i)), timeoutMs, 20);
     return this.ends.filter((e) => paused.includes(e.index));
   }
 
   stats(): DeliveryStats {
-    if (TRACE) Deno.writeTextFileSync(Deno.env.get("BENCH_TRACE")!, TRACE.join("\n"));
-    const n = Math.min(this.#samples, this.#latencies.length);
-    const samples = this.#latencies.subarray(0, n);
     return {
-      delivered: this.#samples,
-      deliveredToPaused: this.#deliveredToPaused,
+      delivered: this.#delivered,
+      lost: this.#tally.lost((i) => this.#reading(i)),
+      duplicated: this.#tally.duplicated(),
+      unexpected: this.#tally.unexpected,
       firstAt: this.#firstAt,
       lastAt: this.#lastAt,
-      latency: summarise(samples),
+      latency: encodeHistogram(this.#latency),
       ends: [...this.ends],
-      cpuMs: cpuMs() - this.#cpuStart,
     };
-  }
-
-  /** Resets the measurement (not the streams), for a second round on the same streams. */
-  reset(): void {
-    this.#perStream.fill(0);
-    this.#samples = 0;
-    this.#deliveredToPaused = 0;
-    this.#firstAt = NaN;
-    this.#lastAt = NaN;
-    this.#cpuStart = cpuMs();
   }
 
   // No close(): a client process simply exits. A graceful channel close sends GOAWAY, and with
@@ -294,98 +336,105 @@ export class Subscribers {
   // assertion `stream->closed_next == NULL`, denoland/deno#36788).
 }
 
-/** This process's CPU time (user + system), in ms. */
-export function cpuMs(): number {
-  const { user, system } = (globalThis as unknown as {
-    process: { cpuUsage(): { user: number; system: number } };
-  }).process.cpuUsage();
-  return (user + system) / 1000;
-}
-
-export interface SendOptions {
+export interface PublishOptions {
   address: string;
   userId: string;
+  run: string;
   messages: number;
-  /** Sends in flight at once. */
-  window: number;
-  /** 'b' for measured messages, 'w' for warm-up. */
-  kind: "b" | "w";
-  /** Warm-up tag, 0..WARM_TAGS-1 (default 0). */
-  tag?: number;
-  room?: string;
-  token?: string;
-  /** Messages per second, paced; unset: as fast as acks allow. */
+  /** Content size in bytes. */
+  bytes: number;
+  /** Messages per second on a fixed schedule (open loop) ... */
   rate?: number;
+  /** ... or, without a rate, this many sends in flight, each sent when one is answered. */
+  window?: number;
+  /** Open loop: the most sends in flight; when reached, sending waits (and latency shows it). */
+  maxInFlight?: number;
+  /** Warm-up messages instead of measured ones. */
+  warm?: boolean;
   timeoutMs: number;
 }
 
-export interface SendStats {
+export interface PublishStats {
+  sent: number;
   acked: number;
   failed: number;
   /** gRPC status code → count, for failed sends. */
   errors: Record<string, number>;
-  firstAt: number;
+  /** Due time of message 0. */
+  startAt: number;
   lastAckAt: number;
+  /** How late the latest send left, behind its due time (ms): the publisher's own lag. */
+  maxBehindMs: number;
   timedOut: boolean;
-  cpuMs: number;
-  /** Send → OK answer, per acknowledged send (ms). */
-  ack: LatencySummary;
+  /** Publish RPC latency: send → OK answer. */
+  rpc: string;
 }
 
-/** Sends `messages` messages with at most `window` in flight; resolves after the last answer. */
-export async function send(options: SendOptions, client?: ChatClient): Promise<SendStats> {
-  // Never closed (see the note at the end of Subscribers); grpc-js shares one connection per
-  // address anyway.
-  const chat = client ?? new ChatClient(options.address);
-  if (options.token) chat.token = options.token;
-  const cpuStart = cpuMs();
-  const stats: SendStats = {
+/** Live counters of the publisher, for the progress line. */
+export const publishing = { sent: 0, acked: 0 };
+
+/** Sends `messages` messages, open loop at `rate` or closed loop with `window` in flight. */
+export async function publish(options: PublishOptions, chat: ChatClient): Promise<PublishStats> {
+  const rpc = histogram();
+  const stats: PublishStats = {
+    sent: 0,
     acked: 0,
     failed: 0,
     errors: {},
-    firstAt: nowMs(),
+    startAt: nowMs() + 20,
     lastAckAt: NaN,
+    maxBehindMs: 0,
     timedOut: false,
-    cpuMs: 0,
-    ack: summarise(new Float64Array(0)),
+    rpc: "",
   };
-  const acks = new Float64Array(options.messages);
-  let acked = 0;
-  const deadline = stats.firstAt + options.timeoutMs;
-  let next = 0;
-  const worker = async () => {
+  publishing.sent = publishing.acked = 0;
+  const deadline = stats.startAt + options.timeoutMs;
+  let inFlight = 0;
+  const fire = (index: number, due: number): Promise<void> => {
+    const content = options.warm
+      ? warmContent(options.run, index)
+      : measuredContent(options.run, index, due, options.bytes);
+    const sentAt = nowMs();
+    stats.maxBehindMs = Math.max(stats.maxBehindMs, sentAt - due);
+    stats.sent = ++publishing.sent;
+    inFlight++;
+    return chat.send(options.userId, content).then(() => {
+      stats.lastAckAt = nowMs();
+      stats.acked = ++publishing.acked;
+      recordMs(rpc, stats.lastAckAt - sentAt);
+    }, (err: grpc.ServiceError) => {
+      stats.failed++;
+      const code = String(err.code ?? "unknown");
+      stats.errors[code] = (stats.errors[code] ?? 0) + 1;
+    }).finally(() => inFlight--);
+  };
+  if (options.rate) {
+    const interval = 1000 / options.rate;
+    const limit = options.maxInFlight ?? 10_000;
+    let next = 0;
     while (next < options.messages && nowMs() < deadline) {
-      const n = next++;
-      if (options.rate) {
-        const due = stats.firstAt + (n * 1000) / options.rate;
-        const wait = due - nowMs();
-        if (wait > 0) await sleep(wait);
-      }
-      const sentAt = nowMs();
-      const content = options.kind === "b"
-        ? `b:${n}:${sentAt.toFixed(3)}`
-        : `w:${options.tag ?? 0}:${n}`;
-      try {
-        await chat.send(options.userId, content, { room: options.room });
-        stats.acked++;
-        stats.lastAckAt = nowMs();
-        if (acked < acks.length) acks[acked++] = stats.lastAckAt - sentAt;
-      } catch (err) {
-        stats.failed++;
-        const code = String((err as grpc.ServiceError).code ?? "unknown");
-        stats.errors[code] = (stats.errors[code] ?? 0) + 1;
+      const due = stats.startAt + next * interval;
+      const wait = due - nowMs();
+      if (wait > 0) await sleep(wait);
+      else if (inFlight >= limit) await sleep(1);
+      else {
+        const index = next++;
+        fire(index, stats.startAt + index * interval);
       }
     }
-  };
-  const workers = Promise.all(Array.from({ length: Math.max(1, options.window) }, worker));
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const outcome = await Promise.race([
-    workers.then(() => "done"),
-    new Promise<string>((r) => timer = setTimeout(() => r("timeout"), options.timeoutMs + 5000)),
-  ]);
-  clearTimeout(timer);
-  stats.timedOut = outcome === "timeout" || stats.acked + stats.failed < options.messages;
-  stats.cpuMs = cpuMs() - cpuStart;
-  stats.ack = summarise(acks.subarray(0, acked));
+  } else {
+    let next = 0;
+    const worker = async () => {
+      while (next < options.messages && nowMs() < deadline) {
+        const index = next++;
+        await fire(index, nowMs());
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, options.window ?? 1) }, worker));
+  }
+  await until(() => inFlight === 0, Math.max(0, deadline - nowMs()) + 5000, 5);
+  stats.timedOut = stats.acked + stats.failed < options.messages;
+  stats.rpc = encodeHistogram(rpc);
+  rpc.destroy();
   return stats;
 }

@@ -1,0 +1,347 @@
+/**
+ * What a benchmark run says: the targets checked against its entries (PASS/FAIL lines), the
+ * text table, the machine it ran on, and docs/benchmarks.md.
+ */
+
+import type { Entry } from "./scenarios.ts";
+import { num, round, table } from "./stats.ts";
+
+/** The targets, stated once: checked on full runs, written to docs/benchmarks.md. */
+export const TARGETS = {
+  kafka: { streams: 1000, gateways: 2, rate: 20, seconds: 60, p99Ms: 100 },
+  kafkaLight: { streams: 10, rate: 10, floorRatio: 2 },
+  embedded: { streams: 1000, deliveriesPerSecond: 50_000, p99Ms: 50 },
+  idle: { streams: 10_000, kibPerStream: 20 },
+  /** The others' p99 next to a stopped stream: at most this factor of their p99 alone, plus slack. */
+  slow: { factor: 1.2, slackMs: 2 },
+  /** A run keeps up when it delivers at least this share of the offered deliveries per second. */
+  sustained: 0.95,
+} as const;
+
+export interface Verdict {
+  pass: boolean;
+  what: string;
+  measured: string;
+  target: string;
+}
+
+const ms = (v: number | null | undefined) =>
+  `${num(v, v !== null && v !== undefined && v < 10 ? 1 : 0)} ms`;
+const find = (entries: Entry[], scenario: string) => entries.find((e) => e.scenario === scenario);
+const clean = (e: Entry) => `lost ${num(e.lost)}, duplicated ${num(e.duplicated)}`;
+
+/** The p50 of the floor relative to which kafka-light is judged (EndToEndLatency's, whole ms). */
+export function floorRatio(e: Entry): number {
+  const floor = e.kafka_floor_e2e_ms?.p50;
+  return floor && e.e2e_ms ? e.e2e_ms.p50 / floor : NaN;
+}
+
+export function verdicts(entries: Entry[]): Verdict[] {
+  const out: Verdict[] = [];
+  const k = find(entries, "kafka");
+  if (k) {
+    const t = TARGETS.kafka;
+    const offered = k.streams * k.rate;
+    out.push({
+      pass: k.streams >= t.streams && k.gateways >= t.gateways && k.rate >= t.rate &&
+        k.seconds >= t.seconds && (k.deliveries_per_s ?? 0) >= TARGETS.sustained * offered &&
+        (k.e2e_ms?.p99 ?? Infinity) < t.p99Ms && k.lost === 0 && k.duplicated === 0,
+      what:
+        `Kafka, ${k.streams} streams over ${k.gateways} gateways, ${k.rate} msg/s in, ${k.seconds} s`,
+      measured: `${num(k.deliveries_per_s)} deliveries/s, p99 ${ms(k.e2e_ms?.p99)}, ${clean(k)}`,
+      target: `${t.streams} streams, ${t.gateways} gateways, ${t.rate} msg/s (${
+        num(t.streams * t.rate)
+      } deliveries/s) for ${t.seconds} s, p99 < ${t.p99Ms} ms, nothing lost or duplicated`,
+    });
+  }
+  const l = find(entries, "kafka-light");
+  if (l) {
+    const ratio = floorRatio(l);
+    out.push({
+      pass: ratio <= TARGETS.kafkaLight.floorRatio && l.lost === 0 && l.duplicated === 0,
+      what: `Kafka at light load, ${l.streams} streams, ${l.rate} msg/s`,
+      measured: `p50 ${ms(l.e2e_ms?.p50)} = ${num(ratio, 2)}x EndToEndLatency's p50 ${
+        ms(l.kafka_floor_e2e_ms?.p50)
+      }, ${clean(l)}`,
+      target: `p50 within ${TARGETS.kafkaLight.floorRatio}x of Kafka's EndToEndLatency p50`,
+    });
+  }
+  const e = find(entries, "embedded");
+  if (e) {
+    const t = TARGETS.embedded;
+    out.push({
+      pass: e.streams >= t.streams &&
+        (e.deliveries_per_s ?? 0) >= TARGETS.sustained * t.deliveriesPerSecond &&
+        (e.e2e_ms?.p99 ?? Infinity) < t.p99Ms && e.lost === 0 && e.duplicated === 0,
+      what: `embedded, ${e.streams} streams, ${e.rate} msg/s`,
+      measured: `${num(e.deliveries_per_s)} deliveries/s, p99 ${ms(e.e2e_ms?.p99)}, ${clean(e)}`,
+      target: `${
+        num(t.deliveriesPerSecond)
+      } deliveries/s to ${t.streams} streams, p99 < ${t.p99Ms} ms`,
+    });
+  }
+  const i = find(entries, "idle");
+  if (i) {
+    const t = TARGETS.idle;
+    const held = Number(i.details?.streams_held ?? 0);
+    const kib = Number(i.details?.rss_per_stream_kib ?? NaN);
+    out.push({
+      pass: held >= t.streams && kib < t.kibPerStream,
+      what: "idle streams on one gateway",
+      measured: `${num(held)} held, ${num(kib, 1)} KiB resident memory per stream`,
+      target: `${num(t.streams)} streams at < ${t.kibPerStream} KiB each`,
+    });
+  }
+  const s = find(entries, "slow");
+  if (s) {
+    const t = TARGETS.slow;
+    const alone = Number(s.details?.p99_alone_ms ?? NaN);
+    const withSlow = s.e2e_ms?.p99 ?? NaN;
+    const cut = s.details?.stopped_stream_cut === true;
+    out.push({
+      pass: withSlow <= alone * t.factor + t.slackMs && s.lost === 0 && s.duplicated === 0 && cut,
+      what: `a stopped stream next to ${s.streams} readers (${s.rate} msg/s)`,
+      measured: `readers' p99 ${ms(withSlow)} with it, ${ms(alone)} without; ${clean(s)}; ${
+        cut ? "it was cut (RESOURCE_EXHAUSTED)" : "it was NOT cut"
+      }`,
+      target:
+        `p99 ≤ ${t.factor} × alone + ${t.slackMs} ms, and the stopped stream cut at its queue limit`,
+    });
+  }
+  return out;
+}
+
+export function verdictLine(v: Verdict): string {
+  return `${v.pass ? "PASS" : "FAIL"}  ${v.what}: ${v.measured} (target: ${v.target})`;
+}
+
+/** Every entry as a text table (for the terminal and the docs). */
+export function resultRows(entries: Entry[]): string[][] {
+  const header = [
+    "scenario",
+    "mode",
+    "streams",
+    "gw",
+    "msg/s",
+    "B",
+    "s",
+    "deliveries/s",
+    "p50",
+    "p90",
+    "p99",
+    "p99.9",
+    "max",
+    "publish p50/p99",
+    "lost",
+    "dup",
+    "floor p50/p99",
+    "RSS MiB",
+    "CPU cores",
+  ];
+  const rows = entries.filter((e) => e.scenario !== "floor").map((e) => [
+    e.scenario,
+    e.mode,
+    num(e.streams),
+    String(e.gateways),
+    num(e.rate),
+    num(e.bytes),
+    num(e.seconds),
+    num(e.deliveries_per_s),
+    num(e.e2e_ms?.p50, 1),
+    num(e.e2e_ms?.p90, 1),
+    num(e.e2e_ms?.p99, 1),
+    num(e.e2e_ms?.p999, 1),
+    num(e.e2e_ms?.max, 1),
+    e.publish_ms ? `${num(e.publish_ms.p50, 1)}/${num(e.publish_ms.p99, 1)}` : "-",
+    num(e.lost),
+    num(e.duplicated),
+    e.kafka_floor_e2e_ms ? `${e.kafka_floor_e2e_ms.p50}/${e.kafka_floor_e2e_ms.p99}` : "-",
+    Object.entries(e.rss_mib).map(([k, v]) => `${k} ${num(v)}`).join(", "),
+    Object.entries(e.cpu_cores).map(([k, v]) => `${k} ${num(v, 2)}`).join(", "),
+  ]);
+  return [header, ...rows];
+}
+
+export function textTable(entries: Entry[]): string {
+  return table(resultRows(entries));
+}
+
+function markdownTable(rows: string[][]): string {
+  const [header, ...body] = rows;
+  const line = (r: string[]) => `| ${r.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`;
+  return [line(header!), line(header!.map(() => "---")), ...body.map(line)].join("\n");
+}
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  memory_gib: number;
+  kernel: string;
+  deno: string;
+  java: string;
+  kafka: string;
+  load_average: string;
+}
+
+export async function machine(kafka: string): Promise<Machine> {
+  const read = (path: string) => {
+    try {
+      return Deno.readTextFileSync(path);
+    } catch {
+      return "";
+    }
+  };
+  let java = "?";
+  try {
+    const out = await new Deno.Command("java", { args: ["-version"], stderr: "piped" }).output();
+    java = new TextDecoder().decode(out.stderr).split("\n")[0]?.trim() ?? "?";
+  } catch {
+    // No java.
+  }
+  return {
+    cpu: /model name\s*:\s*(.+)/.exec(read("/proc/cpuinfo"))?.[1]?.trim() ?? "?",
+    cores: navigator.hardwareConcurrency,
+    memory_gib: round(Number(/MemTotal:\s+(\d+)/.exec(read("/proc/meminfo"))?.[1]) / 1048576, 1),
+    kernel: read("/proc/sys/kernel/osrelease").trim(),
+    deno: Deno.version.deno,
+    java,
+    kafka,
+    load_average: read("/proc/loadavg").split(" ").slice(0, 3).join(" "),
+  };
+}
+
+export interface DocInput {
+  entries: Entry[];
+  machine: Machine;
+  /** When the run started, ISO. */
+  date: string;
+  loadAtStart: string;
+  /** The command line of this run. */
+  command: string;
+  brokers: string;
+  chartFile: string;
+}
+
+export function markdown(input: DocInput): string {
+  const { entries, machine: m } = input;
+  const floor = find(entries, "floor");
+  const idle = find(entries, "idle");
+  const slow = find(entries, "slow");
+  const fanout = find(entries, "fanout");
+  const v = verdicts(entries);
+  const fd = floor?.details as
+    | { end_to_end: Record<string, number>; producer: Record<string, number>; commands: string[] }
+    | undefined;
+  const lines = [
+    "# Benchmarks",
+    "",
+    `Generated by \`${input.command}\` on ${input.date} (bench/main.ts; the numbers are also in`,
+    "`bench/results/latest.json`). Everything runs on one machine: brokers, processor, gateways and",
+    "the load generator share its cores, so absolute times move from run to run; Kafka's own tools",
+    "measured in the same run give the floor the service is compared with.",
+    "",
+    "## Targets",
+    "",
+    markdownTable([
+      ["", "target", "measured"],
+      ...v.map((x) => [x.pass ? "PASS" : "FAIL", `${x.what}: ${x.target}`, x.measured]),
+    ]),
+    "",
+    "## Results",
+    "",
+    "Latency in milliseconds, from each message's scheduled send time to its receipt on each",
+    "stream (open loop: message i is due at t0 + i/rate and sent then, so a stall shows in every",
+    "message due meanwhile). `publish` is the BroadcastMessage call (send → OK, which in Kafka",
+    "mode means acks=all). RSS is each process's peak resident memory, CPU its CPU time over wall",
+    "time during the run. `sweep` rows are the embedded scenario at lower rates, for the chart.",
+    "",
+    markdownTable(resultRows(entries)),
+    "",
+    `![End-to-end latency percentiles against deliveries per second](${input.chartFile})`,
+    "",
+  ];
+  if (fd) {
+    lines.push(
+      "## The floor: Kafka's own tools",
+      "",
+      `On topic \`bench-floor\` (partitions and replication of \`chatting\`), ${
+        floor!.bytes
+      }-byte messages:`,
+      "",
+      `- EndToEndLatency (acks=all, one message at a time): average ${fd.end_to_end.avg_ms} ms, p50 ${fd.end_to_end.p50} ms, p99 ${fd.end_to_end.p99} ms, p99.9 ${fd.end_to_end.p999} ms (the tool truncates percentiles to whole milliseconds).`,
+      `- ProducerPerformance (acks=all, unthrottled, ${num(fd.producer.records)} records): ${
+        num(fd.producer.records_per_s)
+      } records/s, latency p50 ${fd.producer.p50} ms, p99 ${fd.producer.p99} ms, max ${fd.producer.max_ms} ms.`,
+      "",
+    );
+  }
+  if (idle || slow || fanout) lines.push("## Capacity, slow readers, the gRPC ceiling", "");
+  if (fanout) {
+    lines.push(
+      `- **Fan-out ceiling** (one embedded gateway, memory bus, ${fanout.streams} streams, ${fanout.details?.window} sends in flight, closed loop): ${
+        num(fanout.deliveries_per_s)
+      } deliveries/s (${num(fanout.rate)} messages/s), p99 ${
+        ms(fanout.e2e_ms?.p99)
+      } from send, gateway CPU ${num(fanout.cpu_cores.embedded, 2)} cores.`,
+    );
+  }
+  if (idle) {
+    lines.push(
+      `- **Idle streams** (one embedded gateway, one TCP connection per stream): ${
+        num(Number(idle.details?.streams_held))
+      } of ${
+        num(idle.streams)
+      } held; resident memory ${idle.details?.rss_before_mib} MiB before, ${idle.rss_mib.embedded} MiB with them: ${idle.details?.rss_per_stream_kib} KiB per stream (the embedded process also runs the processor, whose registry and presence grow with the users).`,
+    );
+  }
+  if (slow) {
+    lines.push(
+      `- **Slow reader**: ${slow.streams} reading streams at ${slow.rate} msg/s: p99 ${
+        ms(Number(slow.details?.p99_alone_ms))
+      } alone, ${ms(slow.e2e_ms?.p99)} next to one stream that stopped reading; that stream was ${
+        slow.details?.stopped_stream_cut ? "" : "not "
+      }cut (status \`${slow.details?.stopped_stream_status}\`). Policy: every stream has a bounded queue`,
+      "  (`STREAM_QUEUE_LIMIT`, 1000 messages); a stream whose queue is full is ended with",
+      "  `RESOURCE_EXHAUSTED`, never waited for, and its client reconnects and resumes from its last",
+      "  sequence number per room (server/hub.ts).",
+    );
+  }
+  lines.push(
+    "",
+    "## Machine",
+    "",
+    markdownTable([
+      ["", ""],
+      ["CPU", `${m.cpu}, ${m.cores} cores`],
+      ["memory", `${m.memory_gib} GiB`],
+      ["kernel", m.kernel],
+      ["Deno", m.deno],
+      ["Java", m.java],
+      ["Kafka", `${m.kafka}, 3 brokers (kafka/cluster.ts), acks=all, replication 2`],
+      ["load average (1, 5, 15 min) at the start", input.loadAtStart],
+      ["load average at the end", m.load_average],
+    ]),
+    "",
+    "## Commands",
+    "",
+    "```sh",
+    "flock /tmp/kafka-work.lock deno task bench          # this page: every scenario (about 12 min)",
+    "flock /tmp/kafka-work.lock deno task bench --smoke  # every scenario for a few seconds (CI)",
+    "deno task bench --only=embedded,idle                # some scenarios (merged into latest.json)",
+    "```",
+    "",
+    "What the run started (AUTH=off, rate limits lifted, everything else at its defaults):",
+    "",
+    "```sh",
+    "deno run -A main.ts                        # embedded: gateway + processor, memory bus",
+    "deno run -A processor.ts                   # Kafka mode",
+    "BUS=kafka deno run -A main.ts              # Kafka mode, once per gateway",
+    "deno run -A bench/clients.ts               # load: subscriber and publisher processes",
+    ...(fd?.commands ?? []),
+    "```",
+    "",
+    `Kafka: ${input.brokers || "not used"}.`,
+    "",
+  );
+  return lines.join("\n");
+}

@@ -1,0 +1,486 @@
+/**
+ * The scenarios of `deno task bench`. Each starts its own system under test (bench/system.ts),
+ * puts load on it from client processes (bench/clients.ts) and returns result entries, one
+ * object each in bench/results/latest.json.
+ *
+ * - open loop (`kafka`, `kafka-light`, `embedded` with its rate sweep): S streams spread over the
+ *   gateways, one publisher sending R messages per second of B bytes on a fixed schedule for D
+ *   seconds, latency from each message's due time to its receipt on each stream;
+ * - `fanout`: the gRPC layer's ceiling, one embedded gateway, a closed loop with a window of sends
+ *   in flight, as fast as the streams take them;
+ * - `idle`: how many idle streams one gateway holds, and its resident memory per stream;
+ * - `slow`: the others' p99 without and with one stream that never reads.
+ */
+
+import { ClientProcess } from "./clients.ts";
+import type { DeliveryStats, PublishStats } from "./load.ts";
+import { newRun } from "./load.ts";
+import {
+  mergeHistograms,
+  nowMs,
+  num,
+  type Percentiles,
+  percentiles,
+  procSample,
+  round,
+  sleep,
+  watchProcesses,
+} from "./stats.ts";
+import { startEmbedded, startKafka, type SystemUnderTest } from "./system.ts";
+
+/** One scenario's result: one object in bench/results/latest.json. */
+export interface Entry {
+  scenario: string;
+  mode: "embedded" | "kafka";
+  streams: number;
+  gateways: number;
+  /** Messages per second in (open loop), or achieved (fan-out). */
+  rate: number;
+  bytes: number;
+  seconds: number;
+  deliveries_per_s: number | null;
+  e2e_ms: Omit<Percentiles, "count"> | null;
+  publish_ms: { p50: number; p99: number; max: number } | null;
+  lost: number;
+  duplicated: number;
+  kafka_floor_e2e_ms: { p50: number; p99: number } | null;
+  /** Peak resident memory per process during the run. */
+  rss_mib: Record<string, number>;
+  /** CPU time / wall time per process during the run (1 = one core). */
+  cpu_cores: Record<string, number>;
+  /** Scenario-specific numbers (idle capacity, slow reader, floor tools). */
+  details?: Record<string, unknown>;
+}
+
+export type Say = (line: string) => void;
+
+/** Progress: one line that rewrites itself on a terminal, a line every 5 s otherwise. */
+export function progressLine(): { update(text: string): void; done(): void } {
+  const tty = Deno.stderr.isTerminal();
+  const encoder = new TextEncoder();
+  let last = 0;
+  return {
+    update(text) {
+      if (tty) Deno.stderr.writeSync(encoder.encode(`\r\x1b[K  ${text}`));
+      else if (performance.now() - last >= 5000) {
+        last = performance.now();
+        Deno.stderr.writeSync(encoder.encode(`  ${text}\n`));
+      }
+    },
+    done() {
+      if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
+    },
+  };
+}
+
+interface PhaseSpec {
+  label: string;
+  messages: number;
+  bytes: number;
+  /** Open loop at this many messages per second, or closed loop with `window` in flight. */
+  rate?: number;
+  window?: number;
+  /** How long the streams may take after the last send for the last deliveries. */
+  drainMs: number;
+}
+
+interface PhaseResult {
+  deliveriesPerSecond: number;
+  e2e: Percentiles;
+  rpc: Percentiles;
+  delivered: number;
+  lost: number;
+  duplicated: number;
+  publish: PublishStats;
+  ends: DeliveryStats["ends"];
+  usage: ReturnType<ReturnType<typeof watchProcesses>["stop"]>;
+  /** Wall time from the first due send to the last delivery (s). */
+  seconds: number;
+}
+
+/** S streams over the system's gateways in client processes, and a publisher process. */
+class Load {
+  readonly #subs: ClientProcess[] = [];
+  readonly #publisher = new ClientProcess("publisher");
+
+  private constructor(readonly system: SystemUnderTest, readonly streams: number) {}
+
+  static async open(
+    system: SystemUnderTest,
+    streams: number,
+    perProcess: number,
+    userPrefix = "bench-",
+  ): Promise<Load> {
+    const load = new Load(system, streams);
+    try {
+      for (let first = 0; first < streams; first += perProcess) {
+        const p = new ClientProcess(`subscribers-${load.#subs.length + 1}`);
+        load.#subs.push(p);
+        await p.subscribe({
+          addresses: system.addresses,
+          streams: Math.min(perProcess, streams - first),
+          first,
+          userPrefix,
+        });
+      }
+    } catch (err) {
+      await load.close();
+      throw err;
+    }
+    return load;
+  }
+
+  /** Adds a process with `count` streams that never read (slow readers). */
+  async addPaused(count: number, userPrefix: string): Promise<ClientProcess> {
+    const p = new ClientProcess("paused");
+    this.#subs.push(p);
+    await p.subscribe({
+      addresses: this.system.addresses,
+      streams: count,
+      first: 0,
+      userPrefix,
+      paused: Array.from({ length: count }, (_, i) => i),
+    });
+    return p;
+  }
+
+  get #reading(): ClientProcess[] {
+    return this.#subs.filter((p) => p.name !== "paused");
+  }
+
+  opened(): number {
+    return this.#subs.reduce((n, p) => n + p.tick.opened, 0);
+  }
+
+  /**
+   * Sends a warm-up message every 500 ms until every reading stream got one: proof that the
+   * gateways hold every stream and (in Kafka mode) that the consumers have their partitions.
+   * Returns how many streams got one.
+   */
+  async reachAll(timeoutMs: number, say: Say): Promise<number> {
+    const run = newRun();
+    await Promise.all(this.#subs.map((p) => p.phase(run, 0)));
+    const deadline = performance.now() + timeoutMs;
+    const warmed = () => this.#reading.reduce((n, p) => n + p.tick.warmed, 0);
+    let n = 0;
+    while (warmed() < this.streams && performance.now() < deadline) {
+      await this.#publisher.publish({
+        address: this.system.addresses[0]!,
+        userId: "bench-publisher",
+        run,
+        messages: 1,
+        bytes: 0,
+        window: 1,
+        warm: true,
+        timeoutMs: 10_000,
+      });
+      say(`warm-up message ${++n}: ${num(warmed())} of ${num(this.streams)} streams reached`);
+      await sleep(500);
+      if (n % 2 === 0) await sleep(600); // the counters come once a second
+    }
+    return warmed();
+  }
+
+  async phase(spec: PhaseSpec, say: Say): Promise<PhaseResult> {
+    const run = newRun();
+    await Promise.all(this.#subs.map((p) => p.phase(run, spec.messages)));
+    const watch = watchProcesses(this.system.pids);
+    const started = nowMs();
+    const expected = spec.messages * this.streams;
+    const timer = setInterval(() => {
+      const delivered = this.#reading.reduce((n, p) => n + p.tick.delivered, 0);
+      const t = this.#publisher.tick;
+      const s = (nowMs() - started) / 1000;
+      say(
+        `${spec.label}: ${num(s)} s, sent ${num(t.sent)}/${num(spec.messages)}, acked ${
+          num(t.acked)
+        }, delivered ${num(delivered)}/${num(expected)} (${num(delivered / s)}/s)`,
+      );
+    }, 1000);
+    try {
+      const publish = await this.#publisher.publish({
+        address: this.system.addresses[0]!,
+        userId: "bench-publisher",
+        run,
+        messages: spec.messages,
+        bytes: spec.bytes,
+        rate: spec.rate,
+        window: spec.window,
+        timeoutMs: (spec.rate ? (spec.messages / spec.rate) * 1000 : 0) + 300_000,
+      });
+      const stats = await Promise.all(this.#reading.map((p) => p.complete(spec.drainMs)));
+      const usage = watch.stop();
+      const e2e = mergeHistograms(stats.map((s) => s.latency));
+      const rpc = mergeHistograms([publish.rpc]);
+      const lastAt = Math.max(...stats.map((s) => s.lastAt).filter(Number.isFinite));
+      const delivered = stats.reduce((n, s) => n + s.delivered, 0);
+      const duplicated = stats.reduce((n, s) => n + s.duplicated + s.unexpected, 0);
+      const seconds = (lastAt - publish.startAt) / 1000;
+      const result: PhaseResult = {
+        deliveriesPerSecond: round((delivered - duplicated) / seconds, 0),
+        e2e: percentiles(e2e),
+        rpc: percentiles(rpc),
+        delivered,
+        lost: stats.reduce((n, s) => n + s.lost, 0),
+        duplicated,
+        publish,
+        ends: stats.flatMap((s) => s.ends),
+        usage,
+        seconds,
+      };
+      e2e.destroy();
+      rpc.destroy();
+      return result;
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#subs, this.#publisher].map((p) => p.close()));
+  }
+}
+
+function entry(
+  base: Pick<Entry, "scenario" | "mode" | "streams" | "gateways" | "rate" | "bytes" | "seconds">,
+  r: PhaseResult,
+  floor: Entry["kafka_floor_e2e_ms"],
+  details?: Record<string, unknown>,
+): Entry {
+  const { count: _, ...e2e } = r.e2e;
+  const { scenario, mode, streams, gateways, rate, bytes, seconds } = base;
+  const failures = Object.keys(r.publish.errors).length ? { publish_errors: r.publish.errors } : {};
+  const cut = r.ends.length ? { streams_ended: r.ends.length, first_end: r.ends[0] } : {};
+  return {
+    scenario,
+    mode,
+    streams,
+    gateways,
+    rate,
+    bytes,
+    seconds,
+    deliveries_per_s: r.deliveriesPerSecond,
+    e2e_ms: e2e,
+    publish_ms: { p50: r.rpc.p50, p99: r.rpc.p99, max: r.rpc.max },
+    lost: r.lost,
+    duplicated: r.duplicated,
+    kafka_floor_e2e_ms: floor,
+    rss_mib: Object.fromEntries(Object.entries(r.usage).map(([k, v]) => [k, v.rssMiB])),
+    cpu_cores: Object.fromEntries(Object.entries(r.usage).map(([k, v]) => [k, v.cores])),
+    details: {
+      publisher_max_behind_ms: round(r.publish.maxBehindMs, 1),
+      ...failures,
+      ...cut,
+      ...details,
+    },
+  };
+}
+
+async function withSystem<T>(
+  start: () => Promise<SystemUnderTest>,
+  fn: (system: SystemUnderTest) => Promise<T>,
+): Promise<T> {
+  const system = await start();
+  try {
+    return await fn(system);
+  } finally {
+    await system.stop();
+  }
+}
+
+export interface OpenLoopSpec {
+  scenario: string;
+  mode: "embedded" | "kafka";
+  streams: number;
+  gateways: number;
+  rate: number;
+  bytes: number;
+  seconds: number;
+  /** Rates (messages per second) of shorter phases before the main one, for the chart. */
+  sweep?: number[];
+  sweepSeconds?: number;
+  /** Seconds of unmeasured load at `rate` before measuring (JIT, buffers). */
+  warmSeconds: number;
+  drainMs: number;
+  /** Streams per client process. */
+  perProcess: number;
+  floor: Entry["kafka_floor_e2e_ms"];
+}
+
+/** An open-loop scenario (and its sweep phases, reported as scenario `sweep`). */
+export function runOpenLoop(spec: OpenLoopSpec, say: Say): Promise<Entry[]> {
+  const start = () => spec.mode === "kafka" ? startKafka(spec.gateways) : startEmbedded();
+  return withSystem(start, async (system) => {
+    say(`opening ${num(spec.streams)} streams`);
+    const load = await Load.open(system, spec.streams, spec.perProcess);
+    try {
+      const reached = await load.reachAll(spec.mode === "kafka" ? 120_000 : 60_000, say);
+      if (reached < spec.streams) {
+        throw new Error(`Only ${reached} of ${spec.streams} streams got a warm-up message`);
+      }
+      const phase = (label: string, rate: number, seconds: number) =>
+        load.phase({
+          label,
+          rate,
+          messages: Math.max(1, Math.round(rate * seconds)),
+          bytes: spec.bytes,
+          drainMs: spec.drainMs,
+        }, say);
+      await phase(`${spec.scenario} warm-up`, spec.rate, spec.warmSeconds);
+      const out: Entry[] = [];
+      for (const rate of spec.sweep ?? []) {
+        const seconds = spec.sweepSeconds ?? spec.seconds;
+        const r = await phase(`sweep ${rate} msg/s`, rate, seconds);
+        out.push(
+          entry({ ...spec, scenario: "sweep", rate, seconds }, r, spec.floor),
+        );
+      }
+      const r = await phase(spec.scenario, spec.rate, spec.seconds);
+      out.push(entry(spec, r, spec.floor));
+      return out;
+    } finally {
+      await load.close();
+    }
+  });
+}
+
+export interface FanoutSpec {
+  streams: number;
+  messages: number;
+  window: number;
+  bytes: number;
+  perProcess: number;
+}
+
+/** The gRPC layer's ceiling: one embedded gateway, sends in a closed loop with a window. */
+export function runFanout(spec: FanoutSpec, say: Say): Promise<Entry[]> {
+  return withSystem(startEmbedded, async (system) => {
+    say(`opening ${num(spec.streams)} streams`);
+    const load = await Load.open(system, spec.streams, spec.perProcess);
+    try {
+      await load.reachAll(60_000, say);
+      const phase = (label: string, messages: number) =>
+        load.phase({
+          label,
+          messages,
+          window: spec.window,
+          bytes: spec.bytes,
+          drainMs: 60_000,
+        }, say);
+      await phase("fanout warm-up", Math.ceil(spec.messages / 10));
+      const r = await phase("fanout", spec.messages);
+      return [entry(
+        {
+          scenario: "fanout",
+          mode: "embedded",
+          streams: spec.streams,
+          gateways: 1,
+          rate: round(spec.messages / r.seconds, 0),
+          bytes: spec.bytes,
+          seconds: round(r.seconds, 1),
+        },
+        r,
+        null,
+        { window: spec.window, messages: spec.messages },
+      )];
+    } finally {
+      await load.close();
+    }
+  });
+}
+
+export interface IdleSpec {
+  streams: number;
+  perProcess: number;
+}
+
+/** How many idle streams one gateway holds, and its resident memory per stream. */
+export function runIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
+  return withSystem(startEmbedded, async (system) => {
+    const pid = system.pids.embedded!;
+    await sleep(2000);
+    const before = procSample(pid);
+    const watch = watchProcesses(system.pids);
+    say(`opening ${num(spec.streams)} idle streams`);
+    const load = await Load.open(system, spec.streams, spec.perProcess);
+    try {
+      const held = await load.reachAll(180_000, say);
+      await sleep(3000);
+      const after = procSample(pid);
+      const usage = watch.stop();
+      if (!before || !after) throw new Error("The gateway process is gone");
+      const perStream = held ? (after.rssKiB - before.rssKiB) / held : NaN;
+      return [{
+        scenario: "idle",
+        mode: "embedded",
+        streams: spec.streams,
+        gateways: 1,
+        rate: 0,
+        bytes: 0,
+        seconds: 0,
+        deliveries_per_s: null,
+        e2e_ms: null,
+        publish_ms: null,
+        lost: spec.streams - held,
+        duplicated: 0,
+        kafka_floor_e2e_ms: null,
+        rss_mib: { embedded: round(after.rssKiB / 1024, 1) },
+        cpu_cores: { embedded: usage.embedded?.cores ?? NaN },
+        details: {
+          streams_held: held,
+          streams_opened: load.opened(),
+          rss_before_mib: round(before.rssKiB / 1024, 1),
+          rss_per_stream_kib: round(perStream, 2),
+        },
+      }];
+    } finally {
+      await load.close();
+    }
+  });
+}
+
+export interface SlowSpec {
+  streams: number;
+  rate: number;
+  bytes: number;
+  seconds: number;
+  perProcess: number;
+}
+
+/**
+ * The others' latency without and with one stream that stops reading. The gateway's policy
+ * (server/hub.ts): a stream with STREAM_QUEUE_LIMIT (1000) frames not yet taken is ended with
+ * RESOURCE_EXHAUSTED; its client reconnects and resumes from its last sequence number.
+ */
+export function runSlow(spec: SlowSpec, say: Say): Promise<Entry[]> {
+  return withSystem(startEmbedded, async (system) => {
+    const load = await Load.open(system, spec.streams, spec.perProcess);
+    try {
+      await load.reachAll(60_000, say);
+      const phase = (label: string) =>
+        load.phase({
+          label,
+          rate: spec.rate,
+          messages: Math.round(spec.rate * spec.seconds),
+          bytes: spec.bytes,
+          drainMs: 15_000,
+        }, say);
+      await phase("slow warm-up");
+      const alone = await phase("slow: readers alone");
+      const paused = await load.addPaused(1, "bench-paused-");
+      const r = await phase("slow: readers + 1 stopped stream");
+      const cut = system.output("embedded").some((l) => /Cutting a slow stream/.test(l));
+      // Its status comes after the frames queued before it: read them, then see how it ended.
+      const end = cut ? (await paused.resume(10_000))[0] : undefined;
+      return [entry({ scenario: "slow", mode: "embedded", gateways: 1, ...spec }, r, null, {
+        p99_alone_ms: alone.e2e.p99,
+        p50_alone_ms: alone.e2e.p50,
+        lost_alone: alone.lost,
+        stopped_stream_cut: cut,
+        stopped_stream_status: end ? `${end.code} ${end.details}` : "still open",
+      })];
+    } finally {
+      await load.close();
+    }
+  });
+}

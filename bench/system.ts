@@ -1,0 +1,113 @@
+/**
+ * The system under test, as real processes the way an operator runs them
+ * (tests/processes.ts `spawn` and `kafkaDeployment`):
+ *
+ * - embedded: one `deno run -A main.ts` with the default `BUS=memory`, which runs the gateway and
+ *   the processor in one process (the memory bus is in-process, so embedded mode has one gateway);
+ * - kafka: one `deno run -A processor.ts` and G `BUS=kafka deno run -A main.ts` gateways on the
+ *   cluster in KAFKA_BROKERS, sharing an SQLite file in a temporary directory.
+ *
+ * Both with AUTH=off (the classic API: every stream is in room `general`) and rate limits out of
+ * the way; everything else at its defaults (STREAM_QUEUE_LIMIT 1000, LOG_LEVEL info).
+ */
+
+import { freePort, kafkaDeployment, type Service, spawn, stopAll } from "../tests/processes.ts";
+
+export interface SystemUnderTest {
+  mode: "embedded" | "kafka";
+  /** The gateways' gRPC `host:port`. */
+  addresses: string[];
+  /** Process name → pid, for memory and CPU. */
+  pids: Record<string, number>;
+  /** Output lines of a process so far. */
+  output(name: string): string[];
+  stop(): Promise<void>;
+}
+
+const TUNING = {
+  RATE_LIMIT_PER_SECOND: "1000000",
+  RATE_LIMIT_BURST: "1000000",
+  LOG_LEVEL: Deno.env.get("BENCH_LOG_LEVEL") ?? "info",
+};
+
+function system(mode: SystemUnderTest["mode"], services: Service[], addresses: string[], dir = "") {
+  return {
+    mode,
+    addresses,
+    pids: Object.fromEntries(services.map((s) => [s.name, s.process.pid])),
+    output: (name: string) => services.find((s) => s.name === name)?.output ?? [],
+    async stop() {
+      await stopAll(services);
+      if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+export async function startEmbedded(): Promise<SystemUnderTest> {
+  const dir = await Deno.makeTempDir({ prefix: "chat-bench-" });
+  const grpcPort = freePort();
+  const service = spawn("embedded", "main.ts", {
+    env: {
+      ...TUNING,
+      BUS: "memory",
+      AUTH: "off",
+      AUTH_SECRET: crypto.randomUUID() + crypto.randomUUID(),
+      DATABASE_PATH: `${dir}/chat.db`,
+      DATABASE_URL: "",
+      GRPC_PORT: String(grpcPort),
+      HTTP_PORT: String(freePort()),
+    },
+  });
+  try {
+    await service.waitForLine(/Gateway listening/, 60_000);
+  } catch (err) {
+    await stopAll([service]);
+    throw err;
+  }
+  return system("embedded", [service], [`127.0.0.1:${grpcPort}`], dir);
+}
+
+export async function startKafka(gateways: number): Promise<SystemUnderTest> {
+  const neighbours = processorNeighbours();
+  if (neighbours.length) {
+    throw new Error(
+      `Other processes on this machine may join the processor group and take partitions from the benchmark's processor:\n${
+        neighbours.join("\n")
+      }`,
+    );
+  }
+  const deployment = kafkaDeployment({ auth: "off", heartbeatTimeoutMs: 10_000 });
+  const env = { ...TUNING, HEARTBEAT_INTERVAL_MS: "3000" };
+  const services: Service[] = [];
+  try {
+    const processor = deployment.processor("processor", env);
+    services.push(processor);
+    await processor.waitForLine(/Processor started/, 90_000);
+    const gws = Array.from(
+      { length: gateways },
+      (_, i) => deployment.gateway(`gateway-${i + 1}`, env),
+    );
+    services.push(...gws.map((g) => g.service));
+    await Promise.all(gws.map((g) => g.ready(90_000)));
+    return system("kafka", services, gws.map((g) => g.grpc));
+  } catch (err) {
+    await stopAll(services);
+    throw err;
+  }
+}
+
+/** Processes here that run a processor or drive one (tests that start processors). */
+export function processorNeighbours(): string[] {
+  const found: string[] = [];
+  const pattern = /processor\.ts|kafka_integration_test|web_kafka_test|cluster_test/;
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name) || Number(entry.name) === Deno.pid) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).replaceAll("\0", " ");
+      if (pattern.test(cmd)) found.push(`  ${entry.name}: ${cmd.trim().slice(0, 120)}`);
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return found;
+}
