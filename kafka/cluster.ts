@@ -67,10 +67,6 @@ export const GUARANTEE_SETTINGS: Readonly<Record<string, string>> = {
   "unclean.leader.election.enable": "false",
   "auto.create.topics.enable": "false",
   "group.initial.rebalance.delay.ms": "0",
-  // A broker that died is fenced, and its partitions get new leaders, after 3 s instead of 9 s:
-  // that is how long sends to its partitions wait (the fault tests kill brokers).
-  "broker.heartbeat.interval.ms": "500",
-  "broker.session.timeout.ms": "3000",
 };
 
 /** Smaller than the defaults, for a 2-core machine running three brokers. */
