@@ -43,6 +43,8 @@ export interface Verdict {
   maxPauseMs: number;
   /** A few of the lost message ids, to start looking from. */
   lostSample: string[];
+  /** Whether the last send of the run was acknowledged: the service works again at the end. */
+  lastAcknowledged: boolean;
 }
 
 const STATUS_NAMES: Record<number, string> = {
@@ -123,6 +125,7 @@ export function account(
     reordered,
     maxPauseMs: Math.round(maxPauseMs),
     lostSample,
+    lastAcknowledged: sends.at(-1)?.code === 0,
   };
 }
 

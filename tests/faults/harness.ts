@@ -63,7 +63,13 @@ export function startRecorder(
       });
       const reopened = Object.values(result.reopened).reduce((a, b) => a + b, 0);
       console.log(`FIGURES ${describeVerdict(name, verdict)}; streams reopened ${reopened}`);
-      if (verdict.lostSample.length > 0) console.log(`  lost, e.g.: ${verdict.lostSample}`);
+      if (verdict.lostSample.length > 0) {
+        console.log(`  lost, e.g.: ${verdict.lostSample}`);
+        // Where it went missing: never written to Kafka, or written and not handled.
+        for (const id of new Set(verdict.lostSample)) {
+          console.log(`  ${id}: ${await findInKafka(id)}`);
+        }
+      }
       return { ...verdict, reopened };
     },
   };
@@ -89,6 +95,22 @@ export async function leaderFor(key: string, topic = TOPICS.chatting.name): Prom
   } finally {
     await admin.disconnect();
   }
+}
+
+/** Where `needle` is on `chatting` and `chat-deliveries`, read with kcat (an independent client). */
+async function findInKafka(needle: string): Promise<string> {
+  const found: string[] = [];
+  for (const topic of [TOPICS.chatting.name, TOPICS.deliveries.name]) {
+    const out = await new Deno.Command("kcat", {
+      args: ["-b", kafkaBrokers(), "-C", "-t", topic, "-e", "-q", "-f", "%p/%o %s\n"],
+      stdout: "piped",
+      stderr: "null",
+    }).output().catch(() => undefined);
+    const lines = new TextDecoder().decode(out?.stdout).split("\n");
+    const at = lines.filter((l) => l.includes(`"${needle}`)).map((l) => l.split(" ")[0]);
+    found.push(`${topic} ${at.length > 0 ? `at ${at.join(", ")}` : "nowhere"}`);
+  }
+  return found.join("; ");
 }
 
 /** Resident memory of a process, in KiB (from /proc). */

@@ -27,6 +27,8 @@ export interface RecorderPlan {
   drainMs: number;
   /** How long a send waits for its answer. */
   sendDeadlineMs: number;
+  /** Bytes of filler after the id in each message (default none). */
+  padding?: number;
 }
 
 export interface RecorderResult {
@@ -81,9 +83,10 @@ class RecordedStream {
     this.#open = true;
     if (!message.content.startsWith(this.prefix) || message.seq <= 0) return;
     this.#lastSeq = Math.max(this.#lastSeq, message.seq);
-    this.ids.add(message.content);
+    const id = message.content.split(" ", 1)[0]!;
+    this.ids.add(id);
     this.received.push({
-      id: message.content,
+      id,
       room: message.room || ROOM,
       seq: message.seq,
       at: now(),
@@ -117,6 +120,7 @@ async function main(plan: RecorderPlan): Promise<void> {
   console.log("ready");
 
   const sends: SendRecord[] = [];
+  const filler = plan.padding ? ` ${"x".repeat(plan.padding)}` : "";
   const pending = new Set<Promise<void>>();
   const loadFrom = now();
   const progress = setInterval(() => {
@@ -139,7 +143,7 @@ async function main(plan: RecorderPlan): Promise<void> {
         code: undefined,
       };
       sends.push(record);
-      const sent = client.send(sender.user, record.id, {
+      const sent = client.send(sender.user, record.id + filler, {
         messageId: record.id,
         deadlineMs: plan.sendDeadlineMs,
       }).then(

@@ -1,0 +1,135 @@
+// deno-lint-ignore-file no-console
+/**
+ * Fault 7: a client that stops reading and one whose TCP connection vanishes without a close.
+ * The stalled stream is cut once its bounded queue fills (STREAM_QUEUE_LIMIT); the vanished one
+ * is dropped when keepalive pings go unanswered. Neither holds the gateway's memory, and the
+ * other streams get everything.
+ */
+
+import assert from "node:assert/strict";
+import { closeClients, newClient, waitFor } from "../helpers.ts";
+import { freePort, kafkaDeployment, type Service, spawn, stopAll } from "../processes.ts";
+import { rssKiB, startRecorder } from "./harness.ts";
+
+/**
+ * A TCP relay to `target` that can go silent: it then stops passing bytes either way but keeps
+ * both sockets open, as a network that dropped the peer does.
+ */
+function blackHoleRelay(target: number): { port: number; silence(): void; close(): void } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: freePort() });
+  let silent = false;
+  const sockets: Deno.Conn[] = [];
+  const forever = new Promise<never>(() => {});
+  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      while (true) {
+        if (silent) await forever;
+        const n = await from.read(buffer);
+        if (n === null || silent) {
+          if (silent) await forever;
+          break;
+        }
+        let written = 0;
+        while (written < n) written += await to.write(buffer.subarray(written, n));
+      }
+    } catch {
+      // A socket closed: the relay is being torn down.
+    }
+  };
+  (async () => {
+    for await (const inbound of listener) {
+      sockets.push(inbound);
+      try {
+        const outbound = await Deno.connect({ hostname: "127.0.0.1", port: target });
+        sockets.push(outbound);
+        void pipe(inbound, outbound);
+        void pipe(outbound, inbound);
+      } catch {
+        inbound.close();
+      }
+    }
+  })().catch(() => {});
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    silence: () => silent = true,
+    close: () => {
+      for (const s of [listener, ...sockets]) {
+        try {
+          s.close();
+        } catch {
+          // Already closed.
+        }
+      }
+    },
+  };
+}
+
+Deno.test("a reader that stalls and one that vanishes are dropped; the others get everything", async () => {
+  const deployment = kafkaDeployment();
+  const a = deployment.gateway("gateway-a", {
+    KEEPALIVE_TIME_MS: "1000",
+    KEEPALIVE_TIMEOUT_MS: "1000",
+    STREAM_QUEUE_LIMIT: "500",
+  });
+  const processor = deployment.processor();
+  const relay = blackHoleRelay(Number(a.grpc.split(":")[1]));
+  const readers: Service[] = [];
+  try {
+    await Promise.all([a.ready(), processor.waitForLine(/Processor took partitions/)]);
+    const stalled = spawn("stalled", "tests/faults/stream_clients.ts", {
+      args: ["stall", a.grpc, "stan"],
+    });
+    const vanishing = spawn("vanishing", "tests/faults/stream_clients.ts", {
+      args: ["read", `127.0.0.1:${relay.port}`, "vera"],
+    });
+    readers.push(stalled, vanishing);
+    await Promise.all([stalled.waitForLine(/^open$/), vanishing.waitForLine(/^open$/)]);
+    const observer = newClient(a.grpc);
+    const online = async () => (await observer.listOnline()).map((u) => u.id).sort();
+    await waitFor(async () => (await online()).join() === "stan,vera", 30_000, "both online");
+    const baseline = rssKiB(a.service.process.pid);
+
+    relay.silence();
+    const recorder = startRecorder({
+      streams: [
+        { name: "r1", user: "ann", servers: [a.grpc] },
+        { name: "r2", user: "bob", servers: [a.grpc] },
+      ],
+      senders: [{ user: "sam", server: a.grpc, perSecond: 100 }],
+      seconds: 20,
+      padding: 4096,
+    });
+    await recorder.ready();
+    await waitFor(
+      async () => !(await online()).some((u) => u === "stan" || u === "vera"),
+      60_000,
+      "the stalled and the vanished reader dropped",
+    );
+    let peak = 0;
+    const watch = setInterval(() => peak = Math.max(peak, rssKiB(a.service.process.pid)), 200);
+    const v = await recorder.verdict("slow and dead readers", 120_000).finally(() =>
+      clearInterval(watch)
+    );
+    closeClients();
+    console.log(
+      `FIGURES readers: gateway RSS ${Math.round(baseline / 1024)} MiB before, peak ${
+        Math.round(peak / 1024)
+      } MiB while 4 KiB messages went to a stalled stream`,
+    );
+    assert.equal(v.lost, 0, "the other streams lost nothing");
+    assert.equal(v.duplicated, 0);
+    assert.equal(v.gaps, 0);
+    assert.ok(peak < baseline + 64 * 1024, "the stalled stream did not hold the gateway's memory");
+    assert.ok(
+      a.service.output.some((l) => /Cutting a slow stream/.test(l)),
+      "the gateway says why it cut the stalled stream",
+    );
+  } finally {
+    closeClients();
+    relay.close();
+    for (const r of readers) r.kill("SIGKILL");
+    await Promise.all(readers.map((r) => r.exit()));
+    await stopAll([a.service, processor]);
+  }
+});
