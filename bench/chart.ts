@@ -17,7 +17,7 @@ export interface ChartSeries {
   line: boolean;
 }
 
-const WIDTH = 720;
+const WIDTH = 760;
 const HEIGHT = 420;
 const PAD = { left: 64, right: 180, top: 36, bottom: 52 };
 const PERCENTILES = [

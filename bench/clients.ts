@@ -11,7 +11,7 @@
  * |------------------------------------|----------------------------------------|
  * | `subscribe` (SubscribeOptions)     | `subscribed` (every stream requested)  |
  * | `phase` {run, messages}            | `phased`                               |
- * | `complete` {timeoutMs}             | `stats` {stats: DeliveryStats}         |
+ * | `complete` {quietMs, capMs}        | `stats` {stats: DeliveryStats}         |
  * | `resume` {timeoutMs}               | `resumed` {ends}                       |
  * | `publish` (PublishOptions)         | `published` {stats: PublishStats}      |
  * | `exit`                             | (the child exits)                      |
@@ -32,7 +32,7 @@ import {
 type Command =
   | ({ cmd: "subscribe" } & SubscribeOptions)
   | { cmd: "phase"; run: string; messages: number }
-  | { cmd: "complete"; timeoutMs: number }
+  | { cmd: "complete"; quietMs: number; capMs: number }
   | { cmd: "resume"; timeoutMs: number }
   | ({ cmd: "publish" } & PublishOptions)
   | { cmd: "exit" };
@@ -49,6 +49,9 @@ export interface Tick {
   delivered: number;
   sent: number;
   acked: number;
+  /** Streams that ended (cut or refused), and how the first one did. */
+  ended: number;
+  firstEnd: string;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -65,6 +68,10 @@ async function child(): Promise<void> {
     delivered: subscribers?.delivered ?? 0,
     sent: publishing.sent,
     acked: publishing.acked,
+    ended: subscribers?.ends.length ?? 0,
+    firstEnd: subscribers?.ends[0]
+      ? `${subscribers.ends[0].code} ${subscribers.ends[0].details}`
+      : "",
   });
   const ticker = setInterval(() => out({ ev: "tick", tick: tick() }), 1000);
   const run = async (command: Command) => {
@@ -79,7 +86,7 @@ async function child(): Promise<void> {
         out({ ev: "phased", tick: tick() });
         break;
       case "complete":
-        await subscribers!.complete(command.timeoutMs);
+        await subscribers!.complete(command.quietMs, command.capMs);
         out({ ev: "stats", stats: subscribers!.stats() });
         break;
       case "resume":
@@ -123,7 +130,16 @@ export class ClientProcess {
   readonly #stderr: string[] = [];
   #exited = false;
   /** The latest counters the child sent. */
-  tick: Tick = { opened: 0, reading: 0, warmed: 0, delivered: 0, sent: 0, acked: 0 };
+  tick: Tick = {
+    opened: 0,
+    reading: 0,
+    warmed: 0,
+    delivered: 0,
+    sent: 0,
+    acked: 0,
+    ended: 0,
+    firstEnd: "",
+  };
 
   constructor(readonly name: string) {
     this.#child = new Deno.Command(Deno.execPath(), {
@@ -185,8 +201,8 @@ export class ClientProcess {
     this.tick = (await this.#call({ cmd: "phase", run, messages }, "phased", 30_000)).tick;
   }
 
-  async complete(timeoutMs: number): Promise<DeliveryStats> {
-    return (await this.#call({ cmd: "complete", timeoutMs }, "stats", timeoutMs + 60_000)).stats;
+  async complete(quietMs: number, capMs: number): Promise<DeliveryStats> {
+    return (await this.#call({ cmd: "complete", quietMs, capMs }, "stats", capMs + 60_000)).stats;
   }
 
   async resume(timeoutMs: number): Promise<StreamEnd[]> {

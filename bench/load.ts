@@ -294,17 +294,27 @@ export class Subscribers {
     return this.#delivered;
   }
 
-  /** Waits (bounded) until every reading stream has every message of the run. */
-  async complete(timeoutMs: number): Promise<boolean> {
+  /**
+   * Waits until every reading stream has every message of the run, or nothing arrived for
+   * `quietMs` (a backlog still draining is waited for; a loss is not), at most `capMs`.
+   */
+  async complete(quietMs: number, capMs: number): Promise<void> {
     const want = this.#tally.messages;
-    return await until(
+    let seen = this.#delivered;
+    let progressAt = nowMs();
+    await until(
       () => {
+        if (this.#delivered !== seen) {
+          seen = this.#delivered;
+          progressAt = nowMs();
+        }
+        if (nowMs() - progressAt > quietMs) return true;
         for (let i = 0; i < this.streams; i++) {
           if (this.#reading(i) && this.#tally.received(i) < want) return false;
         }
         return true;
       },
-      timeoutMs,
+      capMs,
       50,
     );
   }

@@ -91,7 +91,7 @@ function plan(smoke: boolean, bytes: number) {
   ): Omit<OpenLoopSpec, "floor"> => ({
     bytes,
     perProcess: 500,
-    drainMs: smoke ? 5_000 : 15_000,
+    drainMs: smoke ? 3_000 : 10_000,
     warmSeconds: smoke ? 1 : 5,
     ...spec,
   });

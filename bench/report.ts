@@ -137,6 +137,7 @@ export function resultRows(entries: Entry[]): string[][] {
     "floor p50/p99",
     "RSS MiB",
     "CPU cores",
+    "load CPU",
   ];
   const rows = entries.filter((e) => e.scenario !== "floor").map((e) => [
     e.scenario,
@@ -158,6 +159,7 @@ export function resultRows(entries: Entry[]): string[][] {
     e.kafka_floor_e2e_ms ? `${e.kafka_floor_e2e_ms.p50}/${e.kafka_floor_e2e_ms.p99}` : "-",
     Object.entries(e.rss_mib).map(([k, v]) => `${k} ${num(v)}`).join(", "),
     Object.entries(e.cpu_cores).map(([k, v]) => `${k} ${num(v, 2)}`).join(", "),
+    num(e.details?.load_cpu_cores as number | undefined, 2),
   ]);
   return [header, ...rows];
 }
@@ -253,7 +255,10 @@ export function markdown(input: DocInput): string {
     "stream (open loop: message i is due at t0 + i/rate and sent then, so a stall shows in every",
     "message due meanwhile). `publish` is the BroadcastMessage call (send → OK, which in Kafka",
     "mode means acks=all). RSS is each process's peak resident memory, CPU its CPU time over wall",
-    "time during the run. `sweep` rows are the embedded scenario at lower rates, for the chart.",
+    "time during the run; `load CPU` is the load generator's processes together (on 2 cores, CPU the",
+    "load takes is CPU the service does not get). `sweep` rows are the embedded scenario at lower",
+    "rates, for the chart. Lost: expected deliveries that had not arrived once nothing more arrived",
+    "for 10 s after the last send.",
     "",
     markdownTable(resultRows(entries)),
     "",

@@ -54,6 +54,9 @@ export interface Entry {
 
 export type Say = (line: string) => void;
 
+/** The longest wait for a backlog to drain after the last send. */
+const DRAIN_CAP_MS = 180_000;
+
 /** Progress: one line that rewrites itself on a terminal, a line every 5 s otherwise. */
 export function progressLine(): { update(text: string): void; done(): void } {
   const tty = Deno.stderr.isTerminal();
@@ -80,7 +83,7 @@ interface PhaseSpec {
   /** Open loop at this many messages per second, or closed loop with `window` in flight. */
   rate?: number;
   window?: number;
-  /** How long the streams may take after the last send for the last deliveries. */
+  /** After the last send, how long without any delivery ends the wait for the rest. */
   drainMs: number;
 }
 
@@ -94,6 +97,8 @@ interface PhaseResult {
   publish: PublishStats;
   ends: DeliveryStats["ends"];
   usage: ReturnType<ReturnType<typeof watchProcesses>["stop"]>;
+  /** CPU of the load's own processes (subscribers and publisher), cores. */
+  loadCores: number;
   /** Wall time from the first due send to the last delivery (s). */
   seconds: number;
 }
@@ -152,6 +157,14 @@ class Load {
     return this.#subs.reduce((n, p) => n + p.tick.opened, 0);
   }
 
+  /** Streams that ended, and how the first one did. */
+  ended(): { count: number; first: string } {
+    return {
+      count: this.#subs.reduce((n, p) => n + p.tick.ended, 0),
+      first: this.#subs.find((p) => p.tick.ended)?.tick.firstEnd ?? "",
+    };
+  }
+
   /**
    * Sends a warm-up message every 500 ms until every reading stream got one: proof that the
    * gateways hold every stream and (in Kafka mode) that the consumers have their partitions.
@@ -163,7 +176,11 @@ class Load {
     const deadline = performance.now() + timeoutMs;
     const warmed = () => this.#reading.reduce((n, p) => n + p.tick.warmed, 0);
     let n = 0;
+    let best = 0;
+    let progressAt = performance.now();
     while (warmed() < this.streams && performance.now() < deadline) {
+      if (warmed() > best) [best, progressAt] = [warmed(), performance.now()];
+      if (best > 0 && performance.now() - progressAt > 30_000) break;
       await this.#publisher.publish({
         address: this.system.addresses[0]!,
         userId: "bench-publisher",
@@ -185,6 +202,9 @@ class Load {
     const run = newRun();
     await Promise.all(this.#subs.map((p) => p.phase(run, spec.messages)));
     const watch = watchProcesses(this.system.pids);
+    const clients = watchProcesses(
+      Object.fromEntries([...this.#subs, this.#publisher].map((p) => [p.name, p.pid])),
+    );
     const started = nowMs();
     const expected = spec.messages * this.streams;
     const timer = setInterval(() => {
@@ -208,8 +228,11 @@ class Load {
         window: spec.window,
         timeoutMs: (spec.rate ? (spec.messages / spec.rate) * 1000 : 0) + 300_000,
       });
-      const stats = await Promise.all(this.#reading.map((p) => p.complete(spec.drainMs)));
+      const stats = await Promise.all(
+        this.#reading.map((p) => p.complete(spec.drainMs, DRAIN_CAP_MS)),
+      );
       const usage = watch.stop();
+      const load = clients.stop();
       const e2e = mergeHistograms(stats.map((s) => s.latency));
       const rpc = mergeHistograms([publish.rpc]);
       const lastAt = Math.max(...stats.map((s) => s.lastAt).filter(Number.isFinite));
@@ -226,6 +249,7 @@ class Load {
         publish,
         ends: stats.flatMap((s) => s.ends),
         usage,
+        loadCores: round(Object.values(load).reduce((n, u) => n + (u.cores || 0), 0), 2),
         seconds,
       };
       e2e.destroy();
@@ -268,6 +292,7 @@ function entry(
     rss_mib: Object.fromEntries(Object.entries(r.usage).map(([k, v]) => [k, v.rssMiB])),
     cpu_cores: Object.fromEntries(Object.entries(r.usage).map(([k, v]) => [k, v.cores])),
     details: {
+      load_cpu_cores: r.loadCores,
       publisher_max_behind_ms: round(r.publish.maxBehindMs, 1),
       ...failures,
       ...cut,
@@ -365,7 +390,7 @@ export function runFanout(spec: FanoutSpec, say: Say): Promise<Entry[]> {
           messages,
           window: spec.window,
           bytes: spec.bytes,
-          drainMs: 60_000,
+          drainMs: 10_000,
         }, say);
       await phase("fanout warm-up", Math.ceil(spec.messages / 10));
       const r = await phase("fanout", spec.messages);
@@ -429,6 +454,8 @@ export function runIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
         details: {
           streams_held: held,
           streams_opened: load.opened(),
+          streams_ended: load.ended().count,
+          first_end: load.ended().first,
           rss_before_mib: round(before.rssKiB / 1024, 1),
           rss_per_stream_kib: round(perStream, 2),
         },
@@ -463,7 +490,7 @@ export function runSlow(spec: SlowSpec, say: Say): Promise<Entry[]> {
           rate: spec.rate,
           messages: Math.round(spec.rate * spec.seconds),
           bytes: spec.bytes,
-          drainMs: 15_000,
+          drainMs: 10_000,
         }, say);
       await phase("slow warm-up");
       const alone = await phase("slow: readers alone");
