@@ -17,7 +17,18 @@ export interface KafkaTopicSpec {
 
 /** The topics of the original design plus the additive ones; names and counts are the wire contract. */
 export const TOPICS = {
-  chatting: { name: "chatting", partitions: 2, replicationFactor: 2 },
+  /**
+   * Both replicas must have a message before it is acknowledged (`min.insync.replicas=2`): with
+   * one, a broker restarting with stale leadership could acknowledge a write it then truncated
+   * (the fault suite's broker-loss scenario lost acknowledged messages that way). The price: while
+   * a broker is down, sends to its partitions answer UNAVAILABLE until it is back.
+   */
+  chatting: {
+    name: "chatting",
+    partitions: 2,
+    replicationFactor: 2,
+    configs: { "min.insync.replicas": "2" },
+  },
   userConnections: { name: "user-connections", partitions: 3, replicationFactor: 2 },
   heartbeats: {
     name: "gateway-heartbeats",
@@ -25,7 +36,13 @@ export const TOPICS = {
     replicationFactor: 2,
     configs: { "retention.ms": String(60 * 60 * 1000) },
   },
-  deliveries: { name: "chat-deliveries", partitions: 2, replicationFactor: 2 },
+  /** Durable like `chatting`: a delivery lost here would be a gap on every stream. */
+  deliveries: {
+    name: "chat-deliveries",
+    partitions: 2,
+    replicationFactor: 2,
+    configs: { "min.insync.replicas": "2" },
+  },
   presence: {
     name: "presence",
     partitions: 3,

@@ -20,6 +20,7 @@
  * transactions), and `min.insync.replicas=1`, so topics with replication factor 2 keep accepting
  * `acks=-1` writes while one broker is down; the price is that a write acknowledged by a lone
  * surviving replica can be lost if that broker fails too before the other catches up.
+ * The app's `chatting` and `chat-deliveries` topics set `min.insync.replicas=2` for themselves.
  * Topics are never created automatically: the app creates its own.
  *
  * Commands that change the cluster hold a machine-wide lock ({@linkcode LOCK_FILE}), so two of
