@@ -46,7 +46,13 @@ function system(mode: SystemUnderTest["mode"], services: Service[], addresses: s
 export async function startEmbedded(): Promise<SystemUnderTest> {
   const dir = await Deno.makeTempDir({ prefix: "chat-bench-" });
   const grpcPort = freePort();
+  const profile = Deno.env.get("BENCH_PROFILE");
   const service = spawn("embedded", "main.ts", {
+    // BENCH_PROFILE=<dir>: V8's sampling profiler writes <dir>/embedded.v8.log, for
+    // `node --prof-process` (docs/benchmarks.md shows how).
+    denoFlags: profile
+      ? [`--v8-flags=--prof,--no-logfile-per-isolate,--logfile=${profile}/embedded.v8.log`]
+      : [],
     env: {
       ...TUNING,
       BUS: "memory",

@@ -62,10 +62,16 @@ async function pump(stream: ReadableStream<Uint8Array>, sink: string[], echo: bo
 export function spawn(
   name: string,
   entry: string,
-  options: { args?: string[]; env?: Record<string, string>; stdin?: boolean } = {},
+  options: {
+    args?: string[];
+    env?: Record<string, string>;
+    stdin?: boolean;
+    /** Flags for `deno run` itself, such as `--v8-flags=--prof` to profile the process. */
+    denoFlags?: string[];
+  } = {},
 ): Service {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", entry, ...(options.args ?? [])],
+    args: ["run", "-A", ...(options.denoFlags ?? []), entry, ...(options.args ?? [])],
     cwd: ROOT,
     env: { NO_COLOR: "1", ...options.env },
     stdin: options.stdin ? "piped" : "null",
