@@ -3,6 +3,7 @@
  * text table, the machine it ran on, and docs/benchmarks.md.
  */
 
+import { latencyChart } from "./chart.ts";
 import type { Entry } from "./scenarios.ts";
 import { num, round, table } from "./stats.ts";
 
@@ -330,7 +331,7 @@ export function markdown(input: DocInput): string {
     "## Commands",
     "",
     "```sh",
-    "flock /tmp/kafka-work.lock deno task bench          # this page: every scenario (about 12 min)",
+    "flock /tmp/kafka-work.lock deno task bench          # this page: every scenario (about 10 min)",
     "flock /tmp/kafka-work.lock deno task bench --smoke  # every scenario for a few seconds (CI)",
     "deno task bench --only=embedded,idle                # some scenarios (merged into latest.json)",
     "```",
@@ -349,4 +350,20 @@ export function markdown(input: DocInput): string {
     "",
   );
   return lines.join("\n");
+}
+
+/** The chart of docs/benchmarks.md: the embedded scenario with its sweep as lines, Kafka as points. */
+export function chartOf(entries: Entry[]): string {
+  const points = (keep: (e: Entry) => boolean) =>
+    entries.filter(keep).flatMap((e) =>
+      e.e2e_ms && e.deliveries_per_s ? [{ ...e.e2e_ms, deliveries_per_s: e.deliveries_per_s }] : []
+    );
+  return latencyChart([
+    {
+      name: "embedded",
+      line: true,
+      points: points((e) => e.scenario === "embedded" || e.scenario === "sweep"),
+    },
+    { name: "Kafka", line: false, points: points((e) => e.scenario.startsWith("kafka")) },
+  ], "End-to-end latency against deliveries per second");
 }
