@@ -78,6 +78,9 @@ const CONSUMER_SETTINGS = {
 } as const;
 
 const MAX_HANDLER_RETRY_DELAY_MS = 5000;
+/** How often a private subscription checks that it keeps up, and how long it may idle behind. */
+const STALL_CHECK_MS = 5000;
+const STALL_MS = 15_000;
 const SUBSCRIBE_WAIT_MS = 15_000;
 const PROBE_TIMEOUT_MS = 10_000;
 const PROBE_ATTEMPTS = 6;
@@ -300,6 +303,15 @@ class KafkaSubscription implements Subscription {
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #abort = new AbortController();
   readonly #logger: Logger;
+  /** When a record was last handled (for the stall watchdog of a private subscription). */
+  #progressAt = Date.now();
+  /** Each partition's end offset when the watchdog last saw progress ("topic/partition" → offset). */
+  #endsAtProgress = new Map<string, number>();
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  #watching = false;
+  #checkedAt = 0;
+  /** Since when records have been waiting with none handled. */
+  #behindSince: number | undefined;
 
   constructor(
     private readonly bus: BusContext,
@@ -309,6 +321,61 @@ class KafkaSubscription implements Subscription {
     this.isPrivate = options.group === undefined;
     this.groupId = options.group ?? `${clientId}-private-${crypto.randomUUID()}`;
     this.#logger = bus.logger.with({ group: this.groupId, topics: options.topics.join(",") });
+    if (this.isPrivate) {
+      this.#watchdog = setInterval(() => void this.#checkProgress(), STALL_CHECK_MS);
+    }
+  }
+
+  /**
+   * A private subscription reads every partition of its topics, so records that arrived and wait
+   * STALL_MS with none handled mean its consumer is stuck: after a broker came back, kafkajs
+   * consumers were seen to stop fetching for longer than a drain of 30 s. Such a consumer is
+   * replaced; it resumes from its committed offsets. Group subscriptions are left alone: their
+   * handler may be retrying a record on purpose, and a second consumer would handle the same
+   * partition at the same time.
+   */
+  async #checkProgress(): Promise<void> {
+    const admin = this.bus.admin();
+    const consumer = this.#consumer;
+    if (this.#watching || this.#closed || !consumer || !admin || !this.bus.ready()) return;
+    this.#watching = true;
+    try {
+      const ends = new Map<string, number>();
+      for (const topic of this.options.topics) {
+        for (const p of await admin.fetchTopicOffsets(topic)) {
+          ends.set(`${topic}/${p.partition}`, Number(p.high));
+        }
+      }
+      const now = Date.now();
+      const progressed = this.#progressAt > this.#checkedAt;
+      this.#checkedAt = now;
+      if (progressed) {
+        this.#endsAtProgress = ends;
+        this.#behindSince = undefined;
+        return;
+      }
+      const grown = [...ends].filter(([at, end]) => end > (this.#endsAtProgress.get(at) ?? end));
+      if (grown.length === 0) {
+        this.#behindSince = undefined;
+        return;
+      }
+      // Records arrived and none was handled since: a stall once that lasts STALL_MS.
+      this.#behindSince ??= now;
+      if (now - this.#behindSince < STALL_MS || consumer !== this.#consumer || this.#closed) return;
+      this.#logger.warn("Kafka consumer made no progress while records arrived; replacing it", {
+        stalledMs: now - this.#behindSince,
+        partitions: grown.map(([at]) => at).join(","),
+      });
+      this.#consumer = undefined;
+      this.#behindSince = undefined;
+      this.#progressAt = now;
+      await this.#disconnect(consumer);
+      void this.ensureRunning();
+    } catch (err) {
+      this.#logger.debug("Stall check failed", { error: describeError(err) });
+    } finally {
+      this.#watching = false;
+    }
   }
 
   /** Starts a consumer unless one runs, is starting, or Kafka is away; the promise never rejects. */
@@ -445,6 +512,7 @@ class KafkaSubscription implements Subscription {
       if (this.#closed) throw new Error("Subscription closed before the record was handled");
       try {
         await this.options.handler(record);
+        this.#progressAt = Date.now();
         return;
       } catch (err) {
         this.#logger.warn("Record handler failed; retrying the same record", {
@@ -481,6 +549,7 @@ class KafkaSubscription implements Subscription {
   async #close(): Promise<void> {
     this.#closed = true;
     this.#abort.abort();
+    clearInterval(this.#watchdog);
     clearTimeout(this.#restartTimer);
     this.#restartTimer = undefined;
     const consumer = this.#consumer;

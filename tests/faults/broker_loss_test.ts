@@ -36,6 +36,9 @@ Deno.test("broker loss under load: nothing acknowledged is lost, duplicated or r
         { user: "sue", server: b.grpc, perSecond: 100 },
       ],
       seconds: 35,
+      // Consumers rejoin their groups after the leader moves (and again when it moves back):
+      // deliveries can pause for tens of seconds, which is reported, not counted as loss.
+      drainMs: 120_000,
     });
     await recorder.ready();
     await recorder.acked(600);
@@ -47,7 +50,13 @@ Deno.test("broker loss under load: nothing acknowledged is lost, duplicated or r
     await startBroker(killed);
     console.log(`broker ${killed} back after ${Math.round(performance.now() - at)} ms`);
     killed = undefined;
-    const v = await recorder.verdict("broker loss", 120_000);
+    const v = await recorder.verdict("broker loss", 240_000);
+    if (v.lost > 0) {
+      for (const s of [a.service, b.service, processor]) {
+        const said = s.output.filter((l) => / (WARN|ERROR) /.test(l)).slice(-15);
+        console.log(`--- ${s.name} warnings ---\n${said.join("\n")}`);
+      }
+    }
     assert.ok(v.acknowledged >= 1000, `enough load got through (${v.acknowledged} acknowledged)`);
     assert.equal(v.lost, 0, "no acknowledged message lost");
     assert.equal(v.duplicated, 0, "no message delivered twice");
