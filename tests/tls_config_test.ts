@@ -189,22 +189,22 @@ Deno.test("the terminal client's --tls, --ca and $CHAT_TLS_CA", () => {
   assert.equal("tls" in (parseArguments(["alice", "--server", server]) as object), false);
   assert.deepEqual(parseArguments(["alice", "--server", server, "--tls"]), {
     userId: "alice",
-    server,
+    servers: [server],
     tls: {},
   });
   assert.deepEqual(parseArguments(["alice", "--server", server, "--ca", "/ca.pem"]), {
     userId: "alice",
-    server,
+    servers: [server],
     tls: { caFile: "/ca.pem" },
   });
   assert.deepEqual(parseArguments(["alice", "--server", server, "--ca=/ca.pem", "--tls"]), {
     userId: "alice",
-    server,
+    servers: [server],
     tls: { caFile: "/ca.pem" },
   });
   assert.deepEqual(parseArguments(["alice", "--server", server], { CHAT_TLS_CA: "/env.pem" }), {
     userId: "alice",
-    server,
+    servers: [server],
     tls: { caFile: "/env.pem" },
   });
   assert.deepEqual(
