@@ -209,7 +209,7 @@ Deno.test("the terminal client's --tls, --ca and $CHAT_TLS_CA", () => {
   });
   assert.deepEqual(
     parseArguments(["alice", "--server", server, "--ca", "/flag.pem"], { CHAT_TLS_CA: "/env.pem" }),
-    { userId: "alice", server, tls: { caFile: "/flag.pem" } },
+    { userId: "alice", servers: [server], tls: { caFile: "/flag.pem" } },
   );
   assert.deepEqual(parseArguments(["alice", "--ca"]), { error: "--ca needs a value" });
   assert.deepEqual(parseArguments(["alice", "--tls=yes"]), { error: "--tls takes no value" });
