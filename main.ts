@@ -6,18 +6,21 @@
 
 import { describeConfig, loadConfig } from "./core/config.ts";
 import { createLogger } from "./core/logger.ts";
-import { guardUnhandled, onShutdownSignal } from "./core/shutdown.ts";
+import { guardUnhandled, onShutdownSignal, startOrExit } from "./core/shutdown.ts";
 import { openBus } from "./bus/open_bus.ts";
 import { createGateway } from "./server/gateway.ts";
 import { createProcessor } from "./processor/processor.ts";
 import { openStore } from "./store/open_store.ts";
 import { createAuth, loadAuthSecret } from "./server/auth.ts";
+import { checkDenoRelease } from "./core/runtime_guard.ts";
 
 export async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel });
   guardUnhandled(logger);
   logger.info(`Starting gateway ${config.serverId}`, { config: describeConfig(config) });
+  const unsafe = checkDenoRelease(Deno.version.deno, config.allowUnsafeDeno);
+  if (unsafe) logger.warn(unsafe);
   const bus = openBus(config, logger);
   const embedded = config.bus === "memory";
   const store = await openStore(config, logger);
@@ -57,4 +60,4 @@ export async function main(): Promise<void> {
   );
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await startOrExit("gateway", main);

@@ -5,7 +5,7 @@
 
 import { describeConfig, loadConfig } from "./core/config.ts";
 import { createLogger } from "./core/logger.ts";
-import { guardUnhandled, onShutdownSignal } from "./core/shutdown.ts";
+import { guardUnhandled, onShutdownSignal, startOrExit } from "./core/shutdown.ts";
 import { openBus } from "./bus/open_bus.ts";
 import { createProcessor } from "./processor/processor.ts";
 import { openStore } from "./store/open_store.ts";
@@ -31,4 +31,4 @@ export async function main(): Promise<void> {
   );
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await startOrExit("processor", main);

@@ -134,6 +134,8 @@ export interface Config {
   kafkaSaslUsername: string | undefined;
   /** `KAFKA_SASL_PASSWORD`; never printed. */
   kafkaSaslPassword: string | undefined;
+  /** Start a gateway even on a Deno release known to crash it (`ALLOW_UNSAFE_DENO`; core/runtime_guard.ts). */
+  allowUnsafeDeno: boolean;
 }
 
 export const KAFKA_SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
@@ -262,6 +264,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     kafkaSaslMechanism,
     kafkaSaslUsername: env.KAFKA_SASL_USERNAME || undefined,
     kafkaSaslPassword: env.KAFKA_SASL_PASSWORD || undefined,
+    allowUnsafeDeno: bool(env, "ALLOW_UNSAFE_DENO", false),
   };
 }
 

@@ -1,7 +1,7 @@
 /** Graceful shutdown: run the given steps once on SIGINT or SIGTERM, under a time limit. */
 
 import { describeError } from "./errors.ts";
-import type { Logger } from "./logger.ts";
+import { createLogger, type Logger } from "./logger.ts";
 
 export function onShutdownSignal(
   stop: () => Promise<void>,
@@ -39,4 +39,23 @@ export function guardUnhandled(logger: Logger): void {
     event.preventDefault();
     logger.error("Unhandled promise rejection", { error: describeError(event.reason) });
   });
+}
+
+/**
+ * Runs a service's start-up. If it fails (a setting, the database, a refused runtime), says what
+ * failed and exits with status 1: a supervisor must see a failed start, never exit 0. The error
+ * is caught here rather than left to the runtime because `guardUnhandled` keeps rejections from
+ * ending the process.
+ */
+export async function startOrExit(
+  service: string,
+  start: () => Promise<void>,
+  logger: Logger = createLogger(),
+): Promise<void> {
+  try {
+    await start();
+  } catch (error) {
+    logger.error(`Cannot start the ${service}: ${describeError(error)}`);
+    Deno.exit(1);
+  }
 }
