@@ -16,13 +16,23 @@
  *    cluster, and the last run to finish stops it. A cluster started by hand
  *    (`deno task kafka:up`) stays up.
  * 5. Prints `tests: N passed, M failed` as the last line. Exits non-zero when a test failed, a
- *    test was ignored (a skipped test must fail CI), no test ran, or deno test failed.
+ *    test was ignored (a skipped test must fail CI), no test ran, or deno test failed. A file
+ *    whose Deno runtime aborted (exit 134 or 139) counts as a failed test and is named in an
+ *    `ABORTED: <file>: ...` line just before the closing line; no file is ever run twice.
  */
 
 import { fileURLToPath } from "node:url";
 import { BROKERS, clusterUp, hideKafkaJsTimeoutWarning, releaseCluster } from "../kafka/cluster.ts";
 import { postgresDown, postgresStatus, postgresUp } from "./postgres.ts";
-import { closingLine, parseTestSummary, testRunProblems } from "./test_summary.ts";
+import {
+  addUp,
+  closingLine,
+  type FileResult,
+  judgeFile,
+  parseTestSummary,
+  testRunProblems,
+  type TestSummary,
+} from "./test_summary.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/+$/, "");
 /** How much of deno test's output is kept to find the summary line. */
@@ -68,7 +78,7 @@ async function run(args: string[]): Promise<number> {
   return code;
 }
 
-/** Runs deno test, copying its output through; returns its exit code and the output's tail. */
+/** Runs deno test once, copying its output through; returns its exit code and the output's tail. */
 async function runTests(
   args: string[],
   env: Record<string, string>,
@@ -92,57 +102,45 @@ async function runTests(
   return { code, output: output + decoder.decode() };
 }
 
-/** Exit codes of a Deno process killed by SIGABRT or SIGSEGV: the runtime, not a test, died. */
-const RUNTIME_ABORT = new Set([134, 139]);
+/** The run: every file's counts added up, the lines explaining failures, the worst exit code. */
+interface RunResult {
+  code: number;
+  summary: TestSummary;
+  lines: string[];
+}
 
 /**
  * Runs each test file in its own `deno test` process (or the given arguments as one run), and
- * adds up their summaries. Deno 2.9's node:http2 can abort a whole process inside nghttp2
- * (denoland/deno#36788); a file whose process died that way, printing no summary, runs once
- * more, and the retry is reported. A test that fails is never retried.
+ * adds up their summaries. A file whose Deno runtime aborted (exit 134 or 139) fails the run and
+ * is named in an `ABORTED:` line; nothing is ever run twice.
  */
-async function runTestFiles(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; output: string }> {
+async function runTestFiles(args: string[], env: Record<string, string>): Promise<RunResult> {
   const dir = args[0]?.startsWith("--dir=") ? args.shift()!.slice("--dir=".length) : "tests";
-  if (args.length > 0) return await runTests(args, env);
-  const files = [...Deno.readDirSync(`${ROOT}/${dir}`)]
+  const runs = args.length > 0 ? [args] : testFiles(dir).map((file) => [file]);
+  const results: FileResult[] = [];
+  let code = 0;
+  for (const run of runs) {
+    if (interrupted) break;
+    const { code: exitCode, output } = await runTests(run, env);
+    const result = judgeFile(run.join(" "), parseTestSummary(output), exitCode);
+    for (const line of result.lines) console.log(line);
+    if (exitCode !== 0 && code === 0) code = exitCode;
+    results.push(result);
+  }
+  return { code, summary: addUp(results), lines: results.flatMap((r) => r.lines) };
+}
+
+/** The `*_test.ts` files of `dir`, sorted. */
+function testFiles(dir: string): string[] {
+  return [...Deno.readDirSync(`${ROOT}/${dir}`)]
     .filter((e) => e.isFile && e.name.endsWith("_test.ts"))
     .map((e) => `${dir}/${e.name}`)
     .sort();
-  const total = { passed: 0, failed: 0, ignored: 0 };
-  let code = 0;
-  for (const file of files) {
-    if (interrupted) break;
-    let run = await runTests([file], env);
-    let summary = parseTestSummary(run.output);
-    if (!summary && RUNTIME_ABORT.has(run.code) && !interrupted) {
-      console.log(
-        `RETRY: the Deno runtime aborted (exit ${run.code}) in ${file} before it finished; running it once more (denoland/deno#36788)`,
-      );
-      run = await runTests([file], env);
-      summary = parseTestSummary(run.output);
-    }
-    if (!summary || run.code !== 0) code = run.code || 1;
-    if (!summary) console.log(`FAILED: ${file} printed no summary (exit ${run.code})`);
-    total.passed += summary?.passed ?? 0;
-    total.failed += summary?.failed ?? (summary ? 0 : 1);
-    total.ignored += summary?.ignored ?? 0;
-  }
-  const ok = code === 0 && total.failed === 0;
-  const ignored = total.ignored > 0 ? ` | ${total.ignored} ignored` : "";
-  return {
-    code,
-    output: `\n${
-      ok ? "ok" : "FAILED"
-    } | ${total.passed} passed | ${total.failed} failed${ignored}\n`,
-  };
 }
 
 async function main(args: string[]): Promise<number> {
   const started = performance.now();
-  let result: { code: number; output: string } | undefined;
+  let result: RunResult | undefined;
   const problems: string[] = [];
   let leased = false;
   let ownPostgres = false;
@@ -191,8 +189,8 @@ async function main(args: string[]): Promise<number> {
     problems.push(error instanceof Error ? error.message : String(error));
   } finally {
     if (leased) {
-      const summary = result && parseTestSummary(result.output);
-      const failed = result === undefined || testRunProblems(summary, result.code).length > 0;
+      const failed = result === undefined ||
+        testRunProblems(result.summary, result.code).length > 0;
       try {
         await releaseCluster({ keepLogsIn: failed ? `${ROOT}/.tmp/kafka-logs` : undefined });
       } catch (error) {
@@ -208,12 +206,13 @@ async function main(args: string[]): Promise<number> {
     }
   }
 
-  const summary = result && parseTestSummary(result.output);
-  if (result) problems.push(...testRunProblems(summary, result.code));
+  if (result) problems.push(...testRunProblems(result.summary, result.code));
   if (interrupted) problems.push(`interrupted by ${interrupted}`);
   console.log(`Test run took ${seconds(started)}`);
   for (const problem of problems) console.log(`FAILED: ${problem}`);
-  console.log(closingLine(summary));
+  // Repeated here, next to the closing line, so that a crashed file is not lost in the output.
+  for (const line of result?.lines ?? []) console.log(line);
+  console.log(closingLine(result?.summary));
   if (interrupted) return 130;
   return problems.length > 0 ? 1 : 0;
 }

@@ -2,7 +2,9 @@
  * Reads `deno test`'s closing summary and decides whether a test run passed, for scripts/test.ts.
  *
  * The summary line looks like `ok | 12 passed | 0 failed | 1 ignored (3s)` or
- * `FAILED | 11 passed (4 steps) | 1 failed (2s)`.
+ * `FAILED | 11 passed (4 steps) | 1 failed (2s)`. scripts/test.ts runs each test file in its own
+ * process; {@linkcode judgeFile} turns one process's summary and exit code into counts and the
+ * lines that explain a failure, and {@linkcode closingLine} is the last line CI reads.
  */
 
 export interface TestSummary {
@@ -58,4 +60,58 @@ export function testRunProblems(summary: TestSummary | undefined, exitCode: numb
 /** The closing line, `tests: 12 passed, 0 failed`. */
 export function closingLine(summary: TestSummary | undefined): string {
   return `tests: ${summary?.passed ?? 0} passed, ${summary?.failed ?? 0} failed`;
+}
+
+/**
+ * Exit codes of a Deno process killed by SIGABRT (134) or SIGSEGV (139): the runtime died, not a
+ * test (Deno 2.9's node:http2 can abort inside nghttp2, denoland/deno#36788). Such a file is a
+ * failure like any other: it is never run again, since a retry would hide a crash users can hit.
+ */
+export const RUNTIME_ABORT_CODES: ReadonlySet<number> = new Set([134, 139]);
+
+/** What one `deno test` process adds to the run. */
+export interface FileResult {
+  passed: number;
+  failed: number;
+  ignored: number;
+  /** Lines to print before the closing line, such as `ABORTED: tests/x_test.ts: ...`. */
+  lines: string[];
+}
+
+/**
+ * Judges the `deno test` process that ran `name` (a file, or the arguments of one run): its
+ * summary (undefined when it printed none) and exit code. A runtime abort or a missing summary
+ * counts as one more failed test, so that the closing line shows it.
+ */
+export function judgeFile(
+  name: string,
+  summary: TestSummary | undefined,
+  exitCode: number,
+): FileResult {
+  const result: FileResult = {
+    passed: summary?.passed ?? 0,
+    failed: summary?.failed ?? 0,
+    ignored: summary?.ignored ?? 0,
+    lines: [],
+  };
+  if (RUNTIME_ABORT_CODES.has(exitCode)) {
+    result.failed += 1;
+    result.lines.push(`ABORTED: ${name}: the Deno runtime aborted (exit ${exitCode})`);
+  } else if (summary === undefined) {
+    result.failed += 1;
+    result.lines.push(`FAILED: ${name} printed no summary (exit ${exitCode})`);
+  }
+  return result;
+}
+
+/** The run's summary: the files' counts added up; ok when no file failed. */
+export function addUp(results: readonly FileResult[]): TestSummary {
+  const total = { ok: true, passed: 0, failed: 0, ignored: 0, filteredOut: 0 };
+  for (const r of results) {
+    total.passed += r.passed;
+    total.failed += r.failed;
+    total.ignored += r.ignored;
+  }
+  total.ok = total.failed === 0;
+  return total;
 }

@@ -1,7 +1,14 @@
 /** scripts/test_summary.ts: reading deno test's summary and judging the run. */
 
 import assert from "node:assert/strict";
-import { closingLine, parseTestSummary, testRunProblems } from "../scripts/test_summary.ts";
+import {
+  addUp,
+  closingLine,
+  judgeFile,
+  parseTestSummary,
+  RUNTIME_ABORT_CODES,
+  testRunProblems,
+} from "../scripts/test_summary.ts";
 
 Deno.test("parseTestSummary reads a passing summary with ignored tests", () => {
   const output = "running 3 tests\n...\n\nok | 12 passed | 0 failed | 1 ignored (3s)\n\n";
@@ -50,4 +57,54 @@ Deno.test("closingLine is `tests: N passed, M failed`", () => {
     "tests: 12 passed, 1 failed",
   );
   assert.equal(closingLine(undefined), "tests: 0 passed, 0 failed");
+});
+
+Deno.test("judgeFile: a runtime abort is a failure named in an ABORTED line, never retried", () => {
+  const passing = { ok: true, passed: 4, failed: 0, ignored: 0, filteredOut: 0 };
+  assert.deepEqual(judgeFile("tests/x_test.ts", undefined, 134), {
+    passed: 0,
+    failed: 1,
+    ignored: 0,
+    lines: ["ABORTED: tests/x_test.ts: the Deno runtime aborted (exit 134)"],
+  });
+  // It aborted after its summary: the tests it passed count, and so does the abort.
+  assert.deepEqual(judgeFile("tests/y_test.ts", passing, 139), {
+    passed: 4,
+    failed: 1,
+    ignored: 0,
+    lines: ["ABORTED: tests/y_test.ts: the Deno runtime aborted (exit 139)"],
+  });
+  assert.deepEqual(judgeFile("tests/z_test.ts", undefined, 1), {
+    passed: 0,
+    failed: 1,
+    ignored: 0,
+    lines: ["FAILED: tests/z_test.ts printed no summary (exit 1)"],
+  });
+  assert.deepEqual(judgeFile("tests/ok_test.ts", passing, 0), {
+    passed: 4,
+    failed: 0,
+    ignored: 0,
+    lines: [],
+  });
+  assert.deepEqual([...RUNTIME_ABORT_CODES].sort(), [134, 139]);
+});
+
+Deno.test("addUp: an aborted file fails the run and shows in the closing line", () => {
+  const files = [
+    judgeFile(
+      "tests/a_test.ts",
+      { ok: true, passed: 300, failed: 0, ignored: 0, filteredOut: 0 },
+      0,
+    ),
+    judgeFile("tests/x_test.ts", undefined, 134),
+  ];
+  const total = addUp(files);
+  assert.deepEqual(total, { ok: false, passed: 300, failed: 1, ignored: 0, filteredOut: 0 });
+  assert.equal(closingLine(total), "tests: 300 passed, 1 failed");
+  assert.match(testRunProblems(total, 134).join("\n"), /1 failed/);
+  assert.deepEqual(files.flatMap((f) => f.lines), [
+    "ABORTED: tests/x_test.ts: the Deno runtime aborted (exit 134)",
+  ]);
+  assert.deepEqual(addUp([]), { ok: true, passed: 0, failed: 0, ignored: 0, filteredOut: 0 });
+  assert.match(testRunProblems(addUp([]), 0).join(), /no test ran/);
 });
