@@ -23,7 +23,7 @@
 
 import { fileURLToPath } from "node:url";
 import { BROKERS, clusterUp, hideKafkaJsTimeoutWarning, releaseCluster } from "../kafka/cluster.ts";
-import { postgresDown, postgresStatus, postgresUp } from "./postgres.ts";
+import { postgresUp, releasePostgres } from "./postgres.ts";
 import {
   addUp,
   closingLine,
@@ -143,7 +143,7 @@ async function main(args: string[]): Promise<number> {
   let result: RunResult | undefined;
   const problems: string[] = [];
   let leased = false;
-  let ownPostgres = false;
+  let leasedPostgres = false;
 
   try {
     if (await hasBuildTask()) {
@@ -172,8 +172,8 @@ async function main(args: string[]): Promise<number> {
         console.log("Using the PostgreSQL database at DATABASE_URL");
         return;
       }
-      ownPostgres = await postgresStatus() === undefined;
-      env.DATABASE_URL = await postgresUp();
+      leasedPostgres = true; // even if start-up fails half-way, releasePostgres cleans up
+      env.DATABASE_URL = await postgresUp({ lease: true });
     };
     const failures = (await Promise.allSettled([kafka(), database()]))
       .filter((r): r is PromiseRejectedResult => r.status === "rejected");
@@ -197,9 +197,9 @@ async function main(args: string[]): Promise<number> {
         problems.push(`Cannot stop Kafka: ${(error as Error).message}`);
       }
     }
-    if (ownPostgres) {
+    if (leasedPostgres) {
       try {
-        await postgresDown({ clean: true });
+        await releasePostgres();
       } catch (error) {
         problems.push(`Cannot stop PostgreSQL: ${(error as Error).message}`);
       }
