@@ -1,21 +1,28 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task test [args]`: runs the test suite against a fresh local Kafka cluster.
+ * `deno task test [args]`: runs the test suite, with everything it needs, in one command.
  *
- * 1. Runs `deno task build` if deno.json has a `build` task.
- * 2. Unless KAFKA_BROKERS is set, starts the three brokers of kafka/cluster.ts and sets
- *    KAFKA_BROKERS=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094 for the tests. At the same time,
- *    unless DATABASE_URL is set, starts the test PostgreSQL of scripts/postgres.ts and sets
- *    DATABASE_URL.
- * 3. Runs `deno test -A tests/<file>` for each test file in its own process (or
+ * 1. Checks the system programs the tests need and installs what is missing, or stops with one
+ *    message saying what to install (scripts/system_deps.ts).
+ * 2. Runs `deno task build` if deno.json has a `build` task.
+ * 3. For a whole folder (no arguments, or `--dir=tests/faults`), which needs Kafka and
+ *    PostgreSQL anyway: unless KAFKA_BROKERS is set, starts the three brokers of kafka/cluster.ts
+ *    and sets KAFKA_BROKERS=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094 for the tests; at the
+ *    same time, unless DATABASE_URL is set, starts the test PostgreSQL of scripts/postgres.ts and
+ *    sets DATABASE_URL. So all files share one cluster. With file arguments nothing starts up
+ *    front: a test file that needs Kafka or PostgreSQL starts it through tests/fixtures.ts, as
+ *    under a plain `deno test -A`, and `deno task test tests/config_test.ts` starts nothing.
+ * 4. Runs `deno test -A tests/<file>` for each test file in its own process (or
  *    `deno test -A <args>` once when arguments are given), streaming the output.
  *    `--dir=tests/faults` runs the files of that folder instead (`deno task test:faults`).
- * 4. Stops the cluster (and PostgreSQL) it started and deletes their data, also when tests fail
- *    or on Ctrl-C; when tests failed, the broker logs are kept in .tmp/kafka-logs. The cluster
- *    is shared through leases: a second `deno task test` in the same checkout uses the running
- *    cluster, and the last run to finish stops it. A cluster started by hand
- *    (`deno task kafka:up`) stays up.
- * 5. Prints `tests: N passed, M failed` as the last line. Exits non-zero when a test failed, a
+ *    After each process it waits for the wardens of its fixtures (scripts/lease_warden.ts) to
+ *    give back what they held, so the run ends with the services it caused stopped.
+ * 5. Stops the cluster (and PostgreSQL) it started and deletes their data, also when tests fail
+ *    or on Ctrl-C; when tests failed, the broker logs are kept in .tmp/kafka-logs. Both are
+ *    shared through leases: a second `deno task test` (or a `deno test` with the fixtures) in the
+ *    same checkout uses the running ones, and the last user to finish stops them. A cluster
+ *    started by hand (`deno task kafka:up`) stays up.
+ * 6. Prints `tests: N passed, M failed` as the last line. Exits non-zero when a test failed, a
  *    test was ignored (a skipped test must fail CI), no test ran, or deno test failed. A file
  *    whose Deno runtime aborted (exit 134 or 139) counts as a failed test and is named in an
  *    `ABORTED: <file>: ...` line just before the closing line; no file is ever run twice.
@@ -23,6 +30,7 @@
 
 import { fileURLToPath } from "node:url";
 import { BROKERS, clusterUp, hideKafkaJsTimeoutWarning, releaseCluster } from "../kafka/cluster.ts";
+import { waitForWardens } from "./lease_warden.ts";
 import { postgresUp, releasePostgres } from "./postgres.ts";
 import {
   addUp,
@@ -98,7 +106,9 @@ async function runTests(
     output = (output + decoder.decode(chunk, { stream: true })).slice(-KEEP_OUTPUT);
   }
   const { code } = await child.status;
+  const pid = child.pid;
   child = undefined;
+  await waitForWardens(pid);
   return { code, output: output + decoder.decode() };
 }
 
@@ -123,6 +133,8 @@ async function runTestFiles(args: string[], env: Record<string, string>): Promis
     if (interrupted) break;
     const { code: exitCode, output } = await runTests(run, env);
     const result = judgeFile(run.join(" "), parseTestSummary(output), exitCode);
+    // A process that died mid-line (an abort) leaves the cursor after its last words.
+    if (result.lines.length > 0 && output !== "" && !output.endsWith("\n")) console.log();
     for (const line of result.lines) console.log(line);
     if (exitCode !== 0 && code === 0) code = exitCode;
     results.push(result);
@@ -156,6 +168,9 @@ async function main(args: string[]): Promise<number> {
     if (interrupted) throw new Error(`Interrupted by ${interrupted}`);
 
     const env: Record<string, string> = {};
+    // A whole folder needs both services: start them once for all its files. Single files start
+    // what they need themselves, through tests/fixtures.ts.
+    const wholeFolder = args.length === 0 || (args.length === 1 && args[0]!.startsWith("--dir="));
     const kafka = async () => {
       const given = Deno.env.get("KAFKA_BROKERS");
       if (given) {
@@ -175,7 +190,8 @@ async function main(args: string[]): Promise<number> {
       leasedPostgres = true; // even if start-up fails half-way, releasePostgres cleans up
       env.DATABASE_URL = await postgresUp({ lease: true });
     };
-    const failures = (await Promise.allSettled([kafka(), database()]))
+    const starts: Promise<void>[] = wholeFolder ? [kafka(), database()] : [];
+    const failures = (await Promise.allSettled(starts))
       .filter((r): r is PromiseRejectedResult => r.status === "rejected");
     if (failures.length > 0) {
       throw new Error(failures.map((f) => (f.reason as Error)?.message ?? f.reason).join("\n"));

@@ -1,6 +1,7 @@
 /**
- * The bus contract over KafkaBus against the real cluster in KAFKA_BROKERS (`deno task test`
- * starts one), and what only the Kafka adapter does: topic creation and Kafka outages.
+ * The bus contract over KafkaBus against the real cluster (tests/fixtures.ts: KAFKA_BROKERS, or
+ * the local cluster it starts), and what only the Kafka adapter does: topic creation and Kafka
+ * outages.
  *
  * Deno's op and resource sanitizers stay on: after `close()` no kafkajs timer or socket is left.
  * Unhandled promise rejections are collected and asserted, with a clearer message than a crash.
@@ -14,11 +15,10 @@ import type { KafkaTopicSpec } from "../core/config.ts";
 import { ChatError } from "../core/errors.ts";
 import { createLogger, type Logger, memoryLogger, silentLogger } from "../core/logger.ts";
 import { busContract } from "./bus_contract.ts";
+import { kafkaBrokers } from "./fixtures.ts";
 import { waitFor } from "./helpers.ts";
 
-const brokers = (Deno.env.get("KAFKA_BROKERS") ?? "").split(",").map((b) => b.trim()).filter(
-  Boolean,
-);
+const brokers = (await kafkaBrokers()).split(",").map((b) => b.trim()).filter(Boolean);
 /** BUS_TEST_LOG=debug shows the adapter's and kafkajs's logs on stderr. */
 const logLevelEnv = Deno.env.get("BUS_TEST_LOG");
 const logger: Logger = logLevelEnv === "debug" || logLevelEnv === "info"
@@ -78,119 +78,111 @@ async function deleteTopics(topics: TopicSpecs): Promise<void> {
   }
 }
 
-if (brokers.length === 0) {
-  Deno.test("KafkaBus: the tests need a Kafka cluster", () => {
-    throw new Error(
-      "KAFKA_BROKERS is not set: run the suite with `deno task test`, which starts Kafka",
-    );
-  });
-} else {
-  busContract(
-    "KafkaBus",
-    (topics) => {
-      const bus = new KafkaBus({
-        brokers,
-        clientId: "bus-contract",
-        topics,
-        logger,
-        retryDelayMs: 50,
-      });
-      return Promise.resolve({
-        bus,
-        cleanup: async () => {
-          await deleteTopics(topics);
-          assertNoUnhandledRejection();
-        },
-      });
-    },
-    { timeoutMs: 30_000, quietMs: 1000 },
-  );
-
-  kafkaTest(
-    "creates missing topics as specified, accepts existing ones, warns about too few partitions",
-    async () => {
-      const created: KafkaTopicSpec = {
-        name: unique("created"),
-        partitions: 3,
-        replicationFactor: 2,
-      };
-      const compact: KafkaTopicSpec = {
-        name: unique("compact"),
-        partitions: 1,
-        replicationFactor: 3,
-        configs: { "cleanup.policy": "compact", "retention.ms": "3600000" },
-      };
-      const small: KafkaTopicSpec = { name: unique("small"), partitions: 2, replicationFactor: 2 };
-      const topics = [created, compact, small];
-      await withAdmin(async (admin) => {
-        await admin.createTopics({
-          waitForLeaders: false,
-          topics: [{ topic: small.name, numPartitions: 1, replicationFactor: 2 }],
-        });
-        // The topic has a leader before the bus looks at it.
-        await waitFor(
-          async () => {
-            try {
-              const { topics: [meta] } = await admin.fetchTopicMetadata({ topics: [small.name] });
-              return meta?.partitions.every((p) => p.leader >= 0) ?? false;
-            } catch {
-              return false;
-            }
-          },
-          30_000,
-          `topic ${small.name} to have a leader`,
-        );
-      });
-      const log = memoryLogger("debug");
-      const first = new KafkaBus({ brokers, clientId: "bus-test", topics, logger: log });
-      const second = new KafkaBus({ brokers, clientId: "bus-test", topics, logger });
-      try {
-        await first.start();
-        await waitFor(() => first.ready(), 30_000, "the first bus to be ready");
-        await withAdmin(async (admin) => {
-          const { topics: meta } = await retrying(() =>
-            admin.fetchTopicMetadata({ topics: [created.name, compact.name, small.name] })
-          );
-          const byName = new Map(meta.map((t) => [t.name, t]));
-          const shape = (name: string) =>
-            byName.get(name)!.partitions.map((p) => p.replicas.length).sort();
-          assert.deepEqual(shape(created.name), [2, 2, 2], "3 partitions with 2 replicas each");
-          assert.deepEqual(shape(compact.name), [3], "1 partition with 3 replicas");
-          assert.deepEqual(shape(small.name), [2], "an existing topic is left as it is");
-          // The request goes to a random broker, which may learn about a new topic a moment late.
-          const { resources } = await retrying(() =>
-            admin.describeConfigs({
-              includeSynonyms: false,
-              resources: [{
-                type: ConfigResourceTypes.TOPIC,
-                name: compact.name,
-                configNames: ["cleanup.policy", "retention.ms"],
-              }],
-            })
-          );
-          const configs = Object.fromEntries(
-            resources[0]!.configEntries.map((c) => [c.configName, c.configValue]),
-          );
-          assert.deepEqual(configs, { "cleanup.policy": "compact", "retention.ms": "3600000" });
-        });
-        const warning = log.lines.find((l) => l.includes("WARN") && l.includes(small.name));
-        assert.ok(warning, `a warning about ${small.name} in:\n${log.lines.join("\n")}`);
-        assert.match(warning, /has 1 partitions, fewer than the 2 specified/);
-
-        // Topics that exist already are fine: the second bus becomes ready and works.
-        await second.start();
-        await waitFor(() => second.ready(), 30_000, "the second bus to be ready");
-        const published = await second.publish(created.name, "k", "v");
-        assert.equal(published.topic, created.name);
-      } finally {
-        await first.close();
-        await second.close();
+busContract(
+  "KafkaBus",
+  (topics) => {
+    const bus = new KafkaBus({
+      brokers,
+      clientId: "bus-contract",
+      topics,
+      logger,
+      retryDelayMs: 50,
+    });
+    return Promise.resolve({
+      bus,
+      cleanup: async () => {
         await deleteTopics(topics);
-      }
-      assertNoUnhandledRejection();
-    },
-  );
-}
+        assertNoUnhandledRejection();
+      },
+    });
+  },
+  { timeoutMs: 30_000, quietMs: 1000 },
+);
+
+kafkaTest(
+  "creates missing topics as specified, accepts existing ones, warns about too few partitions",
+  async () => {
+    const created: KafkaTopicSpec = {
+      name: unique("created"),
+      partitions: 3,
+      replicationFactor: 2,
+    };
+    const compact: KafkaTopicSpec = {
+      name: unique("compact"),
+      partitions: 1,
+      replicationFactor: 3,
+      configs: { "cleanup.policy": "compact", "retention.ms": "3600000" },
+    };
+    const small: KafkaTopicSpec = { name: unique("small"), partitions: 2, replicationFactor: 2 };
+    const topics = [created, compact, small];
+    await withAdmin(async (admin) => {
+      await admin.createTopics({
+        waitForLeaders: false,
+        topics: [{ topic: small.name, numPartitions: 1, replicationFactor: 2 }],
+      });
+      // The topic has a leader before the bus looks at it.
+      await waitFor(
+        async () => {
+          try {
+            const { topics: [meta] } = await admin.fetchTopicMetadata({ topics: [small.name] });
+            return meta?.partitions.every((p) => p.leader >= 0) ?? false;
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+        `topic ${small.name} to have a leader`,
+      );
+    });
+    const log = memoryLogger("debug");
+    const first = new KafkaBus({ brokers, clientId: "bus-test", topics, logger: log });
+    const second = new KafkaBus({ brokers, clientId: "bus-test", topics, logger });
+    try {
+      await first.start();
+      await waitFor(() => first.ready(), 30_000, "the first bus to be ready");
+      await withAdmin(async (admin) => {
+        const { topics: meta } = await retrying(() =>
+          admin.fetchTopicMetadata({ topics: [created.name, compact.name, small.name] })
+        );
+        const byName = new Map(meta.map((t) => [t.name, t]));
+        const shape = (name: string) =>
+          byName.get(name)!.partitions.map((p) => p.replicas.length).sort();
+        assert.deepEqual(shape(created.name), [2, 2, 2], "3 partitions with 2 replicas each");
+        assert.deepEqual(shape(compact.name), [3], "1 partition with 3 replicas");
+        assert.deepEqual(shape(small.name), [2], "an existing topic is left as it is");
+        // The request goes to a random broker, which may learn about a new topic a moment late.
+        const { resources } = await retrying(() =>
+          admin.describeConfigs({
+            includeSynonyms: false,
+            resources: [{
+              type: ConfigResourceTypes.TOPIC,
+              name: compact.name,
+              configNames: ["cleanup.policy", "retention.ms"],
+            }],
+          })
+        );
+        const configs = Object.fromEntries(
+          resources[0]!.configEntries.map((c) => [c.configName, c.configValue]),
+        );
+        assert.deepEqual(configs, { "cleanup.policy": "compact", "retention.ms": "3600000" });
+      });
+      const warning = log.lines.find((l) => l.includes("WARN") && l.includes(small.name));
+      assert.ok(warning, `a warning about ${small.name} in:\n${log.lines.join("\n")}`);
+      assert.match(warning, /has 1 partitions, fewer than the 2 specified/);
+
+      // Topics that exist already are fine: the second bus becomes ready and works.
+      await second.start();
+      await waitFor(() => second.ready(), 30_000, "the second bus to be ready");
+      const published = await second.publish(created.name, "k", "v");
+      assert.equal(published.topic, created.name);
+    } finally {
+      await first.close();
+      await second.close();
+      await deleteTopics(topics);
+    }
+    assertNoUnhandledRejection();
+  },
+);
 
 /** Runs without a cluster: nothing listens on port 1. */
 kafkaTest(

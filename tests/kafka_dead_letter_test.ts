@@ -10,7 +10,10 @@ import { Kafka, logLevel } from "kafkajs";
 import { TOPICS } from "../core/config.ts";
 import { decodeDeadLetter } from "../core/records.ts";
 import { connectUser, waitFor } from "./helpers.ts";
-import { kafkaBrokers, kafkaDeployment, stopAll } from "./processes.ts";
+import { kafkaBrokers } from "./fixtures.ts";
+import { kafkaDeployment, stopAll } from "./processes.ts";
+
+const brokers = await kafkaBrokers();
 
 /** The dead letters on the topic, read from the start by kcat, another independent client. */
 async function deadLetters() {
@@ -18,7 +21,7 @@ async function deadLetters() {
     args: [
       "-C",
       "-b",
-      kafkaBrokers().split(",")[0]!,
+      brokers.split(",")[0]!,
       "-t",
       TOPICS.deadLetters.name,
       "-o",
@@ -39,7 +42,7 @@ Deno.test("garbage on `chatting` goes to `chat-dead-letters` with its exact byte
   const gateway = deployment.gateway("dead-letter");
   const kafka = new Kafka({
     clientId: "dead-letter-test",
-    brokers: kafkaBrokers().split(","),
+    brokers: brokers.split(","),
     logLevel: logLevel.NOTHING,
   });
   const producer = kafka.producer();

@@ -8,7 +8,11 @@ import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import { Partitioners } from "kafkajs";
 import { connectUser, newClient, type TestUser, waitFor } from "./helpers.ts";
+import { kafkaBrokers } from "./fixtures.ts";
 import { kafkaDeployment, stopAll } from "./processes.ts";
+
+// Starts the cluster (unless KAFKA_BROKERS is set) before the tests; kafkaDeployment uses it.
+await kafkaBrokers();
 
 const PASSWORD = "a long password";
 const SLOW = 60_000;

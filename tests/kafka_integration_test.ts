@@ -6,7 +6,10 @@
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import { connectUser, waitFor } from "./helpers.ts";
-import { freePort, kafkaBrokers, kafkaDeployment, spawn, stopAll } from "./processes.ts";
+import { kafkaBrokers } from "./fixtures.ts";
+import { freePort, kafkaDeployment, spawn, stopAll } from "./processes.ts";
+
+const brokers = await kafkaBrokers();
 
 const HEARTBEAT_TIMEOUT_MS = 3000;
 
@@ -21,7 +24,7 @@ async function kcatRecords(topic: string): Promise<{ key: string; value: any }[]
     args: [
       "-C",
       "-b",
-      kafkaBrokers().split(",")[0]!,
+      brokers.split(",")[0]!,
       "-t",
       topic,
       "-o",
@@ -195,7 +198,7 @@ function brokerGate(target: { hostname: string; port: number }) {
 }
 
 Deno.test("Kafka down when a gateway starts: it starts anyway, is not ready, refuses sends, then connects by itself", async () => {
-  const [host, port] = kafkaBrokers().split(",")[0]!.split(":");
+  const [host, port] = brokers.split(",")[0]!.split(":");
   const gate = brokerGate({ hostname: host!, port: Number(port) });
   const deployment = kafkaDeployment();
   const gw = deployment.gateway("late-kafka", { KAFKA_BROKERS: `127.0.0.1:${gate.port}` });

@@ -1,5 +1,6 @@
 /** Runs the real entry points as separate processes, the way an operator would, for integration tests. */
 
+import { kafkaBrokersSync } from "./fixtures.ts";
 import { waitFor } from "./helpers.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -12,15 +13,14 @@ export function freePort(): number {
   return port;
 }
 
-/** The brokers of the test cluster; fails loudly rather than skipping when Kafka is not there. */
+/**
+ * The brokers of the test cluster, for synchronous callers such as {@linkcode kafkaDeployment}:
+ * KAFKA_BROKERS, or the local cluster that tests/fixtures.ts holds for this test process (it
+ * blocks until the cluster is up unless a test file already did `await kafkaBrokers()` from
+ * there, which is what test files should do).
+ */
 export function kafkaBrokers(): string {
-  const brokers = Deno.env.get("KAFKA_BROKERS");
-  if (!brokers) {
-    throw new Error(
-      "KAFKA_BROKERS is not set: run the suite with `deno task test`, which starts Kafka",
-    );
-  }
-  return brokers;
+  return kafkaBrokersSync();
 }
 
 export interface Service {

@@ -1,10 +1,9 @@
 /**
  * The web page on the Kafka deployment, every part its own process: the
  * processor, gateway A (two browser users) and gateway B (a terminal client),
- * all on the cluster at KAFKA_BROKERS, with sign-in on (the default): the
- * processes share one store (an SQLite file) and one token secret. Without
- * KAFKA_BROKERS the test fails, it never skips: run it with `deno task test`,
- * which starts Kafka.
+ * all on the test cluster (tests/fixtures.ts: KAFKA_BROKERS, or the local
+ * cluster it starts), with sign-in on (the default): the processes share one
+ * store (an SQLite file) and one token secret.
  */
 
 import assert from "node:assert/strict";
@@ -23,7 +22,10 @@ import {
   waitForStatus,
 } from "./browser.ts";
 import { waitFor } from "./helpers.ts";
-import { freePort, kafkaBrokers, type Service, spawn, stopAll } from "./processes.ts";
+import { kafkaBrokers } from "./fixtures.ts";
+import { freePort, type Service, spawn, stopAll } from "./processes.ts";
+
+const brokers = await kafkaBrokers();
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SCREENSHOTS = Deno.env.get("SCREENSHOTS_DIR") ?? `${ROOT}.tmp/screenshots`;
@@ -97,7 +99,6 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const brokers = kafkaBrokers();
   await ensureBuilt();
   const dataDir = await Deno.makeTempDir({ prefix: "chat-web-kafka-" });
   // Shared by every process: accounts, rooms and history in one SQLite file (not the test run's
