@@ -32,6 +32,7 @@ import { fileURLToPath } from "node:url";
 import { BROKERS, clusterUp, hideKafkaJsTimeoutWarning, releaseCluster } from "../kafka/cluster.ts";
 import { waitForWardens } from "./lease_warden.ts";
 import { postgresUp, releasePostgres } from "./postgres.ts";
+import { ensureSystemDeps } from "./system_deps.ts";
 import {
   addUp,
   closingLine,
@@ -158,6 +159,9 @@ async function main(args: string[]): Promise<number> {
   let leasedPostgres = false;
 
   try {
+    // Before anything starts: a missing program should stop the run at once, in one message.
+    await ensureSystemDeps(args.some((a) => a.includes("faults")) ? "faults" : "suite");
+    if (interrupted) throw new Error(`Interrupted by ${interrupted}`);
     if (await hasBuildTask()) {
       const buildStart = performance.now();
       console.log("deno task build");
