@@ -171,12 +171,17 @@ export async function ensureWarden(service: Service, pid: number): Promise<strin
 
 async function waitReady(service: Service, f: ReturnType<typeof files>): Promise<string> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  let shown = 0;
+  let shown = 0; // characters of the log already copied
   const showProgress = () => {
-    const lines = tail(f.log, 1_000).split("\n");
-    if (lines.length === 1 && lines[0] === "(no log)") return;
-    for (const line of lines.slice(shown)) if (line !== "") console.error(line);
-    shown = lines.length;
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(f.log);
+    } catch {
+      return; // not there yet
+    }
+    const end = text.lastIndexOf("\n") + 1; // whole lines only
+    if (end > shown) console.error(text.slice(shown, end).trimEnd());
+    shown = Math.max(shown, end);
   };
   while (Date.now() < deadline) {
     await sleep(100);
