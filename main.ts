@@ -21,7 +21,7 @@ export async function main(): Promise<void> {
   logger.info(`Starting gateway ${config.serverId}`, { config: describeConfig(config) });
   const unsafe = checkDenoRelease(Deno.version.deno, config.allowUnsafeDeno);
   if (unsafe) logger.warn(unsafe);
-  const bus = openBus(config, logger);
+  const bus = openBus(config, logger, () => Deno.exit(1));
   const embedded = config.bus === "memory";
   const store = await openStore(config, logger);
   const auth = createAuth({

@@ -15,7 +15,7 @@ export async function main(): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
   guardUnhandled(logger);
   logger.info("Starting Message Processor", { config: describeConfig(config) });
-  const bus = openBus(config, logger);
+  const bus = openBus(config, logger, () => Deno.exit(1));
   const store = await openStore(config, logger);
   const processor = createProcessor({ bus, store, logger, config });
   await bus.start();

@@ -14,6 +14,7 @@
 
 import { Kafka, logLevel } from "kafkajs";
 import { TOPICS } from "../core/config.ts";
+import { applyReplication, chooseReplication } from "../bus/kafka_replication.ts";
 
 export const FLOOR_TOPIC = "bench-floor";
 const JARS = new URL("../kafka/.jars/", import.meta.url).pathname;
@@ -116,11 +117,18 @@ export async function ensureFloorTopic(brokers: string): Promise<void> {
     for (;;) {
       try {
         if (!(await admin.listTopics()).includes(FLOOR_TOPIC)) {
+          // Replicated as the app replicates `chatting` on this cluster.
+          const { brokers } = await admin.describeCluster();
+          const spec = applyReplication(TOPICS.chatting, chooseReplication({}, brokers.length));
           await admin.createTopics({
             topics: [{
               topic: FLOOR_TOPIC,
-              numPartitions: TOPICS.chatting.partitions,
-              replicationFactor: TOPICS.chatting.replicationFactor,
+              numPartitions: spec.partitions,
+              replicationFactor: spec.replicationFactor,
+              configEntries: Object.entries(spec.configs ?? {}).map(([name, value]) => ({
+                name,
+                value,
+              })),
             }],
           });
         }

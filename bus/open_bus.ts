@@ -54,7 +54,15 @@ export function kafkaSecurity(
   return security;
 }
 
-export function openBus(config: Config, logger: Logger): Bus {
+/**
+ * The bus `config` asks for. `onFatal` is called when the Kafka cluster can never honour a
+ * setting (see `KafkaBusOptions.onFatal`); the entry points exit on it.
+ */
+export function openBus(
+  config: Config,
+  logger: Logger,
+  onFatal?: (error: Error) => void,
+): Bus {
   if (config.bus === "kafka") {
     const { ssl, sasl } = kafkaSecurity(config);
     if (sasl && !ssl) {
@@ -67,6 +75,11 @@ export function openBus(config: Config, logger: Logger): Bus {
       clientId: config.kafkaClientId,
       topics: ALL_TOPICS,
       logger: logger.with({ component: "kafka" }),
+      replication: {
+        replicationFactor: config.kafkaReplicationFactor,
+        minInsyncReplicas: config.kafkaMinInsyncReplicas,
+      },
+      ...(onFatal ? { onFatal } : {}),
       ...(ssl ? { ssl } : {}),
       ...(sasl ? { sasl } : {}),
     });

@@ -16,11 +16,10 @@
  * deno run -A kafka/cluster.ts fetch                 # only fetch the jars
  * ```
  *
- * Guarantees: `__consumer_offsets` and the transaction log have 3 replicas (min ISR 2 for
- * transactions), and `min.insync.replicas=1`, so topics with replication factor 2 keep accepting
- * `acks=-1` writes while one broker is down; the price is that a write acknowledged by a lone
- * surviving replica can be lost if that broker fails too before the other catches up.
- * The app's `chatting` and `chat-deliveries` topics set `min.insync.replicas=2` for themselves.
+ * Guarantees: every topic, the app's own and `__consumer_offsets` and the transaction log, has 3
+ * replicas and needs 2 in sync for an `acks=-1` write, so an acknowledged write is on two brokers
+ * and any one broker can die without stopping writes. The app sets the same on its topics itself
+ * (bus/kafka_replication.ts); the broker defaults here cover anything else.
  * Topics are never created automatically: the app creates its own.
  *
  * Commands that change the cluster hold a machine-wide lock ({@linkcode LOCK_FILE}), so two of
@@ -64,7 +63,8 @@ export const GUARANTEE_SETTINGS: Readonly<Record<string, string>> = {
   "offsets.topic.replication.factor": "3",
   "transaction.state.log.replication.factor": "3",
   "transaction.state.log.min.isr": "2",
-  "min.insync.replicas": "1",
+  "default.replication.factor": "3",
+  "min.insync.replicas": "2",
   "unclean.leader.election.enable": "false",
   "auto.create.topics.enable": "false",
   "group.initial.rebalance.delay.ms": "0",

@@ -1,7 +1,8 @@
 /** The pure parts of kafka/cluster.ts: ports, quorum, server.properties, paths. */
 
 import assert from "node:assert/strict";
-import { DEFAULT_KAFKA_BROKERS, TOPICS } from "../core/config.ts";
+import { chooseReplication } from "../bus/kafka_replication.ts";
+import { DEFAULT_KAFKA_BROKERS } from "../core/config.ts";
 import {
   BROKER_JVM_OPTIONS,
   brokerPort,
@@ -58,7 +59,8 @@ Deno.test("renderServerProperties carries the guarantees and the small-machine s
   assert.equal(props.get("offsets.topic.replication.factor"), "3");
   assert.equal(props.get("transaction.state.log.replication.factor"), "3");
   assert.equal(props.get("transaction.state.log.min.isr"), "2");
-  assert.equal(props.get("min.insync.replicas"), "1");
+  assert.equal(props.get("default.replication.factor"), "3");
+  assert.equal(props.get("min.insync.replicas"), "2");
   assert.equal(props.get("auto.create.topics.enable"), "false");
   assert.equal(props.get("group.initial.rebalance.delay.ms"), "0");
   assert.equal(props.get("num.network.threads"), "2");
@@ -67,12 +69,15 @@ Deno.test("renderServerProperties carries the guarantees and the small-machine s
   assert.equal(props.get("transaction.state.log.num.partitions"), "10");
 });
 
-Deno.test("the cluster's replication fits TOPICS with one broker down", () => {
-  const minIsr = Number(GUARANTEE_SETTINGS["min.insync.replicas"]);
-  for (const topic of Object.values(TOPICS)) {
-    assert.ok(topic.replicationFactor <= NODE_IDS.length, topic.name);
-    assert.ok(minIsr <= topic.replicationFactor - 1, `${topic.name} takes writes, a broker down`);
-  }
+Deno.test("the cluster's replication fits the app's policy with one broker down", () => {
+  const policy = chooseReplication({}, NODE_IDS.length);
+  assert.equal(policy.replicationFactor, 3);
+  assert.ok(
+    policy.minInsyncReplicas <= policy.replicationFactor - 1,
+    "takes writes, a broker down",
+  );
+  assert.equal(Number(GUARANTEE_SETTINGS["min.insync.replicas"]), policy.minInsyncReplicas);
+  assert.equal(Number(GUARANTEE_SETTINGS["default.replication.factor"]), policy.replicationFactor);
   assert.ok(Number(GUARANTEE_SETTINGS["offsets.topic.replication.factor"]) <= NODE_IDS.length);
 });
 

@@ -5,8 +5,9 @@
  */
 
 import assert from "node:assert/strict";
+import { chooseReplication } from "../bus/kafka_replication.ts";
 import { parse } from "yaml";
-import { DEFAULT_KAFKA_BROKERS, TOPICS } from "../core/config.ts";
+import { DEFAULT_KAFKA_BROKERS } from "../core/config.ts";
 import { GUARANTEE_SETTINGS } from "../kafka/cluster.ts";
 
 interface Service {
@@ -135,17 +136,17 @@ Deno.test("compose has the three brokers as KRaft voters on their controller lis
   }
 });
 
-Deno.test("compose replication settings allow the replication factors of TOPICS", () => {
+Deno.test("compose replication settings allow the app's replication policy", () => {
   const brokerCount = brokers.length;
+  const policy = chooseReplication({}, brokerCount);
+  assert.equal(policy.replicationFactor, 3, "three brokers: three copies");
   for (const [name, service] of brokers) {
     const props = properties(service);
     const minIsr = Number(props.get("min.insync.replicas") ?? "1");
-    for (const topic of Object.values(TOPICS)) {
-      assert.ok(topic.replicationFactor <= brokerCount, `${topic.name}: replication ≤ brokers`);
-      assert.ok(minIsr <= topic.replicationFactor, `${name}: min.insync.replicas ≤ ${topic.name}`);
-      // One broker down must leave enough in-sync replicas to keep writing with acks=all.
-      assert.ok(minIsr <= topic.replicationFactor - 1, `${name}: ${topic.name} survives a broker`);
-    }
+    assert.equal(minIsr, policy.minInsyncReplicas, `${name}: min.insync.replicas`);
+    // One broker down must leave enough in-sync replicas to keep writing with acks=all.
+    assert.ok(minIsr <= policy.replicationFactor - 1, `${name}: topics survive a broker`);
+    assert.equal(Number(props.get("default.replication.factor")), policy.replicationFactor);
     const offsetsRf = Number(props.get("offsets.topic.replication.factor"));
     const txnRf = Number(props.get("transaction.state.log.replication.factor"));
     const txnIsr = Number(props.get("transaction.state.log.min.isr"));
