@@ -40,6 +40,14 @@ import {
 // Internal module, for the idle-loop fix below (kafkajs has no "exports" map; 2.2.4 is pinned).
 import RequestQueue from "kafkajs/src/network/requestQueue/index.js";
 import type { KafkaTopicSpec } from "../core/config.ts";
+import {
+  applyReplication,
+  chooseReplication,
+  type Replication,
+  replicationAdvice,
+  ReplicationSettingError,
+  type ReplicationSettings,
+} from "./kafka_replication.ts";
 import { ChatError, describeError } from "../core/errors.ts";
 import type { LogFields, Logger } from "../core/logger.ts";
 import type {
@@ -68,6 +76,13 @@ export interface KafkaBusOptions {
   publishTimeoutMs?: number;
   /** How often a ready bus checks that Kafka still answers (default 5 s, 0 turns it off). */
   healthCheckIntervalMs?: number;
+  /** Replication asked for; unset parts follow the cluster's size (bus/kafka_replication.ts). */
+  replication?: ReplicationSettings;
+  /**
+   * Called once when a setting can never work on this cluster (a replication factor above its
+   * broker count): the bus stops trying, and the service should exit. Default: logged only.
+   */
+  onFatal?: (error: Error) => void;
 }
 
 /** Consumer settings: short fetch waits keep delivery, heartbeats and `close()` prompt. */
@@ -152,6 +167,14 @@ interface Outgoing {
   partition: number;
   resolve(published: Published): void;
   reject(error: unknown): void;
+}
+
+/** One partition's queue of records to send. */
+interface Lane {
+  readonly outbox: Outgoing[];
+  /** Whether a request waits for the one before it (see `KafkaTopicSpec.unordered`). */
+  readonly ordered: boolean;
+  flushing: boolean;
 }
 
 /** The most one produce request carries: under the brokers' 1 MiB limit on a record batch. */
@@ -600,9 +623,18 @@ export class KafkaBus implements Bus {
   #probing: Promise<void> | undefined;
   #healthTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #context: BusContext;
-  /** Records `publish()` accepted that are not sent yet, in order. */
-  readonly #outbox: Outgoing[] = [];
-  #flushing = false;
+  /**
+   * Records `publish()` accepted that are not sent yet, one lane per topic partition, each in
+   * order with one produce request out at a time: a partition that cannot take writes (its
+   * leader gone, too few in-sync replicas) holds up only its own lane, never heartbeats,
+   * presence or rooms on other partitions.
+   */
+  readonly #lanes = new Map<string, Lane>();
+  /** Partitions each topic really has (a topic made by someone else may have fewer than specified). */
+  readonly #partitionCounts = new Map<string, number>();
+  readonly #replicationSettings: ReplicationSettings;
+  readonly #onFatal: ((error: Error) => void) | undefined;
+  #replication: Replication | undefined;
 
   constructor(options: KafkaBusOptions) {
     this.#logger = options.logger;
@@ -615,6 +647,8 @@ export class KafkaBus implements Bus {
     this.#closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
     this.#publishTimeoutMs = options.publishTimeoutMs ?? 30_000;
     this.#healthCheckIntervalMs = options.healthCheckIntervalMs ?? 5000;
+    this.#replicationSettings = options.replication ?? {};
+    this.#onFatal = options.onFatal;
     this.#clientConfig = {
       clientId: options.clientId,
       brokers: options.brokers,
@@ -689,6 +723,11 @@ export class KafkaBus implements Bus {
       } catch (err) {
         if (this.#closed) break;
         this.#lastError = describeError(err);
+        if (err instanceof ReplicationSettingError) {
+          this.#logger.error(`Cannot use the Kafka cluster: ${err.message}`);
+          this.#onFatal?.(err);
+          return;
+        }
         this.#logger.warn("Cannot connect to Kafka; retrying", {
           attempt,
           retryInMs: delay,
@@ -736,8 +775,22 @@ export class KafkaBus implements Bus {
 
   async #ensureTopics(admin: Admin): Promise<void> {
     if (this.#specs.length === 0) return;
+    const cluster = await admin.describeCluster();
+    const policy = chooseReplication(this.#replicationSettings, cluster.brokers.length);
+    if (
+      this.#replication?.replicationFactor !== policy.replicationFactor ||
+      this.#replication?.minInsyncReplicas !== policy.minInsyncReplicas
+    ) {
+      this.#logger.info(
+        `Kafka topics keep ${policy.replicationFactor} copies; a write needs ${policy.minInsyncReplicas} before it is acknowledged`,
+        { brokers: cluster.brokers.length },
+      );
+      for (const warning of policy.warnings) this.#logger.warn(warning);
+    }
+    this.#replication = policy;
+    const specs = this.#specs.map((spec) => applyReplication(spec, policy));
     const existing = new Set(await admin.listTopics());
-    const missing = this.#specs.filter((s) => !existing.has(s.name));
+    const missing = specs.filter((s) => !existing.has(s.name));
     if (missing.length > 0) {
       let created: boolean;
       try {
@@ -746,7 +799,7 @@ export class KafkaBus implements Bus {
           topics: missing.map((s: KafkaTopicSpec) => ({
             topic: s.name,
             numPartitions: s.partitions,
-            replicationFactor: s.replicationFactor,
+            replicationFactor: s.replicationFactor ?? policy.replicationFactor,
             configEntries: Object.entries(s.configs ?? {}).map(([name, value]) => ({
               name,
               value,
@@ -781,9 +834,16 @@ export class KafkaBus implements Bus {
       }
       const leaderless = topics.filter((t) => t.partitions.some((p) => p.leader < 0));
       if (leaderless.length === 0 || attempt >= 50) {
-        for (const spec of this.#specs) {
+        await this.#adviseOnReplication(
+          admin,
+          topics.filter((t) => existing.has(t.name)),
+          policy,
+          cluster.brokers.map((b) => b.nodeId),
+        );
+        for (const spec of specs) {
           const topic = topics.find((t) => t.name === spec.name);
           const count = topic?.partitions.length ?? 0;
+          if (count > 0) this.#partitionCounts.set(spec.name, Math.min(count, spec.partitions));
           if (count < spec.partitions) {
             this.#logger.warn(
               `Kafka topic ${spec.name} has ${count} partitions, fewer than the ${spec.partitions} specified; ` +
@@ -799,6 +859,59 @@ export class KafkaBus implements Bus {
       }
       await sleep(100, this.#abort.signal);
       this.#throwIfClosed();
+    }
+  }
+
+  /**
+   * Reports existing topics that keep fewer copies, or need fewer in-sync replicas, than the
+   * policy asks, with the command that fixes each; the topics are used as they are.
+   */
+  async #adviseOnReplication(
+    admin: Admin,
+    topics: ITopicMetadata[],
+    policy: Replication,
+    brokerIds: number[],
+  ): Promise<void> {
+    const ours = topics.filter((t) => {
+      const spec = this.#specs.find((s) => s.name === t.name);
+      return spec !== undefined && spec.replicationFactor === undefined;
+    });
+    if (ours.length === 0) return;
+    const minIsr = new Map<string, number>();
+    try {
+      const described = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: ours.map((t) => ({
+          type: 2, // ConfigResourceTypes.TOPIC
+          name: t.name,
+          configNames: ["min.insync.replicas"],
+        })),
+      });
+      for (const resource of described.resources) {
+        const entry = resource.configEntries.find((e) => e.configName === "min.insync.replicas");
+        if (entry) minIsr.set(resource.resourceName, Number(entry.configValue));
+      }
+    } catch (err) {
+      this.#logger.warn("Cannot read the topics' min.insync.replicas", {
+        error: describeError(err),
+      });
+    }
+    const bootstrap = this.#clientConfig.brokers;
+    for (const topic of ours) {
+      const advice = replicationAdvice(
+        {
+          name: topic.name,
+          partitions: topic.partitions.map((p) => ({
+            partitionId: p.partitionId,
+            replicas: p.replicas,
+          })),
+          minInsyncReplicas: minIsr.get(topic.name),
+        },
+        policy,
+        brokerIds,
+        Array.isArray(bootstrap) ? bootstrap.join(",") : "<brokers>",
+      );
+      for (const line of advice) this.#logger.warn(line, { topic: topic.name });
     }
   }
 
@@ -937,9 +1050,14 @@ export class KafkaBus implements Bus {
     }
     if (!this.ready() || !this.#producer) return Promise.reject(this.#unavailable(topic));
     return new Promise((resolve, reject) => {
-      const partition = partitionOf(key, spec.partitions);
-      this.#outbox.push({ topic, key, value, partition, resolve, reject });
-      if (!this.#flushing) void this.#flush();
+      const partition = partitionOf(key, this.#partitionCounts.get(topic) ?? spec.partitions);
+      const name = `${topic}/${partition}`;
+      let lane = this.#lanes.get(name);
+      if (!lane) {
+        this.#lanes.set(name, lane = { outbox: [], ordered: !spec.unordered, flushing: false });
+      }
+      lane.outbox.push({ topic, key, value, partition, resolve, reject });
+      if (!lane.flushing) void this.#flush(name, lane);
     });
   }
 
@@ -957,35 +1075,42 @@ export class KafkaBus implements Bus {
   }
 
   /**
-   * Sends what `publish()` queued, one produce request at a time: everything that queued while
-   * a request was out goes in the next one. kafkajs's idempotent producer sends one request per
-   * broker at a time anyway, so one request per message would queue them behind each other (and,
-   * while a leader moves, make each wait out the whole failover in turn).
+   * Sends what `publish()` queued on one lane, one produce request at a time: everything that
+   * queued while a request was out goes in the next one. kafkajs's idempotent producer sends one
+   * request per broker at a time anyway, so one request per message would queue them behind each
+   * other (and, while a leader moves, make each wait out the whole failover in turn). A request
+   * that outlives `publishTimeoutMs` fails its callers, but the lane waits for it to end (kafkajs
+   * bounds its retries) before the next, so a partition's records never overtake each other.
    */
-  async #flush(): Promise<void> {
-    this.#flushing = true;
+  async #flush(name: string, lane: Lane): Promise<void> {
+    lane.flushing = true;
     try {
-      while (this.#outbox.length > 0) {
-        const batch = takeBatch(this.#outbox);
+      while (lane.outbox.length > 0) {
+        const batch = takeBatch(lane.outbox);
         const producer = this.#producer;
         if (!this.ready() || !producer) {
           for (const r of batch) r.reject(this.#unavailable(r.topic));
           continue;
         }
-        try {
-          const sent = await withTimeout(
-            producer.sendBatch({ acks: -1, topicMessages: topicMessagesOf(batch) }),
-            this.#publishTimeoutMs,
-            "the send",
-          );
-          settleBatch(batch, sent);
-        } catch (err) {
-          this.#suspect(`publish failed: ${describeError(err)}`);
-          for (const r of batch) r.reject(this.#unavailable(r.topic, err));
-        }
+        const sent = this.#send(producer, batch);
+        if (!lane.ordered) continue;
+        await sent;
       }
     } finally {
-      this.#flushing = false;
+      lane.flushing = false;
+      if (lane.outbox.length === 0) this.#lanes.delete(name);
+    }
+  }
+
+  /** One produce request; settles its callers, and resolves once kafkajs is done with it. */
+  async #send(producer: Producer, batch: Outgoing[]): Promise<void> {
+    const sending = producer.sendBatch({ acks: -1, topicMessages: topicMessagesOf(batch) });
+    try {
+      settleBatch(batch, await withTimeout(sending, this.#publishTimeoutMs, "the send"));
+    } catch (err) {
+      this.#suspect(`publish failed: ${describeError(err)}`);
+      for (const r of batch) r.reject(this.#unavailable(r.topic, err));
+      await sending.catch(() => {});
     }
   }
 

@@ -10,45 +10,37 @@ export type BusKind = "memory" | "kafka";
 export interface KafkaTopicSpec {
   readonly name: string;
   readonly partitions: number;
-  readonly replicationFactor: number;
+  /**
+   * Unset: the cluster's replication policy (bus/kafka_replication.ts: factor 3 and
+   * `min.insync.replicas=2` on three or more brokers, or the `KAFKA_*` settings).
+   */
+  readonly replicationFactor?: number;
+  /**
+   * Records whose order does not matter (heartbeats: the newest says it all). A new one is sent
+   * at once, never behind an earlier one Kafka has not taken yet (a leader moving away).
+   */
+  readonly unordered?: true;
   /** Extra topic-level configs, for example `cleanup.policy`. */
   readonly configs?: Readonly<Record<string, string>>;
 }
 
-/** The topics of the original design plus the additive ones; names and counts are the wire contract. */
+/**
+ * The topics of the original design plus the additive ones; names and partition counts are the
+ * wire contract. Every one gets the cluster's replication policy (factor 3, two in-sync replicas
+ * on three brokers): each carries data whose loss loses or misroutes messages.
+ */
 export const TOPICS = {
-  /**
-   * Both replicas must have a message before it is acknowledged (`min.insync.replicas=2`): with
-   * one, a broker restarting with stale leadership could acknowledge a write it then truncated
-   * (the fault suite's broker-loss scenario lost acknowledged messages that way). The price: while
-   * a broker is down, sends to its partitions answer UNAVAILABLE until it is back.
-   */
-  chatting: {
-    name: "chatting",
-    partitions: 2,
-    replicationFactor: 2,
-    configs: { "min.insync.replicas": "2" },
-  },
-  userConnections: { name: "user-connections", partitions: 3, replicationFactor: 2 },
+  chatting: { name: "chatting", partitions: 2 },
+  userConnections: { name: "user-connections", partitions: 3 },
   heartbeats: {
     name: "gateway-heartbeats",
     partitions: 1,
-    replicationFactor: 2,
+    unordered: true,
     configs: { "retention.ms": String(60 * 60 * 1000) },
   },
   /** Durable like `chatting`: a delivery lost here would be a gap on every stream. */
-  deliveries: {
-    name: "chat-deliveries",
-    partitions: 2,
-    replicationFactor: 2,
-    configs: { "min.insync.replicas": "2" },
-  },
-  presence: {
-    name: "presence",
-    partitions: 3,
-    replicationFactor: 2,
-    configs: { "cleanup.policy": "compact" },
-  },
+  deliveries: { name: "chat-deliveries", partitions: 2 },
+  presence: { name: "presence", partitions: 3, configs: { "cleanup.policy": "compact" } },
   /**
    * Records the processor could not read, wrapped with the reason (`encodeDeadLetter`). One
    * partition: poison is rare and read by people, in the order it came. Its envelope carries the
@@ -58,7 +50,6 @@ export const TOPICS = {
   deadLetters: {
     name: "chat-dead-letters",
     partitions: 1,
-    replicationFactor: 2,
     configs: { "max.message.bytes": String(4 * 1024 * 1024) },
   },
 } as const satisfies Record<string, KafkaTopicSpec>;
@@ -134,6 +125,16 @@ export interface Config {
   kafkaSaslUsername: string | undefined;
   /** `KAFKA_SASL_PASSWORD`; never printed. */
   kafkaSaslPassword: string | undefined;
+  /** Copies Kafka keeps of each topic (`KAFKA_REPLICATION_FACTOR`); unset → min(3, brokers). */
+  kafkaReplicationFactor: number | undefined;
+  /** Copies a write needs before Kafka acknowledges it (`KAFKA_MIN_INSYNC_REPLICAS`); unset → min(2, factor). */
+  kafkaMinInsyncReplicas: number | undefined;
+  /**
+   * How long a send may wait for Kafka before it answers UNAVAILABLE (`SEND_TIMEOUT_MS`), well
+   * under the 10 s deadline clients commonly set, so a client never has to guess from
+   * DEADLINE_EXCEEDED whether its message was stored.
+   */
+  sendTimeoutMs: number;
   /** Start a gateway even on a Deno release known to crash it (`ALLOW_UNSAFE_DENO`; core/runtime_guard.ts). */
   allowUnsafeDeno: boolean;
 }
@@ -149,6 +150,18 @@ function int(env: Env, name: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0) {
     throw new Error(`Cannot read configuration: ${name} is "${raw}", expected a whole number`);
+  }
+  return value;
+}
+
+/** A whole number of at least `min`, or undefined when unset. */
+function optionalInt(env: Env, name: string, min: number): number | undefined {
+  if (env[name] === undefined || env[name] === "") return undefined;
+  const value = int(env, name, min);
+  if (value < min) {
+    throw new Error(
+      `Cannot read configuration: ${name} is "${env[name]}", expected at least ${min}`,
+    );
   }
   return value;
 }
@@ -264,6 +277,9 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     kafkaSaslMechanism,
     kafkaSaslUsername: env.KAFKA_SASL_USERNAME || undefined,
     kafkaSaslPassword: env.KAFKA_SASL_PASSWORD || undefined,
+    kafkaReplicationFactor: optionalInt(env, "KAFKA_REPLICATION_FACTOR", 1),
+    kafkaMinInsyncReplicas: optionalInt(env, "KAFKA_MIN_INSYNC_REPLICAS", 1),
+    sendTimeoutMs: int(env, "SEND_TIMEOUT_MS", 5000),
     allowUnsafeDeno: bool(env, "ALLOW_UNSAFE_DENO", false),
   };
 }

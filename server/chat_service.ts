@@ -95,6 +95,7 @@ export interface ChatServiceOptions {
     | "maxStreamsPerUser"
     | "rateLimitPerSecond"
     | "rateLimitBurst"
+    | "sendTimeoutMs"
   >;
   /** The current presence view (from the processor's registry). */
   online: () => Presence[];
@@ -350,19 +351,34 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       if (!bus.ready()) {
         throw unavailable(`${action}: Kafka is unavailable; try again shortly`);
       }
+      // Keyed by room: one room stays on one partition, so its order is the same for every reader.
+      const publishing = bus.publish(
+        TOPICS.chatting.name,
+        message.room,
+        encodeChatMessage(message),
+      );
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), config.sendTimeoutMs);
+      });
       try {
-        // Keyed by room: one room stays on one partition, so its order is the same for every reader.
-        const at = await bus.publish(
-          TOPICS.chatting.name,
-          message.room,
-          encodeChatMessage(message),
-        );
+        const at = await Promise.race([publishing, timedOut]);
+        if (at === "timeout") {
+          // The record may still reach Kafka: the processor keeps one copy per (sender, id).
+          publishing.catch(() => {});
+          throw unavailable(
+            `${action}: Kafka is degraded and did not acknowledge it within ${config.sendTimeoutMs} ms; ` +
+              `it may still be stored, and retrying with message_id ${messageId} is safe (delivered once)`,
+          );
+        }
         logger.info(
           `Message sent to Kafka - Topic: ${at.topic}, Partition: ${at.partition}, Offset: ${at.offset}`,
         );
       } catch (err) {
         if (err instanceof ChatError) throw err;
         throw unavailable(`${action}: Kafka did not store it (${describeError(err)})`, err);
+      } finally {
+        clearTimeout(timer);
       }
       return message;
     },
