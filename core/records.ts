@@ -115,7 +115,12 @@ export function decodeConnectionEvent(text: string): ConnectionEvent {
 }
 
 export function encodeHeartbeat(h: Heartbeat): string {
-  return JSON.stringify({ server_id: h.serverId, timestamp: h.timestamp, streams: h.streams });
+  return JSON.stringify({
+    server_id: h.serverId,
+    timestamp: h.timestamp,
+    streams: h.streams,
+    ...(h.role === "processor" ? { role: "processor" } : {}),
+  });
 }
 
 export function decodeHeartbeat(text: string): Heartbeat {
@@ -124,6 +129,7 @@ export function decodeHeartbeat(text: string): Heartbeat {
     serverId: nonEmpty("heartbeat", o, "server_id"),
     timestamp: str("heartbeat", o, "timestamp"),
     streams: num("heartbeat", o, "streams", 0),
+    ...(o.role === "processor" ? { role: "processor" as const } : {}),
   };
 }
 

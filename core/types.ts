@@ -31,6 +31,11 @@ export interface Heartbeat {
   readonly serverId: string;
   readonly timestamp: string;
   readonly streams: number;
+  /**
+   * "processor": a processor's own heartbeat, which it reads back to know that Kafka carries
+   * heartbeats at all before it calls a silent gateway dead. Absent on gateways' records.
+   */
+  readonly role?: "gateway" | "processor";
 }
 
 /** Whether a user is online, and where; the processor's registry is the source. */

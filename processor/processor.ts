@@ -17,6 +17,7 @@ import {
   encodeConnectionEvent,
   encodeDeadLetter,
   encodeDelivery,
+  encodeHeartbeat,
   encodePresence,
   RecordError,
 } from "../core/records.ts";
@@ -50,6 +51,8 @@ export interface Processor {
   start(): Promise<void>;
   /** Runs dead-gateway detection once (the processor also runs it on a timer). */
   sweep(): Promise<void>;
+  /** Publishes this processor's own heartbeat, which it reads back (also on the sweep timer). */
+  heartbeat(): Promise<void>;
   readonly registry: Registry;
   stop(): Promise<void>;
 }
@@ -61,6 +64,30 @@ export function createProcessor(options: ProcessorOptions): Processor {
   const subscriptions: Subscription[] = [];
   let timer: ReturnType<typeof setInterval> | undefined;
   let sweeping: Promise<void> | undefined;
+  /**
+   * This processor's own heartbeat, published beside the gateways' and read back: while it does
+   * not come back, Kafka is not carrying heartbeats to this processor, and a silent gateway says
+   * nothing about that gateway.
+   */
+  const canaryId = `processor:${crypto.randomUUID()}`;
+  let canarySeenAt = now();
+  /** The reason verdicts are held back, while they are (logged once per episode). */
+  let holding: string | undefined;
+
+  const sendCanary = (): Promise<void> =>
+    bus.publish(
+      TOPICS.heartbeats.name,
+      canaryId,
+      encodeHeartbeat({
+        serverId: canaryId,
+        timestamp: new Date(now()).toISOString(),
+        streams: 0,
+        role: "processor",
+      }),
+    ).then(
+      () => {},
+      (err) => logger.debug("Processor heartbeat not sent", { error: describeError(err) }),
+    );
 
   const deliver = (key: string, delivery: Delivery) =>
     bus.publish(TOPICS.deliveries.name, key, encodeDelivery(delivery));
@@ -124,19 +151,65 @@ export function createProcessor(options: ProcessorOptions): Processor {
     }
   };
 
+  /**
+   * Whether silent gateways may be called dead now, or the silence more likely means a sick
+   * Kafka cluster: then the verdict waits, and no stream is closed. Two signs of a sick cluster:
+   * this processor's own heartbeats stopped coming back through Kafka, or more than half of the
+   * known gateways (at least two) fell silent together. In the second case a verdict is still
+   * given once the silence lasts three timeouts, so gateways that really died together are
+   * cleaned up in the end.
+   */
+  function verdictTimeout(at: number): number | undefined {
+    const timeout = config.heartbeatTimeoutMs;
+    const silent = registry.silent(at, timeout);
+    let hold: { reason: string; timeout: number | undefined } | undefined;
+    if (silent.length > 0 && at - canarySeenAt > timeout) {
+      hold = {
+        reason: `this processor's own heartbeats have not come back through Kafka for ${
+          at - canarySeenAt
+        } ms`,
+        timeout: undefined,
+      };
+    } else if (silent.length >= 2 && silent.length * 2 > registry.servers().length) {
+      hold = {
+        reason: `${silent.length} of ${registry.servers().length} gateways fell silent together`,
+        timeout: 3 * timeout,
+      };
+    }
+    if (hold === undefined) {
+      if (holding !== undefined) {
+        // The gateways' producers may still be finding the new leaders: a whole timeout each.
+        registry.pardonAll(at);
+        logger.info(
+          `Heartbeats flow again: gateway verdicts resume, each gateway has ${timeout} ms to be heard`,
+        );
+      }
+      holding = undefined;
+      return timeout;
+    }
+    if (holding === undefined) {
+      logger.warn(
+        `Suspecting the Kafka cluster, not the gateways: ${hold.reason}; no gateway is declared dead and no stream is closed meanwhile`,
+        { silent: silent.join(",") },
+      );
+    }
+    holding = hold.reason;
+    return hold.timeout;
+  }
+
   async function sweepOnce(): Promise<void> {
-    const { deadServers, disconnected, presence } = registry.expire(
-      now(),
-      config.heartbeatTimeoutMs,
-    );
+    const at = now();
+    const timeout = verdictTimeout(at);
+    if (timeout === undefined) return;
+    const { deadServers, disconnected, presence } = registry.expire(at, timeout);
     for (const serverId of deadServers) {
       const users = disconnected.filter((d) => d.serverId === serverId).length;
       logger.warn(
-        `Gateway ${serverId} sent no heartbeat for ${config.heartbeatTimeoutMs} ms: declared dead, ${users} stream(s) closed`,
+        `Gateway ${serverId} sent no heartbeat for ${timeout} ms: declared dead, ${users} stream(s) closed`,
       );
       await deliver(serverId, { type: "gateway-dead", serverId });
     }
-    const timestamp = new Date(now()).toISOString();
+    const timestamp = new Date(at).toISOString();
     for (const d of disconnected) {
       await bus.publish(
         TOPICS.userConnections.name,
@@ -156,6 +229,7 @@ export function createProcessor(options: ProcessorOptions): Processor {
   return {
     registry,
     sweep,
+    heartbeat: sendCanary,
     async start() {
       subscriptions.push(
         // One member subscription for both topics: members of one Kafka group must subscribe
@@ -181,12 +255,16 @@ export function createProcessor(options: ProcessorOptions): Processor {
           from: "latest",
           handler: deadLettering((record) => {
             const hb = decodeHeartbeat(record.value);
-            registry.heartbeat(hb.serverId, now());
+            if (hb.serverId === canaryId) canarySeenAt = now();
+            else if (hb.role !== "processor") registry.heartbeat(hb.serverId, now());
             return Promise.resolve();
           }),
         }),
       );
+      canarySeenAt = now();
+      void sendCanary();
       timer = setInterval(() => {
+        void sendCanary();
         sweep().catch((err) => logger.warn("Sweep failed", { error: describeError(err) }));
       }, Math.max(250, Math.min(config.heartbeatIntervalMs, config.heartbeatTimeoutMs / 4)));
       logger.info("Processor started", { group: PROCESSOR_GROUP });

@@ -25,6 +25,7 @@ export class Registry {
   readonly #byUser = new Map<string, Set<string>>();
   /** serverId → last sign of life (ms since epoch) */
   readonly #lastSeen = new Map<string, number>();
+  /** userId → display name, while the user has a stream (and for the offline presence). */
   readonly #names = new Map<string, string>();
 
   /**
@@ -105,6 +106,19 @@ export class Registry {
     };
   }
 
+  /**
+   * Counts every known gateway as heard from at `now`: after Kafka could not carry heartbeats,
+   * each gateway gets a whole timeout to be heard again before it can be called dead.
+   */
+  pardonAll(now: number): void {
+    for (const id of this.#lastSeen.keys()) this.#lastSeen.set(id, now);
+  }
+
+  /** Gateways silent for longer than `timeoutMs`. */
+  silent(now: number, timeoutMs: number): string[] {
+    return [...this.#lastSeen].filter(([, at]) => now - at > timeoutMs).map(([id]) => id).sort();
+  }
+
   /** Gateways that are known alive. */
   servers(): string[] {
     return [...this.#lastSeen.keys()].sort();
@@ -132,7 +146,11 @@ export class Registry {
 
   #changed(userId: string, before: string[], timestamp: string): Presence | undefined {
     const after = this.#serversOf(userId);
-    if (before.length === after.length && before.every((s, i) => s === after[i])) return undefined;
-    return this.presenceOf(userId, timestamp);
+    const same = before.length === after.length && before.every((s, i) => s === after[i]);
+    const presence = same ? undefined : this.presenceOf(userId, timestamp);
+    // Forgotten once offline (after the offline presence took the name), or every user who
+    // ever connected would stay here.
+    if (after.length === 0) this.#names.delete(userId);
+    return presence;
   }
 }

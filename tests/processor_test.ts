@@ -174,15 +174,75 @@ Deno.test("a gateway that stops sending heartbeats is declared dead within the t
     await waitFor(() => t.processor.registry.online().length === 2);
     t.advance(6000);
     await t.heartbeat("gw2");
+    await t.processor.heartbeat();
     await new Promise((r) => setTimeout(r, 20));
     await t.processor.sweep();
     assert.equal(t.processor.registry.online().length, 2, "6 s of silence is within the timeout");
     t.advance(5000);
+    await t.heartbeat("gw2");
+    await t.processor.heartbeat();
+    await new Promise((r) => setTimeout(r, 20));
     await t.processor.sweep();
     assert.deepEqual(t.processor.registry.online().map((p) => p.userId), ["bob"]);
     await waitFor(() => t.connections.includes("alice@gw1:false"));
     await waitFor(() => t.presence.includes("alice:false"));
     assert.ok(t.deliveries.some((d) => d.type === "gateway-dead" && d.serverId === "gw1"));
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("no gateway is declared dead while the processor's own heartbeats do not come back", async () => {
+  const t = await setup();
+  try {
+    await t.connect("alice", "gw1");
+    await t.heartbeat("gw1");
+    await waitFor(() => t.processor.registry.online().length === 1);
+    // Kafka carries nothing: neither the gateway's heartbeats nor the processor's own arrive.
+    t.advance(11_000);
+    await t.processor.sweep();
+    assert.deepEqual(t.processor.registry.online().map((p) => p.userId), ["alice"]);
+    assert.ok(!t.deliveries.some((d) => d.type === "gateway-dead"), "no verdict on a sick bus");
+    // The processor's own heartbeat comes back: gw1 gets a whole timeout from now to be heard.
+    await t.processor.heartbeat();
+    await new Promise((r) => setTimeout(r, 20));
+    await t.processor.sweep();
+    assert.deepEqual(t.processor.registry.online().map((p) => p.userId), ["alice"]);
+    // Heartbeats flow, and gw1 stays silent for a whole timeout more: it is dead after all.
+    t.advance(11_000);
+    await t.processor.heartbeat();
+    await new Promise((r) => setTimeout(r, 20));
+    await t.processor.sweep();
+    assert.deepEqual(t.processor.registry.online(), []);
+    await waitFor(() =>
+      t.deliveries.some((d) => d.type === "gateway-dead" && d.serverId === "gw1")
+    );
+  } finally {
+    await t.stop();
+  }
+});
+
+Deno.test("most gateways falling silent together is blamed on the cluster until it lasts three timeouts", async () => {
+  const t = await setup();
+  try {
+    for (const [user, gw] of [["a", "gw1"], ["b", "gw2"], ["c", "gw3"]] as const) {
+      await t.connect(user, gw);
+      await t.heartbeat(gw);
+    }
+    await waitFor(() => t.processor.registry.online().length === 3);
+    const beat = async (ms: number) => {
+      t.advance(ms);
+      await t.heartbeat("gw3");
+      await t.processor.heartbeat();
+      await new Promise((r) => setTimeout(r, 20));
+      await t.processor.sweep();
+    };
+    await beat(11_000);
+    assert.equal(t.processor.registry.online().length, 3, "two of three silent: suspect Kafka");
+    await beat(15_000);
+    assert.equal(t.processor.registry.online().length, 3, "26 s: still within three timeouts");
+    await beat(5_000);
+    assert.deepEqual(t.processor.registry.online().map((p) => p.userId), ["c"]);
   } finally {
     await t.stop();
   }
