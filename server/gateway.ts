@@ -207,7 +207,11 @@ export function createGateway(options: GatewayOptions): Gateway {
           topics: [TOPICS.deliveries.name, TOPICS.heartbeats.name],
           from: "latest",
           handler: (record) => {
-            if (record.topic === TOPICS.deliveries.name) return onDelivery(record);
+            // A backlog (after Kafka paused) arrives faster than sockets drain: wait for the
+            // streams that are draining before taking more, so no fast reader is cut as slow.
+            if (record.topic === TOPICS.deliveries.name) {
+              return onDelivery(record).then(() => hub.settle());
+            }
             lastHeartbeat.set(record.key, Date.now());
             return Promise.resolve();
           },

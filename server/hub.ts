@@ -41,8 +41,17 @@ export interface HubOptions {
   queueLimit: number;
 }
 
+/** How long a stream past half its queue may go without draining before it is not waited for. */
+const STALLED_MS = 500;
+
 export class Hub {
   readonly #streams = new Map<string, LocalStream>();
+  /**
+   * Streams past half their queue limit, with their smallest queue seen and when it last
+   * shrank: `settle()` waits for those that drain, never for one that stalled. A stream stays
+   * here until it is nearly drained or gone, so a stalled one is judged once, not per message.
+   */
+  readonly #crowded = new Map<LocalStream, { pending: number; drainedAt: number }>();
   /** Highest sequence number delivered per room, so that a re-sent delivery is not shown twice. */
   readonly #delivered = new Map<string, number>();
   readonly #logger: Logger;
@@ -64,7 +73,35 @@ export class Hub {
   remove(streamId: string): LocalStream | undefined {
     const stream = this.#streams.get(streamId);
     this.#streams.delete(streamId);
+    if (stream) this.#crowded.delete(stream);
     return stream;
+  }
+
+  /**
+   * Resolves once no stream past half its queue limit is still draining. A burst of deliveries
+   * (a backlog after Kafka paused) is written faster than sockets take it; the caller waits here
+   * between deliveries so that readers that keep up are not cut as slow. A stream that takes
+   * nothing for `STALLED_MS` is not waited for: it fills up and is cut, and the others go on.
+   */
+  async settle(): Promise<void> {
+    for (;;) {
+      const now = performance.now();
+      let waiting = false;
+      for (const [stream, seen] of this.#crowded) {
+        const pending = stream.sink.pending();
+        if (pending <= this.#queueLimit / 4 || !this.#streams.has(stream.streamId)) {
+          this.#crowded.delete(stream);
+          continue;
+        }
+        if (pending < seen.pending) {
+          seen.pending = pending;
+          seen.drainedAt = now;
+        }
+        if (now - seen.drainedAt <= STALLED_MS) waiting = true;
+      }
+      if (!waiting) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   streams(): LocalStream[] {
@@ -167,6 +204,9 @@ export class Hub {
 
   #offer(stream: LocalStream, frame: Uint8Array): boolean {
     const pending = stream.sink.pending();
+    if (pending > this.#queueLimit / 2 && !this.#crowded.has(stream)) {
+      this.#crowded.set(stream, { pending, drainedAt: performance.now() });
+    }
     if (pending >= this.#queueLimit) {
       this.#logger.warn("Cutting a slow stream", {
         user: stream.userId,

@@ -99,3 +99,44 @@ Deno.test("presence events go only to streams that asked for them", () => {
   assert.deepEqual(event.presence, { user: { id: "bob", displayName: "Bob" }, online: true });
   assert.equal(event.content, "");
 });
+
+/** A sink whose client takes one queued frame every `everyMs` (never, when 0). */
+function drainingSink(everyMs: number) {
+  let queued = 0;
+  let failed: ChatError | undefined;
+  const timer = everyMs > 0
+    ? setInterval(() => queued = Math.max(0, queued - 1), everyMs)
+    : undefined;
+  return {
+    write: () => void queued++,
+    pending: () => queued,
+    fail: (e: ChatError) => failed = e,
+    failed: () => failed,
+    stop: () => clearInterval(timer),
+  };
+}
+
+Deno.test("a burst is paced for readers that keep draining; a stalled reader is cut, not waited for", async () => {
+  const hub = new Hub({ logger: silentLogger, queueLimit: 20 });
+  const fast = drainingSink(1);
+  const stalled = drainingSink(0);
+  hub.add(stream("fast", fast));
+  hub.add(stream("stalled", stalled));
+  const started = performance.now();
+  try {
+    // A backlog of 100 messages arrives at once, five times the queue limit.
+    for (let seq = 1; seq <= 100; seq++) {
+      hub.deliver(message(seq));
+      await hub.settle();
+    }
+    assert.equal(fast.failed(), undefined, "the reader that drains is never cut");
+    assert.equal(stalled.failed()?.code, "resource_exhausted", "the stalled reader is cut");
+    assert.ok(
+      performance.now() - started < 5000,
+      "the stalled reader was waited for once, not per message",
+    );
+  } finally {
+    fast.stop();
+    stalled.stop();
+  }
+});

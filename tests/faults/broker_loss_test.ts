@@ -2,9 +2,8 @@
 /**
  * Fault 1: a broker is killed (SIGKILL) while two gateways publish 200 messages per second, and
  * started again later. Every acknowledged message reaches every stream exactly once, in one
- * per-room order; sends during the failover either succeed or answer UNAVAILABLE (the room's
- * partition needs both its replicas, `min.insync.replicas=2`, so it refuses writes until the
- * broker is back).
+ * per-room order; sends during the leader election either succeed or answer UNAVAILABLE within
+ * SEND_TIMEOUT_MS (the two remaining copies of three take writes once a new leader is elected).
  */
 
 import assert from "node:assert/strict";
