@@ -16,6 +16,7 @@
  */
 
 import postgres from "postgres";
+import { maskUrl } from "../core/config.ts";
 import type { ChatMessage } from "../core/types.ts";
 import { invalidArgument } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
@@ -128,15 +129,12 @@ function toMessage(row: Row): ChatMessage {
   };
 }
 
-/** `url` with its password replaced, for messages and logs. */
+/**
+ * `url` with its passwords replaced, for messages and logs: user-info and query parameters, as
+ * the start-up banner shows it (core/config.ts `maskUrl`).
+ */
 export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparseable URL)";
-  }
+  return maskUrl(url);
 }
 
 /** PostgreSQL text cannot hold a NUL character; say so instead of failing with a wire error. */
