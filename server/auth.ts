@@ -21,10 +21,11 @@
 
 import { type Algorithm, hash, verify } from "@node-rs/argon2";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import type { Config } from "../core/config.ts";
 import { ChatError, describeError, invalidArgument } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { preparePrivateDirectory, tightenFile } from "../core/private_files.ts";
 import type { Store } from "../store/store.ts";
 
 export interface Identity {
@@ -306,7 +307,8 @@ const encoder = new TextEncoder();
  * The token-signing secret: `AUTH_SECRET` when set, else the file at `authSecretFile`, created
  * with 32 random bytes (hex) when missing. The file is written to a temporary name and then
  * hard-linked into place, which never overwrites: when two gateways start at once, one link
- * wins and both read the winner's secret.
+ * wins and both read the winner's secret. The file is 600 and its directory 700; ones left
+ * readable by others are tightened, and that is logged.
  */
 export async function loadAuthSecret(
   config: Pick<Config, "authSecret" | "authSecretFile">,
@@ -324,6 +326,8 @@ export async function loadAuthSecret(
   }
 
   const path = config.authSecretFile;
+  // Created 700, or tightened when it holds only private files (see core/private_files.ts).
+  preparePrivateDirectory(dirname(path), logger, new Set([basename(path)]));
   let secret = await readSecretFile(path, logger);
   if (secret !== undefined) {
     logger.info("Auth secret: read from file", { path });
@@ -332,7 +336,6 @@ export async function loadAuthSecret(
 
   const random = crypto.getRandomValues(new Uint8Array(32));
   const hex = Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
-  await Deno.mkdir(dirname(path), { recursive: true });
   const temp = `${path}.${Deno.pid}.${crypto.randomUUID()}.tmp`;
   let created = false;
   try {
@@ -383,12 +386,7 @@ async function readSecretFile(path: string, logger: Logger): Promise<string | un
       `Cannot load the auth secret: ${path} holds ${length} characters, it must hold at least ${SECRET_MIN_BYTES}`,
     );
   }
-  const stat = await Deno.stat(path);
-  if (stat.mode !== null && (stat.mode & 0o077) !== 0) {
-    logger.warn("Auth secret file is readable by other users: chmod 600 it", {
-      path,
-      mode: (stat.mode & 0o777).toString(8),
-    });
-  }
+  // An older version, or a person, may have left it readable by others.
+  tightenFile(path, logger, "auth secret file");
   return secret;
 }

@@ -14,9 +14,9 @@
  */
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { dirname } from "node:path";
 import type { ChatMessage } from "../core/types.ts";
 import { invalidArgument } from "../core/errors.ts";
+import { preparePrivateDatabase } from "../core/private_files.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
 import type { Account, HistoryQuery, Room, Store } from "./store.ts";
 
@@ -174,7 +174,8 @@ export class SqliteStore implements Store {
     const logger = options.logger ?? silentLogger;
     this.path = path;
     const inMemory = path === ":memory:" || path === "";
-    if (!inMemory) Deno.mkdirSync(dirname(path), { recursive: true });
+    // Direct messages and password hashes: the directory 700, the files 600 (older ones tightened).
+    if (!inMemory) preparePrivateDatabase(path, logger);
     const db = new DatabaseSync(path);
     try {
       // The busy timeout first: switching to WAL and migrating both need locks another
