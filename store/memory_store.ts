@@ -1,5 +1,6 @@
 /** The in-memory store, for tests and for a process that keeps no history on disk. */
 
+import { nameKey } from "../core/names.ts";
 import type { ChatMessage } from "../core/types.ts";
 import {
   type Account,
@@ -11,8 +12,11 @@ import {
 
 export class MemoryStore implements Store {
   readonly #rooms = new Map<string, ChatMessage[]>();
-  readonly #byId = new Map<string, ChatMessage>();
+  /** Sender's user id → message id → the stored message. */
+  readonly #bySender = new Map<string, Map<string, ChatMessage>>();
+  /** By `nameKey` of the id: ids compare without regard to case. */
   readonly #accounts = new Map<string, Account>();
+  /** By `nameKey` of the id. */
   readonly #roomRecords = new Map<string, Room>();
   /** Room id → member user ids. */
   readonly #members = new Map<string, Set<string>>();
@@ -20,13 +24,15 @@ export class MemoryStore implements Store {
   readonly #memberOf = new Map<string, Set<string>>();
 
   append(message: ChatMessage): Promise<ChatMessage> {
-    const existing = this.#byId.get(message.id);
+    let mine = this.#bySender.get(message.userId);
+    const existing = mine?.get(message.id);
     if (existing) return Promise.resolve(existing);
     let log = this.#rooms.get(message.room);
     if (!log) this.#rooms.set(message.room, log = []);
     const stored = { ...message, seq: log.length + 1 };
     log.push(stored);
-    this.#byId.set(stored.id, stored);
+    if (!mine) this.#bySender.set(message.userId, mine = new Map());
+    mine.set(stored.id, stored);
     return Promise.resolve(stored);
   }
 
@@ -45,7 +51,7 @@ export class MemoryStore implements Store {
   }
 
   createAccount(account: Account): Promise<{ account: Account; created: boolean }> {
-    const existing = this.#accounts.get(account.id);
+    const existing = this.#accounts.get(nameKey(account.id));
     if (existing) return Promise.resolve({ account: { ...existing }, created: false });
     const stored: Account = {
       id: account.id,
@@ -53,17 +59,17 @@ export class MemoryStore implements Store {
       passwordHash: account.passwordHash,
       createdAt: account.createdAt,
     };
-    this.#accounts.set(stored.id, stored);
+    this.#accounts.set(nameKey(stored.id), stored);
     return Promise.resolve({ account: { ...stored }, created: true });
   }
 
   getAccount(id: string): Promise<Account | undefined> {
-    const account = this.#accounts.get(id);
+    const account = this.#accounts.get(nameKey(id));
     return Promise.resolve(account && { ...account });
   }
 
   createRoom(room: Room): Promise<{ room: Room; created: boolean }> {
-    const existing = this.#roomRecords.get(room.id);
+    const existing = this.#roomRecords.get(nameKey(room.id));
     if (existing) return Promise.resolve({ room: { ...existing }, created: false });
     const stored: Room = {
       id: room.id,
@@ -71,12 +77,12 @@ export class MemoryStore implements Store {
       createdBy: room.createdBy,
       createdAt: room.createdAt,
     };
-    this.#roomRecords.set(stored.id, stored);
+    this.#roomRecords.set(nameKey(stored.id), stored);
     return Promise.resolve({ room: { ...stored }, created: true });
   }
 
   getRoom(id: string): Promise<Room | undefined> {
-    const room = this.#roomRecords.get(id);
+    const room = this.#roomRecords.get(nameKey(id));
     return Promise.resolve(room && { ...room });
   }
 
@@ -112,8 +118,9 @@ export class MemoryStore implements Store {
   roomsOf(userId: string): Promise<Room[]> {
     const rooms: Room[] = [];
     for (const id of this.#memberOf.get(userId) ?? []) {
-      const room = this.#roomRecords.get(id);
-      if (room) rooms.push({ ...room });
+      const room = this.#roomRecords.get(nameKey(id));
+      // Memberships name rooms by their stored spelling.
+      if (room?.id === id) rooms.push({ ...room });
     }
     return Promise.resolve(rooms.sort((a, b) => compareCodePoints(a.id, b.id)));
   }

@@ -10,7 +10,9 @@
  *
  * Accounts, rooms and memberships live in tables `accounts`, `rooms` and `members` (schema version
  * 2). Their id columns use the "C" collation, so that ids sort by code point whatever the
- * database's locale, as in the other stores.
+ * database's locale, as in the other stores. Since version 3 accounts and rooms are also found by
+ * `name_key` (the id without case, computed by core/names.ts `nameKey`, unique), and a message is
+ * unique per (user_id, id): a message id is the sender's, not the world's.
  *
  * Timestamps are kept as text, exactly as given (RFC 3339), like the other stores.
  */
@@ -20,13 +22,14 @@ import { maskUrl } from "../core/config.ts";
 import type { ChatMessage } from "../core/types.ts";
 import { invalidArgument } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
-import type { Account, HistoryQuery, Room, Store } from "./store.ts";
+import { nameKey } from "../core/names.ts";
+import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */
-export const POSTGRES_SCHEMA_VERSION = 2;
+export const POSTGRES_SCHEMA_VERSION = 3;
 
 /** Migration N brings a schema from version N-1 to N; index 0 is version 1. */
-const MIGRATIONS: readonly string[] = [
+const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<void>))[] = [
   `CREATE TABLE IF NOT EXISTS rooms (
      room     text   PRIMARY KEY,
      last_seq bigint NOT NULL
@@ -66,6 +69,26 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (room_id, user_id)
    );
    CREATE INDEX members_user_id ON members (user_id, room_id);`,
+  // 3: a message id is unique per sender (another user's id is no reason to drop a message),
+  // and accounts and rooms are found without regard to case.
+  async (q) => {
+    await q.unsafe(`
+      ALTER TABLE messages DROP CONSTRAINT messages_id_key;
+      ALTER TABLE messages ADD CONSTRAINT messages_user_id_id_key UNIQUE (user_id, id);
+      ALTER TABLE accounts ADD COLUMN name_key text COLLATE "C";
+      ALTER TABLE rooms ADD COLUMN name_key text COLLATE "C";`);
+    for (const table of ["accounts", "rooms"]) {
+      const rows = await q<{ id: string; created_at: string }[]>`
+        SELECT id, created_at FROM ${q(table)}`;
+      const keys = legacyNameKeys(rows.map((r) => ({ id: r.id, createdAt: r.created_at })));
+      for (const [id, key] of keys) {
+        await q`UPDATE ${q(table)} SET name_key = ${key} WHERE id = ${id}`;
+      }
+      await q.unsafe(`
+        ALTER TABLE ${table} ALTER COLUMN name_key SET NOT NULL;
+        CREATE UNIQUE INDEX ${table}_name_key ON ${table} (name_key);`);
+    }
+  },
 ];
 
 export interface PostgresStoreOptions {
@@ -214,7 +237,7 @@ export class PostgresStore implements Store {
           INSERT INTO messages (room, seq, id, user_id, display_name, content, timestamp)
           VALUES (${message.room}, ${seq}, ${message.id}, ${message.userId},
                   ${message.displayName}, ${message.content}, ${message.timestamp})
-          ON CONFLICT (id) DO NOTHING
+          ON CONFLICT (user_id, id) DO NOTHING
           RETURNING seq`;
         if (inserted.length === 0) throw new AlreadyStored();
         return { ...message, seq };
@@ -222,10 +245,10 @@ export class PostgresStore implements Store {
     } catch (error) {
       if (!(error instanceof AlreadyStored)) throw error;
     }
-    // The id was stored already (perhaps by a concurrent append that has committed by now).
+    // The sender stored this id already (perhaps in a concurrent append committed by now).
     const [row] = await this.#sql<Row[]>`
       SELECT room, seq, id, user_id, display_name, content, timestamp
-      FROM messages WHERE id = ${message.id}`;
+      FROM messages WHERE user_id = ${message.userId} AND id = ${message.id}`;
     if (!row) {
       throw new Error(`Cannot append message ${message.id}: it conflicted but cannot be read`);
     }
@@ -265,10 +288,12 @@ export class PostgresStore implements Store {
       passwordHash: account.passwordHash,
       createdAt: account.createdAt,
     });
+    // A taken id or name key (another spelling of it) is a conflict: nothing is inserted.
     const [inserted] = await this.#sql<AccountRow[]>`
-      INSERT INTO accounts (id, display_name, password_hash, created_at)
-      VALUES (${account.id}, ${account.displayName}, ${account.passwordHash}, ${account.createdAt})
-      ON CONFLICT (id) DO NOTHING
+      INSERT INTO accounts (id, display_name, password_hash, created_at, name_key)
+      VALUES (${account.id}, ${account.displayName}, ${account.passwordHash}, ${account.createdAt},
+              ${nameKey(account.id)})
+      ON CONFLICT DO NOTHING
       RETURNING id, display_name, password_hash, created_at`;
     if (inserted) return { account: toAccount(inserted), created: true };
     // Taken: DO NOTHING waited for a concurrent creator to commit, so this statement sees its row.
@@ -282,8 +307,10 @@ export class PostgresStore implements Store {
   async getAccount(id: string): Promise<Account | undefined> {
     this.#open("read account");
     if (anyNul(id)) return undefined;
+    // The exact spelling first (a case variant kept from before version 3), else the case-less key.
     const [row] = await this.#sql<AccountRow[]>`
-      SELECT id, display_name, password_hash, created_at FROM accounts WHERE id = ${id}`;
+      SELECT id, display_name, password_hash, created_at FROM accounts
+      WHERE id = ${id} OR name_key = ${nameKey(id)} ORDER BY id = ${id} DESC LIMIT 1`;
     return row && toAccount(row);
   }
 
@@ -295,9 +322,9 @@ export class PostgresStore implements Store {
       createdAt: room.createdAt,
     });
     const [inserted] = await this.#sql<RoomRow[]>`
-      INSERT INTO rooms (id, direct, created_by, created_at)
-      VALUES (${room.id}, ${room.direct}, ${room.createdBy}, ${room.createdAt})
-      ON CONFLICT (id) DO NOTHING
+      INSERT INTO rooms (id, direct, created_by, created_at, name_key)
+      VALUES (${room.id}, ${room.direct}, ${room.createdBy}, ${room.createdAt}, ${nameKey(room.id)})
+      ON CONFLICT DO NOTHING
       RETURNING id, direct, created_by, created_at`;
     if (inserted) return { room: toRoom(inserted), created: true };
     const stored = await this.getRoom(room.id);
@@ -309,7 +336,8 @@ export class PostgresStore implements Store {
     this.#open("read room");
     if (anyNul(id)) return undefined;
     const [row] = await this.#sql<RoomRow[]>`
-      SELECT id, direct, created_by, created_at FROM rooms WHERE id = ${id}`;
+      SELECT id, direct, created_by, created_at FROM rooms
+      WHERE id = ${id} OR name_key = ${nameKey(id)} ORDER BY id = ${id} DESC LIMIT 1`;
     return row && toRoom(row);
   }
 
@@ -405,7 +433,9 @@ async function migrate(sql: postgres.Sql, schema: string | undefined, logger: Lo
       );
     }
     for (let version = from + 1; version <= POSTGRES_SCHEMA_VERSION; version++) {
-      await q.unsafe(MIGRATIONS[version - 1]!);
+      const migration = MIGRATIONS[version - 1]!;
+      if (typeof migration === "string") await q.unsafe(migration);
+      else await migration(q);
       logger.info("Migrated the PostgreSQL schema", { schema: schema ?? "(default)", version });
     }
     if (from === 0) await q`INSERT INTO store_schema (version) VALUES (${POSTGRES_SCHEMA_VERSION})`;

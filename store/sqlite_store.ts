@@ -7,7 +7,9 @@
  * pick the same number or leave a gap.
  *
  * Accounts, rooms and memberships live in tables `accounts`, `rooms` and `members` (schema version
- * 2); ids are compared and sorted with SQLite's BINARY collation, i.e. by code point.
+ * 2); ids are compared and sorted with SQLite's BINARY collation, i.e. by code point. Since
+ * version 3 accounts and rooms are also found by `name_key` (the id without case, unique), and
+ * a message is unique per (user_id, id): a message id is the sender's, not the world's.
  *
  * `node:sqlite` is synchronous: every call blocks the event loop for the length of one statement
  * (or, while another process holds the write lock, for up to the busy timeout).
@@ -18,13 +20,16 @@ import type { ChatMessage } from "../core/types.ts";
 import { invalidArgument } from "../core/errors.ts";
 import { preparePrivateDatabase } from "../core/private_files.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
-import type { Account, HistoryQuery, Room, Store } from "./store.ts";
+import { nameKey } from "../core/names.ts";
+import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
+
+const COLUMNS = "room, seq, id, user_id, display_name, content, timestamp";
 
 /** The schema version this code writes (`PRAGMA user_version`); bump it with a migration. */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 /** Migration N brings a database from version N-1 to N; index 0 is version 1. */
-const MIGRATIONS: readonly string[] = [
+const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
   `CREATE TABLE IF NOT EXISTS messages (
      room         TEXT    NOT NULL,
      seq          INTEGER NOT NULL,
@@ -56,9 +61,37 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (room_id, user_id)
    ) WITHOUT ROWID;
    CREATE INDEX members_user_id ON members (user_id, room_id);`,
+  // 3: a message id is unique per sender (another user's id is no reason to drop a message),
+  // and accounts and rooms are found without regard to case.
+  (db) => {
+    db.exec(`CREATE TABLE messages_v3 (
+       room         TEXT    NOT NULL,
+       seq          INTEGER NOT NULL,
+       id           TEXT    NOT NULL,
+       user_id      TEXT    NOT NULL,
+       display_name TEXT    NOT NULL,
+       content      TEXT    NOT NULL,
+       timestamp    TEXT    NOT NULL,
+       PRIMARY KEY (room, seq),
+       UNIQUE (user_id, id)
+     ) WITHOUT ROWID;
+     INSERT INTO messages_v3 (${COLUMNS}) SELECT ${COLUMNS} FROM messages;
+     DROP TABLE messages;
+     ALTER TABLE messages_v3 RENAME TO messages;
+     ALTER TABLE accounts ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+     ALTER TABLE rooms ADD COLUMN name_key TEXT NOT NULL DEFAULT '';`);
+    for (const table of ["accounts", "rooms"]) {
+      const rows = db.prepare(`SELECT id, created_at FROM ${table}`).all() as unknown as {
+        id: string;
+        created_at: string;
+      }[];
+      const keys = legacyNameKeys(rows.map((r) => ({ id: r.id, createdAt: r.created_at })));
+      const update = db.prepare(`UPDATE ${table} SET name_key = ? WHERE id = ?`);
+      for (const [id, key] of keys) update.run(key, id);
+      db.exec(`CREATE UNIQUE INDEX ${table}_name_key ON ${table} (name_key)`);
+    }
+  },
 ];
-
-const COLUMNS = "room, seq, id, user_id, display_name, content, timestamp";
 
 export interface SqliteStoreOptions {
   /** How long to wait for another connection's write lock before failing; default 10 s. */
@@ -196,7 +229,7 @@ export class SqliteStore implements Store {
       throw error;
     }
     this.#db = db;
-    this.#byId = db.prepare(`SELECT ${COLUMNS} FROM messages WHERE id = ?`);
+    this.#byId = db.prepare(`SELECT ${COLUMNS} FROM messages WHERE user_id = ? AND id = ?`);
     this.#lastSeq = db.prepare("SELECT COALESCE(MAX(seq), 0) AS seq FROM messages WHERE room = ?");
     this.#insert = db.prepare(
       `INSERT INTO messages (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -210,14 +243,20 @@ export class SqliteStore implements Store {
     this.#after = db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq ASC LIMIT ?`,
     );
+    // A taken id or name key (another spelling of it) is a conflict: nothing is inserted.
     this.#insertAccount = db.prepare(
-      `INSERT INTO accounts (${ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO accounts (${ACCOUNT_COLUMNS}, name_key) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
-    this.#account = db.prepare(`SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = ?`);
+    // The exact spelling first (a case variant kept from before version 3), else the case-less key.
+    this.#account = db.prepare(
+      `SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = ? OR name_key = ? ORDER BY id = ? DESC LIMIT 1`,
+    );
     this.#insertRoom = db.prepare(
-      `INSERT INTO rooms (${ROOM_COLUMNS}) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO rooms (${ROOM_COLUMNS}, name_key) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
-    this.#room = db.prepare(`SELECT ${ROOM_COLUMNS} FROM rooms WHERE id = ?`);
+    this.#room = db.prepare(
+      `SELECT ${ROOM_COLUMNS} FROM rooms WHERE id = ? OR name_key = ? ORDER BY id = ? DESC LIMIT 1`,
+    );
     this.#addMember = db.prepare(
       "INSERT INTO members (room_id, user_id, joined_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     );
@@ -242,11 +281,11 @@ export class SqliteStore implements Store {
   async append(message: ChatMessage): Promise<ChatMessage> {
     this.#open("append");
     refuseNul(message);
-    const existing = this.#byId.get(message.id) as Row | undefined;
+    const existing = this.#byId.get(message.userId, message.id) as Row | undefined;
     if (existing) return toMessage(existing);
     return transaction(this.#db, () => {
       // Read again under the write lock: another process may have stored it meanwhile.
-      const stored = this.#byId.get(message.id) as Row | undefined;
+      const stored = this.#byId.get(message.userId, message.id) as Row | undefined;
       if (stored) return toMessage(stored);
       const { seq: last } = this.#lastSeq.get(message.room) as { seq: number };
       const seq = Number(last) + 1;
@@ -298,8 +337,11 @@ export class SqliteStore implements Store {
       account.displayName,
       account.passwordHash,
       account.createdAt,
+      nameKey(account.id),
     );
-    const row = this.#account.get(account.id) as AccountRow | undefined;
+    const row = this.#account.get(account.id, nameKey(account.id), account.id) as
+      | AccountRow
+      | undefined;
     if (!row) throw new Error(`Cannot create account ${account.id}: it cannot be read back`);
     return { account: toAccount(row), created: Number(changes) === 1 };
   }
@@ -307,7 +349,7 @@ export class SqliteStore implements Store {
   // deno-lint-ignore require-await
   async getAccount(id: string): Promise<Account | undefined> {
     this.#open("read account");
-    const row = this.#account.get(id) as AccountRow | undefined;
+    const row = this.#account.get(id, nameKey(id), id) as AccountRow | undefined;
     return row && toAccount(row);
   }
 
@@ -324,8 +366,9 @@ export class SqliteStore implements Store {
       room.direct ? 1 : 0,
       room.createdBy,
       room.createdAt,
+      nameKey(room.id),
     );
-    const row = this.#room.get(room.id) as RoomRow | undefined;
+    const row = this.#room.get(room.id, nameKey(room.id), room.id) as RoomRow | undefined;
     if (!row) throw new Error(`Cannot create room ${room.id}: it cannot be read back`);
     return { room: toRoom(row), created: Number(changes) === 1 };
   }
@@ -333,7 +376,7 @@ export class SqliteStore implements Store {
   // deno-lint-ignore require-await
   async getRoom(id: string): Promise<Room | undefined> {
     this.#open("read room");
-    const row = this.#room.get(id) as RoomRow | undefined;
+    const row = this.#room.get(id, nameKey(id), id) as RoomRow | undefined;
     return row && toRoom(row);
   }
 
@@ -427,7 +470,9 @@ function migrate(db: DatabaseSync, path: string, logger: Logger): void {
       );
     }
     for (let version = from + 1; version <= SQLITE_SCHEMA_VERSION; version++) {
-      db.exec(MIGRATIONS[version - 1]!);
+      const migration = MIGRATIONS[version - 1]!;
+      if (typeof migration === "string") db.exec(migration);
+      else migration(db);
       db.exec(`PRAGMA user_version = ${version}`);
       logger.info("Migrated the SQLite schema", { path, version });
     }

@@ -7,8 +7,15 @@
  *
  * Lists of ids are sorted by Unicode code point (the byte order of their UTF-8, what SQLite's
  * BINARY and PostgreSQL's "C" collations give), the same in every adapter and every locale.
+ *
+ * Account and room ids are names people type: they are looked up without regard to case
+ * (`nameKey` in core/names.ts), and each keeps the spelling it was created with. Two accounts or
+ * rooms whose ids differ only by case cannot be created; ones a store held before it compared
+ * without case stay reachable by their exact spelling, and the case-less name belongs to the
+ * all-lower-case one among them, else to the oldest.
  */
 
+import { nameKey } from "../core/names.ts";
 import type { ChatMessage } from "../core/types.ts";
 
 export interface HistoryQuery {
@@ -37,8 +44,9 @@ export interface Room {
 
 export interface Store {
   /**
-   * Stores a message and gives it the room's next sequence number. Idempotent
-   * by message id: storing the same id again returns the first stored copy.
+   * Stores a message and gives it the room's next sequence number. Idempotent by sender and
+   * message id: storing a message whose (userId, id) is stored already returns the first stored
+   * copy (a retried send). The same id from another sender is another message.
    */
   append(message: ChatMessage): Promise<ChatMessage>;
   /** Newest first. */
@@ -47,17 +55,21 @@ export interface Store {
   since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]>;
 
   /**
-   * Creates the account if the id is free; returns the stored account and whether this call
-   * created it. Atomic: two concurrent creations of one id → exactly one `created: true`.
+   * Creates the account if the id is free, in any case; returns the stored account and whether
+   * this call created it. Atomic: two concurrent creations of one id (or of two spellings of
+   * it) → exactly one `created: true`.
    */
   createAccount(account: Account): Promise<{ account: Account; created: boolean }>;
+  /** The account with this id: the exact spelling, else the one that owns it without case. */
   getAccount(id: string): Promise<Account | undefined>;
-  /** Creates the room if the id is free; same semantics as createAccount. */
+  /** Creates the room if the id is free, in any case; same semantics as createAccount. */
   createRoom(room: Room): Promise<{ room: Room; created: boolean }>;
+  /** The room with this id: the exact spelling, else the one that owns it without case. */
   getRoom(id: string): Promise<Room | undefined>;
   /**
    * Adds a member; false when already a member. The store checks neither that the room was
-   * created nor that the user has an account: the caller does.
+   * created nor that the user has an account: the caller does. Memberships, like messages, name
+   * rooms and users by their stored spelling (the caller resolves a typed name first).
    */
   addMember(roomId: string, userId: string): Promise<boolean>;
   /** Removes a member; false when not a member. */
@@ -94,4 +106,36 @@ function codePointRank(unit: number): number {
   if (unit >= 0xd800 && unit <= 0xdfff) return unit + 0x2000;
   if (unit >= 0xe000) return unit - 0x800;
   return unit;
+}
+
+/**
+ * The `nameKey` each of `rows` (accounts or rooms) is indexed by, when a store that compared ids
+ * exactly starts comparing them without case: the all-lower-case spelling among ids that differ
+ * only by case owns the case-less key, else the oldest (by creation time, then id). The others
+ * keep their exact id as key, which no other name folds to (a key is lower case), so they stay
+ * reachable by exactly their spelling and nothing is lost.
+ */
+export function legacyNameKeys(
+  rows: readonly { id: string; createdAt: string }[],
+): Map<string, string> {
+  const groups = new Map<string, { id: string; createdAt: string }[]>();
+  for (const row of rows) {
+    const key = nameKey(row.id);
+    const group = groups.get(key);
+    if (group) group.push(row);
+    else groups.set(key, [row]);
+  }
+  const keys = new Map<string, string>();
+  for (const [key, group] of groups) {
+    const owner = group.find((row) => row.id === key) ??
+      [...group].sort((a, b) =>
+        a.createdAt < b.createdAt
+          ? -1
+          : a.createdAt > b.createdAt
+          ? 1
+          : compareCodePoints(a.id, b.id)
+      )[0]!;
+    for (const row of group) keys.set(row.id, row === owner ? key : row.id);
+  }
+  return keys;
 }

@@ -95,7 +95,7 @@ Deno.test("postgres store: schema and constraints", async () => {
       GROUP BY c.oid, c.contype ORDER BY c.contype`;
     assert.deepEqual([...constraints], [
       { type: "p", columns: "room,seq" },
-      { type: "u", columns: "id" },
+      { type: "u", columns: "user_id,id" },
     ]);
     const [version] = await sql`SELECT version FROM ${sql(schema)}.store_schema`;
     assert.equal(version?.version, POSTGRES_SCHEMA_VERSION);
@@ -113,12 +113,14 @@ Deno.test("postgres store: schema and constraints", async () => {
       "display_name text",
       "password_hash text",
       "created_at text",
+      "name_key text C",
     ]);
     assert.deepEqual(await tableColumns("rooms"), [
       "id text C",
       "direct boolean",
       "created_by text",
       "created_at text",
+      "name_key text C",
     ]);
     assert.deepEqual(await tableColumns("members"), [
       "room_id text C",
@@ -132,11 +134,13 @@ Deno.test("postgres store: schema and constraints", async () => {
     assert.deepEqual(
       indexes.map((i) => i.indexdef.replace(` ${schema}.`, " ").replace(/^.*INDEX /, "")),
       [
+        "accounts_name_key ON accounts USING btree (name_key)",
         "accounts_pkey ON accounts USING btree (id)",
         "members_pkey ON members USING btree (room_id, user_id)",
         "members_user_id ON members USING btree (user_id, room_id)",
         "room_seqs_pkey ON room_seqs USING btree (room)",
         "rooms_listed ON rooms USING btree (id) WHERE (NOT direct)",
+        "rooms_name_key ON rooms USING btree (name_key)",
         "rooms_pkey ON rooms USING btree (id)",
       ],
     );
@@ -204,6 +208,83 @@ Deno.test("postgres store: a version 1 schema upgrades in place, keeping message
     assert.equal(version?.version, POSTGRES_SCHEMA_VERSION);
     const [counter] = await sql`SELECT last_seq FROM ${sql(old)}.room_seqs WHERE room = 'general'`;
     assert.equal(Number(counter?.last_seq), 5);
+  } finally {
+    await sql.unsafe(`DROP SCHEMA IF EXISTS ${old} CASCADE`);
+    await sql.end();
+  }
+});
+
+Deno.test("postgres store: a version 2 schema upgrades: ids per sender, names without case, case twins kept", async () => {
+  const old = `${schema}_v2`;
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    // Version 2 exactly as that code left it (frozen here: it must not change).
+    await sql.unsafe(`
+      CREATE SCHEMA ${old};
+      SET search_path = ${old};
+      CREATE TABLE store_schema (
+        only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+        version  integer NOT NULL);
+      CREATE TABLE room_seqs (room text PRIMARY KEY, last_seq bigint NOT NULL);
+      CREATE TABLE messages (
+        room text NOT NULL, seq bigint NOT NULL, id text NOT NULL UNIQUE, user_id text NOT NULL,
+        display_name text NOT NULL, content text NOT NULL, timestamp text NOT NULL,
+        PRIMARY KEY (room, seq));
+      CREATE TABLE accounts (
+        id text COLLATE "C" PRIMARY KEY, display_name text NOT NULL,
+        password_hash text NOT NULL, created_at text NOT NULL);
+      CREATE TABLE rooms (
+        id text COLLATE "C" PRIMARY KEY, direct boolean NOT NULL,
+        created_by text NOT NULL, created_at text NOT NULL);
+      CREATE INDEX rooms_listed ON rooms (id) WHERE NOT direct;
+      CREATE TABLE members (
+        room_id text COLLATE "C" NOT NULL, user_id text COLLATE "C" NOT NULL,
+        joined_at text NOT NULL, PRIMARY KEY (room_id, user_id));
+      CREATE INDEX members_user_id ON members (user_id, room_id);
+      INSERT INTO store_schema (version) VALUES (2);`);
+    const message = { ...newMessage("Lobby", { userId: "ann" }), seq: 1 };
+    await sql`
+      INSERT INTO ${sql(old)}.messages (room, seq, id, user_id, display_name, content, timestamp)
+      VALUES (${message.room}, 1, ${message.id}, ${message.userId}, ${message.displayName},
+              ${message.content}, ${message.timestamp})`;
+    await sql`INSERT INTO ${sql(old)}.room_seqs (room, last_seq) VALUES ('Lobby', 1)`;
+    // Accounts and rooms that differ only by case, as version 2 allowed.
+    const accounts = [
+      newAccount("ALICE", { createdAt: "2024-01-01T00:00:00.000Z" }),
+      newAccount("alice", { createdAt: "2024-02-01T00:00:00.000Z" }),
+      newAccount("Bob", { createdAt: "2024-03-01T00:00:00.000Z" }),
+      newAccount("BOB", { createdAt: "2024-01-01T00:00:00.000Z" }),
+    ];
+    for (const a of accounts) {
+      await sql`INSERT INTO ${sql(old)}.accounts VALUES
+        (${a.id}, ${a.displayName}, ${a.passwordHash}, ${a.createdAt})`;
+    }
+    const rooms = [newRoom("Lobby"), newRoom("LOBBY")];
+    for (const r of rooms) {
+      await sql`INSERT INTO ${sql(old)}.rooms VALUES
+        (${r.id}, false, ${r.createdBy}, ${r.createdAt})`;
+    }
+
+    const store = await PostgresStore.open(url, { schema: old });
+    try {
+      assert.deepEqual(await store.since("Lobby", 0, 10), [message], "the messages are kept");
+      const [alice, lowerAlice, bob, upperBob] = accounts;
+      assert.deepEqual(await store.getAccount("ALICE"), alice);
+      assert.deepEqual(await store.getAccount("alice"), lowerAlice);
+      assert.deepEqual(await store.getAccount("Alice"), lowerAlice);
+      assert.deepEqual(await store.getAccount("Bob"), bob);
+      assert.deepEqual(await store.getAccount("bob"), upperBob, "the oldest owns the name");
+      assert.equal((await store.createAccount(newAccount("bOb"))).created, false);
+      assert.deepEqual(await store.getRoom("LOBBY"), rooms[1]);
+      assert.deepEqual(await store.getRoom("lobby"), rooms[0]);
+      const clash = { ...message, userId: "ben", seq: 0 };
+      assert.equal((await store.append(clash)).seq, 2, "another sender's id is another message");
+      assert.deepEqual(await store.append(message), message, "ann's copy stays");
+    } finally {
+      await store.close();
+    }
+    const [version] = await sql`SELECT version FROM ${sql(old)}.store_schema`;
+    assert.equal(version?.version, POSTGRES_SCHEMA_VERSION);
   } finally {
     await sql.unsafe(`DROP SCHEMA IF EXISTS ${old} CASCADE`);
     await sql.end();

@@ -5,6 +5,7 @@ import { DatabaseSync } from "node:sqlite";
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from "../store/sqlite_store.ts";
 import { openStore } from "../store/open_store.ts";
 import { silentLogger } from "../core/logger.ts";
+import type { Account } from "../store/store.ts";
 import { newAccount, newMessage, newRoom, storeContract } from "./store_contract.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "chat-sqlite-test-" });
@@ -132,8 +133,94 @@ Deno.test("sqlite store: a version 1 database upgrades in place, keeping its mes
   }
 });
 
+/** What version 2 added (frozen here: it must not change). */
+const SCHEMA_V2 = `CREATE TABLE accounts (
+     id            TEXT NOT NULL PRIMARY KEY,
+     display_name  TEXT NOT NULL,
+     password_hash TEXT NOT NULL,
+     created_at    TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE rooms (
+     id         TEXT    NOT NULL PRIMARY KEY,
+     direct     INTEGER NOT NULL CHECK (direct IN (0, 1)),
+     created_by TEXT    NOT NULL,
+     created_at TEXT    NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX rooms_listed ON rooms (id) WHERE direct = 0;
+   CREATE TABLE members (
+     room_id   TEXT NOT NULL,
+     user_id   TEXT NOT NULL,
+     joined_at TEXT NOT NULL,
+     PRIMARY KEY (room_id, user_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX members_user_id ON members (user_id, room_id);
+   PRAGMA user_version = 2;`;
+
+Deno.test("sqlite store: a version 2 database upgrades: ids per sender, names without case, case twins kept", async () => {
+  const path = `${dir}/v2/chat.db`;
+  await Deno.mkdir(`${dir}/v2`);
+  const old = new DatabaseSync(path);
+  old.exec("PRAGMA journal_mode = WAL");
+  old.exec(SCHEMA_V1);
+  old.exec(SCHEMA_V2);
+  const insert = old.prepare(
+    "INSERT INTO messages (room, seq, id, user_id, display_name, content, timestamp) " +
+      "VALUES (?, ?, ?, ?, ?, ?, ?)",
+  );
+  const messages = [1, 2].map((seq) => ({ ...newMessage("Lobby", { userId: "ann" }), seq }));
+  for (const m of messages) {
+    insert.run(m.room, m.seq, m.id, m.userId, m.displayName, m.content, m.timestamp);
+  }
+  // Accounts and rooms that differ only by case, as version 2 allowed.
+  const accounts = [
+    newAccount("ALICE", { createdAt: "2024-01-01T00:00:00.000Z" }),
+    newAccount("alice", { createdAt: "2024-02-01T00:00:00.000Z" }),
+    newAccount("Bob", { createdAt: "2024-03-01T00:00:00.000Z" }),
+    newAccount("BOB", { createdAt: "2024-01-01T00:00:00.000Z" }),
+  ];
+  for (const a of accounts) {
+    old.prepare("INSERT INTO accounts VALUES (?, ?, ?, ?)").run(
+      a.id,
+      a.displayName,
+      a.passwordHash,
+      a.createdAt,
+    );
+  }
+  const rooms = [newRoom("Lobby"), newRoom("LOBBY")];
+  for (const r of rooms) {
+    old.prepare("INSERT INTO rooms VALUES (?, ?, ?, ?)").run(r.id, 0, r.createdBy, r.createdAt);
+  }
+  old.prepare("INSERT INTO members VALUES (?, ?, ?)").run("Lobby", "ann", "2024-01-01");
+  old.close();
+
+  const store = await SqliteStore.open(path);
+  try {
+    assert.deepEqual(await store.since("Lobby", 0, 10), messages, "the messages are kept");
+    const [alice, lowerAlice, bob, upperBob] = accounts as [Account, Account, Account, Account];
+    // Every account stays reachable by its exact spelling; the case-less name belongs to the
+    // lower-case one, else to the oldest.
+    assert.deepEqual(await store.getAccount("ALICE"), alice);
+    assert.deepEqual(await store.getAccount("alice"), lowerAlice);
+    assert.deepEqual(await store.getAccount("Alice"), lowerAlice);
+    assert.deepEqual(await store.getAccount("Bob"), bob);
+    assert.deepEqual(await store.getAccount("BOB"), upperBob);
+    assert.deepEqual(await store.getAccount("bob"), upperBob);
+    assert.equal((await store.createAccount(newAccount("bOb"))).created, false, "no third Bob");
+    assert.deepEqual(await store.getRoom("Lobby"), rooms[0]);
+    assert.deepEqual(await store.getRoom("LOBBY"), rooms[1]);
+    assert.deepEqual(await store.getRoom("lobby"), rooms[0], "the oldest owns the name");
+    assert.deepEqual(await store.roomsOf("ann"), [rooms[0]]);
+    // A message id is unique per sender now: the same id from someone else is another message.
+    const clash = { ...messages[0]!, userId: "ben", seq: 0 };
+    assert.equal((await store.append(clash)).seq, 3);
+    assert.deepEqual(await store.append(messages[0]!), messages[0], "ann's copy stays");
+  } finally {
+    await store.close();
+  }
+});
+
 Deno.test("sqlite store: schema of accounts, rooms and members", async () => {
-  const path = `${dir}/schema-v2.db`;
+  const path = `${dir}/schema-v3.db`;
   await (await SqliteStore.open(path)).close();
   const db = new DatabaseSync(path);
   try {
@@ -145,12 +232,14 @@ Deno.test("sqlite store: schema of accounts, rooms and members", async () => {
       { name: "display_name", pk: 0 },
       { name: "password_hash", pk: 0 },
       { name: "created_at", pk: 0 },
+      { name: "name_key", pk: 0 },
     ]);
     assert.deepEqual(columns("rooms"), [
       { name: "id", pk: 1 },
       { name: "direct", pk: 0 },
       { name: "created_by", pk: 0 },
       { name: "created_at", pk: 0 },
+      { name: "name_key", pk: 0 },
     ]);
     assert.deepEqual(columns("members"), [
       { name: "room_id", pk: 1 },
@@ -161,6 +250,15 @@ Deno.test("sqlite store: schema of accounts, rooms and members", async () => {
       db.prepare(`SELECT name FROM pragma_index_info('${index}') ORDER BY seqno`).all()
         .map((r) => r.name);
     assert.deepEqual(indexColumns("members_user_id"), ["user_id", "room_id"]);
+    assert.deepEqual(indexColumns("accounts_name_key"), ["name_key"]);
+    assert.deepEqual(indexColumns("rooms_name_key"), ["name_key"]);
+    // Unique indexes: the case-less names, and a message id per sender (not per world).
+    const unique = (table: string) =>
+      db.prepare(`SELECT name FROM pragma_index_list('${table}') WHERE "unique" = 1`).all()
+        .map((r) => indexColumns(String(r.name)).join(","));
+    assert.deepEqual(unique("messages").sort(), ["room,seq", "user_id,id"]);
+    assert.ok(unique("accounts").includes("name_key"));
+    assert.ok(unique("rooms").includes("name_key"));
     const plan = db.prepare(
       "EXPLAIN QUERY PLAN SELECT room_id FROM members WHERE user_id = 'u'",
     ).all().map((r) => String(r.detail)).join("; ");

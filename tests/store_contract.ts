@@ -62,10 +62,11 @@ export function newRoom(id: string, overrides: Partial<Room> = {}): Room {
 
 /**
  * Suffixes in code point order (the order the store sorts ids in): upper case before lower case
- * (a locale collation would mix them), and U+FF21 before an astral emoji (JavaScript's default
- * sort, by UTF-16 code unit, would put it after).
+ * (a locale collation would put "C" after "b"), and U+FF21 before an astral emoji (JavaScript's
+ * default sort, by UTF-16 code unit, would put it after). No two differ only by case: those
+ * would be one account or room.
  */
-const SORTED_SUFFIXES = ["B", "a", "b", "é", "\uff21", "😀"];
+const SORTED_SUFFIXES = ["C", "a", "b", "é", "\uff21", "😀"];
 
 /** Code point order, spelled out independently of the stores' own comparator. */
 function byCodePoint(a: string, b: string): number {
@@ -144,7 +145,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
   });
 
-  test("append is idempotent by message id", async () => {
+  test("append is idempotent by sender and message id", async () => {
     await withStore(open, async (store) => {
       const room = roomName("idempotent");
       const [first] = await appendMany(store, room, 1);
@@ -163,7 +164,41 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.deepEqual(await store.since(room, 0, 100), [first, stored], "nothing was added");
       const next = await store.append(newMessage(room));
       assert.equal(next.seq, 3, "a repeated id uses up no sequence number");
+
+      // Another sender's message with the same id is another message, not a repeat: an id is
+      // the sender's, and nobody can make someone else's message disappear by reusing its id.
+      const clash = { ...message, userId: `${message.userId}-other`, content: "mine too" };
+      const theirs = await store.append(clash);
+      assert.deepEqual(theirs, { ...clash, seq: 4 }, "stored, with the next seq");
+      assert.deepEqual(await store.append(clash), theirs, "and idempotent in turn");
+      assert.deepEqual(await store.append(message), stored, "the first sender's copy stays");
+      assert.deepEqual(await store.since(room, 0, 100), [first, stored, next, theirs]);
+      assert.equal(await store.lastSeq(room), 4);
     });
+  });
+
+  test("concurrent appends of one message id by different senders store every message", async () => {
+    const first = await open();
+    const second = await open();
+    try {
+      const room = roomName("id-clash");
+      const id = crypto.randomUUID();
+      const senders = Array.from({ length: 8 }, (_, i) => `clash-sender-${i}`);
+      const messages = senders.map((userId) => newMessage(room, { id, userId }));
+      // Each sender's message twice, through each handle: retries race with the other senders.
+      const results = await Promise.all([
+        ...messages.map((m, i) => [first, second][i % 2]!.append(m)),
+        ...messages.map((m, i) => [first, second][(i + 1) % 2]!.append(m)),
+      ]);
+      const once = results.slice(0, messages.length);
+      assert.deepEqual(results.slice(messages.length), once, "each retry gets the first copy");
+      assert.deepEqual(seqs(once).sort((a, b) => a - b), range(1, senders.length));
+      const stored = await second.since(room, 0, 100);
+      assert.deepEqual(stored.map((m) => m.userId).sort(), [...senders].sort());
+      assert.ok(stored.every((m) => m.id === id));
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
   });
 
   test("history is newest first, with limit and beforeSeq pagination", async () => {
@@ -333,7 +368,24 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.deepEqual(await store.createAccount(other), { account: other, created: true });
       assert.deepEqual(await store.getAccount(id), account);
       assert.equal(await store.getAccount(roomName("account-missing")), undefined);
-      assert.equal(await store.getAccount(id.toUpperCase()), undefined, "ids match exactly");
+    });
+  });
+
+  test("account ids compare without case and keep their owner's spelling", async () => {
+    await withStore(open, async (store) => {
+      const id = roomName("Account-Case");
+      const account = newAccount(id);
+      assert.deepEqual(await store.createAccount(account), { account, created: true });
+      assert.deepEqual(await store.getAccount(id.toUpperCase()), account, "found in any case");
+      assert.deepEqual(await store.getAccount(id.toLowerCase()), account);
+      for (const spelling of [id.toUpperCase(), id.toLowerCase()]) {
+        assert.deepEqual(
+          await store.createAccount(newAccount(spelling, { displayName: "Impostor" })),
+          { account, created: false },
+          `${spelling} is the same account`,
+        );
+      }
+      assert.deepEqual(await store.getAccount(id), account, "nothing was overwritten");
     });
   });
 
@@ -342,11 +394,11 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     const second = await open();
     try {
       const ids = Array.from({ length: 25 }, (_, i) => roomName(`account-race-${i}`));
-      // Every id twice through each handle, each call with its own display name.
+      // Every id twice through each handle, in two spellings, each call with its own display name.
       const attempts = ids.flatMap((id) =>
         [first, second, first, second].map((store, i) => ({
           store,
-          account: newAccount(id, { displayName: `attempt ${i}` }),
+          account: newAccount(i < 2 ? id : id.toUpperCase(), { displayName: `attempt ${i}` }),
         }))
       );
       const results = await Promise.all(
@@ -383,6 +435,23 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.equal((await store.getRoom(direct.id))?.direct, true);
       assert.equal((await store.getRoom(id))?.direct, false);
       assert.equal(await store.getRoom(roomName("room-missing")), undefined);
+    });
+  });
+
+  test("room ids compare without case and keep their creator's spelling", async () => {
+    await withStore(open, async (store) => {
+      const id = roomName("Book-Club");
+      const room = newRoom(id);
+      assert.deepEqual(await store.createRoom(room), { room, created: true });
+      assert.deepEqual(await store.getRoom(id.toUpperCase()), room, "found in any case");
+      assert.deepEqual(
+        await store.createRoom(newRoom(id.toLowerCase(), { createdBy: "someone" })),
+        { room, created: false },
+        "another spelling is the same room",
+      );
+      assert.deepEqual((await store.listRooms(100_000)).filter((r) => r.id.startsWith("Book")), [
+        room,
+      ]);
     });
   });
 
