@@ -21,10 +21,32 @@ const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 4
 
 export type LogSink = (level: LogLevel, line: string) => void;
 
+/**
+ * Characters a log line must not hold raw: controls (a newline would start a forged line), line
+ * separators, and bidirectional controls (which make a line read differently than it is).
+ */
+const UNSAFE =
+  // deno-lint-ignore no-control-regex
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** `text` with every unsafe character written as an escape (`\n`, `\u202e`): one line, as it reads. */
+export function escapeLogText(text: string): string {
+  return text.replace(
+    UNSAFE,
+    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** JSON text, with what JSON leaves raw (C1 controls, U+2028, bidirectional controls) escaped. */
+const quote = (value: unknown) => escapeLogText(JSON.stringify(value) ?? String(value));
+
 function format(value: unknown): string {
-  if (value instanceof Error) return JSON.stringify(value.message);
-  if (typeof value === "string") return /\s|"/.test(value) ? JSON.stringify(value) : value;
-  return JSON.stringify(value) ?? String(value);
+  if (value instanceof Error) return quote(value.message);
+  if (typeof value === "string") {
+    return /\s|"/.test(value) || escapeLogText(value) !== value ? quote(value) : value;
+  }
+  return quote(value);
 }
 
 // deno-lint-ignore no-console
@@ -41,9 +63,10 @@ export function createLogger(
     if (RANK[level] < min) return;
     const all = { ...base, ...fields };
     const tail = Object.entries(all).map(([k, v]) => `${k}=${format(v)}`).join(" ");
-    const line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${message}${
-      tail ? " " + tail : ""
-    }`;
+    // Whatever a message or a field holds (a user id with a newline), one call is one line.
+    const line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${
+      escapeLogText(message)
+    }${tail ? " " + tail : ""}`;
     sink(level, line);
   };
   return {
