@@ -30,6 +30,7 @@ export async function main(): Promise<void> {
     store,
     logger,
     tokenTtlSeconds: config.tokenTtlSeconds,
+    limits: config,
   });
   if (config.auth === "off") {
     logger.warn("AUTH=off: anyone can connect and send as any user id (classic mode)");

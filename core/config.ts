@@ -137,6 +137,35 @@ export interface Config {
   sendTimeoutMs: number;
   /** Start a gateway even on a Deno release known to crash it (`ALLOW_UNSAFE_DENO`; core/runtime_guard.ts). */
   allowUnsafeDeno: boolean;
+  /**
+   * Wrong passwords for one username before each further try must wait
+   * (`SIGNIN_FREE_FAILURES`); a successful sign-in of that name resets the count.
+   */
+  signInFreeFailures: number;
+  /**
+   * Wrong passwords from one client address (an IPv4 address, an IPv6 /64), whatever the
+   * usernames, before each further try from it must wait (`SIGNIN_FREE_FAILURES_PER_ADDRESS`).
+   */
+  signInFreeFailuresPerAddress: number;
+  /** The wait after the last free failure (`SIGNIN_DELAY_MS`); it doubles with each further one. */
+  signInDelayMs: number;
+  /** The longest wait between tries (`SIGNIN_MAX_DELAY_MS`). */
+  signInMaxDelayMs: number;
+  /** Failures are forgotten this long after the last one (`SIGNIN_FAILURE_WINDOW_MS`). */
+  signInFailureWindowMs: number;
+  /** Password hashes (argon2id) computed at once (`SIGNIN_HASH_CONCURRENCY`). */
+  signInHashConcurrency: number;
+  /**
+   * Sign-ins that may wait for a hash (`SIGNIN_HASH_QUEUE`); a sign-in that finds the queue full
+   * is answered RESOURCE_EXHAUSTED, so a flood delays a real sign-in by at most this many hashes.
+   */
+  signInHashQueue: number;
+  /** New accounts one client address may create per hour, all of them at once (`ACCOUNTS_PER_ADDRESS_PER_HOUR`). */
+  accountsPerAddressPerHour: number;
+  /** New accounts a gateway creates per hour from all addresses (`ACCOUNTS_PER_HOUR`). */
+  accountsPerHour: number;
+  /** New accounts a gateway creates at once from all addresses (`ACCOUNTS_BURST`). */
+  accountsBurst: number;
 }
 
 export const KAFKA_SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
@@ -150,6 +179,17 @@ function int(env: Env, name: string, fallback: number): number {
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0) {
     throw new Error(`Cannot read configuration: ${name} is "${raw}", expected a whole number`);
+  }
+  return value;
+}
+
+/** A whole number of at least `min`, `fallback` when unset. */
+function intAtLeast(env: Env, name: string, fallback: number, min: number): number {
+  const value = int(env, name, fallback);
+  if (value < min) {
+    throw new Error(
+      `Cannot read configuration: ${name} is "${env[name]}", expected at least ${min}`,
+    );
   }
   return value;
 }
@@ -281,6 +321,16 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     kafkaMinInsyncReplicas: optionalInt(env, "KAFKA_MIN_INSYNC_REPLICAS", 1),
     sendTimeoutMs: int(env, "SEND_TIMEOUT_MS", 5000),
     allowUnsafeDeno: bool(env, "ALLOW_UNSAFE_DENO", false),
+    signInFreeFailures: int(env, "SIGNIN_FREE_FAILURES", 5),
+    signInFreeFailuresPerAddress: int(env, "SIGNIN_FREE_FAILURES_PER_ADDRESS", 20),
+    signInDelayMs: intAtLeast(env, "SIGNIN_DELAY_MS", 1000, 1),
+    signInMaxDelayMs: intAtLeast(env, "SIGNIN_MAX_DELAY_MS", 5 * 60 * 1000, 1),
+    signInFailureWindowMs: intAtLeast(env, "SIGNIN_FAILURE_WINDOW_MS", 60 * 60 * 1000, 1),
+    signInHashConcurrency: intAtLeast(env, "SIGNIN_HASH_CONCURRENCY", 2, 1),
+    signInHashQueue: int(env, "SIGNIN_HASH_QUEUE", 16),
+    accountsPerAddressPerHour: intAtLeast(env, "ACCOUNTS_PER_ADDRESS_PER_HOUR", 20, 1),
+    accountsPerHour: intAtLeast(env, "ACCOUNTS_PER_HOUR", 600, 1),
+    accountsBurst: intAtLeast(env, "ACCOUNTS_BURST", 60, 1),
   };
 }
 

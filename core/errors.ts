@@ -16,6 +16,7 @@ export type ErrorCode =
   | "resource_exhausted"
   | "already_exists"
   | "failed_precondition"
+  | "cancelled"
   | "internal";
 
 export class ChatError extends Error {
@@ -42,6 +43,7 @@ const GRPC_CODES: Record<ErrorCode, status> = {
   resource_exhausted: status.RESOURCE_EXHAUSTED,
   already_exists: status.ALREADY_EXISTS,
   failed_precondition: status.FAILED_PRECONDITION,
+  cancelled: status.CANCELLED,
   internal: status.INTERNAL,
 };
 

@@ -20,6 +20,10 @@ import type { RateLimiter } from "./rate_limiter.ts";
 export interface Caller {
   /** The `authorization` metadata (`Bearer <token>`), if sent. */
   readonly authorization?: string;
+  /** The client's network address (IP, no port), for per-address limits; undefined if unknown. */
+  readonly address?: string;
+  /** Aborted when the client cancels the call (or its deadline passes). */
+  readonly signal?: AbortSignal;
 }
 
 export interface OpenStreamRequest {
@@ -66,7 +70,12 @@ export interface ChatService {
   openStream(caller: Caller, request: OpenStreamRequest, sink: StreamSink): Promise<StreamHandle>;
   send(caller: Caller, request: SendRequest): Promise<ChatMessage>;
   online(caller: Caller, room: string): Promise<Presence[]>;
-  signIn(username: string, password: string, displayName: string): Promise<SignInResult>;
+  signIn(
+    username: string,
+    password: string,
+    displayName: string,
+    caller?: Caller,
+  ): Promise<SignInResult>;
   createRoom(caller: Caller, room: string): Promise<RoomView>;
   joinRoom(caller: Caller, room: string): Promise<RoomView>;
   leaveRoom(caller: Caller, room: string): Promise<void>;
@@ -401,8 +410,8 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       return everybody.filter((p) => members.has(p.userId));
     },
 
-    signIn(username, password, displayName) {
-      return auth.signIn(username, password, displayName);
+    signIn(username, password, displayName, caller = {}) {
+      return auth.signIn(username, password, displayName, caller);
     },
 
     async createRoom(caller, name) {

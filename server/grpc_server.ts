@@ -19,6 +19,7 @@ import {
   type WireConnect,
 } from "./proto.ts";
 import { parseConnect, readRequest, UNARY_METHODS, unaryMethod } from "./rpc.ts";
+import { peerHost } from "./sign_in_limits.ts";
 
 export interface GrpcServer {
   readonly server: grpc.Server;
@@ -116,8 +117,17 @@ export function createGrpcServer(
       call: grpc.ServerUnaryCall<object, object>,
       callback: grpc.sendUnaryData<object>,
     ) => {
+      // Who calls, and a signal for a call its client cancels: a sign-in that has not started
+      // hashing yet is then dropped. The peer is read now: after the call it is "unknown".
+      const cancelled = new AbortController();
+      call.once("cancelled", () => cancelled.abort());
+      const caller = {
+        ...callerOf(call.metadata),
+        address: peerHost(call.getPeer()),
+        signal: cancelled.signal,
+      };
       Promise.resolve()
-        .then(() => method(service, callerOf(call.metadata), request(call.request)))
+        .then(() => method(service, caller, request(call.request)))
         .then(
           (response) => callback(null, response),
           (err) => {

@@ -61,7 +61,10 @@ export interface GrpcWebOptions {
   keepAliveMs?: number;
 }
 
-export type GrpcWebHandler = (request: Request) => Response | Promise<Response> | undefined;
+export type GrpcWebHandler = (
+  request: Request,
+  info?: Deno.ServeHandlerInfo,
+) => Response | Promise<Response> | undefined;
 
 /** The request header by which a client asks for keep-alive messages (see above). */
 export const KEEPALIVE_HEADER = "x-chat-keepalive";
@@ -369,6 +372,7 @@ export function createGrpcWebHandler(
     contentType: string,
     format: Format,
     cors: Record<string, string> | undefined,
+    info: Deno.ServeHandlerInfo | undefined,
   ): Promise<Response> {
     try {
       const method = Object.hasOwn(broadcastMethods, name) ? broadcastMethods[name] : undefined;
@@ -381,7 +385,13 @@ export function createGrpcWebHandler(
       }
       const raw = await readBody(request, maxRequestBytes);
       const message = readFrame(format === "text" ? decodeBase64Body(raw) : raw);
-      const caller: Caller = { authorization: request.headers.get("authorization") ?? undefined };
+      const remote = info?.remoteAddr;
+      const caller: Caller = {
+        authorization: request.headers.get("authorization") ?? undefined,
+        address: remote && "hostname" in remote ? remote.hostname : undefined,
+        // Aborted when the client goes away: a sign-in not yet hashing is then dropped.
+        signal: request.signal,
+      };
       if (name === "CreateStream") {
         return await openStream(
           request,
@@ -411,7 +421,7 @@ export function createGrpcWebHandler(
     }
   }
 
-  return (request) => {
+  return (request, info) => {
     const { pathname } = new URL(request.url);
     if (!pathname.startsWith(PATH_PREFIX)) return undefined;
     const origin = request.headers.get("origin");
@@ -449,6 +459,6 @@ export function createGrpcWebHandler(
         { ...cors },
       );
     }
-    return call(request, pathname.slice(PATH_PREFIX.length), contentType, format, cors);
+    return call(request, pathname.slice(PATH_PREFIX.length), contentType, format, cors, info);
   };
 }

@@ -12,13 +12,16 @@ export interface HttpRoutes {
   /** Whether the gateway can take messages now, and if not, why. */
   readiness: () => { ready: boolean; reason?: string };
   /** Tried in order before the built-in routes; the first non-undefined response wins. */
-  handlers?: ((request: Request) => Response | undefined | Promise<Response | undefined>)[];
+  handlers?: ((
+    request: Request,
+    info?: Deno.ServeHandlerInfo,
+  ) => Response | undefined | Promise<Response | undefined>)[];
 }
 
 export function createHttpHandler(routes: HttpRoutes): HttpHandler {
-  return async (request) => {
+  return async (request, info) => {
     for (const handler of routes.handlers ?? []) {
-      const response = await handler(request);
+      const response = await handler(request, info);
       if (response) return response;
     }
     const { pathname } = new URL(request.url);

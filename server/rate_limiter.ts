@@ -95,6 +95,15 @@ export class RateLimiter {
     return result;
   }
 
+  /**
+   * Gives back the token `take` gave `key`, for a call that did not happen after all (a sign-in
+   * refused later on): at most up to a full bucket.
+   */
+  refund(key: string): void {
+    const bucket = this.#buckets.get(key);
+    if (bucket) bucket.tokens = Math.min(this.#burst, bucket.tokens + 1);
+  }
+
   #refilled(bucket: Bucket, now: number): number {
     const elapsed = Math.max(0, now - bucket.at); // a clock that steps back adds nothing
     return Math.min(this.#burst, bucket.tokens + elapsed * this.#ratePerMs);

@@ -86,10 +86,15 @@ export const UNARY_METHODS: Record<string, Unary> = {
   },
   async SignIn(
     service,
-    _caller,
+    caller,
     request: { username: string; password: string; displayName: string },
   ) {
-    const result = await service.signIn(request.username, request.password, request.displayName);
+    const result = await service.signIn(
+      request.username,
+      request.password,
+      request.displayName,
+      caller,
+    );
     return {
       token: result.token,
       user: { id: result.identity.userId, displayName: result.identity.displayName },
