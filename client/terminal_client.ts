@@ -54,6 +54,7 @@ import {
   type WireMessage,
   type WireRoom,
 } from "./chat_client.ts";
+import { DEFAULT_MAX_RESUME_ROOMS } from "../core/limits.ts";
 
 export const DEFAULT_SERVER = "127.0.0.1:8081";
 
@@ -615,7 +616,9 @@ class TerminalClient {
         {
           displayName: this.#o.displayName,
           presenceEvents: true,
-          resume: [...this.#positions].map(([room, lastSeq]) => ({ room, lastSeq })),
+          // The server takes at most this many; others' history is there with /history.
+          resume: [...this.#positions].slice(0, DEFAULT_MAX_RESUME_ROOMS)
+            .map(([room, lastSeq]) => ({ room, lastSeq })),
         },
       );
       const up = await Promise.race([ready, streamEnded, this.#stopped]);

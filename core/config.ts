@@ -5,6 +5,8 @@
  * the README's table and the start-up banner have one source.
  */
 
+import { DEFAULT_MAX_RESUME_ROOMS } from "./limits.ts";
+
 export type BusKind = "memory" | "kafka";
 
 export interface KafkaTopicSpec {
@@ -103,6 +105,23 @@ export interface Config {
   maxRoomsPerUser: number;
   /** How many open message streams one user may hold (`MAX_STREAMS_PER_USER`). */
   maxStreamsPerUser: number;
+  /** How many rooms one `Connect.resume` may list (`MAX_RESUME_ROOMS`); more is INVALID_ARGUMENT. */
+  maxResumeRooms: number;
+  /**
+   * How many direct rooms one user may have opened and still be in (`MAX_DIRECT_ROOMS_PER_USER`).
+   * Direct rooms do not count against `maxRoomsPerUser`, and a room someone else opened with a
+   * user does not count against that user's allowance.
+   */
+  maxDirectRoomsPerUser: number;
+  /** New direct rooms one user may open per minute, on average (`DIRECT_ROOMS_PER_MINUTE`; 0: no limit). */
+  directRoomsPerMinute: number;
+  /** New direct rooms a user may open at once before `directRoomsPerMinute` applies (`DIRECT_ROOMS_BURST`, at least 1). */
+  directRoomsBurst: number;
+  /**
+   * How far a client's message timestamp may be from the server's clock (`MAX_CLOCK_SKEW_MS`);
+   * further is INVALID_ARGUMENT. Messages are stamped with the server's time either way.
+   */
+  maxClockSkewMs: number;
   /** PEM certificate (chain) for TLS on the gRPC port and HTTPS on the web port (`TLS_CERT_FILE`); with `tlsKeyFile`. */
   tlsCertFile: string | undefined;
   /** PEM private key of `tlsCertFile` (`TLS_KEY_FILE`). */
@@ -306,6 +325,11 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     maxRoomNameLength: int(env, "MAX_ROOM_NAME_LENGTH", 64),
     maxRoomsPerUser: int(env, "MAX_ROOMS_PER_USER", 100),
     maxStreamsPerUser: int(env, "MAX_STREAMS_PER_USER", 10),
+    maxResumeRooms: int(env, "MAX_RESUME_ROOMS", DEFAULT_MAX_RESUME_ROOMS),
+    maxDirectRoomsPerUser: int(env, "MAX_DIRECT_ROOMS_PER_USER", 100),
+    directRoomsPerMinute: int(env, "DIRECT_ROOMS_PER_MINUTE", 10),
+    directRoomsBurst: int(env, "DIRECT_ROOMS_BURST", 5),
+    maxClockSkewMs: int(env, "MAX_CLOCK_SKEW_MS", 5 * 60 * 1000),
     tlsCertFile,
     tlsKeyFile,
     tlsClientCaFile: env.TLS_CLIENT_CA_FILE || undefined,

@@ -35,6 +35,12 @@ import { basename, dirname } from "node:path";
 import { type Config, loadConfig } from "../core/config.ts";
 import { ChatError, describeError, invalidArgument } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import {
+  DISPLAY_NAME_MAX_LENGTH,
+  nameProblem,
+  USERNAME_MAX_LENGTH,
+  usernameProblem,
+} from "../core/names.ts";
 import { preparePrivateDirectory, tightenFile } from "../core/private_files.ts";
 import type { Store } from "../store/store.ts";
 import { RateLimiter } from "./rate_limiter.ts";
@@ -123,10 +129,10 @@ export interface AuthOptions {
 }
 
 export const ISSUER = "chat";
-export const USERNAME_MAX = 32;
+export const USERNAME_MAX = USERNAME_MAX_LENGTH;
 export const PASSWORD_MIN = 8;
 export const PASSWORD_MAX = 128;
-export const DISPLAY_NAME_MAX = 64;
+export const DISPLAY_NAME_MAX = DISPLAY_NAME_MAX_LENGTH;
 export const SECRET_MIN_BYTES = 32;
 
 /** OWASP's argon2id baseline: m = 19 MiB, t = 2, p = 1. */
@@ -144,10 +150,6 @@ export const argon2Hasher: PasswordHasher = {
   verify: (stored, password) => verify(stored, password),
 };
 
-const USERNAME_PATTERN = /^[A-Za-z0-9._-]+$/;
-// deno-lint-ignore no-control-regex
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-
 const unauthenticated = (message: string) => new ChatError("unauthenticated", message);
 
 /** Length in characters (code points), as a person counts them. */
@@ -157,21 +159,10 @@ function characters(text: string): number {
   return n;
 }
 
+/** The name rules of core/names.ts; usernames compare without case (the store's lookups). */
 function checkUsername(username: string): void {
-  const length = characters(username);
-  if (length === 0) throw invalidArgument("Cannot sign in: the username is empty");
-  if (length > USERNAME_MAX) {
-    throw invalidArgument(
-      `Cannot sign in: the username is ${length} characters, the limit is ${USERNAME_MAX}`,
-    );
-  }
-  if (!USERNAME_PATTERN.test(username)) {
-    throw invalidArgument(
-      `Cannot sign in: the username ${
-        JSON.stringify(username)
-      } may only hold letters, digits, '.', '_' and '-'`,
-    );
-  }
+  const problem = usernameProblem(username);
+  if (problem) throw invalidArgument(`Cannot sign in: ${problem}`);
 }
 
 function checkPassword(password: string): void {
@@ -192,15 +183,8 @@ function checkPassword(password: string): void {
 function cleanDisplayName(displayName: string | undefined, username: string): string {
   const name = (displayName ?? "").trim();
   if (name === "") return username;
-  const length = characters(name);
-  if (length > DISPLAY_NAME_MAX) {
-    throw invalidArgument(
-      `Cannot sign in: the display name is ${length} characters, the limit is ${DISPLAY_NAME_MAX}`,
-    );
-  }
-  if (CONTROL_CHARACTERS.test(name)) {
-    throw invalidArgument("Cannot sign in: the display name holds control characters");
-  }
+  const problem = nameProblem("the display name", name, DISPLAY_NAME_MAX);
+  if (problem) throw invalidArgument(`Cannot sign in: ${problem}`);
   return name;
 }
 

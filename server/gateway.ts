@@ -84,6 +84,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       [...presence.values()].filter((p) => p.online && p.servers.some(alive)).sort((a, b) =>
         a.userId.localeCompare(b.userId)
       ),
+    presenceOf: (userId) => presence.get(userId),
   });
   const grpc = createGrpcServer(service, logger, {
     // A peer that vanished without closing (a dropped network) is noticed even when idle, and

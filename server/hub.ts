@@ -46,6 +46,8 @@ const STALLED_MS = 500;
 
 export class Hub {
   readonly #streams = new Map<string, LocalStream>();
+  /** Each user's streams here, oldest first. */
+  readonly #byUser = new Map<string, Set<LocalStream>>();
   /**
    * Streams past half their queue limit, with their smallest queue seen and when it last
    * shrank: `settle()` waits for those that drain, never for one that stalled. A stream stays
@@ -68,12 +70,20 @@ export class Hub {
 
   add(stream: LocalStream): void {
     this.#streams.set(stream.streamId, stream);
+    let mine = this.#byUser.get(stream.userId);
+    if (!mine) this.#byUser.set(stream.userId, mine = new Set());
+    mine.add(stream);
   }
 
   remove(streamId: string): LocalStream | undefined {
     const stream = this.#streams.get(streamId);
     this.#streams.delete(streamId);
-    if (stream) this.#crowded.delete(stream);
+    if (stream) {
+      this.#crowded.delete(stream);
+      const mine = this.#byUser.get(stream.userId);
+      mine?.delete(stream);
+      if (mine?.size === 0) this.#byUser.delete(stream.userId);
+    }
     return stream;
   }
 
@@ -110,9 +120,14 @@ export class Hub {
 
   /** How many streams `userId` has open here. */
   countOf(userId: string): number {
-    let n = 0;
-    for (const s of this.#streams.values()) if (s.userId === userId) n++;
-    return n;
+    return this.#byUser.get(userId)?.size ?? 0;
+  }
+
+  /** The display name of `userId`'s newest stream here, if it has one. */
+  displayNameOf(userId: string): string | undefined {
+    let name: string | undefined;
+    for (const stream of this.#byUser.get(userId) ?? []) name = stream.displayName;
+    return name;
   }
 
   get size(): number {

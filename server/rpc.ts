@@ -17,7 +17,6 @@ import {
   isoToTimestamp,
   messageToWire,
   type MethodDefinition,
-  timestampToIso,
   type WireConnect,
   type WireMessage,
   type WireRoom,
@@ -40,24 +39,31 @@ export function readRequest(method: MethodDefinition, bytes: Uint8Array): object
   }
 }
 
-/** Converts a wire `Connect` into the service's request, or says what is wrong with it. */
+/**
+ * Converts a wire `Connect` into the service's request, or says what is wrong with it. The
+ * resume list is passed on as decoded (its positions' `lastSeq` are numbers already), with no
+ * work per entry: the service refuses a list longer than its limit first.
+ */
 export function parseConnect(request: WireConnect): OpenStreamRequest {
   if (!request.user) throw invalidArgument("Cannot open stream: the request has no user");
   return {
     userId: request.user.id,
     displayName: request.user.displayName,
     presenceEvents: request.presenceEvents,
-    resume: (request.resume ?? []).map((p) => ({ room: p.room, lastSeq: Number(p.lastSeq) })),
+    resume: request.resume ?? [],
   };
 }
 
-/** Converts a wire `Message` into a send request. */
+/**
+ * Converts a wire `Message` into a send request. Nothing is checked here, before the caller is
+ * known: the service checks the fields (the timestamp too) after authentication.
+ */
 export function parseMessage(request: WireMessage): SendRequest {
   return {
     userId: request.id,
     content: request.content,
     displayName: request.displayName,
-    timestamp: timestampToIso(request.timestamp),
+    timestamp: request.timestamp,
     messageId: request.messageId,
     room: request.room,
   };

@@ -59,10 +59,16 @@ Deno.test("auth: the first sign-in creates the account, later ones check the pas
   assert.equal(again.created, false);
   assert.deepEqual(again.identity, { userId: "alice", displayName: "Alice A." });
 
-  // The display name defaults to the username; usernames are case-sensitive.
-  const bob = await auth.signIn("Alice", "another password");
+  // Usernames compare without case: "Alice" is alice's account, spelled as she chose it.
+  await assert.rejects(auth.signIn("Alice", "another password"), /wrong password for Alice/);
+  const sameAlice = await auth.signIn("ALICE", "correct horse");
+  assert.equal(sameAlice.created, false);
+  assert.deepEqual(sameAlice.identity, { userId: "alice", displayName: "Alice A." });
+
+  // The display name defaults to the username.
+  const bob = await auth.signIn("Bob", "another password");
   assert.equal(bob.created, true);
-  assert.deepEqual(bob.identity, { userId: "Alice", displayName: "Alice" });
+  assert.deepEqual(bob.identity, { userId: "Bob", displayName: "Bob" });
 });
 
 Deno.test("auth: a wrong password is refused", async () => {
@@ -141,7 +147,12 @@ Deno.test("auth: usernames, passwords and display names are checked", async () =
   await rejectsWith(
     auth.signIn("dave", "long enough", "Dave\nAdmin"),
     "invalid_argument",
-    "Cannot sign in: the display name holds control characters",
+    "Cannot sign in: the display name holds a control character (U+000A), which no name may hold",
+  );
+  await rejectsWith(
+    auth.signIn("dave", "long enough", "\u202eevaD"),
+    "invalid_argument",
+    "Cannot sign in: the display name holds a bidirectional control character (U+202E), which no name may hold",
   );
   assert.equal(await store.getAccount("dave"), undefined, "no account for a refused sign-in");
 

@@ -7,6 +7,8 @@
  * It talks to the server through `ChatApi`, so tests drive it with a fake.
  */
 
+import { DEFAULT_MAX_RESUME_ROOMS } from "../core/limits.ts";
+
 /** The room everybody is in. */
 export const GENERAL = "general";
 /** Direct conversations are rooms named `dm:<a>:<b>`. */
@@ -311,9 +313,10 @@ export class ChatConnection {
     return sortRooms([...this.#rooms.values()], this.user.id);
   }
 
-  /** Where a reconnect would resume, per room. */
+  /** Where a reconnect would resume, per room (as many rooms as the server takes). */
   get positions(): RoomPosition[] {
-    return [...this.#lastSeq].map(([room, lastSeq]) => ({ room, lastSeq }));
+    return [...this.#lastSeq].slice(0, DEFAULT_MAX_RESUME_ROOMS)
+      .map(([room, lastSeq]) => ({ room, lastSeq }));
   }
 
   start(): void {

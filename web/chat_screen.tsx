@@ -83,13 +83,18 @@ function RoomHeader(
         <span class="room-title-name">{room.title}</span>
       </h2>
       <span class="room-detail">{detail}</span>
-      {room.id !== GENERAL && !room.direct && (
+      {room.id !== GENERAL && (
         <button
           type="button"
           class="small-button room-leave"
+          // Leaving a direct conversation also blocks it: the other cannot write to it or open
+          // it again until you do.
+          title={room.direct
+            ? "Leave: they cannot write to you here until you open it again"
+            : undefined}
           onClick={() => onLeave().catch((err) => setError(plainWords(err)))}
         >
-          Leave room
+          {room.direct ? "Leave and block" : "Leave room"}
         </button>
       )}
       {error && <p class="room-header-error" role="alert">{error}</p>}
