@@ -60,6 +60,10 @@ export interface IBroadcastClient {
      */
     joinRoom(input: RoomRequest, options?: RpcOptions): UnaryCall<RoomRequest, Room>;
     /**
+     * Leaving a direct room also blocks it: the other member can neither send
+     * to it nor open it again with OpenDirect (PERMISSION_DENIED) until the one
+     * who left opens it again.
+     *
      * @generated from protobuf rpc: LeaveRoom
      */
     leaveRoom(input: RoomRequest, options?: RpcOptions): UnaryCall<RoomRequest, Close>;
@@ -132,6 +136,10 @@ export class BroadcastClient implements IBroadcastClient, ServiceInfo {
         return stackIntercept<RoomRequest, Room>("unary", this._transport, method, opt, input);
     }
     /**
+     * Leaving a direct room also blocks it: the other member can neither send
+     * to it nor open it again with OpenDirect (PERMISSION_DENIED) until the one
+     * who left opens it again.
+     *
      * @generated from protobuf rpc: LeaveRoom
      */
     leaveRoom(input: RoomRequest, options?: RpcOptions): UnaryCall<RoomRequest, Close> {

@@ -37,12 +37,17 @@ export interface Message {
      */
     content: string;
     /**
+     * When the server took the message: its clock, not the client's. A client
+     * may send its own time; it must be within the server's MAX_CLOCK_SKEW_MS
+     * (INVALID_ARGUMENT otherwise) and is not kept.
+     *
      * @generated from protobuf field: google.protobuf.Timestamp timestamp = 3
      */
     timestamp?: Timestamp;
     /**
-     * Additive. A unique id for the message: set by the server, or by the
-     * client to make a retried send idempotent.
+     * Additive. A unique id for the message among its sender's: set by the
+     * server, or by the client to make a retried send idempotent. Another
+     * sender's message with the same id is another message.
      *
      * @generated from protobuf field: string message_id = 4
      */
@@ -60,7 +65,9 @@ export interface Message {
      */
     seq: number;
     /**
-     * The sender's display name at the time of sending.
+     * The sender's display name at the time of sending, set by the server: the
+     * account's, or with AUTH=off the one the sender's stream gave in Connect. A
+     * value a client sends here is checked against the name rules, never shown.
      *
      * @generated from protobuf field: string display_name = 7
      */
