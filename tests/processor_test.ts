@@ -139,6 +139,24 @@ Deno.test("a message handled twice (producer retry, processor restart) keeps its
   }
 });
 
+Deno.test("the same message id from two senders is two messages: de-duplication is per (sender, id)", async () => {
+  const t = await setup();
+  try {
+    await t.chat("shared", "alice", "alice's");
+    await t.chat("shared", "mallory", "mallory's");
+    await t.chat("shared", "alice", "alice's"); // alice's retry
+    await waitFor(() => messages(t.deliveries).length === 3);
+    assert.deepEqual(
+      messages(t.deliveries).map((m) => [m.userId, m.content, m.seq]),
+      [["alice", "alice's", 1], ["mallory", "mallory's", 2], ["alice", "alice's", 1]],
+      "both stored; the retry is the first copy again (gateways drop its repeated seq)",
+    );
+    assert.equal((await t.store.history({ room: "general", limit: 10 })).length, 2);
+  } finally {
+    await t.stop();
+  }
+});
+
 Deno.test("an unreadable record is passed over without blocking the partition", async () => {
   const t = await setup();
   try {
