@@ -6,75 +6,24 @@
  */
 
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import { memoryLogger } from "../core/logger.ts";
-import { SERVICE_NAME } from "../server/proto.ts";
 import {
-  connectUser,
-  newClient,
-  startSystem,
-  type System,
-  type TestUser,
-  waitFor,
-} from "./helpers.ts";
-
-const { status } = grpc;
-
-interface Bystanders {
-  bob: TestUser;
-  carol: TestUser;
-  /** Bob and carol each send one message and each sees the other's: proof they still chat. */
-  exchange(label: string): Promise<void>;
-}
-
-async function bystanders(system: System): Promise<Bystanders> {
-  const bob = connectUser(system.address(), "bob");
-  const carol = connectUser(system.address(), "carol");
-  await waitFor(() => system.gateways[0]!.hub.size >= 2, 5000, "bob's and carol's streams");
-  return {
-    bob,
-    carol,
-    async exchange(label) {
-      await bob.client.send("bob", `bob: ${label}`);
-      await carol.client.send("carol", `carol: ${label}`);
-      await waitFor(
-        () =>
-          carol.contents().includes(`bob: ${label}`) && bob.contents().includes(`carol: ${label}`),
-        5000,
-        `bob and carol to exchange "${label}"`,
-      );
-    },
-  };
-}
-
-/** Runs `attack` while bob and carol exchange messages, then has them exchange once more. */
-async function underAttack<T>(b: Bystanders, name: string, attack: () => Promise<T>): Promise<T> {
-  const [result] = await Promise.all([
-    attack(),
-    (async () => {
-      // One exchange during and one after each attack: bob and carol stay within their own
-      // rate limit (bursts of 20) over all the attacks of a test.
-      await b.exchange(`during ${name}`);
-    })(),
-  ]);
-  await b.exchange(`after ${name}`);
-  return result;
-}
-
-function statusOf(promise: Promise<unknown>): Promise<{ code: number; details: string }> {
-  return promise.then(
-    () => ({ code: status.OK, details: "" }),
-    (err: grpc.ServiceError) => ({ code: err.code, details: err.details }),
-  );
-}
+  type Bystanders,
+  bystanders,
+  rawCall,
+  status,
+  statusOf,
+  underAttack,
+} from "./attack_support.ts";
+import { newClient, startSystem, type System, waitFor } from "./helpers.ts";
 
 async function withSystem(run: (system: System, b: Bystanders) => Promise<void>): Promise<void> {
   const logger = memoryLogger("error");
   // Default limits: 10 streams per user, 5 messages a second in bursts of 20, 64 KiB messages.
   const system = await startSystem({ logger });
   try {
-    const b = await bystanders(system);
+    const b = await bystanders(system, "off");
     await run(system, b);
     assert.equal(b.bob.ended, undefined, "bob's stream is still open");
     assert.equal(b.carol.ended, undefined, "carol's stream is still open");
@@ -149,26 +98,6 @@ Deno.test("one client sending as fast as it can is rate limited with RESOURCE_EX
     );
   });
 });
-
-/** A raw unary call with any bytes and metadata, on one channel. */
-function rawCall(
-  client: grpc.Client,
-  method: string,
-  bytes: Uint8Array,
-  metadata = new grpc.Metadata(),
-): Promise<{ code: number; details: string }> {
-  return new Promise((resolve) => {
-    client.makeUnaryRequest(
-      `/${SERVICE_NAME}/${method}`,
-      (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
-      (b: Buffer) => b,
-      bytes,
-      metadata,
-      { deadline: Date.now() + 20_000 },
-      (err) => resolve(err ? { code: err.code, details: err.details } : { code: 0, details: "" }),
-    );
-  });
-}
 
 Deno.test("oversized metadata, huge messages and garbage protobuf each get a clear status; others keep chatting", async () => {
   await withSystem(async (system, b) => {
