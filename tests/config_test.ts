@@ -88,3 +88,30 @@ Deno.test("the start-up banner hides the auth secret", () => {
   assert.doesNotMatch(text, /topsecret/);
   assert.match(describeConfig(loadConfig({})), /authSecret=undefined/);
 });
+
+Deno.test("resume, direct-room and clock-skew limits have typed defaults and come from the environment", () => {
+  const c = loadConfig({});
+  assert.equal(c.maxResumeRooms, 256);
+  assert.equal(c.maxDirectRoomsPerUser, 100);
+  assert.equal(c.directRoomsPerMinute, 10);
+  assert.equal(c.directRoomsBurst, 5);
+  assert.equal(c.maxClockSkewMs, 300_000);
+  const set = loadConfig({
+    MAX_RESUME_ROOMS: "8",
+    MAX_DIRECT_ROOMS_PER_USER: "2",
+    DIRECT_ROOMS_PER_MINUTE: "0",
+    DIRECT_ROOMS_BURST: "1",
+    MAX_CLOCK_SKEW_MS: "1000",
+  });
+  assert.deepEqual(
+    [
+      set.maxResumeRooms,
+      set.maxDirectRoomsPerUser,
+      set.directRoomsPerMinute,
+      set.directRoomsBurst,
+      set.maxClockSkewMs,
+    ],
+    [8, 2, 0, 1, 1000],
+  );
+  assert.throws(() => loadConfig({ MAX_RESUME_ROOMS: "-1" }), /MAX_RESUME_ROOMS is "-1"/);
+});
