@@ -711,22 +711,24 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       const room = directRoomId(me.userId, them);
       if (!(await store.getRoom(room))) {
         await checkDirectAllowance(action, me.userId);
+        // The members first, then the room: whoever finds the room finds both in it, so a
+        // missing member always means one who left (and blocked), never one not added yet.
+        const joined: RoomEvent[] = [];
+        const members = [[me.userId, nameOf(caller, me)], [them, account?.displayName ?? them]];
+        for (const [userId, displayName] of members as [string, string][]) {
+          if (await store.addMember(room, userId)) {
+            joined.push({ room, userId, displayName, joined: true });
+          }
+        }
         const { created } = await store.createRoom({
           id: room,
           direct: true,
           createdBy: me.userId,
           createdAt: new Date().toISOString(),
         });
-        if (created) {
-          const members = [[me.userId, nameOf(caller, me)], [them, account?.displayName ?? them]];
-          for (const [userId, displayName] of members as [string, string][]) {
-            if (await store.addMember(room, userId)) {
-              await announceRoomEvent({ room, userId, displayName, joined: true });
-            }
-          }
-          logger.info("Direct room opened", { room, by: me.userId });
-          return view(room, true);
-        }
+        for (const event of joined) await announceRoomEvent(event);
+        if (created) logger.info("Direct room opened", { room, by: me.userId });
+        return view(room, true);
       }
       // It exists: the other decides whether it is open to me.
       if (!(await store.isMember(room, them))) {

@@ -109,3 +109,23 @@ Deno.test("one user opening direct rooms as fast as she can is RESOURCE_EXHAUSTE
     },
   );
 });
+
+Deno.test("both sides opening one direct room at once: both are answered OK and both are in it", async () => {
+  await withAttackSystem({ auth: "on" }, async ({ system, b }) => {
+    const names = ["p0", "q0", "p1", "q1", "p2", "q2"];
+    const clients = await Promise.all(names.map((n) => attacker(system, n, "on")));
+    const answers = await underAttack(b, "simultaneous opens", () =>
+      Promise.all(
+        [0, 2, 4].flatMap((i) => [
+          statusOf(clients[i]!.openDirect(names[i + 1]!)),
+          statusOf(clients[i + 1]!.openDirect(names[i]!)),
+        ]),
+      ));
+    for (const answer of answers) assertStatus(answer, status.OK, "", "each side");
+    for (const i of [0, 2, 4]) {
+      const room = `dm:${names[i]}:${names[i + 1]}`;
+      assert.deepEqual(await system.store.members(room), [names[i], names[i + 1]]);
+      await clients[i]!.send("", "hi", { room });
+    }
+  });
+});
