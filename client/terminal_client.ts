@@ -460,7 +460,8 @@ function roomArgument(text: string): string {
 class TerminalClient {
   readonly #o: TerminalClientOptions;
   /** As the server sees it: trimmed. */
-  readonly #userId: string;
+  /** As typed, then as the account spells it once signed in (usernames compare without case). */
+  #userId: string;
   readonly #clock: Clock;
   readonly #write: (line: string) => void;
   readonly #maxQueued: number;
@@ -726,6 +727,7 @@ class TerminalClient {
   #signedIn(client: ChatApi, signed: SignedIn): void {
     this.#token = signed.token;
     client.token = signed.token;
+    if (signed.user?.id) this.#userId = signed.user.id;
     if (signed.created) this.#write(`Created account ${this.#userId}`);
   }
 

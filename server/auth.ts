@@ -37,6 +37,7 @@ import { ChatError, describeError, invalidArgument } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import {
   DISPLAY_NAME_MAX_LENGTH,
+  nameKey,
   nameProblem,
   USERNAME_MAX_LENGTH,
   usernameProblem,
@@ -463,7 +464,8 @@ export function createAuth(options: AuthOptions): Auth {
       );
     }
     const identity = await verifyToken(match[1]!, action);
-    if (claimedUserId !== "" && claimedUserId !== identity.userId) {
+    // Usernames compare without case: "alice" names the account "Alice".
+    if (claimedUserId !== "" && nameKey(claimedUserId) !== nameKey(identity.userId)) {
       throw new ChatError(
         "permission_denied",
         `${action}: signed in as ${identity.userId}, cannot act as ${claimedUserId}`,

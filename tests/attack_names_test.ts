@@ -215,6 +215,15 @@ Deno.test("usernames and room names compare without case: no twin account, no tw
     assertStatus(signIn, status.UNAUTHENTICATED, "Cannot sign in: wrong password for ALICE");
     const same = await twin.signIn("alice", PASSWORD);
     assert.deepEqual(same.user, { id: "Alice", displayName: "Alice A." }, "her spelling");
+    // A client that names her as she typed it at sign-in acts as her account.
+    const typed = await openStream(
+      twin,
+      "alice",
+      "",
+      () => system.gateways[0]!.hub.countOf("Alice") === 1,
+    );
+    assertStatus(typed, status.OK, "", "a stream as alice");
+    typed.cancel();
 
     await b.bob.client.createRoom("Book-Club");
     for (

@@ -900,6 +900,27 @@ Deno.test("against a real gateway with sign-in: account created, room line arriv
     });
     assert.equal(code, 2);
     assert.deepEqual(badOut, ["! Cannot sign in: wrong password for alice"]);
+
+    // Usernames compare without case: ALICE signs in to alice's account and is shown as alice.
+    const upper: string[] = [];
+    const again = new Keyboard();
+    const upperDone = runTerminalClient({
+      userId: "ALICE",
+      password: "a long password",
+      servers: [system.address()],
+      input: again,
+      output: (line) => upper.push(line),
+    });
+    await waitFor(() => upper.includes("Connected to server as user: alice"), 5000, upper.join());
+    again.type("hello in caps");
+    await waitFor(
+      () => upper.some((l) => /^\[\d\d:\d\d:\d\d\] alice: hello in caps$/.test(l)),
+      5000,
+      `own line in ${upper.join("\n")}`,
+    );
+    again.end();
+    assert.equal(await upperDone, 0);
+    assert.ok(!upper.some((l) => l.startsWith("!")), upper.join("\n"));
   } finally {
     await system.stop();
   }
