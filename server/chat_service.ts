@@ -730,19 +730,23 @@ export function createChatService(options: ChatServiceOptions): ChatService {
         if (created) logger.info("Direct room opened", { room, by: me.userId });
         return view(room, true);
       }
-      // It exists: the other decides whether it is open to me.
-      if (!(await store.isMember(room, them))) {
-        throw permissionDenied(
-          `${action}: ${them} left the direct conversation with ${me.userId}; only ${them} can open it again`,
-        );
-      }
-      if (await store.addMember(room, me.userId)) {
+      // It exists. Opening it lifts my own block (I left it), whatever the other did...
+      const back = await store.addMember(room, me.userId);
+      if (back) {
         await announceRoomEvent({
           room,
           userId: me.userId,
           displayName: nameOf(caller, me),
           joined: true,
         });
+      }
+      // ...but only the other can lift theirs: if both left, each opens it again for their side.
+      if (!(await store.isMember(room, them))) {
+        throw permissionDenied(
+          `${action}: ${them} left the direct conversation with ${me.userId}; only ${them} can open it again${
+            back ? ` (you are back in it for when ${them} does)` : ""
+          }`,
+        );
       }
       return view(room, true);
     },

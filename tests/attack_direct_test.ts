@@ -65,6 +65,20 @@ Deno.test("throwaway accounts' direct rooms use none of the victim's room allowa
     await throwaways[0]!.send("", "hello again", { room: dm });
     await waitFor(() => vera.contents().includes("hello again"), 5000, "vera gets it");
     assert.ok(!vera.contents().includes("still there?"), "nothing from while she was away");
+
+    // Both leave: each one's opening lifts only their own block, so neither is locked out.
+    const dm1 = "dm:throwaway1:vera";
+    await veraClient.leaveRoom(dm1);
+    await throwaways[1]!.leaveRoom(dm1);
+    assertStatus(
+      await statusOf(throwaways[1]!.openDirect("vera")),
+      status.PERMISSION_DENIED,
+      /vera left the direct conversation with throwaway1; only vera can open it again \(you are back in it for when vera does\)$/,
+      "reopening while vera still blocks",
+    );
+    assert.deepEqual((await veraClient.openDirect("throwaway1")).members, ["throwaway1", "vera"]);
+    await throwaways[1]!.send("", "both back", { room: dm1 });
+    await waitFor(() => vera.contents().includes("both back"), 5000, "the room works again");
   });
 });
 
