@@ -50,6 +50,10 @@ export function createGateway(options: GatewayOptions): Gateway {
   const tls = readTlsFiles(config);
   const hub = new Hub({ logger, queueLimit: config.streamQueueLimit });
   const announcer = new Announcer(bus, logger);
+  /**
+   * Who is online, by user id. An offline record is dropped rather than kept: every user who
+   * ever connected would otherwise stay here for the life of the process.
+   */
   const presence = new Map<string, Presence>();
   /** When each gateway last sent a heartbeat, to tell live presence from stale. */
   const lastHeartbeat = new Map<string, number>();
@@ -164,7 +168,8 @@ export function createGateway(options: GatewayOptions): Gateway {
   const onPresence = readable((record) => {
     const p = decodePresence(record.value);
     const before = presence.get(p.userId);
-    presence.set(p.userId, p);
+    if (p.online) presence.set(p.userId, p);
+    else presence.delete(p.userId);
     // Records from before this gateway started are the state it catches up on, not news.
     const news = Date.parse(p.timestamp) >= startedAt;
     if (news && (before?.online ?? false) !== p.online) hub.presence(p);

@@ -72,3 +72,16 @@ Deno.test("a gateway never heard from gets a full timeout from its first connect
   assert.deepEqual(r.expire(14_000, 10_000).deadServers, []);
   assert.deepEqual(r.expire(15_001, 10_000).deadServers, ["gw9"]);
 });
+
+Deno.test("a user who went offline is forgotten, after the offline presence took the name", () => {
+  const r = new Registry();
+  r.apply({ ...event("alice", "gw1", true, "s1"), displayName: "Alice A." }, 0);
+  const off = r.apply(event("alice", "gw1", false, "s1"), 0);
+  assert.equal(off?.displayName, "Alice A.", "the offline presence says who left");
+  // Nothing is kept for her any more: asked about, she is only an id.
+  assert.equal(r.presenceOf("alice", "").displayName, "alice");
+  assert.equal(
+    r.apply({ ...event("alice", "gw1", true, "s2"), displayName: "Al" }, 0)?.displayName,
+    "Al",
+  );
+});
