@@ -177,8 +177,10 @@ export interface GatewayProcess {
  */
 export interface Deployment {
   readonly heartbeatTimeoutMs: number;
-  gateway(name: string, env?: Record<string, string>): GatewayProcess;
-  processor(name?: string, env?: Record<string, string>): Service;
+  /** `denoFlags` go to `deno run`, e.g. `--inspect=127.0.0.1:<port>` to look into its heap. */
+  gateway(name: string, env?: Record<string, string>, denoFlags?: string[]): GatewayProcess;
+  /** `denoFlags` as for `gateway`. */
+  processor(name?: string, env?: Record<string, string>, denoFlags?: string[]): Service;
 }
 
 export function kafkaDeployment(
@@ -199,7 +201,7 @@ export function kafkaDeployment(
   };
   return {
     heartbeatTimeoutMs,
-    gateway(name, env = {}) {
+    gateway(name, env = {}, denoFlags = []) {
       const grpcPort = freePort();
       const httpPort = freePort();
       const serverId = `grpc-server-${name}-${crypto.randomUUID().slice(0, 8)}`;
@@ -212,6 +214,7 @@ export function kafkaDeployment(
           HTTP_PORT: String(httpPort),
           ...env,
         },
+        denoFlags,
       });
       const http = `http://127.0.0.1:${httpPort}`;
       const readyz = async () => {
@@ -235,8 +238,8 @@ export function kafkaDeployment(
         },
       };
     },
-    processor(name = "processor", env = {}) {
-      return spawn(name, "processor.ts", { env: { ...common, ...env } });
+    processor(name = "processor", env = {}, denoFlags = []) {
+      return spawn(name, "processor.ts", { env: { ...common, ...env }, denoFlags });
     },
   };
 }
