@@ -2,9 +2,9 @@
 /**
  * Misbehaving stream clients for the fault scenarios, each in its own process:
  *
- * - `churn <server> <perSecond> <seconds> <holdMs>`: opens a stream (over 50 connections)
- *   `perSecond` times a second for `seconds`, each held `holdMs` and then closed; prints
- *   `churned {"opened":..,"failed":..}` and exits.
+ * - `churn <server> <perSecond> <seconds> <holdMs> [userPrefix]`: opens a stream `perSecond`
+ *   times a second for `seconds`, each on its own connection, held `holdMs`, cancelled, and its
+ *   client closed; prints `churned {"opened":..,"failed":..}` and exits.
  * - `stall <server> <user>`: opens a stream and stops reading it; prints `open`, then waits.
  * - `read <server> <user>`: opens a stream and reads it; prints `open`, then waits.
  */
@@ -31,15 +31,17 @@ function openStream(
 }
 
 /**
- * Streams open and close over a fixed set of connections: closing a connection sends a GOAWAY,
- * which can abort a Deno 2.9 server inside nghttp2 (denoland/deno#36788), so connection churn
- * would test that bug rather than the gateway.
+ * Streams open and close as short-lived client programs make them: each comes with its own client
+ * (its own connection), which is closed (GOAWAY) once the stream was cancelled. Users are named
+ * `<userPrefix>-<i>`: a prefix new to the gateway makes every user new to it.
  */
-async function churn(server: string, perSecond: number, seconds: number, holdMs: number) {
-  const connections = Array.from(
-    { length: 50 },
-    () => new ChatClient(server, undefined, { "grpc.use_local_subchannel_pool": 1 }),
-  );
+async function churn(
+  server: string,
+  perSecond: number,
+  seconds: number,
+  holdMs: number,
+  userPrefix: string,
+) {
   let opened = 0, failed = 0;
   const running = new Set<Promise<void>>();
   const start = performance.now();
@@ -47,7 +49,9 @@ async function churn(server: string, perSecond: number, seconds: number, holdMs:
     const wait = start + (i * 1000) / perSecond - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const one = (async () => {
-      const s = openStream(connections[i % connections.length]!, `churn-${i}`, () => {});
+      // A local subchannel pool: grpc-js would otherwise share one connection among clients.
+      const client = new ChatClient(server, undefined, { "grpc.use_local_subchannel_pool": 1 });
+      const s = openStream(client, `${userPrefix}-${i}`, () => {});
       try {
         await s.opened;
         opened++;
@@ -56,6 +60,7 @@ async function churn(server: string, perSecond: number, seconds: number, holdMs:
         failed++;
       } finally {
         s.cancel();
+        client.close();
       }
     })();
     running.add(one);
@@ -79,7 +84,7 @@ async function hold(server: string, user: string, read: boolean) {
 if (import.meta.main) {
   const [mode, server, ...rest] = Deno.args;
   if (mode === "churn") {
-    await churn(server!, Number(rest[0]), Number(rest[1]), Number(rest[2]));
+    await churn(server!, Number(rest[0]), Number(rest[1]), Number(rest[2]), rest[3] ?? "churn");
     Deno.exit(0);
   } else if (mode === "stall" || mode === "read") {
     await hold(server!, rest[0]!, mode === "read");
