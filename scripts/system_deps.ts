@@ -1,9 +1,10 @@
 // deno-lint-ignore-file no-console
 /**
  * The programs outside Deno that the tests need (Java, Maven, Chromium, PostgreSQL, kcat,
- * openssl, protoc, and Python's grpcio for the fault suite), and installing the missing ones, so
- * that `deno task test` works on a fresh machine by itself. scripts/test.ts calls
- * {@linkcode ensureSystemDeps} first; .ci/run runs this file before the steps that need them:
+ * openssl, protoc, and Node.js and Python's grpcio for the fault suite), and installing the
+ * missing ones, so that `deno task test` works on a fresh machine by itself. scripts/test.ts
+ * calls {@linkcode ensureSystemDeps} first; .ci/run runs this file before the steps that need
+ * them:
  *
  * ```sh
  * deno run -A scripts/system_deps.ts            # install what the test suite lacks
@@ -77,6 +78,12 @@ export const REQUIREMENTS: readonly Requirement[] = [
     why: "checks that web/gen matches proto/chat.proto (tests/grpc_web_test.ts)",
     apt: ["protobuf-compiler"],
     scope: "suite",
+  },
+  {
+    name: "node",
+    why: "runs a fault scenario's grpc-js client (tests/faults/clients/grpc_js_churn.mjs)",
+    apt: ["nodejs"],
+    scope: "faults",
   },
   {
     name: "grpcio",

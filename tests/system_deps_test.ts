@@ -29,7 +29,7 @@ function machine(
 const suite = requirementsFor("suite");
 const faults = requirementsFor("faults");
 
-Deno.test("requirementsFor: the fault suite needs grpcio on top of the suite's programs", () => {
+Deno.test("requirementsFor: the fault suite needs node and grpcio on top of the suite's", () => {
   const names = (rs: Requirement[]) => rs.map((r) => r.name);
   assert.deepEqual(names(suite), [
     "java",
@@ -40,7 +40,7 @@ Deno.test("requirementsFor: the fault suite needs grpcio on top of the suite's p
     "openssl",
     "protoc",
   ]);
-  assert.deepEqual(names(faults), [...names(suite), "grpcio"]);
+  assert.deepEqual(names(faults), [...names(suite), "node", "grpcio"]);
 });
 
 Deno.test("planInstall: nothing missing, nothing to do", async () => {
