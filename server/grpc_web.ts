@@ -40,8 +40,13 @@
  *   stream lives until the client goes away.
  * - CORS: same-origin by default (no CORS headers for other origins, so
  *   browsers refuse them); origins in `allowedOrigins` (or "*") get
- *   `Access-Control-Allow-Origin` and their pre-flights are answered 204;
- *   a pre-flight from any other origin gets 403.
+ *   `Access-Control-Allow-Origin` and their pre-flights are answered 204
+ *   with the headers gRPC-Web and Connect clients send (content-type,
+ *   x-grpc-web, x-user-agent, grpc-timeout, authorization); responses expose
+ *   grpc-status and grpc-message. A browser sends no pre-flight to its own
+ *   origin, but one that names the server's own origin (scheme and Host) is
+ *   answered as for an allowed origin; a pre-flight from any other origin
+ *   gets 403.
  */
 
 import { ChatError, describeError, invalidArgument, toGrpcStatus } from "../core/errors.ts";
@@ -236,9 +241,13 @@ export function createGrpcWebHandler(
   const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
 
   /** The CORS headers for `origin`, or undefined when it may not call from another origin. */
-  function corsFor(origin: string | null): Record<string, string> | undefined {
+  function corsFor(origin: string | null, request: Request): Record<string, string> | undefined {
     if (origin === null) return undefined;
-    if (!allowed.has("*") && !allowed.has(normalizeOrigin(origin))) return undefined;
+    const normalized = normalizeOrigin(origin);
+    if (
+      !allowed.has("*") && !allowed.has(normalized) &&
+      normalized !== normalizeOrigin(new URL(request.url).origin)
+    ) return undefined;
     return {
       "access-control-allow-origin": origin,
       "access-control-expose-headers": EXPOSED_HEADERS,
@@ -425,7 +434,7 @@ export function createGrpcWebHandler(
     const { pathname } = new URL(request.url);
     if (!pathname.startsWith(PATH_PREFIX)) return undefined;
     const origin = request.headers.get("origin");
-    const cors = corsFor(origin);
+    const cors = corsFor(origin, request);
 
     if (request.method === "OPTIONS") {
       if (origin === null) return new Response(null, { status: 204, headers: { allow: "POST" } });

@@ -559,6 +559,16 @@ Deno.test("CORS: same-origin by default, listed origins allowed, others refused 
     }
     assert.ok(Number(preflight.headers.get("access-control-max-age")) > 0);
 
+    // The server's own origin (a browser sends it no pre-flight, but a proxy or tool may): as
+    // for an allowed origin.
+    const own = await fetch(url, {
+      method: "OPTIONS",
+      headers: { origin: httpBase(system), "access-control-request-method": "POST" },
+    });
+    await own.body?.cancel();
+    assert.equal(own.status, 204);
+    assert.equal(own.headers.get("access-control-allow-origin"), httpBase(system));
+
     const refused = await fetch(url, {
       method: "OPTIONS",
       headers: { origin: "https://evil.example", "access-control-request-method": "POST" },
