@@ -27,6 +27,10 @@ export interface SystemUnderTest {
 const TUNING = {
   RATE_LIMIT_PER_SECOND: "1000000",
   RATE_LIMIT_BURST: "1000000",
+  // The load comes from one address, one connection per stream (10,000 in the idle scenario).
+  MAX_CONNECTIONS: "100000",
+  MAX_CONNECTIONS_PER_ADDRESS: "100000",
+  MAX_CALLS_PER_ADDRESS: "100000",
   LOG_LEVEL: Deno.env.get("BENCH_LOG_LEVEL") ?? "info",
 };
 

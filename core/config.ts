@@ -85,6 +85,36 @@ export interface Config {
   keepaliveTimeMs: number;
   /** How long a ping may go unanswered before the connection is closed (`KEEPALIVE_TIMEOUT_MS`). */
   keepaliveTimeoutMs: number;
+  /**
+   * Connections open at once on each port (`MAX_CONNECTIONS`). At the cap a new connection takes
+   * the place of the oldest one that has no call being served (still in its handshake, headers or
+   * body, or idle), or is refused when every connection has one.
+   */
+  maxConnections: number;
+  /** Connections one client address (an IPv4 address, an IPv6 /64) may hold on each port (`MAX_CONNECTIONS_PER_ADDRESS`); at the cap as above. */
+  maxConnectionsPerAddress: number;
+  /** Calls one client address may have open at once on each port, streams included (`MAX_CALLS_PER_ADDRESS`); more are RESOURCE_EXHAUSTED. */
+  maxCallsPerAddress: number;
+  /** Calls one HTTP/2 connection may carry at once: SETTINGS_MAX_CONCURRENT_STREAMS on both ports (`MAX_STREAMS_PER_CONNECTION`). */
+  maxStreamsPerConnection: number;
+  /** How long a new connection may take to deliver its first request's headers, TLS handshake included (`HEADERS_TIMEOUT_MS`). */
+  headersTimeoutMs: number;
+  /** How long a request's body may take to arrive after its headers (`BODY_TIMEOUT_MS`). */
+  bodyTimeoutMs: number;
+  /** How long a connection may stay open with no call (`IDLE_TIMEOUT_MS`); gRPC connections get a GOAWAY. */
+  idleTimeoutMs: number;
+  /** A gRPC connection older than this gets a GOAWAY: new calls go to a new connection, open streams go on (`MAX_CONNECTION_AGE_MS`; 0: never). */
+  maxConnectionAgeMs: number;
+  /**
+   * Memory one HTTP/2 session may buffer before it is refused more (`MAX_SESSION_MEMORY_MB`),
+   * passed to node:http2 as `maxSessionMemory`. Deno 2.9.3 takes it but does not enforce it (it
+   * keeps no per-session memory account: ext/node/ops/http2/stream.rs); a runtime that does will.
+   */
+  maxSessionMemoryMb: number;
+  /** How often connections closed for breaking the limits are summed up in one log line (`LIMITS_REPORT_INTERVAL_MS`). */
+  limitsReportIntervalMs: number;
+  /** `Strict-Transport-Security: max-age` on HTTPS responses (`HSTS_MAX_AGE_SECONDS`; 0: no header). */
+  hstsMaxAgeSeconds: number;
   /** Origins a browser page may call the gRPC-Web bridge from besides its own (`CORS_ORIGINS`). */
   corsOrigins: string[];
   /** Whether calls need a signed-in token (`AUTH`, "on") or trust the claimed user id ("off"). */
@@ -126,7 +156,7 @@ export interface Config {
   tlsCertFile: string | undefined;
   /** PEM private key of `tlsCertFile` (`TLS_KEY_FILE`). */
   tlsKeyFile: string | undefined;
-  /** PEM CA certificates: when set, gRPC clients must present a certificate they signed (`TLS_CLIENT_CA_FILE`). */
+  /** PEM CA certificates: when set, clients of both ports must present a certificate they signed (`TLS_CLIENT_CA_FILE`). */
   tlsClientCaFile: string | undefined;
   /** Whether the Kafka client connects with TLS (`KAFKA_SSL`). */
   kafkaSsl: boolean;
@@ -315,6 +345,17 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     shutdownTimeoutMs: int(env, "SHUTDOWN_TIMEOUT_MS", 10_000),
     keepaliveTimeMs: int(env, "KEEPALIVE_TIME_MS", 30_000),
     keepaliveTimeoutMs: int(env, "KEEPALIVE_TIMEOUT_MS", 10_000),
+    maxConnections: intAtLeast(env, "MAX_CONNECTIONS", 10_000, 1),
+    maxConnectionsPerAddress: intAtLeast(env, "MAX_CONNECTIONS_PER_ADDRESS", 500, 1),
+    maxCallsPerAddress: intAtLeast(env, "MAX_CALLS_PER_ADDRESS", 1000, 1),
+    maxStreamsPerConnection: intAtLeast(env, "MAX_STREAMS_PER_CONNECTION", 100, 1),
+    headersTimeoutMs: intAtLeast(env, "HEADERS_TIMEOUT_MS", 10_000, 1),
+    bodyTimeoutMs: intAtLeast(env, "BODY_TIMEOUT_MS", 20_000, 1),
+    idleTimeoutMs: intAtLeast(env, "IDLE_TIMEOUT_MS", 30_000, 1),
+    maxConnectionAgeMs: int(env, "MAX_CONNECTION_AGE_MS", 60 * 60 * 1000),
+    maxSessionMemoryMb: intAtLeast(env, "MAX_SESSION_MEMORY_MB", 32, 1),
+    limitsReportIntervalMs: intAtLeast(env, "LIMITS_REPORT_INTERVAL_MS", 10_000, 1),
+    hstsMaxAgeSeconds: int(env, "HSTS_MAX_AGE_SECONDS", 365 * 24 * 60 * 60),
     corsOrigins: (env.CORS_ORIGINS ?? "").split(",").map((o) => o.trim()).filter(Boolean),
     auth: oneOf(env, "AUTH", ["on", "off"] as const, "on"),
     authSecret: env.AUTH_SECRET || undefined,
@@ -379,7 +420,7 @@ export function readSettingFile(
 export interface TlsFiles {
   cert: string;
   key: string;
-  /** Set: gRPC clients must present a certificate signed by one of these. */
+  /** Set: clients of both ports must present a certificate signed by one of these. */
   clientCa?: string;
 }
 

@@ -14,7 +14,8 @@ import { Announcer } from "./announcer.ts";
 import { type ChatService, createChatService } from "./chat_service.ts";
 import { createGrpcServer, type GrpcServer, tlsServerCredentials } from "./grpc_server.ts";
 import { createGrpcWebHandler } from "./grpc_web.ts";
-import { createHttpHandler, type HttpHandler } from "./http_server.ts";
+import { createHttpHandler, type HttpHandler, type HttpServer, serveHttp } from "./http_server.ts";
+import type { ConnectionLimits, GuardStats } from "./connection_guard.ts";
 import { Hub } from "./hub.ts";
 import type { Auth } from "./auth.ts";
 import { RateLimiter } from "./rate_limiter.ts";
@@ -38,6 +39,8 @@ export interface Gateway {
   /** Ports actually bound (after `start()`); useful when configured as 0. */
   readonly grpcPort: number;
   readonly httpPort: number;
+  /** What each port's connection guard counted (after `start()`). */
+  connectionStats(): { http?: GuardStats; grpc?: GuardStats };
   ready(): boolean;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -67,7 +70,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     Date.now() - (lastHeartbeat.get(serverId) ?? startedAt) <= config.heartbeatTimeoutMs;
   const subscriptions: Subscription[] = [];
   let heartbeat: ReturnType<typeof setInterval> | undefined;
-  let httpServer: Deno.HttpServer | undefined;
+  let httpServer: HttpServer | undefined;
   let grpcPort = 0;
   let httpPort = 0;
   let stopping = false;
@@ -90,11 +93,32 @@ export function createGateway(options: GatewayOptions): Gateway {
       ),
     presenceOf: (userId) => presence.get(userId),
   });
+  const limits: ConnectionLimits = {
+    maxConnections: config.maxConnections,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+    maxCallsPerAddress: config.maxCallsPerAddress,
+    headersTimeoutMs: config.headersTimeoutMs,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+  };
   const grpc = createGrpcServer(service, logger, {
     // A peer that vanished without closing (a dropped network) is noticed even when idle, and
     // its streams and presence go with it.
     "grpc.keepalive_time_ms": config.keepaliveTimeMs,
     "grpc.keepalive_timeout_ms": config.keepaliveTimeoutMs,
+  }, {
+    limits,
+    maxStreamsPerConnection: config.maxStreamsPerConnection,
+    maxConnectionAgeMs: config.maxConnectionAgeMs,
+    maxSessionMemoryMb: config.maxSessionMemoryMb,
+    reportIntervalMs: config.limitsReportIntervalMs,
+  });
+  // Room for a message at the size limit, base64-encoded, with its other fields.
+  const maxRequestBytes = Math.max(256 * 1024, config.maxMessageBytes * 2);
+  const grpcWeb = createGrpcWebHandler(service, {
+    logger,
+    allowedOrigins: config.corsOrigins,
+    maxRequestBytes,
   });
   const http = createHttpHandler({
     readiness: () =>
@@ -104,12 +128,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         ? { ready: true }
         : { ready: false, reason: "Kafka is unavailable" },
     handlers: [
-      createGrpcWebHandler(service, {
-        logger,
-        allowedOrigins: config.corsOrigins,
-        // Room for a message at the size limit, base64-encoded, with its other fields.
-        maxRequestBytes: Math.max(256 * 1024, config.maxMessageBytes * 2),
-      }),
+      grpcWeb,
       // The web page, as built by `deno task build`.
       createStaticHandler(new URL("../web/dist", import.meta.url)),
     ],
@@ -200,6 +219,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     get httpPort() {
       return httpPort;
     },
+    connectionStats: () => ({ http: httpServer?.guard.stats(), grpc: grpc.guard?.stats() }),
     ready: () => bus.ready() && !stopping,
     async start() {
       bus.onReady(() => {
@@ -234,20 +254,28 @@ export function createGateway(options: GatewayOptions): Gateway {
         config.grpcPort,
         tls ? tlsServerCredentials(tls) : undefined,
       );
-      httpServer = Deno.serve({
+      // HTTPS: the gRPC-Web bridge and the page are then served over TLS too, with client
+      // certificates required as on the gRPC port when TLS_CLIENT_CA_FILE is set.
+      httpServer = await serveHttp(http, {
         hostname: config.httpHost,
         port: config.httpPort,
-        onListen: () => {},
-        // HTTPS: the gRPC-Web bridge and the page are then served over TLS too.
-        ...(tls ? { cert: tls.cert, key: tls.key } : {}),
-      }, http);
-      httpPort = (httpServer.addr as Deno.NetAddr).port;
+        tls,
+        limits,
+        maxStreamsPerConnection: config.maxStreamsPerConnection,
+        maxSessionMemoryMb: config.maxSessionMemoryMb,
+        hstsMaxAgeSeconds: config.hstsMaxAgeSeconds,
+        maxBodyBytes: maxRequestBytes,
+        reportIntervalMs: config.limitsReportIntervalMs,
+        logger,
+        refuse: grpcWeb.refuse,
+      });
+      httpPort = httpServer.port;
       grpc.setServing(bus.ready());
       logger.info("Gateway listening", {
         grpc: `${config.grpcHost}:${grpcPort}`,
         http: `${tls ? "https" : "http"}://${config.httpHost}:${httpPort}`,
         tls: tls
-          ? `on (gRPC TLS${tls.clientCa ? " with client certificates" : ""}, HTTPS)`
+          ? `on (gRPC TLS, HTTPS${tls.clientCa ? ", both with client certificates" : ""})`
           : "off (plaintext; set TLS_CERT_FILE and TLS_KEY_FILE to encrypt)",
       });
     },

@@ -1,6 +1,16 @@
 /**
  * The native gRPC transport: `chat.Broadcast` plus server reflection and the
  * standard health service, as thin handlers over the chat service.
+ *
+ * Connection limits: grpc-js binds no port here. The port's `ConnectionGuard`
+ * (server/connection_guard.ts) accepts every connection on its own net.Server and hands those
+ * within its caps to grpc-js through `Server.createConnectionInjector` (grpc-js's public API for
+ * connections accepted elsewhere). A server interceptor tells the guard when each call starts,
+ * when its request has arrived (half-close) and when it ends, matched to its connection by
+ * `call.getPeer()`; tests/connection_limits_test.ts fails if that matching stops working.
+ * grpc-js itself sends the GOAWAY of an idle (`grpc.max_connection_idle_ms`) or old
+ * (`grpc.max_connection_age_ms`) connection, and advertises SETTINGS_MAX_CONCURRENT_STREAMS
+ * (`grpc.max_concurrent_streams`).
  */
 
 import * as grpc from "@grpc/grpc-js";
@@ -10,6 +20,7 @@ import { Buffer } from "node:buffer";
 import type { TlsFiles } from "../core/config.ts";
 import { ChatError, toGrpcStatus } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { ConnectionGuard, type ConnectionLimits } from "./connection_guard.ts";
 import type { Caller, ChatService, StreamHandle } from "./chat_service.ts";
 import {
   broadcastMethods,
@@ -27,6 +38,8 @@ export interface GrpcServer {
   setServing(serving: boolean): void;
   /** Binds and returns the port (useful with port 0). */
   listen(host: string, port: number, credentials?: grpc.ServerCredentials): Promise<number>;
+  /** The listening port's connection guard (after `listen`). */
+  readonly guard: ConnectionGuard | undefined;
   /** Stops taking calls, gives open calls `graceMs` to finish, then cuts them. */
   close(graceMs: number): Promise<void>;
 }
@@ -100,13 +113,61 @@ export function tlsServerCredentials(tls: TlsFiles): grpc.ServerCredentials {
   );
 }
 
+/** The connection limits of the gRPC port. */
+export interface GrpcConnectionOptions {
+  limits: ConnectionLimits;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS. */
+  maxStreamsPerConnection: number;
+  /** GOAWAY to connections older than this; 0: never. */
+  maxConnectionAgeMs: number;
+  /** Memory an HTTP/2 session may buffer, in MiB. */
+  maxSessionMemoryMb: number;
+  reportIntervalMs: number;
+}
+
 export function createGrpcServer(
   service: ChatService,
   logger: Logger,
   options: grpc.ServerOptions = {},
+  connections?: GrpcConnectionOptions,
 ): GrpcServer {
+  let guard: ConnectionGuard | undefined;
+  /** Tells the guard when each call starts, has its request, and ends; refuses calls over the per-address limit. */
+  const guardCalls: grpc.ServerInterceptor = (_method, call) => {
+    const ticket = guard?.startCall(call.getPeer());
+    return new grpc.ServerInterceptingCall(call, {
+      start(next) {
+        next({
+          onReceiveMetadata(metadata, next) {
+            if (ticket?.refused !== undefined) {
+              call.sendStatus({ code: grpc.status.RESOURCE_EXHAUSTED, details: ticket.refused });
+            } else next(metadata);
+          },
+          onReceiveHalfClose(next) {
+            ticket?.requestDone();
+            next();
+          },
+          // Called however the call ends: its status sent, or its stream closed.
+          onCancel() {
+            ticket?.end();
+          },
+        });
+      },
+    });
+  };
   const server = new grpc.Server({
     "grpc.keepalive_permit_without_calls": 1,
+    ...(connections
+      ? {
+        "grpc.max_concurrent_streams": connections.maxStreamsPerConnection,
+        "grpc.max_connection_idle_ms": connections.limits.idleTimeoutMs,
+        ...(connections.maxConnectionAgeMs > 0
+          ? { "grpc.max_connection_age_ms": connections.maxConnectionAgeMs }
+          : {}),
+        "grpc-node.max_session_memory": connections.maxSessionMemoryMb,
+        interceptors: [guardCalls],
+      }
+      : {}),
     ...options,
   });
 
@@ -192,16 +253,31 @@ export function createGrpcServer(
       health.setStatus("", status);
       health.setStatus(SERVICE_NAME, status);
     },
-    listen(host, port, credentials = grpc.ServerCredentials.createInsecure()) {
-      return new Promise((resolve, reject) => {
-        server.bindAsync(`${host}:${port}`, credentials, (err, bound) => {
-          if (err) reject(err);
-          else resolve(bound);
-        });
-      });
+    get guard() {
+      return guard;
     },
-    close(graceMs) {
-      return new Promise((resolve) => {
+    listen(host, port, credentials = grpc.ServerCredentials.createInsecure()) {
+      if (!connections) {
+        return new Promise((resolve, reject) => {
+          server.bindAsync(`${host}:${port}`, credentials, (err, bound) => {
+            if (err) reject(err);
+            else resolve(bound);
+          });
+        });
+      }
+      const injector = server.createConnectionInjector(credentials);
+      guard = new ConnectionGuard({
+        name: "gRPC",
+        limits: connections.limits,
+        logger,
+        reportIntervalMs: connections.reportIntervalMs,
+        idleCloser: "protocol",
+      });
+      return guard.listen(host, port, (socket) => injector.injectConnection(socket));
+    },
+    async close(graceMs) {
+      await guard?.stopListening();
+      await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
           resolve();
@@ -211,6 +287,7 @@ export function createGrpcServer(
           resolve();
         });
       });
+      await guard?.close();
     },
   };
 }

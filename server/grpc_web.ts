@@ -66,7 +66,17 @@ export interface GrpcWebOptions {
   keepAliveMs?: number;
 }
 
-export type GrpcWebHandler = (
+/** The bridge's handler, and its answer to a call refused before it was read. */
+export type GrpcWebHandler = GrpcWebRoute & {
+  /**
+   * A refusal of `request` with RESOURCE_EXHAUSTED and `message`, as the bridge answers it (a
+   * trailers-only response, with CORS headers for an allowed origin); HTTP 429 for a request
+   * that is no gRPC-Web call.
+   */
+  refuse(request: Request, message: string): Response;
+};
+
+export type GrpcWebRoute = (
   request: Request,
   info?: Deno.ServeHandlerInfo,
 ) => Response | Promise<Response> | undefined;
@@ -288,9 +298,11 @@ export function createGrpcWebHandler(
     const body = new Uint8Array(data.length + trailers.length);
     body.set(data);
     body.set(trailers, data.length);
-    return new Response(wire(format, body), {
+    const bytes = wire(format, body);
+    return new Response(bytes, {
       status: 200,
-      headers: { "content-type": contentType, ...cors },
+      // Its length up front: the HTTP/1.1 server sends it in one piece, not chunked.
+      headers: { "content-type": contentType, "content-length": String(bytes.length), ...cors },
     });
   }
 
@@ -430,7 +442,7 @@ export function createGrpcWebHandler(
     }
   }
 
-  return (request, info) => {
+  const route: GrpcWebRoute = (request, info) => {
     const { pathname } = new URL(request.url);
     if (!pathname.startsWith(PATH_PREFIX)) return undefined;
     const origin = request.headers.get("origin");
@@ -470,4 +482,13 @@ export function createGrpcWebHandler(
     }
     return call(request, pathname.slice(PATH_PREFIX.length), contentType, format, cors, info);
   };
+  return Object.assign(route, {
+    refuse(request: Request, message: string): Response {
+      const contentType = (request.headers.get("content-type") ?? "").split(";")[0]!.trim()
+        .toLowerCase();
+      const cors = corsFor(request.headers.get("origin"), request);
+      if (!CONTENT_TYPES.has(contentType)) return plain(429, message, { ...cors });
+      return trailersOnly(contentType, new CallError(GRPC_RESOURCE_EXHAUSTED, message), cors);
+    },
+  });
 }

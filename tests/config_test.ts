@@ -115,3 +115,50 @@ Deno.test("resume, direct-room and clock-skew limits have typed defaults and com
   );
   assert.throws(() => loadConfig({ MAX_RESUME_ROOMS: "-1" }), /MAX_RESUME_ROOMS is "-1"/);
 });
+
+Deno.test("connection limits and transport settings have typed defaults and come from the environment", () => {
+  const c = loadConfig({});
+  assert.equal(c.maxConnections, 10_000);
+  assert.equal(c.maxConnectionsPerAddress, 500);
+  assert.equal(c.maxCallsPerAddress, 1000);
+  assert.equal(c.maxStreamsPerConnection, 100);
+  assert.equal(c.headersTimeoutMs, 10_000);
+  assert.equal(c.bodyTimeoutMs, 20_000);
+  assert.equal(c.idleTimeoutMs, 30_000);
+  assert.equal(c.maxConnectionAgeMs, 60 * 60 * 1000);
+  assert.equal(c.maxSessionMemoryMb, 32);
+  assert.equal(c.limitsReportIntervalMs, 10_000);
+  assert.equal(c.hstsMaxAgeSeconds, 365 * 24 * 60 * 60);
+  const set = loadConfig({
+    MAX_CONNECTIONS: "50",
+    MAX_CONNECTIONS_PER_ADDRESS: "5",
+    MAX_CALLS_PER_ADDRESS: "7",
+    MAX_STREAMS_PER_CONNECTION: "3",
+    HEADERS_TIMEOUT_MS: "1000",
+    BODY_TIMEOUT_MS: "2000",
+    IDLE_TIMEOUT_MS: "3000",
+    MAX_CONNECTION_AGE_MS: "0",
+    MAX_SESSION_MEMORY_MB: "8",
+    LIMITS_REPORT_INTERVAL_MS: "500",
+    HSTS_MAX_AGE_SECONDS: "0",
+  });
+  assert.deepEqual(
+    [
+      set.maxConnections,
+      set.maxConnectionsPerAddress,
+      set.maxCallsPerAddress,
+      set.maxStreamsPerConnection,
+      set.headersTimeoutMs,
+      set.bodyTimeoutMs,
+      set.idleTimeoutMs,
+      set.maxConnectionAgeMs,
+      set.maxSessionMemoryMb,
+      set.limitsReportIntervalMs,
+      set.hstsMaxAgeSeconds,
+    ],
+    [50, 5, 7, 3, 1000, 2000, 3000, 0, 8, 500, 0],
+  );
+  // A cap or a timeout of 0 would refuse every connection.
+  assert.throws(() => loadConfig({ MAX_CONNECTIONS: "0" }), /MAX_CONNECTIONS is "0"/);
+  assert.throws(() => loadConfig({ IDLE_TIMEOUT_MS: "0" }), /IDLE_TIMEOUT_MS is "0"/);
+});
