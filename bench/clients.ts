@@ -93,7 +93,7 @@ async function child(): Promise<void> {
         out({ ev: "resumed", ends: await subscribers!.resume(command.timeoutMs) });
         break;
       case "publish":
-        // One channel for every publish of this process; never closed (see Subscribers).
+        // One channel for every publish of this process, closed when it is told to exit.
         chat ??= new ChatClient(command.address);
         out({ ev: "published", stats: await publish(command, chat) });
         break;
@@ -119,6 +119,8 @@ async function child(): Promise<void> {
     }
   } finally {
     clearInterval(ticker);
+    subscribers?.close();
+    chat?.close();
   }
 }
 
@@ -239,6 +241,8 @@ export class ClientProcess {
 
 if (import.meta.main) {
   await child();
-  // Open gRPC channels would keep the event loop alive; the process exit drops them.
+  // The connections were closed on the way out; their GOAWAY frames get a moment to leave
+  // before the exit, which does not wait for grpc-js's timers.
+  await new Promise((r) => setTimeout(r, 200));
   Deno.exit(0);
 }

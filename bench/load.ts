@@ -341,9 +341,11 @@ export class Subscribers {
     };
   }
 
-  // No close(): a client process simply exits. A graceful channel close sends GOAWAY, and with
-  // Deno 2.9.6's node:http2 a GOAWAY after many calls can abort the *server* process (nghttp2
-  // assertion `stream->closed_next == NULL`, denoland/deno#36788).
+  /** Cancels the streams still open and closes every connection (GOAWAY), as a client does. */
+  close(): void {
+    for (const call of this.#calls) call.cancel();
+    for (const client of this.#clients) client.close();
+  }
 }
 
 export interface PublishOptions {

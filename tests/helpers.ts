@@ -14,18 +14,17 @@ import { ChatClient, type StreamOptions, type WireMessage } from "../client/chat
 
 const openClients = new Set<ChatClient>();
 
-/** A client the harness closes when the system stops (see `closeClients`). */
+/**
+ * A client for a test, which closes it when done with it. One a test leaves open is closed by
+ * `closeClients`, as a program's exit would close it.
+ */
 export function newClient(...args: ConstructorParameters<typeof ChatClient>): ChatClient {
   const client = new ChatClient(...args);
   openClients.add(client);
   return client;
 }
 
-/**
- * Closes every client the tests opened. A server that stops while a client session of the same
- * process is still open can abort Deno 2.9 inside nghttp2 (denoland/deno#36788), so the harness
- * closes them first.
- */
+/** Closes the clients that tests opened with `newClient` (closing one twice does nothing). */
 export function closeClients(): void {
   for (const client of openClients) client.close();
   openClients.clear();
@@ -110,12 +109,16 @@ export async function startSystem(
       return g;
     },
     async stop() {
-      closeClients();
-      await new Promise((r) => setTimeout(r, 50));
-      for (const g of gateways) await g.stop();
-      await processor.stop();
-      await bus.close();
-      await store.close();
+      // Servers stop whatever their clients are doing, as in production; clients a test left
+      // open are closed afterwards, as its process would on exit.
+      try {
+        for (const g of gateways) await g.stop();
+        await processor.stop();
+        await bus.close();
+        await store.close();
+      } finally {
+        closeClients();
+      }
     },
   };
 }

@@ -1,9 +1,9 @@
 // deno-lint-ignore-file no-console
 /**
  * The load of a fault scenario, in its own process: streams that record every delivery and
- * senders that record every answer. It runs apart from the test so that a gateway vanishing under
- * its connections (a Deno 2.9 HTTP/2 hazard, denoland/deno#36788) can only take this process
- * down, where the test sees it, and never the test runner.
+ * senders that record every answer. It runs apart from the test, as a client program would, so
+ * that the test's own work (killing services, asking Kafka) never delays a delivery's timestamp.
+ * Its clients close their connections when done with them, as real clients do.
  *
  * `deno run -A tests/faults/recorder.ts '<RecorderPlan as JSON>'` prints:
  * - `ready` once every stream is open;
@@ -98,9 +98,14 @@ class RecordedStream {
     if (stopping) return;
     this.reopened++;
     this.#server++;
-    // Channels are left to the process's end, not closed: closing one after many calls is what
-    // makes Deno 2.9 abort the peer (denoland/deno#36788).
+    // The next server gets a new connection: this one is done with.
+    this.#client?.close();
     setTimeout(() => this.start(), 200);
+  }
+
+  stop(): void {
+    this.#stream?.cancel();
+    this.#client?.close();
   }
 }
 
@@ -129,8 +134,10 @@ async function main(plan: RecorderPlan): Promise<void> {
     const delivered = streams.reduce((n, s) => n + s.received.length, 0);
     console.log(`progress ${JSON.stringify({ acked, refused, delivered, pending: pending.size })}`);
   }, 1000);
+  const senderClients: ChatClient[] = [];
   await Promise.all(plan.senders.map(async (sender, index) => {
     const client = new ChatClient(sender.server);
+    senderClients.push(client);
     const total = Math.round(sender.perSecond * plan.seconds);
     for (let i = 0; i < total; i++) {
       // Open loop: each send leaves on its schedule, whether or not earlier ones were answered.
@@ -157,6 +164,7 @@ async function main(plan: RecorderPlan): Promise<void> {
   }));
   const loadTo = now();
   await Promise.all(pending);
+  for (const client of senderClients) client.close();
   const acked = sends.filter((s) => s.code === 0).map((s) => s.id);
   const drainUntil = now() + plan.drainMs;
   while (now() < drainUntil && !streams.every((s) => acked.every((id) => s.ids.has(id)))) {
@@ -166,6 +174,7 @@ async function main(plan: RecorderPlan): Promise<void> {
   await new Promise((r) => setTimeout(r, 500));
   stopping = true;
   clearInterval(progress);
+  for (const s of streams) s.stop();
   const result: RecorderResult = {
     sends,
     streams: Object.fromEntries(streams.map((s) => [s.spec.name, s.received])),

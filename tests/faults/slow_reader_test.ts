@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { closeClients, newClient, waitFor } from "../helpers.ts";
+import { newClient, waitFor } from "../helpers.ts";
 import { freePort, kafkaDeployment, type Service, spawn, stopAll } from "../processes.ts";
 import { rssKiB, startRecorder } from "./harness.ts";
 
@@ -76,6 +76,7 @@ Deno.test("a reader that stalls and one that vanishes are dropped; the others ge
   const processor = deployment.processor();
   const relay = blackHoleRelay(Number(a.grpc.split(":")[1]));
   const readers: Service[] = [];
+  const observer = newClient(a.grpc);
   try {
     await Promise.all([a.ready(), processor.waitForLine(/Processor took partitions/)]);
     const stalled = spawn("stalled", "tests/faults/stream_clients.ts", {
@@ -86,7 +87,6 @@ Deno.test("a reader that stalls and one that vanishes are dropped; the others ge
     });
     readers.push(stalled, vanishing);
     await Promise.all([stalled.waitForLine(/^open$/), vanishing.waitForLine(/^open$/)]);
-    const observer = newClient(a.grpc);
     const online = async () => (await observer.listOnline()).map((u) => u.id).sort();
     await waitFor(async () => (await online()).join() === "stan,vera", 30_000, "both online");
     const baseline = rssKiB(a.service.process.pid);
@@ -112,7 +112,6 @@ Deno.test("a reader that stalls and one that vanishes are dropped; the others ge
     const v = await recorder.verdict("slow and dead readers", 120_000).finally(() =>
       clearInterval(watch)
     );
-    closeClients();
     console.log(
       `FIGURES readers: gateway RSS ${Math.round(baseline / 1024)} MiB before, peak ${
         Math.round(peak / 1024)
@@ -126,10 +125,10 @@ Deno.test("a reader that stalls and one that vanishes are dropped; the others ge
       "the stalled stream was cut when its bounded queue filled, not buffered without end",
     );
   } finally {
-    closeClients();
     relay.close();
     for (const r of readers) r.kill("SIGKILL");
     await Promise.all(readers.map((r) => r.exit()));
     await stopAll([a.service, processor]);
+    observer.close();
   }
 });
