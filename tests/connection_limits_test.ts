@@ -119,6 +119,10 @@ async function withGateway(
     await body(system, b);
     assert.equal(b.bob.ended, undefined, "bob's stream is still open");
     await b.exchange("at the end");
+    // Every call was matched to its connection (the guard's hooks into node:http and grpc-js).
+    const stats = system.gateways[0]!.connectionStats();
+    assert.equal(stats.http!.unmatchedCalls, 0, "HTTP calls without their connection");
+    assert.equal(stats.grpc!.unmatchedCalls, 0, "gRPC calls without their connection");
   } finally {
     await system.stop();
     await b?.close();

@@ -130,6 +130,10 @@ async function withTlsGateway(
       await body(system, b, { server, client, dir });
       await b.exchange("after");
       assert.equal(b.bob.ended, undefined, "bob's stream is still open");
+      // Every call, over TLS and HTTP/2 too, was matched to its connection.
+      const stats = system.gateways[0]!.connectionStats();
+      assert.equal(stats.http!.unmatchedCalls, 0, "HTTPS calls without their connection");
+      assert.equal(stats.grpc!.unmatchedCalls, 0, "gRPC calls without their connection");
     } finally {
       await system.stop();
       await b?.close();
