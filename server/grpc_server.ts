@@ -8,18 +8,21 @@
  * connections accepted elsewhere). A server interceptor tells the guard when each call starts,
  * when its request has arrived (half-close) and when it ends, matched to its connection by
  * `call.getPeer()`; tests/connection_limits_test.ts fails if that matching stops working.
- * grpc-js itself sends the GOAWAY of an idle (`grpc.max_connection_idle_ms`) or old
- * (`grpc.max_connection_age_ms`) connection, and advertises SETTINGS_MAX_CONCURRENT_STREAMS
- * (`grpc.max_concurrent_streams`).
+ * grpc-js itself sends the GOAWAY of an idle connection (`grpc.max_connection_idle_ms`), and
+ * advertises SETTINGS_MAX_CONCURRENT_STREAMS (`grpc.max_concurrent_streams`); an old connection's
+ * GOAWAY comes from closing its generation's injector (server/connection_age.ts), not from
+ * `grpc.max_connection_age_ms`, whose timer per connection Deno keeps memory for.
  */
 
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { Buffer } from "node:buffer";
+import type { Duplex } from "node:stream";
 import type { TlsFiles } from "../core/config.ts";
 import { ChatError, toGrpcStatus } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { AgedConnections } from "./connection_age.ts";
 import { ConnectionGuard, type ConnectionLimits } from "./connection_guard.ts";
 import type { Caller, ChatService, StreamHandle } from "./chat_service.ts";
 import {
@@ -132,6 +135,7 @@ export function createGrpcServer(
   connections?: GrpcConnectionOptions,
 ): GrpcServer {
   let guard: ConnectionGuard | undefined;
+  let aged: AgedConnections | undefined;
   /** Tells the guard when each call starts, has its request, and ends; refuses calls over the per-address limit. */
   const guardCalls: grpc.ServerInterceptor = (_method, call) => {
     const ticket = guard?.startCall(call.getPeer());
@@ -161,9 +165,6 @@ export function createGrpcServer(
       ? {
         "grpc.max_concurrent_streams": connections.maxStreamsPerConnection,
         "grpc.max_connection_idle_ms": connections.limits.idleTimeoutMs,
-        ...(connections.maxConnectionAgeMs > 0
-          ? { "grpc.max_connection_age_ms": connections.maxConnectionAgeMs }
-          : {}),
         "grpc-node.max_session_memory": connections.maxSessionMemoryMb,
         interceptors: [guardCalls],
       }
@@ -265,7 +266,15 @@ export function createGrpcServer(
           });
         });
       }
-      const injector = server.createConnectionInjector(credentials);
+      const injector = () => server.createConnectionInjector(credentials);
+      let handOver: (socket: Duplex) => void;
+      if (connections.maxConnectionAgeMs > 0) {
+        aged = new AgedConnections(injector, connections.maxConnectionAgeMs);
+        handOver = (socket) => aged!.inject(socket);
+      } else {
+        const only = injector();
+        handOver = (socket) => only.injectConnection(socket);
+      }
       guard = new ConnectionGuard({
         name: "gRPC",
         limits: connections.limits,
@@ -273,10 +282,11 @@ export function createGrpcServer(
         reportIntervalMs: connections.reportIntervalMs,
         idleCloser: "protocol",
       });
-      return guard.listen(host, port, (socket) => injector.injectConnection(socket));
+      return guard.listen(host, port, handOver);
     },
     async close(graceMs) {
       await guard?.stopListening();
+      aged?.stop();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
