@@ -197,6 +197,12 @@ export function kafkaDeployment(
     HEARTBEAT_TIMEOUT_MS: String(heartbeatTimeoutMs),
     RATE_LIMIT_PER_SECOND: "1000",
     RATE_LIMIT_BURST: "1000",
+    // One test client sends up to 100 messages/s on one connection; while Kafka elects a leader
+    // each waits up to SEND_TIMEOUT_MS (5 s): 500 calls at once, past the default cap of 100,
+    // which would hold them in the client until its deadline instead of reaching the gateway.
+    MAX_STREAMS_PER_CONNECTION: "1000",
+    // Every test client comes from 127.0.0.1: the per-address call cap would count them all as one.
+    MAX_CALLS_PER_ADDRESS: "100000",
   };
   return {
     heartbeatTimeoutMs,

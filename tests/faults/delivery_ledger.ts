@@ -10,6 +10,8 @@ export interface SendRecord {
   id: string;
   room: string;
   code: number | undefined;
+  /** When the answer came (ms, the streams' clock). */
+  answeredAt?: number;
 }
 
 /** One message as a stream received it. */
@@ -41,6 +43,8 @@ export interface Verdict {
   reordered: number;
   /** The longest time between two deliveries on one stream, in ms. */
   maxPauseMs: number;
+  /** The longest time between two acknowledged sends, in ms (sends answered in the window). */
+  maxAckPauseMs: number;
   /** A few of the lost message ids, to start looking from. */
   lostSample: string[];
   /** Whether the last send of the run was acknowledged: the service works again at the end. */
@@ -112,6 +116,13 @@ export function account(
       if (lostSample.length < 5) lostSample.push(send.id);
     }
   }
+  const ackTimes = acked.map((s) => s.answeredAt).filter((t): t is number =>
+    t !== undefined && t >= pauseWindow.from && t <= pauseWindow.to
+  ).sort((x, y) => x - y);
+  let maxAckPauseMs = 0;
+  for (let i = 1; i < ackTimes.length; i++) {
+    maxAckPauseMs = Math.max(maxAckPauseMs, ackTimes[i]! - ackTimes[i - 1]!);
+  }
   return {
     sent: sends.length,
     acknowledged,
@@ -124,6 +135,7 @@ export function account(
     gaps,
     reordered,
     maxPauseMs: Math.round(maxPauseMs),
+    maxAckPauseMs: Math.round(maxAckPauseMs),
     lostSample,
     lastAcknowledged: sends.at(-1)?.code === 0,
   };
@@ -135,5 +147,5 @@ export function describeVerdict(name: string, v: Verdict): string {
   return `${name}: sent ${v.sent}, acknowledged ${v.acknowledged}, refused ${refused}, ` +
     `unanswered ${v.unanswered}; ${v.streams} streams, delivered ${v.delivered}, lost ${v.lost}, ` +
     `duplicated ${v.duplicated}, gaps ${v.gaps}, reordered ${v.reordered}, ` +
-    `longest pause ${v.maxPauseMs} ms`;
+    `longest pause ${v.maxPauseMs} ms, longest pause between acknowledgements ${v.maxAckPauseMs} ms`;
 }

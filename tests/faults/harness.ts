@@ -127,3 +127,67 @@ export function openFds(pid: number): number {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/**
+ * The node id (1..3) of the active KRaft controller, from Kafka's own `kafka-metadata-quorum`
+ * tool (kafkajs cannot ask: in KRaft the metadata answer names a random broker as controller).
+ */
+export async function activeController(): Promise<number> {
+  const jars = new URL("../../kafka/.jars/*", import.meta.url).pathname;
+  const out = await new Deno.Command("java", {
+    args: [
+      "-cp",
+      jars,
+      "org.apache.kafka.tools.MetadataQuorumCommand",
+      "--bootstrap-server",
+      kafkaBrokers(),
+      "describe",
+      "--status",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const leader = /LeaderId:\s+(\d+)/.exec(text)?.[1];
+  if (!out.success || leader === undefined) {
+    throw new Error(
+      `Cannot tell the active controller:\n${text}${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  return Number(leader);
+}
+
+/**
+ * Waits until every partition of every topic has all its replicas in sync again: the cluster
+ * is whole, and the next broker may go down without any partition losing its last copy.
+ */
+export async function awaitFullySynced(timeoutMs = 120_000): Promise<number> {
+  const started = performance.now();
+  const admin = new Kafka({
+    clientId: "fault-tests",
+    brokers: kafkaBrokers().split(","),
+    logLevel: logLevel.NOTHING,
+  }).admin();
+  await admin.connect();
+  try {
+    for (;;) {
+      try {
+        const { topics } = await admin.fetchTopicMetadata();
+        const behind = topics.flatMap((t) =>
+          t.partitions.filter((p) => p.isr.length < p.replicas.length).map((p) =>
+            `${t.name}/${p.partitionId}`
+          )
+        );
+        if (behind.length === 0) return Math.round(performance.now() - started);
+        if (performance.now() - started > timeoutMs) {
+          throw new Error(`partitions still out of sync after ${timeoutMs} ms: ${behind}`);
+        }
+      } catch (err) {
+        if (performance.now() - started > timeoutMs) throw err;
+      }
+      await sleep(500);
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}

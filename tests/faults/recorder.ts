@@ -157,6 +157,7 @@ async function main(plan: RecorderPlan): Promise<void> {
         () => record.code = 0,
         (err: { code?: number }) => record.code = typeof err.code === "number" ? err.code : -1,
       ).then(() => {
+        record.answeredAt = now();
         pending.delete(sent);
       });
       pending.add(sent);
