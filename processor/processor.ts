@@ -154,7 +154,7 @@ export function createProcessor(options: ProcessorOptions): Processor {
   /**
    * Whether silent gateways may be called dead now, or the silence more likely means a sick
    * Kafka cluster: then the verdict waits, and no stream is closed. Two signs of a sick cluster:
-   * this processor's own heartbeats stopped coming back through Kafka, or more than half of the
+   * this processor's own heartbeats have not come back through Kafka for half a timeout, or more than half of the
    * known gateways (at least two) fell silent together. In the second case a verdict is still
    * given once the silence lasts three timeouts, so gateways that really died together are
    * cleaned up in the end.
@@ -163,7 +163,11 @@ export function createProcessor(options: ProcessorOptions): Processor {
     const timeout = config.heartbeatTimeoutMs;
     const silent = registry.silent(at, timeout);
     let hold: { reason: string; timeout: number | undefined } | undefined;
-    if (silent.length > 0 && at - canarySeenAt > timeout) {
+    // Half a timeout, not a whole one: the processor's own heartbeat and a gateway's go through
+    // the same partition and stop together when its leader dies, and the gateway's may have
+    // stopped a moment earlier; a verdict needs the bus to have carried heartbeats well after
+    // the gateway's last one. The canary goes out at least every quarter of a timeout.
+    if (silent.length > 0 && at - canarySeenAt > timeout / 2) {
       hold = {
         reason: `this processor's own heartbeats have not come back through Kafka for ${
           at - canarySeenAt

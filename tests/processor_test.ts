@@ -240,6 +240,30 @@ Deno.test("no gateway is declared dead while the processor's own heartbeats do n
   }
 });
 
+Deno.test("a gateway whose heartbeats stopped with the processor's own is not declared dead", async () => {
+  const t = await setup();
+  try {
+    await t.connect("alice", "gw1");
+    await t.heartbeat("gw1");
+    await waitFor(() => t.processor.registry.online().length === 1);
+    // The heartbeat partition's leader dies: gw1's last heartbeat went through a moment before
+    // the processor's own last one, and then neither arrives.
+    t.advance(100);
+    await t.processor.heartbeat();
+    await new Promise((r) => setTimeout(r, 20));
+    t.advance(9_950);
+    await t.processor.sweep();
+    assert.deepEqual(
+      t.processor.registry.online().map((p) => p.userId),
+      ["alice"],
+      "gw1 silent 10.05 s, but Kafka carried no heartbeat for 9.95 s either",
+    );
+    assert.ok(!t.deliveries.some((d) => d.type === "gateway-dead"));
+  } finally {
+    await t.stop();
+  }
+});
+
 Deno.test("most gateways falling silent together is blamed on the cluster until it lasts three timeouts", async () => {
   const t = await setup();
   try {
