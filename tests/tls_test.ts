@@ -21,66 +21,7 @@ import {
   waitFor,
 } from "./helpers.ts";
 import { spawn, stopAll } from "./processes.ts";
-
-interface Pem {
-  certFile: string;
-  keyFile: string;
-  cert: string;
-  key: string;
-}
-
-/**
- * A self-signed certificate (and its key) in `dir`, made by the openssl command. It is not a
- * CA certificate: Deno's TLS (rustls) refuses a CA certificate as a server's own.
- */
-async function selfSigned(dir: string, name: string, cn: string): Promise<Pem> {
-  const certFile = `${dir}/${name}.pem`;
-  const keyFile = `${dir}/${name}-key.pem`;
-  let output: Deno.CommandOutput;
-  try {
-    output = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        `/CN=${cn}`,
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-addext",
-        "keyUsage=critical,digitalSignature",
-        "-addext",
-        "extendedKeyUsage=serverAuth,clientAuth",
-        "-keyout",
-        keyFile,
-        "-out",
-        certFile,
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-  } catch (err) {
-    throw new Error(`Cannot run openssl (apt-get install openssl): ${err}`);
-  }
-  if (!output.success) {
-    throw new Error(`openssl failed: ${new TextDecoder().decode(output.stderr)}`);
-  }
-  return {
-    certFile,
-    keyFile,
-    cert: await Deno.readTextFile(certFile),
-    key: await Deno.readTextFile(keyFile),
-  };
-}
+import { type Pem, selfSigned } from "./certs.ts";
 
 /** A temporary directory with a server certificate, removed after `body`. */
 async function withCertificate(body: (server: Pem, dir: string) => Promise<void>): Promise<void> {
