@@ -54,7 +54,7 @@ import {
   type WireMessage,
   type WireRoom,
 } from "./chat_client.ts";
-import { DEFAULT_MAX_RESUME_ROOMS } from "../core/limits.ts";
+import { DEFAULT_MAX_RESUME_ROOMS } from "../protocol/limits.ts";
 
 export const DEFAULT_SERVER = "127.0.0.1:8081";
 

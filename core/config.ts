@@ -5,7 +5,7 @@
  * the README's table and the start-up banner have one source.
  */
 
-import { DEFAULT_MAX_RESUME_ROOMS } from "./limits.ts";
+import { DEFAULT_MAX_RESUME_ROOMS } from "../protocol/limits.ts";
 
 export type BusKind = "memory" | "kafka";
 
@@ -61,7 +61,6 @@ export const ALL_TOPICS: readonly KafkaTopicSpec[] = Object.values(TOPICS);
 
 export const PROCESSOR_GROUP = "chatting-processor-group";
 export const DEFAULT_KAFKA_BROKERS = ["127.0.0.1:9092", "127.0.0.1:9093", "127.0.0.1:9094"];
-export const DEFAULT_ROOM = "general";
 
 export interface Config {
   bus: BusKind;

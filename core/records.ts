@@ -5,7 +5,7 @@
  * contract: their field names never change; new fields are only added.
  */
 
-import { DEFAULT_ROOM } from "./config.ts";
+import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { ChatMessage, ConnectionEvent, Delivery, Heartbeat, Presence } from "./types.ts";
 
 export class RecordError extends Error {

@@ -41,7 +41,7 @@ import {
   nameProblem,
   USERNAME_MAX_LENGTH,
   usernameProblem,
-} from "../core/names.ts";
+} from "../protocol/names.ts";
 import { preparePrivateDirectory, tightenFile } from "../core/private_files.ts";
 import type { Store } from "../store/store.ts";
 import { RateLimiter } from "./rate_limiter.ts";
@@ -160,7 +160,7 @@ function characters(text: string): number {
   return n;
 }
 
-/** The name rules of core/names.ts; usernames compare without case (the store's lookups). */
+/** The name rules of protocol/names.ts; usernames compare without case (the store's lookups). */
 function checkUsername(username: string): void {
   const problem = usernameProblem(username);
   if (problem) throw invalidArgument(`Cannot sign in: ${problem}`);

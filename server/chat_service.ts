@@ -4,10 +4,11 @@
  * the method table in `rpc.ts`.
  */
 
-import { type Config, DEFAULT_ROOM, TOPICS } from "../core/config.ts";
+import { type Config, TOPICS } from "../core/config.ts";
 import { ChatError, describeError, invalidArgument, unavailable } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import {
+  DEFAULT_ROOM,
   DIRECT_PREFIX,
   directRoomId,
   directRoomMembers,
@@ -18,7 +19,7 @@ import {
   roomNameProblem,
   storableProblem,
   USER_ID_MAX_LENGTH,
-} from "../core/names.ts";
+} from "../protocol/names.ts";
 import { encodeChatMessage, encodeDelivery } from "../core/records.ts";
 import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
 import type { Bus } from "../bus/bus.ts";

@@ -1,6 +1,6 @@
 /** The in-memory store, for tests and for a process that keeps no history on disk. */
 
-import { nameKey } from "../core/names.ts";
+import { nameKey } from "../protocol/names.ts";
 import type { ChatMessage } from "../core/types.ts";
 import {
   type Account,

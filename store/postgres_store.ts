@@ -11,7 +11,7 @@
  * Accounts, rooms and memberships live in tables `accounts`, `rooms` and `members` (schema version
  * 2). Their id columns use the "C" collation, so that ids sort by code point whatever the
  * database's locale, as in the other stores. Since version 3 accounts and rooms are also found by
- * `name_key` (the id without case, computed by core/names.ts `nameKey`, unique), and a message is
+ * `name_key` (the id without case, computed by protocol/names.ts `nameKey`, unique), and a message is
  * unique per (user_id, id): a message id is the sender's, not the world's.
  *
  * Timestamps are kept as text, exactly as given (RFC 3339), like the other stores.
@@ -22,7 +22,7 @@ import { maskUrl } from "../core/config.ts";
 import type { ChatMessage } from "../core/types.ts";
 import { invalidArgument } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
-import { nameKey } from "../core/names.ts";
+import { nameKey } from "../protocol/names.ts";
 import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */

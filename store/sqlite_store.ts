@@ -20,7 +20,7 @@ import type { ChatMessage } from "../core/types.ts";
 import { invalidArgument } from "../core/errors.ts";
 import { preparePrivateDatabase } from "../core/private_files.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
-import { nameKey } from "../core/names.ts";
+import { nameKey } from "../protocol/names.ts";
 import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
 
 const COLUMNS = "room, seq, id, user_id, display_name, content, timestamp";

@@ -9,13 +9,13 @@
  * BINARY and PostgreSQL's "C" collations give), the same in every adapter and every locale.
  *
  * Account and room ids are names people type: they are looked up without regard to case
- * (`nameKey` in core/names.ts), and each keeps the spelling it was created with. Two accounts or
+ * (`nameKey` in protocol/names.ts), and each keeps the spelling it was created with. Two accounts or
  * rooms whose ids differ only by case cannot be created; ones a store held before it compared
  * without case stay reachable by their exact spelling, and the case-less name belongs to the
  * all-lower-case one among them, else to the oldest.
  */
 
-import { nameKey } from "../core/names.ts";
+import { nameKey } from "../protocol/names.ts";
 import type { ChatMessage } from "../core/types.ts";
 
 export interface HistoryQuery {

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { DEFAULT_MAX_RESUME_ROOMS } from "../core/limits.ts";
+import { DEFAULT_MAX_RESUME_ROOMS } from "../protocol/limits.ts";
 import { assertStatus, attacker, status, underAttack, withAttackSystem } from "./attack_support.ts";
 import { waitFor } from "./helpers.ts";
 import type { ChatClient } from "../client/chat_client.ts";

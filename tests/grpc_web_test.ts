@@ -24,7 +24,6 @@ import {
 } from "../web/gen/chat.ts";
 import { Timestamp } from "../web/gen/google/protobuf/timestamp.ts";
 import { isKeepAlive } from "../web/grpc_chat_api.ts";
-import { GEN_DIR, generate, readTree } from "../web/tools/gen_proto.ts";
 import { connectUser, startSystem, type System, waitFor } from "./helpers.ts";
 
 const encoder = new TextEncoder();
@@ -122,22 +121,6 @@ async function rpcError(promise: Promise<unknown>): Promise<RpcError> {
   }
   assert.fail("expected the call to fail");
 }
-
-Deno.test("web/gen is what `deno task gen:proto` makes from proto/chat.proto now", async () => {
-  const fresh = await generate();
-  const committed = await readTree(GEN_DIR);
-  assert.deepEqual(
-    [...committed.keys()],
-    [...fresh.keys()],
-    "web/gen has other files than protoc generates: run `deno task gen:proto`",
-  );
-  for (const [path, text] of fresh) {
-    assert.ok(
-      committed.get(path) === text,
-      `web/gen/${path} is stale (proto/chat.proto changed): run \`deno task gen:proto\``,
-    );
-  }
-});
 
 Deno.test("the generated web types encode exactly like the server's proto definition", () => {
   const sent = Message.create({

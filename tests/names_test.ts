@@ -1,4 +1,4 @@
-/** core/names.ts: the rules every name follows, and the case-less key of accounts and rooms. */
+/** protocol/names.ts: the rules every name follows, and the case-less key of accounts and rooms. */
 
 import assert from "node:assert/strict";
 import {
@@ -10,7 +10,7 @@ import {
   roomNameProblem,
   storableProblem,
   usernameProblem,
-} from "../core/names.ts";
+} from "../protocol/names.ts";
 
 Deno.test("a name is refused for control, separator and bidirectional characters, naming the one", () => {
   const cases: [string, string][] = [

@@ -7,7 +7,7 @@
  * It talks to the server through `ChatApi`, so tests drive it with a fake.
  */
 
-import { DEFAULT_MAX_RESUME_ROOMS } from "../core/limits.ts";
+import { DEFAULT_MAX_RESUME_ROOMS } from "../protocol/limits.ts";
 
 /** The room everybody is in. */
 export const GENERAL = "general";

@@ -34,6 +34,8 @@ export const MESSAGE_ID_MAX_LENGTH = 128;
 export const USERNAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 /** What a room name may hold (direct rooms, `dm:<a>:<b>`, are named by the server). */
 export const ROOM_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** The room every stream is in and a message without a room goes to. */
+export const DEFAULT_ROOM = "general";
 /** The start of a direct room's id: `dm:<a>:<b>`, the two user ids sorted. */
 export const DIRECT_PREFIX = "dm:";
 

@@ -1,15 +1,15 @@
 /**
- * `deno task gen:proto`: generates web/gen/ (the `chat` message types and the
- * `BroadcastClient` for the page) from proto/chat.proto with protoc and the
- * protobuf-ts plugin (@protobuf-ts/plugin, run under Deno by protoc_gen_ts.ts).
+ * `deno task gen:proto`: generates protocol/gen/ (the `chat` message types, their codecs and the
+ * `chat.Broadcast` service descriptor, for the server, the clients, the page and the bench) from
+ * proto/chat.proto with protoc and the protobuf-es plugin (@bufbuild/protoc-gen-es, run under Deno
+ * by protoc_gen_es.ts).
  *
- * protoc comes from the system (`apt-get install protobuf-compiler`; PROTOC
- * overrides the path). The plugin's output is kept as it is except for two
- * things Deno needs: relative imports get their `.ts` extension, and each file
- * starts with a note and `deno-fmt-ignore-file` / `deno-lint-ignore-file`.
+ * protoc comes from the system (`apt-get install protobuf-compiler`; PROTOC overrides the path).
+ * The plugin's output is kept as it is but for a header that says where it comes from and turns
+ * off `deno fmt` and `deno lint` for it.
  *
- * tests/grpc_web_test.ts generates into a temporary folder and fails when
- * web/gen differs: run this task after changing the proto.
+ * tests/protocol_test.ts generates into a temporary folder and fails when protocol/gen differs:
+ * run this task after changing the proto.
  */
 
 import { dirname, join, relative } from "node:path";
@@ -17,30 +17,17 @@ import { fileURLToPath as fromFileUrl } from "node:url";
 
 const ROOT = fromFileUrl(new URL("../../", import.meta.url));
 export const PROTO_FILE = "proto/chat.proto";
-export const GEN_DIR = join(ROOT, "web/gen");
-/**
- * 64-bit fields as JavaScript numbers; reflection-based code (small bundles); `@ts-nocheck`,
- * since the plugin's code predates `noUncheckedIndexedAccess` and `noImplicitOverride` (its
- * types still reach the code that imports it).
- */
-export const PLUGIN_OPTIONS = "long_type_number,optimize_code_size,ts_nocheck";
+export const GEN_DIR = join(ROOT, "protocol/gen");
+/** TypeScript with `.ts` imports, as Deno resolves them. */
+export const PLUGIN_OPTIONS = "target=ts,import_extension=ts";
 
 const HEADER = [
-  `// Generated from ${PROTO_FILE} by \`deno task gen:proto\` (protoc + @protobuf-ts/plugin).`,
+  `// Generated from ${PROTO_FILE} by \`deno task gen:proto\` (protoc + @bufbuild/protoc-gen-es).`,
   "// Do not edit: change the proto and run the task again.",
   "// deno-fmt-ignore-file",
   "// deno-lint-ignore-file",
   "",
 ].join("\n");
-
-/** Adds `.ts` to the plugin's extensionless relative imports (`from "./chat"`). */
-export function addImportExtensions(source: string): string {
-  return source.replace(
-    /(\bfrom\s+["'])(\.{1,2}\/[^"']+?)(["'])/g,
-    (whole, before: string, path: string, after: string) =>
-      path.endsWith(".ts") ? whole : `${before}${path}.ts${after}`,
-  );
-}
 
 async function listFiles(dir: string, base = dir): Promise<string[]> {
   const out: string[] = [];
@@ -60,13 +47,13 @@ export async function generate(): Promise<Map<string, string>> {
   const work = await Deno.makeTempDir({ prefix: "chat-gen-proto-" });
   try {
     // protoc wants an executable plugin: a two-line script that starts this Deno on the launcher.
-    const plugin = join(work, "protoc-gen-ts");
+    const plugin = join(work, "protoc-gen-es");
     const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
     await Deno.writeTextFile(
       plugin,
       `#!/bin/sh\nexec ${quote(Deno.execPath())} run --quiet --allow-read --allow-env --config ${
         quote(join(ROOT, "deno.json"))
-      } ${quote(fromFileUrl(new URL("./protoc_gen_ts.ts", import.meta.url)))}\n`,
+      } ${quote(fromFileUrl(new URL("./protoc_gen_es.ts", import.meta.url)))}\n`,
     );
     await Deno.chmod(plugin, 0o755);
     const out = join(work, "out");
@@ -76,9 +63,9 @@ export async function generate(): Promise<Map<string, string>> {
     try {
       result = await new Deno.Command(protoc, {
         args: [
-          `--plugin=protoc-gen-ts=${plugin}`,
-          `--ts_out=${out}`,
-          `--ts_opt=${PLUGIN_OPTIONS}`,
+          `--plugin=protoc-gen-es=${plugin}`,
+          `--es_out=${out}`,
+          `--es_opt=${PLUGIN_OPTIONS}`,
           "-I",
           join(ROOT, "proto"),
           join(ROOT, PROTO_FILE),
@@ -91,21 +78,21 @@ export async function generate(): Promise<Map<string, string>> {
     } catch (err) {
       if (err instanceof Deno.errors.NotFound) {
         throw new Error(
-          `Cannot generate web/gen: ${protoc} is not installed (apt-get install protobuf-compiler, or set PROTOC)`,
+          `Cannot generate protocol/gen: ${protoc} is not installed (apt-get install protobuf-compiler, or set PROTOC)`,
         );
       }
       throw err;
     }
     if (!result.success) {
       const text = new TextDecoder().decode(result.stderr).trim();
-      throw new Error(`Cannot generate web/gen: protoc exited with ${result.code}: ${text}`);
+      throw new Error(`Cannot generate protocol/gen: protoc exited with ${result.code}: ${text}`);
     }
     const files = new Map<string, string>();
     for (const path of await listFiles(out)) {
       const source = await Deno.readTextFile(join(out, path));
-      files.set(path, HEADER + addImportExtensions(source));
+      files.set(path, HEADER + source);
     }
-    if (files.size === 0) throw new Error("Cannot generate web/gen: protoc generated nothing");
+    if (files.size === 0) throw new Error("Cannot generate protocol/gen: protoc generated nothing");
     return files;
   } finally {
     await Deno.remove(work, { recursive: true }).catch(() => {});
@@ -140,7 +127,7 @@ export async function writeTree(dir: string, files: Map<string, string>): Promis
 if (import.meta.main) {
   const files = await generate();
   await writeTree(GEN_DIR, files);
-  const names = [...files.keys()].map((p) => `web/gen/${p}`).join(", ");
+  const names = [...files.keys()].map((p) => `protocol/gen/${p}`).join(", ");
   // deno-lint-ignore no-console
   console.log(`Generated ${names} from ${PROTO_FILE}`);
 }
