@@ -20,9 +20,21 @@
 import postgres from "postgres";
 import { maskUrl } from "../core/config.ts";
 import type { ChatMessage } from "../core/types.ts";
-import { invalidArgument } from "../core/errors.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
 import { nameKey } from "../protocol/names.ts";
+import {
+  type AccountRow,
+  hasNul,
+  type MessageRow,
+  refuseNul,
+  refuseNulInAccount,
+  refuseNulInMessage,
+  refuseNulInRoom,
+  type RoomRow,
+  toAccount,
+  toMessage,
+  toRoom,
+} from "./rows.ts";
 import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */
@@ -102,56 +114,6 @@ export interface PostgresStoreOptions {
   logger?: Logger;
 }
 
-interface Row {
-  room: string;
-  seq: string | number;
-  id: string;
-  user_id: string;
-  display_name: string;
-  content: string;
-  timestamp: string;
-}
-
-interface AccountRow {
-  id: string;
-  display_name: string;
-  password_hash: string;
-  created_at: string;
-}
-
-interface RoomRow {
-  id: string;
-  direct: boolean;
-  created_by: string;
-  created_at: string;
-}
-
-const toAccount = (row: AccountRow): Account => ({
-  id: row.id,
-  displayName: row.display_name,
-  passwordHash: row.password_hash,
-  createdAt: row.created_at,
-});
-
-const toRoom = (row: RoomRow): Room => ({
-  id: row.id,
-  direct: row.direct,
-  createdBy: row.created_by,
-  createdAt: row.created_at,
-});
-
-function toMessage(row: Row): ChatMessage {
-  return {
-    id: row.id,
-    userId: row.user_id,
-    displayName: row.display_name,
-    content: row.content,
-    timestamp: row.timestamp,
-    room: row.room,
-    seq: Number(row.seq),
-  };
-}
-
 /**
  * `url` with its passwords replaced, for messages and logs: user-info and query parameters, as
  * the start-up banner shows it (core/config.ts `maskUrl`).
@@ -159,30 +121,6 @@ function toMessage(row: Row): ChatMessage {
 export function redactUrl(url: string): string {
   return maskUrl(url);
 }
-
-/** PostgreSQL text cannot hold a NUL character; say so instead of failing with a wire error. */
-function refuseNul(message: ChatMessage): void {
-  refuseNulIn("store message", {
-    id: message.id,
-    userId: message.userId,
-    displayName: message.displayName,
-    content: message.content,
-    timestamp: message.timestamp,
-    room: message.room,
-  });
-}
-
-/** Refuses a NUL character in any of `fields`, naming the field: "Cannot {action}: ...". */
-function refuseNulIn(action: string, fields: Record<string, string>): void {
-  for (const [field, value] of Object.entries(fields)) {
-    if (value.includes("\u0000")) {
-      throw invalidArgument(`Cannot ${action}: ${field} contains a NUL character`);
-    }
-  }
-}
-
-/** Whether any of `ids` holds a NUL character: no stored id can, and PostgreSQL would refuse it. */
-const anyNul = (...ids: string[]) => ids.some((id) => id.includes("\u0000"));
 
 /** Thrown inside an append's transaction to roll it back when the id is already stored. */
 class AlreadyStored extends Error {}
@@ -225,7 +163,7 @@ export class PostgresStore implements Store {
 
   async append(message: ChatMessage): Promise<ChatMessage> {
     this.#open("append");
-    refuseNul(message);
+    refuseNulInMessage(message);
     try {
       return await this.#sql.begin(async (q) => {
         const [counter] = await q<{ last_seq: string }[]>`
@@ -246,7 +184,7 @@ export class PostgresStore implements Store {
       if (!(error instanceof AlreadyStored)) throw error;
     }
     // The sender stored this id already (perhaps in a concurrent append committed by now).
-    const [row] = await this.#sql<Row[]>`
+    const [row] = await this.#sql<MessageRow[]>`
       SELECT room, seq, id, user_id, display_name, content, timestamp
       FROM messages WHERE user_id = ${message.userId} AND id = ${message.id}`;
     if (!row) {
@@ -260,10 +198,10 @@ export class PostgresStore implements Store {
     const limit = Math.max(0, Math.trunc(query.limit));
     if (limit === 0) return [];
     const rows = query.beforeSeq === undefined
-      ? await this.#sql<Row[]>`
+      ? await this.#sql<MessageRow[]>`
           SELECT room, seq, id, user_id, display_name, content, timestamp FROM messages
           WHERE room = ${query.room} ORDER BY seq DESC LIMIT ${limit}`
-      : await this.#sql<Row[]>`
+      : await this.#sql<MessageRow[]>`
           SELECT room, seq, id, user_id, display_name, content, timestamp FROM messages
           WHERE room = ${query.room} AND seq < ${query.beforeSeq}
           ORDER BY seq DESC LIMIT ${limit}`;
@@ -274,7 +212,7 @@ export class PostgresStore implements Store {
     this.#open("read history");
     const max = Math.max(0, Math.trunc(limit));
     if (max === 0) return [];
-    const rows = await this.#sql<Row[]>`
+    const rows = await this.#sql<MessageRow[]>`
       SELECT room, seq, id, user_id, display_name, content, timestamp FROM messages
       WHERE room = ${room} AND seq > ${afterSeq} ORDER BY seq ASC LIMIT ${max}`;
     return rows.map(toMessage);
@@ -282,12 +220,7 @@ export class PostgresStore implements Store {
 
   async createAccount(account: Account): Promise<{ account: Account; created: boolean }> {
     this.#open("create account");
-    refuseNulIn("create account", {
-      id: account.id,
-      displayName: account.displayName,
-      passwordHash: account.passwordHash,
-      createdAt: account.createdAt,
-    });
+    refuseNulInAccount(account);
     // A taken id or name key (another spelling of it) is a conflict: nothing is inserted.
     const [inserted] = await this.#sql<AccountRow[]>`
       INSERT INTO accounts (id, display_name, password_hash, created_at, name_key)
@@ -306,7 +239,7 @@ export class PostgresStore implements Store {
 
   async getAccount(id: string): Promise<Account | undefined> {
     this.#open("read account");
-    if (anyNul(id)) return undefined;
+    if (hasNul(id)) return undefined;
     // The exact spelling first (a case variant kept from before version 3), else the case-less key.
     const [row] = await this.#sql<AccountRow[]>`
       SELECT id, display_name, password_hash, created_at FROM accounts
@@ -316,11 +249,7 @@ export class PostgresStore implements Store {
 
   async createRoom(room: Room): Promise<{ room: Room; created: boolean }> {
     this.#open("create room");
-    refuseNulIn("create room", {
-      id: room.id,
-      createdBy: room.createdBy,
-      createdAt: room.createdAt,
-    });
+    refuseNulInRoom(room);
     const [inserted] = await this.#sql<RoomRow[]>`
       INSERT INTO rooms (id, direct, created_by, created_at, name_key)
       VALUES (${room.id}, ${room.direct}, ${room.createdBy}, ${room.createdAt}, ${nameKey(room.id)})
@@ -334,7 +263,7 @@ export class PostgresStore implements Store {
 
   async getRoom(id: string): Promise<Room | undefined> {
     this.#open("read room");
-    if (anyNul(id)) return undefined;
+    if (hasNul(id)) return undefined;
     const [row] = await this.#sql<RoomRow[]>`
       SELECT id, direct, created_by, created_at FROM rooms
       WHERE id = ${id} OR name_key = ${nameKey(id)} ORDER BY id = ${id} DESC LIMIT 1`;
@@ -343,7 +272,7 @@ export class PostgresStore implements Store {
 
   async addMember(roomId: string, userId: string): Promise<boolean> {
     this.#open("add member");
-    refuseNulIn("add member", { roomId, userId });
+    refuseNul("add member", { roomId, userId });
     const inserted = await this.#sql`
       INSERT INTO members (room_id, user_id, joined_at)
       VALUES (${roomId}, ${userId}, ${new Date().toISOString()})
@@ -354,7 +283,7 @@ export class PostgresStore implements Store {
 
   async removeMember(roomId: string, userId: string): Promise<boolean> {
     this.#open("remove member");
-    if (anyNul(roomId, userId)) return false;
+    if (hasNul(roomId, userId)) return false;
     const deleted = await this.#sql`
       DELETE FROM members WHERE room_id = ${roomId} AND user_id = ${userId} RETURNING 1`;
     return deleted.length === 1;
@@ -362,7 +291,7 @@ export class PostgresStore implements Store {
 
   async isMember(roomId: string, userId: string): Promise<boolean> {
     this.#open("read members");
-    if (anyNul(roomId, userId)) return false;
+    if (hasNul(roomId, userId)) return false;
     const rows = await this.#sql`
       SELECT 1 FROM members WHERE room_id = ${roomId} AND user_id = ${userId}`;
     return rows.length === 1;
@@ -370,7 +299,7 @@ export class PostgresStore implements Store {
 
   async members(roomId: string): Promise<string[]> {
     this.#open("read members");
-    if (anyNul(roomId)) return [];
+    if (hasNul(roomId)) return [];
     const rows = await this.#sql<{ user_id: string }[]>`
       SELECT user_id FROM members WHERE room_id = ${roomId} ORDER BY user_id`;
     return rows.map((row) => row.user_id);
@@ -378,7 +307,7 @@ export class PostgresStore implements Store {
 
   async roomsOf(userId: string): Promise<Room[]> {
     this.#open("read rooms");
-    if (anyNul(userId)) return [];
+    if (hasNul(userId)) return [];
     const rows = await this.#sql<RoomRow[]>`
       SELECT r.id, r.direct, r.created_by, r.created_at
       FROM members m JOIN rooms r ON r.id = m.room_id
@@ -398,7 +327,7 @@ export class PostgresStore implements Store {
 
   async lastSeq(roomId: string): Promise<number> {
     this.#open("read history");
-    if (anyNul(roomId)) return 0;
+    if (hasNul(roomId)) return 0;
     const [row] = await this.#sql<{ seq: string | number }[]>`
       SELECT COALESCE(MAX(seq), 0) AS seq FROM messages WHERE room = ${roomId}`;
     return Number(row?.seq ?? 0);

@@ -17,10 +17,21 @@
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { ChatMessage } from "../core/types.ts";
-import { invalidArgument } from "../core/errors.ts";
 import { preparePrivateDatabase } from "../core/private_files.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
 import { nameKey } from "../protocol/names.ts";
+import {
+  type AccountRow,
+  type MessageRow,
+  refuseNul,
+  refuseNulInAccount,
+  refuseNulInMessage,
+  refuseNulInRoom,
+  type RoomRow,
+  toAccount,
+  toMessage,
+  toRoom,
+} from "./rows.ts";
 import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
 
 const COLUMNS = "room, seq, id, user_id, display_name, content, timestamp";
@@ -99,88 +110,13 @@ export interface SqliteStoreOptions {
   logger?: Logger;
 }
 
-interface Row {
-  room: string;
-  seq: number;
-  id: string;
-  user_id: string;
-  display_name: string;
-  content: string;
-  timestamp: string;
-}
-
-interface AccountRow {
-  id: string;
-  display_name: string;
-  password_hash: string;
-  created_at: string;
-}
-
-interface RoomRow {
-  id: string;
-  direct: number;
-  created_by: string;
-  created_at: string;
-}
-
-const toAccount = (row: AccountRow): Account => ({
-  id: row.id,
-  displayName: row.display_name,
-  passwordHash: row.password_hash,
-  createdAt: row.created_at,
-});
-
-const toRoom = (row: RoomRow): Room => ({
-  id: row.id,
-  direct: Number(row.direct) === 1,
-  createdBy: row.created_by,
-  createdAt: row.created_at,
-});
-
-function toMessage(row: Row): ChatMessage {
-  return {
-    id: row.id,
-    userId: row.user_id,
-    displayName: row.display_name,
-    content: row.content,
-    timestamp: row.timestamp,
-    room: row.room,
-    seq: Number(row.seq),
-  };
-}
-
-/** SQLite TEXT reads stop at a NUL character, so one would be cut off silently: refuse it. */
-function refuseNul(message: ChatMessage): void {
-  refuseNulIn("store message", {
-    id: message.id,
-    userId: message.userId,
-    displayName: message.displayName,
-    content: message.content,
-    timestamp: message.timestamp,
-    room: message.room,
-  });
-}
-
-/** Refuses a NUL character in any of `fields`, naming the field: "Cannot {action}: ...". */
-function refuseNulIn(action: string, fields: Record<string, string>): void {
-  for (const [field, value] of Object.entries(fields)) {
-    if (value.includes("\u0000")) {
-      throw invalidArgument(`Cannot ${action}: ${field} contains a NUL character`);
-    }
-  }
-}
-
 const ACCOUNT_COLUMNS = "id, display_name, password_hash, created_at";
 const ROOM_COLUMNS = "id, direct, created_by, created_at";
 
 export class SqliteStore implements Store {
   /** Opens (and creates, with its parent directories) the database at `path`, or ":memory:". */
   static open(path: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
-    try {
-      return Promise.resolve(new SqliteStore(path, options));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return Promise.try(() => new SqliteStore(path, options));
   }
 
   readonly path: string;
@@ -275,166 +211,167 @@ export class SqliteStore implements Store {
     );
   }
 
-  // The methods are async so that a thrown error becomes a rejected promise, as with the others.
+  append(message: ChatMessage): Promise<ChatMessage> {
+    return this.#call("append", () => {
+      refuseNulInMessage(message);
+      const existing = this.#byId.get(message.userId, message.id) as MessageRow | undefined;
+      if (existing) return toMessage(existing);
+      return transaction(this.#db, () => {
+        // Read again under the write lock: another process may have stored it meanwhile.
+        const stored = this.#byId.get(message.userId, message.id) as MessageRow | undefined;
+        if (stored) return toMessage(stored);
+        const { seq: last } = this.#lastSeq.get(message.room) as { seq: number };
+        const seq = Number(last) + 1;
+        this.#insert.run(
+          message.room,
+          seq,
+          message.id,
+          message.userId,
+          message.displayName,
+          message.content,
+          message.timestamp,
+        );
+        return { ...message, seq };
+      });
+    });
+  }
 
-  // deno-lint-ignore require-await
-  async append(message: ChatMessage): Promise<ChatMessage> {
-    this.#open("append");
-    refuseNul(message);
-    const existing = this.#byId.get(message.userId, message.id) as Row | undefined;
-    if (existing) return toMessage(existing);
-    return transaction(this.#db, () => {
-      // Read again under the write lock: another process may have stored it meanwhile.
-      const stored = this.#byId.get(message.userId, message.id) as Row | undefined;
-      if (stored) return toMessage(stored);
-      const { seq: last } = this.#lastSeq.get(message.room) as { seq: number };
-      const seq = Number(last) + 1;
-      this.#insert.run(
-        message.room,
-        seq,
-        message.id,
-        message.userId,
-        message.displayName,
-        message.content,
-        message.timestamp,
+  history(query: HistoryQuery): Promise<ChatMessage[]> {
+    return this.#call("read history", () => {
+      const limit = Math.max(0, Math.trunc(query.limit));
+      if (limit === 0) return [];
+      const rows = query.beforeSeq === undefined
+        ? this.#newest.all(query.room, limit)
+        : this.#before.all(query.room, query.beforeSeq, limit);
+      return (rows as unknown as MessageRow[]).map(toMessage);
+    });
+  }
+
+  since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]> {
+    return this.#call("read history", () => {
+      const max = Math.max(0, Math.trunc(limit));
+      if (max === 0) return [];
+      return (this.#after.all(room, afterSeq, max) as unknown as MessageRow[]).map(toMessage);
+    });
+  }
+
+  createAccount(account: Account): Promise<{ account: Account; created: boolean }> {
+    return this.#call("create account", () => {
+      refuseNulInAccount(account);
+      // One statement, so atomic across connections and processes; nothing deletes accounts, so
+      // the row that won is there to read.
+      const { changes } = this.#insertAccount.run(
+        account.id,
+        account.displayName,
+        account.passwordHash,
+        account.createdAt,
+        nameKey(account.id),
       );
-      return { ...message, seq };
+      const row = this.#account.get(account.id, nameKey(account.id), account.id) as
+        | AccountRow
+        | undefined;
+      if (!row) throw new Error(`Cannot create account ${account.id}: it cannot be read back`);
+      return { account: toAccount(row), created: Number(changes) === 1 };
     });
   }
 
-  // deno-lint-ignore require-await
-  async history(query: HistoryQuery): Promise<ChatMessage[]> {
-    this.#open("read history");
-    const limit = Math.max(0, Math.trunc(query.limit));
-    if (limit === 0) return [];
-    const rows = query.beforeSeq === undefined
-      ? this.#newest.all(query.room, limit)
-      : this.#before.all(query.room, query.beforeSeq, limit);
-    return (rows as unknown as Row[]).map(toMessage);
-  }
-
-  // deno-lint-ignore require-await
-  async since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]> {
-    this.#open("read history");
-    const max = Math.max(0, Math.trunc(limit));
-    if (max === 0) return [];
-    return (this.#after.all(room, afterSeq, max) as unknown as Row[]).map(toMessage);
-  }
-
-  // deno-lint-ignore require-await
-  async createAccount(account: Account): Promise<{ account: Account; created: boolean }> {
-    this.#open("create account");
-    refuseNulIn("create account", {
-      id: account.id,
-      displayName: account.displayName,
-      passwordHash: account.passwordHash,
-      createdAt: account.createdAt,
+  getAccount(id: string): Promise<Account | undefined> {
+    return this.#call("read account", () => {
+      const row = this.#account.get(id, nameKey(id), id) as AccountRow | undefined;
+      return row && toAccount(row);
     });
-    // One statement, so atomic across connections and processes; nothing deletes accounts, so
-    // the row that won is there to read.
-    const { changes } = this.#insertAccount.run(
-      account.id,
-      account.displayName,
-      account.passwordHash,
-      account.createdAt,
-      nameKey(account.id),
+  }
+
+  createRoom(room: Room): Promise<{ room: Room; created: boolean }> {
+    return this.#call("create room", () => {
+      refuseNulInRoom(room);
+      const { changes } = this.#insertRoom.run(
+        room.id,
+        room.direct ? 1 : 0,
+        room.createdBy,
+        room.createdAt,
+        nameKey(room.id),
+      );
+      const row = this.#room.get(room.id, nameKey(room.id), room.id) as RoomRow | undefined;
+      if (!row) throw new Error(`Cannot create room ${room.id}: it cannot be read back`);
+      return { room: toRoom(row), created: Number(changes) === 1 };
+    });
+  }
+
+  getRoom(id: string): Promise<Room | undefined> {
+    return this.#call("read room", () => {
+      const row = this.#room.get(id, nameKey(id), id) as RoomRow | undefined;
+      return row && toRoom(row);
+    });
+  }
+
+  addMember(roomId: string, userId: string): Promise<boolean> {
+    return this.#call("add member", () => {
+      refuseNul("add member", { roomId, userId });
+      const { changes } = this.#addMember.run(roomId, userId, new Date().toISOString());
+      return Number(changes) === 1;
+    });
+  }
+
+  removeMember(roomId: string, userId: string): Promise<boolean> {
+    return this.#call(
+      "remove member",
+      () => Number(this.#removeMember.run(roomId, userId).changes) === 1,
     );
-    const row = this.#account.get(account.id, nameKey(account.id), account.id) as
-      | AccountRow
-      | undefined;
-    if (!row) throw new Error(`Cannot create account ${account.id}: it cannot be read back`);
-    return { account: toAccount(row), created: Number(changes) === 1 };
   }
 
-  // deno-lint-ignore require-await
-  async getAccount(id: string): Promise<Account | undefined> {
-    this.#open("read account");
-    const row = this.#account.get(id, nameKey(id), id) as AccountRow | undefined;
-    return row && toAccount(row);
+  isMember(roomId: string, userId: string): Promise<boolean> {
+    return this.#call("read members", () => this.#isMember.get(roomId, userId) !== undefined);
   }
 
-  // deno-lint-ignore require-await
-  async createRoom(room: Room): Promise<{ room: Room; created: boolean }> {
-    this.#open("create room");
-    refuseNulIn("create room", {
-      id: room.id,
-      createdBy: room.createdBy,
-      createdAt: room.createdAt,
-    });
-    const { changes } = this.#insertRoom.run(
-      room.id,
-      room.direct ? 1 : 0,
-      room.createdBy,
-      room.createdAt,
-      nameKey(room.id),
+  members(roomId: string): Promise<string[]> {
+    return this.#call(
+      "read members",
+      () => (this.#members.all(roomId) as unknown as { user_id: string }[]).map((r) => r.user_id),
     );
-    const row = this.#room.get(room.id, nameKey(room.id), room.id) as RoomRow | undefined;
-    if (!row) throw new Error(`Cannot create room ${room.id}: it cannot be read back`);
-    return { room: toRoom(row), created: Number(changes) === 1 };
   }
 
-  // deno-lint-ignore require-await
-  async getRoom(id: string): Promise<Room | undefined> {
-    this.#open("read room");
-    const row = this.#room.get(id, nameKey(id), id) as RoomRow | undefined;
-    return row && toRoom(row);
+  roomsOf(userId: string): Promise<Room[]> {
+    return this.#call(
+      "read rooms",
+      () => (this.#roomsOf.all(userId) as unknown as RoomRow[]).map(toRoom),
+    );
   }
 
-  // deno-lint-ignore require-await
-  async addMember(roomId: string, userId: string): Promise<boolean> {
-    this.#open("add member");
-    refuseNulIn("add member", { roomId, userId });
-    const { changes } = this.#addMember.run(roomId, userId, new Date().toISOString());
-    return Number(changes) === 1;
+  listRooms(limit: number): Promise<Room[]> {
+    return this.#call("list rooms", () => {
+      const max = Math.max(0, Math.trunc(limit));
+      if (max === 0) return [];
+      return (this.#listRooms.all(max) as unknown as RoomRow[]).map(toRoom);
+    });
   }
 
-  // deno-lint-ignore require-await
-  async removeMember(roomId: string, userId: string): Promise<boolean> {
-    this.#open("remove member");
-    return Number(this.#removeMember.run(roomId, userId).changes) === 1;
+  lastSeq(roomId: string): Promise<number> {
+    return this.#call(
+      "read history",
+      () => Number((this.#lastSeq.get(roomId) as { seq: number }).seq),
+    );
   }
 
-  // deno-lint-ignore require-await
-  async isMember(roomId: string, userId: string): Promise<boolean> {
-    this.#open("read members");
-    return this.#isMember.get(roomId, userId) !== undefined;
+  close(): Promise<void> {
+    return Promise.try(() => {
+      if (this.#closed) return;
+      this.#closed = true;
+      this.#db.close();
+    });
   }
 
-  // deno-lint-ignore require-await
-  async members(roomId: string): Promise<string[]> {
-    this.#open("read members");
-    return (this.#members.all(roomId) as unknown as { user_id: string }[]).map((r) => r.user_id);
-  }
-
-  // deno-lint-ignore require-await
-  async roomsOf(userId: string): Promise<Room[]> {
-    this.#open("read rooms");
-    return (this.#roomsOf.all(userId) as unknown as RoomRow[]).map(toRoom);
-  }
-
-  // deno-lint-ignore require-await
-  async listRooms(limit: number): Promise<Room[]> {
-    this.#open("list rooms");
-    const max = Math.max(0, Math.trunc(limit));
-    if (max === 0) return [];
-    return (this.#listRooms.all(max) as unknown as RoomRow[]).map(toRoom);
-  }
-
-  // deno-lint-ignore require-await
-  async lastSeq(roomId: string): Promise<number> {
-    this.#open("read history");
-    return Number((this.#lastSeq.get(roomId) as { seq: number }).seq);
-  }
-
-  // deno-lint-ignore require-await
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#db.close();
-  }
-
-  #open(what: string): void {
-    if (this.#closed) throw new Error(`Cannot ${what}: the SQLite store ${this.path} is closed`);
+  /**
+   * Runs `body` (node:sqlite is synchronous) unless the store is closed; what it throws becomes a
+   * rejected promise, as the port's other adapters report failures.
+   */
+  #call<T>(action: string, body: () => T): Promise<T> {
+    return Promise.try(() => {
+      if (this.#closed) {
+        throw new Error(`Cannot ${action}: the SQLite store ${this.path} is closed`);
+      }
+      return body();
+    });
   }
 }
 
