@@ -1,6 +1,6 @@
 /**
  * The system under test, as real processes the way an operator runs them
- * (tests/processes.ts `spawn` and `kafkaDeployment`):
+ * (scripts/processes.ts `spawn` and `kafkaDeployment`):
  *
  * - embedded: one `deno run -A main.ts` with the default `BUS=memory`, which runs the gateway and
  *   the processor in one process (the memory bus is in-process, so embedded mode has one gateway);
@@ -11,7 +11,7 @@
  * the way; everything else at its defaults (STREAM_QUEUE_LIMIT 1000, LOG_LEVEL info).
  */
 
-import { freePort, kafkaDeployment, type Service, spawn, stopAll } from "../tests/processes.ts";
+import { freePort, kafkaDeployment, type Service, spawn, stopAll } from "../scripts/processes.ts";
 
 export interface SystemUnderTest {
   mode: "embedded" | "kafka";
@@ -86,7 +86,9 @@ export async function startKafka(gateways: number): Promise<SystemUnderTest> {
       }`,
     );
   }
-  const deployment = kafkaDeployment({ auth: "off", heartbeatTimeoutMs: 10_000 });
+  const brokers = Deno.env.get("KAFKA_BROKERS");
+  if (!brokers) throw new Error("Cannot start the Kafka system: KAFKA_BROKERS is not set");
+  const deployment = kafkaDeployment({ brokers, auth: "off", heartbeatTimeoutMs: 10_000 });
   const env = { ...TUNING, HEARTBEAT_INTERVAL_MS: "3000" };
   const services: Service[] = [];
   try {
