@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-console
 /**
  * Fault 8: connection churn as ordinary clients make it. Thousands of clients come and go, each on
  * its own connection: Node's @grpc/grpc-js and Python's grpcio each make a unary call, or open a
@@ -10,20 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { newClient } from "../helpers.ts";
-import { freePort, kafkaDeployment, stopAll } from "../processes.ts";
-import { openFds, rssKiB } from "./harness.ts";
-import { connectInspector, type Inspector } from "./inspector.ts";
-import {
-  awaitOffline,
-  grown,
-  kib,
-  mib,
-  PROJECT_SLACK,
-  reading,
-  RSS_PER_CONNECTION,
-  RSS_SLACK,
-} from "./memory.ts";
+import { churnTwice } from "./memory.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 /** Per round: connections that only say hello and goodbye, with no call and no stream. */
@@ -106,87 +92,24 @@ async function round(server: string, tag: string): Promise<Churned[]> {
   ]);
 }
 
+/** Connections one round makes. */
+const CONNECTIONS = BARE + 2 * (UNARY + STREAMS);
+
 Deno.test("connection churn: thousands of clients connect, call or stream, and close; the gateway keeps nothing of them", async () => {
-  const deployment = kafkaDeployment();
-  const [gatewayInspector, processorInspector] = [freePort(), freePort()];
-  const a = deployment.gateway("gateway-a", {}, [`--inspect=127.0.0.1:${gatewayInspector}`]);
-  const processor = deployment.processor("processor", {}, [
-    `--inspect=127.0.0.1:${processorInspector}`,
-  ]);
-  const inspectors: Inspector[] = [];
-  try {
-    await Promise.all([a.ready(), processor.waitForLine(/Processor took partitions/)]);
-    const [gw, proc] = await Promise.all(
-      [gatewayInspector, processorInspector].map((port) => connectInspector(port)),
-    );
-    inspectors.push(gw!, proc!);
-    const pid = a.service.process.pid;
-    const start = { rss: rssKiB(pid) * 1024, fds: openFds(pid) };
-    const observer = newClient(a.grpc);
-    const run = crypto.randomUUID().slice(0, 6);
-    const allOffline = () => awaitOffline(observer, run, [a.service, processor]);
-
-    // The first round compiles code and fills whatever pools and caches stay; the second, equal
-    // to it, must add nothing but what the runtime keeps of each closed session.
-    const first = await round(a.grpc, `${run}-1`);
-    await allOffline();
-    // The gateway's RSS is read before any heap snapshot, whose buffers would count.
-    const one = await reading(gw!, pid);
-    const processorOne = await reading(proc!, processor.process.pid, 0);
-    const second = await round(a.grpc, `${run}-2`);
-    await allOffline();
-    const two = await reading(gw!, pid);
-    const processorTwo = await reading(proc!, processor.process.pid, 0);
-    observer.close();
-
-    const connections = BARE + 2 * (UNARY + STREAMS);
-    const rounds = [...first, ...second];
-    const failed = rounds.reduce((n, c) => n + c.failed, 0);
-    const own = two.own - one.own;
-    const processorOwn = processorTwo.own - processorOne.own;
-    const runtime = two.heapUsed - one.heapUsed - own;
-    console.log(
-      `FIGURES connection churn: 2 rounds of ${BARE} bare HTTP/2 connections (GOAWAY on an idle ` +
-        `session) and ${UNARY + STREAMS} grpc-js and as many grpcio clients (${STREAMS} of each ` +
-        `streaming), each on its own connection; ${failed} failed; gateway heap after GC ${
-          mib(one.heapUsed)
-        } MiB after the first round, ${mib(two.heapUsed)} after the second: ${
-          kib(runtime / connections)
-        } KiB per connection in the ${
-          two.keptSessions - one.keptSessions
-        } HTTP/2 sessions the runtime kept, ${Math.round(own / 1024)} KiB elsewhere ` +
-        `(processor ${Math.round(processorOwn / 1024)} KiB); gateway RSS ${
-          mib(start.rss)
-        } MiB at the start, ${mib(one.rss)} after the first round (${
-          kib((one.rss - start.rss) / connections)
-        } KiB per connection); file descriptors ${start.fds}, ${one.fds}, ${two.fds}`,
-    );
-    for (const c of rounds) assert.deepEqual(c.errors, {}, "every connection did its work");
-    assert.equal(rounds.reduce((n, c) => n + c.ok, 0), 2 * connections);
-    assert.ok(
-      own <= PROJECT_SLACK,
-      `the gateway kept ${mib(own)} MiB more heap after the second round, outside the ` +
-        `runtime's sessions: ${grown(one, two)}`,
-    );
-    assert.ok(
-      processorOwn <= PROJECT_SLACK,
-      `the processor kept ${mib(processorOwn)} MiB more heap after the second round: ${
-        grown(processorOne, processorTwo)
-      }`,
-    );
-    // The first round opens the Kafka connections the gateway makes lazily; the second, none.
-    assert.ok(two.fds <= one.fds + 2, "no file descriptor kept");
-    assert.ok(
-      one.rss - start.rss <= connections * RSS_PER_CONNECTION + RSS_SLACK,
-      `gateway RSS grew ${
-        mib(one.rss - start.rss)
-      } MiB in the first round, beyond the runtime's envelope`,
-    );
-    assert.equal(await a.readyz(), 200, "the gateway still serves");
-    const complaints = a.service.output.filter((l) => /unhandled|uncaught/i.test(l));
-    assert.deepEqual(complaints, [], "no unhandled rejection or exception");
-  } finally {
-    for (const inspector of inspectors) inspector.close();
-    await stopAll([a.service, processor]);
-  }
+  await churnTwice({
+    name: "connection churn",
+    connections: CONNECTIONS,
+    round,
+    describe: (first, second) =>
+      `2 rounds of ${BARE} bare HTTP/2 connections (GOAWAY on an idle session) and ` +
+      `${UNARY + STREAMS} grpc-js and as many grpcio clients (${STREAMS} of each streaming), ` +
+      `each on its own connection; ${
+        [...first, ...second].reduce((n, c) => n + c.failed, 0)
+      } failed`,
+    check(first, second) {
+      const rounds = [...first, ...second];
+      for (const c of rounds) assert.deepEqual(c.errors, {}, "every connection did its work");
+      assert.equal(rounds.reduce((n, c) => n + c.ok, 0), 2 * CONNECTIONS);
+    },
+  });
 });
