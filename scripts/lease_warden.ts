@@ -22,6 +22,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export type Service = "kafka" | "postgres";
 const SERVICES: readonly Service[] = ["kafka", "postgres"];
@@ -50,8 +51,6 @@ function files(service: Service, pid: number) {
     log: `${base}.log`,
   };
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * The start time of process `pid` (clock ticks after boot, from /proc), or undefined when it is

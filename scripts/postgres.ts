@@ -28,6 +28,7 @@
 
 import postgres from "postgres";
 import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
 
@@ -223,7 +224,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const seconds = (started: number) => `${((performance.now() - started) / 1000).toFixed(1)} s`;
 
 async function tail(path: string, lines = 20): Promise<string> {

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
+import { setTimeout as sleep } from "node:timers/promises";
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from "../store/sqlite_store.ts";
 import { openStore } from "../store/open_store.ts";
 import { silentLogger } from "../core/logger.ts";
@@ -333,38 +334,30 @@ Deno.test("sqlite store: openStore picks SQLite when no URL is set", async () =>
   await Deno.stat(path);
 });
 
-Deno.test("sqlite store: appenders in four processes on one file never share or skip a seq", async () => {
-  const path = `${dir}/processes.db`;
+/**
+ * Runs `body` in `count` processes at once, each with `store` open on the SQLite file at `path`
+ * and its own `name` ("p0", "p1", ...). Each says it is ready, then waits for "go", so that all
+ * start together. `body` ends with `return <JSON value>`; the values come back in process order.
+ */
+async function raceInProcesses(path: string, count: number, body: string): Promise<unknown[]> {
   const barrier = await Deno.makeTempDir({ dir, prefix: "barrier-" });
-  await (await SqliteStore.open(path)).close(); // create it once, so the processes race on appends only
-  const PROCESSES = 4;
-  const OWN = 150; // messages only this process appends
-  const SHARED = 30; // messages every process appends (same ids), interleaved with its own
-  // Each child says it is ready, then waits for "go", so that all start appending at once.
+  await (await SqliteStore.open(path)).close(); // create it once, so the processes race on `body` only
   const code = `
+    import { setTimeout as sleep } from "node:timers/promises";
     import { SqliteStore } from ${JSON.stringify(STORE_MODULE)};
-    const env = (name) => Deno.env.get(name);
-    const store = await SqliteStore.open(env("DB"));
-    const message = (id) => ({ id, userId: "u", displayName: "U", content: id,
-      timestamp: new Date().toISOString(), room: "race", seq: 0 });
-    Deno.writeTextFileSync(env("BARRIER") + "/ready-" + env("NAME"), "");
+    const barrier = Deno.env.get("BARRIER");
+    const name = Deno.env.get("NAME");
+    const store = await SqliteStore.open(Deno.env.get("DB"));
+    Deno.writeTextFileSync(barrier + "/ready-" + name, "");
     for (;;) {
-      try { Deno.statSync(env("BARRIER") + "/go"); break; } catch { /* not yet */ }
-      await new Promise((r) => setTimeout(r, 1));
+      try { Deno.statSync(barrier + "/go"); break; } catch { /* not yet */ }
+      await sleep(1);
     }
-    const out = {};
-    for (let i = 0; i < ${OWN}; i++) {
-      const own = await store.append(message(env("NAME") + "-" + i));
-      out[own.id] = own.seq;
-      if (i % 5 === 0 && i / 5 < ${SHARED}) {
-        const shared = await store.append(message("shared-" + (i / 5)));
-        out[shared.id] = shared.seq;
-      }
-    }
+    const result = await (async () => { ${body} })();
     await store.close();
-    Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(out)));
+    Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(result)));
   `;
-  const children = Array.from({ length: PROCESSES }, (_, p) =>
+  const children = Array.from({ length: count }, (_, p) =>
     new Deno.Command(Deno.execPath(), {
       args: ["eval", "--quiet", code],
       cwd: REPO,
@@ -374,17 +367,40 @@ Deno.test("sqlite store: appenders in four processes on one file never share or 
       stderr: "piped",
     }).output());
   const deadline = Date.now() + 60_000;
-  while ([...Deno.readDirSync(barrier)].length < PROCESSES && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  while ([...Deno.readDirSync(barrier)].length < count && Date.now() < deadline) await sleep(10);
   await Deno.writeTextFile(`${barrier}/go`, "");
   const outputs = await Promise.all(children);
+  return outputs.map((output, p) => {
+    assert.ok(output.success, `process p${p} failed: ${new TextDecoder().decode(output.stderr)}`);
+    return JSON.parse(new TextDecoder().decode(output.stdout));
+  });
+}
+
+Deno.test("sqlite store: appenders in four processes on one file never share or skip a seq", async () => {
+  const path = `${dir}/processes.db`;
+  const PROCESSES = 4;
+  const OWN = 150; // messages only this process appends
+  const SHARED = 30; // messages every process appends (same ids), interleaved with its own
+  const outputs = await raceInProcesses(
+    path,
+    PROCESSES,
+    `
+    const message = (id) => ({ id, userId: "u", displayName: "U", content: id,
+      timestamp: new Date().toISOString(), room: "race", seq: 0 });
+    const out = {};
+    for (let i = 0; i < ${OWN}; i++) {
+      const own = await store.append(message(name + "-" + i));
+      out[own.id] = own.seq;
+      if (i % 5 === 0 && i / 5 < ${SHARED}) {
+        const shared = await store.append(message("shared-" + (i / 5)));
+        out[shared.id] = shared.seq;
+      }
+    }
+    return out;`,
+  );
 
   const seen = new Map<string, number>();
-  for (const [p, output] of outputs.entries()) {
-    const stderr = new TextDecoder().decode(output.stderr);
-    assert.ok(output.success, `process ${p} failed: ${stderr}`);
-    const result = JSON.parse(new TextDecoder().decode(output.stdout)) as Record<string, number>;
+  for (const result of outputs as Record<string, number>[]) {
     for (const [id, seq] of Object.entries(result)) {
       if (seen.has(id)) assert.equal(seq, seen.get(id), `every process got one seq for ${id}`);
       seen.set(id, seq);
@@ -411,52 +427,27 @@ Deno.test("sqlite store: appenders in four processes on one file never share or 
 
 Deno.test("sqlite store: createAccount in four processes on one file creates each id once", async () => {
   const path = `${dir}/accounts-processes.db`;
-  const barrier = await Deno.makeTempDir({ dir, prefix: "barrier-" });
-  await (await SqliteStore.open(path)).close();
-  const PROCESSES = 4;
   const IDS = 40;
-  const code = `
-    import { SqliteStore } from ${JSON.stringify(STORE_MODULE)};
-    const env = (name) => Deno.env.get(name);
-    const store = await SqliteStore.open(env("DB"));
-    Deno.writeTextFileSync(env("BARRIER") + "/ready-" + env("NAME"), "");
-    for (;;) {
-      try { Deno.statSync(env("BARRIER") + "/go"); break; } catch { /* not yet */ }
-      await new Promise((r) => setTimeout(r, 1));
-    }
+  const outputs = await raceInProcesses(
+    path,
+    4,
+    `
     const created = [];
     for (let i = 0; i < ${IDS}; i++) {
-      const result = await store.createAccount({ id: "user-" + i, displayName: env("NAME"),
+      const result = await store.createAccount({ id: "user-" + i, displayName: name,
         passwordHash: "h", createdAt: new Date().toISOString() });
       if (result.account.id !== "user-" + i) throw new Error("wrong account");
       if (result.created) created.push(i);
-      if (result.created !== (result.account.displayName === env("NAME"))) {
+      if (result.created !== (result.account.displayName === name)) {
         throw new Error("created, but another process's account was returned (or the reverse)");
       }
     }
-    await store.close();
-    Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(created)));
-  `;
-  const children = Array.from({ length: PROCESSES }, (_, p) =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["eval", "--quiet", code],
-      cwd: REPO,
-      env: { DB: path, NAME: `p${p}`, BARRIER: barrier },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output());
-  const deadline = Date.now() + 60_000;
-  while ([...Deno.readDirSync(barrier)].length < PROCESSES && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  await Deno.writeTextFile(`${barrier}/go`, "");
-  const outputs = await Promise.all(children);
+    return created;`,
+  );
 
   const creator = new Map<number, string>();
-  for (const [p, output] of outputs.entries()) {
-    assert.ok(output.success, `process ${p} failed: ${new TextDecoder().decode(output.stderr)}`);
-    for (const i of JSON.parse(new TextDecoder().decode(output.stdout)) as number[]) {
+  for (const [p, created] of (outputs as number[][]).entries()) {
+    for (const i of created) {
       assert.ok(!creator.has(i), `user-${i} created by both ${creator.get(i)} and p${p}`);
       creator.set(i, `p${p}`);
     }

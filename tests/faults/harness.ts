@@ -4,6 +4,7 @@
  * figures, the partition leader to kill, and the memory and file descriptors of a process.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { TOPICS } from "../../core/config.ts";
 import { kafkaBrokers, type Service, spawn } from "../processes.ts";
@@ -47,7 +48,7 @@ export function startRecorder(
           throw new Error(`fewer than ${acked} sends acknowledged after ${timeoutMs} ms`);
         }
         await service.waitForLine(/^(progress|result) /, timeoutMs).catch(() => {});
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
     },
     async verdict(name, timeoutMs) {
@@ -124,9 +125,8 @@ export function openFds(pid: number): number {
   return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+/** node:timers/promises `setTimeout`, for the scenarios that take it from here. */
+export { sleep };
 
 /**
  * The node id (1..3) of the active KRaft controller, from Kafka's own `kafka-metadata-quorum`
