@@ -1,0 +1,471 @@
+/**
+ * One user's chat session, without a screen: the core that the terminal client and the page are
+ * thin views over. It keeps the message stream open (reconnecting with one backoff, moving on to
+ * the next endpoint, signing in again when a kept token is refused), resumes each room after the
+ * newest message seen so that what was missed arrives once and in order, keeps the online list
+ * and this user's rooms, loads history, and sends: at once (`send`, for a caller that keeps the
+ * text on failure) or through the outbox (`queue`, for messages typed while offline).
+ *
+ * It talks to the server through a `ChatTransport` made per attempt, so tests drive it with a
+ * fake and each client brings its own (native gRPC, gRPC-Web).
+ */
+
+import { DEFAULT_ROOM } from "../../protocol/names.ts";
+import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+import {
+  type ChatSessionOptions,
+  type ConnectionStatus,
+  DEFAULT_BACKOFF,
+} from "./session_options.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import {
+  type ChatMessage,
+  type ChatTransport,
+  type ChatUser,
+  codeOf,
+  type HistoryPage,
+  type RoomEvent,
+  type RoomInfo,
+  type RoomPosition,
+  type StreamEvent,
+} from "./model.ts";
+import { Outbox, type QueueResult } from "./outbox.ts";
+import { RoomPositions } from "./positions.ts";
+import { Roster } from "./roster.ts";
+
+/** Status codes after which trying again with the same user cannot help. */
+const PERMANENT_CODES = new Set([
+  "INVALID_ARGUMENT",
+  "PERMISSION_DENIED",
+  "UNAUTHENTICATED",
+  "UNIMPLEMENTED",
+]);
+
+export class ChatSession {
+  readonly #o: ChatSessionOptions;
+  readonly #clock: Clock;
+  readonly #backoff: BackoffOptions;
+  readonly #endpoints: readonly string[];
+  readonly #positions = new RoomPositions();
+  readonly #outbox: Outbox;
+  #user: ChatUser;
+  #token: string | undefined;
+  #classicNoted = false;
+  #status: ConnectionStatus = { kind: "stopped" };
+  #running = false;
+  #stopped = false;
+  #abort: AbortController | undefined;
+  #transport: ChatTransport | undefined;
+  #timer: number | undefined;
+  #failures = 0;
+  #endpointIndex = 0;
+  readonly #roster = new Roster(() => this.#user);
+  /** Rooms whose recent history has been loaded, or is being loaded. */
+  #history = new Map<string, Promise<void>>();
+
+  constructor(options: ChatSessionOptions) {
+    this.#o = options;
+    this.#user = options.user;
+    this.#token = options.token;
+    this.#clock = options.clock ?? systemClock;
+    this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.#endpoints = options.endpoints?.length ? options.endpoints : [""];
+    this.#outbox = new Outbox({
+      connected: () => this.connected,
+      stopped: () => this.#stopped,
+      send: (m) => this.send(m.content, m.room, m.messageId),
+      refused: (m, err) => this.#o.onNotSent?.(m, err),
+    }, options.maxQueued ?? 100);
+  }
+
+  /** The user, as the account spells it once signed in. */
+  get user(): ChatUser {
+    return this.#user;
+  }
+
+  get status(): ConnectionStatus {
+    return this.#status;
+  }
+
+  get connected(): boolean {
+    return this.#status.kind === "connected";
+  }
+
+  get online(): readonly ChatUser[] {
+    return this.#roster.online;
+  }
+
+  get rooms(): readonly RoomInfo[] {
+    return this.#roster.rooms;
+  }
+
+  /** Where a reconnect would resume, per room. */
+  get positions(): RoomPosition[] {
+    return this.#positions.resume;
+  }
+
+  /** How many messages wait in the outbox. */
+  get queued(): number {
+    return this.#outbox.size;
+  }
+
+  start(): void {
+    if (this.#running || this.#stopped) return;
+    this.#running = true;
+    this.#failures = 0;
+    this.#open();
+  }
+
+  /** Closes the stream for good. */
+  stop(): void {
+    this.#halt({ kind: "stopped" });
+  }
+
+  /** While waiting to reconnect: try now instead. */
+  retryNow(): void {
+    if (!this.#running || this.#status.kind !== "reconnecting") return;
+    this.#cancelTimer();
+    this.#open();
+  }
+
+  /**
+   * The network is gone (the device said so): drop the stream now instead of waiting for it to
+   * time out, and wait to reconnect (`retryNow` when back).
+   */
+  interrupt(reason: string): void {
+    const abort = this.#abort;
+    if (!this.#running || !abort) return;
+    const wasConnected = this.connected;
+    this.#abort = undefined;
+    abort.abort();
+    this.#scheduleRetry(reason, wasConnected);
+  }
+
+  /**
+   * Sends `content` to `room` now; resolves once the server has taken it (it then arrives on
+   * the stream), rejects with a `ChatError` otherwise. A retry passes the first `messageId`.
+   */
+  send(content: string, room = DEFAULT_ROOM, messageId = this.#newMessageId()): Promise<void> {
+    return this.#call((t) => t.send({ user: this.#user, content, messageId, room }));
+  }
+
+  /** Queues `content` for `room` in the outbox: sent in order once connected (see `Outbox`). */
+  queue(content: string, room = DEFAULT_ROOM): Promise<QueueResult> {
+    return this.#outbox.push({ content, room, messageId: this.#newMessageId() });
+  }
+
+  /** Waits at most `timeoutMs` for the outbox to empty; resolves to how many still wait. */
+  drain(timeoutMs: number): Promise<number> {
+    return this.#outbox.drain(this.#clock, timeoutMs);
+  }
+
+  /** Creates a room (this user joins it). */
+  async createRoom(name: string): Promise<RoomInfo> {
+    return this.#addRoom(await this.#call((t) => t.createRoom(name)));
+  }
+
+  /** Joins an existing room. */
+  async joinRoom(name: string): Promise<RoomInfo> {
+    return this.#addRoom(await this.#call((t) => t.joinRoom(name)));
+  }
+
+  /** Opens the direct conversation with `userId`. */
+  async openDirect(userId: string): Promise<RoomInfo> {
+    return this.#addRoom(await this.#call((t) => t.openDirect(userId)));
+  }
+
+  async leaveRoom(room: string): Promise<void> {
+    await this.#call((t) => t.leaveRoom(room));
+    this.#dropRoom(room);
+  }
+
+  /** The server's list of this user's rooms (with `all`, every room), as it is now. */
+  listRooms(all = false): Promise<RoomInfo[]> {
+    return this.#call((t) => t.listRooms(all));
+  }
+
+  /** Who the server lists online now. */
+  listOnline(): Promise<ChatUser[]> {
+    return this.#call((t) => t.listOnline());
+  }
+
+  /** The newest `limit` messages of `room`, as they are: nothing is passed on or dropped. */
+  history(room: string, limit: number): Promise<HistoryPage> {
+    return this.#call((t) => t.history(room, limit));
+  }
+
+  /**
+   * Loads the newest `limit` messages of `room` once (again after a failure); they are passed on
+   * as `history`, without repeats of what the stream brought.
+   */
+  loadHistory(room: string, limit: number): Promise<void> {
+    const running = this.#history.get(room);
+    if (running) return running;
+    const loading = this.history(room, limit).then(
+      (page) => {
+        for (const m of page.messages) this.#accept(m, "history");
+      },
+      (err) => {
+        this.#history.delete(room);
+        throw err;
+      },
+    );
+    this.#history.set(room, loading);
+    return loading;
+  }
+
+  // --- the connection ------------------------------------------------------
+
+  get #endpoint(): string {
+    return this.#endpoints[this.#endpointIndex]!;
+  }
+
+  /** The transport calls go to: the current attempt's (or a first one, before `start`). */
+  #current(): ChatTransport {
+    if (!this.#transport) {
+      this.#transport = this.#o.connect(this.#endpoint);
+      this.#transport.token = this.#token;
+    }
+    return this.#transport;
+  }
+
+  #open(): void {
+    const endpoint = this.#endpoint;
+    this.#setStatus({ kind: "connecting", attempt: this.#failures + 1, endpoint });
+    const abort = new AbortController();
+    this.#abort = abort;
+    const signal = abort.signal;
+    const transport = this.#transport = this.#o.connect(endpoint);
+    let openedAt: number | undefined;
+    let fresh = false;
+    const run = async () => {
+      fresh = await this.#authenticate(transport);
+      // Rooms without a position start at their newest message, asked before the stream opens
+      // so that nothing sent in between is missed. Failing here is not fatal: the stream says
+      // whether the server is usable.
+      if (transport.token !== undefined && !signal.aborted) {
+        await this.#refreshRooms(transport, signal).catch(() => {});
+      }
+      if (signal.aborted) return;
+      await transport.stream(
+        { user: this.#user, presenceEvents: true, resume: this.positions },
+        {
+          onOpen: () => {
+            if (signal.aborted || openedAt !== undefined) return;
+            openedAt = this.#clock.now();
+            this.#setStatus({ kind: "connected", since: openedAt, endpoint });
+            void this.#refreshOnline(transport, signal);
+          },
+          onEvent: (event) => {
+            if (!signal.aborted) this.#handle(event);
+          },
+        },
+        signal,
+      );
+    };
+    run().then(
+      () => this.#ended(abort, openedAt, undefined, fresh),
+      (err) => this.#ended(abort, openedAt, err, fresh),
+    ).finally(() => transport.close());
+  }
+
+  /** Signs in on `transport` unless a token is held; whether it signed in just now. */
+  async #authenticate(transport: ChatTransport): Promise<boolean> {
+    transport.token = this.#token;
+    const password = this.#o.password;
+    if (this.#token !== undefined || password === undefined) return false;
+    try {
+      await this.#signIn(transport, password);
+      return true;
+    } catch (err) {
+      if (codeOf(err) !== "UNIMPLEMENTED") throw err;
+      if (!this.#classicNoted) {
+        this.#classicNoted = true;
+        this.#o.onSignIn?.({ kind: "classic" });
+      }
+      return false;
+    }
+  }
+
+  async #signIn(transport: ChatTransport, password: string): Promise<void> {
+    const signed = await transport.signIn(this.#user.id, password, this.#o.user.displayName);
+    this.#token = transport.token = signed.token;
+    this.#user = { id: signed.user.id || this.#user.id, displayName: this.#user.displayName };
+    this.#o.onSignIn?.({ kind: "signed-in", user: this.#user, created: signed.created });
+  }
+
+  #ended(abort: AbortController, openedAt: number | undefined, err: unknown, fresh: boolean) {
+    if (abort.signal.aborted || !this.#running || this.#abort !== abort) return;
+    this.#abort = undefined;
+    const code = codeOf(err);
+    if (
+      code === "UNAUTHENTICATED" && !fresh && this.#token !== undefined &&
+      this.#o.password !== undefined
+    ) {
+      // Expired, or the server's secret changed: sign in again at once.
+      this.#token = undefined;
+      this.#open();
+      return;
+    }
+    if (code !== undefined && PERMANENT_CODES.has(code)) return this.#refuse(err);
+    if (openedAt !== undefined && this.#clock.now() - openedAt >= this.#backoff.stableAfterMs) {
+      this.#failures = 0;
+    }
+    const reason = err === undefined ? "the server ended the stream" : this.#describe(err);
+    this.#scheduleRetry(reason, openedAt !== undefined);
+  }
+
+  #scheduleRetry(reason: string, wasConnected: boolean): void {
+    this.#cancelTimer();
+    this.#failures++;
+    const delayMs = backoffDelay(this.#failures, this.#backoff, this.#clock.random);
+    const endpoint = this.#endpoint;
+    // Another endpoint is likely up when this one is not: the next attempt goes there.
+    this.#endpointIndex = (this.#endpointIndex + 1) % this.#endpoints.length;
+    this.#setStatus({
+      kind: "reconnecting",
+      attempt: this.#failures,
+      retryAt: this.#clock.now() + delayMs,
+      delayMs,
+      reason,
+      wasConnected,
+      endpoint,
+      next: this.#endpoint,
+    });
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#running) this.#open();
+    }, delayMs);
+  }
+
+  /** Stops for good: the server refused this user (or the sign-in ended). */
+  #refuse(err: unknown): void {
+    this.#halt({ kind: "stopped", error: this.#describe(err), code: codeOf(err) });
+  }
+
+  #halt(status: ConnectionStatus): void {
+    if (this.#stopped) return;
+    this.#running = false;
+    this.#stopped = true;
+    this.#cancelTimer();
+    this.#abort?.abort();
+    this.#abort = undefined;
+    this.#setStatus(status);
+  }
+
+  /**
+   * Runs a call on the current transport. A refused token signs in again (once) when the
+   * password is known, else ends the session.
+   */
+  async #call<T>(run: (transport: ChatTransport) => Promise<T>): Promise<T> {
+    const transport = this.#current();
+    const token = transport.token;
+    try {
+      return await run(transport);
+    } catch (err) {
+      if (codeOf(err) !== "UNAUTHENTICATED" || token === undefined) throw err;
+      const password = this.#o.password;
+      if (password === undefined) {
+        this.#refuse(err);
+        throw err;
+      }
+      // Unless another call already signed in again meanwhile.
+      if (transport.token === token) await this.#signIn(transport, password);
+      return await run(transport);
+    }
+  }
+
+  // --- what the stream brings ------------------------------------------------
+
+  async #refreshOnline(transport: ChatTransport, signal: AbortSignal): Promise<void> {
+    const during = this.#roster.askingOnline();
+    const users = await this.#call(() => transport.listOnline(signal)).catch(() => undefined);
+    // On failure the live events still keep the list roughly right; the next connection asks.
+    if (signal.aborted) return;
+    this.#roster.answeredOnline(during, users);
+    this.#emitOnline();
+  }
+
+  async #refreshRooms(transport: ChatTransport, signal?: AbortSignal): Promise<void> {
+    const rooms = await this.#call(() => transport.listRooms(false, signal));
+    if (signal?.aborted) return;
+    for (const room of rooms) this.#positions.startAt(room.id, room.lastSeq);
+    this.#roster.listed(rooms);
+    this.#emitRooms();
+  }
+
+  #addRoom(room: RoomInfo): RoomInfo {
+    this.#roster.add(room);
+    this.#positions.startAt(room.id, room.lastSeq);
+    this.#emitRooms();
+    return room;
+  }
+
+  #dropRoom(room: string): void {
+    this.#positions.forget(room);
+    this.#history.delete(room);
+    if (this.#roster.drop(room)) this.#emitRooms();
+  }
+
+  #handle(event: StreamEvent): void {
+    switch (event.type) {
+      case "presence":
+        this.#roster.presence(event.user, event.online);
+        this.#o.onPresence?.(event.user, event.online);
+        this.#emitOnline();
+        return;
+      case "room":
+        this.#applyRoomEvent(event.event);
+        this.#o.onRoomEvent?.(event.event);
+        return;
+      case "message":
+        this.#accept(event.message, "live");
+    }
+  }
+
+  #applyRoomEvent(event: RoomEvent): void {
+    switch (this.#roster.roomEvent(event)) {
+      case "left":
+        return this.#dropRoom(event.room);
+      case "unknown":
+        // Its position and members come with the next ListRooms, asked for now.
+        this.#emitRooms();
+        if (this.#transport) this.#refreshRooms(this.#transport).catch(() => {});
+        return;
+      case "changed":
+        this.#emitRooms();
+    }
+  }
+
+  #accept(message: ChatMessage, source: "live" | "history"): void {
+    if (this.#positions.accept(message, source)) this.#o.onMessage?.(message, source);
+  }
+
+  #emitOnline(): void {
+    this.#o.onOnline?.(this.online);
+  }
+
+  #emitRooms(): void {
+    this.#o.onRooms?.(this.rooms);
+  }
+
+  #describe(err: unknown): string {
+    if (this.#o.describe) return this.#o.describe(err);
+    return err instanceof Error ? err.message : String(err);
+  }
+
+  #newMessageId(): string {
+    return this.#o.newMessageId?.() ?? crypto.randomUUID();
+  }
+
+  #cancelTimer(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #setStatus(status: ConnectionStatus): void {
+    this.#status = status;
+    this.#o.onStatus?.(status);
+    this.#outbox.wake();
+  }
+}

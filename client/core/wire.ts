@@ -1,0 +1,67 @@
+/**
+ * `chat.Broadcast`'s messages (protocol/gen) in a client's words (./model.ts), shared by the
+ * native gRPC and the gRPC-Web transports, which carry the same protobuf-es types.
+ */
+
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Message, Room, User } from "../../protocol/gen/chat_pb.ts";
+import { DEFAULT_ROOM } from "../../protocol/names.ts";
+import type { ChatMessage, ChatUser, RoomInfo, StreamEvent } from "./model.ts";
+
+/**
+ * Whether a streamed message is a keep-alive (an empty `chat.Message`), which the gateway sends
+ * on idle streams that asked for them.
+ */
+export function isKeepAlive(m: Message): boolean {
+  return m.id === "" && m.content === "" && m.messageId === "" && !m.presence &&
+    !m.roomEvent && !m.timestamp;
+}
+
+export function toUser(u: User | undefined): ChatUser | undefined {
+  return u?.id ? { id: u.id, displayName: u.displayName || u.id } : undefined;
+}
+
+export function toChatMessage(m: Message): ChatMessage {
+  return {
+    messageId: m.messageId,
+    userId: m.id,
+    displayName: m.displayName || m.id,
+    content: m.content,
+    timestamp: m.timestamp ? timestampDate(m.timestamp) : undefined,
+    room: m.room || DEFAULT_ROOM,
+    seq: Number(m.seq),
+  };
+}
+
+export function toRoom(r: Room): RoomInfo {
+  return { id: r.id, direct: r.direct, members: r.members, lastSeq: Number(r.lastSeq) };
+}
+
+/** Who sent `m`, for an event that names no user of its own. */
+function sender(m: Message): ChatUser | undefined {
+  return m.id ? { id: m.id, displayName: m.displayName || m.id } : undefined;
+}
+
+/** What a streamed message means to a client; undefined for what it does not know. */
+export function toStreamEvent(m: Message): StreamEvent | undefined {
+  if (m.presence) {
+    const user = toUser(m.presence.user) ?? sender(m);
+    return user && { type: "presence", user, online: m.presence.online };
+  }
+  if (m.roomEvent) {
+    const user = toUser(m.roomEvent.user) ?? sender(m);
+    return user && {
+      type: "room",
+      event: {
+        room: m.roomEvent.room || m.room || DEFAULT_ROOM,
+        user,
+        joined: m.roomEvent.joined,
+        at: m.timestamp ? timestampDate(m.timestamp) : undefined,
+      },
+    };
+  }
+  // A chat message always has content (the server refuses empty ones); an empty message is an
+  // event this client does not know (a newer field).
+  if (m.content === "") return undefined;
+  return { type: "message", message: toChatMessage(m) };
+}

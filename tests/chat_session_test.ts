@@ -1,0 +1,390 @@
+/**
+ * The client core (client/core/chat_session.ts) on a fake transport and a fake clock: the
+ * reconnect backoff, resume positions, no gap and no repeat across a reconnect, the outbox's
+ * retry with the same message id, signing in again, moving between endpoints, and errors
+ * surfaced with the server's words.
+ */
+
+import assert from "node:assert/strict";
+import { backoffDelay } from "../client/core/backoff.ts";
+import { ChatSession } from "../client/core/chat_session.ts";
+import type { Clock } from "../client/core/clock.ts";
+import {
+  ChatError,
+  type ChatMessage,
+  type ChatTransport,
+  type ChatUser,
+  type HistoryPage,
+  type RoomInfo,
+  type RoomPosition,
+  type SignedIn,
+  type StreamEvent,
+} from "../client/core/model.ts";
+import type {
+  ChatSessionOptions,
+  ConnectionStatus,
+  SignInEvent,
+} from "../client/core/session_options.ts";
+
+/** A clock whose timers run only when the test advances it; no jitter. */
+class FakeClock implements Clock {
+  time = 1_000_000;
+  #timers = new Map<number, { at: number; fn: () => void }>();
+  #next = 1;
+  now = () => this.time;
+  random = () => 0;
+  setTimeout = (fn: () => void, ms: number) => {
+    const id = this.#next++;
+    this.#timers.set(id, { at: this.time + ms, fn });
+    return id;
+  };
+  clearTimeout = (id: number) => void this.#timers.delete(id);
+  advance(ms: number): void {
+    this.time += ms;
+    for (const [id, t] of [...this.#timers].sort((a, b) => a[1].at - b[1].at)) {
+      if (t.at <= this.time) {
+        this.#timers.delete(id);
+        t.fn();
+      }
+    }
+  }
+  get pending(): number {
+    return this.#timers.size;
+  }
+}
+
+interface Stream {
+  resume: readonly RoomPosition[];
+  token: string | undefined;
+  open(): void;
+  emit(event: StreamEvent): void;
+  fail(error: unknown): void;
+}
+
+/** One endpoint's server: every transport made to it shares its state. */
+class FakeServer {
+  streams: Stream[] = [];
+  sends: { content: string; messageId: string; room: string; token: string | undefined }[] = [];
+  signIns = 0;
+  rooms: RoomInfo[] = [{ id: "general", direct: false, members: [], lastSeq: 0 }];
+  /** Each send fails with the next of these, if any. */
+  sendErrors: unknown[] = [];
+  signInError: unknown;
+  /** Tokens the server still accepts. */
+  valid = new Set<string>();
+  closed = 0;
+  /** Runs inside the next send, before it is recorded. */
+  sendHook: (() => Promise<void>) | undefined;
+
+  transport(): ChatTransport {
+    return FakeServer.#transportOf(this);
+  }
+
+  static #transportOf(server: FakeServer): ChatTransport {
+    const check = (token: string | undefined) => {
+      if (token !== undefined && !server.valid.has(token)) {
+        throw new ChatError("UNAUTHENTICATED", "Cannot send message: the token expired");
+      }
+    };
+    return {
+      token: undefined,
+      stream(_request, handlers, signal) {
+        return new Promise((resolve, reject) => {
+          server.streams.push({
+            resume: _request.resume,
+            token: this.token,
+            open: () => handlers.onOpen(),
+            emit: (e) => handlers.onEvent(e),
+            fail: reject,
+          });
+          signal.addEventListener("abort", () => reject(new ChatError("CANCELLED", "aborted")));
+          void resolve;
+        });
+      },
+      async send(m) {
+        check(this.token);
+        await server.sendHook?.();
+        const error = server.sendErrors.shift();
+        if (error) throw error;
+        server.sends.push({ ...m, token: this.token });
+      },
+      signIn(username): Promise<SignedIn> {
+        if (server.signInError) return Promise.reject(server.signInError);
+        const token = `t${++server.signIns}`;
+        server.valid.add(token);
+        const user = { id: username, displayName: username };
+        return Promise.resolve({
+          token,
+          user,
+          created: server.signIns === 1,
+          expiresAt: undefined,
+        });
+      },
+      listOnline: () => Promise.resolve([]),
+      listRooms: () => Promise.resolve([...server.rooms]),
+      createRoom: () => Promise.reject(new ChatError("UNIMPLEMENTED", "no")),
+      joinRoom: () => Promise.reject(new ChatError("UNIMPLEMENTED", "no")),
+      leaveRoom: () => Promise.resolve(),
+      openDirect: () => Promise.reject(new ChatError("UNIMPLEMENTED", "no")),
+      history: (): Promise<HistoryPage> => Promise.resolve({ messages: [], more: false }),
+      close: () => void server.closed++,
+    };
+  }
+
+  get last(): Stream {
+    return this.streams.at(-1)!;
+  }
+}
+
+const ann: ChatUser = { id: "ann", displayName: "ann" };
+const tick = async (n = 3) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 0));
+};
+
+function message(room: string, seq: number, content = `${room} ${seq}`): ChatMessage {
+  return {
+    messageId: `${room}-${seq}`,
+    userId: "ben",
+    displayName: "ben",
+    content,
+    timestamp: undefined,
+    room,
+    seq,
+  };
+}
+
+function setup(options: Partial<ChatSessionOptions> = {}, endpoints = ["a"]) {
+  const servers = new Map(endpoints.map((e) => [e, new FakeServer()]));
+  const clock = new FakeClock();
+  const statuses: ConnectionStatus[] = [];
+  const shown: string[] = [];
+  const signIns: SignInEvent[] = [];
+  const notSent: string[] = [];
+  const connected: string[] = [];
+  const session = new ChatSession({
+    user: ann,
+    endpoints,
+    connect: (endpoint) => {
+      connected.push(endpoint);
+      return servers.get(endpoint)!.transport();
+    },
+    password: "a long password",
+    clock,
+    backoff: { baseMs: 1000, maxMs: 8000, jitter: 0.2, stableAfterMs: 5000 },
+    onStatus: (s) => statuses.push(s),
+    onMessage: (m) => shown.push(m.content),
+    onSignIn: (e) => signIns.push(e),
+    onNotSent: (m, err) => notSent.push(`${m.content}: ${(err as Error).message}`),
+    ...options,
+  });
+  const server = servers.get(endpoints[0]!)!;
+  return { servers, server, clock, statuses, shown, signIns, notSent, connected, session };
+}
+
+Deno.test("backoff: doubles from the base to the cap; jitter only shortens; no overflow", () => {
+  const options = { baseMs: 500, maxMs: 8000, jitter: 0.5 };
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 10].map((n) => backoffDelay(n, options, () => 0)),
+    [500, 1000, 2000, 4000, 8000, 8000, 8000],
+  );
+  assert.equal(backoffDelay(3, options, () => 1), 1000, "at most half taken off");
+  assert.equal(backoffDelay(1000, options, () => 0), 8000, "no overflow for large attempts");
+});
+
+Deno.test("reconnects with growing delays while the server is down, and resets once healthy", async () => {
+  const { server, clock, statuses, session } = setup();
+  session.start();
+  await tick();
+  const delays: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    server.last.fail(new ChatError("UNAVAILABLE", "connection refused"));
+    await tick();
+    const status = statuses.at(-1)!;
+    assert.equal(status.kind, "reconnecting");
+    if (status.kind !== "reconnecting") return;
+    assert.equal(status.reason, "connection refused", "the transport's words");
+    assert.equal(status.wasConnected, false);
+    delays.push(status.delayMs);
+    clock.advance(status.delayMs);
+    await tick();
+  }
+  assert.deepEqual(delays, [1000, 2000, 4000, 8000, 8000]);
+  server.last.open();
+  assert.equal(statuses.at(-1)?.kind, "connected");
+  clock.advance(5000);
+  server.last.fail(new ChatError("UNAVAILABLE", "Stream closed: the server is shutting down"));
+  await tick();
+  const status = statuses.at(-1)!;
+  assert.ok(status.kind === "reconnecting" && status.delayMs === 1000 && status.wasConnected);
+  session.stop();
+  assert.equal(clock.pending, 0, "no timer left behind");
+  assert.deepEqual(statuses.at(-1), { kind: "stopped" });
+});
+
+Deno.test("resume: rooms start where ListRooms says; a reconnect leaves no gap and shows nothing twice", async () => {
+  const { server, clock, shown, session } = setup();
+  server.rooms.push({ id: "design", direct: false, members: ["ann"], lastSeq: 7 });
+  session.start();
+  await tick();
+  assert.deepEqual(server.last.resume, [
+    { room: "general", lastSeq: 0 },
+    { room: "design", lastSeq: 7 },
+  ], "the first stream already resumes: nothing sent before it opened is missed");
+  server.last.open();
+  server.last.emit({ type: "message", message: message("design", 7, "before the session") });
+  server.last.emit({ type: "message", message: message("general", 1) });
+  server.last.emit({ type: "message", message: message("design", 8) });
+  server.last.fail(new ChatError("UNAVAILABLE", "gone"));
+  await tick();
+  clock.advance(1000);
+  await tick();
+  assert.deepEqual(server.last.resume, [
+    { room: "general", lastSeq: 1 },
+    { room: "design", lastSeq: 8 },
+  ]);
+  server.last.open();
+  // The replay overlaps what was shown; then what was missed, in order.
+  for (const m of [message("general", 1), message("general", 2), message("design", 8)]) {
+    server.last.emit({ type: "message", message: m });
+  }
+  server.last.emit({ type: "message", message: message("design", 9) });
+  assert.deepEqual(shown, ["general 1", "design 8", "general 2", "design 9"]);
+  session.stop();
+});
+
+Deno.test("outbox: lines queued offline go once connected, in order; a refusal is reported", async () => {
+  const { server, session, notSent } = setup();
+  session.start();
+  await tick();
+  assert.deepEqual(await session.queue("one"), { kind: "waiting", waiting: 1 });
+  assert.deepEqual(await session.queue("two", "design"), { kind: "waiting", waiting: 2 });
+  server.last.open();
+  await tick();
+  assert.deepEqual(server.sends.map((s) => [s.content, s.room]), [
+    ["one", "general"],
+    ["two", "design"],
+  ]);
+  assert.equal(await session.drain(1000), 0);
+  // A refusal is dropped and reported, not retried.
+  const limit = "Cannot send message: content is 70000 bytes, the limit is 65536";
+  server.sendErrors = [new ChatError("INVALID_ARGUMENT", limit)];
+  assert.deepEqual(await session.queue("x".repeat(70000)), { kind: "sending" });
+  await tick();
+  assert.deepEqual(notSent, [`${"x".repeat(70000)}: ${limit}`]);
+  assert.equal(session.queued, 0);
+  session.stop();
+});
+
+Deno.test("outbox: a send cut with the connection is retried after the reconnect with the same message id", async () => {
+  let n = 0;
+  const { server, clock, session } = setup({ maxQueued: 2, newMessageId: () => `id-${++n}` });
+  session.start();
+  await tick();
+  server.last.open();
+  // The connection goes down while the first send is on its way.
+  server.sendHook = async () => {
+    server.sendHook = undefined;
+    server.last.fail(new ChatError("UNAVAILABLE", "Connection dropped"));
+    await tick();
+    throw new ChatError("UNAVAILABLE", "Connection dropped");
+  };
+  assert.deepEqual(await session.queue("hello"), { kind: "sending" });
+  await tick(6);
+  assert.equal(session.status.kind, "reconnecting");
+  assert.equal(session.queued, 1, "kept");
+  assert.deepEqual(await session.queue("two"), { kind: "waiting", waiting: 2 });
+  assert.deepEqual(await session.queue("three"), { kind: "full", waiting: 2 });
+  clock.advance(1000);
+  await tick();
+  server.last.open();
+  await tick();
+  assert.deepEqual(server.sends.map((s) => [s.content, s.messageId]), [
+    ["hello", "id-1"],
+    ["two", "id-2"],
+  ], "the retry carries the first try's id, so the server stores it once");
+  session.stop();
+});
+
+Deno.test("sign-in: a kept token refused by the stream signs in again at once; a refused call once", async () => {
+  const { server, clock, statuses, signIns, session } = setup();
+  session.start();
+  await tick();
+  assert.deepEqual(signIns, [{ kind: "signed-in", user: ann, created: true }]);
+  assert.equal(server.last.token, "t1");
+  server.last.open();
+  server.last.fail(new ChatError("UNAVAILABLE", "Connection dropped"));
+  await tick();
+  clock.advance(1000);
+  await tick();
+  assert.equal(server.last.token, "t1", "the token is kept");
+  assert.equal(server.signIns, 1);
+  // The kept token has expired meanwhile.
+  server.valid.clear();
+  server.last.fail(new ChatError("UNAUTHENTICATED", "Cannot open stream: the token expired"));
+  await tick();
+  assert.equal(statuses.filter((s) => s.kind === "reconnecting").length, 1, "no backoff");
+  assert.equal(server.last.token, "t2");
+  server.last.open();
+  server.valid.clear();
+  await session.send("hi");
+  assert.deepEqual(server.sends.map((s) => [s.content, s.token]), [["hi", "t3"]]);
+  session.stop();
+});
+
+Deno.test("errors: a refusal stops for good with the server's words; a wrong password too", async () => {
+  {
+    const { server, clock, statuses, session } = setup();
+    session.start();
+    await tick();
+    server.last.fail(new ChatError("INVALID_ARGUMENT", "Cannot open stream: the user id is empty"));
+    await tick();
+    assert.deepEqual(statuses.at(-1), {
+      kind: "stopped",
+      error: "Cannot open stream: the user id is empty",
+      code: "INVALID_ARGUMENT",
+    });
+    clock.advance(60_000);
+    assert.equal(server.streams.length, 1, "no retry");
+  }
+  {
+    const { server, statuses, session } = setup();
+    server.signInError = new ChatError("UNAUTHENTICATED", "Cannot sign in: wrong password for ann");
+    session.start();
+    await tick();
+    assert.deepEqual(statuses.at(-1), {
+      kind: "stopped",
+      error: "Cannot sign in: wrong password for ann",
+      code: "UNAUTHENTICATED",
+    });
+    assert.equal(server.streams.length, 0);
+    assert.equal(server.closed, 1, "the transport is closed");
+  }
+  {
+    const { server, signIns, session } = setup();
+    server.signInError = new ChatError("UNIMPLEMENTED", "The server does not implement SignIn");
+    session.start();
+    await tick();
+    assert.deepEqual(signIns, [{ kind: "classic" }]);
+    assert.equal(server.last.token, undefined, "the classic anonymous stream");
+    session.stop();
+  }
+});
+
+Deno.test("endpoints: a failed attempt moves on to the next; the resume goes along", async () => {
+  const { servers, clock, statuses, connected, session } = setup({}, ["a", "b"]);
+  session.start();
+  await tick();
+  const a = servers.get("a")!;
+  a.last.open();
+  a.last.emit({ type: "message", message: message("general", 3) });
+  a.last.fail(new ChatError("UNAVAILABLE", "Connection dropped"));
+  await tick();
+  const status = statuses.at(-1)!;
+  assert.ok(status.kind === "reconnecting" && status.endpoint === "a" && status.next === "b");
+  clock.advance(1000);
+  await tick();
+  assert.deepEqual(connected, ["a", "b"]);
+  assert.deepEqual(servers.get("b")!.last.resume, [{ room: "general", lastSeq: 3 }]);
+  assert.equal(servers.get("b")!.last.token, "t1", "the token goes along too");
+  session.stop();
+});
