@@ -67,15 +67,17 @@ async function pump(
   sink: string[],
   onLine: (line: string) => void,
 ) {
+  const decoder = new TextDecoder();
   let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    const lines = (rest + chunk).split("\n");
+  for await (const chunk of stream) {
+    const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
     rest = lines.pop()!;
     for (const line of lines) {
       sink.push(line);
       onLine(line);
     }
   }
+  rest += decoder.decode();
   if (rest) {
     sink.push(rest);
     onLine(rest);
