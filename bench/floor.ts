@@ -13,7 +13,7 @@
  */
 
 import { Kafka, logLevel } from "kafkajs";
-import { TOPICS } from "../core/config.ts";
+import { TOPICS } from "../bus/kafka/topics.ts";
 import { applyReplication, chooseReplication } from "../bus/kafka_replication.ts";
 
 export const FLOOR_TOPIC = "bench-floor";

@@ -1,72 +1,91 @@
 /**
- * The bus port: the only way the gateway and the processor talk to each other.
+ * The bus ports: the only way gateways and processors talk to each other, in the chat's words.
  *
- * Two adapters implement it, `MemoryBus` (one process) and `KafkaBus` (many
- * machines); `tests/bus_contract.ts` holds both to the same behaviour.
+ * A gateway appends messages to their room's log and announces the streams it opens and closes;
+ * the processors handle both in order and fan what they stored out to every gateway; presence
+ * and heartbeats are published and observed. How that travels (topics, keys, partitions, JSON
+ * records, consumer groups, dead letters) is the adapter's business: `MemoryBus` serves one
+ * process, `KafkaBus` (bus/kafka/) many machines. tests/bus_contract.ts holds both to the same
+ * behaviour.
  */
 
-import type { KafkaTopicSpec } from "../core/config.ts";
-
-export interface BusRecord {
-  readonly topic: string;
-  readonly partition: number;
-  /** Kafka offsets are 64-bit; kept as a decimal string as kafkajs does. */
-  readonly offset: string;
-  readonly key: string;
-  readonly value: string;
-  /**
-   * The value's bytes exactly as stored, when the bus has them (Kafka); `value` is their UTF-8
-   * decoding, which replaces bytes that are not UTF-8. Kept for dead letters.
-   */
-  readonly raw?: Uint8Array;
-}
-
-export interface Published {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: string;
-}
-
-export type RecordHandler = (record: BusRecord) => Promise<void>;
-
-export interface SubscribeOptions {
-  readonly topics: readonly string[];
-  /**
-   * A shared group: each record goes to one member, records of one partition
-   * in order, and the group's position moves on only after the handler
-   * resolved. Without a group the subscription is private and sees every record.
-   */
-  readonly group?: string;
-  /** Where a private subscription, or a group with no position yet, starts. */
-  readonly from: "earliest" | "latest";
-  /**
-   * Called for each record, one at a time per partition. When it throws, the
-   * same record is handed again after a pause: nothing is skipped.
-   */
-  readonly handler: RecordHandler;
-  /**
-   * Called when this member receives partitions (first join and every rebalance), once their
-   * positions are settled: records published after the call are sure to be read.
-   */
-  readonly onAssigned?: () => void;
-}
+import type { ChatMessage, ConnectionEvent, Delivery, Heartbeat, Presence } from "../core/types.ts";
 
 export interface Subscription {
   close(): Promise<void>;
 }
 
-export interface Bus {
-  /** Creates missing topics and connects; resolves once started, even when the backend is down. */
+/**
+ * What the processors do with the room logs and the connection events. Messages of one room
+ * come in the order they were appended, connection events of one user in the order announced;
+ * the next one of a room (or user) comes only after the handler's promise resolved, and that is
+ * when it counts as handled. A handler that throws gets the same item again after a pause:
+ * nothing is skipped, except an item refused with a `ChatError` of code `invalid_argument`,
+ * which can never be handled: the bus sets it aside (Kafka: the dead-letter topic) and goes on.
+ */
+export interface ProcessorHandlers {
+  message(message: ChatMessage): Promise<void>;
+  connection(event: ConnectionEvent): Promise<void>;
+  /**
+   * This processor took over rooms and users (it started, or another one left or joined): what
+   * it knows of who is connected may be incomplete. Called once it is sure to receive whatever
+   * is announced after the call.
+   */
+  onTakeOver?(): void;
+}
+
+/** The processors' input: each room's log of messages, and the gateways' connection events. */
+export interface RoomLogs {
+  /**
+   * Appends `message` to its room's log; resolves once it is durably stored there (it will be
+   * handled), rejects with an `unavailable` ChatError when it cannot say so.
+   */
+  append(message: ChatMessage): Promise<void>;
+  /** Announces a stream opened or closed on a gateway; resolves once durably stored. */
+  announce(event: ConnectionEvent): Promise<void>;
+  /**
+   * Joins the processors: each room and each user is handled by one of them at a time, and
+   * moves to another when it leaves.
+   */
+  process(handlers: ProcessorHandlers): Promise<Subscription>;
+}
+
+/** What processors (and gateways, for room membership) send to every gateway. */
+export interface Fanout {
+  /** Sends `delivery` to every gateway; deliveries of one room keep their order. */
+  deliver(delivery: Delivery): Promise<void>;
+  /**
+   * Receives every delivery sent after this call resolved, one at a time: the next comes once
+   * the handler's promise resolved (a gateway slows the flow to its readers' pace).
+   */
+  onDelivery(handler: (delivery: Delivery) => Promise<void>): Promise<Subscription>;
+}
+
+/** Who is online: the processors' registry, as everybody sees it. */
+export interface PresenceBoard {
+  publishPresence(presence: Presence): Promise<void>;
+  /**
+   * Hands the latest presence of every user who is online (and perhaps of some who left), then
+   * every change.
+   */
+  observePresence(handler: (presence: Presence) => void): Promise<Subscription>;
+}
+
+/** Signs of life of gateways and processors. */
+export interface Heartbeats {
+  /** Publishes a heartbeat; heartbeats never wait behind anything else on the bus. */
+  beat(heartbeat: Heartbeat): Promise<void>;
+  /** Receives every heartbeat published after this call resolved. */
+  observeHeartbeats(handler: (heartbeat: Heartbeat) => void): Promise<Subscription>;
+}
+
+export interface Bus extends RoomLogs, Fanout, PresenceBoard, Heartbeats {
+  /** Connects; resolves once started, even when the backend is down (it connects later). */
   start(): Promise<void>;
-  /** Whether a publish can be acknowledged now. */
+  /** Whether what is published now can be acknowledged. */
   ready(): boolean;
   /** Calls `listener` every time the bus becomes ready (the first time and after each outage). */
   onReady(listener: () => void): void;
-  /** Resolves once the record is durably acknowledged; rejects with an `unavailable` ChatError otherwise. */
-  publish(topic: string, key: string, value: string): Promise<Published>;
-  subscribe(options: SubscribeOptions): Promise<Subscription>;
-  /** Stops all subscriptions and flushes the producer. */
+  /** Stops every subscription and sends what is waiting. */
   close(): Promise<void>;
 }
-
-export type TopicSpecs = readonly KafkaTopicSpec[];

@@ -9,7 +9,7 @@
  * partition with a copy on the dead broker refuses writes until it is back.
  */
 
-import type { KafkaTopicSpec } from "../core/config.ts";
+import type { KafkaTopicSpec } from "./kafka/topics.ts";
 
 /** What the operator asked for (`KAFKA_REPLICATION_FACTOR`, `KAFKA_MIN_INSYNC_REPLICAS`). */
 export interface ReplicationSettings {

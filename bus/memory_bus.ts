@@ -1,95 +1,103 @@
 /**
- * The in-memory bus: Kafka's semantics (partitions by key, groups, positions)
- * inside one process, for `deno task start` and for tests. It serves one
- * process only; several machines need the Kafka adapter.
+ * The in-memory bus: the ports of bus/bus.ts inside one process, for `deno task start` and for
+ * tests. It serves one process only; several machines need the Kafka adapter (bus/kafka/).
+ *
+ * Room logs are queues, one per room and one per user, all handled by one processor at a time
+ * (the first to join; the others stand by and take over when it leaves). Deliveries and
+ * heartbeats go to every subscriber in turn; presence keeps the latest record of each user who
+ * is online, for observers that come later.
  */
 
-import { ChatError } from "../core/errors.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ChatError, describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import type {
-  Bus,
-  BusRecord,
-  Published,
-  SubscribeOptions,
-  Subscription,
-  TopicSpecs,
-} from "./bus.ts";
-
-interface Partition {
-  /** The offset the next record gets. */
-  next: number;
-  records: BusRecord[];
-}
-
-interface Topic {
-  compacted: boolean;
-  partitions: Partition[];
-}
-
-/** A reader of one partition for one subscription or group. */
-class Cursor {
-  running = false;
-  closed = false;
-  constructor(
-    readonly topic: string,
-    readonly partition: number,
-    public next: number,
-  ) {}
-}
-
-interface Member {
-  options: SubscribeOptions;
-  closed: boolean;
-}
-
-interface Group {
-  members: Member[];
-  cursors: Map<string, Cursor>;
-}
-
-const encoder = new TextEncoder();
-
-/** Kafka's murmur2 is not needed here: any stable hash keeps one key on one partition. */
-function hash(key: string): number {
-  let h = 2166136261;
-  for (const byte of encoder.encode(key)) {
-    h ^= byte;
-    h = Math.imul(h, 16777619);
-  }
-  return h >>> 0;
-}
+import type { ChatMessage, ConnectionEvent, Delivery, Heartbeat, Presence } from "../core/types.ts";
+import type { Bus, ProcessorHandlers, Subscription } from "./bus.ts";
 
 export interface MemoryBusOptions {
-  topics: TopicSpecs;
   logger: Logger;
-  /** How many records each partition keeps before the oldest are dropped. */
-  retention?: number;
-  /** Pause before a failed handler sees its record again. */
+  /** Pause before a failed handler sees its item again (default 200 ms). */
   retryDelayMs?: number;
 }
 
+/** An item of a room log: a message or a connection event. */
+type Logged = { message: ChatMessage } | { connection: ConnectionEvent };
+
+/** What one handler of a queue decides about an item it failed on. */
+type OnFailure<T> = (error: unknown, item: T) => "retry" | "skip";
+
+/**
+ * Items handed to `handle` one at a time, in order; an item is dropped once handled, or when
+ * `onFailure` says to skip it, and handed again after a pause otherwise.
+ */
+class Queue<T> {
+  readonly items: T[] = [];
+  #running = false;
+
+  constructor(
+    private readonly handle: () => ((item: T) => Promise<void>) | undefined,
+    private readonly onFailure: OnFailure<T>,
+    private readonly retryDelayMs: number,
+    private readonly signal: AbortSignal,
+    /** Called when every item is handled. */
+    private readonly onIdle?: () => void,
+  ) {}
+
+  push(item: T): void {
+    this.items.push(item);
+    this.pump();
+  }
+
+  pump(): void {
+    if (this.#running || this.signal.aborted) return;
+    this.#running = true;
+    void this.#run().finally(() => {
+      this.#running = false;
+      // Pushed after the loop ended but before this callback ran.
+      if (this.items.length > 0 && this.handle()) this.pump();
+    });
+  }
+
+  async #run(): Promise<void> {
+    while (this.items.length > 0 && !this.signal.aborted) {
+      const handle = this.handle();
+      if (!handle) return;
+      const item = this.items[0]!;
+      try {
+        await handle(item);
+      } catch (err) {
+        if (this.onFailure(err, item) === "retry") {
+          await sleep(this.retryDelayMs, undefined, { signal: this.signal }).catch(() => {});
+          continue;
+        }
+      }
+      // Unless a newer handler took over meanwhile, which then gets it again.
+      if (this.handle() === handle) this.items.shift();
+    }
+    if (this.items.length === 0) this.onIdle?.();
+  }
+}
+
 export class MemoryBus implements Bus {
-  readonly #topics = new Map<string, Topic>();
-  readonly #groups = new Map<string, Group>();
-  readonly #privates = new Set<{ member: Member; cursors: Cursor[] }>();
-  readonly #readyListeners: (() => void)[] = [];
-  readonly #retention: number;
-  readonly #retryDelayMs: number;
   readonly #logger: Logger;
-  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  readonly #retryDelayMs: number;
+  readonly #abort = new AbortController();
+  readonly #readyListeners: (() => void)[] = [];
+  /** The processors, in the order they joined; the first one handles every log. */
+  readonly #processors: ProcessorHandlers[] = [];
+  /** One queue per room and per user. */
+  readonly #logs = new Map<string, Queue<Logged>>();
+  readonly #deliveryQueues = new Set<Queue<Delivery>>();
+  readonly #heartbeatQueues = new Set<Queue<Heartbeat>>();
+  readonly #presenceQueues = new Set<Queue<Presence>>();
+  readonly #online = new Map<string, Presence>();
+  /** Items a processor refused for good (`invalid_argument`), with why: the memory dead letters. */
+  readonly setAside: { item: ChatMessage | ConnectionEvent; reason: string }[] = [];
   #started = false;
-  #closed = false;
 
   constructor(options: MemoryBusOptions) {
     this.#logger = options.logger;
-    this.#retention = options.retention ?? 10_000;
     this.#retryDelayMs = options.retryDelayMs ?? 200;
-    for (const spec of options.topics) {
-      this.#topics.set(spec.name, {
-        compacted: spec.configs?.["cleanup.policy"] === "compact",
-        partitions: Array.from({ length: spec.partitions }, () => ({ next: 0, records: [] })),
-      });
-    }
   }
 
   start(): Promise<void> {
@@ -101,7 +109,7 @@ export class MemoryBus implements Bus {
   }
 
   ready(): boolean {
-    return this.#started && !this.#closed;
+    return this.#started && !this.#abort.signal.aborted;
   }
 
   onReady(listener: () => void): void {
@@ -109,200 +117,168 @@ export class MemoryBus implements Bus {
     if (this.ready()) queueMicrotask(listener);
   }
 
-  #topic(name: string): Topic {
-    const topic = this.#topics.get(name);
-    if (!topic) {
-      throw new ChatError("invalid_argument", `Cannot use topic ${name}: it does not exist`);
-    }
-    return topic;
+  close(): Promise<void> {
+    this.#abort.abort();
+    return Promise.resolve();
   }
 
-  publish(topicName: string, key: string, value: string): Promise<Published> {
+  /** Runs `publish` if the bus is running, else rejects as Kafka would while away. */
+  #whenReady(what: string, publish: () => void): Promise<void> {
     if (!this.ready()) {
-      return Promise.reject(new ChatError("unavailable", "Cannot publish: the bus is not running"));
+      return Promise.reject(new ChatError("unavailable", `Cannot ${what}: the bus is not running`));
     }
-    let topic: Topic;
-    try {
-      topic = this.#topic(topicName);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const partitionIndex = hash(key) % topic.partitions.length;
-    const partition = topic.partitions[partitionIndex]!;
-    const offset = partition.next++;
-    partition.records.push({
-      topic: topicName,
-      partition: partitionIndex,
-      offset: String(offset),
-      key,
-      value,
-    });
-    this.#trim(topic, partition);
-    this.#pumpAll();
-    return Promise.resolve({ topic: topicName, partition: partitionIndex, offset: String(offset) });
+    publish();
+    return Promise.resolve();
   }
 
-  #trim(topic: Topic, partition: Partition): void {
-    if (partition.records.length <= this.#retention * 2) return;
-    const cut = partition.records.length - this.#retention;
-    if (topic.compacted) {
-      // Like log compaction: older records survive while they are the latest for their key.
-      // Re-inserting keeps the map in offset order: records must stay sorted for #recordAt.
-      const latest = new Map<string, BusRecord>();
-      for (const r of partition.records.slice(0, cut)) {
-        latest.delete(r.key);
-        latest.set(r.key, r);
-      }
-      const kept = [...latest.values()];
-      const tail = partition.records.slice(cut);
-      const tailKeys = new Set(tail.map((r) => r.key));
-      partition.records = [...kept.filter((r) => !tailKeys.has(r.key)), ...tail];
-    } else {
-      partition.records = partition.records.slice(cut);
-    }
+  #retryFailed<T>(what: string): OnFailure<T> {
+    return (error) => {
+      this.#logger.warn(`${what} failed; retrying the same item`, { error: describeError(error) });
+      return "retry";
+    };
   }
 
-  #startOffset(topic: string, partition: number, from: "earliest" | "latest"): number {
-    const p = this.#topic(topic).partitions[partition]!;
-    return from === "earliest" ? 0 : p.next;
-  }
-
-  #cursorsFor(options: SubscribeOptions): Cursor[] {
-    const cursors: Cursor[] = [];
-    for (const name of options.topics) {
-      const topic = this.#topic(name);
-      topic.partitions.forEach((_, i) =>
-        cursors.push(new Cursor(name, i, this.#startOffset(name, i, options.from)))
-      );
-    }
-    return cursors;
-  }
-
-  subscribe(options: SubscribeOptions): Promise<Subscription> {
-    try {
-      for (const t of options.topics) this.#topic(t);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const member: Member = { options, closed: false };
-    if (options.group === undefined) {
-      const entry = { member, cursors: this.#cursorsFor(options) };
-      this.#privates.add(entry);
-      queueMicrotask(() => options.onAssigned?.());
-      this.#pumpAll();
-      return Promise.resolve({
-        close: () => {
-          member.closed = true;
-          for (const c of entry.cursors) c.closed = true;
-          this.#privates.delete(entry);
-          return Promise.resolve();
-        },
-      });
-    }
-    let group = this.#groups.get(options.group);
-    if (!group) {
-      group = { members: [], cursors: new Map() };
-      this.#groups.set(options.group, group);
-    }
-    for (const name of options.topics) {
-      this.#topic(name).partitions.forEach((_, i) => {
-        const id = `${name}/${i}`;
-        if (!group.cursors.has(id)) {
-          group.cursors.set(id, new Cursor(name, i, this.#startOffset(name, i, options.from)));
-        }
-      });
-    }
-    group.members.push(member);
-    for (const m of group.members) queueMicrotask(() => m.options.onAssigned?.());
-    this.#pumpAll();
+  /** A subscription that feeds `handler` from a queue of its own in `queues`. */
+  #subscribe<T>(
+    queues: Set<Queue<T>>,
+    handler: (item: T) => Promise<void>,
+    what: string,
+    backlog: readonly T[] = [],
+  ): Promise<Subscription> {
+    const closed = new AbortController();
+    const signal = AbortSignal.any([this.#abort.signal, closed.signal]);
+    const queue = new Queue(() => handler, this.#retryFailed<T>(what), this.#retryDelayMs, signal);
+    queues.add(queue);
+    for (const item of backlog) queue.push(item);
     return Promise.resolve({
       close: () => {
-        member.closed = true;
-        group.members = group.members.filter((m) => m !== member);
-        for (const m of group.members) queueMicrotask(() => m.options.onAssigned?.());
-        this.#pumpAll();
+        closed.abort();
+        queues.delete(queue);
         return Promise.resolve();
       },
     });
   }
 
-  /** The group member that owns a partition: members share partitions round-robin. */
-  #owner(group: Group, cursor: Cursor): Member | undefined {
-    const able = group.members.filter((m) => m.options.topics.includes(cursor.topic));
-    if (able.length === 0) return undefined;
-    const ids = [...group.cursors.keys()].filter((id) => id.startsWith(cursor.topic + "/"));
-    const index = ids.indexOf(`${cursor.topic}/${cursor.partition}`);
-    return able[index % able.length];
+  #log(key: string, item: Logged): void {
+    let queue = this.#logs.get(key);
+    if (!queue) {
+      const created = new Queue<Logged>(
+        () => this.#handlerOf(),
+        (err, item) => this.#onLogFailure(err, item),
+        this.#retryDelayMs,
+        this.#abort.signal,
+        () => this.#logs.delete(key),
+      );
+      this.#logs.set(key, queue = created);
+    }
+    queue.push(item);
   }
 
-  #pumpAll(): void {
-    if (this.#closed) return;
-    for (const entry of this.#privates) {
-      for (const cursor of entry.cursors) this.#pump(cursor, () => entry.member);
-    }
-    for (const group of this.#groups.values()) {
-      for (const cursor of group.cursors.values()) {
-        this.#pump(cursor, () => this.#owner(group, cursor));
-      }
-    }
+  /** The first processor's handler of log items, as long as there is one. */
+  #handlerOf(): ((item: Logged) => Promise<void>) | undefined {
+    const processor = this.#processors[0];
+    if (!processor) return undefined;
+    return this.#handlers.get(processor);
   }
 
-  /** Hands the records of one partition to its reader one at a time, in order. */
-  #pump(cursor: Cursor, owner: () => Member | undefined): void {
-    if (cursor.running || cursor.closed) return;
-    cursor.running = true;
-    const step = async (): Promise<void> => {
-      while (!cursor.closed && !this.#closed) {
-        const member = owner();
-        if (!member || member.closed) break;
-        const partition = this.#topic(cursor.topic).partitions[cursor.partition]!;
-        const record = this.#recordAt(partition, cursor);
-        if (!record) break;
-        try {
-          await member.options.handler(record);
-          cursor.next = Number(record.offset) + 1;
-        } catch (err) {
-          this.#logger.warn("Record handler failed; retrying the same record", {
-            topic: record.topic,
-            partition: record.partition,
-            offset: record.offset,
-            error: err instanceof Error ? err.message : String(err),
-          });
-          await new Promise<void>((resolve) => {
-            const id = setTimeout(() => {
-              this.#timers.delete(id);
-              resolve();
-            }, this.#retryDelayMs);
-            this.#timers.add(id);
-          });
-        }
-      }
-      cursor.running = false;
-    };
-    step().catch((err) => {
-      cursor.running = false;
-      this.#logger.error("Memory bus reader stopped", { error: String(err) });
+  readonly #handlers = new WeakMap<ProcessorHandlers, (item: Logged) => Promise<void>>();
+
+  #onLogFailure(err: unknown, item: Logged): "retry" | "skip" {
+    if (err instanceof ChatError && err.code === "invalid_argument") {
+      const refused = "message" in item ? item.message : item.connection;
+      this.setAside.push({ item: refused, reason: err.message });
+      this.#logger.warn("Setting aside what a processor can never handle", { reason: err.message });
+      return "skip";
+    }
+    this.#logger.warn("Processor failed; handing it the same item again", {
+      error: describeError(err),
+    });
+    return "retry";
+  }
+
+  #pumpLogs(): void {
+    for (const queue of this.#logs.values()) queue.pump();
+  }
+
+  append(message: ChatMessage): Promise<void> {
+    return this.#whenReady(
+      "append the message",
+      () => this.#log(`room:${message.room}`, { message }),
+    );
+  }
+
+  announce(event: ConnectionEvent): Promise<void> {
+    return this.#whenReady(
+      "announce the connection",
+      () => this.#log(`user:${event.userId}`, { connection: event }),
+    );
+  }
+
+  process(handlers: ProcessorHandlers): Promise<Subscription> {
+    this.#handlers.set(
+      handlers,
+      (item) =>
+        "message" in item ? handlers.message(item.message) : handlers.connection(item.connection),
+    );
+    this.#processors.push(handlers);
+    this.#takeOver();
+    return Promise.resolve({
+      close: () => {
+        const index = this.#processors.indexOf(handlers);
+        if (index >= 0) this.#processors.splice(index, 1);
+        this.#takeOver();
+        return Promise.resolve();
+      },
     });
   }
 
-  #recordAt(partition: Partition, cursor: Cursor): BusRecord | undefined {
-    // Records are sorted by offset; compaction leaves gaps, retention drops the oldest
-    // (as in Kafka, a reader that fell behind skips to the oldest kept record).
-    const records = partition.records;
-    let lo = 0;
-    let hi = records.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (Number(records[mid]!.offset) < cursor.next) lo = mid + 1;
-      else hi = mid;
-    }
-    return records[lo];
+  /** Processors joined or left: as in a Kafka group's rebalance, each one is told. */
+  #takeOver(): void {
+    const processors = [...this.#processors];
+    queueMicrotask(() => {
+      for (const processor of processors) processor.onTakeOver?.();
+      this.#pumpLogs();
+    });
   }
 
-  close(): Promise<void> {
-    this.#closed = true;
-    for (const id of this.#timers) clearTimeout(id);
-    this.#timers.clear();
-    return Promise.resolve();
+  deliver(delivery: Delivery): Promise<void> {
+    return this.#whenReady("deliver", () => {
+      for (const queue of this.#deliveryQueues) queue.push(delivery);
+    });
+  }
+
+  onDelivery(handler: (delivery: Delivery) => Promise<void>): Promise<Subscription> {
+    return this.#subscribe(this.#deliveryQueues, handler, "Delivery handler");
+  }
+
+  publishPresence(presence: Presence): Promise<void> {
+    return this.#whenReady("publish presence", () => {
+      if (presence.online) this.#online.set(presence.userId, presence);
+      else this.#online.delete(presence.userId);
+      for (const queue of this.#presenceQueues) queue.push(presence);
+    });
+  }
+
+  observePresence(handler: (presence: Presence) => void): Promise<Subscription> {
+    return this.#subscribe(
+      this.#presenceQueues,
+      (p) => Promise.resolve(handler(p)),
+      "Presence observer",
+      [...this.#online.values()],
+    );
+  }
+
+  beat(heartbeat: Heartbeat): Promise<void> {
+    return this.#whenReady("send a heartbeat", () => {
+      for (const queue of this.#heartbeatQueues) queue.push(heartbeat);
+    });
+  }
+
+  observeHeartbeats(handler: (heartbeat: Heartbeat) => void): Promise<Subscription> {
+    return this.#subscribe(
+      this.#heartbeatQueues,
+      (h) => Promise.resolve(handler(h)),
+      "Heartbeat observer",
+    );
   }
 }

@@ -1,10 +1,10 @@
 /** Picks the bus adapter the configuration asks for. */
 
 import type { KafkaConfig } from "kafkajs";
-import { ALL_TOPICS, type Config, readSettingFile } from "../core/config.ts";
+import { type Config, readSettingFile } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Bus } from "./bus.ts";
-import { KafkaBus } from "./kafka_bus.ts";
+import { KafkaBus } from "./kafka/kafka_bus.ts";
 import { MemoryBus } from "./memory_bus.ts";
 
 export interface KafkaSecurity {
@@ -70,10 +70,9 @@ export function openBus(
         "KAFKA_SASL_MECHANISM without KAFKA_SSL=true: Kafka traffic (with plain, the password too) is unencrypted",
       );
     }
-    return new KafkaBus({
+    return KafkaBus.connect({
       brokers: config.kafkaBrokers,
       clientId: config.kafkaClientId,
-      topics: ALL_TOPICS,
       logger: logger.with({ component: "kafka" }),
       replication: {
         replicationFactor: config.kafkaReplicationFactor,
@@ -84,5 +83,5 @@ export function openBus(
       ...(sasl ? { sasl } : {}),
     });
   }
-  return new MemoryBus({ topics: ALL_TOPICS, logger });
+  return new MemoryBus({ logger });
 }

@@ -9,57 +9,6 @@ import { DEFAULT_MAX_RESUME_ROOMS } from "../protocol/limits.ts";
 
 export type BusKind = "memory" | "kafka";
 
-export interface KafkaTopicSpec {
-  readonly name: string;
-  readonly partitions: number;
-  /**
-   * Unset: the cluster's replication policy (bus/kafka_replication.ts: factor 3 and
-   * `min.insync.replicas=2` on three or more brokers, or the `KAFKA_*` settings).
-   */
-  readonly replicationFactor?: number;
-  /**
-   * Records whose order does not matter (heartbeats: the newest says it all). A new one is sent
-   * at once, never behind an earlier one Kafka has not taken yet (a leader moving away).
-   */
-  readonly unordered?: true;
-  /** Extra topic-level configs, for example `cleanup.policy`. */
-  readonly configs?: Readonly<Record<string, string>>;
-}
-
-/**
- * The topics of the original design plus the additive ones; names and partition counts are the
- * wire contract. Every one gets the cluster's replication policy (factor 3, two in-sync replicas
- * on three brokers): each carries data whose loss loses or misroutes messages.
- */
-export const TOPICS = {
-  chatting: { name: "chatting", partitions: 2 },
-  userConnections: { name: "user-connections", partitions: 3 },
-  heartbeats: {
-    name: "gateway-heartbeats",
-    partitions: 1,
-    unordered: true,
-    configs: { "retention.ms": String(60 * 60 * 1000) },
-  },
-  /** Durable like `chatting`: a delivery lost here would be a gap on every stream. */
-  deliveries: { name: "chat-deliveries", partitions: 2 },
-  presence: { name: "presence", partitions: 3, configs: { "cleanup.policy": "compact" } },
-  /**
-   * Records the processor could not read, wrapped with the reason (`encodeDeadLetter`). One
-   * partition: poison is rare and read by people, in the order it came. Its envelope carries the
-   * original value base64-encoded (4/3 of its size), so it takes records up to 4 MiB, more than
-   * the brokers' 1 MiB default for the topics it copies from.
-   */
-  deadLetters: {
-    name: "chat-dead-letters",
-    partitions: 1,
-    configs: { "max.message.bytes": String(4 * 1024 * 1024) },
-  },
-} as const satisfies Record<string, KafkaTopicSpec>;
-
-/** Every topic the service uses, for creating them. */
-export const ALL_TOPICS: readonly KafkaTopicSpec[] = Object.values(TOPICS);
-
-export const PROCESSOR_GROUP = "chatting-processor-group";
 export const DEFAULT_KAFKA_BROKERS = ["127.0.0.1:9092", "127.0.0.1:9093", "127.0.0.1:9094"];
 
 export interface Config {

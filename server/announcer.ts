@@ -4,12 +4,11 @@
  * announced when it is back, so the processor's registry never misses one.
  */
 
-import { TOPICS } from "../core/config.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import { encodeConnectionEvent } from "../core/records.ts";
 import type { ConnectionEvent } from "../core/types.ts";
-import type { Bus } from "../bus/bus.ts";
+import type { RoomLogs } from "../bus/bus.ts";
 
 export class Announcer {
   readonly #queue: ConnectionEvent[] = [];
@@ -19,7 +18,7 @@ export class Announcer {
   #idle: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly bus: Bus,
+    private readonly bus: Pick<RoomLogs, "announce">,
     private readonly logger: Logger,
     private readonly retryMs = 1000,
     /** Beyond this many waiting events the oldest are dropped; a resync restores the state. */
@@ -52,11 +51,7 @@ export class Announcer {
     while (this.#queue.length > 0) {
       const event = this.#queue[0]!;
       try {
-        await this.bus.publish(
-          TOPICS.userConnections.name,
-          event.userId,
-          encodeConnectionEvent(event),
-        );
+        await this.bus.announce(event);
         this.#queue.shift();
       } catch (err) {
         if (this.#stopped) return;
@@ -64,13 +59,9 @@ export class Announcer {
           user: event.userId,
           error: describeError(err),
         });
-        await new Promise<void>((resolve) => {
-          const id = setTimeout(resolve, this.retryMs);
-          this.#wake = () => {
-            clearTimeout(id);
-            resolve();
-          };
-        });
+        const wake = new AbortController();
+        this.#wake = () => wake.abort();
+        await sleep(this.retryMs, undefined, { signal: wake.signal }).catch(() => {});
         this.#wake = undefined;
       }
     }

@@ -4,7 +4,7 @@
  * the method table in `rpc.ts`.
  */
 
-import { type Config, TOPICS } from "../core/config.ts";
+import type { Config } from "../core/config.ts";
 import { ChatError, describeError, invalidArgument, unavailable } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import {
@@ -20,7 +20,6 @@ import {
   storableProblem,
   USER_ID_MAX_LENGTH,
 } from "../protocol/names.ts";
-import { encodeChatMessage, encodeDelivery } from "../core/records.ts";
 import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
@@ -368,11 +367,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   /** Tells every gateway (this one included) that a member joined or left. */
   async function announceRoomEvent(event: RoomEvent): Promise<void> {
     try {
-      await bus.publish(
-        TOPICS.deliveries.name,
-        event.room,
-        encodeDelivery({ type: "room-event", event }),
-      );
+      await bus.deliver({ type: "room-event", event });
     } catch (err) {
       // The membership is stored; streams elsewhere pick it up when they reconnect.
       logger.warn("Room event not published", { room: event.room, error: describeError(err) });
@@ -545,29 +540,20 @@ export function createChatService(options: ChatServiceOptions): ChatService {
       if (!bus.ready()) {
         throw unavailable(`${action}: Kafka is unavailable; try again shortly`);
       }
-      // Keyed by room: one room stays on one partition, so its order is the same for every reader.
-      const publishing = bus.publish(
-        TOPICS.chatting.name,
-        message.room,
-        encodeChatMessage(message),
-      );
+      const appending = bus.append(message);
       let timer: ReturnType<typeof setTimeout> | undefined;
       const timedOut = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), config.sendTimeoutMs);
       });
       try {
-        const at = await Promise.race([publishing, timedOut]);
-        if (at === "timeout") {
-          // The record may still reach Kafka: the processor keeps one copy per (sender, id).
-          publishing.catch(() => {});
+        if (await Promise.race([appending, timedOut]) === "timeout") {
+          // The message may still be stored: the processor keeps one copy per (sender, id).
+          appending.catch(() => {});
           throw unavailable(
             `${action}: Kafka is degraded and did not acknowledge it within ${config.sendTimeoutMs} ms; ` +
               `it may still be stored, and retrying with message_id ${messageId} is safe (delivered once)`,
           );
         }
-        logger.info(
-          `Message sent to Kafka - Topic: ${at.topic}, Partition: ${at.partition}, Offset: ${at.offset}`,
-        );
       } catch (err) {
         if (err instanceof ChatError) throw err;
         throw unavailable(`${action}: Kafka did not store it (${describeError(err)})`, err);

@@ -4,12 +4,11 @@
  * listens; tests build one in-process on port 0.
  */
 
-import { type Config, readTlsFiles, TOPICS } from "../core/config.ts";
+import { type Config, readTlsFiles } from "../core/config.ts";
 import { ChatError, describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
-import { decodeDelivery, decodePresence, encodeHeartbeat, RecordError } from "../core/records.ts";
-import type { Presence } from "../core/types.ts";
-import type { Bus, BusRecord, Subscription } from "../bus/bus.ts";
+import type { Delivery, Presence } from "../core/types.ts";
+import type { Bus, Subscription } from "../bus/bus.ts";
 import { Announcer } from "./announcer.ts";
 import { type ChatService, createChatService } from "./chat_service.ts";
 import { createGrpcServer, type GrpcServer, tlsServerCredentials } from "./grpc_server.ts";
@@ -149,25 +148,11 @@ export function createGateway(options: GatewayOptions): Gateway {
     }
   }
 
-  const readable = (handle: (record: BusRecord) => void) => (record: BusRecord) => {
-    try {
-      handle(record);
-    } catch (err) {
-      if (!(err instanceof RecordError)) throw err;
-      // Every gateway reads every record: the processor's dead-letter topic would get one copy per
-      // gateway, so a gateway only logs.
-      logger.warn("Skipping unreadable record", {
-        topic: record.topic,
-        partition: record.partition,
-        offset: record.offset,
-        error: err.message,
-      });
-    }
-    return Promise.resolve();
-  };
-
-  const onDelivery = readable((record) => {
-    const delivery = decodeDelivery(record.value);
+  /**
+   * A backlog (after Kafka paused) arrives faster than sockets drain: each delivery waits for
+   * the streams that are draining before the next, so no fast reader is cut as slow.
+   */
+  function onDelivery(delivery: Delivery): Promise<void> {
     switch (delivery.type) {
       case "message":
         hub.deliver(delivery.message);
@@ -182,30 +167,26 @@ export function createGateway(options: GatewayOptions): Gateway {
         hub.roomEvent(delivery.event);
         break;
     }
-  });
+    return hub.settle();
+  }
 
-  const onPresence = readable((record) => {
-    const p = decodePresence(record.value);
+  function onPresence(p: Presence): void {
     const before = presence.get(p.userId);
     if (p.online) presence.set(p.userId, p);
     else presence.delete(p.userId);
     // Records from before this gateway started are the state it catches up on, not news.
     const news = Date.parse(p.timestamp) >= startedAt;
     if (news && (before?.online ?? false) !== p.online) hub.presence(p);
-  });
+  }
 
   function sendHeartbeat(): void {
     grpc.setServing(bus.ready() && !stopping);
     if (!bus.ready()) return;
-    bus.publish(
-      TOPICS.heartbeats.name,
-      config.serverId,
-      encodeHeartbeat({
-        serverId: config.serverId,
-        timestamp: new Date().toISOString(),
-        streams: hub.size,
-      }),
-    ).catch((err) => logger.debug("Heartbeat not sent", { error: describeError(err) }));
+    bus.beat({
+      serverId: config.serverId,
+      timestamp: new Date().toISOString(),
+      streams: hub.size,
+    }).catch((err) => logger.debug("Heartbeat not sent", { error: describeError(err) }));
   }
 
   return {
@@ -227,26 +208,10 @@ export function createGateway(options: GatewayOptions): Gateway {
         sendHeartbeat();
         announcer.nudge();
       });
-      await bus.start();
       subscriptions.push(
-        await bus.subscribe({
-          topics: [TOPICS.deliveries.name, TOPICS.heartbeats.name],
-          from: "latest",
-          handler: (record) => {
-            // A backlog (after Kafka paused) arrives faster than sockets drain: wait for the
-            // streams that are draining before taking more, so no fast reader is cut as slow.
-            if (record.topic === TOPICS.deliveries.name) {
-              return onDelivery(record).then(() => hub.settle());
-            }
-            lastHeartbeat.set(record.key, Date.now());
-            return Promise.resolve();
-          },
-        }),
-        await bus.subscribe({
-          topics: [TOPICS.presence.name],
-          from: "earliest",
-          handler: onPresence,
-        }),
+        await bus.onDelivery(onDelivery),
+        await bus.observeHeartbeats((hb) => lastHeartbeat.set(hb.serverId, Date.now())),
+        await bus.observePresence(onPresence),
       );
       heartbeat = setInterval(sendHeartbeat, config.heartbeatIntervalMs);
       grpcPort = await grpc.listen(

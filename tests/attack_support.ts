@@ -8,7 +8,9 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
-import { type Config, TOPICS } from "../core/config.ts";
+import type { Config } from "../core/config.ts";
+import type { ChatMessage } from "../core/types.ts";
+import type { MemoryBus } from "../bus/memory_bus.ts";
 import { type Logger, memoryLogger } from "../core/logger.ts";
 import { broadcastMethods, SERVICE_NAME } from "../server/proto.ts";
 import type { ChatClient } from "../client/chat_client.ts";
@@ -128,10 +130,10 @@ export function tokenOf(client: ChatClient): grpc.Metadata {
 /** Options for a client of its own connection, as an attacker has (not the bystanders'). */
 export const OWN_CONNECTION = { "grpc.use_local_subchannel_pool": 1 };
 
-/** Everything published to `chatting` and to the dead-letter topic, as it happens. */
+/** Every message appended to a room's log, and whatever the processor set aside, as it happens. */
 export interface Published {
-  chatting: string[];
-  deadLetters: string[];
+  chatting: ChatMessage[];
+  deadLetters: readonly unknown[];
 }
 
 export interface AttackSystem {
@@ -153,16 +155,13 @@ export async function withAttackSystem(
 ): Promise<void> {
   const logger: Logger & { lines: string[] } = memoryLogger("info");
   const system = await startSystem({ logger, config });
-  const published: Published = { chatting: [], deadLetters: [] };
-  const recorder = await system.bus.subscribe({
-    topics: [TOPICS.chatting.name, TOPICS.deadLetters.name],
-    from: "latest",
-    handler: (record) => {
-      (record.topic === TOPICS.chatting.name ? published.chatting : published.deadLetters)
-        .push(record.value);
-      return Promise.resolve();
-    },
-  });
+  const bus = system.bus as MemoryBus;
+  const published: Published = { chatting: [], deadLetters: bus.setAside };
+  const append = bus.append.bind(bus);
+  bus.append = (message) => {
+    published.chatting.push(message);
+    return append(message);
+  };
   try {
     const b = await bystanders(system, config.auth ?? "off");
     await run({ system, b, published, lines: logger.lines });
@@ -175,7 +174,6 @@ export async function withAttackSystem(
       "nothing logged as an error",
     );
   } finally {
-    await recorder.close();
     await system.stop();
   }
 }

@@ -1,24 +1,30 @@
 /**
- * The behaviour every `Bus` adapter must have. `busContract` registers one `Deno.test` per rule;
- * tests/memory_bus_test.ts runs it over MemoryBus, tests/kafka_bus_test.ts over KafkaBus.
+ * The behaviour every `Bus` adapter must have (bus/bus.ts). `busContract` registers one
+ * `Deno.test` per rule; tests/memory_bus_test.ts runs it over MemoryBus, tests/kafka_bus_test.ts
+ * over KafkaBus on the real cluster.
  *
- * Every test uses its own topics (unique names) and groups, so the tests neither see each
- * other's records nor records of earlier runs against the same Kafka cluster.
+ * Each test gets a deployment of its own: on Kafka its own topics and processor group (a
+ * namespace), so that tests neither see each other's records nor those of earlier runs. Buses of
+ * one deployment are what several processes of one chat hold (on memory: the same bus).
  */
 
 import assert from "node:assert/strict";
-import type { Bus, BusRecord, Published, RecordHandler, TopicSpecs } from "../bus/bus.ts";
-import type { KafkaTopicSpec } from "../core/config.ts";
-import { ChatError } from "../core/errors.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Bus, Subscription } from "../bus/bus.ts";
+import { ChatError, invalidArgument } from "../core/errors.ts";
+import type { ChatMessage, ConnectionEvent, Delivery, Presence } from "../core/types.ts";
 import { waitFor } from "./helpers.ts";
 
-/** Creates a bus, not started yet, that knows exactly `topics`. */
-export type MakeBus = (
-  topics: TopicSpecs,
-) => Promise<{ bus: Bus; cleanup?: () => Promise<void> }>;
+/** One deployment: `bus()` is one more process's bus (not started yet). */
+export interface Deployment {
+  bus(): Bus;
+  cleanup?(): Promise<void>;
+}
+
+export type MakeDeployment = () => Promise<Deployment>;
 
 export interface BusContractOptions {
-  /** Longest wait for records to arrive or for the bus to become ready (default 5 s). */
+  /** Longest wait for items to arrive or for the bus to become ready (default 5 s). */
   timeoutMs?: number;
   /** How long to watch that nothing more arrives (default 100 ms). */
   quietMs?: number;
@@ -26,50 +32,54 @@ export interface BusContractOptions {
   sanitize?: boolean;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function unique(slug: string): string {
-  return `contract-${slug}-${crypto.randomUUID().slice(0, 8)}`;
-}
-
-/** Replication factor 2 as in core/config.ts TOPICS; MemoryBus ignores it. */
-function topicSpec(slug: string, partitions: number): KafkaTopicSpec {
-  return { name: unique(slug), partitions, replicationFactor: 2 };
-}
-
-/** Records what a subscription receives. */
-function collector() {
-  const records: BusRecord[] = [];
-  const handler: RecordHandler = (record) => {
-    records.push(record);
-    return Promise.resolve();
+function message(room: string, n: number, content = `${room}-${n}`): ChatMessage {
+  return {
+    id: `${room}-${n}`,
+    userId: "alice",
+    displayName: "Alice",
+    content,
+    timestamp: new Date().toISOString(),
+    room,
+    seq: 0,
   };
-  return { records, handler, values: () => records.map((r) => r.value) };
 }
 
-function isUnavailable(err: unknown): boolean {
-  return err instanceof ChatError && err.code === "unavailable";
+function connection(userId: string, n: number, connected: boolean): ConnectionEvent {
+  return {
+    userId,
+    serverId: "gw1",
+    connected,
+    timestamp: new Date().toISOString(),
+    displayName: userId,
+    streamId: `gw1/${userId}/${n}`,
+  };
 }
 
-/** Each record's offset is above the previous one's of the same partition. */
-function assertPartitionOrder(records: readonly BusRecord[], what: string): void {
-  const last = new Map<number, bigint>();
-  for (const r of records) {
-    const offset = BigInt(r.offset);
-    const previous = last.get(r.partition);
-    assert.ok(
-      previous === undefined || offset > previous,
-      `${what}: partition ${r.partition} went from offset ${previous} to ${offset}`,
-    );
-    last.set(r.partition, offset);
-  }
+function presence(userId: string, online: boolean): Presence {
+  return {
+    userId,
+    displayName: userId,
+    online,
+    servers: online ? ["gw1"] : [],
+    timestamp: new Date().toISOString(),
+  };
 }
 
-function sorted(values: readonly string[]): string[] {
-  return [...values].sort();
-}
+const roomEvent = (room: string, n: number): Delivery => ({
+  type: "room-event",
+  event: { room, userId: `u${n}`, displayName: `U${n}`, joined: true },
+});
 
-export function busContract(name: string, makeBus: MakeBus, options: BusContractOptions = {}) {
+const ids = (messages: readonly ChatMessage[], room?: string) =>
+  messages.filter((m) => room === undefined || m.room === room).map((m) => m.id);
+
+const isUnavailable = (err: unknown) => err instanceof ChatError && err.code === "unavailable";
+
+export function busContract(
+  name: string,
+  makeDeployment: MakeDeployment,
+  options: BusContractOptions = {},
+) {
   const timeoutMs = options.timeoutMs ?? 5000;
   const quietMs = options.quietMs ?? 100;
   const sanitize = options.sanitize ?? true;
@@ -84,403 +94,332 @@ export function busContract(name: string, makeBus: MakeBus, options: BusContract
 
   const until = (predicate: () => boolean, what: string) => waitFor(predicate, timeoutMs, what);
 
-  /** Runs `fn` with a started, ready bus that knows `topics`, and closes it afterwards. */
-  async function withBus(topics: KafkaTopicSpec[], fn: (bus: Bus) => Promise<void>) {
-    const { bus, cleanup } = await makeBus(topics);
+  /**
+   * Runs `fn` with started, ready buses of one deployment (`count` processes), closing them and
+   * the subscriptions `fn` registers in `subscriptions` afterwards.
+   */
+  async function withBuses(
+    count: number,
+    fn: (buses: Bus[], subscriptions: Subscription[]) => Promise<void>,
+  ) {
+    const deployment = await makeDeployment();
+    const buses = Array.from({ length: count }, () => deployment.bus());
+    const subscriptions: Subscription[] = [];
     try {
-      await bus.start();
-      await until(() => bus.ready(), "the bus to be ready");
-      await fn(bus);
+      for (const bus of buses) await bus.start();
+      await until(() => buses.every((b) => b.ready()), "the buses to be ready");
+      await fn(buses, subscriptions);
     } finally {
-      await bus.close();
-      await cleanup?.();
+      for (const s of subscriptions) await s.close();
+      for (const bus of new Set(buses)) await bus.close();
+      await deployment.cleanup?.();
     }
   }
 
-  test("publish returns increasing offsets per partition and keeps a key on one partition", () => {
-    const topic = topicSpec("offsets", 3);
-    return withBus([topic], async (bus) => {
-      const partitionOfKey = new Map<string, number>();
-      const lastOffset = new Map<number, bigint>();
-      for (let i = 0; i < 24; i++) {
-        const key = `key-${i % 8}`;
-        const published = await bus.publish(topic.name, key, `value-${i}`);
-        assert.equal(published.topic, topic.name);
-        assert.ok(published.partition >= 0 && published.partition < 3, "partition in range");
-        const known = partitionOfKey.get(key);
-        if (known !== undefined) assert.equal(published.partition, known, `key ${key} moved`);
-        partitionOfKey.set(key, published.partition);
-        const offset = BigInt(published.offset);
-        const previous = lastOffset.get(published.partition);
-        if (previous !== undefined) assert.ok(offset > previous, "offsets increase");
-        lastOffset.set(published.partition, offset);
-      }
-      assert.ok(new Set(partitionOfKey.values()).size > 1, "8 keys use more than one partition");
+  /** A processor that records what it handled; `onTakeOver` counts its take-overs. */
+  async function processor(bus: Bus, subscriptions: Subscription[]) {
+    const messages: ChatMessage[] = [];
+    const connections: ConnectionEvent[] = [];
+    const taken = { count: 0 };
+    const subscription = await bus.process({
+      message: (m) => (messages.push(m), Promise.resolve()),
+      connection: (e) => (connections.push(e), Promise.resolve()),
+      onTakeOver: () => taken.count++,
+    });
+    subscriptions.push(subscription);
+    await until(() => taken.count > 0, "the processor to take over");
+    return { messages, connections, taken, subscription };
+  }
 
-      // Concurrent publishes of one key: each is written once, at its own offset.
-      const concurrent: Published[] = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => bus.publish(topic.name, "same", `concurrent-${i}`)),
+  test("appended messages reach the processor once each, in order within each room", () =>
+    withBuses(1, async ([bus], subs) => {
+      const p = await processor(bus!, subs);
+      const rooms = ["general", "r1", "r2", "r3"];
+      const sent: ChatMessage[] = [];
+      // Concurrent appends of one room keep the order they were made in.
+      await Promise.all(rooms.map(async (room) => {
+        for (let n = 0; n < 6; n++) {
+          const m = message(room, n);
+          sent.push(m);
+          await bus!.append(m);
+        }
+      }));
+      await until(() => p.messages.length >= sent.length, `${sent.length} messages`);
+      await sleep(quietMs);
+      assert.equal(p.messages.length, sent.length, "each exactly once");
+      for (const room of rooms) assert.deepEqual(ids(p.messages, room), ids(sent, room), room);
+      assert.deepEqual(p.messages.find((m) => m.id === "r1-3"), sent.find((m) => m.id === "r1-3"));
+    }));
+
+  test("announced connection events reach the processor in order for each user", () =>
+    withBuses(1, async ([bus], subs) => {
+      const p = await processor(bus!, subs);
+      const sent: ConnectionEvent[] = [];
+      for (let n = 0; n < 12; n++) {
+        const e = connection(`user${n % 3}`, n, n % 2 === 0);
+        sent.push(e);
+        await bus!.announce(e);
+      }
+      await until(() => p.connections.length >= sent.length, "12 events");
+      await sleep(quietMs);
+      assert.equal(p.connections.length, sent.length);
+      for (const user of ["user0", "user1", "user2"]) {
+        const of = (events: ConnectionEvent[]) =>
+          events.filter((e) => e.userId === user).map((e) => e.streamId);
+        assert.deepEqual(of(p.connections), of(sent), user);
+      }
+    }));
+
+  test("a processor that throws gets the same message again, and the room waits for it", () =>
+    withBuses(1, async ([bus], subs) => {
+      const handled: string[] = [];
+      let failures = 0;
+      subs.push(
+        await bus!.process({
+          message: (m) => {
+            if (m.id === "general-1" && failures < 2) {
+              failures++;
+              return Promise.reject(new Error("the store is away"));
+            }
+            handled.push(m.id);
+            return Promise.resolve();
+          },
+          connection: () => Promise.resolve(),
+          onTakeOver: () => handled.push("taken"),
+        }),
       );
-      assert.equal(new Set(concurrent.map((p) => p.partition)).size, 1);
-      assert.equal(new Set(concurrent.map((p) => p.offset)).size, 10, "distinct offsets");
-      const seen = collector();
-      const sub = await bus.subscribe({
-        topics: [topic.name],
-        from: "earliest",
-        handler: seen.handler,
-      });
-      try {
-        await until(() => seen.records.length >= 34, "all 34 records");
-        await sleep(quietMs);
-        assert.equal(seen.records.length, 34);
-        const sameKey = seen.records.filter((r) => r.key === "same").map((r) => r.value);
-        assert.deepEqual(sorted(sameKey), sorted(concurrent.map((_, i) => `concurrent-${i}`)));
-      } finally {
-        await sub.close();
-      }
-    });
-  });
+      await until(() => handled.includes("taken"), "the processor to take over");
+      for (let n = 0; n < 4; n++) await bus!.append(message("general", n));
+      await until(() => handled.length >= 5, "4 messages");
+      await sleep(quietMs);
+      assert.equal(failures, 2);
+      assert.deepEqual(handled.filter((h) => h !== "taken"), [
+        "general-0",
+        "general-1",
+        "general-2",
+        "general-3",
+      ]);
+    }));
 
-  test("a group subscription receives every record once, in per-partition order", () => {
-    const topic = topicSpec("group-once", 2);
-    return withBus([topic], async (bus) => {
-      const keys = ["a", "b", "c", "d"];
-      const published: string[] = [];
-      const publish = async (n: number) => {
-        const key = keys[n % keys.length]!;
-        await bus.publish(topic.name, key, `${key}-${n}`);
-        published.push(`${key}-${n}`);
+  test("a message the processor refuses with invalid_argument is set aside, and the room goes on", () =>
+    withBuses(1, async ([bus], subs) => {
+      const handled: string[] = [];
+      let refused = 0;
+      let taken = false;
+      subs.push(
+        await bus!.process({
+          message: (m) => {
+            if (m.content === "poison") {
+              refused++;
+              return Promise.reject(invalidArgument("Cannot store message: poison"));
+            }
+            handled.push(m.id);
+            return Promise.resolve();
+          },
+          connection: () => Promise.resolve(),
+          onTakeOver: () => taken = true,
+        }),
+      );
+      await until(() => taken, "the processor to take over");
+      await bus!.append(message("general", 0, "poison"));
+      await bus!.append(message("general", 1));
+      await until(() => handled.length >= 1, "the message after the poison");
+      await sleep(quietMs);
+      assert.equal(refused, 1, "refused once, never retried");
+      assert.deepEqual(handled, ["general-1"]);
+    }));
+
+  test("when one of two processors leaves, the other handles what comes next, each message once", () =>
+    withBuses(2, async ([busA, busB], subs) => {
+      const a = await processor(busA!, subs);
+      const b = await processor(busB!, subs);
+      await until(() => a.taken.count >= 2, "the first processor to make room for the second");
+      const rooms = ["general", "r1", "r2", "r3", "r4", "r5"];
+      for (const room of rooms) await busA!.append(message(room, 0));
+      await until(() => a.messages.length + b.messages.length >= 6, "6 messages");
+      await a.subscription.close();
+      await until(() => b.taken.count >= 2, "the remaining processor to take over");
+      for (const room of rooms) await busA!.append(message(room, 1));
+      await until(
+        () => rooms.every((room) => ids(b.messages, room).includes(`${room}-1`)),
+        "the rest on the remaining processor",
+      );
+      await sleep(quietMs);
+      const all = [...a.messages, ...b.messages];
+      assert.equal(all.length, 12, "each message handled once");
+      for (const room of rooms) {
+        assert.deepEqual(ids(b.messages, room).at(-1), `${room}-1`, `order in ${room}`);
+      }
+    }));
+
+  test("every gateway receives every delivery sent after it subscribed, in order within a room", () =>
+    withBuses(2, async ([busA, busB], subs) => {
+      await busA!.deliver(roomEvent("general", -1)); // before anyone listens: not received
+      const got: [Delivery[], Delivery[]] = [[], []];
+      for (const [i, bus] of [busA!, busB!].entries()) {
+        subs.push(await bus.onDelivery((d) => (got[i]!.push(d), Promise.resolve())));
+      }
+      const sent: Delivery[] = [];
+      for (let n = 0; n < 10; n++) {
+        const d = n % 2 === 0
+          ? { type: "message" as const, message: { ...message(`room${n % 3}`, n), seq: n + 1 } }
+          : roomEvent(`room${n % 3}`, n);
+        sent.push(d);
+        await busB!.deliver(d);
+      }
+      await until(() => got[0].length >= 10 && got[1].length >= 10, "10 deliveries each");
+      await sleep(quietMs);
+      const roomOf = (d: Delivery) =>
+        d.type === "message" ? d.message.room : d.type === "room-event" ? d.event.room : "";
+      for (const deliveries of got) {
+        assert.equal(deliveries.length, 10);
+        for (const room of ["room0", "room1", "room2"]) {
+          assert.deepEqual(
+            deliveries.filter((d) => roomOf(d) === room),
+            sent.filter((d) => roomOf(d) === room),
+          );
+        }
+      }
+      await busA!.deliver({ type: "resync", reason: "test" });
+      await busA!.deliver({ type: "gateway-dead", serverId: "gw9" });
+      await until(() => got[1].length >= 12, "resync and gateway-dead");
+      assert.deepEqual(got[1].slice(10).map((d) => d.type).sort(), ["gateway-dead", "resync"]);
+    }));
+
+  test("a delivery handler gets the next delivery only once its promise resolved", () =>
+    withBuses(1, async ([bus], subs) => {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => release = resolve);
+      const got: Delivery[] = [];
+      subs.push(
+        await bus!.onDelivery(async (d) => {
+          got.push(d);
+          if (got.length === 1) await held;
+        }),
+      );
+      await bus!.deliver(roomEvent("general", 0));
+      await bus!.deliver(roomEvent("general", 1));
+      await until(() => got.length >= 1, "the first delivery");
+      await sleep(quietMs);
+      assert.equal(got.length, 1, "the second waits");
+      release();
+      await until(() => got.length >= 2, "the second delivery");
+    }));
+
+  test("a presence observer gets who is online now, then every change", () =>
+    withBuses(2, async ([busA, busB], subs) => {
+      await busA!.publishPresence(presence("ann", true));
+      await busA!.publishPresence(presence("bob", true));
+      await busA!.publishPresence(presence("ann", false));
+      await busA!.publishPresence(presence("cid", true));
+      const seen: Presence[] = [];
+      subs.push(await busB!.observePresence((p) => seen.push(p)));
+      const latest = () => {
+        const map = new Map(seen.map((p) => [p.userId, p.online]));
+        return [...map].filter(([, online]) => online).map(([u]) => u).sort();
       };
-      for (let n = 0; n < 8; n++) await publish(n);
-      const seen = collector();
-      const sub = await bus.subscribe({
-        topics: [topic.name],
-        group: unique("group"),
-        from: "earliest",
-        handler: seen.handler,
-      });
-      try {
-        for (let n = 8; n < 16; n++) await publish(n);
-        await until(() => seen.records.length >= 16, "16 records");
-        await sleep(quietMs);
-        assert.deepEqual(sorted(seen.values()), sorted(published), "each record exactly once");
-        assertPartitionOrder(seen.records, "group");
-        for (const key of keys) {
-          const ofKey = (values: readonly string[]) => values.filter((v) => v.startsWith(key));
-          assert.deepEqual(ofKey(seen.values()), ofKey(published), `order of key ${key}`);
-        }
-      } finally {
-        await sub.close();
-      }
-    });
-  });
+      await until(() => latest().length >= 2, "bob and cid online");
+      await sleep(quietMs);
+      assert.deepEqual(latest(), ["bob", "cid"]);
+      await busA!.publishPresence(presence("bob", false));
+      await until(() => !latest().includes("bob"), "bob going offline");
+      assert.deepEqual(latest(), ["cid"]);
+    }));
 
-  test("two members of one group split the partitions and receive every record once", () => {
-    const topic = topicSpec("split", 2);
-    return withBus([topic], async (bus) => {
-      const group = unique("group");
-      const a = collector();
-      const b = collector();
-      let aAssigned = 0;
-      let bAssigned = 0;
-      const subA = await bus.subscribe({
-        topics: [topic.name],
-        group,
-        from: "earliest",
-        handler: a.handler,
-        onAssigned: () => aAssigned++,
-      });
-      const subB = await (async () => {
-        await until(() => aAssigned >= 1, "the first member to be assigned");
-        return bus.subscribe({
-          topics: [topic.name],
-          group,
-          from: "earliest",
-          handler: b.handler,
-          onAssigned: () => bAssigned++,
-        });
-      })();
-      try {
-        await until(() => bAssigned >= 1 && aAssigned >= 2, "the group to rebalance");
-        const values: string[] = [];
-        const partitions = new Set<number>();
-        for (let i = 0; i < 20; i++) {
-          const p = await bus.publish(topic.name, `key-${i}`, `value-${i}`);
-          partitions.add(p.partition);
-          values.push(`value-${i}`);
-        }
-        assert.equal(partitions.size, 2, "20 keys use both partitions");
-        await until(() => a.records.length + b.records.length >= 20, "20 records");
-        await sleep(quietMs);
-        assert.deepEqual(sorted([...a.values(), ...b.values()]), sorted(values), "exactly once");
-        assert.ok(a.records.length > 0 && b.records.length > 0, "both members receive records");
-        const aPartitions = new Set(a.records.map((r) => r.partition));
-        assert.ok(b.records.every((r) => !aPartitions.has(r.partition)), "partitions are split");
-      } finally {
-        await subA.close();
-        await subB.close();
-      }
-    });
-  });
-
-  test("a private subscription from latest sees only records published after it subscribed", () => {
-    const topic = topicSpec("latest", 2);
-    return withBus([topic], async (bus) => {
-      await bus.publish(topic.name, "k", "before");
-      const seen = collector();
-      const sub = await bus.subscribe({
-        topics: [topic.name],
-        from: "latest",
-        handler: seen.handler,
-      });
-      try {
-        await bus.publish(topic.name, "k", "after");
-        await until(() => seen.records.length >= 1, "the later record");
-        await sleep(quietMs);
-        assert.deepEqual(seen.values(), ["after"]);
-      } finally {
-        await sub.close();
-      }
-    });
-  });
-
-  test("a private subscription from earliest sees earlier records too, in order", () => {
-    const topic = topicSpec("earliest", 2);
-    return withBus([topic], async (bus) => {
-      for (const v of ["e1", "e2", "e3"]) await bus.publish(topic.name, "k", v);
-      const seen = collector();
-      const sub = await bus.subscribe({
-        topics: [topic.name],
-        from: "earliest",
-        handler: seen.handler,
-      });
-      try {
-        for (const v of ["e4", "e5"]) await bus.publish(topic.name, "k", v);
-        await until(() => seen.records.length >= 5, "5 records");
-        await sleep(quietMs);
-        assert.deepEqual(seen.values(), ["e1", "e2", "e3", "e4", "e5"]);
-      } finally {
-        await sub.close();
-      }
-    });
-  });
-
-  test("two private subscriptions both receive every record", () => {
-    const topic = topicSpec("privates", 2);
-    return withBus([topic], async (bus) => {
-      const a = collector();
-      const b = collector();
-      const subA = await bus.subscribe({
-        topics: [topic.name],
-        from: "latest",
-        handler: a.handler,
-      });
-      const subB = await bus.subscribe({
-        topics: [topic.name],
-        from: "latest",
-        handler: b.handler,
-      });
-      try {
-        const values: string[] = [];
-        for (let i = 0; i < 8; i++) {
-          await bus.publish(topic.name, `key-${i % 4}`, `value-${i}`);
-          values.push(`value-${i}`);
-        }
-        await until(() => a.records.length >= 8 && b.records.length >= 8, "8 records each");
-        await sleep(quietMs);
-        assert.deepEqual(sorted(a.values()), sorted(values));
-        assert.deepEqual(sorted(b.values()), sorted(values));
-        assertPartitionOrder(a.records, "first subscription");
-        assertPartitionOrder(b.records, "second subscription");
-      } finally {
-        await subA.close();
-        await subB.close();
-      }
-    });
-  });
-
-  test("a handler that throws gets the same record again and nothing is skipped", () => {
-    const topic = topicSpec("retry", 2);
-    return withBus([topic], async (bus) => {
-      // A TypeError on purpose: kafkajs treats it as not retriable unless the adapter handles it.
-      const failingOnce = () => {
-        const attempts = new Map<string, number>();
-        const handled: string[] = [];
-        const handler: RecordHandler = (record) => {
-          const n = (attempts.get(record.value) ?? 0) + 1;
-          attempts.set(record.value, n);
-          if (record.value === "v2" && n === 1) {
-            return Promise.reject(new TypeError("handler failed on purpose"));
-          }
-          handled.push(record.value);
-          return Promise.resolve();
-        };
-        return { attempts, handled, handler };
-      };
-      const grouped = failingOnce();
-      const solo = failingOnce();
-      const subGroup = await bus.subscribe({
-        topics: [topic.name],
-        group: unique("group"),
-        from: "earliest",
-        handler: grouped.handler,
-      });
-      const subSolo = await bus.subscribe({
-        topics: [topic.name],
-        from: "earliest",
-        handler: solo.handler,
-      });
-      try {
-        const values = ["v0", "v1", "v2", "v3", "v4"];
-        for (const v of values) await bus.publish(topic.name, "k", v);
-        await until(
-          () => grouped.handled.length >= 5 && solo.handled.length >= 5,
-          "every record handled",
+  test("heartbeats reach every observer, gateways' and processors'", () =>
+    withBuses(2, async ([busA, busB], subs) => {
+      const seen: [string[], string[]] = [[], []];
+      for (const [i, bus] of [busA!, busB!].entries()) {
+        subs.push(
+          await bus.observeHeartbeats((h) => seen[i]!.push(`${h.serverId}:${h.role ?? "gateway"}`)),
         );
-        await sleep(quietMs);
-        for (const [what, run] of [["group", grouped], ["private", solo]] as const) {
-          assert.deepEqual(run.handled, values, `${what}: handled in order, none skipped`);
-          assert.equal(run.attempts.get("v2"), 2, `${what}: the failed record came again once`);
-          for (const v of ["v0", "v1", "v3", "v4"]) {
-            assert.equal(run.attempts.get(v), 1, `${what}: ${v} handed once`);
-          }
-        }
-      } finally {
-        await subGroup.close();
-        await subSolo.close();
       }
-    });
-  });
-
-  test("a group that closes and re-subscribes resumes after the last handled record", () => {
-    const topic = topicSpec("resume", 2);
-    return withBus([topic], async (bus) => {
-      const group = unique("group");
-      const first = collector();
-      const sub1 = await bus.subscribe({
-        topics: [topic.name],
-        group,
-        from: "earliest",
-        handler: first.handler,
-      });
-      const early = ["r0", "r1", "r2", "r3", "r4", "r5"];
-      const late = ["r6", "r7", "r8", "r9", "r10", "r11"];
-      let n = 0;
-      for (const v of early) await bus.publish(topic.name, `key-${n++ % 3}`, v);
-      await until(() => first.records.length >= early.length, "the first member's records");
-      await sub1.close();
-      for (const v of late) await bus.publish(topic.name, `key-${n++ % 3}`, v);
-      // "earliest" would replay r0… if the group's position were lost.
-      const second = collector();
-      const sub2 = await bus.subscribe({
-        topics: [topic.name],
-        group,
-        from: "earliest",
-        handler: second.handler,
-      });
-      try {
-        await until(() => second.records.length >= late.length, "the second member's records");
-        await sleep(quietMs);
-        assert.deepEqual(sorted(first.values()), sorted(early), "closed member got nothing more");
-        assert.deepEqual(sorted(second.values()), sorted(late), "no loss, no re-delivery");
-      } finally {
-        await sub2.close();
-      }
-    });
-  });
+      const timestamp = new Date().toISOString();
+      await busA!.beat({ serverId: "gw1", timestamp, streams: 2 });
+      await busB!.beat({ serverId: "processor:1", timestamp, streams: 0, role: "processor" });
+      await until(() => seen.every((s) => s.length >= 2), "two heartbeats each");
+      for (const s of seen) assert.deepEqual(s.sort(), ["gw1:gateway", "processor:1:processor"]);
+    }));
 
   test("onReady listeners are called when the bus becomes ready, also when added later", async () => {
-    const topic = topicSpec("ready", 1);
-    const { bus, cleanup } = await makeBus([topic]);
+    const deployment = await makeDeployment();
+    const bus = deployment.bus();
     try {
       let early = 0;
+      let late = 0;
       bus.onReady(() => early++);
       assert.equal(bus.ready(), false, "not ready before start");
       await bus.start();
-      await until(() => early === 1, "the early listener");
-      assert.equal(bus.ready(), true);
-      let late = 0;
+      await until(() => early >= 1, "the early listener");
       bus.onReady(() => late++);
-      await until(() => late === 1, "the late listener");
-      await sleep(quietMs);
-      assert.equal(early, 1, "called once per readiness");
+      await until(() => late >= 1, "the late listener");
     } finally {
       await bus.close();
-      await cleanup?.();
+      await deployment.cleanup?.();
     }
   });
 
-  test("publish rejects with unavailable before start and after close", async () => {
-    const topic = topicSpec("unavailable", 1);
-    const { bus, cleanup } = await makeBus([topic]);
+  test("appending, announcing, delivering and beating reject with unavailable before start and after close", async () => {
+    const deployment = await makeDeployment();
+    const bus = deployment.bus();
+    const attempts = () => [
+      bus.append(message("general", 0)),
+      bus.announce(connection("ann", 0, true)),
+      bus.deliver(roomEvent("general", 0)),
+      bus.publishPresence(presence("ann", true)),
+      bus.beat({ serverId: "gw1", timestamp: new Date().toISOString(), streams: 0 }),
+    ];
     try {
-      await assert.rejects(bus.publish(topic.name, "k", "v"), isUnavailable);
+      for (const attempt of attempts()) await assert.rejects(attempt, isUnavailable);
       await bus.start();
       await until(() => bus.ready(), "the bus to be ready");
-      await bus.publish(topic.name, "k", "v");
-      await bus.close();
-      await bus.close(); // idempotent
-      assert.equal(bus.ready(), false, "not ready after close");
-      await assert.rejects(bus.publish(topic.name, "k", "v"), isUnavailable);
     } finally {
       await bus.close();
-      await cleanup?.();
+      await deployment.cleanup?.();
     }
+    assert.equal(bus.ready(), false);
+    for (const attempt of attempts()) await assert.rejects(attempt, isUnavailable);
   });
 
-  test("closing a subscription stops its delivery", () => {
-    const topic = topicSpec("sub-close", 2);
-    return withBus([topic], async (bus) => {
-      const a = collector();
-      const b = collector();
-      const subA = await bus.subscribe({
-        topics: [topic.name],
-        from: "earliest",
-        handler: a.handler,
-      });
-      const subB = await bus.subscribe({
-        topics: [topic.name],
-        from: "earliest",
-        handler: b.handler,
-      });
-      try {
-        await bus.publish(topic.name, "k", "one");
-        await until(() => a.records.length === 1 && b.records.length === 1, "the first record");
-        await subA.close();
-        await bus.publish(topic.name, "k", "two");
-        await until(() => b.records.length === 2, "the open subscription's second record");
-        await sleep(quietMs);
-        assert.deepEqual(a.values(), ["one"]);
-      } finally {
-        await subA.close();
-        await subB.close();
-      }
-    });
-  });
-
-  test("closing the bus stops delivery, also with a handler in progress", () => {
-    const topic = topicSpec("bus-close", 1);
-    return withBus([topic], async (bus) => {
-      const entered: string[] = [];
-      let release = () => {};
-      const gate = new Promise<void>((resolve) => release = resolve);
-      await bus.subscribe({
-        topics: [topic.name],
-        group: unique("group"),
-        from: "earliest",
-        handler: async (record) => {
-          entered.push(record.value);
-          await gate;
-        },
-      });
-      for (const v of ["x1", "x2", "x3"]) await bus.publish(topic.name, "k", v);
-      await until(() => entered.length === 1, "the first record");
-      const closed = bus.close();
-      await sleep(50);
-      release();
-      await closed;
+  test("closing a subscription stops its deliveries", () =>
+    withBuses(1, async ([bus], subs) => {
+      const got: Delivery[] = [];
+      const sub = await bus!.onDelivery((d) => (got.push(d), Promise.resolve()));
+      const other: Delivery[] = [];
+      subs.push(await bus!.onDelivery((d) => (other.push(d), Promise.resolve())));
+      await bus!.deliver(roomEvent("general", 0));
+      await until(() => got.length === 1, "the first delivery");
+      await sub.close();
+      await bus!.deliver(roomEvent("general", 1));
+      await until(() => other.length === 2, "the other subscription's second delivery");
       await sleep(quietMs);
-      assert.deepEqual(entered, ["x1"]);
-    });
+      assert.equal(got.length, 1);
+    }));
+
+  test("closing the bus stops delivery, also with a handler in progress", async () => {
+    const deployment = await makeDeployment();
+    const bus = deployment.bus();
+    try {
+      await bus.start();
+      await until(() => bus.ready(), "the bus to be ready");
+      let calls = 0;
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => release = resolve);
+      await bus.onDelivery(async () => {
+        calls++;
+        await held;
+      });
+      await bus.deliver(roomEvent("general", 0));
+      await bus.deliver(roomEvent("general", 1));
+      await until(() => calls === 1, "the handler to start");
+      const closing = bus.close();
+      release();
+      await closing;
+      await sleep(quietMs);
+      assert.equal(calls, 1, "nothing handed over after close");
+    } finally {
+      await bus.close();
+      await deployment.cleanup?.();
+    }
   });
 }

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
+import type { ChatMessage } from "../core/types.ts";
 import { connectUser, startSystem, waitFor } from "./helpers.ts";
 
 Deno.test("a message sent on one gateway reaches every stream on every gateway, in order", async () => {
@@ -50,11 +51,11 @@ Deno.test("the same user on two streams (two devices) gets every message on both
 
 Deno.test("bad input gets INVALID_ARGUMENT with a message and publishes nothing", async () => {
   const system = await startSystem();
-  const published: string[] = [];
-  const original = system.bus.publish.bind(system.bus);
-  system.bus.publish = (topic, key, value) => {
-    if (topic === "chatting") published.push(value);
-    return original(topic, key, value);
+  const published: ChatMessage[] = [];
+  const original = system.bus.append.bind(system.bus);
+  system.bus.append = (message) => {
+    published.push(message);
+    return original(message);
   };
   const { client } = connectUser(system.address(), "dave");
   try {

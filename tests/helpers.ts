@@ -1,6 +1,6 @@
 /** Shared test helpers: bounded waiting, and a whole chat system in one process. */
 
-import { ALL_TOPICS, type Config, loadConfig } from "../core/config.ts";
+import { type Config, loadConfig } from "../core/config.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
 import type { Bus } from "../bus/bus.ts";
 import { MemoryBus } from "../bus/memory_bus.ts";
@@ -76,7 +76,7 @@ export async function startSystem(
   options: { gateways?: number; config?: Partial<Config>; logger?: Logger; bus?: Bus } = {},
 ): Promise<System> {
   const logger = options.logger ?? silentLogger;
-  const bus = options.bus ?? new MemoryBus({ topics: ALL_TOPICS, logger, retryDelayMs: 20 });
+  const bus = options.bus ?? new MemoryBus({ logger, retryDelayMs: 20 });
   const store = new MemoryStore();
   const base = testConfig(options.config);
   const processor = createProcessor({ bus, store, logger, config: base });

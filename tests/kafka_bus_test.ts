@@ -1,7 +1,7 @@
 /**
  * The bus contract over KafkaBus against the real cluster (tests/fixtures.ts: KAFKA_BROKERS, or
- * the local cluster it starts), and what only the Kafka adapter does: topic creation and Kafka
- * outages.
+ * the local cluster it starts), and what only the Kafka adapter's connection does: topic
+ * creation, topics with fewer partitions than specified, and Kafka outages.
  *
  * Deno's op and resource sanitizers stay on: after `close()` no kafkajs timer or socket is left.
  * Unhandled promise rejections are collected and asserted, with a clearer message than a crash.
@@ -9,9 +9,11 @@
 
 import assert from "node:assert/strict";
 import { type Admin, ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
-import type { TopicSpecs } from "../bus/bus.ts";
-import { KafkaBus } from "../bus/kafka_bus.ts";
-import type { KafkaTopicSpec } from "../core/config.ts";
+import { KafkaConnection } from "../bus/kafka/connection.ts";
+import { KafkaBus } from "../bus/kafka/kafka_bus.ts";
+import { partitionOf } from "../bus/kafka/outbox.ts";
+import { kafkaNames, type KafkaTopicSpec } from "../bus/kafka/topics.ts";
+import type { TopicSpecs } from "../bus/kafka/types.ts";
 import { ChatError } from "../core/errors.ts";
 import { createLogger, type Logger, memoryLogger, silentLogger } from "../core/logger.ts";
 import { busContract } from "./bus_contract.ts";
@@ -70,9 +72,12 @@ async function retrying<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function deleteTopics(topics: TopicSpecs): Promise<void> {
+async function deleteTopics(topics: TopicSpecs, groups: string[] = []): Promise<void> {
   try {
-    await withAdmin((admin) => admin.deleteTopics({ topics: topics.map((t) => t.name) }));
+    await withAdmin(async (admin) => {
+      await admin.deleteTopics({ topics: topics.map((t) => t.name) });
+      if (groups.length > 0) await admin.deleteGroups(groups).catch(() => {});
+    });
   } catch {
     // best effort: unique names keep later runs apart anyway
   }
@@ -80,18 +85,20 @@ async function deleteTopics(topics: TopicSpecs): Promise<void> {
 
 busContract(
   "KafkaBus",
-  (topics) => {
-    const bus = new KafkaBus({
-      brokers,
-      clientId: "bus-contract",
-      topics,
-      logger,
-      retryDelayMs: 50,
-    });
+  () => {
+    const namespace = unique("contract");
+    const names = kafkaNames(namespace);
     return Promise.resolve({
-      bus,
+      bus: () =>
+        KafkaBus.connect({
+          brokers,
+          clientId: "bus-contract",
+          logger,
+          namespace,
+          retryDelayMs: 50,
+        }),
       cleanup: async () => {
-        await deleteTopics(topics);
+        await deleteTopics(Object.values(names.topics), [names.processorGroup]);
         assertNoUnhandledRejection();
       },
     });
@@ -100,7 +107,7 @@ busContract(
 );
 
 kafkaTest(
-  "creates missing topics as specified, accepts existing ones, warns about too few partitions",
+  "creates missing topics as specified, accepts existing ones, and keys every record to a partition a topic with too few really has",
   async () => {
     const created: KafkaTopicSpec = {
       name: unique("created"),
@@ -135,8 +142,8 @@ kafkaTest(
       );
     });
     const log = memoryLogger("debug");
-    const first = new KafkaBus({ brokers, clientId: "bus-test", topics, logger: log });
-    const second = new KafkaBus({ brokers, clientId: "bus-test", topics, logger });
+    const first = new KafkaConnection({ brokers, clientId: "bus-test", topics, logger: log });
+    const second = new KafkaConnection({ brokers, clientId: "bus-test", topics, logger });
     try {
       await first.start();
       await waitFor(() => first.ready(), 30_000, "the first bus to be ready");
@@ -170,6 +177,15 @@ kafkaTest(
       assert.ok(warning, `a warning about ${small.name} in:\n${log.lines.join("\n")}`);
       assert.match(warning, /has 1 partitions, fewer than the 2 specified/);
 
+      // Keys that the specified 2 partitions would put on partition 1, which does not exist.
+      const keys = Array.from({ length: 20 }, (_, i) => `key-${i}`);
+      assert.ok(keys.some((k) => partitionOf(k, 2) === 1), "some keys map to partition 1 of 2");
+      assert.equal(first.partitions(small.name), 1, "the real count, read from the metadata");
+      for (const key of keys) {
+        const at = await first.publish(small.name, key, "v");
+        assert.equal(at.partition, 0, `${key} on the one partition there is`);
+      }
+
       // Topics that exist already are fine: the second bus becomes ready and works.
       await second.start();
       await waitFor(() => second.ready(), 30_000, "the second bus to be ready");
@@ -190,7 +206,7 @@ kafkaTest(
   async () => {
     const topic: KafkaTopicSpec = { name: "unreachable", partitions: 1, replicationFactor: 1 };
     const log = memoryLogger("debug");
-    const bus = new KafkaBus({
+    const bus = new KafkaConnection({
       brokers: ["127.0.0.1:1"],
       clientId: "bus-test-unreachable",
       topics: [topic],
@@ -250,14 +266,14 @@ kafkaTest("close() during a connection attempt to a silent broker is bounded", a
     }
   })();
   const topic: KafkaTopicSpec = { name: "silent", partitions: 1, replicationFactor: 1 };
-  const bus = new KafkaBus({
+  const bus = new KafkaConnection({
     brokers: [`127.0.0.1:${listener.addr.port}`],
     clientId: "bus-test-silent",
     topics: [topic],
     logger,
     closeTimeoutMs: 1500,
   });
-  const quick = new KafkaBus({
+  const quick = new KafkaConnection({
     brokers: ["127.0.0.1:1"],
     clientId: "bus-test-quick",
     topics: [topic],

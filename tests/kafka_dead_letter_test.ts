@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { Kafka, logLevel } from "kafkajs";
-import { TOPICS } from "../core/config.ts";
-import { decodeDeadLetter } from "../core/records.ts";
+import { TOPICS } from "../bus/kafka/topics.ts";
+import { decodeDeadLetter } from "../bus/kafka/records.ts";
 import { connectUser, waitFor } from "./helpers.ts";
 import { kafkaBrokers } from "./fixtures.ts";
 import { kafkaDeployment, stopAll } from "./processes.ts";

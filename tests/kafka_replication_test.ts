@@ -5,7 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { ALL_TOPICS, loadConfig } from "../core/config.ts";
+import { loadConfig } from "../core/config.ts";
+import { ALL_TOPICS } from "../bus/kafka/topics.ts";
 import {
   applyReplication,
   chooseReplication,

@@ -1,67 +1,63 @@
-/** The bus contract over MemoryBus, and what only the in-memory adapter does (retention). */
+/** The bus contract over MemoryBus, and what only the in-memory adapter does. */
 
 import assert from "node:assert/strict";
 import { MemoryBus } from "../bus/memory_bus.ts";
-import type { BusRecord } from "../bus/bus.ts";
 import { silentLogger } from "../core/logger.ts";
 import { busContract } from "./bus_contract.ts";
 import { waitFor } from "./helpers.ts";
 
-busContract(
-  "MemoryBus",
-  (topics) =>
-    Promise.resolve({ bus: new MemoryBus({ topics, logger: silentLogger, retryDelayMs: 20 }) }),
-);
+busContract("MemoryBus", () => {
+  // One process: every "process" of a deployment holds the same bus.
+  const bus = new MemoryBus({ logger: silentLogger, retryDelayMs: 20 });
+  return Promise.resolve({ bus: () => bus });
+});
 
-Deno.test("MemoryBus: a compacted topic keeps the latest record of every key, in offset order", async () => {
-  const topic = {
-    name: "compacted",
-    partitions: 1,
-    replicationFactor: 1,
-    configs: { "cleanup.policy": "compact" },
-  };
-  const bus = new MemoryBus({ topics: [topic], logger: silentLogger, retention: 2 });
+Deno.test("MemoryBus: messages appended before any processor joined wait for the first one", async () => {
+  const bus = new MemoryBus({ logger: silentLogger });
   await bus.start();
+  const room = (n: number) => ({
+    id: `m${n}`,
+    userId: "ann",
+    displayName: "Ann",
+    content: "hi",
+    timestamp: new Date().toISOString(),
+    room: "general",
+    seq: 0,
+  });
   try {
-    // The fifth record trims the first three: a@0 and a@2 (a kept at 2), b@1 (kept).
-    for (const [key, value] of [["a", "a1"], ["b", "b1"], ["a", "a2"], ["c", "c1"], ["d", "d1"]]) {
-      await bus.publish(topic.name, key!, value!);
-    }
-    const seen: BusRecord[] = [];
-    const sub = await bus.subscribe({
-      topics: [topic.name],
-      from: "earliest",
-      handler: (r) => {
-        seen.push(r);
-        return Promise.resolve();
-      },
+    await bus.append(room(1));
+    await bus.append(room(2));
+    const handled: string[] = [];
+    await bus.process({
+      message: (m) => (handled.push(m.id), Promise.resolve()),
+      connection: () => Promise.resolve(),
     });
-    await waitFor(() => seen.length >= 4, 2000, "the kept records");
-    await sub.close();
-    assert.deepEqual(seen.map((r) => `${r.value}@${r.offset}`), ["b1@1", "a2@2", "c1@3", "d1@4"]);
+    await waitFor(() => handled.length === 2, 1000, "both messages");
+    assert.deepEqual(handled, ["m1", "m2"]);
   } finally {
     await bus.close();
   }
 });
 
-Deno.test("MemoryBus: a plain topic drops its oldest records beyond the retention", async () => {
-  const topic = { name: "plain", partitions: 1, replicationFactor: 1 };
-  const bus = new MemoryBus({ topics: [topic], logger: silentLogger, retention: 2 });
+Deno.test("MemoryBus: presence keeps only users who are online for later observers", async () => {
+  const bus = new MemoryBus({ logger: silentLogger });
   await bus.start();
+  const p = (userId: string, online: boolean) => ({
+    userId,
+    displayName: userId,
+    online,
+    servers: [],
+    timestamp: new Date().toISOString(),
+  });
   try {
-    for (let i = 0; i < 5; i++) await bus.publish(topic.name, "k", `v${i}`);
+    for (let i = 0; i < 100; i++) {
+      await bus.publishPresence(p(`u${i}`, true));
+      await bus.publishPresence(p(`u${i}`, i === 7));
+    }
     const seen: string[] = [];
-    const sub = await bus.subscribe({
-      topics: [topic.name],
-      from: "earliest",
-      handler: (r) => {
-        seen.push(r.value);
-        return Promise.resolve();
-      },
-    });
-    await waitFor(() => seen.length >= 2, 2000, "the kept records");
-    await sub.close();
-    assert.deepEqual(seen, ["v3", "v4"]);
+    await bus.observePresence((presence) => seen.push(presence.userId));
+    await waitFor(() => seen.length > 0, 1000, "the backlog");
+    assert.deepEqual(seen, ["u7"]);
   } finally {
     await bus.close();
   }

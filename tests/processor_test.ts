@@ -1,26 +1,28 @@
 /** The processor over the memory bus, driven record by record, with a fake clock. */
 
 import assert from "node:assert/strict";
-import { ALL_TOPICS, TOPICS } from "../core/config.ts";
+import { ChatError } from "../core/errors.ts";
 import { silentLogger } from "../core/logger.ts";
-import {
-  decodeConnectionEvent,
-  decodeDelivery,
-  decodePresence,
-  encodeChatMessage,
-  encodeConnectionEvent,
-  encodeHeartbeat,
-} from "../core/records.ts";
-import type { Delivery } from "../core/types.ts";
+import type { ChatMessage, Delivery } from "../core/types.ts";
 import { MemoryBus } from "../bus/memory_bus.ts";
 import { createProcessor } from "../processor/processor.ts";
 import { MemoryStore } from "../store/memory_store.ts";
 import { waitFor } from "./helpers.ts";
 
+/** A store that refuses a message whose content is "poison", as PostgreSQL refuses a NUL. */
+class PickyStore extends MemoryStore {
+  override append(message: ChatMessage) {
+    if (message.content === "poison") {
+      return Promise.reject(new ChatError("invalid_argument", "Cannot store message: poison"));
+    }
+    return super.append(message);
+  }
+}
+
 async function setup() {
   let clock = 1_000_000;
-  const bus = new MemoryBus({ topics: ALL_TOPICS, logger: silentLogger, retryDelayMs: 10 });
-  const store = new MemoryStore();
+  const bus = new MemoryBus({ logger: silentLogger, retryDelayMs: 10 });
+  const store = new PickyStore();
   const processor = createProcessor({
     bus,
     store,
@@ -32,57 +34,33 @@ async function setup() {
   const connections: string[] = [];
   const presence: string[] = [];
   await bus.start();
-  await bus.subscribe({
-    topics: [TOPICS.deliveries.name],
-    from: "earliest",
-    handler: (r) => (deliveries.push(decodeDelivery(r.value)), Promise.resolve()),
-  });
-  await bus.subscribe({
-    topics: [TOPICS.userConnections.name],
-    from: "earliest",
-    handler: (r) => {
-      const e = decodeConnectionEvent(r.value);
-      connections.push(`${e.userId}@${e.serverId}:${e.connected}`);
-      return Promise.resolve();
-    },
-  });
-  await bus.subscribe({
-    topics: [TOPICS.presence.name],
-    from: "earliest",
-    handler: (r) => {
-      const p = decodePresence(r.value);
-      presence.push(`${p.userId}:${p.online}`);
-      return Promise.resolve();
-    },
-  });
+  const announce = bus.announce.bind(bus);
+  bus.announce = (e) => {
+    connections.push(`${e.userId}@${e.serverId}:${e.connected}`);
+    return announce(e);
+  };
+  await bus.onDelivery((d) => (deliveries.push(d), Promise.resolve()));
+  await bus.observePresence((p) => presence.push(`${p.userId}:${p.online}`));
   await processor.start();
   const connect = (userId: string, serverId: string, connected = true) =>
-    bus.publish(
-      TOPICS.userConnections.name,
+    bus.announce({
       userId,
-      encodeConnectionEvent({
-        userId,
-        serverId,
-        connected,
-        timestamp: new Date(clock).toISOString(),
-        displayName: userId,
-        streamId: `${serverId}/${userId}`,
-      }),
-    );
+      serverId,
+      connected,
+      timestamp: new Date(clock).toISOString(),
+      displayName: userId,
+      streamId: `${serverId}/${userId}`,
+    });
   const chat = (id: string, userId: string, content: string, room = "general") =>
-    bus.publish(
-      TOPICS.chatting.name,
+    bus.append({
+      id,
+      userId,
+      content,
       room,
-      encodeChatMessage({
-        id,
-        userId,
-        content,
-        room,
-        displayName: userId,
-        timestamp: "2026-01-01T00:00:00Z",
-        seq: 0,
-      }),
-    );
+      displayName: userId,
+      timestamp: "2026-01-01T00:00:00Z",
+      seq: 0,
+    });
   return {
     bus,
     store,
@@ -94,11 +72,7 @@ async function setup() {
     chat,
     advance: (ms: number) => clock += ms,
     heartbeat: (serverId: string) =>
-      bus.publish(
-        TOPICS.heartbeats.name,
-        serverId,
-        encodeHeartbeat({ serverId, timestamp: new Date(clock).toISOString(), streams: 1 }),
-      ),
+      bus.beat({ serverId, timestamp: new Date(clock).toISOString(), streams: 1 }),
     stop: async () => {
       await processor.stop();
       await bus.close();
@@ -157,12 +131,14 @@ Deno.test("the same message id from two senders is two messages: de-duplication 
   }
 });
 
-Deno.test("an unreadable record is passed over without blocking the partition", async () => {
+Deno.test("a message the store refuses for its content is set aside without blocking its room", async () => {
   const t = await setup();
   try {
-    await t.bus.publish(TOPICS.chatting.name, "general", "not json");
+    await t.chat("m0", "alice", "poison");
     await t.chat("m1", "alice", "after the bad one");
     await waitFor(() => messages(t.deliveries).length === 1);
+    assert.equal(messages(t.deliveries)[0]!.id, "m1");
+    assert.deepEqual(t.bus.setAside.map((s) => s.reason), ["Cannot store message: poison"]);
   } finally {
     await t.stop();
   }

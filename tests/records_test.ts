@@ -9,7 +9,7 @@ import {
   encodeConnectionEvent,
   encodeDelivery,
   RecordError,
-} from "../core/records.ts";
+} from "../bus/kafka/records.ts";
 
 Deno.test("chatting records keep the original fields and names", () => {
   const json = JSON.parse(encodeChatMessage({

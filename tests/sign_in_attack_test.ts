@@ -22,7 +22,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
-import { ALL_TOPICS, type Config } from "../core/config.ts";
+import type { Config } from "../core/config.ts";
 import { memoryLogger } from "../core/logger.ts";
 import { MemoryBus } from "../bus/memory_bus.ts";
 import { createProcessor } from "../processor/processor.ts";
@@ -106,7 +106,7 @@ async function withRig(
   run: (rig: Rig) => Promise<void>,
 ): Promise<void> {
   const logger = memoryLogger("error");
-  const bus = new MemoryBus({ topics: ALL_TOPICS, logger, retryDelayMs: 20 });
+  const bus = new MemoryBus({ logger, retryDelayMs: 20 });
   const store = new MemoryStore();
   const base = testConfig({ auth: "on", httpHost: "::", ...config });
   const processor = createProcessor({ bus, store, logger, config: base });

@@ -6,7 +6,7 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
-import { TOPICS } from "../../core/config.ts";
+import { TOPICS } from "../../bus/kafka/topics.ts";
 import { kafkaBrokers, type Service, spawn } from "../processes.ts";
 import { account, describeVerdict, type Verdict } from "./delivery_ledger.ts";
 import type { RecorderPlan, RecorderResult } from "./recorder.ts";

@@ -5,8 +5,14 @@
  * contract: their field names never change; new fields are only added.
  */
 
-import { DEFAULT_ROOM } from "../protocol/names.ts";
-import type { ChatMessage, ConnectionEvent, Delivery, Heartbeat, Presence } from "./types.ts";
+import { DEFAULT_ROOM } from "../../protocol/names.ts";
+import type {
+  ChatMessage,
+  ConnectionEvent,
+  Delivery,
+  Heartbeat,
+  Presence,
+} from "../../core/types.ts";
 
 export class RecordError extends Error {
   constructor(message: string) {

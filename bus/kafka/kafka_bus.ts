@@ -1,0 +1,265 @@
+/**
+ * The Kafka adapter of the bus ports (bus/bus.ts), for several gateways and processors on many
+ * machines. This is where the ports meet the wire contract: which topic carries what, keyed by
+ * what (bus/kafka/topics.ts), the JSON records (bus/kafka/records.ts), the processors' consumer
+ * group, and the dead-letter topic. The connection itself (clients, outbox, subscriptions,
+ * topic administration, health) is bus/kafka/connection.ts.
+ *
+ * Records that cannot be read: the processors' input (`chatting`, `user-connections`) goes to
+ * `chat-dead-letters` with the reason, and only once that copy is acknowledged is the record
+ * passed over (if it cannot be written, the record is retried like any failure, so nothing is
+ * lost). On the fan-out topics every gateway reads every record, and a dead letter per reader
+ * would be noise: an unreadable delivery, presence or heartbeat is logged and skipped.
+ */
+
+import { ChatError } from "../../core/errors.ts";
+import type { Logger } from "../../core/logger.ts";
+import type {
+  ChatMessage,
+  ConnectionEvent,
+  Delivery,
+  Heartbeat,
+  Presence,
+} from "../../core/types.ts";
+import type { Bus, ProcessorHandlers, Subscription } from "../bus.ts";
+import { KafkaConnection, type KafkaConnectionOptions } from "./connection.ts";
+import {
+  decodeChatMessage,
+  decodeConnectionEvent,
+  decodeDelivery,
+  decodeHeartbeat,
+  decodePresence,
+  encodeChatMessage,
+  encodeConnectionEvent,
+  encodeDeadLetter,
+  encodeDelivery,
+  encodeHeartbeat,
+  encodePresence,
+  RecordError,
+} from "./records.ts";
+import { type KafkaNames, kafkaNames } from "./topics.ts";
+import type { LogRecord, RecordHandler, TopicLog } from "./types.ts";
+
+export interface KafkaBusOptions extends Omit<KafkaConnectionOptions, "topics"> {
+  /**
+   * Puts every topic and the processors' group under `<namespace>.` (see `kafkaNames`), for
+   * deployments or test runs that share a cluster. Unset: the contract's names.
+   */
+  namespace?: string;
+}
+
+/** What `KafkaBus` is built on: the topics, their names, and where to log. */
+export interface KafkaBusParts {
+  readonly log: TopicLog;
+  readonly names: KafkaNames;
+  readonly logger: Logger;
+}
+
+const encoder = new TextEncoder();
+
+/** The key of a delivery: one room's deliveries stay on one partition, in order. */
+function deliveryKey(delivery: Delivery): string {
+  switch (delivery.type) {
+    case "message":
+      return delivery.message.room;
+    case "room-event":
+      return delivery.event.room;
+    case "gateway-dead":
+      return delivery.serverId;
+    case "resync":
+      return "resync";
+  }
+}
+
+/**
+ * Whether `err` says the record itself is bad, so that handling it again can never succeed: it
+ * cannot be read, or the processor refuses its content (PostgreSQL takes no NUL character).
+ * Anything else (Kafka or the database away) may pass, and is retried.
+ */
+function isPoison(err: unknown): err is Error {
+  return err instanceof RecordError ||
+    (err instanceof ChatError && err.code === "invalid_argument");
+}
+
+export class KafkaBus implements Bus {
+  readonly #connection: TopicLog;
+  readonly #names: KafkaNames;
+  readonly #logger: Logger;
+
+  /** A bus over a Kafka cluster. */
+  static connect(options: KafkaBusOptions): KafkaBus {
+    const names = kafkaNames(options.namespace);
+    const log = new KafkaConnection({ ...options, topics: Object.values(names.topics) });
+    return new KafkaBus({ log, names, logger: options.logger });
+  }
+
+  /** A bus over `parts.log`: a `KafkaConnection`, or a stand-in where the point is the records. */
+  constructor(parts: KafkaBusParts) {
+    this.#connection = parts.log;
+    this.#names = parts.names;
+    this.#logger = parts.logger;
+  }
+
+  /** The topics and group this bus uses. */
+  get names(): KafkaNames {
+    return this.#names;
+  }
+
+  start(): Promise<void> {
+    return this.#connection.start();
+  }
+
+  ready(): boolean {
+    return this.#connection.ready();
+  }
+
+  onReady(listener: () => void): void {
+    this.#connection.onReady(listener);
+  }
+
+  close(): Promise<void> {
+    return this.#connection.close();
+  }
+
+  async append(message: ChatMessage): Promise<void> {
+    // Keyed by room: one room stays on one partition, so its order is the same for every reader.
+    const at = await this.#connection.publish(
+      this.#names.topics.chatting.name,
+      message.room,
+      encodeChatMessage(message),
+    );
+    this.#logger.info(
+      `Message sent to Kafka - Topic: ${at.topic}, Partition: ${at.partition}, Offset: ${at.offset}`,
+    );
+  }
+
+  async announce(event: ConnectionEvent): Promise<void> {
+    await this.#connection.publish(
+      this.#names.topics.userConnections.name,
+      event.userId,
+      encodeConnectionEvent(event),
+    );
+  }
+
+  process(handlers: ProcessorHandlers): Promise<Subscription> {
+    const { chatting, userConnections } = this.#names.topics;
+    return this.#connection.subscribe({
+      // One subscription for both topics: members of one Kafka group must subscribe to the same
+      // topics, or the group rebalances without end.
+      topics: [chatting.name, userConnections.name],
+      group: this.#names.processorGroup,
+      from: "latest",
+      handler: this.#deadLettering((record) => {
+        if (record.topic !== chatting.name) {
+          return handlers.connection(decodeConnectionEvent(record.value));
+        }
+        this.#logger.info(
+          `Received chat message: Topic=${record.topic}, Partition=${record.partition}, Offset=${record.offset}`,
+        );
+        return handlers.message(decodeChatMessage(record.value));
+      }),
+      ...(handlers.onTakeOver ? { onAssigned: handlers.onTakeOver } : {}),
+    });
+  }
+
+  /**
+   * A record the processor can never handle is copied to the dead-letter topic, then passed
+   * over, so it cannot block its partition; only once the copy is acknowledged.
+   */
+  #deadLettering(handle: RecordHandler): RecordHandler {
+    return async (record) => {
+      try {
+        await handle(record);
+      } catch (err) {
+        if (!isPoison(err)) throw err;
+        const at = await this.#connection.publish(
+          this.#names.topics.deadLetters.name,
+          record.key,
+          encodeDeadLetter({
+            topic: record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            key: record.key,
+            reason: err.message,
+            consumer: this.#names.processorGroup,
+            timestamp: new Date().toISOString(),
+            value: record.raw ?? encoder.encode(record.value),
+          }),
+        );
+        this.#logger.warn("Skipping unreadable record: sent to the dead-letter topic", {
+          topic: record.topic,
+          partition: record.partition,
+          offset: record.offset,
+          reason: err.message,
+          deadLetter: `${at.topic}/${at.partition}/${at.offset}`,
+        });
+      }
+    };
+  }
+
+  /** Reads `topic` from `from` on, handing each readable record to `handle`. */
+  #observe<T>(
+    topic: string,
+    from: "earliest" | "latest",
+    decode: (text: string) => T,
+    handle: (item: T) => Promise<void> | void,
+  ): Promise<Subscription> {
+    return this.#connection.subscribe({
+      topics: [topic],
+      from,
+      handler: async (record: LogRecord) => {
+        let item: T;
+        try {
+          item = decode(record.value);
+        } catch (err) {
+          if (!(err instanceof RecordError)) throw err;
+          this.#logger.warn("Skipping unreadable record", {
+            topic: record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            error: err.message,
+          });
+          return;
+        }
+        await handle(item);
+      },
+    });
+  }
+
+  async deliver(delivery: Delivery): Promise<void> {
+    await this.#connection.publish(
+      this.#names.topics.deliveries.name,
+      deliveryKey(delivery),
+      encodeDelivery(delivery),
+    );
+  }
+
+  onDelivery(handler: (delivery: Delivery) => Promise<void>): Promise<Subscription> {
+    return this.#observe(this.#names.topics.deliveries.name, "latest", decodeDelivery, handler);
+  }
+
+  async publishPresence(presence: Presence): Promise<void> {
+    await this.#connection.publish(
+      this.#names.topics.presence.name,
+      presence.userId,
+      encodePresence(presence),
+    );
+  }
+
+  /** `presence` is compacted: read from the start, it holds the latest record of every user. */
+  observePresence(handler: (presence: Presence) => void): Promise<Subscription> {
+    return this.#observe(this.#names.topics.presence.name, "earliest", decodePresence, handler);
+  }
+
+  async beat(heartbeat: Heartbeat): Promise<void> {
+    await this.#connection.publish(
+      this.#names.topics.heartbeats.name,
+      heartbeat.serverId,
+      encodeHeartbeat(heartbeat),
+    );
+  }
+
+  observeHeartbeats(handler: (heartbeat: Heartbeat) => void): Promise<Subscription> {
+    return this.#observe(this.#names.topics.heartbeats.name, "latest", decodeHeartbeat, handler);
+  }
+}

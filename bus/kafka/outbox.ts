@@ -1,0 +1,185 @@
+/**
+ * The producer's outbox: records `publish()` accepted, one lane per topic partition, sent in
+ * batches over kafkajs's idempotent producer.
+ *
+ * A partition that cannot take writes (its leader gone, too few in-sync replicas) holds up only
+ * its own lane, never heartbeats, presence or rooms on other partitions. Each lane sends one
+ * produce request at a time, and everything that queued while a request was out goes in the
+ * next one: kafkajs's idempotent producer sends one request per broker at a time anyway, so one
+ * request per message would queue them behind each other (and, while a leader moves, make each
+ * wait out the whole failover in turn). A request that outlives the publish timeout fails its
+ * callers, but the lane waits for it to end (kafkajs bounds its retries) before the next, so a
+ * partition's records never overtake each other.
+ */
+
+import {
+  Partitioners,
+  type PartitionMetadata,
+  type Producer,
+  type RecordMetadata,
+  type TopicMessages,
+} from "kafkajs";
+import { ChatError, describeError } from "../../core/errors.ts";
+import type { Published } from "./types.ts";
+import { withTimeout } from "./waits.ts";
+
+/** A record waiting in the outbox, and its caller. */
+interface Outgoing {
+  topic: string;
+  key: string;
+  value: string;
+  partition: number;
+  resolve(published: Published): void;
+  reject(error: unknown): void;
+}
+
+/** One partition's queue of records to send. */
+interface Lane {
+  readonly outbox: Outgoing[];
+  /** Whether a request waits for the one before it (see `KafkaTopicSpec.unordered`). */
+  readonly ordered: boolean;
+  flushing: boolean;
+}
+
+/** The most one produce request carries: under the brokers' 1 MiB limit on a record batch. */
+const MAX_BATCH_BYTES = 512 * 1024;
+const MAX_BATCH_RECORDS = 2000;
+
+/** Takes the oldest records of `outbox`, as many as one produce request should carry (at least one). */
+function takeBatch(outbox: Outgoing[]): Outgoing[] {
+  let bytes = 0;
+  let count = 0;
+  while (count < outbox.length && count < MAX_BATCH_RECORDS) {
+    bytes += outbox[count]!.value.length + outbox[count]!.key.length;
+    if (count > 0 && bytes > MAX_BATCH_BYTES) break;
+    count++;
+  }
+  return outbox.splice(0, count);
+}
+
+const defaultPartitioner = Partitioners.DefaultPartitioner();
+const partitionLists = new Map<number, PartitionMetadata[]>();
+
+/**
+ * The partition kafkajs's default partitioner picks for `key` among `partitions` (murmur2, as
+ * the Java client): chosen here, so that each record's offset can be told from the batch's
+ * answer. `partitions` must be the count the topic really has (see `TopicAdmin`).
+ */
+export function partitionOf(key: string, partitions: number): number {
+  let partitionMetadata = partitionLists.get(partitions);
+  if (!partitionMetadata) {
+    partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
+      partitionId,
+      leader: 0,
+      replicas: [],
+      isr: [],
+      partitionErrorCode: 0,
+    }));
+    partitionLists.set(partitions, partitionMetadata);
+  }
+  return defaultPartitioner({ topic: "", partitionMetadata, message: { key, value: null } });
+}
+
+function topicMessagesOf(batch: Outgoing[]): TopicMessages[] {
+  const byTopic = new Map<string, TopicMessages>();
+  for (const r of batch) {
+    let entry = byTopic.get(r.topic);
+    if (!entry) byTopic.set(r.topic, entry = { topic: r.topic, messages: [] });
+    entry.messages.push({ key: r.key, value: r.value, partition: r.partition });
+  }
+  return [...byTopic.values()];
+}
+
+/** Resolves each record with its offset: a partition's records got consecutive ones, in order. */
+function settleBatch(batch: Outgoing[], sent: RecordMetadata[]): void {
+  const next = new Map<string, number>();
+  for (const meta of sent) {
+    const base = meta.baseOffset ?? meta.offset;
+    if (base !== undefined) next.set(`${meta.topicName}/${meta.partition}`, Number(base));
+  }
+  for (const r of batch) {
+    const at = `${r.topic}/${r.partition}`;
+    const offset = next.get(at);
+    if (offset === undefined) {
+      r.reject(
+        new ChatError(
+          "unavailable",
+          `Cannot publish to ${r.topic}: Kafka returned no offset for partition ${r.partition}`,
+        ),
+      );
+      continue;
+    }
+    next.set(at, offset + 1);
+    r.resolve({ topic: r.topic, partition: r.partition, offset: String(offset) });
+  }
+}
+
+/** What the outbox needs from its connection. */
+export interface OutboxContext {
+  /** The connected producer, or undefined while Kafka is away. */
+  producer(): Producer | undefined;
+  /** How long a send may wait for Kafka's acknowledgement. */
+  readonly publishTimeoutMs: number;
+  /** The error a caller gets when Kafka cannot take its record. */
+  unavailable(topic: string, cause?: unknown): ChatError;
+  /** A send failed in a way that may mean Kafka is gone. */
+  suspect(reason: string): void;
+}
+
+export class Outbox {
+  readonly #lanes = new Map<string, Lane>();
+
+  constructor(private readonly context: OutboxContext) {}
+
+  /**
+   * Queues a record for `partition` of `topic`; resolves with where it was written. `ordered`
+   * false: a new record is sent at once, never behind an earlier one Kafka has not taken yet.
+   */
+  send(
+    topic: string,
+    partition: number,
+    key: string,
+    value: string,
+    ordered: boolean,
+  ): Promise<Published> {
+    return new Promise((resolve, reject) => {
+      const name = `${topic}/${partition}`;
+      let lane = this.#lanes.get(name);
+      if (!lane) this.#lanes.set(name, lane = { outbox: [], ordered, flushing: false });
+      lane.outbox.push({ topic, key, value, partition, resolve, reject });
+      if (!lane.flushing) void this.#flush(name, lane);
+    });
+  }
+
+  async #flush(name: string, lane: Lane): Promise<void> {
+    lane.flushing = true;
+    try {
+      while (lane.outbox.length > 0) {
+        const batch = takeBatch(lane.outbox);
+        const producer = this.context.producer();
+        if (!producer) {
+          for (const r of batch) r.reject(this.context.unavailable(r.topic));
+          continue;
+        }
+        const sent = this.#send(producer, batch);
+        if (!lane.ordered) continue;
+        await sent;
+      }
+    } finally {
+      lane.flushing = false;
+      if (lane.outbox.length === 0) this.#lanes.delete(name);
+    }
+  }
+
+  /** One produce request; settles its callers, and resolves once kafkajs is done with it. */
+  async #send(producer: Producer, batch: Outgoing[]): Promise<void> {
+    const sending = producer.sendBatch({ acks: -1, topicMessages: topicMessagesOf(batch) });
+    try {
+      settleBatch(batch, await withTimeout(sending, this.context.publishTimeoutMs, "the send"));
+    } catch (err) {
+      this.context.suspect(`publish failed: ${describeError(err)}`);
+      for (const r of batch) r.reject(this.context.unavailable(r.topic, err));
+      await sending.catch(() => {});
+    }
+  }
+}

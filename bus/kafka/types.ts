@@ -1,0 +1,64 @@
+/**
+ * The Kafka adapter's own vocabulary: records of topics, where they were written, and how a
+ * subscription reads them. Used inside bus/kafka/ only; the rest of the service speaks the
+ * ports of bus/bus.ts.
+ */
+
+import type { KafkaTopicSpec } from "./topics.ts";
+
+export interface LogRecord {
+  readonly topic: string;
+  readonly partition: number;
+  /** Kafka offsets are 64-bit; kept as a decimal string as kafkajs does. */
+  readonly offset: string;
+  readonly key: string;
+  readonly value: string;
+  /**
+   * The value's bytes exactly as stored; `value` is their UTF-8 decoding, which replaces bytes
+   * that are not UTF-8. Kept for dead letters.
+   */
+  readonly raw?: Uint8Array;
+}
+
+export interface Published {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+}
+
+export type RecordHandler = (record: LogRecord) => Promise<void>;
+
+export interface SubscribeOptions {
+  readonly topics: readonly string[];
+  /**
+   * A shared group: each record goes to one member, records of one partition in order, and the
+   * group's position moves on only after the handler resolved. Without a group the subscription
+   * is private and sees every record.
+   */
+  readonly group?: string;
+  /** Where a private subscription, or a group with no position yet, starts. */
+  readonly from: "earliest" | "latest";
+  /**
+   * Called for each record, one at a time per partition. When it throws, the same record is
+   * handed again after a pause: nothing is skipped.
+   */
+  readonly handler: RecordHandler;
+  /**
+   * Called when this member receives partitions (first join and every rebalance), once their
+   * positions are settled: records published after the call are sure to be read.
+   */
+  readonly onAssigned?: () => void;
+}
+
+export type TopicSpecs = readonly KafkaTopicSpec[];
+
+/** Topics as `KafkaConnection` serves them: what the ports of `KafkaBus` are built on. */
+export interface TopicLog {
+  start(): Promise<void>;
+  ready(): boolean;
+  onReady(listener: () => void): void;
+  /** Resolves once the record is acknowledged; rejects with an `unavailable` ChatError otherwise. */
+  publish(topic: string, key: string, value: string): Promise<Published>;
+  subscribe(options: SubscribeOptions): Promise<{ close(): Promise<void> }>;
+  close(): Promise<void>;
+}
