@@ -1,29 +1,29 @@
 /**
- * The page's connection logic (web/chat_connection.ts) with a fake API and a
- * fake clock: backoff, resume after a reconnect, dedupe, history, rooms, and
- * the end of a sign-in.
+ * The page's session (client/core's ChatSession with the page's options) with a fake transport
+ * and a fake clock: backoff, resume after a reconnect, dedupe, history, rooms, the end of a
+ * sign-in, and the words the page shows.
  */
 
 import assert from "node:assert/strict";
+import { backoffDelay } from "../client/core/backoff.ts";
+import { ChatSession } from "../client/core/chat_session.ts";
+import type { Clock } from "../client/core/clock.ts";
 import {
-  ApiError,
-  backoffDelay,
-  type ChatApi,
-  ChatConnection,
+  ChatError,
   type ChatMessage,
+  type ChatTransport,
   type ChatUser,
-  type Clock,
-  type ConnectionStatus,
-  describeSendFailure,
-  directPeer,
-  plainWords,
+  type HistoryPage,
   type RoomEvent,
   type RoomInfo,
   type RoomPosition,
-  sortRooms,
+  type SignedIn,
   type StreamEvent,
-} from "../web/chat_connection.ts";
-import { type Entry, insertMessage } from "../web/use_chat.ts";
+} from "../client/core/model.ts";
+import { directPeer, sortRooms } from "../client/core/rooms.ts";
+import type { ConnectionStatus } from "../client/core/session_options.ts";
+import { describeFailure, describeSendFailure, plainWords } from "../web/failures.ts";
+import { type Entry, HISTORY_PAGE, insertMessage, PAGE_BACKOFF } from "../web/use_chat.ts";
 import { checkSignIn } from "../web/join_screen.tsx";
 import { endedMessage } from "../web/app.tsx";
 
@@ -33,7 +33,7 @@ class FakeClock implements Clock {
   #timers = new Map<number, { at: number; fn: () => void }>();
   #next = 1;
   now = () => this.time;
-  random = () => 1;
+  random = () => 0;
   setTimeout = (fn: () => void, ms: number) => {
     const id = this.#next++;
     this.#timers.set(id, { at: this.time + ms, fn });
@@ -68,7 +68,8 @@ interface FakeStream {
 }
 
 /** A fake server: records calls; each stream is driven by the test. */
-class FakeApi implements ChatApi {
+class FakeApi implements ChatTransport {
+  token: string | undefined = "token";
   streams: FakeStream[] = [];
   sent: { content: string; messageId: string; room: string }[] = [];
   online: ChatUser[] = [];
@@ -99,7 +100,7 @@ class FakeApi implements ChatApi {
       };
       signal.addEventListener("abort", () => {
         s.aborted = true;
-        reject(new ApiError("CANCELLED", "aborted"));
+        reject(new ChatError("CANCELLED", "aborted"));
       });
       this.streams.push(s);
     });
@@ -123,6 +124,12 @@ class FakeApi implements ChatApi {
   #unary<T>(result: () => T): Promise<T> {
     return this.callError ? Promise.reject(this.callError) : Promise.resolve(result());
   }
+
+  signIn(): Promise<SignedIn> {
+    return Promise.reject(new ChatError("UNIMPLEMENTED", "the page signs in before"));
+  }
+
+  close(): void {}
 
   listRooms(): Promise<RoomInfo[]> {
     return this.#unary(() => [...this.rooms]);
@@ -152,9 +159,12 @@ class FakeApi implements ChatApi {
     return this.#unary(() => this.#room(`dm:${["ann", userId].sort().join(":")}`, true));
   }
 
-  history(room: string, limit: number): Promise<ChatMessage[]> {
+  history(room: string, limit: number): Promise<HistoryPage> {
     this.historyRequests.push(room);
-    return this.#unary(() => (this.histories.get(room) ?? []).slice(-limit));
+    return this.#unary(() => ({
+      messages: (this.histories.get(room) ?? []).slice(-limit),
+      more: false,
+    }));
   }
 
   get last(): FakeStream {
@@ -196,11 +206,13 @@ function setup() {
   const roomEvents: RoomEvent[] = [];
   let online: readonly ChatUser[] = [];
   let rooms: readonly RoomInfo[] = [];
-  const connection = new ChatConnection({
-    api,
+  const connection = new ChatSession({
     user: ann,
+    connect: () => api,
+    token: api.token,
     clock,
-    backoff: { baseMs: 500, maxMs: 8000, stableAfterMs: 5000 },
+    describe: describeFailure,
+    backoff: { ...PAGE_BACKOFF, maxMs: 8000, stableAfterMs: 5000 },
     onStatus: (s) => statuses.push(s),
     onMessage: (m, source) => {
       messages.push(m);
@@ -226,20 +238,33 @@ function setup() {
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
+/** Starts `connection` and waits for its stream: ListRooms is asked first. */
+async function started(connection: ChatSession): Promise<void> {
+  connection.start();
+  await tick();
+}
+
+/** Reconnects at once and waits for the new stream. */
+async function retried(connection: ChatSession): Promise<void> {
+  connection.retryNow();
+  await tick();
+}
+
 Deno.test("backoff doubles from the base up to the cap, with jitter between half and all of it", () => {
-  const options = { baseMs: 500, maxMs: 8000 };
+  const options = { ...PAGE_BACKOFF, maxMs: 8000 };
   assert.deepEqual(
-    [1, 2, 3, 4, 5, 6, 10].map((n) => backoffDelay(n, options, () => 1)),
+    [1, 2, 3, 4, 5, 6, 10].map((n) => backoffDelay(n, options, () => 0)),
     [500, 1000, 2000, 4000, 8000, 8000, 8000],
   );
-  assert.equal(backoffDelay(3, options, () => 0), 1000);
+  assert.equal(backoffDelay(3, options, () => 1), 1000);
   assert.equal(backoffDelay(1000, options, () => 0.5), 6000, "no overflow for large attempts");
 });
 
 Deno.test("connects, reports the status, passes messages on once each", async () => {
   const { api, statuses, messages, connection } = setup();
-  connection.start();
+  await started(connection);
   assert.equal(statuses.at(-1)?.kind, "connecting");
+  await tick();
   assert.equal(api.streams.length, 1);
   assert.deepEqual(api.last.user, ann);
   api.last.open();
@@ -257,8 +282,8 @@ Deno.test("connects, reports the status, passes messages on once each", async ()
 
 Deno.test("reconnects with growing delays while the server is down, then resets", async () => {
   const { api, clock, statuses, connection } = setup();
-  connection.start();
-  api.last.fail(new ApiError("INTERNAL", "Failed to fetch"));
+  await started(connection);
+  api.last.fail(new ChatError("INTERNAL", "Failed to fetch"));
   await tick();
   let status = statuses.at(-1)!;
   assert.equal(status.kind, "reconnecting");
@@ -266,27 +291,31 @@ Deno.test("reconnects with growing delays while the server is down, then resets"
   assert.equal(status.kind === "reconnecting" && status.reason, "The server is unavailable");
 
   clock.advance(499);
+  await tick();
   assert.equal(api.streams.length, 1, "not before the delay");
   clock.advance(1);
+  await tick();
   assert.equal(api.streams.length, 2);
-  assert.deepEqual(statuses.at(-1), { kind: "connecting", attempt: 2 });
+  assert.deepEqual(statuses.at(-1), { kind: "connecting", attempt: 2, endpoint: "" });
 
-  api.last.fail(new ApiError("INTERNAL", "Failed to fetch"));
+  api.last.fail(new ChatError("INTERNAL", "Failed to fetch"));
   await tick();
   status = statuses.at(-1)!;
   assert.equal(status.kind === "reconnecting" && status.retryAt - clock.now(), 1000, "doubled");
   clock.advance(1000);
-  api.last.fail(new ApiError("INTERNAL", "Failed to fetch"));
+  await tick();
+  api.last.fail(new ChatError("INTERNAL", "Failed to fetch"));
   await tick();
   status = statuses.at(-1)!;
   assert.equal(status.kind === "reconnecting" && status.retryAt - clock.now(), 2000);
 
   // Back up, and healthy for a while: the next failure starts from the base again.
   clock.advance(2000);
+  await tick();
   api.last.open();
   assert.equal(statuses.at(-1)?.kind, "connected");
   clock.advance(6000);
-  api.last.fail(new ApiError("UNAVAILABLE", "Stream closed: the server is shutting down"));
+  api.last.fail(new ChatError("UNAVAILABLE", "Stream closed: the server is shutting down"));
   await tick();
   status = statuses.at(-1)!;
   assert.equal(status.kind === "reconnecting" && status.retryAt - clock.now(), 500, "reset");
@@ -301,12 +330,13 @@ Deno.test("reconnects with growing delays while the server is down, then resets"
 
 Deno.test("a stream the server ends normally is reopened too", async () => {
   const { api, clock, statuses, connection } = setup();
-  connection.start();
+  await started(connection);
   api.last.open();
   api.last.end();
   await tick();
   assert.equal(statuses.at(-1)?.kind, "reconnecting");
   clock.advance(500);
+  await tick();
   assert.equal(api.streams.length, 2);
   connection.stop();
   await tick();
@@ -314,12 +344,12 @@ Deno.test("a stream the server ends normally is reopened too", async () => {
 
 Deno.test("retryNow skips the wait", async () => {
   const { api, connection } = setup();
-  connection.start();
-  api.last.fail(new ApiError("INTERNAL", "Failed to fetch"));
+  await started(connection);
+  api.last.fail(new ChatError("INTERNAL", "Failed to fetch"));
   await tick();
-  connection.retryNow();
+  await retried(connection);
   assert.equal(api.streams.length, 2);
-  connection.retryNow();
+  await retried(connection);
   assert.equal(api.streams.length, 2, "only while waiting");
   connection.stop();
   await tick();
@@ -327,8 +357,8 @@ Deno.test("retryNow skips the wait", async () => {
 
 Deno.test("a refusal of the user stops for good with the server's words", async () => {
   const { api, clock, statuses, connection } = setup();
-  connection.start();
-  api.last.fail(new ApiError("INVALID_ARGUMENT", "Cannot open stream: the user id is empty"));
+  await started(connection);
+  api.last.fail(new ChatError("INVALID_ARGUMENT", "Cannot open stream: the user id is empty"));
   await tick();
   assert.deepEqual(statuses.at(-1), {
     kind: "stopped",
@@ -344,7 +374,7 @@ Deno.test("the online list: ListOnline, then presence events, including ones tha
   api.online = [ben, { id: "cat", displayName: "cat" }];
   let release!: () => void;
   api.onlineGate = new Promise((r) => (release = r));
-  connection.start();
+  await started(connection);
   api.last.open();
   assert.equal(api.onlineRequests, 1);
   // Cat leaves and dan arrives while the list is on its way: the list must not bring cat back.
@@ -362,9 +392,9 @@ Deno.test("the online list: ListOnline, then presence events, including ones tha
   // Reconnecting asks for the list again.
   api.onlineGate = undefined;
   api.online = [ann, ben];
-  api.last.fail(new ApiError("UNAVAILABLE", "gone"));
+  api.last.fail(new ChatError("UNAVAILABLE", "gone"));
   await tick();
-  connection.retryNow();
+  await retried(connection);
   api.last.open();
   await tick();
   assert.equal(api.onlineRequests, 2);
@@ -384,21 +414,21 @@ Deno.test("send passes a fresh message id; failures read as sentences", async ()
   await connection.send("in a room", "design");
   assert.equal(api.sent.at(-1)!.room, "design", "sent to the room given");
 
-  api.sendError = new ApiError(
+  api.sendError = new ChatError(
     "INVALID_ARGUMENT",
     "Cannot send message: content is 70000 bytes, the limit is 65536",
   );
-  await assert.rejects(() => connection.send("x".repeat(70000)), ApiError);
+  await assert.rejects(() => connection.send("x".repeat(70000)), ChatError);
   assert.equal(
     describeSendFailure(api.sendError),
     "Not sent: Cannot send message: content is 70000 bytes, the limit is 65536",
   );
   assert.match(
-    describeSendFailure(new ApiError("INTERNAL", "Failed to fetch")),
+    describeSendFailure(new ChatError("INTERNAL", "Failed to fetch")),
     /^Not sent: the server is unavailable\. Your text is kept/,
   );
   assert.match(
-    describeSendFailure(new ApiError("UNAVAILABLE", "Kafka is unavailable")),
+    describeSendFailure(new ChatError("UNAVAILABLE", "Kafka is unavailable")),
     /server is unavailable \(Kafka is unavailable\)/,
   );
 });
@@ -406,11 +436,15 @@ Deno.test("send passes a fresh message id; failures read as sentences", async ()
 Deno.test("a reconnect resumes after the last seq seen per room; repeats are dropped", async () => {
   const { api, connection, texts, sources } = setup();
   api.rooms.push({ id: "design", direct: false, members: ["ann", "ben"], lastSeq: 7 });
-  connection.start();
-  assert.deepEqual(api.last.resume, [], "the first connection starts from now");
+  await started(connection);
+  // ListRooms, asked before the stream, tells where each room stands: even the first stream
+  // resumes from there, so nothing sent while it was opening is missed.
+  assert.deepEqual(api.last.resume, [
+    { room: "general", lastSeq: 0 },
+    { room: "design", lastSeq: 7 },
+  ]);
   api.last.open();
   await tick();
-  // ListRooms tells where each room stands: a reconnect resumes from there at the latest.
   assert.deepEqual(connection.positions, [
     { room: "general", lastSeq: 0 },
     { room: "design", lastSeq: 7 },
@@ -418,9 +452,9 @@ Deno.test("a reconnect resumes after the last seq seen per room; repeats are dro
   api.last.emit({ type: "message", message: inRoom("general", 1) });
   api.last.emit({ type: "message", message: inRoom("general", 2) });
   api.last.emit({ type: "message", message: inRoom("design", 8) });
-  api.last.fail(new ApiError("UNAVAILABLE", "Stream closed: the server is shutting down"));
+  api.last.fail(new ChatError("UNAVAILABLE", "Stream closed: the server is shutting down"));
   await tick();
-  connection.retryNow();
+  await retried(connection);
   assert.deepEqual(api.last.resume, [
     { room: "general", lastSeq: 2 },
     { room: "design", lastSeq: 8 },
@@ -449,11 +483,11 @@ Deno.test("a reconnect resumes after the last seq seen per room; repeats are dro
 Deno.test("history loads once per room, merges with the stream without repeats", async () => {
   const { api, connection, messages, sources } = setup();
   api.histories.set("general", [1, 2, 3, 4].map((n) => inRoom("general", n)));
-  connection.start();
+  await started(connection);
   api.last.open();
   api.last.emit({ type: "message", message: inRoom("general", 4) });
-  await connection.loadHistory("general");
-  await connection.loadHistory("general");
+  await connection.loadHistory("general", HISTORY_PAGE);
+  await connection.loadHistory("general", HISTORY_PAGE);
   assert.deepEqual(api.historyRequests, ["general"], "asked once");
   assert.deepEqual(messages.map((m) => m.seq), [4, 1, 2, 3], "4 came live, not again");
   assert.deepEqual(sources, ["live", "history", "history", "history"]);
@@ -462,10 +496,10 @@ Deno.test("history loads once per room, merges with the stream without repeats",
     lastSeq: 4,
   });
   // A failed load is tried again next time.
-  api.callError = new ApiError("UNAVAILABLE", "Kafka is unavailable");
-  await assert.rejects(() => connection.loadHistory("design"));
+  api.callError = new ChatError("UNAVAILABLE", "Kafka is unavailable");
+  await assert.rejects(() => connection.loadHistory("design", HISTORY_PAGE));
   api.callError = undefined;
-  await connection.loadHistory("design");
+  await connection.loadHistory("design", HISTORY_PAGE);
   assert.deepEqual(api.historyRequests, ["general", "design", "design"]);
   connection.stop();
   await tick();
@@ -488,8 +522,12 @@ Deno.test("rooms: listed, created, joined, left; room events keep them current",
     { id: "dm:ann:ben", direct: true, members: ["ann", "ben"], lastSeq: 3 },
     { id: "apple", direct: false, members: ["ann"], lastSeq: 0 },
   );
-  connection.start();
-  assert.deepEqual(rooms(), [], "nothing emitted before the list came");
+  await started(connection);
+  assert.deepEqual(
+    rooms(),
+    ["general", "apple", "zebra", "dm:ann:ben"],
+    "listed before the stream",
+  );
   api.last.open();
   await tick();
   assert.deepEqual(rooms(), ["general", "apple", "zebra", "dm:ann:ben"], "general, rooms, direct");
@@ -527,9 +565,9 @@ Deno.test("rooms: listed, created, joined, left; room events keep them current",
 Deno.test("an ended sign-in stops the connection, from the stream or any call", async () => {
   {
     const { api, clock, statuses, connection } = setup();
-    connection.start();
+    await started(connection);
     api.last.fail(
-      new ApiError("UNAUTHENTICATED", "Cannot open stream: the token expired at 2024-01-01"),
+      new ChatError("UNAUTHENTICATED", "Cannot open stream: the token expired at 2024-01-01"),
     );
     await tick();
     assert.deepEqual(statuses.at(-1), {
@@ -542,10 +580,10 @@ Deno.test("an ended sign-in stops the connection, from the stream or any call", 
   }
   {
     const { api, statuses, connection } = setup();
-    connection.start();
+    await started(connection);
     api.last.open();
-    api.sendError = new ApiError("UNAUTHENTICATED", "Cannot send message: the token expired");
-    await assert.rejects(() => connection.send("hi"), ApiError);
+    api.sendError = new ChatError("UNAUTHENTICATED", "Cannot send message: the token expired");
+    await assert.rejects(() => connection.send("hi"), ChatError);
     assert.equal(statuses.at(-1)?.kind, "stopped");
     assert.equal(api.last.aborted, true, "the stream is closed too");
     await tick();
@@ -559,7 +597,7 @@ Deno.test("an ended sign-in stops the connection, from the stream or any call", 
 
 Deno.test("offline: interrupt drops the stream at once and waits; back online resumes", async () => {
   const { api, statuses, connection } = setup();
-  connection.start();
+  await started(connection);
   api.last.open();
   api.last.emit({ type: "message", message: inRoom("general", 5) });
   connection.interrupt("You are offline");
@@ -569,7 +607,7 @@ Deno.test("offline: interrupt drops the stream at once and waits; back online re
   assert.equal(status.kind === "reconnecting" && status.reason, "You are offline");
   await tick();
   assert.equal(statuses.at(-1)?.kind, "reconnecting", "the aborted stream changes nothing");
-  connection.retryNow();
+  await retried(connection);
   assert.equal(api.streams.length, 2);
   assert.deepEqual(api.last.resume, [{ room: "general", lastSeq: 5 }]);
   connection.stop();
@@ -578,11 +616,11 @@ Deno.test("offline: interrupt drops the stream at once and waits; back online re
 
 Deno.test("words for the screen: sign-in refusals, direct rooms, sorting, local checks", () => {
   assert.equal(
-    plainWords(new ApiError("UNAUTHENTICATED", "Cannot sign in: wrong password for ann")),
+    plainWords(new ChatError("UNAUTHENTICATED", "Cannot sign in: wrong password for ann")),
     "Wrong password for ann",
   );
   assert.equal(
-    plainWords(new ApiError("INTERNAL", "Failed to fetch")),
+    plainWords(new ChatError("INTERNAL", "Failed to fetch")),
     "The server is unavailable; try again in a moment.",
   );
   assert.equal(directPeer("dm:ann:ben", "ann"), "ben");

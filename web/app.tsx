@@ -1,7 +1,7 @@
 /** The page: the sign-in screen until signed in, then the chat. */
 
 import { useCallback, useMemo, useState } from "preact/hooks";
-import type { ChatBackend, Session } from "./chat_connection.ts";
+import type { ChatBackend, Session } from "./grpc_chat_api.ts";
 import { ChatScreen } from "./chat_screen.tsx";
 import { JoinScreen } from "./join_screen.tsx";
 

@@ -6,13 +6,10 @@
  */
 
 import { useEffect, useRef, useState } from "preact/hooks";
-import {
-  type ChatApi,
-  type ChatUser,
-  type ConnectionStatus,
-  GENERAL,
-  plainWords,
-} from "./chat_connection.ts";
+import { DEFAULT_ROOM } from "../protocol/names.ts";
+import type { ChatTransport, ChatUser } from "../client/core/model.ts";
+import type { ConnectionStatus } from "../client/core/session_options.ts";
+import { plainWords } from "./failures.ts";
 import { Composer } from "./composer.tsx";
 import { describeStatus } from "./format.ts";
 import { Avatar, LeaveIcon, Logo, MenuIcon } from "./icons.tsx";
@@ -67,7 +64,7 @@ function RoomHeader(
   { room, onLeave }: { room: RoomView; onLeave: () => Promise<void> },
 ) {
   const [error, setError] = useState<string | undefined>(undefined);
-  const detail = room.id === GENERAL
+  const detail = room.id === DEFAULT_ROOM
     ? "Everyone"
     : room.direct
     ? "Direct messages"
@@ -83,7 +80,7 @@ function RoomHeader(
         <span class="room-title-name">{room.title}</span>
       </h2>
       <span class="room-detail">{detail}</span>
-      {room.id !== GENERAL && (
+      {room.id !== DEFAULT_ROOM && (
         <button
           type="button"
           class="small-button room-leave"
@@ -104,7 +101,7 @@ function RoomHeader(
 
 export function ChatScreen(
   { api, user, onSignOut, onEnded }: {
-    api: ChatApi;
+    api: ChatTransport;
     user: ChatUser;
     onSignOut: () => void;
     /** The server refused this user, or the sign-in ended. */

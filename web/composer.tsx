@@ -5,7 +5,7 @@
  */
 
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { describeSendFailure } from "./chat_connection.ts";
+import { describeSendFailure } from "./failures.ts";
 import { SendIcon } from "./icons.tsx";
 
 /** The box grows with its text up to this height, then scrolls. */

@@ -1,6 +1,6 @@
 /** Small presentation helpers: times, initials, avatar colours, status words. */
 
-import type { ConnectionStatus } from "./chat_connection.ts";
+import type { ConnectionStatus } from "../client/core/session_options.ts";
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });

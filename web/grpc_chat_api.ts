@@ -1,116 +1,70 @@
 /**
- * `ChatBackend` over gRPC-Web (binary format) to the gateway that served the
- * page, with the `BroadcastClient` generated into web/gen (`deno task
- * gen:proto`) and the standard @protobuf-ts/grpcweb-transport. Every call of a
- * signed-in session carries `authorization: Bearer <token>`.
+ * The page's `ChatTransport`: gRPC-Web (binary) to the gateway that served the page, through
+ * @connectrpc/connect-web and the `Broadcast` service descriptor of protocol/gen. Every call of
+ * a signed-in session carries `authorization: Bearer <token>`.
  */
 
-import { GrpcWebFetchTransport } from "@protobuf-ts/grpcweb-transport";
-import { RpcError, type RpcOptions } from "@protobuf-ts/runtime-rpc";
-import { BroadcastClient } from "./gen/chat.client.ts";
-import type { Message, Room } from "./gen/chat.ts";
-import { Timestamp } from "./gen/google/protobuf/timestamp.ts";
-import {
-  ApiError,
-  type ChatApi,
-  type ChatBackend,
-  type ChatMessage,
-  type ChatUser,
-  GENERAL,
-  type RoomInfo,
-  type StreamEvent,
-} from "./chat_connection.ts";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { Broadcast } from "../protocol/gen/chat_pb.ts";
+import { ChatError, type ChatTransport, type ChatUser } from "../client/core/model.ts";
+import { isKeepAlive, toChatMessage, toRoom, toStreamEvent, toUser } from "../client/core/wire.ts";
 
-/** Header by which the stream asks the bridge for keep-alive messages on idle streams. */
+/** Header by which the stream asks the gateway for keep-alive messages on idle streams. */
 const KEEPALIVE_HEADER = "x-chat-keepalive";
-/** The bridge sends a keep-alive after 15 s of silence; this much silence means the stream is dead. */
+/** The gateway sends a keep-alive after 15 s of silence; this much silence means the stream is dead. */
 const SILENCE_LIMIT_MS = 40_000;
 
-/**
- * Whether a streamed message is a keep-alive (an empty `chat.Message`), sent
- * only to a stream opened with the request header `x-chat-keepalive: 1`.
- */
-export function isKeepAlive(m: Message): boolean {
-  return m.id === "" && m.content === "" && m.messageId === "" && !m.presence &&
-    !m.roomEvent && !m.timestamp;
+/** A signed-in user and the token to send with every call. */
+export interface Session {
+  readonly token: string;
+  readonly user: ChatUser;
+  /** When the token expires (ms since the epoch), if the server said. */
+  readonly expiresAt?: number;
 }
 
-/** gRPC percent-encodes status messages; the transport passes them on as they came. */
-function decodeGrpcMessage(message: string): string {
-  if (!/%[0-9A-Fa-f]{2}/.test(message)) return message;
-  try {
-    return decodeURIComponent(message);
-  } catch {
-    return message;
-  }
+/** Signing in, and the transport of a signed-in session. */
+export interface ChatBackend {
+  /** Signs in, creating the account when the name is free; rejects with a `ChatError`. */
+  signIn(username: string, password: string): Promise<Session>;
+  /** The transport whose calls carry `token`. */
+  api(token: string): ChatTransport;
 }
 
-function toApiError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
-  if (err instanceof RpcError) return new ApiError(err.code, decodeGrpcMessage(err.message));
-  if (err instanceof Error) return new ApiError("UNKNOWN", err.message);
-  return new ApiError("UNKNOWN", String(err));
+/** `Code.InvalidArgument` → `INVALID_ARGUMENT`, the gRPC status name. */
+function statusName(code: Code): string {
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }
 
-/** Runs a call, turning its failure into an `ApiError`. */
+function toChatError(err: unknown): ChatError {
+  if (err instanceof ChatError) return err;
+  const e = ConnectError.from(err);
+  return new ChatError(statusName(e.code), e.rawMessage);
+}
+
+/** Runs a call, turning its failure into a `ChatError`. */
 async function call<T>(run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    throw toApiError(err);
+    throw toChatError(err);
   }
 }
 
-function toUser(u: { id: string; displayName: string } | undefined): ChatUser | undefined {
-  return u?.id ? { id: u.id, displayName: u.displayName || u.id } : undefined;
-}
+/** A transport to the gateway at `baseUrl` (the page's own origin). */
+export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport {
+  const client = createClient(
+    Broadcast,
+    createGrpcWebTransport({ baseUrl, useBinaryFormat: true }),
+  );
+  const headers = (): Record<string, string> =>
+    transport.token ? { authorization: `Bearer ${transport.token}` } : {};
+  const options = (signal?: AbortSignal) => ({ headers: headers(), signal });
 
-export function toChatMessage(m: Message): ChatMessage {
-  return {
-    messageId: m.messageId,
-    userId: m.id,
-    displayName: m.displayName || m.id,
-    content: m.content,
-    timestamp: m.timestamp ? Timestamp.toDate(m.timestamp) : undefined,
-    room: m.room || GENERAL,
-    seq: m.seq,
-  };
-}
+  const transport: ChatTransport = {
+    token,
 
-function toRoom(r: Room): RoomInfo {
-  return { id: r.id, direct: r.direct, members: r.members, lastSeq: r.lastSeq };
-}
-
-/** What a streamed message means to the page; undefined for what it does not show. */
-export function toStreamEvent(m: Message): StreamEvent | undefined {
-  if (m.presence) {
-    const user = toUser(m.presence.user);
-    return user && { type: "presence", user, online: m.presence.online };
-  }
-  if (m.roomEvent) {
-    const user = toUser(m.roomEvent.user);
-    return user && {
-      type: "room",
-      event: {
-        room: m.roomEvent.room || m.room || GENERAL,
-        user,
-        joined: m.roomEvent.joined,
-        at: m.timestamp ? Timestamp.toDate(m.timestamp) : undefined,
-      },
-    };
-  }
-  // A chat message always has content (the server refuses empty ones); an empty message is an
-  // event this page does not know (a newer field).
-  if (m.content === "") return undefined;
-  return { type: "message", message: toChatMessage(m) };
-}
-
-/** The calls of a session signed in with `token`. */
-function sessionApi(client: BroadcastClient, token: string): ChatApi {
-  const meta = { authorization: `Bearer ${token}` };
-  const options = (signal?: AbortSignal): RpcOptions => ({ meta, abort: signal });
-
-  return {
     async stream({ user, presenceEvents, resume }, handlers, signal) {
       // A watchdog: the stream is aborted when nothing (not even a keep-alive) came for too long.
       const abort = new AbortController();
@@ -128,25 +82,29 @@ function sessionApi(client: BroadcastClient, token: string): ChatApi {
       };
       try {
         arm();
-        const stream = client.createStream(
-          { user, active: true, presenceEvents, resume: resume.map((p) => ({ ...p })) },
-          { abort: abort.signal, meta: { ...meta, [KEEPALIVE_HEADER]: "1" } },
-        );
-        // A refusal also comes as headers (trailers-only): report the stream open only if no
-        // error follows them at once.
-        stream.headers.then(() => setTimeout(() => ended || handlers.onOpen(), 0), () => {});
-        for await (const m of stream.responses) {
+        const responses = client.createStream({
+          user,
+          active: true,
+          presenceEvents,
+          resume: resume.map((p) => ({ room: p.room, lastSeq: BigInt(p.lastSeq) })),
+        }, {
+          signal: abort.signal,
+          headers: { ...headers(), [KEEPALIVE_HEADER]: "1" },
+          // A refusal also comes as headers (trailers-only): report the stream open only if no
+          // error follows them at once.
+          onHeader: () => setTimeout(() => ended || handlers.onOpen(), 0),
+        });
+        for await (const m of responses) {
           arm();
           if (isKeepAlive(m)) continue;
           const event = toStreamEvent(m);
           if (event) handlers.onEvent(event);
         }
-        await stream.status;
       } catch (err) {
         if (silent && !signal.aborted) {
-          throw new ApiError("UNAVAILABLE", "The connection went silent");
+          throw new ChatError("UNAVAILABLE", "The connection went silent");
         }
-        throw toApiError(err);
+        throw toChatError(err);
       } finally {
         ended = true;
         clearTimeout(watchdog);
@@ -156,65 +114,72 @@ function sessionApi(client: BroadcastClient, token: string): ChatApi {
 
     send: ({ user, content, messageId, room }) =>
       call(async () => {
-        await client.broadcastMessage({
-          id: user.id,
-          displayName: user.displayName,
-          content,
-          messageId,
-          room,
-          seq: 0,
-        }, options()).response;
+        await client.broadcastMessage(
+          { id: user.id, displayName: user.displayName, content, messageId, room },
+          options(),
+        );
+      }),
+
+    signIn: (username, password, displayName) =>
+      call(async () => {
+        const res = await client.signIn({ username, password, displayName }, options());
+        return {
+          token: res.token,
+          user: toUser(res.user) ?? { id: username, displayName: username },
+          created: res.created,
+          expiresAt: res.expiresAt ? timestampMs(res.expiresAt) : undefined,
+        };
       }),
 
     listOnline: (signal) =>
       call(async () => {
-        const { users } = await client.listOnline({ room: "" }, options(signal)).response;
+        const { users } = await client.listOnline({ room: "" }, options(signal));
         return users.map(toUser).filter((u): u is ChatUser => u !== undefined);
       }),
 
-    listRooms: (signal) =>
-      call(async () => {
-        const { rooms } = await client.listRooms({ all: false }, options(signal)).response;
-        return rooms.map(toRoom);
-      }),
+    listRooms: (all, signal) =>
+      call(async () => (await client.listRooms({ all }, options(signal))).rooms.map(toRoom)),
 
-    createRoom: (room) =>
-      call(async () => toRoom(await client.createRoom({ room }, options()).response)),
+    createRoom: (room) => call(async () => toRoom(await client.createRoom({ room }, options()))),
 
-    joinRoom: (room) =>
-      call(async () => toRoom(await client.joinRoom({ room }, options()).response)),
+    joinRoom: (room) => call(async () => toRoom(await client.joinRoom({ room }, options()))),
 
     leaveRoom: (room) =>
       call(async () => {
-        await client.leaveRoom({ room }, options()).response;
+        await client.leaveRoom({ room }, options());
       }),
 
     openDirect: (userId) =>
-      call(async () => toRoom(await client.openDirect({ userId }, options()).response)),
+      call(async () => toRoom(await client.openDirect({ userId }, options()))),
 
     history: (room, limit, signal) =>
       call(async () => {
-        const page = await client.history({ room, beforeSeq: 0, limit }, options(signal)).response;
+        const page = await client.history({ room, beforeSeq: 0n, limit }, options(signal));
         // Newest first on the wire.
-        return page.messages.filter((m) => m.content !== "").map(toChatMessage).reverse();
+        const messages = page.messages.filter((m) => m.content !== "").map(toChatMessage);
+        return { messages: messages.reverse(), more: page.more };
       }),
+
+    // One transport serves every attempt of the page's session: fetch holds no channel.
+    close: () => {},
+  };
+  return transport;
+}
+
+/** A `ChatBackend` for the gateway at `baseUrl`. */
+export function createGrpcBackend(baseUrl: string): ChatBackend {
+  return {
+    signIn: async (username, password) => {
+      const { token, user, expiresAt } = await grpcWebTransport(baseUrl).signIn(
+        username,
+        password,
+        "",
+      );
+      return { token, user, ...(expiresAt === undefined ? {} : { expiresAt }) };
+    },
+    api: (token) => grpcWebTransport(baseUrl, token),
   };
 }
 
-/** A `ChatBackend` for the gateway at `baseUrl` (the page's own origin). */
-export function createGrpcBackend(baseUrl: string): ChatBackend {
-  const client = new BroadcastClient(new GrpcWebFetchTransport({ baseUrl, format: "binary" }));
-  return {
-    signIn: (username, password) =>
-      call(async () => {
-        const res = await client.signIn({ username, password, displayName: "" }).response;
-        const user = toUser(res.user) ?? { id: username, displayName: username };
-        return {
-          token: res.token,
-          user,
-          expiresAt: res.expiresAt ? Timestamp.toDate(res.expiresAt).getTime() : undefined,
-        };
-      }),
-    api: (token) => sessionApi(client, token),
-  };
-}
+/** Tests of the gateway's keep-alives recognise them as the page does. */
+export { isKeepAlive };

@@ -1,6 +1,6 @@
 /** The page's few icons, inline so that nothing is fetched for them. */
 
-import type { ChatUser } from "./chat_connection.ts";
+import type { ChatUser } from "../client/core/model.ts";
 import { hueFor, initials } from "./format.ts";
 
 export function Logo() {

@@ -4,7 +4,8 @@
  */
 
 import { useState } from "preact/hooks";
-import { ApiError, plainWords } from "./chat_connection.ts";
+import { ChatError } from "../client/core/model.ts";
+import { plainWords } from "./failures.ts";
 import { Logo } from "./icons.tsx";
 
 /** The server's limits on a username (server/auth.ts), checked here too for quick answers. */
@@ -37,7 +38,7 @@ export function checkSignIn(
 
 /** Which field a refusal from the server is about. */
 function fieldOf(err: unknown): Field | undefined {
-  if (!(err instanceof ApiError)) return undefined;
+  if (!(err instanceof ChatError)) return undefined;
   if (/password/i.test(err.message)) return "password";
   if (/username|name/i.test(err.message)) return "name";
   return undefined;
@@ -48,7 +49,7 @@ export function JoinScreen(
     initialName: string;
     /** Why the chat sent the user back here (a refusal, an ended sign-in). */
     notice?: string;
-    /** Signs in; rejects (with an `ApiError`) when the server refuses. */
+    /** Signs in; rejects (with a `ChatError`) when the server refuses. */
     onSignIn: (name: string, password: string) => Promise<void>;
   },
 ) {

@@ -5,7 +5,7 @@
  */
 
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import type { ChatMessage } from "./chat_connection.ts";
+import type { ChatMessage } from "../client/core/model.ts";
 import { fullTime, shortTime } from "./format.ts";
 import { Avatar } from "./icons.tsx";
 import type { Entry } from "./use_chat.ts";

@@ -1,6 +1,6 @@
 /** Who is online now: from ListOnline, kept current by presence events; each can be messaged. */
 
-import type { ChatUser } from "./chat_connection.ts";
+import type { ChatUser } from "../client/core/model.ts";
 import { Avatar, MessageIcon } from "./icons.tsx";
 
 export function OnlineList(

@@ -5,7 +5,7 @@
  */
 
 import { useState } from "preact/hooks";
-import { plainWords } from "./chat_connection.ts";
+import { plainWords } from "./failures.ts";
 import { Avatar } from "./icons.tsx";
 import type { RoomView } from "./use_chat.ts";
 

@@ -1,21 +1,35 @@
 /**
- * The Preact side of a `ChatConnection`: its status, rooms, each room's
- * messages and unread count, and who is online, as state.
+ * The Preact side of a `ChatSession` (client/core): its status, rooms, each room's messages and
+ * unread count, and who is online, as state. The session does the work; this only shows it.
  */
 
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import {
-  type ChatApi,
-  ChatConnection,
-  type ChatMessage,
-  type ChatUser,
-  type ConnectionStatus,
-  directPeer,
-  GENERAL,
-  isDirect,
-  type RoomEvent,
-  type RoomInfo,
-} from "./chat_connection.ts";
+import { DEFAULT_ROOM } from "../protocol/names.ts";
+import { ChatSession } from "../client/core/chat_session.ts";
+import type {
+  ChatMessage,
+  ChatTransport,
+  ChatUser,
+  RoomEvent,
+  RoomInfo,
+} from "../client/core/model.ts";
+import { directPeer, isDirect } from "../client/core/rooms.ts";
+import type { ConnectionStatus } from "../client/core/session_options.ts";
+import type { BackoffOptions } from "../client/core/backoff.ts";
+import { describeFailure } from "./failures.ts";
+
+/** How many recent messages are loaded when a room is first shown. */
+export const HISTORY_PAGE = 50;
+
+/**
+ * The page reconnects sooner than the terminal (someone is looking at it) and spreads its
+ * tries more (a gateway restart brings back every open page at once).
+ */
+export const PAGE_BACKOFF: Omit<BackoffOptions, "stableAfterMs"> = {
+  baseMs: 500,
+  maxMs: 10_000,
+  jitter: 0.5,
+};
 
 /** One row of a room's conversation: a message, or a quiet line (someone joined or left). */
 export type Entry =
@@ -79,7 +93,7 @@ function roomTitle(room: RoomInfo, myId: string): string {
   return room.direct ? directPeer(room.id, myId) : room.id;
 }
 
-const general: RoomInfo = { id: GENERAL, direct: false, members: [], lastSeq: 0 };
+const general: RoomInfo = { id: DEFAULT_ROOM, direct: false, members: [], lastSeq: 0 };
 
 /**
  * Opens a connection for `user` while the calling component is mounted.
@@ -87,18 +101,22 @@ const general: RoomInfo = { id: GENERAL, direct: false, members: [], lastSeq: 0 
  * (`code` UNAUTHENTICATED).
  */
 export function useChat(
-  api: ChatApi,
+  api: ChatTransport,
   user: ChatUser,
   onEnded: (error: string, code: string | undefined) => void,
 ): ChatState {
-  const [status, setStatus] = useState<ConnectionStatus>({ kind: "connecting", attempt: 1 });
+  const [status, setStatus] = useState<ConnectionStatus>({
+    kind: "connecting",
+    attempt: 1,
+    endpoint: "",
+  });
   const [online, setOnline] = useState<readonly ChatUser[]>([]);
   const [rooms, setRooms] = useState<readonly RoomInfo[]>([general]);
-  const [current, setCurrent] = useState(GENERAL);
+  const [current, setCurrent] = useState(DEFAULT_ROOM);
   const [byRoom, setByRoom] = useState<Readonly<Record<string, readonly Entry[]>>>({});
   const [unread, setUnread] = useState<Readonly<Record<string, number>>>({});
   const [loading, setLoading] = useState<ReadonlySet<string>>(new Set());
-  const connection = useRef<ChatConnection | undefined>(undefined);
+  const connection = useRef<ChatSession | undefined>(undefined);
   const currentRef = useRef(current);
   currentRef.current = current;
   const ended = useRef(onEnded);
@@ -108,9 +126,12 @@ export function useChat(
     let live = true;
     const addEntry = (room: string, update: (entries: readonly Entry[]) => readonly Entry[]) =>
       setByRoom((prev) => ({ ...prev, [room]: update(prev[room] ?? []) }));
-    const conn = new ChatConnection({
-      api,
+    const conn = new ChatSession({
       user,
+      connect: () => api,
+      token: api.token,
+      backoff: PAGE_BACKOFF,
+      describe: describeFailure,
       onStatus: (s) => {
         if (!live) return;
         setStatus(s);
@@ -126,7 +147,7 @@ export function useChat(
         }
       },
       onRoomEvent: (event: RoomEvent) => {
-        if (!live || isDirect(event.room) || event.room === GENERAL) return;
+        if (!live || isDirect(event.room) || event.room === DEFAULT_ROOM) return;
         const who = event.user.id === user.id ? "You" : event.user.displayName;
         const text = `${who} ${event.joined ? "joined" : "left"}`;
         const at = event.at ?? new Date();
@@ -140,7 +161,7 @@ export function useChat(
         if (!live) return;
         setRooms(list);
         // The room shown was left (here or in another tab): back to general.
-        if (!list.some((r) => r.id === currentRef.current)) setCurrent(GENERAL);
+        if (!list.some((r) => r.id === currentRef.current)) setCurrent(DEFAULT_ROOM);
       },
     });
     connection.current = conn;
@@ -181,7 +202,7 @@ export function useChat(
         next.delete(room);
         return next;
       });
-    conn.loadHistory(room).then(done, done);
+    conn.loadHistory(room, HISTORY_PAGE).then(done, done);
   }, [connected, current]);
 
   return useMemo(() => {
@@ -191,7 +212,7 @@ export function useChat(
       unread: r.id === current ? 0 : unread[r.id] ?? 0,
     }));
     const shown = views.find((r) => r.id === current) ??
-      { ...general, title: GENERAL, unread: 0 };
+      { ...general, title: DEFAULT_ROOM, unread: 0 };
     const conn = () => {
       const c = connection.current;
       if (!c) throw new Error("Not connected");
