@@ -1,29 +1,30 @@
 /**
- * A typed client for `chat.Broadcast` over native gRPC, shared by the
- * terminal client, the tests and the benchmarks.
+ * A typed client for `chat.Broadcast` over native gRPC (@grpc/grpc-js), shared by the terminal
+ * client, the tests and the benchmarks. Requests and answers are the protobuf-es types of
+ * protocol/gen, encoded with its codecs (`toBinary`/`fromBinary`) for the methods of the
+ * generated `Broadcast` descriptor.
  */
 
 import * as grpc from "@grpc/grpc-js";
 import { Buffer } from "node:buffer";
 import { isIP } from "node:net";
 import {
-  broadcastMethods,
-  isoToTimestamp,
-  SERVICE_NAME,
-  timestampToIso,
-  type WireConnect,
-  type WireMessage,
-  type WireRoom,
-  type WireTimestamp,
-  type WireUser,
-} from "../server/proto.ts";
+  create,
+  type DescMessage,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Broadcast, type Message, type Room, type User } from "../protocol/gen/chat_pb.ts";
 
-export type { WireMessage, WireRoom, WireUser };
-
-const BroadcastClient = grpc.makeGenericClientConstructor(
-  broadcastMethods as unknown as grpc.ServiceDefinition,
-  SERVICE_NAME,
-);
+export type { Message, Room, User };
+/**
+ * @deprecated The names of server/proto.ts's hand-written interfaces, kept only while
+ * tests/helpers.ts and tests/faults/recorder.ts import them: use `Message`, `Room`, `User`.
+ */
+export type { Message as WireMessage, Room as WireRoom, User as WireUser };
 
 /**
  * TLS channel credentials: the server's certificate is checked against `ca` (PEM; the
@@ -60,6 +61,7 @@ export interface SendOptions {
   displayName?: string;
   messageId?: string;
   room?: string;
+  /** ISO 8601; now when not given. */
   timestamp?: string;
   /** Give up (DEADLINE_EXCEEDED) when no answer came within this many ms. */
   deadlineMs?: number;
@@ -69,28 +71,39 @@ export interface StreamOptions {
   displayName?: string;
   presenceEvents?: boolean;
   /** The last sequence number seen per room: the stream replays what came after. */
-  resume?: { room: string; lastSeq: number }[];
+  resume?: { room: string; lastSeq: number | bigint }[];
 }
 
 export interface MessageStream {
   /** Ends the stream from the client side. */
   cancel(): void;
-  readonly call: grpc.ClientReadableStream<WireMessage>;
+  readonly call: grpc.ClientReadableStream<Message>;
 }
 
 export interface SignedIn {
   token: string;
-  user: WireUser;
+  user: User | undefined;
   created: boolean;
+  /** ISO 8601, if the server said. */
   expiresAt: string | undefined;
 }
 
-type UnaryCall = (
-  request: object,
-  metadata: grpc.Metadata,
-  options: grpc.CallOptions,
-  callback: (err: grpc.ServiceError | null, response: never) => void,
-) => void;
+type Methods = typeof Broadcast.method;
+type Input<N extends keyof Methods> = MessageInitShape<Methods[N]["input"]>;
+type Output<N extends keyof Methods> = MessageShape<Methods[N]["output"]>;
+
+/** The path, serializer and deserializer grpc-js needs for `name`. */
+function rpc<N extends keyof Methods>(name: N) {
+  const method = Broadcast.method[name];
+  const input = method.input as DescMessage;
+  const output = method.output as DescMessage;
+  return {
+    path: `/${Broadcast.typeName}/${method.name}`,
+    serialize: (request: Input<N>) =>
+      Buffer.from(toBinary(input, create(input, request as MessageInitShape<DescMessage>))),
+    deserialize: (bytes: Buffer) => fromBinary(output, bytes) as Output<N>,
+  };
+}
 
 export class ChatClient {
   readonly #client: grpc.Client;
@@ -102,7 +115,7 @@ export class ChatClient {
     credentials = grpc.credentials.createInsecure(),
     options: grpc.ClientOptions = {},
   ) {
-    this.#client = new BroadcastClient(address, credentials, options);
+    this.#client = new grpc.Client(address, credentials, options);
   }
 
   #metadata(): grpc.Metadata {
@@ -111,14 +124,21 @@ export class ChatClient {
     return metadata;
   }
 
-  #unary<T>(method: string, request: object, options: grpc.CallOptions = {}): Promise<T> {
-    const call = (this.#client as unknown as Record<string, UnaryCall>)[method]!.bind(this.#client);
+  #unary<N extends keyof Methods>(
+    name: N,
+    request: Input<N>,
+    options: grpc.CallOptions = {},
+  ): Promise<Output<N>> {
+    const { path, serialize, deserialize } = rpc(name);
     return new Promise((resolve, reject) => {
-      call(
+      this.#client.makeUnaryRequest(
+        path,
+        serialize,
+        deserialize,
         request,
         this.#metadata(),
         options,
-        (err, response: T) => err ? reject(err) : resolve(response),
+        (err, response) => err ? reject(err) : resolve(response!),
       );
     });
   }
@@ -126,21 +146,17 @@ export class ChatClient {
   /** Opens `CreateStream`; `onMessage` gets every message, `onEnd` the final status (an error, or undefined for OK). */
   stream(
     userId: string,
-    onMessage: (message: WireMessage) => void,
+    onMessage: (message: Message) => void,
     onEnd: (error?: grpc.ServiceError) => void,
     options: StreamOptions = {},
   ): MessageStream {
-    const request: WireConnect = {
+    const { path, serialize, deserialize } = rpc("createStream");
+    const call = this.#client.makeServerStreamRequest(path, serialize, deserialize, {
       user: { id: userId, displayName: options.displayName ?? userId },
       active: true,
       presenceEvents: options.presenceEvents ?? false,
-      resume: options.resume ?? [],
-    };
-    const create = (this.#client as unknown as Record<
-      string,
-      (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<WireMessage>
-    >).CreateStream!.bind(this.#client);
-    const call = create(request, this.#metadata());
+      resume: (options.resume ?? []).map((p) => ({ room: p.room, lastSeq: BigInt(p.lastSeq) })),
+    }, this.#metadata());
     let ended = false;
     const end = (error?: grpc.ServiceError) => {
       if (ended) return;
@@ -155,55 +171,61 @@ export class ChatClient {
 
   /** Sends a message; resolves when the server answered OK. */
   async send(userId: string, content: string, options: SendOptions = {}): Promise<void> {
-    await this.#unary("BroadcastMessage", {
+    const at = options.timestamp === undefined ? new Date() : new Date(options.timestamp);
+    await this.#unary("broadcastMessage", {
       id: userId,
       content,
-      timestamp: isoToTimestamp(options.timestamp ?? new Date().toISOString()),
+      timestamp: timestampFromDate(at),
       displayName: options.displayName ?? "",
       messageId: options.messageId ?? "",
       room: options.room ?? "",
     }, options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs });
   }
 
-  async listOnline(room = ""): Promise<WireUser[]> {
-    return (await this.#unary<{ users: WireUser[] }>("ListOnline", { room })).users;
+  async listOnline(room = ""): Promise<User[]> {
+    return (await this.#unary("listOnline", { room })).users;
   }
 
   /** Signs in (creating the account on first use) and keeps the token for later calls. */
   async signIn(username: string, password: string, displayName = ""): Promise<SignedIn> {
-    const res = await this.#unary<
-      { token: string; user: WireUser; created: boolean; expiresAt: WireTimestamp | null }
-    >("SignIn", { username, password, displayName });
+    const res = await this.#unary("signIn", { username, password, displayName });
     this.token = res.token;
-    return { ...res, expiresAt: timestampToIso(res.expiresAt) };
+    return {
+      token: res.token,
+      user: res.user,
+      created: res.created,
+      expiresAt: res.expiresAt && timestampDate(res.expiresAt).toISOString(),
+    };
   }
 
-  createRoom(room: string): Promise<WireRoom> {
-    return this.#unary("CreateRoom", { room });
+  createRoom(room: string): Promise<Room> {
+    return this.#unary("createRoom", { room });
   }
 
-  joinRoom(room: string): Promise<WireRoom> {
-    return this.#unary("JoinRoom", { room });
+  joinRoom(room: string): Promise<Room> {
+    return this.#unary("joinRoom", { room });
   }
 
   async leaveRoom(room: string): Promise<void> {
-    await this.#unary("LeaveRoom", { room });
+    await this.#unary("leaveRoom", { room });
   }
 
-  async listRooms(all = false): Promise<WireRoom[]> {
-    return (await this.#unary<{ rooms: WireRoom[] }>("ListRooms", { all })).rooms;
+  async listRooms(all = false): Promise<Room[]> {
+    return (await this.#unary("listRooms", { all })).rooms;
   }
 
-  openDirect(userId: string): Promise<WireRoom> {
-    return this.#unary("OpenDirect", { userId });
+  openDirect(userId: string): Promise<Room> {
+    return this.#unary("openDirect", { userId });
   }
 
-  history(
+  /** A page of `room`'s history, newest first (`limit` 0: the server's default). */
+  async history(
     room: string,
-    beforeSeq = 0,
+    beforeSeq: number | bigint = 0,
     limit = 0,
-  ): Promise<{ messages: WireMessage[]; more: boolean }> {
-    return this.#unary("History", { room, beforeSeq, limit });
+  ): Promise<{ messages: Message[]; more: boolean }> {
+    const page = await this.#unary("history", { room, beforeSeq: BigInt(beforeSeq), limit });
+    return { messages: page.messages, more: page.more };
   }
 
   /** Resolves once the channel is connected, or rejects after `timeoutMs`. */

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { readLines } from "../client/terminal_client.ts";
+import { readLines } from "../client/terminal_io.ts";
 import type { Gateway } from "../server/gateway.ts";
 import { newClient, startSystem, waitFor } from "./helpers.ts";
 

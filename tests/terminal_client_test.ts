@@ -3,59 +3,70 @@
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
-import type {
-  MessageStream,
-  SignedIn,
-  StreamOptions,
-  WireMessage,
-  WireRoom,
-  WireUser,
-} from "../client/chat_client.ts";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
-  backoffDelay,
-  type ChatApi,
-  type Clock,
-  DEFAULT_BACKOFF,
-  DEFAULT_SERVER,
+  type Message,
+  MessageSchema,
+  type Room,
+  RoomSchema,
+  type User,
+  UserSchema,
+} from "../protocol/gen/chat_pb.ts";
+import type { MessageStream, SignedIn, StreamOptions } from "../client/chat_client.ts";
+import { DEFAULT_SERVER, parseArguments } from "../client/arguments.ts";
+import { HELP } from "../client/commands.ts";
+import { backoffDelay } from "../client/core/backoff.ts";
+import type { Clock } from "../client/core/clock.ts";
+import type { ChatMessage } from "../client/core/model.ts";
+import { toChatMessage } from "../client/core/wire.ts";
+import {
   formatDelay,
   formatMessage,
   formatPresence,
   formatRoomEvent,
   formatTime,
-  HELP,
-  parseArguments,
-  readLines,
-  runTerminalClient,
   sanitize,
-  shorten,
+} from "../client/format.ts";
+import { type NativeChat, shorten } from "../client/grpc_transport.ts";
+import {
+  runTerminalClient,
+  TERMINAL_BACKOFF,
   type TerminalClientOptions,
 } from "../client/terminal_client.ts";
-import { isoToTimestamp } from "../server/proto.ts";
+import { readLines } from "../client/terminal_io.ts";
 import { startSystem, waitFor } from "./helpers.ts";
 
 // --- formatting ------------------------------------------------------------
 
-/** A message whose timestamp is 15:04:05 local time. */
-function message(fields: Partial<WireMessage> = {}): WireMessage {
-  return {
+type MessageFields =
+  & Omit<Exclude<MessageInitShape<typeof MessageSchema>, Message>, "seq">
+  & { seq?: number };
+
+/** A message on the wire whose timestamp is 15:04:05 local time. */
+function message(fields: MessageFields = {}): Message {
+  return create(MessageSchema, {
     id: "alice",
     content: "Hello World!",
-    timestamp: isoToTimestamp(new Date(2024, 0, 2, 15, 4, 5, 678).toISOString()),
+    timestamp: timestampFromDate(new Date(2024, 0, 2, 15, 4, 5, 678)),
     messageId: "m1",
     room: "general",
-    seq: 1,
     displayName: "alice",
-    presence: null,
-    roomEvent: null,
     ...fields,
-  };
+    seq: BigInt(fields.seq ?? 1),
+  });
+}
+
+/** The same message as the client shows it. */
+function shown(fields: MessageFields = {}): ChatMessage {
+  return toChatMessage(message(fields));
 }
 
 Deno.test("a chat message prints as [hh:mm:ss] user: text in local time", () => {
-  assert.equal(formatMessage(message()), "[15:04:05] alice: Hello World!");
-  assert.equal(formatMessage(message({ displayName: "" })), "[15:04:05] alice: Hello World!");
+  assert.equal(formatMessage(shown()), "[15:04:05] alice: Hello World!");
+  assert.equal(formatMessage(shown({ displayName: "" })), "[15:04:05] alice: Hello World!");
   assert.equal(
-    formatMessage(message({ displayName: "Alice Smith", content: "hi" })),
+    formatMessage(shown({ displayName: "Alice Smith", content: "hi" })),
     "[15:04:05] Alice Smith (alice): hi",
   );
   assert.equal(formatTime(new Date(2024, 5, 6, 7, 8, 9)), "07:08:09");
@@ -63,17 +74,20 @@ Deno.test("a chat message prints as [hh:mm:ss] user: text in local time", () => 
 
 Deno.test("a message without a timestamp shows the local clock; another room is named", () => {
   const now = new Date(2024, 0, 2, 9, 30, 0).getTime();
-  assert.equal(formatMessage(message({ timestamp: null }), now), "[09:30:00] alice: Hello World!");
-  assert.equal(formatMessage(message({ room: "" })), "[15:04:05] alice: Hello World!");
   assert.equal(
-    formatMessage(message({ room: "random" })),
+    formatMessage(shown({ timestamp: undefined }), now),
+    "[09:30:00] alice: Hello World!",
+  );
+  assert.equal(formatMessage(shown({ room: "" })), "[15:04:05] alice: Hello World!");
+  assert.equal(
+    formatMessage(shown({ room: "random" })),
     "[15:04:05] #random alice: Hello World!",
   );
 });
 
 Deno.test("multi-line content is indented under the first line; control characters are shown", () => {
   assert.equal(
-    formatMessage(message({ content: "one\ntwo\r\nthree" })),
+    formatMessage(shown({ content: "one\ntwo\r\nthree" })),
     "[15:04:05] alice: one\n" +
       "                  two\n" +
       "                  three",
@@ -83,36 +97,31 @@ Deno.test("multi-line content is indented under the first line; control characte
     "red ^[[31m bell ^G del ^? tab\tok",
   );
   assert.equal(
-    formatMessage(message({ id: "ev\x1bil", displayName: "" })).slice(11),
+    formatMessage(shown({ id: "ev\x1bil", displayName: "" })).slice(11),
     "ev^[il: Hello World!",
   );
 });
 
 Deno.test("presence events print as * user is online / went offline", () => {
-  const event = (online: boolean, displayName = "bob") =>
-    message({
-      id: "bob",
-      content: "",
-      presence: { user: { id: "bob", displayName }, online },
-    });
-  assert.equal(formatPresence(event(true)), "* bob is online");
-  assert.equal(formatPresence(event(false)), "* bob went offline");
-  assert.equal(formatPresence(event(true, "Bob B")), "* Bob B (bob) is online");
+  const bob = (displayName = "bob") => ({ id: "bob", displayName });
+  assert.equal(formatPresence(bob(), true), "* bob is online");
+  assert.equal(formatPresence(bob(), false), "* bob went offline");
+  assert.equal(formatPresence(bob("Bob B"), true), "* Bob B (bob) is online");
 });
 
 Deno.test("room events print as * user joined/left #room; general is named from another room", () => {
-  const event = (joined: boolean) =>
-    message({
-      id: "bob",
-      content: "",
-      roomEvent: { room: "book-club", user: { id: "bob", displayName: "bob" }, joined },
-    });
+  const event = (joined: boolean) => ({
+    room: "book-club",
+    user: { id: "bob", displayName: "bob" },
+    joined,
+    at: undefined,
+  });
   assert.equal(formatRoomEvent(event(true)), "* bob joined #book-club");
   assert.equal(formatRoomEvent(event(false)), "* bob left #book-club");
-  assert.equal(formatMessage(message(), 0, "general"), "[15:04:05] alice: Hello World!");
-  assert.equal(formatMessage(message(), 0, "book-club"), "[15:04:05] #general alice: Hello World!");
+  assert.equal(formatMessage(shown(), 0, "general"), "[15:04:05] alice: Hello World!");
+  assert.equal(formatMessage(shown(), 0, "book-club"), "[15:04:05] #general alice: Hello World!");
   assert.equal(
-    formatMessage(message({ room: "book-club" }), 0, "book-club"),
+    formatMessage(shown({ room: "book-club" }), 0, "book-club"),
     "[15:04:05] #book-club alice: Hello World!",
   );
   for (const command of ["/rooms", "/create", "/join", "/leave", "/dm", "/room", "/history"]) {
@@ -123,15 +132,18 @@ Deno.test("room events print as * user joined/left #room; general is named from 
 Deno.test("the backoff grows, is bounded, and its jitter only shortens it", () => {
   const none = () => 0;
   const full = () => 1;
-  const schedule = Array.from({ length: 8 }, (_, i) => backoffDelay(i, DEFAULT_BACKOFF, none));
+  // After 1, 2, ... failures in a row.
+  const delay = (failures: number, random: () => number) =>
+    backoffDelay(failures, TERMINAL_BACKOFF, random);
+  const schedule = Array.from({ length: 8 }, (_, i) => delay(i + 1, none));
   assert.deepEqual(schedule, [1000, 2000, 4000, 8000, 15000, 15000, 15000, 15000]);
   for (let i = 0; i < 40; i++) {
     const base = schedule[Math.min(i, 7)]!;
-    const jittered = backoffDelay(i, DEFAULT_BACKOFF, Math.random);
+    const jittered = delay(i + 1, Math.random);
     assert.ok(jittered <= base && jittered >= base * 0.8, `${jittered} for attempt ${i}`);
-    assert.ok(backoffDelay(i, DEFAULT_BACKOFF, full) >= 800, "never spins");
+    assert.ok(delay(i + 1, full) >= 800, "never spins");
   }
-  assert.equal(backoffDelay(1000, DEFAULT_BACKOFF, none), 15000, "no overflow on long outages");
+  assert.equal(delay(1000, none), 15000, "no overflow on long outages");
   assert.equal(formatDelay(1000), "1s");
   assert.equal(formatDelay(850), "0.9s");
   assert.equal(formatDelay(15000), "15s");
@@ -226,19 +238,17 @@ function grpcError(code: status, details: string): ServiceError {
 const REFUSED =
   "No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ";
 
-const room = (id: string, members: string[] = [], lastSeq = 0): WireRoom => ({
-  id,
-  direct: id.startsWith("dm:"),
-  members,
-  lastSeq,
-});
+const room = (id: string, members: string[] = [], lastSeq = 0): Room =>
+  create(RoomSchema, { id, direct: id.startsWith("dm:"), members, lastSeq: BigInt(lastSeq) });
+
+const user = (id: string): User => create(UserSchema, { id, displayName: id });
 
 /**
  * One fake connection: `up` false means every call fails at once, like a refused connection.
  * Accounts: `signInError` refuses the sign-in; `created` says the sign-in made the account.
  */
-class FakeChat implements ChatApi {
-  onMessage: ((m: WireMessage) => void) | undefined;
+class FakeChat implements NativeChat {
+  onMessage: ((m: Message) => void) | undefined;
   onEnd: ((e?: ServiceError) => void) | undefined;
   cancelled = false;
   closed = false;
@@ -255,19 +265,19 @@ class FakeChat implements ChatApi {
   streamToken: string | undefined;
   streamOptions: StreamOptions | undefined;
   /** What ListRooms answers (also used by the room commands). */
-  rooms: WireRoom[] = [room("general")];
+  rooms: Room[] = [room("general")];
   /** Room calls, as `CreateRoom book-club`. */
   readonly calls: string[] = [];
   callError: ServiceError | undefined;
-  historyPage: { messages: WireMessage[]; more: boolean } = { messages: [], more: false };
-  online: WireUser[] = [];
+  historyPage: { messages: Message[]; more: boolean } = { messages: [], more: false };
+  online: User[] = [];
   #rejectReady: ((e: Error) => void) | undefined;
 
   constructor(readonly up: boolean, readonly tokenPrefix = "token") {}
 
   stream(
     userId: string,
-    onMessage: (m: WireMessage) => void,
+    onMessage: (m: Message) => void,
     onEnd: (e?: ServiceError) => void,
     options?: StreamOptions,
   ): MessageStream {
@@ -284,7 +294,7 @@ class FakeChat implements ChatApi {
       const error = this.streamError;
       queueMicrotask(() => this.onEnd!(error));
     } else {
-      this.online.push({ id: userId, displayName: userId });
+      this.online.push(user(userId));
     }
     return {
       call: {} as MessageStream["call"],
@@ -307,7 +317,7 @@ class FakeChat implements ChatApi {
     this.token = `${this.tokenPrefix}-${this.signIns.length}`;
     return Promise.resolve({
       token: this.token,
-      user: { id: username, displayName: username },
+      user: user(username),
       created: this.created,
       expiresAt: undefined,
     });
@@ -318,29 +328,29 @@ class FakeChat implements ChatApi {
     if (this.callError) return Promise.reject(this.callError);
     return Promise.resolve(answer());
   }
-  createRoom(id: string): Promise<WireRoom> {
+  createRoom(id: string): Promise<Room> {
     return this.#room(`CreateRoom ${id}`, () => room(id, ["alice"]));
   }
-  joinRoom(id: string): Promise<WireRoom> {
+  joinRoom(id: string): Promise<Room> {
     return this.#room(`JoinRoom ${id}`, () => room(id, ["bob", "alice"], 7));
   }
   leaveRoom(id: string): Promise<void> {
     return this.#room(`LeaveRoom ${id}`, () => undefined);
   }
-  listRooms(all = false): Promise<WireRoom[]> {
+  listRooms(all = false): Promise<Room[]> {
     return this.#room(`ListRooms ${all}`, () => [...this.rooms]);
   }
-  openDirect(userId: string): Promise<WireRoom> {
+  openDirect(userId: string): Promise<Room> {
     return this.#room(`OpenDirect ${userId}`, () => room(`dm:alice:${userId}`, ["alice", userId]));
   }
   history(
     id: string,
-    beforeSeq = 0,
+    beforeSeq: number | bigint = 0,
     limit = 0,
-  ): Promise<{ messages: WireMessage[]; more: boolean }> {
+  ): Promise<{ messages: Message[]; more: boolean }> {
     return this.#room(`History ${id} ${beforeSeq} ${limit}`, () => this.historyPage);
   }
-  listOnline(): Promise<WireUser[]> {
+  listOnline(): Promise<User[]> {
     return Promise.resolve([...this.online]);
   }
   waitForReady(): Promise<void> {
@@ -359,26 +369,40 @@ class FakeChat implements ChatApi {
 }
 
 /**
- * A clock whose sleeps are recorded and take no real time (a macrotask, so nothing starves);
- * sleeps of `FOREVER` ms or more only end when aborted.
+ * A clock whose timers are recorded (as `sleeps`, but for the 50 ms polls) and take no real time
+ * (a macrotask, so nothing starves); timers of `FOREVER` ms or more only end when cleared. No
+ * jitter.
  */
 class FakeClock implements Clock {
   static readonly FOREVER = 3_600_000;
   t = new Date(2024, 0, 2, 12, 0, 0).getTime();
   readonly sleeps: number[] = [];
+  #timers = new Map<number, ReturnType<typeof setTimeout>>();
+  #next = 1;
   now(): number {
     return this.t;
   }
-  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  random(): number {
+    return 0;
+  }
+  setTimeout(fn: () => void, ms: number): number {
+    const id = this.#next++;
     if (ms < FakeClock.FOREVER) {
       if (ms !== 50) this.sleeps.push(ms);
       this.t += ms;
-      return new Promise((resolve) => setTimeout(resolve, 0));
+      this.#timers.set(
+        id,
+        setTimeout(() => {
+          this.#timers.delete(id);
+          fn();
+        }, 0),
+      );
     }
-    return new Promise((resolve) => {
-      if (signal?.aborted) resolve();
-      signal?.addEventListener("abort", () => resolve(), { once: true });
-    });
+    return id;
+  }
+  clearTimeout(id: number): void {
+    clearTimeout(this.#timers.get(id));
+    this.#timers.delete(id);
   }
 }
 
@@ -398,7 +422,6 @@ function session(
     input: keyboard,
     output: (line) => out.push(line),
     clock,
-    random: () => 0,
     signal: stop.signal,
     // Leaving waits for queued lines as long as it takes, unless a test says otherwise.
     drainTimeoutMs: FakeClock.FOREVER,

@@ -9,7 +9,7 @@ import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Broadcast } from "../protocol/gen/chat_pb.ts";
 import { ChatError, type ChatTransport, type ChatUser } from "../client/core/model.ts";
-import { isKeepAlive, toChatMessage, toRoom, toStreamEvent, toUser } from "../client/core/wire.ts";
+import { isKeepAlive, toHistoryPage, toRoom, toStreamEvent, toUser } from "../client/core/wire.ts";
 
 /** Header by which the stream asks the gateway for keep-alive messages on idle streams. */
 const KEEPALIVE_HEADER = "x-chat-keepalive";
@@ -154,10 +154,9 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
 
     history: (room, limit, signal) =>
       call(async () => {
-        const page = await client.history({ room, beforeSeq: 0n, limit }, options(signal));
-        // Newest first on the wire.
-        const messages = page.messages.filter((m) => m.content !== "").map(toChatMessage);
-        return { messages: messages.reverse(), more: page.more };
+        return toHistoryPage(
+          await client.history({ room, beforeSeq: 0n, limit }, options(signal)),
+        );
       }),
 
     // One transport serves every attempt of the page's session: fetch holds no channel.

@@ -56,6 +56,8 @@ export class ChatSession {
   #stopped = false;
   #abort: AbortController | undefined;
   #transport: ChatTransport | undefined;
+  /** Transports closed already (an attempt's ends after the session stopped). */
+  readonly #closed = new WeakSet<ChatTransport>();
   #timer: number | undefined;
   #failures = 0;
   #endpointIndex = 0;
@@ -266,7 +268,7 @@ export class ChatSession {
     run().then(
       () => this.#ended(abort, openedAt, undefined, fresh),
       (err) => this.#ended(abort, openedAt, err, fresh),
-    ).finally(() => transport.close());
+    ).finally(() => this.#close(transport));
   }
 
   /** Signs in on `transport` unless a token is held; whether it signed in just now. */
@@ -351,6 +353,14 @@ export class ChatSession {
     this.#abort?.abort();
     this.#abort = undefined;
     this.#setStatus(status);
+    // The attempt under way ends a moment later; its channel goes now, with the session.
+    if (this.#transport) this.#close(this.#transport);
+  }
+
+  #close(transport: ChatTransport): void {
+    if (this.#closed.has(transport)) return;
+    this.#closed.add(transport);
+    transport.close();
   }
 
   /**

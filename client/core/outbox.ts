@@ -78,6 +78,7 @@ export class Outbox {
    * resolves to how many messages still wait.
    */
   async drain(clock: Clock, timeoutMs: number): Promise<number> {
+    if (this.#queue.length === 0 && !this.#pumping) return 0;
     const timeout = new AbortController();
     let timedOut = false;
     void sleep(clock, timeoutMs, timeout.signal).then(() => {

@@ -6,7 +6,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Message, Room, User } from "../../protocol/gen/chat_pb.ts";
 import { DEFAULT_ROOM } from "../../protocol/names.ts";
-import type { ChatMessage, ChatUser, RoomInfo, StreamEvent } from "./model.ts";
+import type { ChatMessage, ChatUser, HistoryPage, RoomInfo, StreamEvent } from "./model.ts";
 
 /**
  * Whether a streamed message is a keep-alive (an empty `chat.Message`), which the gateway sends
@@ -64,4 +64,10 @@ export function toStreamEvent(m: Message): StreamEvent | undefined {
   // event this client does not know (a newer field).
   if (m.content === "") return undefined;
   return { type: "message", message: toChatMessage(m) };
+}
+
+/** A History answer (newest first on the wire) as a page, oldest first, of chat messages. */
+export function toHistoryPage(page: { messages: readonly Message[]; more: boolean }): HistoryPage {
+  const messages = page.messages.filter((m) => m.content !== "").map(toChatMessage);
+  return { messages: messages.reverse(), more: page.more };
 }
