@@ -4,29 +4,29 @@
  */
 
 import { useState } from "preact/hooks";
+import { USERNAME_MAX_LENGTH, USERNAME_PATTERN } from "../protocol/names.ts";
 import { ChatError } from "../client/core/model.ts";
 import { plainWords } from "./failures.ts";
 import { Logo } from "./icons.tsx";
 
-/** The server's limits on a username (server/auth.ts), checked here too for quick answers. */
-export const MAX_NAME_LENGTH = 32;
-const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
-
 type Field = "name" | "password";
 
-/** A problem with what was typed, before asking the server; undefined when it looks right. */
+/**
+ * A problem with what was typed, before asking the server (which checks the same username rules,
+ * protocol/names.ts); undefined when it looks right.
+ */
 export function checkSignIn(
   name: string,
   password: string,
 ): { field: Field; text: string } | undefined {
   if (name === "") return { field: "name", text: "Enter a name to join." };
-  if (name.length > MAX_NAME_LENGTH) {
+  if (name.length > USERNAME_MAX_LENGTH) {
     return {
       field: "name",
-      text: `That name is ${name.length} characters; ${MAX_NAME_LENGTH} is the most.`,
+      text: `That name is ${name.length} characters; ${USERNAME_MAX_LENGTH} is the most.`,
     };
   }
-  if (!NAME_PATTERN.test(name)) {
+  if (!USERNAME_PATTERN.test(name)) {
     return {
       field: "name",
       text: "A name may only hold letters, digits, '.', '_' and '-' (no spaces).",
@@ -110,7 +110,7 @@ export function JoinScreen(
           autoComplete="username"
           autoCapitalize="none"
           spellcheck={false}
-          maxLength={MAX_NAME_LENGTH}
+          maxLength={USERNAME_MAX_LENGTH}
           value={name}
           autoFocus={initialName === ""}
           aria-invalid={invalid("name")}

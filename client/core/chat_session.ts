@@ -246,7 +246,7 @@ export class ChatSession {
       // so that nothing sent in between is missed. Failing here is not fatal: the stream says
       // whether the server is usable.
       if (transport.token !== undefined && !signal.aborted) {
-        await this.#refreshRooms(transport, signal).catch(() => {});
+        await this.#refreshRooms(signal).catch(() => {});
       }
       if (signal.aborted) return;
       await transport.stream(
@@ -256,7 +256,7 @@ export class ChatSession {
             if (signal.aborted || openedAt !== undefined) return;
             openedAt = this.#clock.now();
             this.#setStatus({ kind: "connected", since: openedAt, endpoint });
-            void this.#refreshOnline(transport, signal);
+            void this.#refreshOnline(signal);
           },
           onEvent: (event) => {
             if (!signal.aborted) this.#handle(event);
@@ -387,17 +387,17 @@ export class ChatSession {
 
   // --- what the stream brings ------------------------------------------------
 
-  async #refreshOnline(transport: ChatTransport, signal: AbortSignal): Promise<void> {
+  async #refreshOnline(signal: AbortSignal): Promise<void> {
     const during = this.#roster.askingOnline();
-    const users = await this.#call(() => transport.listOnline(signal)).catch(() => undefined);
+    const users = await this.#call((t) => t.listOnline(signal)).catch(() => undefined);
     // On failure the live events still keep the list roughly right; the next connection asks.
     if (signal.aborted) return;
     this.#roster.answeredOnline(during, users);
     this.#emitOnline();
   }
 
-  async #refreshRooms(transport: ChatTransport, signal?: AbortSignal): Promise<void> {
-    const rooms = await this.#call(() => transport.listRooms(false, signal));
+  async #refreshRooms(signal?: AbortSignal): Promise<void> {
+    const rooms = await this.#call((t) => t.listRooms(false, signal));
     if (signal?.aborted) return;
     for (const room of rooms) this.#positions.startAt(room.id, room.lastSeq);
     this.#roster.listed(rooms);
@@ -440,7 +440,7 @@ export class ChatSession {
       case "unknown":
         // Its position and members come with the next ListRooms, asked for now.
         this.#emitRooms();
-        if (this.#transport) this.#refreshRooms(this.#transport).catch(() => {});
+        this.#refreshRooms().catch(() => {});
         return;
       case "changed":
         this.#emitRooms();
