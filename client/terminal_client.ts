@@ -34,7 +34,11 @@ import type { BackoffOptions } from "./core/backoff.ts";
 import { ChatSession } from "./core/chat_session.ts";
 import { type Clock, systemClock } from "./core/clock.ts";
 import type { RoomEvent } from "./core/model.ts";
-import type { ConnectionStatus, SignInEvent } from "./core/session_options.ts";
+import {
+  type ConnectionStatus,
+  DEFAULT_BACKOFF,
+  type SignInEvent,
+} from "./core/session_options.ts";
 import { type CommandContext, runCommand } from "./commands.ts";
 import {
   count,
@@ -46,13 +50,11 @@ import {
 } from "./format.ts";
 import { connectChat, grpcTransport, type NativeChat } from "./grpc_transport.ts";
 
-/** The terminal's reconnect schedule: a made connection is proof enough to start over. */
-export const TERMINAL_BACKOFF: BackoffOptions = {
-  baseMs: 1000,
-  maxMs: 15_000,
-  jitter: 0.2,
-  stableAfterMs: 0,
-};
+/**
+ * The terminal's reconnect schedule: the default one, except that a made connection is proof
+ * enough to start over (it is made only once the server listed us online).
+ */
+export const TERMINAL_BACKOFF: BackoffOptions = { ...DEFAULT_BACKOFF, stableAfterMs: 0 };
 
 export interface TerminalClientOptions {
   userId: string;
