@@ -30,7 +30,7 @@
  */
 
 import { Kafka, logLevel } from "kafkajs";
-import process from "node:process";
+import { fixKafkajsIdleTimerLoop } from "../bus/kafka/idle_timer_fix.ts";
 import { fileURLToPath } from "node:url";
 
 /** The node ids of the cluster; node N is broker N and controller N. */
@@ -197,18 +197,12 @@ export type Log = (line: string) => void;
 const defaultLog: Log = (line) => console.log(line);
 
 /**
- * Drops Node's `TimeoutNegativeWarning`, which KafkaJS 2.2.4 triggers on every idle request queue
- * (`setTimeout(fn, -1 - Date.now())`, treated as 1 ms); other warnings still print.
- * For entry points only: it changes the process's warning listeners.
+ * Nothing left to do: KafkaJS 2.2.4's `TimeoutNegativeWarning` came from its idle timer loop,
+ * which bus/kafka/idle_timer_fix.ts now stops wherever a Kafka client is made (here in
+ * `client()`), so no process-wide warning listener is rewritten any more.
+ * @deprecated Remove with its last callers (scripts/test.ts, scripts/lease_warden.ts, bench/main.ts).
  */
-export function hideKafkaJsTimeoutWarning(): void {
-  const originals = process.listeners("warning");
-  process.removeAllListeners("warning");
-  process.on("warning", (warning: Error) => {
-    if (warning.name === "TimeoutNegativeWarning") return;
-    for (const listener of originals) listener(warning);
-  });
-}
+export function hideKafkaJsTimeoutWarning(): void {}
 
 // ---------------------------------------------------------------------------------------------
 // Processes
@@ -454,6 +448,7 @@ async function spawnNode(node: number, paths: ClusterPaths): Promise<number> {
 // Asking the brokers
 
 function client(brokers: readonly string[], retries = 0): Kafka {
+  fixKafkajsIdleTimerLoop();
   return new Kafka({
     clientId: "kafka-cluster-script",
     brokers: [...brokers],
@@ -967,7 +962,6 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  hideKafkaJsTimeoutWarning();
   try {
     Deno.exit(await main(Deno.args));
   } catch (error) {

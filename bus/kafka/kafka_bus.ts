@@ -100,11 +100,6 @@ export class KafkaBus implements Bus {
     this.#logger = parts.logger;
   }
 
-  /** The topics and group this bus uses. */
-  get names(): KafkaNames {
-    return this.#names;
-  }
-
   start(): Promise<void> {
     return this.#connection.start();
   }

@@ -8,93 +8,32 @@
 
 import assert from "node:assert/strict";
 import { startBroker, stopBroker } from "../../kafka/cluster.ts";
-import { kafkaBrokers, kafkaDeployment, stopAll } from "../processes.ts";
 import { ChatClient } from "../../client/chat_client.ts";
-import type { Verdict } from "./delivery_ledger.ts";
-import { activeController, awaitFullySynced, leaderFor, sleep, startRecorder } from "./harness.ts";
+import {
+  activeController,
+  awaitFullySynced,
+  leaderFor,
+  type LoadOptions,
+  type LoadVerdict,
+  sleep,
+  underLoad,
+} from "./harness.ts";
 
 const SEND_DEADLINE_MS = 10_000;
 
 /**
- * Two gateways and a processor under 200 messages per second (`seconds` long, four streams over
- * both gateways); `fault` runs once 1,000 sends were acknowledged. Returns the verdict and the
- * processor's dead-gateway verdicts.
+ * The production heartbeat timeout (10 s), not the suite's short one: a producer may need a few
+ * seconds to find new leaders, which must not cost a live gateway its streams.
  */
-async function underLoad(
-  name: string,
-  seconds: number,
-  fault: (gateway: string) => Promise<void>,
-): Promise<Verdict & { reopened: number; deadVerdicts: string[] }> {
-  // The production heartbeat timeout (10 s), not the suite's short one: a producer may need a
-  // few seconds to find new leaders, which must not cost a live gateway its streams.
-  const deployment = kafkaDeployment({ heartbeatTimeoutMs: 10_000 });
-  const a = deployment.gateway("gateway-a");
-  const b = deployment.gateway("gateway-b");
-  const processor = deployment.processor();
-  try {
-    await Promise.all([
-      a.ready(),
-      b.ready(),
-      processor.waitForLine(/Processor took partitions/, 60_000),
-    ]);
-    const recorder = startRecorder({
-      streams: [
-        { name: "a1", user: "ann", servers: [a.grpc, b.grpc] },
-        { name: "a2", user: "abe", servers: [a.grpc, b.grpc] },
-        { name: "b1", user: "bob", servers: [b.grpc, a.grpc] },
-        { name: "b2", user: "bea", servers: [b.grpc, a.grpc] },
-      ],
-      senders: [
-        { user: "sam", server: a.grpc, perSecond: 100 },
-        { user: "sue", server: b.grpc, perSecond: 100 },
-      ],
-      seconds,
-      sendDeadlineMs: SEND_DEADLINE_MS,
-      drainMs: 120_000,
-    });
-    await recorder.ready();
-    await recorder.acked(1000);
-    await fault(a.grpc);
-    const v = await recorder.verdict(name, (seconds + 200) * 1000);
-    // The group's committed offsets may replay connection events of earlier runs' gateways,
-    // which are rightly declared dead: only verdicts on this run's live gateways are false.
-    const deadVerdicts = processor.output.filter((l) =>
-      /sent no heartbeat for .*: declared dead/.test(l) &&
-      (l.includes(a.serverId) || l.includes(b.serverId))
-    );
-    const suspicions = processor.output.filter((l) =>
-      /Suspecting the Kafka cluster|verdicts resume/.test(l)
-    );
-    console.log(
-      `FIGURES ${name}: streams cut ${v.reopened}, false dead-gateway verdicts ${deadVerdicts.length}, ` +
-        `cluster suspicions logged ${suspicions.length}`,
-    );
-    for (const line of [...suspicions, ...deadVerdicts]) console.log(`  processor: ${line}`);
-    if (v.lost > 0 || deadVerdicts.length > 0 || v.reopened > 0) {
-      const dir = await Deno.makeTempDir({ prefix: "broker-down-logs-" });
-      for (const s of [a.service, b.service, processor, recorder.service]) {
-        await Deno.writeTextFile(`${dir}/${s.name}.log`, s.output.join("\n"));
-      }
-      console.log(`full logs of every process: ${dir}`);
-      // Were the deliveries written in order? (kcat, an independent client)
-      const out = await new Deno.Command("kcat", {
-        args: ["-b", kafkaBrokers(), "-C", "-t", "chat-deliveries", "-e", "-q", "-f", "%p %o %s\n"],
-        stdout: "piped",
-        stderr: "null",
-      }).output();
-      await Deno.writeFile(`${dir}/chat-deliveries.txt`, out.stdout);
-      for (const s of [a.service, b.service, processor]) {
-        const said = s.output.filter((l) => / (WARN|ERROR) /.test(l)).slice(-15);
-        console.log(`--- ${s.name} warnings ---\n${said.join("\n")}`);
-      }
-    }
-    return { ...v, deadVerdicts };
-  } finally {
-    await stopAll([a.service, b.service, processor]);
-  }
-}
+const load = (seconds: number): LoadOptions => ({
+  seconds,
+  ackedBeforeFault: 1000,
+  verdictTimeoutMs: (seconds + 200) * 1000,
+  heartbeatTimeoutMs: 10_000,
+  sendDeadlineMs: SEND_DEADLINE_MS,
+});
 
-function assertChatWentOn(v: Verdict & { reopened: number; deadVerdicts: string[] }): void {
+function assertChatWentOn(v: LoadVerdict): void {
   assert.equal(v.lost, 0, "no acknowledged message lost");
   assert.equal(v.duplicated, 0, "no message delivered twice");
   assert.equal(v.gaps, 0, "sequence numbers consecutive on every stream");
@@ -164,7 +103,7 @@ async function permanentLoss(name: string, pick: () => Promise<number>, why: str
   let killed: number | undefined;
   let probe = "";
   try {
-    const v = await underLoad(name, 75, async (gateway) => {
+    const v = await underLoad(name, load(75), async (gateway) => {
       killed = await pick();
       await stopBroker(killed, { kill: true });
       console.log(`killed broker ${killed} (${why}); it stays down for the rest of the run`);
@@ -199,7 +138,7 @@ Deno.test("permanent loss of the active controller: chat goes on", async () => {
 
 Deno.test("rolling restart of the three brokers: nothing lost, no stream cut", async () => {
   const pauses: string[] = [];
-  const v = await underLoad("rolling restart", 120, async () => {
+  const v = await underLoad("rolling restart", load(120), async () => {
     for (const node of [1, 2, 3]) {
       const at = performance.now();
       await stopBroker(node);

@@ -5,9 +5,10 @@
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { Kafka, logLevel, Partitioners } from "kafkajs";
-import { TOPICS } from "../../bus/kafka/topics.ts";
-import { kafkaBrokers, type Service, spawn } from "../processes.ts";
+import { type Admin, AssignerProtocol, Kafka, logLevel, Partitioners } from "kafkajs";
+import { fixKafkajsIdleTimerLoop } from "../../bus/kafka/idle_timer_fix.ts";
+import { PROCESSOR_GROUP, TOPICS } from "../../bus/kafka/topics.ts";
+import { kafkaBrokers, kafkaDeployment, type Service, spawn, stopAll } from "../processes.ts";
 import { account, describeVerdict, type Verdict } from "./delivery_ledger.ts";
 import type { RecorderPlan, RecorderResult } from "./recorder.ts";
 
@@ -76,8 +77,9 @@ export function startRecorder(
   };
 }
 
-/** The node id (1..3) leading the partition of `chatting` that messages keyed `key` go to. */
-export async function leaderFor(key: string, topic = TOPICS.chatting.name): Promise<number> {
+/** Runs `fn` with an admin client of the fault tests' own. */
+async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {
+  fixKafkajsIdleTimerLoop();
   const admin = new Kafka({
     clientId: "fault-tests",
     brokers: kafkaBrokers().split(","),
@@ -85,17 +87,82 @@ export async function leaderFor(key: string, topic = TOPICS.chatting.name): Prom
   }).admin();
   await admin.connect();
   try {
-    const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
-    const partitionMetadata = topics[0]!.partitions;
-    const partition = Partitioners.DefaultPartitioner()({
-      topic,
-      partitionMetadata,
-      message: { key, value: null },
-    });
-    return partitionMetadata.find((p) => p.partitionId === partition)!.leader;
+    return await fn(admin);
   } finally {
     await admin.disconnect();
   }
+}
+
+/** The partition of `topic` that records keyed `key` go to, and its leader's node id (1..3). */
+async function partitionFor(
+  admin: Admin,
+  key: string,
+  topic: string,
+): Promise<{ partition: number; leader: number }> {
+  const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
+  const partitionMetadata = topics[0]!.partitions;
+  const partition = Partitioners.DefaultPartitioner()({
+    topic,
+    partitionMetadata,
+    message: { key, value: null },
+  });
+  return { partition, leader: partitionMetadata.find((p) => p.partitionId === partition)!.leader };
+}
+
+/** The node id (1..3) leading the partition of `chatting` that messages keyed `key` go to. */
+export function leaderFor(key: string, topic = TOPICS.chatting.name): Promise<number> {
+  return withAdmin(async (admin) => (await partitionFor(admin, key, topic)).leader);
+}
+
+/**
+ * The client ids of the processors in the group, each with the `chatting` partitions it holds,
+ * once the group is stable (empty while it rebalances). A processor's client id is its
+ * `KAFKA_CLIENT_ID`.
+ */
+export function processorAssignments(): Promise<Map<string, number[]>> {
+  return withAdmin(async (admin) => {
+    const { groups: [group] } = await admin.describeGroups([PROCESSOR_GROUP]);
+    const held = new Map<string, number[]>();
+    if (group?.state !== "Stable") return held;
+    for (const member of group.members) {
+      const assignment = AssignerProtocol.MemberAssignment.decode(member.memberAssignment);
+      held.set(member.clientId, assignment?.assignment[TOPICS.chatting.name] ?? []);
+    }
+    return held;
+  });
+}
+
+/**
+ * Waits until the group is stable with exactly `clientIds` in it and `chatting`'s partitions
+ * shared among them: the processors are ready to take messages.
+ */
+export async function processorsHolding(clientIds: string[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const held = await processorAssignments().catch(() => new Map<string, number[]>());
+    const partitions = [...held.values()].flat().length;
+    if (
+      held.size === clientIds.length && clientIds.every((id) => held.has(id)) &&
+      partitions === TOPICS.chatting.partitions
+    ) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `The processor group is not ${clientIds.join(", ")} after ${timeoutMs} ms: ${
+          JSON.stringify([...held])
+        }`,
+      );
+    }
+    await sleep(500);
+  }
+}
+
+/** The client id of the processor that holds the room's partition of `chatting`. */
+export async function processorOf(room: string): Promise<string | undefined> {
+  const { partition } = await withAdmin((admin) => partitionFor(admin, room, TOPICS.chatting.name));
+  for (const [clientId, partitions] of await processorAssignments()) {
+    if (partitions.includes(partition)) return clientId;
+  }
+  return undefined;
 }
 
 /** Where `needle` is on `chatting` and `chat-deliveries`, read with kcat (an independent client). */
@@ -161,15 +228,9 @@ export async function activeController(): Promise<number> {
  * Waits until every partition of every topic has all its replicas in sync again: the cluster
  * is whole, and the next broker may go down without any partition losing its last copy.
  */
-export async function awaitFullySynced(timeoutMs = 120_000): Promise<number> {
+export function awaitFullySynced(timeoutMs = 120_000): Promise<number> {
   const started = performance.now();
-  const admin = new Kafka({
-    clientId: "fault-tests",
-    brokers: kafkaBrokers().split(","),
-    logLevel: logLevel.NOTHING,
-  }).admin();
-  await admin.connect();
-  try {
+  return withAdmin(async (admin) => {
     for (;;) {
       try {
         const { topics } = await admin.fetchTopicMetadata();
@@ -187,7 +248,118 @@ export async function awaitFullySynced(timeoutMs = 120_000): Promise<number> {
       }
       await sleep(500);
     }
+  });
+}
+
+export interface LoadOptions {
+  /** How long the senders send. */
+  seconds: number;
+  /** Acknowledged sends before the fault. */
+  ackedBeforeFault: number;
+  /** How long the verdict may take, from the start of the load. */
+  verdictTimeoutMs: number;
+  /** The processor's heartbeat timeout (default: the suite's short one). */
+  heartbeatTimeoutMs?: number;
+  /** The recorder's deadline per send (default 20 s). */
+  sendDeadlineMs?: number;
+}
+
+export type LoadVerdict = Verdict & { reopened: number; deadVerdicts: string[] };
+
+/**
+ * Two gateways and a processor under 200 messages per second (four streams over both gateways);
+ * `fault` runs once `ackedBeforeFault` sends were acknowledged, with gateway a's gRPC address.
+ * Returns the recorder's verdict and the gateways of this run that a processor declared dead
+ * (`gateway-dead` deliveries on `chat-deliveries`, read with kcat, an independent client).
+ */
+export async function underLoad(
+  name: string,
+  options: LoadOptions,
+  fault: (gateway: string) => Promise<void>,
+): Promise<LoadVerdict> {
+  const deployment = kafkaDeployment(
+    options.heartbeatTimeoutMs ? { heartbeatTimeoutMs: options.heartbeatTimeoutMs } : {},
+  );
+  const a = deployment.gateway("gateway-a");
+  const b = deployment.gateway("gateway-b");
+  const processor = deployment.processor("processor", { KAFKA_CLIENT_ID: "processor" });
+  const startedAt = Date.now();
+  try {
+    await Promise.all([a.ready(), b.ready(), processorsHolding(["processor"])]);
+    const recorder = startRecorder({
+      streams: [
+        { name: "a1", user: "ann", servers: [a.grpc, b.grpc] },
+        { name: "a2", user: "abe", servers: [a.grpc, b.grpc] },
+        { name: "b1", user: "bob", servers: [b.grpc, a.grpc] },
+        { name: "b2", user: "bea", servers: [b.grpc, a.grpc] },
+      ],
+      senders: [
+        { user: "sam", server: a.grpc, perSecond: 100 },
+        { user: "sue", server: b.grpc, perSecond: 100 },
+      ],
+      seconds: options.seconds,
+      ...(options.sendDeadlineMs ? { sendDeadlineMs: options.sendDeadlineMs } : {}),
+      // Consumers rejoin their groups after a leader moves: deliveries can pause for tens of
+      // seconds, which is reported, not counted as loss.
+      drainMs: 120_000,
+    });
+    await recorder.ready();
+    await recorder.acked(options.ackedBeforeFault);
+    await fault(a.grpc);
+    const v = await recorder.verdict(name, options.verdictTimeoutMs);
+    const deadVerdicts = (await gatewaysDeclaredDead(startedAt))
+      .filter((id) => id === a.serverId || id === b.serverId);
+    // Reported, not judged: when the processor blamed the cluster instead of the gateways.
+    const suspicions = processor.output.filter((l) =>
+      /Suspecting the Kafka cluster|verdicts resume/.test(l)
+    );
+    console.log(
+      `FIGURES ${name}: streams cut ${v.reopened}, false dead-gateway verdicts ${deadVerdicts.length}, ` +
+        `cluster suspicions logged ${suspicions.length}`,
+    );
+    for (const line of suspicions) console.log(`  processor: ${line}`);
+    if (v.lost > 0 || deadVerdicts.length > 0 || v.reopened > 0) {
+      const dir = await Deno.makeTempDir({ prefix: `${name.replaceAll(/\W+/g, "-")}-logs-` });
+      for (const s of [a.service, b.service, processor, recorder.service]) {
+        await Deno.writeTextFile(`${dir}/${s.name}.log`, s.output.join("\n"));
+      }
+      console.log(`full logs of every process: ${dir}`);
+      for (const s of [a.service, b.service, processor]) {
+        const said = s.output.filter((l) => / (WARN|ERROR) /.test(l)).slice(-15);
+        console.log(`--- ${s.name} warnings ---\n${said.join("\n")}`);
+      }
+    }
+    return { ...v, deadVerdicts };
   } finally {
-    await admin.disconnect();
+    await stopAll([a.service, b.service, processor]);
   }
+}
+
+/** The gateways declared dead on `chat-deliveries` since `sinceMs` (epoch ms), read with kcat. */
+async function gatewaysDeclaredDead(sinceMs: number): Promise<string[]> {
+  const out = await new Deno.Command("kcat", {
+    args: [
+      "-b",
+      kafkaBrokers(),
+      "-C",
+      "-t",
+      TOPICS.deliveries.name,
+      "-o",
+      `s@${sinceMs}`,
+      "-e",
+      "-q",
+      "-f",
+      "%s\n",
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").flatMap((line) => {
+    if (!line.includes('"gateway-dead"')) return [];
+    try {
+      return [JSON.parse(line).server_id as string];
+    } catch {
+      return [];
+    }
+  });
 }

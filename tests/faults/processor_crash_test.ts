@@ -8,7 +8,13 @@
 import assert from "node:assert/strict";
 import { type Deployment, kafkaDeployment, type Service, stopAll } from "../processes.ts";
 import type { Verdict } from "./delivery_ledger.ts";
-import { sleep, startRecorder } from "./harness.ts";
+import {
+  processorAssignments,
+  processorOf,
+  processorsHolding,
+  sleep,
+  startRecorder,
+} from "./harness.ts";
 
 function assertExactlyOnce(v: Verdict): void {
   assert.equal(v.lost, 0, "no acknowledged message lost");
@@ -33,34 +39,36 @@ function load(deployment: Deployment, a: string, b: string) {
   });
 }
 
-/** The processor that handled the room's messages last: the one holding its partition. */
-function handling(processors: Service[]): Service {
-  const last = (p: Service) => p.output.findLastIndex((l) => l.includes("Received chat message"));
-  const owner = processors.find((p) => last(p) >= 0);
-  assert.ok(owner, "a processor handles the room");
-  return owner;
+/** A processor whose Kafka client id is its name, to find it in the group. */
+function processor(deployment: Deployment, name: string): Service {
+  return deployment.processor(name, { KAFKA_CLIENT_ID: name });
+}
+
+/** The processor holding the partition of the recorder's room. */
+async function handling(processors: Service[]): Promise<Service> {
+  const owner = await processorOf("general");
+  const service = processors.find((p) => p.name === owner);
+  assert.ok(service, `a processor holds the room (the group says ${owner})`);
+  return service;
 }
 
 Deno.test("processor killed under load and started again: nothing lost, nothing twice", async () => {
   const deployment = kafkaDeployment();
   const a = deployment.gateway("gateway-a");
   const b = deployment.gateway("gateway-b");
-  const first = deployment.processor("processor-1");
+  const first = processor(deployment, "processor-1");
   let second: Service | undefined;
   try {
-    await Promise.all([
-      a.ready(),
-      b.ready(),
-      first.waitForLine(/Processor took partitions/, 60_000),
-    ]);
+    await Promise.all([a.ready(), b.ready(), processorsHolding(["processor-1"])]);
     const recorder = load(deployment, a.grpc, b.grpc);
     await recorder.ready();
     await recorder.acked(300);
     await first.crash();
     console.log("killed the processor");
     await sleep(2000);
-    second = deployment.processor("processor-2");
-    await second.waitForLine(/Processor took partitions/, 60_000);
+    second = processor(deployment, "processor-2");
+    // The killed one stays in the group until its session times out.
+    await processorsHolding(["processor-2"], 90_000);
     const v = await recorder.verdict("processor crash", 120_000);
     assert.ok(v.acknowledged >= 2000, `the load got through (${v.acknowledged} acknowledged)`);
     assertExactlyOnce(v);
@@ -73,22 +81,21 @@ Deno.test("two processors, one killed: the group rebalances and delivery goes on
   const deployment = kafkaDeployment();
   const a = deployment.gateway("gateway-a");
   const b = deployment.gateway("gateway-b");
-  const processors = [deployment.processor("processor-1"), deployment.processor("processor-2")];
+  const processors = [processor(deployment, "processor-1"), processor(deployment, "processor-2")];
   try {
-    await Promise.all([a.ready(), b.ready()]);
-    await Promise.all(processors.map((p) => p.waitForLine(/Processor took partitions/, 60_000)));
+    await Promise.all([a.ready(), b.ready(), processorsHolding(["processor-1", "processor-2"])]);
     const recorder = load(deployment, a.grpc, b.grpc);
     await recorder.ready();
     await recorder.acked(300);
-    const victim = handling(processors);
+    const victim = await handling(processors);
     const survivor = processors.find((p) => p !== victim)!;
-    const before = survivor.output.length;
     await victim.crash();
     console.log(`killed ${victim.name}`);
     const v = await recorder.verdict("one of two processors killed", 120_000);
-    assert.ok(
-      survivor.output.slice(before).some((l) => l.includes("Processor took partitions")),
-      "the survivor took the partitions over",
+    assert.deepEqual(
+      [...await processorAssignments()].map(([id, held]) => [id, held.sort()]),
+      [[survivor.name, [0, 1]]],
+      "the survivor holds every partition of chatting",
     );
     console.log(`FIGURES delivery paused for at most ${v.maxPauseMs} ms`);
     assert.ok(v.acknowledged >= 2000, `the load got through (${v.acknowledged} acknowledged)`);

@@ -81,14 +81,16 @@ class RecordedStream {
 
   #onMessage(message: WireMessage): void {
     this.#open = true;
-    if (!message.content.startsWith(this.prefix) || message.seq <= 0) return;
-    this.#lastSeq = Math.max(this.#lastSeq, message.seq);
+    // Number(): the client's seq is a bigint (uint64) in the generated types, a number before.
+    const seq = Number(message.seq);
+    if (!message.content.startsWith(this.prefix) || seq <= 0) return;
+    this.#lastSeq = Math.max(this.#lastSeq, seq);
     const id = message.content.split(" ", 1)[0]!;
     this.ids.add(id);
     this.received.push({
       id,
       room: message.room || ROOM,
-      seq: message.seq,
+      seq,
       at: now(),
     });
   }
