@@ -1,10 +1,11 @@
 /**
- * Domain errors and their one mapping to gRPC status codes.
+ * Domain errors and their one mapping to gRPC status codes, which Connect shares.
  *
  * Messages follow "Action: state" ("Cannot send message: content is 70000
  * bytes, the limit is 65536") so a user can act on them.
  */
 
+import { Code, ConnectError } from "@connectrpc/connect";
 import { status } from "@grpc/grpc-js";
 
 export type ErrorCode =
@@ -51,6 +52,15 @@ const GRPC_CODES: Record<ErrorCode, status> = {
 export function toGrpcStatus(err: unknown): { code: status; details: string } {
   if (err instanceof ChatError) return { code: GRPC_CODES[err.code], details: err.message };
   return { code: status.INTERNAL, details: "Internal error: the server failed unexpectedly" };
+}
+
+/**
+ * The same status as a `ConnectError`, for the browser API: Connect's codes are gRPC's numbers,
+ * and its message goes on the wire as `details` would.
+ */
+export function toConnectError(err: unknown): ConnectError {
+  const { code, details } = toGrpcStatus(err);
+  return new ConnectError(details, code as number as Code);
 }
 
 /** A readable one-line description of any thrown value, for logs. */

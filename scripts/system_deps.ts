@@ -1,7 +1,7 @@
 // deno-lint-ignore-file no-console
 /**
  * The programs outside Deno that the tests need (Java, Maven, Chromium, PostgreSQL, kcat,
- * openssl, protoc, and Node.js and Python's grpcio for the fault suite), and installing the
+ * openssl, protoc, grpcurl, and Node.js and Python's grpcio for the fault suite), and installing the
  * missing ones, so that `deno task test` works on a fresh machine by itself. scripts/test.ts
  * calls {@linkcode ensureSystemDeps} first; .ci/run runs this file before the steps that need
  * them:
@@ -14,7 +14,8 @@
  *
  * Missing Debian packages are installed with apt-get when running as root, or with sudo when it
  * works without a password; Python modules with pip when the Python on the PATH lets pip install
- * (not Debian's own, which is "externally managed": then its Debian package). Otherwise it stops
+ * (not Debian's own, which is "externally managed": then its Debian package); Go programs with
+ * `go install` into .tmp/bin ({@linkcode GO_BIN_DIR}), where the tests look for them. Otherwise it stops
  * with one message that lists everything missing and the one command that installs it all.
  * The decision ({@linkcode planInstall}) takes the probes as arguments, for the unit test.
  */
@@ -33,6 +34,8 @@ export interface Requirement {
   apt: string[];
   /** For a Python module: the pip package, used instead of `apt` when pip may install. */
   pip?: string;
+  /** For a Go program: `module/path/cmd@version`, installed with `go install` into GO_BIN_DIR. */
+  go?: string;
   scope: Scope;
 }
 
@@ -75,8 +78,15 @@ export const REQUIREMENTS: readonly Requirement[] = [
   },
   {
     name: "protoc",
-    why: "checks that web/gen matches proto/chat.proto (tests/grpc_web_test.ts)",
+    why: "checks protocol/gen against proto/chat.proto; generates the protobuf-ts test client",
     apt: ["protobuf-compiler"],
+    scope: "suite",
+  },
+  {
+    name: "grpcurl",
+    why: "calls the gateway from reflection alone, as its users do (tests/grpcurl_test.ts)",
+    apt: [],
+    go: "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3",
     scope: "suite",
   },
   {
@@ -111,6 +121,8 @@ export interface Probes {
   aptGet(): Promise<boolean>;
   /** Whether `python3 -m pip install` may install into the Python on the PATH. */
   pip(): Promise<boolean>;
+  /** The `go` command, if Go is installed. */
+  go?(): Promise<string | undefined>;
 }
 
 /** One command of the install, with why it runs. */
@@ -146,8 +158,23 @@ export async function planInstall(
   if (missing.length === 0) return { kind: "ok" };
 
   const pip = missing.some((r) => r.pip) && await probes.pip();
+  const byGo = missing.filter((r) => r.go);
   const byPip = missing.filter((r) => r.pip && pip);
-  const byApt = missing.filter((r) => !(r.pip && pip));
+  const byApt = missing.filter((r) => !r.go && !(r.pip && pip));
+  const go = byGo.length > 0 ? await probes.go?.() : undefined;
+  if (byGo.length > 0 && go === undefined) {
+    return {
+      kind: "stop",
+      missing,
+      message: `Cannot run the tests: this machine lacks\n${describe(missing)}\n` +
+        `Go is needed to install ${byGo.map((r) => r.name).join(", ")}: install Go, then run\n  ` +
+        byGo.map((r) => `GOBIN=${GO_BIN_DIR} go install ${r.go}`).join(" && "),
+    };
+  }
+  const goSteps: Step[] = byGo.map((r) => ({
+    argv: ["env", `GOBIN=${GO_BIN_DIR}`, go!, "install", r.go!],
+    why: r.name,
+  }));
   const packages = [...new Set(byApt.flatMap((r) => r.apt))];
   const pipPackages = byPip.map((r) => r.pip!);
 
@@ -170,10 +197,10 @@ export async function planInstall(
     return {
       kind: "install",
       missing,
-      steps: [...(packages.length > 0 ? aptSteps(prefix) : []), ...pipSteps],
+      steps: [...(packages.length > 0 ? aptSteps(prefix) : []), ...pipSteps, ...goSteps],
     };
   }
-  const command = shellLine([...aptSteps(["sudo"]), ...pipSteps]);
+  const command = shellLine([...aptSteps(["sudo"]), ...pipSteps, ...goSteps]);
   const how = aptGet
     ? `Install them with:\n  ${command}`
     : `Install them with your system's package manager; on Debian or Ubuntu:\n  ${command}`;
@@ -190,6 +217,16 @@ export async function planInstall(
 // The real probes
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url)).replace(/\/+$/, "");
+
+/** Where `go install` puts the Go programs the tests need: ignored by git, found by the tests. */
+export const GO_BIN_DIR = `${ROOT}/.tmp/bin`;
+
+/** The path of Go program `name` for the tests: in GO_BIN_DIR, else on the PATH; undefined if neither. */
+export function goProgram(name: string): string | undefined {
+  const local = `${GO_BIN_DIR}/${name}`;
+  if (isExecutable(local)) return local;
+  return onPath(name) ? name : undefined;
+}
 
 function isExecutable(path: string): boolean {
   try {
@@ -245,6 +282,8 @@ async function has(req: Requirement): Promise<boolean> {
       return onPath(Deno.env.get("PROTOC") || "protoc");
     case "grpcio":
       return await succeeds("python3", ["-c", "import grpc"]);
+    case "grpcurl":
+      return goProgram("grpcurl") !== undefined;
     default:
       return onPath(req.name);
   }
@@ -266,6 +305,15 @@ export const realProbes: Probes = {
   sudo: () => succeeds("sudo", ["-n", "true"]),
   aptGet: () => Promise.resolve(onPath("apt-get")),
   pip: pipMayInstall,
+  // Go's tarball puts it in /usr/local/go, often not on the PATH of a non-login shell.
+  go: () =>
+    Promise.resolve(
+      onPath("go")
+        ? "go"
+        : isExecutable("/usr/local/go/bin/go")
+        ? "/usr/local/go/bin/go"
+        : undefined,
+    ),
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -15,25 +15,30 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
+import {
+  type DescMethod,
+  type DescMethodUnary,
+  type DescService,
+  fromBinary,
+  type Message,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { file_google_protobuf_timestamp, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { HealthImplementation } from "grpc-health-check";
 import { Buffer } from "node:buffer";
 import type { Duplex } from "node:stream";
 import type { TlsFiles } from "../core/config.ts";
 import { ChatError, toGrpcStatus } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { Broadcast, file_chat } from "../protocol/gen/chat_pb.ts";
 import { AgedConnections } from "./connection_age.ts";
 import { ConnectionGuard, type ConnectionLimits } from "./connection_guard.ts";
-import type { Caller, ChatService, StreamHandle } from "./chat_service.ts";
-import {
-  broadcastMethods,
-  healthPackageDefinition,
-  packageDefinition,
-  SERVICE_NAME,
-  type WireConnect,
-} from "./proto.ts";
-import { parseConnect, readRequest, UNARY_METHODS, unaryMethod } from "./rpc.ts";
+import type { ChatService, StreamHandle } from "./chat_service.ts";
+import { callerOf, callUnary, parseConnect } from "./rpc.ts";
 import { peerHost } from "./sign_in_limits.ts";
+import { decodeRequest } from "./wire.ts";
 
 export interface GrpcServer {
   readonly server: grpc.Server;
@@ -52,37 +57,67 @@ class UnreadableRequest {
   constructor(readonly error: unknown) {}
 }
 
+/** A view of `bytes` as a Buffer, for grpc-js, without a copy. */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+const streams = (method: DescMethod, side: "client" | "server") =>
+  method.methodKind === "bidi_streaming" || method.methodKind === `${side}_streaming`;
+
 /**
- * The service definition with two changes: the stream's serializer passes
- * already-encoded bytes through, so a message is encoded once for all streams;
- * and bytes that do not decode become an `UnreadableRequest`, because grpc-js
- * answers a deserializer that throws with INTERNAL ("Error deserializing
- * request"), blaming the server for the client's bytes.
+ * The grpc-js definition of `service`, with the generated codecs, so that handlers get and give
+ * the generated message types. Two choices: a response that is a Uint8Array already is passed
+ * through, so that a stream message is encoded once for all streams; and request bytes that do
+ * not decode become an `UnreadableRequest`, because grpc-js answers a deserializer that throws
+ * with INTERNAL ("Error deserializing request"), blaming the server for the client's bytes.
  */
-function broadcastDefinition(): grpc.ServiceDefinition {
-  const methods = Object.fromEntries(
-    Object.entries(broadcastMethods).map(([name, method]) => [name, {
-      ...method,
-      requestDeserialize: (bytes: Buffer) => {
-        try {
-          return readRequest(method, bytes);
-        } catch (err) {
-          return new UnreadableRequest(err);
-        }
-      },
-    }]),
-  );
-  const stream = broadcastMethods.CreateStream!;
-  return {
-    ...methods,
-    CreateStream: {
-      ...methods.CreateStream,
-      responseSerialize: (value: object) =>
-        value instanceof Uint8Array
-          ? Buffer.from(value.buffer, value.byteOffset, value.byteLength)
-          : stream.responseSerialize(value),
+function serviceDefinition(service: DescService): grpc.ServiceDefinition {
+  return Object.fromEntries(service.methods.map((method) => [method.name, {
+    path: `/${service.typeName}/${method.name}`,
+    originalName: method.localName,
+    requestStream: streams(method, "client"),
+    responseStream: streams(method, "server"),
+    requestSerialize: (message: Message) => asBuffer(toBinary(method.input, message)),
+    requestDeserialize: (bytes: Buffer) => {
+      try {
+        return decodeRequest(
+          method.input,
+          new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length),
+        );
+      } catch (err) {
+        return new UnreadableRequest(err);
+      }
     },
-  } as unknown as grpc.ServiceDefinition;
+    responseSerialize: (value: Message | Uint8Array) =>
+      asBuffer(value instanceof Uint8Array ? value : toBinary(method.output, value)),
+    responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+  }]));
+}
+
+/**
+ * What reflection serves: chat.proto and google/protobuf/timestamp.proto under their real names,
+ * chat.proto listing timestamp.proto as its dependency and its fields named as in the .proto
+ * (the descriptors protoc-gen-es embedded in protocol/gen), and the health service as
+ * proto-loader loads it. proto-loader's own descriptor of chat.proto named no dependency and put
+ * Timestamp in a file "google_protobuf.proto", which grpcurl could not resolve.
+ */
+function reflectedFiles(): protoLoader.PackageDefinition {
+  // The repository's copy of health.proto: grpc-health-check's adds a List method whose map
+  // field proto-loader describes with a map entry name grpcurl refuses.
+  const health = protoLoader.loadSync("grpc/health/v1/health.proto", {
+    keepCase: true,
+    includeDirs: [new URL("../proto/", import.meta.url).pathname],
+  });
+  const fileDescriptorProtos = [file_chat, file_google_protobuf_timestamp].map((file) =>
+    asBuffer(toBinary(FileDescriptorProtoSchema, file.proto))
+  );
+  // Reflection reads only `fileDescriptorProtos` of each entry.
+  const chat = { fileDescriptorProtos } as unknown as protoLoader.MessageTypeDefinition<
+    object,
+    object
+  >;
+  return { ...health, "chat.proto": chat };
 }
 
 /** The decoded request, or the error that says why its bytes could not be decoded. */
@@ -96,9 +131,9 @@ function grpcError(err: unknown): Partial<grpc.StatusObject> {
   return { code, details };
 }
 
-function callerOf(metadata: grpc.Metadata): Caller {
+function authorizationOf(metadata: grpc.Metadata): string | undefined {
   const value = metadata.get("authorization")[0];
-  return typeof value === "string" ? { authorization: value } : {};
+  return typeof value === "string" ? value : undefined;
 }
 
 /**
@@ -172,10 +207,11 @@ export function createGrpcServer(
     ...options,
   });
 
-  const unaryHandlers: grpc.UntypedServiceImplementation = {};
-  for (const name of Object.keys(UNARY_METHODS)) {
-    const method = unaryMethod(name)!;
-    unaryHandlers[name] = (
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const method of Broadcast.methods) {
+    if (method.methodKind !== "unary") continue;
+    const unary = method as DescMethodUnary;
+    handlers[method.name] = (
       call: grpc.ServerUnaryCall<object, object>,
       callback: grpc.sendUnaryData<object>,
     ) => {
@@ -183,68 +219,75 @@ export function createGrpcServer(
       // hashing yet is then dropped. The peer is read now: after the call it is "unknown".
       const cancelled = new AbortController();
       call.once("cancelled", () => cancelled.abort());
-      const caller = {
-        ...callerOf(call.metadata),
-        address: peerHost(call.getPeer()),
-        signal: cancelled.signal,
-      };
+      const caller = callerOf(
+        authorizationOf(call.metadata),
+        peerHost(call.getPeer()),
+        cancelled.signal,
+      );
       Promise.resolve()
-        .then(() => method(service, caller, request(call.request)))
+        .then(() => callUnary(service, caller, unary, request(call.request as never)))
         .then(
           (response) => callback(null, response),
           (err) => {
             if (!(err instanceof ChatError)) {
-              logger.error(`${name} failed`, { error: String(err?.stack ?? err) });
+              logger.error(`${method.name} failed`, { error: String(err?.stack ?? err) });
             }
             callback(grpcError(err), null);
           },
         );
     };
   }
-
-  server.addService(broadcastDefinition(), {
-    ...unaryHandlers,
-    CreateStream(call: grpc.ServerWritableStream<WireConnect, Uint8Array>) {
-      let handle: StreamHandle | undefined;
-      let gone = false;
-      const close = () => {
-        gone = true;
-        handle?.close();
-      };
-      call.on("cancelled", close);
-      call.on("close", close);
-      call.on("error", close);
-      Promise.resolve()
-        .then(() =>
-          service.openStream(callerOf(call.metadata), parseConnect(request(call.request)), {
-            write: (frame) => {
-              call.write(frame);
-            },
-            pending: () => call.writableLength,
-            fail: (error: ChatError) => call.emit("error", grpcError(error)),
-          })
-        )
-        .then(
-          (opened) => {
-            handle = opened;
-            // The client left while the stream was being set up.
-            if (gone) opened.close();
-            // Headers now tell the client the stream was accepted, before any message comes.
-            else call.sendMetadata(new grpc.Metadata());
+  handlers[Broadcast.method.createStream.name] = (
+    call: grpc.ServerWritableStream<object, Uint8Array>,
+  ) => {
+    let handle: StreamHandle | undefined;
+    let gone = false;
+    const close = () => {
+      gone = true;
+      handle?.close();
+    };
+    call.on("cancelled", close);
+    call.on("close", close);
+    call.on("error", close);
+    const caller = callerOf(
+      authorizationOf(call.metadata),
+      peerHost(call.getPeer()),
+      new AbortController().signal,
+    );
+    Promise.resolve()
+      .then(() =>
+        service.openStream(caller, parseConnect(request(call.request as never)), {
+          write: (frame) => {
+            call.write(frame);
           },
-          (err) => {
-            if (!(err instanceof ChatError)) {
-              logger.error("CreateStream failed", { error: String(err?.stack ?? err) });
-            }
-            call.emit("error", grpcError(err));
-          },
-        );
-    },
-  });
+          pending: () => call.writableLength,
+          fail: (error: ChatError) => call.emit("error", grpcError(error)),
+        })
+      )
+      .then(
+        (opened) => {
+          handle = opened;
+          // The client left while the stream was being set up.
+          if (gone) opened.close();
+          // Headers now tell the client the stream was accepted, before any message comes.
+          else call.sendMetadata(new grpc.Metadata());
+        },
+        (err) => {
+          if (!(err instanceof ChatError)) {
+            logger.error("CreateStream failed", { error: String(err?.stack ?? err) });
+          }
+          call.emit("error", grpcError(err));
+        },
+      );
+  };
+  server.addService(serviceDefinition(Broadcast), handlers);
 
   // Reflection describes the health service too, so grpcurl can list and call it.
-  new ReflectionService({ ...packageDefinition, ...healthPackageDefinition }).addToServer(server);
-  const health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
+  new ReflectionService(reflectedFiles()).addToServer(server);
+  const health = new HealthImplementation({
+    "": "NOT_SERVING",
+    [Broadcast.typeName]: "NOT_SERVING",
+  });
   health.addToServer(server);
 
   return {
@@ -252,7 +295,7 @@ export function createGrpcServer(
     setServing(serving) {
       const status = serving ? "SERVING" : "NOT_SERVING";
       health.setStatus("", status);
-      health.setStatus(SERVICE_NAME, status);
+      health.setStatus(Broadcast.typeName, status);
     },
     get guard() {
       return guard;

@@ -1,6 +1,6 @@
 /**
- * The gateway's HTTP port: health and readiness, the gRPC-Web bridge and the web page, behind
- * the port's connection limits (server/connection_guard.ts).
+ * The gateway's HTTP port: health and readiness, the browser API (server/web_api.ts) and the
+ * web page, behind the port's connection limits (server/connection_guard.ts).
  *
  * Served by node:http (HTTP/1.1) or, with TLS, node:http2 with HTTP/1.1 fallback, not
  * Deno.serve: Deno 2.9.3's Deno.serve has no connection cap, no header, body or idle timeout,
@@ -16,6 +16,7 @@ import type net from "node:net";
 import type { TlsFiles } from "../core/config.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { concat } from "./bytes.ts";
 import {
   type CallTicket,
   ConnectionGuard,
@@ -77,7 +78,7 @@ export interface ServeHttpOptions {
   reportIntervalMs: number;
   logger: Logger;
   /** The answer to a call over `maxCallsPerAddress` (its request without a body); by default 429. */
-  refuse?: (request: Request, message: string) => Response;
+  refuse?: (request: Request, message: string) => Response | Promise<Response>;
 }
 
 export interface HttpServer {
@@ -94,17 +95,6 @@ type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 const NO_BODY = new Set(["GET", "HEAD"]);
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c.subarray(0, Math.min(c.length, total - at)), at);
-    at += c.length;
-    if (at >= total) break;
-  }
-  return out;
-}
 
 /** Serves `handler` on `options.hostname:port` behind the connection limits. */
 export async function serveHttp(
@@ -210,7 +200,7 @@ export async function serveHttp(
     if (ticket.refused !== undefined) {
       ticket.requestDone();
       const bare = request(null) ?? new Request(url, { headers, signal: aborted.signal });
-      return send(res, refuse(bare, ticket.refused), h2, hasBody, cancel);
+      return send(res, await refuse(bare, ticket.refused), h2, hasBody, cancel);
     }
     const read = await readBody(req, hasBody, options.maxBodyBytes);
     if (read === undefined) return; // The client went away, or the guard closed it as too slow.

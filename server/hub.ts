@@ -3,13 +3,14 @@
  *
  * A message is encoded once and the same bytes are queued on every stream of
  * its room; a stream that falls too far behind is cut (its client reconnects
- * and resumes) so that one slow reader never holds up the others.
+ * and resumes) so that one slow reader never holds up the others. Streams are
+ * indexed by room and by user, so a delivery touches only the streams that get it.
  */
 
 import { ChatError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
-import { encodeStreamMessage, messageToWire, presenceToWire, roomEventToWire } from "./proto.ts";
+import { encodeStreamMessage, messageToWire, presenceToWire, roomEventToWire } from "./wire.ts";
 
 /** One open stream as a transport sees it. */
 export interface StreamSink {
@@ -27,7 +28,10 @@ export interface LocalStream {
   readonly displayName: string;
   readonly presenceEvents: boolean;
   readonly sink: StreamSink;
-  /** The rooms whose messages this stream receives; changes when its user joins or leaves. */
+  /**
+   * The rooms whose messages this stream receives. Once the stream is added, only the hub
+   * changes it (when its user joins or leaves), keeping its index by room in step.
+   */
   readonly rooms: Set<string>;
   /** The newest sequence number written to this stream, per room. */
   readonly lastSeq: Map<string, number>;
@@ -48,6 +52,10 @@ export class Hub {
   readonly #streams = new Map<string, LocalStream>();
   /** Each user's streams here, oldest first. */
   readonly #byUser = new Map<string, Set<LocalStream>>();
+  /** The streams that receive each room's messages. */
+  readonly #byRoom = new Map<string, Set<LocalStream>>();
+  /** The streams that asked for presence and room events. */
+  readonly #watchers = new Set<LocalStream>();
   /**
    * Streams past half their queue limit, with their smallest queue seen and when it last
    * shrank: `settle()` waits for those that drain, never for one that stalled. A stream stays
@@ -73,6 +81,20 @@ export class Hub {
     let mine = this.#byUser.get(stream.userId);
     if (!mine) this.#byUser.set(stream.userId, mine = new Set());
     mine.add(stream);
+    for (const room of stream.rooms) this.#enter(stream, room);
+    if (stream.presenceEvents) this.#watchers.add(stream);
+  }
+
+  #enter(stream: LocalStream, room: string): void {
+    let members = this.#byRoom.get(room);
+    if (!members) this.#byRoom.set(room, members = new Set());
+    members.add(stream);
+  }
+
+  #leave(stream: LocalStream, room: string): void {
+    const members = this.#byRoom.get(room);
+    members?.delete(stream);
+    if (members?.size === 0) this.#byRoom.delete(room);
   }
 
   remove(streamId: string): LocalStream | undefined {
@@ -80,6 +102,8 @@ export class Hub {
     this.#streams.delete(streamId);
     if (stream) {
       this.#crowded.delete(stream);
+      this.#watchers.delete(stream);
+      for (const room of stream.rooms) this.#leave(stream, room);
       const mine = this.#byUser.get(stream.userId);
       mine?.delete(stream);
       if (mine?.size === 0) this.#byUser.delete(stream.userId);
@@ -144,8 +168,7 @@ export class Hub {
     if (message.seq > 0) this.#delivered.set(message.room, message.seq);
     let frame: Uint8Array | undefined;
     let count = 0;
-    for (const stream of this.#streams.values()) {
-      if (!stream.rooms.has(message.room)) continue;
+    for (const stream of this.#byRoom.get(message.room) ?? []) {
       if (stream.backlog) {
         stream.backlog.push(message);
         count++;
@@ -192,8 +215,7 @@ export class Hub {
   /** Tells the streams that asked for presence events that a user came or went. */
   presence(presence: Presence): void {
     let frame: Uint8Array | undefined;
-    for (const stream of this.#streams.values()) {
-      if (!stream.presenceEvents) continue;
+    for (const stream of this.#watchers) {
       frame ??= encodeStreamMessage(presenceToWire(presence));
       this.#offer(stream, frame);
     }
@@ -204,14 +226,21 @@ export class Hub {
    * receiving it, and the room's streams that asked for events are told.
    */
   roomEvent(event: RoomEvent): void {
-    let frame: Uint8Array | undefined;
-    for (const stream of this.#streams.values()) {
-      const wasIn = stream.rooms.has(event.room);
-      if (stream.userId === event.userId) {
-        if (event.joined) stream.rooms.add(event.room);
-        else stream.rooms.delete(event.room);
+    // Told: the room's streams before the change and after it, which differ only by the member's.
+    const told = new Set(this.#byRoom.get(event.room));
+    for (const stream of this.#byUser.get(event.userId) ?? []) {
+      if (event.joined) {
+        told.add(stream);
+        stream.rooms.add(event.room);
+        this.#enter(stream, event.room);
+      } else {
+        stream.rooms.delete(event.room);
+        this.#leave(stream, event.room);
       }
-      if (!stream.presenceEvents || !(wasIn || stream.rooms.has(event.room))) continue;
+    }
+    let frame: Uint8Array | undefined;
+    for (const stream of told) {
+      if (!stream.presenceEvents) continue;
       frame ??= encodeStreamMessage(roomEventToWire(event));
       this.#offer(stream, frame);
     }

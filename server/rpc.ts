@@ -1,100 +1,83 @@
 /**
- * The `chat.Broadcast` methods as the transports see them: each turns a wire
- * request into a chat-service call and the result back into a wire response.
- * The native gRPC server and the gRPC-Web bridge both dispatch through here.
+ * The `chat.Broadcast` methods as the transports see them: each turns a generated request
+ * message into a chat-service call and its result into the generated response. The native gRPC
+ * server (server/grpc_server.ts) and the browser API (server/web_api.ts) both dispatch through
+ * here, so checks, authentication and errors are written once.
  */
 
-import type { Buffer } from "node:buffer";
-import { describeError, invalidArgument } from "../core/errors.ts";
-import type {
-  Caller,
-  ChatService,
-  OpenStreamRequest,
-  RoomView,
-  SendRequest,
-} from "./chat_service.ts";
 import {
-  isoToTimestamp,
-  messageToWire,
-  type MethodDefinition,
-  type WireConnect,
-  type WireMessage,
-  type WireRoom,
-} from "./proto.ts";
+  create,
+  type DescMessage,
+  type DescMethodUnary,
+  type MessageInitShape,
+  type MessageShape,
+} from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { invalidArgument } from "../core/errors.ts";
+import type { Broadcast, Connect, Message } from "../protocol/gen/chat_pb.ts";
+import type { Caller, ChatService, OpenStreamRequest, SendRequest } from "./chat_service.ts";
+import { messageToWire, roomToWire, seqFromWire } from "./wire.ts";
+
+type Methods = typeof Broadcast.method;
+type UnaryName = {
+  [K in keyof Methods]: Methods[K]["methodKind"] extends "unary" ? K : never;
+}[keyof Methods];
+
+type Unary<K extends UnaryName> = (
+  service: ChatService,
+  caller: Caller,
+  request: MessageShape<Methods[K]["input"]>,
+) => Promise<MessageInitShape<Methods[K]["output"]>>;
 
 /**
- * Decodes a request's bytes for `method`, or throws INVALID_ARGUMENT naming the message type.
- * Decodes from a plain Uint8Array even when given a Buffer: protobufjs then decodes strictly (its
- * Buffer reader silently cuts a string that runs past the end of the message).
+ * Converts a `Connect` into the service's request, or says what is wrong with it. Each resume
+ * position is only range-checked here: the service refuses a list longer than its limit.
  */
-export function readRequest(method: MethodDefinition, bytes: Uint8Array): object {
-  const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  try {
-    return method.requestDeserialize(plain as Buffer);
-  } catch (err) {
-    const type = (method.requestType.type as { name?: string }).name ?? "request";
-    throw invalidArgument(
-      `Cannot read request: the message is not a valid chat.${type} (${describeError(err)})`,
-    );
-  }
-}
-
-/**
- * Converts a wire `Connect` into the service's request, or says what is wrong with it. The
- * resume list is passed on as decoded (its positions' `lastSeq` are numbers already), with no
- * work per entry: the service refuses a list longer than its limit first.
- */
-export function parseConnect(request: WireConnect): OpenStreamRequest {
+export function parseConnect(request: Connect): OpenStreamRequest {
   if (!request.user) throw invalidArgument("Cannot open stream: the request has no user");
   return {
     userId: request.user.id,
     displayName: request.user.displayName,
     presenceEvents: request.presenceEvents,
-    resume: request.resume ?? [],
+    resume: request.resume.map((p) => ({
+      room: p.room,
+      lastSeq: seqFromWire(
+        "Cannot open stream",
+        `the resume position of room "${p.room}"`,
+        p.lastSeq,
+      ),
+    })),
   };
 }
 
 /**
- * Converts a wire `Message` into a send request. Nothing is checked here, before the caller is
- * known: the service checks the fields (the timestamp too) after authentication.
+ * Converts a `Message` into a send request. Nothing is checked here, before the caller is known:
+ * the service checks the fields (the timestamp too) after authentication. A timestamp's seconds
+ * beyond a number's exact range stay beyond the years the service accepts.
  */
-export function parseMessage(request: WireMessage): SendRequest {
+export function parseMessage(request: Message): SendRequest {
+  const ts = request.timestamp;
   return {
     userId: request.id,
     content: request.content,
     displayName: request.displayName,
-    timestamp: request.timestamp,
+    timestamp: ts ? { seconds: Number(ts.seconds), nanos: ts.nanos } : null,
     messageId: request.messageId,
     room: request.room,
   };
 }
 
-function roomToWire(room: RoomView): WireRoom {
-  return { id: room.id, direct: room.direct, members: room.members, lastSeq: room.lastSeq };
-}
-
-// Requests as proto-loader decodes them (defaults filled in).
-interface RoomRequest {
-  room: string;
-}
-
-type Unary = (service: ChatService, caller: Caller, request: never) => Promise<object>;
-
-/** The unary methods, by name; `CreateStream` is the one streaming method. */
-export const UNARY_METHODS: Record<string, Unary> = {
-  async BroadcastMessage(service, caller, request: WireMessage) {
+/** The unary methods, by their generated local name; `createStream` is the one streaming method. */
+const UNARY: { [K in UnaryName]: Unary<K> } = {
+  async broadcastMessage(service, caller, request) {
     await service.send(caller, parseMessage(request));
     return {};
   },
-  async ListOnline(service, caller, request: RoomRequest) {
-    const online = await service.online(caller, request.room ?? "");
+  async listOnline(service, caller, request) {
+    const online = await service.online(caller, request.room);
     return { users: online.map((p) => ({ id: p.userId, displayName: p.displayName })) };
   },
-  async SignIn(
-    service,
-    caller,
-    request: { username: string; password: string; displayName: string },
-  ) {
+  async signIn(service, caller, request) {
     const result = await service.signIn(
       request.username,
       request.password,
@@ -105,44 +88,55 @@ export const UNARY_METHODS: Record<string, Unary> = {
       token: result.token,
       user: { id: result.identity.userId, displayName: result.identity.displayName },
       created: result.created,
-      expiresAt: isoToTimestamp(result.expiresAt.toISOString()),
+      expiresAt: timestampFromDate(result.expiresAt),
     };
   },
-  async CreateRoom(service, caller, request: RoomRequest) {
+  async createRoom(service, caller, request) {
     return roomToWire(await service.createRoom(caller, request.room));
   },
-  async JoinRoom(service, caller, request: RoomRequest) {
+  async joinRoom(service, caller, request) {
     return roomToWire(await service.joinRoom(caller, request.room));
   },
-  async LeaveRoom(service, caller, request: RoomRequest) {
+  async leaveRoom(service, caller, request) {
     await service.leaveRoom(caller, request.room);
     return {};
   },
-  async ListRooms(service, caller, request: { all: boolean }) {
+  async listRooms(service, caller, request) {
     return { rooms: (await service.listRooms(caller, request.all)).map(roomToWire) };
   },
-  async OpenDirect(service, caller, request: { userId: string }) {
+  async openDirect(service, caller, request) {
     return roomToWire(await service.openDirect(caller, request.userId));
   },
-  async History(
-    service,
-    caller,
-    request: { room: string; beforeSeq: number; limit: number },
-  ) {
+  async history(service, caller, request) {
     const page = await service.history(caller, {
       room: request.room,
-      beforeSeq: Number(request.beforeSeq),
+      beforeSeq: seqFromWire("Cannot read history", "before_seq", request.beforeSeq),
       limit: request.limit,
     });
     return { messages: page.messages.map(messageToWire), more: page.more };
   },
 };
 
-/** Calls a unary method by name with a decoded request; undefined when there is no such method. */
-export function unaryMethod(
-  name: string,
-): ((service: ChatService, caller: Caller, request: object) => Promise<object>) | undefined {
-  return Object.hasOwn(UNARY_METHODS, name)
-    ? UNARY_METHODS[name] as (s: ChatService, c: Caller, r: object) => Promise<object>
-    : undefined;
+/** Calls the unary `method` with its decoded request; the response is a message of its output type. */
+export async function callUnary<I extends DescMessage, O extends DescMessage>(
+  service: ChatService,
+  caller: Caller,
+  method: DescMethodUnary<I, O>,
+  request: MessageShape<I>,
+): Promise<MessageShape<O>> {
+  const handler = UNARY[method.localName as UnaryName] as unknown as (
+    service: ChatService,
+    caller: Caller,
+    request: MessageShape<I>,
+  ) => Promise<MessageInitShape<O>>;
+  return create(method.output, await handler(service, caller, request));
+}
+
+/** Who calls, from the `authorization` metadata or header (`Bearer <token>`). */
+export function callerOf(
+  authorization: string | null | undefined,
+  address: string | undefined,
+  signal: AbortSignal,
+): Caller {
+  return { ...(authorization ? { authorization } : {}), address, signal };
 }

@@ -11,7 +11,7 @@ import { DEFAULT_MAX_RESUME_ROOMS } from "../protocol/limits.ts";
 import { assertStatus, attacker, status, underAttack, withAttackSystem } from "./attack_support.ts";
 import { waitFor } from "./helpers.ts";
 import type { ChatClient } from "../client/chat_client.ts";
-import type { WireMessage } from "../server/proto.ts";
+import type { Message } from "../protocol/gen/chat_pb.ts";
 import type { ServiceError } from "@grpc/grpc-js";
 
 /** The longest the event loop was held while `during` ran, in ms (timers 10 ms apart). */
@@ -37,7 +37,7 @@ function resumeStream(
   resume: { room: string; lastSeq: number }[],
   isOpen: () => boolean,
 ) {
-  const received: WireMessage[] = [];
+  const received: Message[] = [];
   let cancel = () => {};
   const opened = new Promise<{ code: number; details: string }>((resolve) => {
     const stream = client.stream(userId, (m) => received.push(m), (err?: ServiceError) => {
@@ -123,7 +123,7 @@ Deno.test("resume within the cap: one position per room (the smallest), rooms no
       );
       const replayed = stream.received.filter((m) => m.seq > 0 && m.seq <= last);
       assert.deepEqual(
-        replayed.map((m) => m.seq),
+        replayed.map((m) => Number(m.seq)),
         Array.from({ length: 20 }, (_, i) => last - 20 + 1 + i),
         "what came after the smallest position, once, in order",
       );

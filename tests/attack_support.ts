@@ -1,18 +1,21 @@
 /**
  * What the attack tests share: a real gateway on real gRPC sockets (tests/helpers.ts), two
- * bystanders, bob and carol, who keep chatting while a hostile client attacks, raw calls with
+ * bystanders, bob and carol, who keep chatting while a hostile client attacks (both native, or
+ * carol on gRPC-Web for the attacks on the HTTP port), raw calls with
  * hand-made field values, and a record of everything published to the `chatting` and
  * dead-letter topics.
  */
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import type { Config } from "../core/config.ts";
 import type { ChatMessage } from "../core/types.ts";
 import type { MemoryBus } from "../bus/memory_bus.ts";
 import { type Logger, memoryLogger } from "../core/logger.ts";
-import { broadcastMethods, SERVICE_NAME } from "../server/proto.ts";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Broadcast } from "../protocol/gen/chat_pb.ts";
 import type { ChatClient } from "../client/chat_client.ts";
 import {
   connectUser,
@@ -22,21 +25,53 @@ import {
   type TestUser,
   waitFor,
 } from "./helpers.ts";
+import { protobufTs, type WebBroadcastClient } from "./protobuf_ts.ts";
 
 export const { status } = grpc;
 
 export const PASSWORD = "correct horse battery";
+
+export const SERVICE_NAME = Broadcast.typeName;
+
+/** The `chat.Broadcast` methods by their wire names (`SignIn`, `CreateStream`, ...). */
+export const METHODS = new Map(Broadcast.methods.map((m) => [m.name, m]));
+
+/**
+ * The request of `method` encoded with whatever field values a hostile client chooses (numbers
+ * for uint64 fields too: the encoder takes them).
+ */
+export function encodeRequest(method: string, fields: object): Uint8Array {
+  const input = METHODS.get(method)!.input;
+  return toBinary(input, create(input, fields as never));
+}
 
 export interface Answer {
   code: number;
   details: string;
 }
 
-export interface Bystanders {
-  bob: TestUser;
-  carol: TestUser;
+/** Two users who keep chatting while an attack goes on. */
+export interface Exchanging {
   /** Bob and carol each send one message and each sees the other's: proof they still chat. */
   exchange(label: string): Promise<void>;
+}
+
+export interface Bystanders extends Exchanging {
+  bob: TestUser;
+  carol: TestUser;
+}
+
+/** Bob on native gRPC and carol on gRPC-Web, through the HTTP port's guards. */
+export interface WebBystanders extends Exchanging {
+  bob: TestUser;
+  /** What carol's stream received. */
+  carolGot: string[];
+  /**
+   * Waits for carol's stream to end (the gateway's shutdown, done first, ends it) and closes bob.
+   * Not an abort: in Deno 2.9.3 an aborted fetch stream may neither reject nor close its
+   * connection, a client-side quirk.
+   */
+  close(): Promise<void>;
 }
 
 /** Bob and carol, connected (signed in when `auth` is "on"), chatting in "general". */
@@ -65,13 +100,60 @@ export async function bystanders(system: System, auth: "on" | "off"): Promise<By
   };
 }
 
-/** Runs `attack` while bob and carol exchange messages, then has them exchange once more. */
+/**
+ * Bob (a native stream) and carol (`carol`, a gRPC-Web client we did not write, already signed
+ * in if it must be), chatting in "general".
+ */
+export async function webBystanders(
+  system: System,
+  bob: TestUser,
+  carol: WebBroadcastClient,
+): Promise<WebBystanders> {
+  const { Connect, Message } = await protobufTs();
+  const carolGot: string[] = [];
+  const call = carol.createStream(Connect.create({ user: { id: "carol" } }));
+  call.responses.onMessage((m) => {
+    if (m.content) carolGot.push(m.content);
+  });
+  const done = call.status.catch(() => {});
+  await call.headers;
+  await waitFor(() => system.gateways[0]!.hub.size >= 2, 5000, "bob's and carol's streams");
+  return {
+    bob,
+    carolGot,
+    async exchange(label) {
+      await bob.client.send("bob", `bob: ${label}`);
+      const sent = await carol.broadcastMessage(
+        Message.create({ id: "carol", content: `carol: ${label}` }),
+      );
+      assert.equal(sent.status.code, "OK");
+      await waitFor(
+        () => carolGot.includes(`bob: ${label}`) && bob.contents().includes(`carol: ${label}`),
+        5000,
+        `bob and carol to exchange "${label}"`,
+      );
+    },
+    async close() {
+      await Promise.race([done, sleep(5000)]);
+      bob.close();
+    },
+  };
+}
+
+/**
+ * Runs `attack` while bob and carol exchange messages (`delayMs` after it started), then has
+ * them exchange once more.
+ */
 export async function underAttack<T>(
-  b: Bystanders,
+  b: Exchanging,
   name: string,
   attack: () => Promise<T>,
+  delayMs = 0,
 ): Promise<T> {
-  const [result] = await Promise.all([attack(), b.exchange(`during ${name}`)]);
+  const [result] = await Promise.all([
+    attack(),
+    sleep(delayMs).then(() => b.exchange(`during ${name}`)),
+  ]);
   await b.exchange(`after ${name}`);
   return result;
 }
@@ -117,7 +199,7 @@ export function rawCall(
 
 /** A `chat.Message` encoded with whatever field values a hostile client chooses. */
 export function encodeMessage(fields: Record<string, unknown>): Uint8Array {
-  return broadcastMethods.BroadcastMessage!.requestSerialize(fields);
+  return encodeRequest("BroadcastMessage", fields);
 }
 
 /** Metadata carrying `client`'s token, for raw calls. */

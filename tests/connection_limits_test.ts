@@ -16,21 +16,21 @@ import { Buffer } from "node:buffer";
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcWebFetchTransport } from "@protobuf-ts/grpcweb-transport";
 import type { Config } from "../core/config.ts";
 import { memoryLogger } from "../core/logger.ts";
-import { broadcastMethods } from "../server/proto.ts";
-import { BroadcastClient } from "../web/gen/chat.client.ts";
-import { Connect, Message } from "../web/gen/chat.ts";
+import { connectUser, newClient, startSystem, type System, waitFor } from "./helpers.ts";
+import { protobufTs } from "./protobuf_ts.ts";
+
+const { BroadcastClient, Message } = await protobufTs();
 import {
-  connectUser,
-  newClient,
-  startSystem,
-  type System,
-  type TestUser,
-  waitFor,
-} from "./helpers.ts";
+  encodeRequest,
+  underAttack as attackedWhile,
+  type WebBystanders,
+  webBystanders,
+} from "./attack_support.ts";
 
 /** Short limits, so each attack is over in seconds. */
 const LIMITS: Partial<Config> = {
@@ -44,63 +44,15 @@ const LIMITS: Partial<Config> = {
   maxStreamsPerConnection: 50,
 };
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-// ---- Bystanders ----
-
-interface Bystanders {
-  bob: TestUser;
-  /** Carol's gRPC-Web stream: what it received. */
-  carolGot: string[];
-  /** Bob and carol each send one message and each sees the other's. */
-  exchange(label: string): Promise<void>;
-  close(): Promise<void>;
-}
-
-async function bystanders(system: System): Promise<Bystanders> {
-  const gateway = system.gateways[0]!;
-  const bob = connectUser(system.address(), "bob");
-  const web = new BroadcastClient(
+/** Bob on native gRPC, carol on gRPC-Web over plain HTTP. */
+async function bystanders(system: System): Promise<WebBystanders> {
+  const carol = new BroadcastClient(
     new GrpcWebFetchTransport({
-      baseUrl: `http://127.0.0.1:${gateway.httpPort}`,
+      baseUrl: `http://127.0.0.1:${system.gateways[0]!.httpPort}`,
       format: "binary",
     }),
   );
-  const abort = new AbortController();
-  const carolGot: string[] = [];
-  const call = web.createStream(Connect.create({ user: { id: "carol" } }), {
-    abort: abort.signal,
-  });
-  call.responses.onMessage((m) => {
-    if (m.content) carolGot.push(m.content);
-  });
-  const done = call.status.catch(() => {});
-  await call.headers;
-  await waitFor(() => gateway.hub.size >= 2, 5000, "bob's and carol's streams");
-  return {
-    bob,
-    carolGot,
-    async exchange(label) {
-      await bob.client.send("bob", `bob: ${label}`);
-      const sent = await web.broadcastMessage(
-        Message.create({ id: "carol", content: `carol: ${label}` }),
-      );
-      assert.equal(sent.status.code, "OK");
-      await waitFor(
-        () => carolGot.includes(`bob: ${label}`) && bob.contents().includes(`carol: ${label}`),
-        5000,
-        `bob and carol to exchange "${label}"`,
-      );
-    },
-    async close() {
-      // Ended by the gateway's shutdown, which the caller does first. (Aborting it instead: in
-      // Deno 2.9.3, after a few messages on this transport's stream, an aborted fetch neither
-      // rejects nor closes its connection; a raw fetch stream, or this one against Deno.serve,
-      // does. A client-side quirk, not investigated further.)
-      await Promise.race([done, sleep(5000).then(() => abort.abort())]);
-      bob.close();
-    },
-  };
+  return await webBystanders(system, connectUser(system.address(), "bob"), carol);
 }
 
 /**
@@ -109,11 +61,11 @@ async function bystanders(system: System): Promise<Bystanders> {
  */
 async function withGateway(
   config: Partial<Config>,
-  body: (system: System, b: Bystanders) => Promise<void>,
+  body: (system: System, b: WebBystanders) => Promise<void>,
 ): Promise<string[]> {
   const logger = memoryLogger("warn");
   const system = await startSystem({ logger, config: { ...LIMITS, ...config } });
-  let b: Bystanders | undefined;
+  let b: WebBystanders | undefined;
   try {
     b = await bystanders(system);
     await body(system, b);
@@ -132,18 +84,9 @@ async function withGateway(
   return logger.lines;
 }
 
-/** Runs `attack` while bob and carol exchange messages, then once more after it. */
-async function underAttack<T>(b: Bystanders, name: string, attack: () => Promise<T>): Promise<T> {
-  const [result] = await Promise.all([
-    attack(),
-    (async () => {
-      await sleep(300);
-      await b.exchange(`during ${name}`);
-    })(),
-  ]);
-  await b.exchange(`after ${name}`);
-  return result;
-}
+/** The bystanders' exchange starts once the attack's connections are on their way. */
+const underAttack = <T>(b: WebBystanders, name: string, attack: () => Promise<T>) =>
+  attackedWhile(b, name, attack, 300);
 
 /** The counts of the summary lines about `port`, added up by reason. */
 function summed(lines: string[], port: "HTTP" | "gRPC"): Record<string, number> {
@@ -376,12 +319,21 @@ Deno.test("HTTP port: connection floods stay within MAX_CONNECTIONS and MAX_CONN
 });
 
 /** A gRPC-Web call over HTTP/1.1 from `localAddress`; resolves with its response headers once they arrive. */
+/**
+ * A raw gRPC-Web call on a connection of its own. `status` is the gRPC status of a call that
+ * ended (trailers-only, or a body that is one trailers frame), undefined while it goes on.
+ */
 function webCall(
   port: number,
   method: string,
   body: Uint8Array,
   localAddress: string,
-): Promise<{ status: number; headers: http.IncomingHttpHeaders; request: http.ClientRequest }> {
+): Promise<{
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  request: http.ClientRequest;
+  grpcStatus(): Promise<{ code?: string; message?: string }>;
+}> {
   return new Promise((resolve, reject) => {
     const request = http.request({
       host: "127.0.0.1",
@@ -392,9 +344,27 @@ function webCall(
       agent: false,
       headers: { "content-type": "application/grpc-web+proto", "content-length": body.length },
     }, (res) => {
-      res.on("data", () => {});
+      const chunks: Buffer[] = [];
+      const ended = new Promise<void>((done) => res.on("end", done));
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
       res.on("error", () => {});
-      resolve({ status: res.statusCode!, headers: res.headers, request });
+      const grpcStatus = async () => {
+        if (res.headers["grpc-status"] !== undefined) {
+          return {
+            code: String(res.headers["grpc-status"]),
+            message: decodeURIComponent(String(res.headers["grpc-message"] ?? "")),
+          };
+        }
+        const over = await Promise.race([ended.then(() => true), sleep(500).then(() => false)]);
+        if (!over) return {};
+        const text = Buffer.concat(chunks).subarray(5).toString();
+        const field = (name: string) => text.match(new RegExp(`^${name}:\\s*(.*?)\\r?$`, "m"))?.[1];
+        return {
+          code: field("grpc-status"),
+          message: decodeURIComponent(field("grpc-message") ?? ""),
+        };
+      };
+      resolve({ status: res.statusCode!, headers: res.headers, request, grpcStatus });
     });
     request.on("error", reject);
     request.end(Buffer.from(body));
@@ -410,7 +380,7 @@ function grpcWebFrame(message: Uint8Array): Uint8Array {
 
 /** Opens a gRPC-Web stream for `user` from `localAddress`, each on its own HTTP/1.1 connection. */
 function webStream(port: number, user: string, localAddress: string) {
-  const connect = broadcastMethods.CreateStream!.requestSerialize({
+  const connect = encodeRequest("CreateStream", {
     user: { id: user, displayName: "" },
   });
   return webCall(port, "CreateStream", grpcWebFrame(connect), localAddress);
@@ -430,12 +400,13 @@ Deno.test("HTTP port: calls over MAX_CALLS_PER_ADDRESS get RESOURCE_EXHAUSTED; o
         opened.push(...calls);
         return calls;
       });
-      // Expected: 20 open, 30 refused trailers-only with RESOURCE_EXHAUSTED and the reason.
-      const refused = answers.filter((a) => a.headers["grpc-status"] === "8");
+      // Expected: 20 open, 30 refused with RESOURCE_EXHAUSTED and the reason.
+      const statuses = await Promise.all(answers.map((a) => a.grpcStatus()));
+      const refused = statuses.filter((s) => s.code === "8");
       assert.equal(refused.length, 30);
       for (const r of refused) {
         assert.equal(
-          decodeURIComponent(String(r.headers["grpc-message"])),
+          r.message,
           "Cannot start the call: 127.0.0.2 has 20 calls open on this server, the limit is 20",
         );
       }

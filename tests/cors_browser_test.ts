@@ -18,11 +18,18 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import { GrpcWebFetchTransport } from "@protobuf-ts/grpcweb-transport";
-import { BroadcastClient } from "../web/gen/chat.client.ts";
-import { Connect, Message, SignInRequest, SignInResponse } from "../web/gen/chat.ts";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  MessageSchema,
+  SignInRequestSchema,
+  SignInResponseSchema,
+} from "../protocol/gen/chat_pb.ts";
 import { memoryLogger } from "../core/logger.ts";
 import { openBrowser, type TestBrowser } from "./browser.ts";
 import { connectUser, newClient, startSystem, type TestUser, waitFor } from "./helpers.ts";
+import { protobufTs } from "./protobuf_ts.ts";
+
+const { BroadcastClient, Connect, Message } = await protobufTs();
 
 const PASSWORD = "a long enough password";
 const GRPC_WEB_HEADERS = {
@@ -209,32 +216,39 @@ Deno.test({
       browser,
       api("SignIn"),
       GRPC_WEB_HEADERS,
-      SignInRequest.toBinary({ username: "erin", password: PASSWORD, displayName: "" }),
+      toBinary(
+        SignInRequestSchema,
+        create(SignInRequestSchema, { username: "erin", password: PASSWORD }),
+      ),
     );
     assert.equal(signIn.error, undefined, JSON.stringify(signIn));
     const signInFrames = frames(signIn.body!);
     assert.match(signInFrames.trailers, /grpc-status: 0/);
-    const token = SignInResponse.fromBinary(signInFrames.data[0]!).token;
+    const token = fromBinary(SignInResponseSchema, signInFrames.data[0]!).token;
     const withToken = { ...GRPC_WEB_HEADERS, authorization: `Bearer ${token}` };
     const sent = await callFromPage(
       browser,
       api("BroadcastMessage"),
       withToken,
-      Message.toBinary(Message.create({ content: "hello from another origin" })),
+      toBinary(MessageSchema, create(MessageSchema, { content: "hello from another origin" })),
     );
     assert.equal(sent.error, undefined, JSON.stringify(sent));
     assert.match(frames(sent.body!).trailers, /grpc-status: 0/);
     await waitFor(() => bobAgain.contents().includes("hello from another origin"));
-    // An error answer: its status is in the (exposed) headers, readable by the page.
+    // An error answer: its status, in the exposed headers or the body's trailers, is readable by
+    // the page.
     const denied = await callFromPage(
       browser,
       api("BroadcastMessage"),
       withToken,
-      Message.toBinary(Message.create({ content: "x", room: "no-such-room" })),
+      toBinary(MessageSchema, create(MessageSchema, { content: "x", room: "no-such-room" })),
     );
     assert.equal(denied.error, undefined, JSON.stringify(denied));
-    assert.ok(denied.grpcStatus !== null && denied.grpcStatus !== "0", JSON.stringify(denied));
-    assert.match(decodeURIComponent(denied.grpcMessage ?? ""), /no-such-room/);
+    const trailers = frames(denied.body!).trailers;
+    const deniedStatus = denied.grpcStatus ?? trailers.match(/grpc-status: (\d+)/)?.[1];
+    const deniedMessage = denied.grpcMessage ?? trailers.match(/grpc-message: (.*)/)?.[1];
+    assert.ok(deniedStatus !== undefined && deniedStatus !== "0", JSON.stringify(denied));
+    assert.match(decodeURIComponent(deniedMessage ?? ""), /no-such-room/);
     const allowedTraffic = relay.seen.slice(before);
     assert.ok(
       allowedTraffic.includes("OPTIONS /chat.Broadcast/BroadcastMessage"),
@@ -249,7 +263,7 @@ Deno.test({
       browser,
       api("BroadcastMessage"),
       withToken,
-      Message.toBinary(Message.create({ content: "from a site that may not" })),
+      toBinary(MessageSchema, create(MessageSchema, { content: "from a site that may not" })),
     );
     assert.match(blocked.error ?? "", /TypeError|Failed to fetch/, JSON.stringify(blocked));
     const otherTraffic = relay.seen.slice(beforeOther);
@@ -276,7 +290,7 @@ Deno.test({
       browser,
       api("BroadcastMessage"),
       withToken,
-      Message.toBinary(Message.create({ content: "hello from the same origin" })),
+      toBinary(MessageSchema, create(MessageSchema, { content: "hello from the same origin" })),
     );
     assert.equal(own.error, undefined, JSON.stringify(own));
     assert.match(frames(own.body!).trailers, /grpc-status: 0/);

@@ -1,15 +1,16 @@
 /**
- * Hostile input at the gRPC-Web bridge over real HTTP, as property tests: random bodies, valid
- * frames with bytes flipped, cut, lengths and flags wrong, text mode with broken base64, random
- * content types and method paths, for every method. Every answer must be a well-formed gRPC-Web
- * response (a status in the trailers or the headers) or one of the bridge's documented HTTP
- * errors (405, 415), never INTERNAL or UNKNOWN, and the gateway must go on serving.
+ * Hostile input at the browser API (server/web_api.ts) over real HTTP, as property tests: random
+ * bodies, valid frames with bytes flipped, cut, lengths and flags wrong, text mode with broken
+ * base64, Connect unary bodies of any bytes, random content types and method paths, for every
+ * method. Every answer must be a well-formed gRPC-Web response (a status in the trailers or the
+ * headers), a Connect error (its HTTP status and a JSON `code` and `message`), or HTTP 405 or 415,
+ * never INTERNAL or UNKNOWN, and the gateway must go on serving.
  */
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { memoryLogger } from "../core/logger.ts";
-import { broadcastMethods } from "../server/proto.ts";
+import { encodeRequest, METHODS as DESCRIPTORS } from "./attack_support.ts";
 import { connectUser, startSystem, type System, waitFor } from "./helpers.ts";
 import { fuzzParameters } from "./fuzz_seed.ts";
 
@@ -28,13 +29,28 @@ const GRPC = {
 } as const;
 /** What a client may be told about its own bad request; UNIMPLEMENTED for a method that is not. */
 const CLIENT_ERRORS = new Set<number>(Object.values(GRPC).filter((c) => c > GRPC.CANCELLED));
-const CONTENT_TYPES = [
+const GRPC_WEB_TYPES = [
   "application/grpc-web",
   "application/grpc-web+proto",
   "application/grpc-web-text",
   "application/grpc-web-text+proto",
 ];
-const METHODS = Object.keys(broadcastMethods);
+/** Connect unary: the body is the message itself, errors are JSON with an HTTP status. */
+const CONNECT_TYPES = ["application/proto", "application/json"];
+const CONTENT_TYPES = [...GRPC_WEB_TYPES, ...CONNECT_TYPES];
+/** Connect's error codes that a client may be told about its own bad request. */
+const CONNECT_CLIENT_ERRORS = new Set([
+  "invalid_argument",
+  "not_found",
+  "already_exists",
+  "permission_denied",
+  "resource_exhausted",
+  "failed_precondition",
+  "out_of_range",
+  "unimplemented",
+  "unauthenticated",
+]);
+const METHODS = [...DESCRIPTORS.keys()];
 const SAMPLES: Record<string, object> = {
   CreateStream: { user: { id: "fuzzer", displayName: "Fuzzer" } },
   BroadcastMessage: { id: "fuzzer", content: "hello", room: "general" },
@@ -62,7 +78,7 @@ function frame(
 
 /** A method's valid request frame, broken in one of the ways a bad client or proxy breaks it. */
 function brokenFrame(method: string): fc.Arbitrary<Uint8Array> {
-  const message = broadcastMethods[method]!.requestSerialize(SAMPLES[method]!);
+  const message = encodeRequest(method, SAMPLES[method]!);
   const valid = frame(0, message);
   return fc.oneof(
     fc.constant(valid),
@@ -116,7 +132,7 @@ const webCase: fc.Arbitrary<Case> = fc.record({
     { weight: 1, arbitrary: fc.string({ maxLength: 30 }) },
   ),
 }).chain(({ method, contentType }) => {
-  const known = Object.hasOwn(broadcastMethods, method);
+  const known = DESCRIPTORS.has(method);
   const binary = known
     ? fc.oneof(
       { weight: 4, arbitrary: brokenFrame(method) },
@@ -124,11 +140,17 @@ const webCase: fc.Arbitrary<Case> = fc.record({
     )
     : fc.uint8Array({ maxLength: 40 });
   const text = contentType.startsWith("application/grpc-web-text");
+  const unary = CONNECT_TYPES.includes(contentType) && known;
+  const connectBody = fc.oneof(
+    fc.constant(known ? encodeRequest(method, SAMPLES[method]!) : new Uint8Array(0)),
+    fc.uint8Array({ maxLength: 60 }),
+    fc.constantFrom(`{"room": 5}`, `{"nope": 1}`, "{", `{"user": {"id": "fuzzer"}}`),
+  );
   return fc.record({
     path: fc.constant(`/chat.Broadcast/${encodeURIComponent(method)}`),
     method: fc.constant(method),
     contentType: fc.constant(contentType),
-    body: text ? binary.chain(textBody) : binary,
+    body: unary ? connectBody : text ? binary.chain(textBody) : binary,
   });
 });
 
@@ -147,6 +169,12 @@ function parseFrames(body: Uint8Array): Frame[] {
     at += 5 + length;
   }
   return frames;
+}
+
+/** Decodes a text-mode body: padded base64 chunks, one per frame. */
+function fromBase64Chunks(body: Uint8Array): Uint8Array<ArrayBuffer> {
+  const chunks = new TextDecoder().decode(body).split(/(?<==)(?=[^=])/);
+  return new Uint8Array(chunks.flatMap((c) => [...Uint8Array.fromBase64(c)]));
 }
 
 function trailerFields(data: Uint8Array): Map<string, string> {
@@ -178,11 +206,27 @@ async function check(system: System, c: Case): Promise<void> {
     headers: { "content-type": c.contentType },
     body: typeof c.body === "string" ? c.body : c.body.slice(),
   });
+  const type = c.contentType.split(";")[0]!.trim().toLowerCase();
+  if (CONNECT_TYPES.includes(type) && response.status !== 415) {
+    // A Connect unary answer: 200 with the response, or an error as JSON.
+    const text = await response.text();
+    if (response.status === 200) return;
+    const error = JSON.parse(text) as { code: string; message: string };
+    assert.ok(CONNECT_CLIENT_ERRORS.has(error.code), `${what}: HTTP ${response.status}: ${text}`);
+    assert.ok(error.message?.trim(), `${what}: ${error.code} without a message`);
+    return;
+  }
   if (response.status !== 200) {
     await response.body?.cancel();
-    // The documented HTTP errors: only for a content type the bridge does not speak.
+    // The documented HTTP error: only for a content type the API does not speak (Connect takes
+    // parameters only on its JSON types).
     assert.equal(response.status, 415, `${what}: HTTP ${response.status}`);
-    assert.ok(!CONTENT_TYPES.includes(c.contentType.split(";")[0]!.trim().toLowerCase()), what);
+    // A stream is no Connect unary call: it takes application/connect+json or +proto.
+    assert.ok(
+      !CONTENT_TYPES.includes(type) || /^application\/proto;/.test(c.contentType) ||
+        (c.method === "CreateStream" && CONNECT_TYPES.includes(type)),
+      what,
+    );
     return;
   }
   const headerStatus = response.headers.get("grpc-status");
@@ -193,16 +237,36 @@ async function check(system: System, c: Case): Promise<void> {
     assertStatus(what, headerStatus, response.headers.get("grpc-message"));
     return;
   }
+  let body: Uint8Array<ArrayBuffer>;
   if (c.method === "CreateStream") {
-    // The stream opened: the client leaves, and the server must notice.
-    await waitFor(() => hub.size > before, 5000, `${what}: the stream in the hub`);
-    await response.body?.cancel();
-    await waitFor(() => hub.size === before, 5000, `${what}: the stream to close`);
-    return;
+    // Either the stream opened (headers, then nothing until a message) or it was refused (a body
+    // that is one trailers frame, and its end).
+    const reader = response.body!.getReader();
+    const chunks: Uint8Array[] = [];
+    const ended = (async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return true;
+        chunks.push(value);
+      }
+    })().catch(() => true);
+    const opened = await Promise.race([
+      ended.then(() => false),
+      waitFor(() => hub.size > before, 5000, `${what}: the stream in the hub or its status`)
+        .then(() => true),
+    ]);
+    if (opened) {
+      // The client leaves, and the server must notice.
+      await reader.cancel();
+      await waitFor(() => hub.size === before, 5000, `${what}: the stream to close`);
+      return;
+    }
+    body = new Uint8Array(chunks.flatMap((c) => [...c]));
+  } else {
+    body = new Uint8Array(await response.arrayBuffer());
   }
-  let body = new Uint8Array(await response.arrayBuffer());
   if (response.headers.get("content-type")?.startsWith("application/grpc-web-text")) {
-    body = Uint8Array.fromBase64(new TextDecoder().decode(body));
+    body = fromBase64Chunks(body);
   }
   const frames = parseFrames(body);
   const last = frames.at(-1);
@@ -231,10 +295,7 @@ Deno.test("property: random and broken gRPC-Web requests get a well-formed answe
       {
         method: "POST",
         headers: { "content-type": "application/grpc-web+proto" },
-        body: frame(
-          0,
-          broadcastMethods.BroadcastMessage!.requestSerialize({ id: "bob", content: "still here" }),
-        ),
+        body: frame(0, encodeRequest("BroadcastMessage", { id: "bob", content: "still here" })),
       },
     );
     await sent.body?.cancel();
@@ -264,18 +325,24 @@ Deno.test("property: random paths, HTTP methods and bodies under /chat.Broadcast
           const bytes = new Uint8Array(await response.arrayBuffer());
           if (method !== "POST") {
             assert.equal(response.status, 405);
-            assert.match(new TextDecoder().decode(bytes), /gRPC-Web calls are POST/);
+            assert.equal(response.headers.get("allow"), "POST, OPTIONS");
             return;
           }
           assert.equal(response.status, 200);
           const code = response.headers.get("grpc-status");
-          if (code === null) {
-            // A known method answered: its trailers frame carries the status.
-            assert.ok(Object.hasOwn(broadcastMethods, decodeURIComponent(path)), path);
-            assert.equal(parseFrames(bytes).at(-1)?.flag, 0x80);
+          if (code !== null) {
+            assertStatus(path, code, response.headers.get("grpc-message"));
             return;
           }
-          assertStatus(path, code, response.headers.get("grpc-message"));
+          // The status is in the body's trailers frame; a method the service lacks is
+          // UNIMPLEMENTED.
+          const last = parseFrames(bytes).at(-1);
+          assert.equal(last?.flag, 0x80);
+          const trailers = trailerFields(last!.data);
+          assertStatus(path, trailers.get("grpc-status"), trailers.get("grpc-message"));
+          if (!DESCRIPTORS.has(path)) {
+            assert.equal(trailers.get("grpc-status"), String(GRPC.UNIMPLEMENTED), path);
+          }
         },
       ),
       fuzzParameters("gRPC-Web paths and methods", 500),

@@ -12,9 +12,9 @@ import * as grpc from "@grpc/grpc-js";
 import fc from "fast-check";
 import { memoryLogger } from "../core/logger.ts";
 import type { ChatClient } from "../client/chat_client.ts";
-import { broadcastMethods, SERVICE_NAME } from "../server/proto.ts";
 import { connectUser, newClient, startSystem, type System, waitFor } from "./helpers.ts";
 import { fuzzParameters } from "./fuzz_seed.ts";
+import { encodeRequest, METHODS as DESCRIPTORS, SERVICE_NAME } from "./attack_support.ts";
 
 const { status } = grpc;
 
@@ -57,7 +57,7 @@ const SAMPLES: Record<string, object> = {
   OpenDirect: { userId: "bob" },
   History: { room: "general", beforeSeq: 5, limit: 10 },
 };
-const METHODS = Object.keys(broadcastMethods);
+const METHODS = [...DESCRIPTORS.keys()];
 
 const varint = (n: bigint): number[] => {
   const out: number[] = [];
@@ -97,7 +97,7 @@ const protobufFields: fc.Arbitrary<Uint8Array> = fc.array(
 
 /** A method's valid request, with bytes flipped, cut or extended. */
 function mutated(method: string): fc.Arbitrary<Uint8Array> {
-  const valid = new Uint8Array(broadcastMethods[method]!.requestSerialize(SAMPLES[method]!));
+  const valid = encodeRequest(method, SAMPLES[method]!);
   return fc.record({
     flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 3 }),
     cut: fc.option(fc.nat()),
@@ -168,7 +168,7 @@ function callRaw(
   if (signedIn) metadata.set("authorization", `Bearer ${f.token}`);
   const path = `/${SERVICE_NAME}/${method}`;
   const deadline = Date.now() + 10_000; // DEADLINE_EXCEEDED would mean the server hung
-  if (!broadcastMethods[method]!.responseStream) {
+  if (DESCRIPTORS.get(method)!.methodKind === "unary") {
     return new Promise((resolve) => {
       f.raw.makeUnaryRequest(
         path,
@@ -224,10 +224,20 @@ const anyString = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: "grapheme", maxLength: 300 }) },
   { weight: 1, arbitrary: fc.nat({ max: 70_000 }).map((n) => "x".repeat(n)) },
 );
-const anyNumber = fc.oneof(
-  fc.integer(),
-  fc.constantFrom(0, -1, 2 ** 31 - 1, -(2 ** 31), Number.MAX_SAFE_INTEGER),
+/** Any uint64, as the wire carries it: past Number.MAX_SAFE_INTEGER too. */
+const anyUint64 = fc.oneof(
+  fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+  fc.constantFrom(0n, 1n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 64n - 1n),
 );
+/** Any uint32. */
+const anyUint32 = fc.oneof(fc.nat(), fc.constantFrom(0, 1, 2 ** 31 - 1, 2 ** 32 - 1));
+/** Any time a Timestamp holds (years 1 to 9999), and far ones. */
+const anyTime = fc.date({
+  min: new Date("0001-01-01"),
+  max: new Date("9999-12-31"),
+  noInvalidDate: true,
+})
+  .map((d) => d.toISOString());
 
 type TypedCall = { name: string; call: (c: ChatClient) => Promise<unknown> };
 const typed = (name: string, call: (c: ChatClient) => Promise<unknown>): TypedCall => ({
@@ -242,7 +252,7 @@ const typedCall: fc.Arbitrary<TypedCall> = fc.oneof(
     displayName: anyString,
     messageId: anyString,
     room: anyString,
-    timestamp: anyString,
+    timestamp: anyTime,
   }).map((r) => typed("BroadcastMessage", (c) => c.send(r.user, r.content, r))),
   anyString.map((room) => typed("ListOnline", (c) => c.listOnline(room))),
   anyString.map((room) => typed("CreateRoom", (c) => c.createRoom(room))),
@@ -250,7 +260,7 @@ const typedCall: fc.Arbitrary<TypedCall> = fc.oneof(
   anyString.map((room) => typed("LeaveRoom", (c) => c.leaveRoom(room))),
   fc.boolean().map((all) => typed("ListRooms", (c) => c.listRooms(all))),
   anyString.map((user) => typed("OpenDirect", (c) => c.openDirect(user))),
-  fc.tuple(anyString, anyNumber, anyNumber).map(([room, before, limit]) =>
+  fc.tuple(anyString, anyUint64, anyUint32).map(([room, before, limit]) =>
     typed("History", (c) => c.history(room, before, limit))
   ),
   // Few sign-ins: a valid one hashes a password (argon2), which takes a while by design.
@@ -287,7 +297,7 @@ Deno.test("property: random field values in CreateStream get a stream or a clear
       fc.asyncProperty(
         anyString,
         anyString,
-        fc.array(fc.record({ room: anyString, lastSeq: anyNumber }), { maxLength: 3 }),
+        fc.array(fc.record({ room: anyString, lastSeq: anyUint64 }), { maxLength: 3 }),
         async (user, displayName, resume) => {
           const before = hub.size;
           const answer = await new Promise<Answer>((resolve) => {

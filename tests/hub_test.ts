@@ -3,7 +3,10 @@ import { ChatError } from "../core/errors.ts";
 import { silentLogger } from "../core/logger.ts";
 import type { ChatMessage } from "../core/types.ts";
 import { Hub, type LocalStream, type StreamSink } from "../server/hub.ts";
-import { decodeStreamMessage } from "../server/proto.ts";
+import { fromBinary } from "@bufbuild/protobuf";
+import { MessageSchema } from "../protocol/gen/chat_pb.ts";
+
+const decodeStreamMessage = (frame: Uint8Array) => fromBinary(MessageSchema, frame);
 
 function sink() {
   const frames: Uint8Array[] = [];
@@ -36,13 +39,19 @@ const message = (seq: number, room = "general"): ChatMessage => ({
   seq,
 });
 
-const stream = (id: string, s: StreamSink, presenceEvents = false): LocalStream => ({
+const stream = (
+  id: string,
+  s: StreamSink,
+  presenceEvents = false,
+  rooms = ["general", "other"],
+  userId = id,
+): LocalStream => ({
   streamId: id,
-  userId: id,
+  userId,
   displayName: id,
   presenceEvents,
   sink: s,
-  rooms: new Set(["general", "other"]),
+  rooms: new Set(rooms),
   lastSeq: new Map(),
   backlog: undefined,
 });
@@ -58,7 +67,7 @@ Deno.test("a message is encoded once and the same bytes go to every stream", () 
   const decoded = decodeStreamMessage(a.frames[0]!);
   assert.equal(decoded.id, "alice");
   assert.equal(decoded.content, "hello 1");
-  assert.equal(decoded.seq, 1);
+  assert.equal(decoded.seq, 1n);
   assert.equal(decoded.displayName, "Alice");
 });
 
@@ -96,7 +105,9 @@ Deno.test("presence events go only to streams that asked for them", () => {
   hub.presence({ userId: "bob", displayName: "Bob", online: true, servers: ["gw"], timestamp: "" });
   assert.equal(classic.frames.length, 0);
   const event = decodeStreamMessage(wants.frames[0]!);
-  assert.deepEqual(event.presence, { user: { id: "bob", displayName: "Bob" }, online: true });
+  assert.equal(event.presence?.user?.id, "bob");
+  assert.equal(event.presence?.user?.displayName, "Bob");
+  assert.equal(event.presence?.online, true);
   assert.equal(event.content, "");
 });
 
@@ -139,4 +150,51 @@ Deno.test("a burst is paced for readers that keep draining; a stalled reader is 
     fast.stop();
     stalled.stop();
   }
+});
+
+Deno.test("a message reaches only the streams of its room, and follows joins and leaves", () => {
+  const hub = new Hub({ logger: silentLogger, queueLimit: 10 });
+  const inRoom = sink();
+  const elsewhere = sink();
+  const watcher = sink();
+  hub.add(stream("in", inRoom, false, ["general", "x"]));
+  hub.add(stream("out", elsewhere, false, ["general"]));
+  hub.add(stream("watch", watcher, true, ["x"]));
+  assert.equal(hub.deliver(message(1, "x")), 2);
+  assert.equal(elsewhere.frames.length, 0);
+
+  hub.roomEvent({ room: "x", userId: "out", displayName: "out", joined: true });
+  assert.equal(hub.deliver(message(2, "x")), 3, "the joined stream receives the room");
+  assert.equal(watcher.frames.length, 3, "the watcher got both messages and the join event");
+  assert.equal(decodeStreamMessage(watcher.frames[1]!).roomEvent?.joined, true);
+
+  hub.roomEvent({ room: "x", userId: "in", displayName: "in", joined: false });
+  assert.equal(hub.deliver(message(3, "x")), 2, "the stream that left does not");
+  assert.equal(inRoom.frames.length, 2);
+
+  hub.remove("watch");
+  assert.equal(hub.deliver(message(4, "x")), 1, "a removed stream is out of every room");
+  hub.remove("out");
+  assert.equal(hub.deliver(message(5, "x")), 0);
+});
+
+Deno.test("a leave of a room the stream was not in tells the room, not the stream", () => {
+  const hub = new Hub({ logger: silentLogger, queueLimit: 10 });
+  const leaver = sink();
+  const member = sink();
+  hub.add(stream("leaver", leaver, true, ["general"]));
+  hub.add(stream("member", member, true, ["y"]));
+  hub.roomEvent({ room: "y", userId: "leaver", displayName: "leaver", joined: false });
+  assert.equal(leaver.frames.length, 0, "not in the room: not told");
+  assert.equal(member.frames.length, 1, "the room's watcher is told");
+});
+
+Deno.test("a user's every stream follows its joins", () => {
+  const hub = new Hub({ logger: silentLogger, queueLimit: 10 });
+  const phone = sink();
+  const laptop = sink();
+  hub.add(stream("phone", phone, false, ["general"], "carol"));
+  hub.add(stream("laptop", laptop, false, ["general"], "carol"));
+  hub.roomEvent({ room: "z", userId: "carol", displayName: "Carol", joined: true });
+  assert.equal(hub.deliver(message(1, "z")), 2);
 });

@@ -28,7 +28,6 @@ import { MemoryBus } from "../bus/memory_bus.ts";
 import { createProcessor } from "../processor/processor.ts";
 import { argon2Hasher, createAuth, type PasswordHasher } from "../server/auth.ts";
 import { createGateway, type Gateway } from "../server/gateway.ts";
-import { broadcastMethods, SERVICE_NAME } from "../server/proto.ts";
 import { MemoryStore } from "../store/memory_store.ts";
 import type { ChatClient } from "../client/chat_client.ts";
 import {
@@ -39,6 +38,7 @@ import {
   type TestUser,
   waitFor,
 } from "./helpers.ts";
+import { encodeRequest, SERVICE_NAME } from "./attack_support.ts";
 
 const { status } = grpc;
 const RIGHT = "correct horse battery";
@@ -424,12 +424,11 @@ function rawSignIn(
   username: string,
   options: grpc.CallOptions = {},
 ): { call: grpc.ClientUnaryCall; answer: Promise<Answer> } {
-  const method = broadcastMethods.SignIn!;
   let call!: grpc.ClientUnaryCall;
   const answer = new Promise<Answer>((resolve) => {
     call = client.makeUnaryRequest(
       `/${SERVICE_NAME}/SignIn`,
-      (value: object) => method.requestSerialize(value),
+      (value: object) => Buffer.from(encodeRequest("SignIn", value)),
       (bytes: Buffer) => bytes,
       { username, password: WRONG, displayName: "" },
       new grpc.Metadata(),
@@ -442,7 +441,7 @@ function rawSignIn(
 
 /** A SignIn over gRPC-Web (binary), abortable. */
 function webSignIn(base: string, username: string, signal: AbortSignal): Promise<unknown> {
-  const message = broadcastMethods.SignIn!.requestSerialize({
+  const message = encodeRequest("SignIn", {
     username,
     password: WRONG,
     displayName: "",

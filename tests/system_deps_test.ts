@@ -13,7 +13,7 @@ import {
 /** A machine that lacks `missing`; everything else about it as given. */
 function machine(
   missing: string[],
-  options: { root?: boolean; sudo?: boolean; aptGet?: boolean; pip?: boolean } = {},
+  options: { root?: boolean; sudo?: boolean; aptGet?: boolean; pip?: boolean; go?: string } = {},
 ): Probes & { installed: Set<string> } {
   const installed = new Set<string>();
   return {
@@ -23,6 +23,7 @@ function machine(
     sudo: () => Promise.resolve(options.sudo ?? false),
     aptGet: () => Promise.resolve(options.aptGet ?? true),
     pip: () => Promise.resolve(options.pip ?? false),
+    go: () => Promise.resolve(options.go),
   };
 }
 
@@ -39,6 +40,7 @@ Deno.test("requirementsFor: the fault suite needs node and grpcio on top of the 
     "kcat",
     "openssl",
     "protoc",
+    "grpcurl",
   ]);
   assert.deepEqual(names(faults), [...names(suite), "node", "grpcio"]);
 });
@@ -179,4 +181,25 @@ Deno.test("onPath finds executables on the PATH only", () => {
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("planInstall: grpcurl is installed with go install into .tmp/bin, or the plan says Go is needed", async () => {
+  const plan = await planInstall(suite, machine(["grpcurl"], { go: "/usr/local/go/bin/go" }));
+  assert.ok(plan.kind === "install");
+  assert.equal(plan.steps.length, 1);
+  const argv = plan.steps[0]!.argv;
+  assert.equal(argv[0], "env");
+  assert.match(argv[1]!, /^GOBIN=.*\/\.tmp\/bin$/);
+  assert.deepEqual(argv.slice(2), [
+    "/usr/local/go/bin/go",
+    "install",
+    "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3",
+  ]);
+  const stop = await planInstall(suite, machine(["grpcurl"]));
+  assert.ok(stop.kind === "stop");
+  assert.match(stop.message, /Go is needed to install grpcurl/);
+  assert.match(
+    stop.message,
+    /go install github\.com\/fullstorydev\/grpcurl\/cmd\/grpcurl@v1\.9\.3/,
+  );
 });

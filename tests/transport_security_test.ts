@@ -13,28 +13,17 @@ import { GrpcWebFetchTransport } from "@protobuf-ts/grpcweb-transport";
 import { ChatClient, tlsCredentials } from "../client/chat_client.ts";
 import type { Config } from "../core/config.ts";
 import { memoryLogger } from "../core/logger.ts";
-import { BroadcastClient } from "../web/gen/chat.client.ts";
-import { Connect, Message } from "../web/gen/chat.ts";
 import { type Pem, selfSigned, withTempDir } from "./certs.ts";
-import {
-  connectUser,
-  newClient,
-  startSystem,
-  type System,
-  type TestUser,
-  waitFor,
-} from "./helpers.ts";
+import { connectUser, newClient, startSystem, type System, waitFor } from "./helpers.ts";
+import { protobufTs, type WebBroadcastClient } from "./protobuf_ts.ts";
+import { type WebBystanders, webBystanders } from "./attack_support.ts";
+
+const { BroadcastClient, Connect, Message } = await protobufTs();
 
 const PASSWORD = "a long enough password";
 
-interface Bystanders {
-  bob: TestUser;
-  exchange(label: string): Promise<void>;
-  close(): Promise<void>;
-}
-
 /** A gRPC-Web client over HTTPS through `client` (an HTTP client with its certificates). */
-function webClient(system: System, client: Deno.HttpClient, token?: string): BroadcastClient {
+function webClient(system: System, client: Deno.HttpClient, token?: string): WebBroadcastClient {
   return new BroadcastClient(
     new GrpcWebFetchTransport({
       baseUrl: `https://localhost:${system.gateways[0]!.httpPort}`,
@@ -45,13 +34,16 @@ function webClient(system: System, client: Deno.HttpClient, token?: string): Bro
   );
 }
 
-/** Bob on native gRPC, carol on gRPC-Web over HTTPS, both signed in when `auth` is on. */
+/**
+ * Bob on native gRPC, carol on gRPC-Web over HTTPS, both signed in when `auth` is on; closing
+ * them closes carol's HTTPS client too.
+ */
 async function bystanders(
   system: System,
   server: Pem,
   identity: Pem | undefined,
   auth: boolean,
-): Promise<Bystanders> {
+): Promise<WebBystanders> {
   const bobClient = newClient(system.address(), tlsCredentials(server.cert, identity));
   if (auth) await bobClient.signIn("bob", PASSWORD);
   const bob = connectUser(system.address(), "bob", { client: bobClient });
@@ -68,34 +60,12 @@ async function bystanders(
     });
     token = signedIn.response.token;
   }
-  const carol = webClient(system, http, token);
-  const got: string[] = [];
-  const call = carol.createStream(Connect.create({ user: { id: "carol" } }));
-  call.responses.onMessage((m) => {
-    if (m.content) got.push(m.content);
-  });
-  const done = call.status.catch(() => {});
-  await call.headers;
-  await waitFor(() => system.gateways[0]!.hub.size >= 2, 5000, "bob's and carol's streams");
+  const b = await webBystanders(system, bob, webClient(system, http, token));
   return {
-    bob,
-    async exchange(label) {
-      await bob.client.send("bob", `bob: ${label}`);
-      const sent = await carol.broadcastMessage(
-        Message.create({ id: "carol", content: `carol: ${label}` }),
-      );
-      assert.equal(sent.status.code, "OK");
-      await waitFor(
-        () => got.includes(`bob: ${label}`) && bob.contents().includes(`carol: ${label}`),
-        5000,
-        `bob and carol to exchange "${label}"`,
-      );
-    },
+    ...b,
     async close() {
-      // The gateway's shutdown (done first) ends carol's stream.
-      await done;
+      await b.close();
       http.close();
-      bob.close();
     },
   };
 }
@@ -105,7 +75,7 @@ async function withTlsGateway(
   options: { identity?: boolean; auth?: boolean },
   body: (
     system: System,
-    b: Bystanders,
+    b: WebBystanders,
     pems: { server: Pem; client?: Pem; dir: string },
   ) => Promise<void>,
 ): Promise<void> {
@@ -123,7 +93,7 @@ async function withTlsGateway(
         ...await config(server, dir),
       },
     });
-    let b: Bystanders | undefined;
+    let b: WebBystanders | undefined;
     try {
       b = await bystanders(system, server, client, options.auth ?? false);
       await b.exchange("before");

@@ -1,0 +1,100 @@
+/**
+ * The boundary between the chat's domain types and the generated `chat.*` messages
+ * (protocol/gen/chat_pb.ts): what the transports decode from clients and encode for them.
+ * Decoding is strict and treats every byte as hostile; uint64 fields, `bigint` in the generated
+ * types, become numbers here with a range check, so the service never sees a lossy number.
+ */
+
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { describeError, invalidArgument } from "../core/errors.ts";
+import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
+import { type Message, MessageSchema, type Room, RoomSchema } from "../protocol/gen/chat_pb.ts";
+import type { RoomView } from "./chat_service.ts";
+
+/**
+ * Decodes a request of type `schema`, or throws INVALID_ARGUMENT naming the type. Unknown fields
+ * are dropped, not kept: nothing a client adds travels further.
+ */
+export function decodeRequest<Desc extends DescMessage>(
+  schema: Desc,
+  bytes: Uint8Array,
+): MessageShape<Desc> {
+  try {
+    return fromBinary(schema, bytes, { readUnknownFields: false });
+  } catch (err) {
+    throw invalidArgument(
+      `Cannot read request: the message is not a valid ${schema.typeName} (${describeError(err)})`,
+    );
+  }
+}
+
+/**
+ * A client's uint64 sequence number as a number, or INVALID_ARGUMENT from `action` when it is
+ * beyond what a number holds exactly (no room gets that far).
+ */
+export function seqFromWire(action: string, field: string, value: bigint): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw invalidArgument(
+      `${action}: ${field} is ${value}, the largest sequence number is ${Number.MAX_SAFE_INTEGER}`,
+    );
+  }
+  return Number(value);
+}
+
+function timestampOf(iso: string) {
+  return timestampFromMs(Date.parse(iso));
+}
+
+export function messageToWire(m: ChatMessage): Message {
+  return create(MessageSchema, {
+    id: m.userId,
+    content: m.content,
+    timestamp: timestampOf(m.timestamp),
+    messageId: m.id,
+    room: m.room,
+    seq: BigInt(m.seq),
+    displayName: m.displayName,
+  });
+}
+
+export function roomEventToWire(e: RoomEvent): Message {
+  const user = { id: e.userId, displayName: e.displayName };
+  return create(MessageSchema, {
+    id: e.userId,
+    displayName: e.displayName,
+    timestamp: timestampFromMs(Date.now()),
+    room: e.room,
+    roomEvent: { room: e.room, user, joined: e.joined },
+  });
+}
+
+export function presenceToWire(p: Presence): Message {
+  const user = { id: p.userId, displayName: p.displayName };
+  return create(MessageSchema, {
+    id: p.userId,
+    displayName: p.displayName,
+    timestamp: p.timestamp ? timestampOf(p.timestamp) : timestampFromMs(Date.now()),
+    presence: { user, online: p.online },
+  });
+}
+
+export function roomToWire(room: RoomView): Room {
+  return create(RoomSchema, {
+    id: room.id,
+    direct: room.direct,
+    members: room.members,
+    lastSeq: BigInt(room.lastSeq),
+  });
+}
+
+/** Encodes a stream message once; the same bytes then go to every stream. */
+export function encodeStreamMessage(message: Message): Uint8Array {
+  return toBinary(MessageSchema, message);
+}
