@@ -10,6 +10,7 @@
  * Handlers keep the fetch API (`Request` → `Response`); `serveHttp` adapts.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import http from "node:http";
 import http2 from "node:http2";
 import type net from "node:net";
@@ -394,7 +395,7 @@ export async function serveHttp(
       const deadline = Date.now() + graceMs;
       while (Date.now() < deadline && guard.connections().some((c) => c.calls > 0)) {
         for (const c of guard.connections()) if (c.calls === 0) c.socket.destroy();
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20);
       }
       await guard.close();
     },

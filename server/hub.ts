@@ -7,6 +7,7 @@
  * indexed by room and by user, so a delivery touches only the streams that get it.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { ChatError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
@@ -134,7 +135,7 @@ export class Hub {
         if (now - seen.drainedAt <= STALLED_MS) waiting = true;
       }
       if (!waiting) return;
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
   }
 
@@ -196,7 +197,7 @@ export class Hub {
     for (const message of messages) {
       while (stream.sink.pending() > this.#queueLimit / 2) {
         if (!this.#streams.has(stream.streamId)) return false;
-        await new Promise((r) => setTimeout(r, 10));
+        await sleep(10);
       }
       if (!this.#streams.has(stream.streamId) || !this.#write(stream, message)) return false;
     }

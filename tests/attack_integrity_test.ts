@@ -6,6 +6,7 @@
  * keep chatting meanwhile.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import {
@@ -129,7 +130,7 @@ Deno.test("another user's message id: both messages are delivered, and a sender'
     await b.exchange("after the ids");
     const withId = () => b.carol.received.filter((m) => m.messageId === id);
     await waitFor(() => withId().length >= 2, 5000, "both messages with the id");
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     assert.deepEqual(
       withId().map((m) => [m.id, m.content]),
       [["mallory", "mallory was here"], ["bob", "bob's real message"]],

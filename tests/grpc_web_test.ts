@@ -5,6 +5,7 @@
  * tests/connect_test.ts holds @connectrpc/connect-web's clients and the Connect protocol.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { GrpcWebFetchTransport } from "@protobuf-ts/grpcweb-transport";
@@ -579,7 +580,7 @@ Deno.test("keep-alives go only to streams that ask for them, and only when idle"
   const plain = await open("plain", {});
   const asked = await open("asked", { "x-chat-keepalive": "1" });
   try {
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     assert.equal(plain.chunks.length, 0, "a standard client gets nothing on an idle stream");
     assert.ok(asked.chunks.length >= 2, `keep-alives sent: ${asked.chunks.length}`);
     for (const chunk of asked.chunks) {

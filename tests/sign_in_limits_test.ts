@@ -6,6 +6,7 @@
  * over real gRPC sockets.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { ChatError } from "../core/errors.ts";
 import { memoryLogger, silentLogger } from "../core/logger.ts";
@@ -131,7 +132,7 @@ function gate() {
   };
   const releaseOne = async () => {
     releases.shift()!();
-    await new Promise((r) => setTimeout(r, 0));
+    await sleep(0);
   };
   return { started, task, releaseOne };
 }
@@ -378,7 +379,7 @@ Deno.test("auth limits: a full hashing queue answers RESOURCE_EXHAUSTED without 
     { length: 10 },
     () => outcome(auth.signIn("alice", "wrong horse", "", ALICE)),
   );
-  await new Promise((r) => setTimeout(r, 10));
+  await sleep(10);
   assert.deepEqual(auth.hashStats(), { running: 1, waiting: 2, started: 2 });
   hasher.release();
   const results = await Promise.all(flood);
@@ -410,7 +411,7 @@ Deno.test("auth limits: a cancelled sign-in is not hashed, whether cancelled bef
     () =>
       outcome(auth.signIn("alice", "correct horse", "", { ...ALICE, signal: controller.signal })),
   );
-  await new Promise((r) => setTimeout(r, 10));
+  await sleep(10);
   assert.equal(auth.hashStats().waiting, 5);
   controller.abort();
   assert.equal(auth.hashStats().waiting, 0);
