@@ -36,7 +36,7 @@ import { Broadcast, file_chat } from "../protocol/gen/chat_pb.ts";
 import { AgedConnections } from "./connection_age.ts";
 import { ConnectionGuard, type ConnectionLimits } from "./connection_guard.ts";
 import type { ChatService, StreamHandle } from "./chat_service.ts";
-import { callerOf, callUnary, parseConnect } from "./rpc.ts";
+import { callerOf, callUnary, logFailure, parseConnect } from "./rpc.ts";
 import { peerHost } from "./sign_in_limits.ts";
 import { decodeRequest } from "./wire.ts";
 
@@ -229,9 +229,7 @@ export function createGrpcServer(
         .then(
           (response) => callback(null, response),
           (err) => {
-            if (!(err instanceof ChatError)) {
-              logger.error(`${method.name} failed`, { error: String(err?.stack ?? err) });
-            }
+            logFailure(logger, method.name, err);
             callback(grpcError(err), null);
           },
         );
@@ -273,9 +271,7 @@ export function createGrpcServer(
           else call.sendMetadata(new grpc.Metadata());
         },
         (err) => {
-          if (!(err instanceof ChatError)) {
-            logger.error("CreateStream failed", { error: String(err?.stack ?? err) });
-          }
+          logFailure(logger, "CreateStream", err);
           call.emit("error", grpcError(err));
         },
       );

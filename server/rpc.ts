@@ -13,7 +13,8 @@ import {
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { invalidArgument } from "../core/errors.ts";
+import { ChatError, invalidArgument } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
 import type { Broadcast, Connect, Message } from "../protocol/gen/chat_pb.ts";
 import type { Caller, ChatService, OpenStreamRequest, SendRequest } from "./chat_service.ts";
 import { messageToWire, roomToWire, seqFromWire } from "./wire.ts";
@@ -139,4 +140,13 @@ export function callerOf(
   signal: AbortSignal,
 ): Caller {
   return { ...(authorization ? { authorization } : {}), address, signal };
+}
+
+/**
+ * Logs a failed call: a `ChatError` is the client's answer (debug), anything else the server's
+ * fault (error), which the client sees only as INTERNAL.
+ */
+export function logFailure(logger: Logger, method: string, err: unknown): void {
+  if (err instanceof ChatError) logger.debug("Call refused", { method, error: err.message });
+  else logger.error(`${method} failed`, { error: String((err as Error)?.stack ?? err) });
 }

@@ -57,7 +57,7 @@ import type { Logger } from "../core/logger.ts";
 import { Broadcast, type Connect, type Message, MessageSchema } from "../protocol/gen/chat_pb.ts";
 import type { ChatService, StreamHandle } from "./chat_service.ts";
 import type { StreamSink } from "./hub.ts";
-import { callerOf, callUnary, parseConnect } from "./rpc.ts";
+import { callerOf, callUnary, logFailure, parseConnect } from "./rpc.ts";
 import {
   binaryPayload,
   COMPRESSED_FLAG,
@@ -148,13 +148,9 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
   const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
 
-  /** The call's status for `err`, logged as the server's fault when it is not a `ChatError`. */
+  /** The call's status for `err`, logged. */
   function failure(method: string, err: unknown): ConnectError {
-    if (err instanceof ChatError) {
-      logger.debug("Call refused", { method, error: err.message });
-    } else {
-      logger.error(`${method} failed`, { error: String((err as Error)?.stack ?? err) });
-    }
+    logFailure(logger, method, err);
     return toConnectError(err);
   }
 

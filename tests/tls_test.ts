@@ -10,8 +10,6 @@ import { Buffer } from "node:buffer";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcWebFetchTransport } from "@protobuf-ts/grpcweb-transport";
 import { ChatClient, tlsCredentials } from "../client/chat_client.ts";
-import { BroadcastClient } from "../web/gen/chat.client.ts";
-import { Message } from "../web/gen/chat.ts";
 import {
   connectUser,
   newClient,
@@ -22,6 +20,9 @@ import {
 } from "./helpers.ts";
 import { spawn, stopAll } from "./processes.ts";
 import { type Pem, selfSigned } from "./certs.ts";
+import { protobufTs } from "./protobuf_ts.ts";
+
+const { BroadcastClient, Message } = await protobufTs();
 
 /** A temporary directory with a server certificate, removed after `body`. */
 async function withCertificate(body: (server: Pem, dir: string) => Promise<void>): Promise<void> {
