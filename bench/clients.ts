@@ -17,6 +17,7 @@
  * | `exit`                             | (the child exits)                      |
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { ChatClient } from "../client/chat_client.ts";
 import {
   type DeliveryStats,
@@ -186,7 +187,7 @@ export class ClientProcess {
       const i = this.#events.findIndex((e) => e.ev === answer);
       if (i >= 0) return this.#events.splice(i, 1)[0]!;
       if (this.#exited) break;
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
     throw new Error(
       `${this.name}: no "${answer}" answer within ${timeoutMs} ms${
@@ -243,6 +244,6 @@ if (import.meta.main) {
   await child();
   // The connections were closed on the way out; their GOAWAY frames get a moment to leave
   // before the exit, which does not wait for grpc-js's timers.
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
   Deno.exit(0);
 }

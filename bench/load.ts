@@ -19,15 +19,17 @@
  */
 
 import * as grpc from "@grpc/grpc-js";
+import { Buffer } from "node:buffer";
+import { setTimeout as sleep } from "node:timers/promises";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Broadcast, type Connect, ConnectSchema } from "../protocol/gen/chat_pb.ts";
 import { ChatClient } from "../client/chat_client.ts";
-import { broadcastMethods, SERVICE_NAME, type WireConnect } from "../server/proto.ts";
 import {
   encodeHistogram,
   type Histogram,
   histogram,
   nowMs,
   recordMs,
-  sleep,
   Tally,
   until,
 } from "./stats.ts";
@@ -131,16 +133,11 @@ export function readFrame(buf: Uint8Array, run: Uint8Array): Frame {
   return { kind: "b", index: decimal(buf, i0, i1), due: decimal(buf, i1 + 1, d1) };
 }
 
-/** `CreateStream` only, with a pass-through deserializer: the client sees raw `chat.Message` bytes. */
-const LeanClient = grpc.makeGenericClientConstructor(
-  {
-    CreateStream: {
-      ...broadcastMethods.CreateStream!,
-      responseDeserialize: (bytes: Buffer) => bytes,
-    },
-  } as unknown as grpc.ServiceDefinition,
-  SERVICE_NAME,
-);
+/** The path of `CreateStream`, which subscribers call with a pass-through deserializer. */
+const CREATE_STREAM = `/${Broadcast.typeName}/${Broadcast.method.createStream.name}`;
+const serializeConnect = (request: Connect) => Buffer.from(toBinary(ConnectSchema, request));
+/** The subscriber sees raw `chat.Message` bytes. */
+const passThrough = (bytes: Buffer) => bytes;
 
 export interface SubscribeOptions {
   /** Gateways' `host:port`; stream i connects to addresses[(first + i) % length]. */
@@ -208,7 +205,7 @@ export class Subscribers {
 
   #open(index: number): void {
     const { addresses, first, userPrefix } = this.options;
-    const client = new LeanClient(
+    const client = new grpc.Client(
       addresses[(first + index) % addresses.length]!,
       grpc.credentials.createInsecure(),
       // Without this, grpc-js shares one TCP connection among all channels to one address.
@@ -216,14 +213,13 @@ export class Subscribers {
     );
     this.#clients.push(client);
     const userId = `${userPrefix}${first + index}`;
-    const call = (client as unknown as {
-      CreateStream(r: WireConnect, m: grpc.Metadata): grpc.ClientReadableStream<Buffer>;
-    }).CreateStream({
-      user: { id: userId, displayName: userId },
-      active: true,
-      presenceEvents: false,
-      resume: [],
-    }, new grpc.Metadata());
+    const call = client.makeServerStreamRequest(
+      CREATE_STREAM,
+      serializeConnect,
+      passThrough,
+      create(ConnectSchema, { user: { id: userId, displayName: userId }, active: true }),
+      new grpc.Metadata(),
+    );
     let ended = false;
     const end = (code: number, details: string) => {
       if (ended) return;

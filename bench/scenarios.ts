@@ -12,6 +12,7 @@
  * - `slow`: the others' p99 without and with one stream that never reads.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { ClientProcess } from "./clients.ts";
 import type { DeliveryStats, PublishStats } from "./load.ts";
 import { newRun } from "./load.ts";
@@ -23,7 +24,6 @@ import {
   percentiles,
   procSample,
   round,
-  sleep,
   watchProcesses,
 } from "./stats.ts";
 import { startEmbedded, startKafka, type SystemUnderTest } from "./system.ts";

@@ -5,6 +5,7 @@
  * machine's load, and a fixed-width table.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import * as hdr from "hdr-histogram-js";
 
 export type Histogram = hdr.Histogram;
@@ -218,10 +219,6 @@ export function table(rows: string[][]): string {
 }
 
 /** Sleeps `ms`. */
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 /** Polls `predicate` every `everyMs` until true; false after `timeoutMs`. */
 export async function until(
   predicate: () => boolean,
