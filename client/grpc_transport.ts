@@ -62,7 +62,7 @@ export function shorten(details: string): string {
 }
 
 /** A grpc-js failure as a `ChatError`: the status by name, the details made readable. */
-export function toChatError(err: unknown): ChatError {
+function toChatError(err: unknown): ChatError {
   if (err instanceof ChatError) return err;
   const e = err as Partial<grpc.ServiceError> | undefined;
   const code = typeof e?.code === "number" ? grpc.status[e.code] ?? "UNKNOWN" : "UNKNOWN";
