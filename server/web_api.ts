@@ -362,7 +362,13 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
         }),
       ) ?? null;
     }
-    return new Response(out, { status: response.status, headers });
+    if (handler.method.methodKind !== "unary") {
+      return new Response(out, { status: response.status, headers });
+    }
+    // A unary answer whole, with its length: the HTTP/1.1 port then sends it in one piece.
+    const whole = new Uint8Array(await new Response(out).arrayBuffer());
+    headers.set("content-length", String(whole.length));
+    return new Response(whole, { status: response.status, headers });
   }
 
   const route: WebRoute = async (request, info) => {
