@@ -13,7 +13,7 @@ import { RpcError } from "@protobuf-ts/runtime-rpc";
 import { isKeepAlive } from "../client/core/wire.ts";
 import { silentLogger } from "../core/logger.ts";
 import { ConnectSchema, MessageSchema } from "../protocol/gen/chat_pb.ts";
-import { createWebApi as createGrpcWebHandler } from "../server/web_api.ts";
+import { createWebApi } from "../server/web_api.ts";
 import { connectUser, startSystem, type System, waitFor } from "./helpers.ts";
 import { protobufTs, type WebBroadcastClient, type WebMessage } from "./protobuf_ts.ts";
 
@@ -400,7 +400,7 @@ Deno.test("bad requests get the right HTTP or gRPC status, never a crash or a hu
     assert.equal(streamedStatus, "8");
     // In process, where nothing buffers in between: reading stops right after the limit.
     let pulled = 0;
-    const handler = createGrpcWebHandler(system.gateways[0]!.service, {
+    const handler = createWebApi(system.gateways[0]!.service, {
       logger: silentLogger,
       allowedOrigins: [],
       maxRequestBytes: 100_000,
@@ -514,7 +514,7 @@ Deno.test("a slow gRPC-Web client is cut with RESOURCE_EXHAUSTED in the trailers
   const system = await startSystem({ config: { streamQueueLimit: 3 } });
   const gateway = system.gateways[0]!;
   // In process, nothing reads the body until the test does: the client is "slow".
-  const handler = createGrpcWebHandler(gateway.service, {
+  const handler = createWebApi(gateway.service, {
     logger: silentLogger,
     allowedOrigins: [],
   });
@@ -553,7 +553,7 @@ Deno.test("a slow gRPC-Web client is cut with RESOURCE_EXHAUSTED in the trailers
 Deno.test("keep-alives go only to streams that ask for them, and only when idle", async () => {
   const system = await startSystem();
   const gateway = system.gateways[0]!;
-  const handler = createGrpcWebHandler(gateway.service, {
+  const handler = createWebApi(gateway.service, {
     logger: silentLogger,
     allowedOrigins: [],
     keepAliveMs: 50,
