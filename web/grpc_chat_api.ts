@@ -179,6 +179,3 @@ export function createGrpcBackend(baseUrl: string): ChatBackend {
     api: (token) => grpcWebTransport(baseUrl, token),
   };
 }
-
-/** Tests of the gateway's keep-alives recognise them as the page does. */
-export { isKeepAlive };
