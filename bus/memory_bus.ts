@@ -20,6 +20,8 @@ export interface MemoryBusOptions {
   retryDelayMs?: number;
 }
 
+const SET_ASIDE_KEPT = 1000;
+
 /** An item of a room log: a message or a connection event. */
 type Logged = { message: ChatMessage } | { connection: ConnectionEvent };
 
@@ -85,13 +87,18 @@ export class MemoryBus implements Bus {
   readonly #readyListeners: (() => void)[] = [];
   /** The processors, in the order they joined; the first one handles every log. */
   readonly #processors: ProcessorHandlers[] = [];
+  /** Each processor's handler of log items. */
+  readonly #handlers = new WeakMap<ProcessorHandlers, (item: Logged) => Promise<void>>();
   /** One queue per room and per user. */
   readonly #logs = new Map<string, Queue<Logged>>();
   readonly #deliveryQueues = new Set<Queue<Delivery>>();
   readonly #heartbeatQueues = new Set<Queue<Heartbeat>>();
   readonly #presenceQueues = new Set<Queue<Presence>>();
   readonly #online = new Map<string, Presence>();
-  /** Items a processor refused for good (`invalid_argument`), with why: the memory dead letters. */
+  /**
+   * Items a processor refused for good (`invalid_argument`), with why: the memory dead letters,
+   * the last `SET_ASIDE_KEPT` of them.
+   */
   readonly setAside: { item: ChatMessage | ConnectionEvent; reason: string }[] = [];
   #started = false;
 
@@ -181,12 +188,11 @@ export class MemoryBus implements Bus {
     return this.#handlers.get(processor);
   }
 
-  readonly #handlers = new WeakMap<ProcessorHandlers, (item: Logged) => Promise<void>>();
-
   #onLogFailure(err: unknown, item: Logged): "retry" | "skip" {
     if (err instanceof ChatError && err.code === "invalid_argument") {
       const refused = "message" in item ? item.message : item.connection;
       this.setAside.push({ item: refused, reason: err.message });
+      if (this.setAside.length > SET_ASIDE_KEPT) this.setAside.shift();
       this.#logger.warn("Setting aside what a processor can never handle", { reason: err.message });
       return "skip";
     }

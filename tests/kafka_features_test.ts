@@ -10,6 +10,7 @@ import { Partitioners } from "kafkajs";
 import { connectUser, newClient, type TestUser, waitFor } from "./helpers.ts";
 import { kafkaBrokers } from "./fixtures.ts";
 import { kafkaDeployment, stopAll } from "./processes.ts";
+import { processorsHolding } from "./faults/harness.ts";
 
 // Starts the cluster (unless KAFKA_BROKERS is set) before the tests; kafkaDeployment uses it.
 await kafkaBrokers();
@@ -27,7 +28,7 @@ function listen(
   address: string,
   client: ChatClient,
   name: string,
-  resume?: { room: string; lastSeq: number }[],
+  resume?: { room: string; lastSeq: bigint }[],
 ): TestUser {
   return connectUser(address, name, { client, presenceEvents: true, resume });
 }
@@ -62,14 +63,14 @@ const rejects = (code: number, pattern: RegExp) => (err: { code: number; details
 
 Deno.test("two processors: every room's order is the same for every member on every gateway", async () => {
   const deployment = kafkaDeployment({ auth: "on" });
-  const p1 = deployment.processor("processor-1");
-  const p2 = deployment.processor("processor-2");
+  const p1 = deployment.processor("processor-1", { KAFKA_CLIENT_ID: "processor-1" });
+  const p2 = deployment.processor("processor-2", { KAFKA_CLIENT_ID: "processor-2" });
   const a = deployment.gateway("a");
   const b = deployment.gateway("b");
   const users: TestUser[] = [];
   try {
     await Promise.all([a.ready(), b.ready()]);
-    await Promise.all([p1, p2].map((p) => p.waitForLine(/Processor took partitions/, SLOW)));
+    await processorsHolding(["processor-1", "processor-2"], SLOW);
     const alice = await signIn(a.grpc, "alice");
     const bob = await signIn(b.grpc, "bob");
     // Unique names: the cluster, and the processor group's position, are shared with other tests.
@@ -109,7 +110,7 @@ Deno.test("two processors: every room's order is the same for every member on ev
       if (room !== "general") {
         assert.deepEqual(
           seqs,
-          Array.from({ length: perRoom * 2 }, (_, i) => i + 1),
+          Array.from({ length: perRoom * 2 }, (_, i) => BigInt(i + 1)),
           `room ${room}: sequence 1..${perRoom * 2} without gaps`,
         );
       }
@@ -166,10 +167,10 @@ Deno.test("resume after a gateway is killed: the client gets exactly what it mis
     await waitFor(() => second.contents().includes("live"), SLOW);
     assert.deepEqual(second.contents(), ["missed 1", "missed 2", "missed 3", "live"]);
     assert.deepEqual(second.received.filter((m) => m.content).map((m) => m.seq), [
-      lastSeq + 1,
-      lastSeq + 2,
-      lastSeq + 3,
-      lastSeq + 4,
+      lastSeq + 1n,
+      lastSeq + 2n,
+      lastSeq + 3n,
+      lastSeq + 4n,
     ]);
   } finally {
     for (const u of users) u.close();

@@ -307,7 +307,7 @@ export async function underLoad(
     await recorder.acked(options.ackedBeforeFault);
     await fault(a.grpc);
     const v = await recorder.verdict(name, options.verdictTimeoutMs);
-    const deadVerdicts = (await gatewaysDeclaredDead(startedAt))
+    const deadVerdicts = (await gatewayDeadVerdicts(startedAt)).map((v) => v.serverId)
       .filter((id) => id === a.serverId || id === b.serverId);
     // Reported, not judged: when the processor blamed the cluster instead of the gateways.
     const suspicions = processor.output.filter((l) =>
@@ -335,8 +335,13 @@ export async function underLoad(
   }
 }
 
-/** The gateways declared dead on `chat-deliveries` since `sinceMs` (epoch ms), read with kcat. */
-async function gatewaysDeclaredDead(sinceMs: number): Promise<string[]> {
+/**
+ * The gateways a processor declared dead since `sinceMs` (epoch ms), with when: the
+ * `gateway-dead` deliveries on `chat-deliveries` and their Kafka timestamps, read with kcat.
+ */
+export async function gatewayDeadVerdicts(
+  sinceMs: number,
+): Promise<{ serverId: string; at: number }[]> {
   const out = await new Deno.Command("kcat", {
     args: [
       "-b",
@@ -349,15 +354,17 @@ async function gatewaysDeclaredDead(sinceMs: number): Promise<string[]> {
       "-e",
       "-q",
       "-f",
-      "%s\n",
+      "%T %s\n",
     ],
     stdout: "piped",
     stderr: "null",
   }).output();
   return new TextDecoder().decode(out.stdout).split("\n").flatMap((line) => {
     if (!line.includes('"gateway-dead"')) return [];
+    const space = line.indexOf(" ");
     try {
-      return [JSON.parse(line).server_id as string];
+      const record = JSON.parse(line.slice(space + 1));
+      return [{ serverId: String(record.server_id), at: Number(line.slice(0, space)) }];
     } catch {
       return [];
     }

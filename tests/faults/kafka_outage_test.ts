@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { clusterUp, NODE_IDS, stopBroker } from "../../kafka/cluster.ts";
 import { waitFor } from "../helpers.ts";
 import { kafkaDeployment, stopAll } from "../processes.ts";
-import { sleep, startRecorder } from "./harness.ts";
+import { processorsHolding, sleep, startRecorder } from "./harness.ts";
 
 const OUTAGE_MS = 30_000;
 
@@ -17,10 +17,10 @@ Deno.test("Kafka down for 30 s: gateways answer UNAVAILABLE, then recover by the
   const deployment = kafkaDeployment();
   const a = deployment.gateway("gateway-a");
   const b = deployment.gateway("gateway-b");
-  const processor = deployment.processor();
+  const processor = deployment.processor("processor", { KAFKA_CLIENT_ID: "processor" });
   let down = false;
   try {
-    await Promise.all([a.ready(), b.ready(), processor.waitForLine(/Processor took partitions/)]);
+    await Promise.all([a.ready(), b.ready(), processorsHolding(["processor"])]);
     const recorder = startRecorder({
       streams: [
         { name: "a1", user: "ann", servers: [a.grpc, b.grpc] },

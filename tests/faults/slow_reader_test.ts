@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { newClient, waitFor } from "../helpers.ts";
 import { freePort, kafkaDeployment, type Service, spawn, stopAll } from "../processes.ts";
-import { rssKiB, startRecorder } from "./harness.ts";
+import { processorsHolding, rssKiB, startRecorder } from "./harness.ts";
 
 /**
  * A TCP relay to `target` that can go silent: it then stops passing bytes either way but keeps
@@ -76,12 +76,12 @@ Deno.test("a reader that vanishes is dropped; one that stalls slows nobody; the 
     KEEPALIVE_TIMEOUT_MS: "1000",
     STREAM_QUEUE_LIMIT: "500",
   });
-  const processor = deployment.processor();
+  const processor = deployment.processor("processor", { KAFKA_CLIENT_ID: "processor" });
   const relay = blackHoleRelay(Number(a.grpc.split(":")[1]));
   const readers: Service[] = [];
   const observer = newClient(a.grpc);
   try {
-    await Promise.all([a.ready(), processor.waitForLine(/Processor took partitions/)]);
+    await Promise.all([a.ready(), processorsHolding(["processor"])]);
     const stalled = spawn("stalled", "tests/faults/stream_clients.ts", {
       args: ["stall", a.grpc, "stan"],
     });
