@@ -172,6 +172,11 @@ export class ChatClient {
   /** Sends a message; resolves when the server answered OK. */
   async send(userId: string, content: string, options: SendOptions = {}): Promise<void> {
     const at = options.timestamp === undefined ? new Date() : new Date(options.timestamp);
+    if (Number.isNaN(at.getTime())) {
+      throw new RangeError(
+        `Cannot send message: the timestamp ${JSON.stringify(options.timestamp)} is not a date`,
+      );
+    }
     await this.#unary("broadcastMessage", {
       id: userId,
       content,
