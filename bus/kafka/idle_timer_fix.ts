@@ -12,6 +12,11 @@
  * the shared prototype.
  * tests/kafka_idle_timer_test.ts fails if the loop (or its warning) comes back, for example
  * after kafkajs is upgraded and its internals moved.
+ *
+ * Why at run time: kafkajs offers no option or hook for this timer, and Deno patches an npm
+ * package only through `links` in deno.json to a whole local copy of it, which would vendor all
+ * of kafkajs (2.5 MB of sources) for a two-line change. Process-wide warning filters are no longer
+ * needed: with the loop gone, the negative timeout is never set.
  */
 
 // Internal module (kafkajs has no "exports" map; 2.2.4 is pinned in deno.json).
