@@ -20,11 +20,6 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Broadcast, type Message, type Room, type User } from "../protocol/gen/chat_pb.ts";
 
 export type { Message, Room, User };
-/**
- * @deprecated The names of server/proto.ts's hand-written interfaces, kept only while
- * tests/helpers.ts and tests/faults/recorder.ts import them: use `Message`, `Room`, `User`.
- */
-export type { Message as WireMessage, Room as WireRoom, User as WireUser };
 
 /**
  * TLS channel credentials: the server's certificate is checked against `ca` (PEM; the

@@ -264,6 +264,3 @@ class TerminalClient implements CommandContext {
     }
   }
 }
-
-/** @deprecated tests/tls_config_test.ts's import; the arguments live in ./arguments.ts. */
-export { parseArguments } from "./arguments.ts";

@@ -1,6 +1,8 @@
 /** Sign-in and identity through real gRPC: tokens, impersonation, classic mode, and limits. */
 
 import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { UserSchema } from "../protocol/gen/chat_pb.ts";
 import { status } from "@grpc/grpc-js";
 import { connectUser, newClient, startSystem, waitFor } from "./helpers.ts";
 
@@ -23,7 +25,7 @@ Deno.test("AUTH=on: the first sign-in creates the account; calls need the token"
     );
     const first = await client.signIn("ann", "a long password", "Ann A.");
     assert.equal(first.created, true);
-    assert.deepEqual(first.user, { id: "ann", displayName: "Ann A." });
+    assert.deepEqual(first.user, create(UserSchema, { id: "ann", displayName: "Ann A." }));
     assert.ok(first.expiresAt && Date.parse(first.expiresAt) > Date.now());
     const again = await newClient(system.address()).signIn("ann", "a long password");
     assert.equal(again.created, false);

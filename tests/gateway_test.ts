@@ -1,6 +1,8 @@
 /** The gateway end to end over native gRPC, on the memory bus with an in-process processor. */
 
 import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { UserSchema } from "../protocol/gen/chat_pb.ts";
 import { status } from "@grpc/grpc-js";
 import type { ChatMessage } from "../core/types.ts";
 import { connectUser, startSystem, waitFor } from "./helpers.ts";
@@ -20,9 +22,9 @@ Deno.test("a message sent on one gateway reaches every stream on every gateway, 
     const first = bob.received[0]!;
     assert.equal(first.id, "alice", "classic contract: Message.id is the sender");
     assert.equal(first.room, "general");
-    assert.equal(first.seq, 1);
+    assert.equal(first.seq, 1n);
     assert.ok(first.timestamp && first.timestamp.seconds > 0);
-    assert.deepEqual(bob.received.map((m) => m.seq), [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(bob.received.map((m) => m.seq), [1n, 2n, 3n, 4n, 5n, 6n]);
   } finally {
     alice.close();
     bob.close();
@@ -159,8 +161,8 @@ Deno.test("ListOnline and presence events follow users coming and going", async 
       "frank online",
     );
     assert.deepEqual(await watcher.client.listOnline(), [
-      { id: "frank", displayName: "Frank" },
-      { id: "watcher", displayName: "watcher" },
+      create(UserSchema, { id: "frank", displayName: "Frank" }),
+      create(UserSchema, { id: "watcher", displayName: "watcher" }),
     ]);
     frank.close();
     await waitFor(

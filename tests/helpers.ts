@@ -10,7 +10,7 @@ import { MemoryStore } from "../store/memory_store.ts";
 import { createAuth } from "../server/auth.ts";
 import type { Store } from "../store/store.ts";
 import type { ServiceError } from "@grpc/grpc-js";
-import { ChatClient, type StreamOptions, type WireMessage } from "../client/chat_client.ts";
+import { ChatClient, type Message, type StreamOptions } from "../client/chat_client.ts";
 
 const openClients = new Set<ChatClient>();
 
@@ -126,7 +126,7 @@ export async function startSystem(
 /** A test user: a client with an open stream that records what it receives. */
 export interface TestUser {
   client: ChatClient;
-  received: WireMessage[];
+  received: Message[];
   ended: { error?: ServiceError } | undefined;
   /** Content of received chat messages (not presence events), in order. */
   contents(): string[];

@@ -38,7 +38,7 @@ Deno.test("a client that reconnects to another gateway gets what it missed: no g
       assert.deepEqual(back.contents(), expected);
       assert.deepEqual(
         back.received.map((m) => m.seq),
-        Array.from({ length: 25 }, (_, i) => lastSeen + 1 + i),
+        Array.from({ length: 25 }, (_, i) => lastSeen + 1n + BigInt(i)),
       );
     } finally {
       back.close();

@@ -1,6 +1,8 @@
 /** Rooms, direct messages, membership and history, through real gRPC with sign-in (AUTH=on). */
 
 import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { RoomSchema } from "../protocol/gen/chat_pb.ts";
 import { status } from "@grpc/grpc-js";
 import {
   connectUser,
@@ -38,15 +40,18 @@ Deno.test("rooms: create, join, send, list, leave; only members receive", async 
   const cat = await signedIn(system, "cat", 1);
   try {
     const created = await ann.client.createRoom("book-club");
-    assert.deepEqual(created, { id: "book-club", direct: false, members: ["ann"], lastSeq: 0 });
+    assert.deepEqual(
+      created,
+      create(RoomSchema, { id: "book-club", direct: false, members: ["ann"], lastSeq: 0n }),
+    );
     await ben.client.joinRoom("book-club");
     await waitFor(() => ann.received.some((m) => m.roomEvent?.user?.id === "ben"));
     await ann.client.send("", "first chapter", { room: "book-club" });
     await ben.client.send("", "loved it", { room: "book-club" });
     await waitFor(() => ben.contents().length === 2 && ann.contents().length === 2);
     assert.deepEqual(ben.received.filter((m) => m.content).map((m) => [m.room, m.seq, m.id]), [
-      ["book-club", 1, "ann"],
-      ["book-club", 2, "ben"],
+      ["book-club", 1n, "ann"],
+      ["book-club", 2n, "ben"],
     ]);
     await cat.client.send("", "hello general");
     await waitFor(() => ann.contents().length === 3);
@@ -127,7 +132,10 @@ Deno.test("direct messages reach exactly the two people", async () => {
   const cat = await signedIn(system, "cat");
   try {
     const dm = await ann.client.openDirect("ben");
-    assert.deepEqual(dm, { id: "dm:ann:ben", direct: true, members: ["ann", "ben"], lastSeq: 0 });
+    assert.deepEqual(
+      dm,
+      create(RoomSchema, { id: "dm:ann:ben", direct: true, members: ["ann", "ben"], lastSeq: 0n }),
+    );
     assert.equal(
       (await ben.client.openDirect("ann")).id,
       "dm:ann:ben",

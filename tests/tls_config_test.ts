@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describeConfig, loadConfig, readTlsFiles } from "../core/config.ts";
 import { kafkaSecurity } from "../bus/open_bus.ts";
-import { parseArguments } from "../client/terminal_client.ts";
+import { parseArguments } from "../client/arguments.ts";
 
 const CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 const KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
