@@ -15,7 +15,7 @@
  * sequence number it saw, the way the terminal client does.
  */
 
-import { ChatClient, type MessageStream, type WireMessage } from "../../client/chat_client.ts";
+import { ChatClient, type Message, type MessageStream } from "../../client/chat_client.ts";
 import type { DeliveryRecord, SendRecord } from "./delivery_ledger.ts";
 
 export interface RecorderPlan {
@@ -79,9 +79,9 @@ class RecordedStream {
     this.#stream.call.on("metadata", () => this.#open = true);
   }
 
-  #onMessage(message: WireMessage): void {
+  #onMessage(message: Message): void {
     this.#open = true;
-    // Number(): the client's seq is a bigint (uint64) in the generated types, a number before.
+    // The generated types carry uint64 as bigint; the ledger counts in numbers.
     const seq = Number(message.seq);
     if (!message.content.startsWith(this.prefix) || seq <= 0) return;
     this.#lastSeq = Math.max(this.#lastSeq, seq);
