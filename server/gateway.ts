@@ -12,7 +12,7 @@ import type { Bus, Subscription } from "../bus/bus.ts";
 import { Announcer } from "./announcer.ts";
 import { type ChatService, createChatService } from "./chat_service.ts";
 import { createGrpcServer, type GrpcServer, tlsServerCredentials } from "./grpc_server.ts";
-import { createGrpcWebHandler } from "./grpc_web.ts";
+import { createWebApi } from "./web_api.ts";
 import { createHttpHandler, type HttpHandler, type HttpServer, serveHttp } from "./http_server.ts";
 import type { ConnectionLimits, GuardStats } from "./connection_guard.ts";
 import { Hub } from "./hub.ts";
@@ -114,7 +114,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   // Room for a message at the size limit, base64-encoded, with its other fields.
   const maxRequestBytes = Math.max(256 * 1024, config.maxMessageBytes * 2);
-  const grpcWeb = createGrpcWebHandler(service, {
+  const webApi = createWebApi(service, {
     logger,
     allowedOrigins: config.corsOrigins,
     maxRequestBytes,
@@ -127,7 +127,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         ? { ready: true }
         : { ready: false, reason: "Kafka is unavailable" },
     handlers: [
-      grpcWeb,
+      webApi,
       // The web page, as built by `deno task build`.
       createStaticHandler(new URL("../web/dist", import.meta.url)),
     ],
@@ -232,7 +232,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         maxBodyBytes: maxRequestBytes,
         reportIntervalMs: config.limitsReportIntervalMs,
         logger,
-        refuse: grpcWeb.refuse,
+        refuse: webApi.refuse,
       });
       httpPort = httpServer.port;
       grpc.setServing(bus.ready());
