@@ -20,7 +20,8 @@
  * bench/results/smoke.json and leaves the committed results alone.
  */
 
-import { BROKERS, clusterUp, hideKafkaJsTimeoutWarning, releaseCluster } from "../kafka/cluster.ts";
+import { clusterUp, releaseCluster } from "../kafka/cluster.ts";
+import { BROKERS } from "../kafka/layout.ts";
 import { kafkaVersion, runFloor } from "./floor.ts";
 import { chartOf, machine, markdown, textTable, verdictLine, verdicts } from "./report.ts";
 import {
@@ -192,7 +193,6 @@ async function main(): Promise<number> {
 
   try {
     if (needsKafka && !brokers) {
-      hideKafkaJsTimeoutWarning();
       leased = true;
       await clusterUp({ lease: true });
       brokers = BROKERS.join(",");

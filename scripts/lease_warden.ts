@@ -23,6 +23,7 @@
 
 import { fileURLToPath } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { tail } from "./files.ts";
 
 export type Service = "kafka" | "postgres";
 const SERVICES: readonly Service[] = ["kafka", "postgres"];
@@ -94,14 +95,6 @@ function readPid(path: string): number | undefined {
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function tail(path: string, lines = 20): string {
-  try {
-    return Deno.readTextFileSync(path).trimEnd().split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
   }
 }
 
@@ -244,7 +237,6 @@ async function hold(service: Service, pid: number): Promise<number> {
   try {
     if (service === "kafka") {
       const cluster = await import("../kafka/cluster.ts");
-      cluster.hideKafkaJsTimeoutWarning();
       let foreign = false;
       release = () => foreign ? Promise.resolve() : cluster.releaseCluster({ log });
       try {
@@ -253,7 +245,7 @@ async function hold(service: Service, pid: number): Promise<number> {
         await release().catch(() => {});
         throw error;
       }
-      url = cluster.BROKERS.join(",");
+      url = (await import("../kafka/layout.ts")).BROKERS.join(",");
     } else {
       const pg = await import("./postgres.ts");
       release = () => pg.releasePostgres({ log });

@@ -15,8 +15,7 @@
  * Unix socket, and trusts every local connection: it is for tests, never for data anyone wants to
  * keep (fsync is off too). The port is `PGPORT` when set; else 55432, or a free port when 55432 is
  * taken (by another checkout's server, say): the URL tells which.
- * The binaries come from Debian's newest /usr/lib/postgresql/N/bin, else /usr/local/bin, else the
- * PATH; `PG_BIN` names a directory to use instead.
+ * The binaries are found and run by scripts/postgres_binaries.ts.
  *
  * Leases, as kafka/cluster.ts has them: `postgresUp({ lease: true })` records the calling process,
  * and {@linkcode releasePostgres} by the last live holder stops the server and deletes it, if it
@@ -31,11 +30,13 @@ import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
+import { exists, seconds, tail } from "./files.ts";
+import { asRoot, findBinDir, OS_USER, osUser, tool } from "./postgres_binaries.ts";
+import { dropLease, liveLeases, processAlive, takeLease, withLock } from "./leases.ts";
 
 export const HOST = "127.0.0.1";
 export const DEFAULT_PORT = 55432;
 export const DATABASE = "chat_test";
-const OS_USER = "postgres";
 const DB_USER = "postgres";
 
 /** Progress lines; pass `() => {}` to keep quiet. */
@@ -110,148 +111,7 @@ function paths(dir: string) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Binaries and users
-
-function isExecutable(path: string): boolean {
-  try {
-    const info = Deno.statSync(path);
-    return info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
-  } catch {
-    return false;
-  }
-}
-
-const TOOLS = ["initdb", "pg_ctl", "postgres"];
-
-/** The directory holding initdb, pg_ctl and postgres (see the module comment for the order). */
-export function findBinDir(env: Record<string, string | undefined> = Deno.env.toObject()): string {
-  const has = (dir: string) => TOOLS.every((tool) => isExecutable(`${dir}/${tool}`));
-  const candidates: string[] = [];
-  if (env.PG_BIN) {
-    if (has(env.PG_BIN)) return env.PG_BIN;
-    throw new Error(`Cannot find PostgreSQL: PG_BIN=${env.PG_BIN} lacks ${TOOLS.join(", ")}`);
-  }
-  try {
-    const versions = [...Deno.readDirSync("/usr/lib/postgresql")]
-      .map((e) => e.name)
-      .filter((name) => /^\d+$/.test(name))
-      .sort((a, b) => Number(b) - Number(a));
-    candidates.push(...versions.map((v) => `/usr/lib/postgresql/${v}/bin`));
-  } catch {
-    // no Debian packages
-  }
-  candidates.push("/usr/local/bin", "/usr/bin");
-  candidates.push(...(env.PATH ?? "").split(":").filter(Boolean));
-  const found = candidates.find(has);
-  if (!found) {
-    throw new Error(
-      `Cannot find PostgreSQL: no directory with ${
-        TOOLS.join(", ")
-      } in /usr/lib/postgresql/*/bin, /usr/local/bin or the PATH; install it (apt-get install postgresql) or set PG_BIN`,
-    );
-  }
-  return found;
-}
-
-function osUser(name: string): { uid: number; gid: number } | undefined {
-  for (const line of Deno.readTextFileSync("/etc/passwd").split("\n")) {
-    const [user, , uid, gid] = line.split(":");
-    if (user === name) return { uid: Number(uid), gid: Number(gid) };
-  }
-  return undefined;
-}
-
-const asRoot = () => Deno.uid() === 0;
-
-/** Runs a PostgreSQL tool (as the postgres OS user when we are root); returns its output. */
-async function tool(
-  bin: string,
-  name: string,
-  args: string[],
-  what: string,
-  cwd: string,
-  allowCodes: number[] = [0],
-): Promise<{ code: number; output: string }> {
-  const [cmd, cmdArgs] = asRoot()
-    ? ["runuser", ["-u", OS_USER, "--", `${bin}/${name}`, ...args]]
-    : [`${bin}/${name}`, args];
-  let result: Deno.CommandOutput;
-  try {
-    result = await new Deno.Command(cmd, {
-      args: cmdArgs,
-      cwd,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { LC_ALL: "C.UTF-8" },
-    }).output();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) throw new Error(`Cannot ${what}: ${cmd} not found`);
-    throw error;
-  }
-  const output = new TextDecoder().decode(result.stdout) + new TextDecoder().decode(result.stderr);
-  if (!allowCodes.includes(result.code)) {
-    throw new Error(`Cannot ${what}: ${name} exited with ${result.code}\n${output.trim()}`);
-  }
-  return { code: result.code, output };
-}
-
-/** Holds an exclusive lock on `path` while `body` runs, so two `up`s do not race. */
-async function locked<T>(path: string, body: () => Promise<T>): Promise<T> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { create: true, write: true, mode: 0o666 });
-  } catch (error) {
-    // A machine-wide lock file another user made: flock needs no write access.
-    if (!(error instanceof Deno.errors.PermissionDenied)) throw error;
-    file = await Deno.open(path, { read: true });
-  }
-  try {
-    await file.lock(true);
-    return await body();
-  } finally {
-    file.close(); // releases the lock
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
-const seconds = (started: number) => `${((performance.now() - started) / 1000).toFixed(1)} s`;
-
-async function tail(path: string, lines = 20): Promise<string> {
-  try {
-    return (await Deno.readTextFile(path)).trimEnd().split("\n").slice(-lines).join("\n");
-  } catch {
-    return "(no log)";
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The cluster
-
-/**
- * Whether process `pid` lives. A zombie does not: a killed server stays one until its parent
- * reaps it, and the init of some containers does that late, so pg_ctl would still see it.
- */
-function processAlive(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    return true; // no /proc to look at: let pg_ctl decide
-  }
-  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-  return state !== "Z" && state !== "X";
-}
 
 /**
  * The port the running server of `data` listens on, from its postmaster.pid; else undefined.
@@ -378,7 +238,7 @@ async function waitAndCreateDatabase(port: number, logPath: string): Promise<voi
   throw new Error(
     `Cannot start PostgreSQL: it does not accept connections on ${HOST}:${port} (${
       lastError instanceof Error ? lastError.message : String(lastError)
-    })\n${await tail(logPath)}`,
+    })\n${tail(logPath)}`,
   );
 }
 
@@ -411,24 +271,6 @@ function freePort(): number {
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
   return port;
-}
-
-/**
- * Pids holding a lease; removes the leases of processes that are gone, so a test run killed with
- * SIGKILL does not keep the server up for ever.
- */
-async function liveLeases(p: ReturnType<typeof paths>): Promise<number[]> {
-  const live: number[] = [];
-  try {
-    for await (const entry of Deno.readDir(p.leases)) {
-      const pid = Number(entry.name);
-      if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) live.push(pid);
-      else await Deno.remove(`${p.leases}/${entry.name}`).catch(() => {});
-    }
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  return live;
 }
 
 /**
@@ -471,7 +313,7 @@ export async function postgresUp(options: UpOptions = {}): Promise<string> {
   const bin = findBinDir();
   if (options.dir === undefined) await ensureCheckoutDir(checkoutTempDir());
   else await Deno.mkdir(dirnameOf(p.dir), { recursive: true });
-  return await locked(p.lock, async () => {
+  return await withLock(p.lock, async () => {
     const started = performance.now();
     await ensureCluster(bin, p, log);
     let port = await runningPort(bin, p.data, p.dir);
@@ -481,13 +323,12 @@ export async function postgresUp(options: UpOptions = {}): Promise<string> {
       );
     }
     if (options.lease) {
-      await Deno.mkdir(p.leases, { recursive: true });
       // Only a server this call starts is stopped by the last lease; one started by hand stays.
       if (port === undefined) await Deno.writeTextFile(p.marker, "");
-      await Deno.writeTextFile(`${p.leases}/${Deno.pid}`, "");
+      await takeLease(p.leases);
     }
     if (port === undefined) {
-      port = await locked(PORT_LOCK, async () => {
+      port = await withLock(PORT_LOCK, async () => {
         const start = (port: number) =>
           tool(
             bin,
@@ -525,7 +366,7 @@ export async function postgresUp(options: UpOptions = {}): Promise<string> {
               failure = retryError as Error;
             }
           }
-          throw new Error(`${failure.message}\n--- ${p.log} ---\n${await tail(p.log)}`);
+          throw new Error(`${failure.message}\n--- ${p.log} ---\n${tail(p.log)}`);
         }
       });
       log(`Started PostgreSQL on ${HOST}:${port} (${p.dir}) in ${seconds(started)}`);
@@ -569,8 +410,8 @@ export async function postgresDown(
   const log = options.log ?? defaultLog;
   const p = paths(options.dir ?? defaultPostgresDir());
   if (!await exists(p.dir) && !await exists(p.leases)) return;
-  await locked(p.lock, async () => {
-    const users = (await liveLeases(p)).filter((pid) => pid !== Deno.pid);
+  await withLock(p.lock, async () => {
+    const users = (await liveLeases(p.leases)).filter((pid) => pid !== Deno.pid);
     if (users.length > 0 && !options.force) {
       throw new Error(
         `Cannot stop PostgreSQL: process ${users.join(", ")} is using it (the last one stops ` +
@@ -592,9 +433,9 @@ export async function releasePostgres(
   const log = options.log ?? defaultLog;
   const p = paths(options.dir ?? defaultPostgresDir());
   if (!await exists(p.leases)) return false;
-  return await locked(p.lock, async () => {
-    await Deno.remove(`${p.leases}/${options.pid ?? Deno.pid}`).catch(() => {});
-    const others = await liveLeases(p);
+  return await withLock(p.lock, async () => {
+    await dropLease(p.leases, options.pid);
+    const others = await liveLeases(p.leases);
     if (others.length > 0) {
       log(`PostgreSQL stays up: still used by process ${others.join(", ")}`);
       return false;
@@ -619,7 +460,7 @@ export async function postgresStatus(options: PostgresOptions = {}): Promise<str
 
 /** Pids holding a lease on the test server (for `status`). */
 export async function postgresLeases(options: PostgresOptions = {}): Promise<number[]> {
-  return await liveLeases(paths(options.dir ?? defaultPostgresDir()));
+  return await liveLeases(paths(options.dir ?? defaultPostgresDir()).leases);
 }
 
 function dirnameOf(path: string): string {

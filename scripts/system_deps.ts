@@ -21,6 +21,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { isExecutable } from "./files.ts";
 
 /** Which runs need a requirement: every test run, or the fault suite (tests/faults) only. */
 export type Scope = "suite" | "faults";
@@ -228,15 +229,6 @@ export function goProgram(name: string): string | undefined {
   return onPath(name) ? name : undefined;
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    const info = Deno.statSync(path);
-    return info.isFile && ((info.mode ?? 0) & 0o111) !== 0;
-  } catch {
-    return false;
-  }
-}
-
 /** Whether `name` is an executable on the PATH (or is an executable path). */
 export function onPath(name: string, path = Deno.env.get("PATH") ?? ""): boolean {
   if (name.includes("/")) return isExecutable(name);
@@ -264,13 +256,13 @@ async function has(req: Requirement): Promise<boolean> {
       return onPath("java");
     case "mvn": {
       // Maven only fetches the jars: a checkout that has them needs no Maven.
-      const { jarsComplete } = await import("../kafka/cluster.ts");
+      const { jarsComplete } = await import("../kafka/jars.ts");
       return onPath("mvn") || await jarsComplete();
     }
     case "chromium":
       return isExecutable(Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium");
     case "postgresql": {
-      const { findBinDir } = await import("./postgres.ts");
+      const { findBinDir } = await import("./postgres_binaries.ts");
       try {
         findBinDir();
         return true;

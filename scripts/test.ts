@@ -29,7 +29,8 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { BROKERS, clusterUp, hideKafkaJsTimeoutWarning, releaseCluster } from "../kafka/cluster.ts";
+import { clusterUp, releaseCluster } from "../kafka/cluster.ts";
+import { BROKERS } from "../kafka/layout.ts";
 import { waitForWardens } from "./lease_warden.ts";
 import { postgresUp, releasePostgres } from "./postgres.ts";
 import { ensureSystemDeps } from "./system_deps.ts";
@@ -238,7 +239,6 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  hideKafkaJsTimeoutWarning();
   Deno.addSignalListener("SIGINT", () => onSignal("SIGINT"));
   Deno.addSignalListener("SIGTERM", () => onSignal("SIGTERM"));
   Deno.exit(await main(Deno.args));

@@ -1,4 +1,4 @@
-/** The pure parts of kafka/cluster.ts: ports, quorum, server.properties, paths. */
+/** The pure parts of the local Kafka cluster (kafka/layout.ts): ports, quorum, server.properties, paths. */
 
 import assert from "node:assert/strict";
 import { chooseReplication } from "../bus/kafka_replication.ts";
@@ -15,7 +15,7 @@ import {
   parseProperties,
   quorumVoters,
   renderServerProperties,
-} from "../kafka/cluster.ts";
+} from "../kafka/layout.ts";
 
 Deno.test("cluster brokers are DEFAULT_KAFKA_BROKERS", () => {
   assert.deepEqual(NODE_IDS, [1, 2, 3]);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { chooseReplication } from "../bus/kafka_replication.ts";
 import { parse } from "yaml";
 import { DEFAULT_KAFKA_BROKERS } from "../core/config.ts";
-import { GUARANTEE_SETTINGS } from "../kafka/cluster.ts";
+import { GUARANTEE_SETTINGS } from "../kafka/layout.ts";
 
 interface Service {
   image?: string;

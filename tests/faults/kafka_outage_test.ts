@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { clusterUp, NODE_IDS, stopBroker } from "../../kafka/cluster.ts";
+import { clusterUp, stopBroker } from "../../kafka/cluster.ts";
+import { NODE_IDS } from "../../kafka/layout.ts";
 import { waitFor } from "../helpers.ts";
 import { kafkaDeployment, stopAll } from "../processes.ts";
 import { processorsHolding, sleep, startRecorder } from "./harness.ts";
