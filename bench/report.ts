@@ -385,7 +385,7 @@ const WHERE_THE_TIME_GOES: readonly string[] = [
   "`BroadcastMessage` waits behind it (publish p50 grows from about 8 ms at 10 streams to over",
   "100 ms); the three brokers, the processor, two gateways and the load generator share 2 cores.",
   "What was made faster: the Kafka bus sends everything that queued while one produce request was",
-  "out in the next request (bus/kafka_bus.ts), instead of one request per message behind the",
+  "out in the next request (bus/kafka/outbox.ts), instead of one request per message behind the",
   "idempotent producer's per-broker lock; the kafkajs request-queue timer loop is patched (it spun",
   "a timer per idle connection).",
   "",

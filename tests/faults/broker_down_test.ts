@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
 import { startBroker, stopBroker } from "../../kafka/cluster.ts";
 import { ChatClient } from "../../client/chat_client.ts";
 import {
@@ -15,7 +16,6 @@ import {
   leaderFor,
   type LoadOptions,
   type LoadVerdict,
-  sleep,
   underLoad,
 } from "./harness.ts";
 

@@ -7,8 +7,9 @@
  */
 
 import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
 import { startBroker, stopBroker } from "../../kafka/cluster.ts";
-import { leaderFor, sleep, underLoad } from "./harness.ts";
+import { leaderFor, underLoad } from "./harness.ts";
 
 Deno.test("broker loss under load: nothing acknowledged is lost, duplicated or reordered", async () => {
   let killed: number | undefined;

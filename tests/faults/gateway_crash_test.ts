@@ -7,9 +7,10 @@
  */
 
 import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
 import { waitFor } from "../helpers.ts";
 import { kafkaDeployment, type Service, spawn, stopAll } from "../processes.ts";
-import { gatewayDeadVerdicts, processorsHolding, sleep } from "./harness.ts";
+import { gatewayDeadVerdicts, processorsHolding } from "./harness.ts";
 
 const LINES = 150;
 

@@ -192,9 +192,6 @@ export function openFds(pid: number): number {
   return [...Deno.readDirSync(`/proc/${pid}/fd`)].length;
 }
 
-/** node:timers/promises `setTimeout`, for the scenarios that take it from here. */
-export { sleep };
-
 /**
  * The node id (1..3) of the active KRaft controller, from Kafka's own `kafka-metadata-quorum`
  * tool (kafkajs cannot ask: in KRaft the metadata answer names a random broker as controller).

@@ -6,11 +6,12 @@
  */
 
 import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
 import { clusterUp, stopBroker } from "../../kafka/cluster.ts";
 import { NODE_IDS } from "../../kafka/layout.ts";
 import { waitFor } from "../helpers.ts";
 import { kafkaDeployment, stopAll } from "../processes.ts";
-import { processorsHolding, sleep, startRecorder } from "./harness.ts";
+import { processorsHolding, startRecorder } from "./harness.ts";
 
 const OUTAGE_MS = 30_000;
 

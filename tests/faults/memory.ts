@@ -30,7 +30,7 @@ import { newClient, waitFor } from "../helpers.ts";
 import { freePort, kafkaDeployment, type Service, stopAll } from "../processes.ts";
 import { connectInspector, type Inspector } from "./inspector.ts";
 import { reachableWithout, type Snapshot, type TypeFigures } from "./heap_snapshot.ts";
-import { openFds, rssKiB } from "./harness.ts";
+import { openFds, processorsHolding, rssKiB } from "./harness.ts";
 
 /** The runtime's handle object of an HTTP/2 session, which Deno 2.9.3 never lets go. */
 const RUNTIME_KEPT = ["Http2Session"];
@@ -155,12 +155,12 @@ export async function churnTwice<R>(plan: ChurnPlan<R>): Promise<void> {
   const deployment = kafkaDeployment();
   const [gatewayInspector, processorInspector] = [freePort(), freePort()];
   const a = deployment.gateway("gateway-a", {}, [`--inspect=127.0.0.1:${gatewayInspector}`]);
-  const processor = deployment.processor("processor", {}, [
+  const processor = deployment.processor("processor", { KAFKA_CLIENT_ID: "processor" }, [
     `--inspect=127.0.0.1:${processorInspector}`,
   ]);
   const inspectors: Inspector[] = [];
   try {
-    await Promise.all([a.ready(), processor.waitForLine(/Processor took partitions/)]);
+    await Promise.all([a.ready(), processorsHolding(["processor"])]);
     const [gw, proc] = await Promise.all(
       [gatewayInspector, processorInspector].map((port) => connectInspector(port)),
     );

@@ -6,15 +6,10 @@
  */
 
 import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type Deployment, kafkaDeployment, type Service, stopAll } from "../processes.ts";
 import type { Verdict } from "./delivery_ledger.ts";
-import {
-  processorAssignments,
-  processorOf,
-  processorsHolding,
-  sleep,
-  startRecorder,
-} from "./harness.ts";
+import { processorAssignments, processorOf, processorsHolding, startRecorder } from "./harness.ts";
 
 function assertExactlyOnce(v: Verdict): void {
   assert.equal(v.lost, 0, "no acknowledged message lost");
