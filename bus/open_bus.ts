@@ -1,7 +1,8 @@
 /** Picks the bus adapter the configuration asks for. */
 
 import type { KafkaConfig } from "kafkajs";
-import { type Config, readSettingFile } from "../core/config.ts";
+import type { Config } from "../core/config.ts";
+import { readSettingFile } from "../core/settings.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Bus } from "./bus.ts";
 import { KafkaBus } from "./kafka/kafka_bus.ts";

@@ -2,10 +2,23 @@
  * Configuration, read once from environment variables with typed defaults.
  *
  * Every setting of the gateway, the processor and the client lives here so
- * the README's table and the start-up banner have one source.
+ * the README's table and the start-up banner have one source. How one setting is parsed is in
+ * core/settings.ts; how a database URL is shown without its secrets, in core/url_secrets.ts.
  */
 
 import { DEFAULT_MAX_RESUME_ROOMS } from "../protocol/limits.ts";
+import {
+  bool,
+  type Env,
+  int,
+  intAtLeast,
+  oneOf,
+  optionalInt,
+  pair,
+  readSettingFile,
+  requires,
+} from "./settings.ts";
+import { maskUrl } from "./url_secrets.ts";
 
 export type BusKind = "memory" | "kafka";
 
@@ -168,81 +181,6 @@ export interface Config {
 export const KAFKA_SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
 export type KafkaSaslMechanism = typeof KAFKA_SASL_MECHANISMS[number];
 
-type Env = Record<string, string | undefined>;
-
-function int(env: Env, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0) {
-    throw new Error(`Cannot read configuration: ${name} is "${raw}", expected a whole number`);
-  }
-  return value;
-}
-
-/** A whole number of at least `min`, `fallback` when unset. */
-function intAtLeast(env: Env, name: string, fallback: number, min: number): number {
-  const value = int(env, name, fallback);
-  if (value < min) {
-    throw new Error(
-      `Cannot read configuration: ${name} is "${env[name]}", expected at least ${min}`,
-    );
-  }
-  return value;
-}
-
-/** A whole number of at least `min`, or undefined when unset. */
-function optionalInt(env: Env, name: string, min: number): number | undefined {
-  if (env[name] === undefined || env[name] === "") return undefined;
-  const value = int(env, name, min);
-  if (value < min) {
-    throw new Error(
-      `Cannot read configuration: ${name} is "${env[name]}", expected at least ${min}`,
-    );
-  }
-  return value;
-}
-
-function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) {
-    throw new Error(
-      `Cannot read configuration: ${name} is "${raw}", expected one of ${allowed.join(", ")}`,
-    );
-  }
-  return raw as T;
-}
-
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (raw !== "true" && raw !== "false") {
-    throw new Error(`Cannot read configuration: ${name} is "${raw}", expected true or false`);
-  }
-  return raw === "true";
-}
-
-/** Both settings or neither: a certificate without its key (or the reverse) is a mistake. */
-function pair(env: Env, cert: string, key: string): [string | undefined, string | undefined] {
-  const a = env[cert] || undefined;
-  const b = env[key] || undefined;
-  if ((a === undefined) !== (b === undefined)) {
-    throw new Error(
-      `Cannot read configuration: ${a === undefined ? key : cert} is set but ${
-        a === undefined ? cert : key
-      } is not; set both or neither`,
-    );
-  }
-  return [a, b];
-}
-
-function requires(env: Env, name: string, needed: string, present: boolean): void {
-  if (env[name] && !present) {
-    throw new Error(`Cannot read configuration: ${name} is set but needs ${needed}`);
-  }
-}
-
 function hostname(): string {
   try {
     return Deno.hostname();
@@ -347,23 +285,6 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
   };
 }
 
-/** Reads a file named by setting `name`; the error names the setting and the file. */
-export function readSettingFile(
-  name: string,
-  path: string,
-  readFile: (path: string) => string = Deno.readTextFileSync,
-): string {
-  try {
-    return readFile(path);
-  } catch (err) {
-    throw new Error(
-      `Cannot read configuration: ${name} is "${path}", which cannot be read (${
-        err instanceof Error ? err.message : String(err)
-      })`,
-    );
-  }
-}
-
 /** The PEM texts of the gateway's certificate, key and client CA. */
 export interface TlsFiles {
   cert: string;
@@ -404,96 +325,6 @@ export function readTlsFiles(
   const key = pem("TLS_KEY_FILE", tlsKeyFile, "private key");
   if (tlsClientCaFile === undefined) return { cert, key };
   return { cert, key, clientCa: pem("TLS_CLIENT_CA_FILE", tlsClientCaFile, "certificate") };
-}
-
-/** What a URL that does not parse is shown as: it could be anything, a password included. */
-export const UNPARSEABLE_URL = "<unparseable URL, not shown>";
-
-/** Query parameters whose value is a secret (`password`, `sslpassword`, `pass`, `pwd`, tokens). */
-const SECRET_PARAMETER = /pass|pwd|secret|token|credential/i;
-
-/**
- * `url` with its secrets replaced by `***`, for logs and error messages: the password of its
- * user-info, and the value of every query parameter whose name says it is a secret. A password
- * holding an unencoded `@` still counts as one: the user-info ends at the LAST `@` before the
- * host (as WHATWG URL parsing has it), so no tail of it shows. A URL that does not parse, or
- * whose password cannot be told apart from the rest ({@linkcode UNPARSEABLE_URL}), is not shown
- * at all.
- */
-export function maskUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return UNPARSEABLE_URL;
-  }
-  // Without `//` there is no user-info to find the password in ("postgres:chat:pw@db" is all
-  // path). An `@` past the authority (which ends at the first `/`, `?` or `#`) means a password
-  // holding one of those unencoded: "postgres://chat:2024/pw@db" parses as host "chat", port
-  // 2024, and its path would show the rest of the password.
-  if (!url.slice(parsed.protocol.length).startsWith("//")) return UNPARSEABLE_URL;
-  if ((parsed.pathname + parsed.search + parsed.hash).includes("@")) return UNPARSEABLE_URL;
-  let text = parsed.protocol + "//";
-  if (parsed.username !== "" || parsed.password !== "") {
-    text += parsed.username + (parsed.password === "" ? "" : ":***") + "@";
-  }
-  text += parsed.host + parsed.pathname;
-  if (parsed.search !== "") {
-    // Parameters as written (not re-encoded), each secret one's value masked.
-    text += "?" + parsed.search.slice(1).split("&").map((pair) => {
-      const eq = pair.indexOf("=");
-      const name = eq < 0 ? pair : pair.slice(0, eq);
-      let decoded = name;
-      try {
-        decoded = decodeURIComponent(name.replaceAll("+", " "));
-      } catch {
-        // A malformed escape: judge the name as written.
-      }
-      return eq >= 0 && SECRET_PARAMETER.test(decoded) ? `${name}=***` : pair;
-    }).join("&");
-  }
-  // A fragment means nothing to a database driver; whatever it holds is not shown.
-  if (parsed.hash !== "") text += "#***";
-  return text;
-}
-
-/**
- * `text` (an error message about `url`, from a driver) with `url` shown masked and anything that
- * may be one of its secrets replaced by `***`: the password (as written and decoded, and, for a
- * URL that does not parse, everything between the user name and the last `@`) and the values of
- * secret query parameters. Secrets shorter than 4 characters are left, or every "a" would go.
- */
-export function scrubUrlSecrets(text: string, url: string): string {
-  const secrets = new Set<string>();
-  const add = (value: string) => {
-    secrets.add(value);
-    try {
-      secrets.add(decodeURIComponent(value));
-    } catch {
-      // Not percent-encoded text: as written only.
-    }
-  };
-  const authority = url.indexOf("//");
-  const at = url.lastIndexOf("@");
-  if (authority >= 0 && at > authority) {
-    const userInfo = url.slice(authority + 2, at);
-    const colon = userInfo.indexOf(":");
-    if (colon >= 0) add(userInfo.slice(colon + 1));
-  }
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") add(parsed.password);
-    for (const [name, value] of parsed.searchParams) {
-      if (SECRET_PARAMETER.test(name) && value !== "") add(value);
-    }
-  } catch {
-    // Unparseable: the user-info above is all that can be found.
-  }
-  let out = text.replaceAll(url, maskUrl(url));
-  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
-    if (secret.length >= 4) out = out.replaceAll(secret, "***");
-  }
-  return out;
 }
 
 /** The settings as `name=value` lines for the start-up banner. */

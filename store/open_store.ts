@@ -1,6 +1,7 @@
 /** Picks the store adapter from the configuration: PostgreSQL when a URL is set, else SQLite. */
 
-import { type Config, scrubUrlSecrets, UNPARSEABLE_URL } from "../core/config.ts";
+import type { Config } from "../core/config.ts";
+import { scrubUrlSecrets, UNPARSEABLE_URL } from "../core/url_secrets.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Store } from "./store.ts";

@@ -18,7 +18,7 @@
  */
 
 import postgres from "postgres";
-import { maskUrl } from "../core/config.ts";
+import { maskUrl } from "../core/url_secrets.ts";
 import type { ChatMessage } from "../core/types.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
 import { nameKey } from "../protocol/names.ts";

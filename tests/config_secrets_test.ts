@@ -6,13 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  describeConfig,
-  loadConfig,
-  maskUrl,
-  scrubUrlSecrets,
-  UNPARSEABLE_URL,
-} from "../core/config.ts";
+import { describeConfig, loadConfig } from "../core/config.ts";
+import { maskUrl, scrubUrlSecrets, UNPARSEABLE_URL } from "../core/url_secrets.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
