@@ -16,7 +16,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ChatError, invalidArgument } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Broadcast, Connect, Message } from "../protocol/gen/chat_pb.ts";
-import type { Caller, ChatService, OpenStreamRequest, SendRequest } from "./chat_service.ts";
+import type { ChatService } from "./chat_service.ts";
+import type { Caller, OpenStreamRequest, SendRequest } from "./chat_types.ts";
 import { messageToWire, roomToWire, seqFromWire } from "./wire.ts";
 
 type Methods = typeof Broadcast.method;

@@ -55,7 +55,8 @@ import {
 import { ChatError, toConnectError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { Broadcast, type Connect, type Message, MessageSchema } from "../protocol/gen/chat_pb.ts";
-import type { ChatService, StreamHandle } from "./chat_service.ts";
+import type { ChatService } from "./chat_service.ts";
+import type { StreamHandle } from "./chat_types.ts";
 import type { StreamSink } from "./hub.ts";
 import { callerOf, callUnary, logFailure, parseConnect } from "./rpc.ts";
 import {

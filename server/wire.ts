@@ -16,7 +16,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describeError, invalidArgument } from "../core/errors.ts";
 import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
 import { type Message, MessageSchema, type Room, RoomSchema } from "../protocol/gen/chat_pb.ts";
-import type { RoomView } from "./chat_service.ts";
+import type { RoomView } from "./chat_types.ts";
 
 /**
  * Decodes a request of type `schema`, or throws INVALID_ARGUMENT naming the type. Unknown fields

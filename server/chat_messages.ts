@@ -1,0 +1,273 @@
+/**
+ * Messages in the chat service: opening a stream (and replaying, per room, what the client missed
+ * before it goes live), sending a message to its room's log, and reading a room's history.
+ */
+
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Config } from "../core/config.ts";
+import { ChatError, describeError, invalidArgument, unavailable } from "../core/errors.ts";
+import type { Logger } from "../core/logger.ts";
+import type { ChatMessage } from "../core/types.ts";
+import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
+import type { Bus } from "../bus/bus.ts";
+import type { Store } from "../store/store.ts";
+import type { Announcer } from "./announcer.ts";
+import type { Callers } from "./chat_callers.ts";
+import { checkContent, checkDisplayName, checkMessageId, seconds, stamp } from "./chat_checks.ts";
+import type { Rooms } from "./chat_rooms.ts";
+import type {
+  Caller,
+  HistoryRequest,
+  OpenStreamRequest,
+  SendRequest,
+  StreamHandle,
+} from "./chat_types.ts";
+import type { Hub, LocalStream, StreamSink } from "./hub.ts";
+import type { RateLimiter } from "./rate_limiter.ts";
+
+export interface MessagesOptions {
+  bus: Pick<Bus, "append" | "ready">;
+  hub: Hub;
+  store: Store;
+  limiter: RateLimiter;
+  announcer: Announcer;
+  callers: Callers;
+  rooms: Rooms;
+  logger: Logger;
+  config: Pick<
+    Config,
+    | "serverId"
+    | "maxMessageBytes"
+    | "maxStreamsPerUser"
+    | "rateLimitPerSecond"
+    | "rateLimitBurst"
+    | "sendTimeoutMs"
+    | "maxResumeRooms"
+    | "maxClockSkewMs"
+  >;
+  /** The server's clock, in milliseconds since the epoch. */
+  now: () => number;
+}
+
+const HISTORY_DEFAULT = 50;
+const HISTORY_MAX = 200;
+const REPLAY_PAGE = 500;
+
+export class Messages {
+  readonly #options: MessagesOptions;
+
+  constructor(options: MessagesOptions) {
+    this.#options = options;
+  }
+
+  async openStream(
+    caller: Caller,
+    request: OpenStreamRequest,
+    sink: StreamSink,
+  ): Promise<StreamHandle> {
+    const { hub, store, announcer, callers, logger, config } = this.#options;
+    const action = "Cannot open stream";
+    const me = await callers.identify(caller, request.userId, action);
+    const displayName = callers.shownName(
+      caller,
+      me,
+      checkDisplayName(action, request.displayName),
+    );
+    if (request.resume.length > config.maxResumeRooms) {
+      throw invalidArgument(
+        `${action}: resume lists ${request.resume.length} rooms, the limit is ${config.maxResumeRooms}`,
+      );
+    }
+    const checkStreamCount = () => {
+      const open = hub.countOf(me.userId);
+      if (open >= config.maxStreamsPerUser) {
+        throw new ChatError(
+          "resource_exhausted",
+          `${action}: ${me.userId} has ${open} streams open on this server, the limit is ${config.maxStreamsPerUser}`,
+        );
+      }
+    };
+    // Early, to refuse before reading the store; and again below.
+    checkStreamCount();
+    const rooms = new Set([DEFAULT_ROOM, ...(await store.roomsOf(me.userId)).map((r) => r.id)]);
+    const positions = resumePositions(request.resume, rooms);
+    // Streams opened at the same time all passed the first check while this one read the
+    // store: count again with nothing awaited until `hub.add`, or the limit does not hold.
+    checkStreamCount();
+    const streamId = crypto.randomUUID();
+    let closed = false;
+    const announce = (connected: boolean) =>
+      announcer.announce({
+        userId: me.userId,
+        serverId: config.serverId,
+        connected,
+        timestamp: new Date().toISOString(),
+        displayName,
+        streamId,
+      });
+    const handle: StreamHandle = {
+      streamId,
+      close() {
+        if (closed) return;
+        closed = true;
+        hub.remove(streamId);
+        announce(false);
+        logger.info("Stream closed", { user: me.userId, stream: streamId });
+      },
+    };
+    const stream: LocalStream = {
+      streamId,
+      userId: me.userId,
+      displayName,
+      presenceEvents: request.presenceEvents,
+      rooms,
+      lastSeq: new Map(),
+      // Live messages wait while the missed ones are replayed: no gap, no duplicate.
+      backlog: positions.size > 0 ? [] : undefined,
+      sink: {
+        write: (frame) => sink.write(frame),
+        pending: () => sink.pending(),
+        fail: (error) => {
+          sink.fail(error);
+          handle.close();
+        },
+      },
+    };
+    hub.add(stream);
+    announce(true);
+    logger.info("Stream opened", { user: me.userId, stream: streamId, server: config.serverId });
+    if (stream.backlog) {
+      this.#replayMissed(stream, positions).then(
+        () => hub.goLive(stream),
+        (err) => {
+          logger.warn("Replay failed", { user: me.userId, error: describeError(err) });
+          stream.sink.fail(
+            unavailable("Stream closed: missed messages could not be read; reconnect"),
+          );
+        },
+      );
+    }
+    return handle;
+  }
+
+  async send(caller: Caller, request: SendRequest): Promise<ChatMessage> {
+    const { bus, limiter, callers, rooms, config, now } = this.#options;
+    const action = "Cannot send message";
+    const me = await callers.identify(caller, request.userId ?? "", action);
+    // Everything that could refuse this message later (the store, the processor) is checked
+    // here, before the answer: OK means it will be delivered.
+    const timestamp = stamp(action, request.timestamp, now(), config.maxClockSkewMs);
+    checkContent(action, request.content, config.maxMessageBytes);
+    const messageId = checkMessageId(action, request.messageId);
+    checkDisplayName(action, request.displayName);
+    const room = request.room?.trim()
+      ? await rooms.memberRoom(action, request.room, me.userId)
+      : DEFAULT_ROOM;
+    await rooms.requireBothInDirect(action, room, me.userId);
+    const allowed = limiter.take(me.userId);
+    if (!allowed.ok) {
+      throw new ChatError(
+        "resource_exhausted",
+        `${action}: the rate limit is ${config.rateLimitPerSecond} messages per second (bursts of ${config.rateLimitBurst}); retry in ${
+          seconds(allowed.retryAfterMs)
+        } s`,
+      );
+    }
+    const message: ChatMessage = {
+      id: messageId,
+      userId: me.userId,
+      // Never the request's: the account's name, or (AUTH=off) the one the sender's stream gave.
+      displayName: callers.nameOf(caller, me),
+      content: request.content,
+      timestamp,
+      room,
+      seq: 0,
+    };
+    if (!bus.ready()) {
+      throw unavailable(`${action}: Kafka is unavailable; try again shortly`);
+    }
+    const appending = bus.append(message);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), config.sendTimeoutMs);
+    });
+    try {
+      if (await Promise.race([appending, timedOut]) === "timeout") {
+        // The message may still be stored: the processor keeps one copy per (sender, id).
+        appending.catch(() => {});
+        throw unavailable(
+          `${action}: Kafka is degraded and did not acknowledge it within ${config.sendTimeoutMs} ms; ` +
+            `it may still be stored, and retrying with message_id ${messageId} is safe (delivered once)`,
+        );
+      }
+    } catch (err) {
+      if (err instanceof ChatError) throw err;
+      throw unavailable(`${action}: Kafka did not store it (${describeError(err)})`, err);
+    } finally {
+      clearTimeout(timer);
+    }
+    return message;
+  }
+
+  async history(
+    caller: Caller,
+    request: HistoryRequest,
+  ): Promise<{ messages: ChatMessage[]; more: boolean }> {
+    const { store, callers, rooms } = this.#options;
+    const action = "Cannot read history";
+    const me = await callers.identify(caller, undefined, action);
+    const room = request.room.trim()
+      ? await rooms.memberRoom(action, request.room, me.userId)
+      : DEFAULT_ROOM;
+    if (request.limit > HISTORY_MAX) {
+      throw invalidArgument(`${action}: limit is ${request.limit}, the most is ${HISTORY_MAX}`);
+    }
+    const limit = request.limit || HISTORY_DEFAULT;
+    const page = await store.history({
+      room,
+      beforeSeq: request.beforeSeq > 0 ? request.beforeSeq : undefined,
+      limit: limit + 1,
+    });
+    return { messages: page.slice(0, limit), more: page.length > limit };
+  }
+
+  /** Replays what the stream missed, room by room, letting other work run between rooms. */
+  async #replayMissed(stream: LocalStream, positions: Map<string, number>): Promise<void> {
+    const { hub, store } = this.#options;
+    for (const [room, lastSeq] of positions) {
+      // Yields to the event loop, so that a long replay lets other calls (and health checks) run.
+      await sleep(0);
+      if (!stream.rooms.has(room)) continue; // left meanwhile
+      let after = Math.max(lastSeq, stream.lastSeq.get(room) ?? 0);
+      stream.lastSeq.set(room, after);
+      while (true) {
+        const page = await store.since(room, after, REPLAY_PAGE);
+        if (!(await hub.replay(stream, page))) return;
+        if (page.length < REPLAY_PAGE) break;
+        after = page.at(-1)!.seq;
+      }
+    }
+  }
+}
+
+/**
+ * Where to resume, one position per room (the smallest given: no gap), only for rooms of
+ * `rooms` (the user's): the rest are dropped before anything reads the store. Rooms match in
+ * any case. The caller has capped `resume` at `maxResumeRooms`.
+ */
+function resumePositions(
+  resume: OpenStreamRequest["resume"],
+  rooms: ReadonlySet<string>,
+): Map<string, number> {
+  const byKey = new Map<string, string>();
+  for (const room of rooms) if (!byKey.has(nameKey(room))) byKey.set(nameKey(room), room);
+  const positions = new Map<string, number>();
+  for (const position of resume) {
+    const name = position.room.trim() || DEFAULT_ROOM;
+    const room = rooms.has(name) ? name : byKey.get(nameKey(name));
+    if (room === undefined) continue;
+    const lastSeq = Number.isFinite(position.lastSeq) ? Math.max(0, position.lastSeq) : 0;
+    positions.set(room, Math.min(lastSeq, positions.get(room) ?? Infinity));
+  }
+  return positions;
+}

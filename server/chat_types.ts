@@ -1,0 +1,73 @@
+/**
+ * The requests and answers of the chat service, as its transports hand them over and get them
+ * back. They import nothing from the gateway, so the conversions in `wire.ts` and the service
+ * (`chat_service.ts`) can both use them without an import cycle.
+ */
+
+/** Who is calling, as the transport saw it. */
+export interface Caller {
+  /** The `authorization` metadata (`Bearer <token>`), if sent. */
+  readonly authorization?: string;
+  /** The client's network address (IP, no port), for per-address limits; undefined if unknown. */
+  readonly address?: string;
+  /** Aborted when the client cancels the call (or its deadline passes). */
+  readonly signal?: AbortSignal;
+}
+
+export interface OpenStreamRequest {
+  userId: string;
+  /**
+   * With AUTH=off and no token, the name shown for this user (on the stream and on the user's
+   * messages); with a token, the account's name is shown and this is only checked.
+   */
+  displayName: string;
+  presenceEvents: boolean;
+  /**
+   * The last sequence number the client saw, per room: replay what came after. At most
+   * `maxResumeRooms` entries; one per room counts (the smallest), rooms the user is not in are
+   * ignored.
+   */
+  resume: readonly { room: string; lastSeq: number }[];
+}
+
+/** A client's `google.protobuf.Timestamp`, as it came. */
+export interface ClientTimestamp {
+  seconds: number;
+  nanos: number;
+}
+
+export interface SendRequest {
+  userId: string;
+  content: string;
+  /** Checked, never shown: the name on a message is the account's, or the sender's stream's. */
+  displayName?: string;
+  /**
+   * The client's clock, checked to be within `maxClockSkewMs` of the server's; the message is
+   * stamped with the server's time.
+   */
+  timestamp?: ClientTimestamp | null;
+  /** Makes a retried send idempotent; generated when absent. */
+  messageId?: string;
+  room?: string;
+}
+
+export interface RoomView {
+  id: string;
+  direct: boolean;
+  members: string[];
+  lastSeq: number;
+}
+
+export interface HistoryRequest {
+  room: string;
+  /** 0 means from the newest. */
+  beforeSeq: number;
+  /** 0 means the default. */
+  limit: number;
+}
+
+export interface StreamHandle {
+  readonly streamId: string;
+  /** The client went away (or the stream failed); idempotent. */
+  close(): void;
+}
