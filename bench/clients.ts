@@ -19,6 +19,7 @@
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { ChatClient } from "../client/chat_client.ts";
+import { readLines } from "../scripts/processes.ts";
 import {
   type DeliveryStats,
   publish,
@@ -100,23 +101,16 @@ async function child(): Promise<void> {
         break;
     }
   };
-  const decoder = new TextDecoder();
-  let rest = "";
   try {
-    for await (const chunk of Deno.stdin.readable) {
-      rest += decoder.decode(chunk, { stream: true });
-      const lines = rest.split("\n");
-      rest = lines.pop()!;
-      for (const line of lines) {
-        if (!line.trim()) continue;
-        const command = JSON.parse(line) as Command;
-        if (command.cmd === "exit") return;
-        // Not awaited: a `phase` or a counter query must not wait behind a running publish.
-        run(command).catch((err) => {
-          console.error(err);
-          out({ ev: "error", message: String(err?.stack ?? err) });
-        });
-      }
+    for await (const line of readLines(Deno.stdin.readable)) {
+      if (!line.trim()) continue;
+      const command = JSON.parse(line) as Command;
+      if (command.cmd === "exit") return;
+      // Not awaited: a `phase` or a counter query must not wait behind a running publish.
+      run(command).catch((err) => {
+        console.error(err);
+        out({ ev: "error", message: String(err?.stack ?? err) });
+      });
     }
   } finally {
     clearInterval(ticker);
@@ -166,14 +160,7 @@ export class ClientProcess {
   }
 
   async #read(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
-    const decoder = new TextDecoder();
-    let rest = "";
-    for await (const chunk of stream) {
-      rest += decoder.decode(chunk, { stream: true });
-      const lines = rest.split("\n");
-      rest = lines.pop()!;
-      for (const line of lines) if (line.trim()) onLine(line);
-    }
+    for await (const line of readLines(stream)) if (line.trim()) onLine(line);
   }
 
   async #call(command: Command, answer: string, timeoutMs: number): Promise<Event> {

@@ -29,7 +29,6 @@ import {
   type FanoutSpec,
   type IdleSpec,
   type OpenLoopSpec,
-  progressLine,
   runFanout,
   runIdle,
   runOpenLoop,
@@ -149,6 +148,25 @@ function plan(smoke: boolean, bytes: number) {
       (smoke
         ? { streams: 20, rate: 50, bytes, seconds: 3, perProcess: 500 }
         : { streams: 100, rate: 100, bytes, seconds: 20, perProcess: 500 }) satisfies SlowSpec,
+  };
+}
+
+/** Progress: one line that rewrites itself on a terminal, a line every 5 s otherwise. */
+function progressLine(): { update(text: string): void; done(): void } {
+  const tty = Deno.stderr.isTerminal();
+  const encoder = new TextEncoder();
+  let last = 0;
+  return {
+    update(text) {
+      if (tty) Deno.stderr.writeSync(encoder.encode(`\r\x1b[K  ${text}`));
+      else if (performance.now() - last >= 5000) {
+        last = performance.now();
+        Deno.stderr.writeSync(encoder.encode(`  ${text}\n`));
+      }
+    },
+    done() {
+      if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
+    },
   };
 }
 

@@ -10,23 +10,14 @@
  *   in flight, as fast as the streams take them;
  * - `idle`: how many idle streams one gateway holds, and its resident memory per stream;
  * - `slow`: the others' p99 without and with one stream that never reads.
+ *
+ * The load itself (streams, publisher, measured phases) is bench/workload.ts.
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { ClientProcess } from "./clients.ts";
-import type { DeliveryStats, PublishStats } from "./load.ts";
-import { newRun } from "./load.ts";
-import {
-  mergeHistograms,
-  nowMs,
-  num,
-  type Percentiles,
-  percentiles,
-  procSample,
-  round,
-  watchProcesses,
-} from "./stats.ts";
+import { num, type Percentiles, procSample, round, watchProcesses } from "./stats.ts";
 import { startEmbedded, startKafka, type SystemUnderTest } from "./system.ts";
+import { Load, type PhaseResult, type Say } from "./workload.ts";
 
 /** One scenario's result: one object in bench/results/latest.json. */
 export interface Entry {
@@ -52,221 +43,14 @@ export interface Entry {
   details?: Record<string, unknown>;
 }
 
-export type Say = (line: string) => void;
-
-/** The longest wait for a backlog to drain after the last send. */
-const DRAIN_CAP_MS = 180_000;
-
-/** Progress: one line that rewrites itself on a terminal, a line every 5 s otherwise. */
-export function progressLine(): { update(text: string): void; done(): void } {
-  const tty = Deno.stderr.isTerminal();
-  const encoder = new TextEncoder();
-  let last = 0;
-  return {
-    update(text) {
-      if (tty) Deno.stderr.writeSync(encoder.encode(`\r\x1b[K  ${text}`));
-      else if (performance.now() - last >= 5000) {
-        last = performance.now();
-        Deno.stderr.writeSync(encoder.encode(`  ${text}\n`));
-      }
-    },
-    done() {
-      if (tty) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
-    },
-  };
-}
-
-interface PhaseSpec {
-  label: string;
-  messages: number;
-  bytes: number;
-  /** Open loop at this many messages per second, or closed loop with `window` in flight. */
-  rate?: number;
-  window?: number;
-  /** After the last send, how long without any delivery ends the wait for the rest. */
-  drainMs: number;
-}
-
-interface PhaseResult {
-  deliveriesPerSecond: number;
-  e2e: Percentiles;
-  rpc: Percentiles;
-  delivered: number;
-  lost: number;
-  duplicated: number;
-  publish: PublishStats;
-  ends: DeliveryStats["ends"];
-  usage: ReturnType<ReturnType<typeof watchProcesses>["stop"]>;
-  /** CPU of the load's own processes (subscribers and publisher), cores. */
-  loadCores: number;
-  /** Wall time from the first due send to the last delivery (s). */
-  seconds: number;
-}
-
-/** S streams over the system's gateways in client processes, and a publisher process. */
-class Load {
-  readonly #subs: ClientProcess[] = [];
-  readonly #publisher = new ClientProcess("publisher");
-
-  private constructor(readonly system: SystemUnderTest, readonly streams: number) {}
-
-  static async open(
-    system: SystemUnderTest,
-    streams: number,
-    perProcess: number,
-    userPrefix = "bench-",
-  ): Promise<Load> {
-    const load = new Load(system, streams);
-    try {
-      for (let first = 0; first < streams; first += perProcess) {
-        const p = new ClientProcess(`subscribers-${load.#subs.length + 1}`);
-        load.#subs.push(p);
-        await p.subscribe({
-          addresses: system.addresses,
-          streams: Math.min(perProcess, streams - first),
-          first,
-          userPrefix,
-        });
-      }
-    } catch (err) {
-      await load.close();
-      throw err;
-    }
-    return load;
-  }
-
-  /** Adds a process with `count` streams that never read (slow readers). */
-  async addPaused(count: number, userPrefix: string): Promise<ClientProcess> {
-    const p = new ClientProcess("paused");
-    this.#subs.push(p);
-    await p.subscribe({
-      addresses: this.system.addresses,
-      streams: count,
-      first: 0,
-      userPrefix,
-      paused: Array.from({ length: count }, (_, i) => i),
-    });
-    return p;
-  }
-
-  get #reading(): ClientProcess[] {
-    return this.#subs.filter((p) => p.name !== "paused");
-  }
-
-  opened(): number {
-    return this.#subs.reduce((n, p) => n + p.tick.opened, 0);
-  }
-
-  /** Streams that ended, and how the first one did. */
-  ended(): { count: number; first: string } {
-    return {
-      count: this.#subs.reduce((n, p) => n + p.tick.ended, 0),
-      first: this.#subs.find((p) => p.tick.ended)?.tick.firstEnd ?? "",
-    };
-  }
-
-  /**
-   * Sends a warm-up message every 500 ms until every reading stream got one: proof that the
-   * gateways hold every stream and (in Kafka mode) that the consumers have their partitions.
-   * Returns how many streams got one.
-   */
-  async reachAll(timeoutMs: number, say: Say): Promise<number> {
-    const run = newRun();
-    await Promise.all(this.#subs.map((p) => p.phase(run, 0)));
-    const deadline = performance.now() + timeoutMs;
-    const warmed = () => this.#reading.reduce((n, p) => n + p.tick.warmed, 0);
-    let n = 0;
-    let best = 0;
-    let progressAt = performance.now();
-    while (warmed() < this.streams && performance.now() < deadline) {
-      if (warmed() > best) [best, progressAt] = [warmed(), performance.now()];
-      if (best > 0 && performance.now() - progressAt > 30_000) break;
-      await this.#publisher.publish({
-        address: this.system.addresses[0]!,
-        userId: "bench-publisher",
-        run,
-        messages: 1,
-        bytes: 0,
-        window: 1,
-        warm: true,
-        timeoutMs: 10_000,
-      });
-      say(`warm-up message ${++n}: ${num(warmed())} of ${num(this.streams)} streams reached`);
-      await sleep(500);
-      if (n % 2 === 0) await sleep(600); // the counters come once a second
-    }
-    return warmed();
-  }
-
-  async phase(spec: PhaseSpec, say: Say): Promise<PhaseResult> {
-    const run = newRun();
-    await Promise.all(this.#subs.map((p) => p.phase(run, spec.messages)));
-    const watch = watchProcesses(this.system.pids);
-    const clients = watchProcesses(
-      Object.fromEntries([...this.#subs, this.#publisher].map((p) => [p.name, p.pid])),
-    );
-    const started = nowMs();
-    const expected = spec.messages * this.streams;
-    const timer = setInterval(() => {
-      const delivered = this.#reading.reduce((n, p) => n + p.tick.delivered, 0);
-      const t = this.#publisher.tick;
-      const s = (nowMs() - started) / 1000;
-      say(
-        `${spec.label}: ${num(s)} s, sent ${num(t.sent)}/${num(spec.messages)}, acked ${
-          num(t.acked)
-        }, delivered ${num(delivered)}/${num(expected)} (${num(delivered / s)}/s)`,
-      );
-    }, 1000);
-    try {
-      const publish = await this.#publisher.publish({
-        address: this.system.addresses[0]!,
-        userId: "bench-publisher",
-        run,
-        messages: spec.messages,
-        bytes: spec.bytes,
-        rate: spec.rate,
-        window: spec.window,
-        timeoutMs: (spec.rate ? (spec.messages / spec.rate) * 1000 : 0) + 300_000,
-      });
-      const stats = await Promise.all(
-        this.#reading.map((p) => p.complete(spec.drainMs, DRAIN_CAP_MS)),
-      );
-      const usage = watch.stop();
-      const load = clients.stop();
-      const e2e = mergeHistograms(stats.map((s) => s.latency));
-      const rpc = mergeHistograms([publish.rpc]);
-      const lastAt = Math.max(...stats.map((s) => s.lastAt).filter(Number.isFinite));
-      const delivered = stats.reduce((n, s) => n + s.delivered, 0);
-      const duplicated = stats.reduce((n, s) => n + s.duplicated + s.unexpected, 0);
-      const seconds = (lastAt - publish.startAt) / 1000;
-      const result: PhaseResult = {
-        deliveriesPerSecond: round((delivered - duplicated) / seconds, 0),
-        e2e: percentiles(e2e),
-        rpc: percentiles(rpc),
-        delivered,
-        lost: stats.reduce((n, s) => n + s.lost, 0),
-        duplicated,
-        publish,
-        ends: stats.flatMap((s) => s.ends),
-        usage,
-        loadCores: round(Object.values(load).reduce((n, u) => n + (u.cores || 0), 0), 2),
-        seconds,
-      };
-      e2e.destroy();
-      rpc.destroy();
-      return result;
-    } finally {
-      clearInterval(timer);
-    }
-  }
-
-  async close(): Promise<void> {
-    await Promise.all([...this.#subs, this.#publisher].map((p) => p.close()));
-  }
-}
+/** What a run was: the fields of its entry that its spec sets. */
+type Shape = Pick<
+  Entry,
+  "scenario" | "mode" | "streams" | "gateways" | "rate" | "bytes" | "seconds"
+>;
 
 function entry(
-  base: Pick<Entry, "scenario" | "mode" | "streams" | "gateways" | "rate" | "bytes" | "seconds">,
+  base: Shape,
   r: PhaseResult,
   floor: Entry["kafka_floor_e2e_ms"],
   details?: Record<string, unknown>,
@@ -313,14 +97,7 @@ async function withSystem<T>(
   }
 }
 
-export interface OpenLoopSpec {
-  scenario: string;
-  mode: "embedded" | "kafka";
-  streams: number;
-  gateways: number;
-  rate: number;
-  bytes: number;
-  seconds: number;
+export interface OpenLoopSpec extends Shape {
   /** Rates (messages per second) of shorter phases before the main one, for the chart. */
   sweep?: number[];
   sweepSeconds?: number;

@@ -61,26 +61,28 @@ export interface SpawnOptions {
   echo?: boolean;
 }
 
+/** The lines of a byte stream (a child's stdout, say) as they come, the last one unterminated too. */
+export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let rest = "";
+  for await (const chunk of stream) {
+    const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+    rest = lines.pop()!;
+    yield* lines;
+  }
+  rest += decoder.decode();
+  if (rest) yield rest;
+}
+
 /** Appends the lines of `stream` to `sink`, calling `onLine` after each. */
 async function pump(
   stream: ReadableStream<Uint8Array>,
   sink: string[],
   onLine: (line: string) => void,
 ) {
-  const decoder = new TextDecoder();
-  let rest = "";
-  for await (const chunk of stream) {
-    const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
-    rest = lines.pop()!;
-    for (const line of lines) {
-      sink.push(line);
-      onLine(line);
-    }
-  }
-  rest += decoder.decode();
-  if (rest) {
-    sink.push(rest);
-    onLine(rest);
+  for await (const line of readLines(stream)) {
+    sink.push(line);
+    onLine(line);
   }
 }
 
