@@ -1,8 +1,10 @@
 /**
  * Which user is connected to which gateway, built from connection events and
  * heartbeats. Pure state: the processor feeds it and acts on what it returns.
+ * Whether a gateway is alive is the shared `Liveness` rule's answer.
  */
 
+import { Liveness } from "../core/liveness.ts";
 import type { ConnectionEvent, Presence } from "../core/types.ts";
 
 export interface Disconnection {
@@ -23,8 +25,8 @@ export class Registry {
   readonly #streams = new Map<string, StreamEntry>();
   /** userId → its stream ids */
   readonly #byUser = new Map<string, Set<string>>();
-  /** serverId → last sign of life (ms since epoch) */
-  readonly #lastSeen = new Map<string, number>();
+  /** The gateways' last signs of life. */
+  readonly #liveness = new Liveness();
   /** userId → display name, while the user has a stream (and for the offline presence). */
   readonly #names = new Map<string, string>();
 
@@ -46,7 +48,7 @@ export class Registry {
       if (!set) this.#byUser.set(event.userId, set = new Set());
       set.add(event.streamId);
       // A gateway we never heard a heartbeat from gets a full timeout from now.
-      if (!this.#lastSeen.has(event.serverId)) this.#lastSeen.set(event.serverId, now);
+      this.#liveness.expect(event.serverId, now);
     } else {
       this.#remove(event.streamId);
     }
@@ -54,7 +56,7 @@ export class Registry {
   }
 
   heartbeat(serverId: string, now: number): void {
-    this.#lastSeen.set(serverId, now);
+    this.#liveness.beat(serverId, now);
   }
 
   /**
@@ -67,9 +69,7 @@ export class Registry {
     disconnected: Disconnection[];
     presence: Presence[];
   } {
-    const deadServers = [...this.#lastSeen].filter(([, at]) => now - at > timeoutMs).map(([id]) =>
-      id
-    );
+    const deadServers = this.#liveness.silent(now, timeoutMs);
     const disconnected: Disconnection[] = [];
     const presence: Presence[] = [];
     if (deadServers.length === 0) return { deadServers, disconnected, presence };
@@ -81,7 +81,7 @@ export class Registry {
       disconnected.push({ ...entry, streamId });
     }
     for (const d of disconnected) this.#remove(d.streamId);
-    for (const id of deadServers) this.#lastSeen.delete(id);
+    for (const id of deadServers) this.#liveness.forget(id);
     const timestamp = new Date(now).toISOString();
     for (const [userId, before] of touched) {
       const change = this.#changed(userId, before, timestamp);
@@ -111,17 +111,17 @@ export class Registry {
    * each gateway gets a whole timeout to be heard again before it can be called dead.
    */
   pardonAll(now: number): void {
-    for (const id of this.#lastSeen.keys()) this.#lastSeen.set(id, now);
+    this.#liveness.pardonAll(now);
   }
 
   /** Gateways silent for longer than `timeoutMs`. */
   silent(now: number, timeoutMs: number): string[] {
-    return [...this.#lastSeen].filter(([, at]) => now - at > timeoutMs).map(([id]) => id).sort();
+    return this.#liveness.silent(now, timeoutMs);
   }
 
   /** Gateways that are known alive. */
   servers(): string[] {
-    return [...this.#lastSeen.keys()].sort();
+    return this.#liveness.known();
   }
 
   #remove(streamId: string): void {

@@ -6,6 +6,7 @@
 
 import { type Config, readTlsFiles } from "../core/config.ts";
 import { ChatError, describeError } from "../core/errors.ts";
+import { Liveness } from "../core/liveness.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Delivery, Presence } from "../core/types.ts";
 import type { Bus, Subscription } from "../bus/bus.ts";
@@ -57,16 +58,19 @@ export function createGateway(options: GatewayOptions): Gateway {
    * ever connected would otherwise stay here for the life of the process.
    */
   const presence = new Map<string, Presence>();
-  /** When each gateway last sent a heartbeat, to tell live presence from stale. */
-  const lastHeartbeat = new Map<string, number>();
   const startedAt = Date.now();
+  /**
+   * The gateways' heartbeats, to tell live presence from stale; a gateway not heard from yet
+   * has a whole timeout from this one's start.
+   */
+  const liveness = new Liveness({ unheardSince: startedAt });
   /**
    * A presence record can outlive its gateway when every processor was down as well (nobody
    * published the offline record): it counts only while one of its gateways is alive.
    */
   const alive = (serverId: string) =>
     serverId === config.serverId ||
-    Date.now() - (lastHeartbeat.get(serverId) ?? startedAt) <= config.heartbeatTimeoutMs;
+    liveness.isAlive(serverId, Date.now(), config.heartbeatTimeoutMs);
   const subscriptions: Subscription[] = [];
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   let httpServer: HttpServer | undefined;
@@ -210,7 +214,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       });
       subscriptions.push(
         await bus.onDelivery(onDelivery),
-        await bus.observeHeartbeats((hb) => lastHeartbeat.set(hb.serverId, Date.now())),
+        await bus.observeHeartbeats((hb) => liveness.beat(hb.serverId, Date.now())),
         await bus.observePresence(onPresence),
       );
       heartbeat = setInterval(sendHeartbeat, config.heartbeatIntervalMs);
