@@ -76,7 +76,7 @@ export interface Config {
   limitsReportIntervalMs: number;
   /** `Strict-Transport-Security: max-age` on HTTPS responses (`HSTS_MAX_AGE_SECONDS`; 0: no header). */
   hstsMaxAgeSeconds: number;
-  /** Origins a browser page may call the gRPC-Web bridge from besides its own (`CORS_ORIGINS`). */
+  /** Origins a browser page may call the browser API from besides its own (`CORS_ORIGINS`). */
   corsOrigins: string[];
   /** Whether calls need a signed-in token (`AUTH`, "on") or trust the claimed user id ("off"). */
   auth: "on" | "off";

@@ -223,7 +223,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         config.grpcPort,
         tls ? tlsServerCredentials(tls) : undefined,
       );
-      // HTTPS: the gRPC-Web bridge and the page are then served over TLS too, with client
+      // HTTPS: the browser API and the page are then served over TLS too, with client
       // certificates required as on the gRPC port when TLS_CLIENT_CA_FILE is set.
       httpServer = await serveHttp(http, {
         hostname: config.httpHost,
