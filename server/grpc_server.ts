@@ -33,6 +33,7 @@ import type { TlsFiles } from "../core/config.ts";
 import { ChatError, toGrpcStatus } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { Broadcast, file_chat } from "../protocol/gen/chat_pb.ts";
+import { DEFAULT_MAX_RESUME_ROOMS } from "../protocol/limits.ts";
 import { AgedConnections } from "./connection_age.ts";
 import { ConnectionGuard, type ConnectionLimits } from "./connection_guard.ts";
 import type { ChatService } from "./chat_service.ts";
@@ -152,7 +153,7 @@ export function tlsServerCredentials(tls: TlsFiles): grpc.ServerCredentials {
   );
 }
 
-/** The connection limits of the gRPC port. */
+/** The connection limits of the gRPC port, and the one request limit checked before the service. */
 export interface GrpcConnectionOptions {
   limits: ConnectionLimits;
   /** SETTINGS_MAX_CONCURRENT_STREAMS. */
@@ -162,6 +163,8 @@ export interface GrpcConnectionOptions {
   /** Memory an HTTP/2 session may buffer, in MiB. */
   maxSessionMemoryMb: number;
   reportIntervalMs: number;
+  /** The most `Connect.resume` entries (MAX_RESUME_ROOMS); default DEFAULT_MAX_RESUME_ROOMS. */
+  maxResumeRooms?: number;
 }
 
 export function createGrpcServer(
@@ -170,6 +173,7 @@ export function createGrpcServer(
   options: grpc.ServerOptions = {},
   connections?: GrpcConnectionOptions,
 ): GrpcServer {
+  const maxResumeRooms = connections?.maxResumeRooms ?? DEFAULT_MAX_RESUME_ROOMS;
   let guard: ConnectionGuard | undefined;
   let aged: AgedConnections | undefined;
   /** Tells the guard when each call starts, has its request, and ends; refuses calls over the per-address limit. */
@@ -255,7 +259,7 @@ export function createGrpcServer(
     );
     Promise.resolve()
       .then(() =>
-        service.openStream(caller, parseConnect(request(call.request as never)), {
+        service.openStream(caller, parseConnect(request(call.request as never), maxResumeRooms), {
           write: (frame) => {
             call.write(frame);
           },

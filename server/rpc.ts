@@ -32,22 +32,25 @@ type Unary<K extends UnaryName> = (
 ) => Promise<MessageInitShape<Methods[K]["output"]>>;
 
 /**
- * Converts a `Connect` into the service's request, or says what is wrong with it. Each resume
- * position is only range-checked here: the service refuses a list longer than its limit.
+ * Converts a `Connect` into the service's request, or says what is wrong with it. A resume list
+ * longer than `maxResumeRooms` is refused before any of its entries is read, so a hostile list
+ * costs no more than its decoding; each position is range-checked, the service does the rest.
  */
-export function parseConnect(request: Connect): OpenStreamRequest {
-  if (!request.user) throw invalidArgument("Cannot open stream: the request has no user");
+export function parseConnect(request: Connect, maxResumeRooms: number): OpenStreamRequest {
+  const action = "Cannot open stream";
+  if (!request.user) throw invalidArgument(`${action}: the request has no user`);
+  if (request.resume.length > maxResumeRooms) {
+    throw invalidArgument(
+      `${action}: resume lists ${request.resume.length} rooms, the limit is ${maxResumeRooms}`,
+    );
+  }
   return {
     userId: request.user.id,
     displayName: request.user.displayName,
     presenceEvents: request.presenceEvents,
     resume: request.resume.map((p) => ({
       room: p.room,
-      lastSeq: seqFromWire(
-        "Cannot open stream",
-        `the resume position of room "${p.room}"`,
-        p.lastSeq,
-      ),
+      lastSeq: seqFromWire(action, `the resume position of room "${p.room}"`, p.lastSeq),
     })),
   };
 }

@@ -7,11 +7,15 @@
  */
 
 import assert from "node:assert/strict";
+import { create } from "@bufbuild/protobuf";
+import { ChatError } from "../core/errors.ts";
 import { DEFAULT_MAX_RESUME_ROOMS } from "../protocol/limits.ts";
+import { ConnectSchema, RoomPositionSchema } from "../protocol/gen/chat_pb.ts";
+import { parseConnect } from "../server/rpc.ts";
 import { assertStatus, attacker, status, underAttack, withAttackSystem } from "./attack_support.ts";
 import { waitFor } from "./helpers.ts";
 import type { ChatClient } from "../client/chat_client.ts";
-import type { Message } from "../protocol/gen/chat_pb.ts";
+import type { Message, RoomPosition } from "../protocol/gen/chat_pb.ts";
 import type { ServiceError } from "@grpc/grpc-js";
 
 /** The longest the event loop was held while `during` ran, in ms (timers 10 ms apart). */
@@ -147,4 +151,33 @@ Deno.test("resume within the cap: one position per room (the smallest), rooms no
       );
     },
   );
+});
+
+Deno.test("a resume list over the cap is refused before any of its entries is read", () => {
+  let reads = 0;
+  /** A position that counts every read of its fields. */
+  const watched = (): RoomPosition => {
+    const position = create(RoomPositionSchema);
+    Object.defineProperty(position, "room", { get: () => (reads++, "general") });
+    Object.defineProperty(position, "lastSeq", { get: () => (reads++, 0n) });
+    return position;
+  };
+  const connect = (length: number) =>
+    create(ConnectSchema, {
+      user: { id: "mallory" },
+      resume: Array.from({ length }, watched),
+    });
+
+  assert.throws(
+    () => parseConnect(connect(100_000), DEFAULT_MAX_RESUME_ROOMS),
+    (err: unknown) =>
+      err instanceof ChatError && err.code === "invalid_argument" &&
+      err.message ===
+        `Cannot open stream: resume lists 100000 rooms, the limit is ${DEFAULT_MAX_RESUME_ROOMS}`,
+  );
+  assert.equal(reads, 0, "no entry of the refused list was read");
+
+  // At the cap, every entry is read.
+  assert.equal(parseConnect(connect(3), 3).resume.length, 3);
+  assert.ok(reads >= 3, `${reads} reads of 3 entries within the cap`);
 });
