@@ -19,8 +19,8 @@
  * - Keep-alive: gRPC-Web has no keep-alive frame, so by default nothing is sent on an idle
  *   stream, and proxies in front must allow long idle streams (Envoy: route `timeout: 0s` and a
  *   large `stream_idle_timeout`; nginx: `proxy_read_timeout 1h; proxy_buffering off;`). A client
- *   that asks with the request header `x-chat-keepalive: 1` gets an empty `chat.Message` after
- *   every `keepAliveMs` of silence, and drops it (`isKeepAlive` in web/grpc_chat_api.ts).
+ *   that asks with the request header `x-chat-keepalive: 1` (protocol/limits.ts) gets an empty `chat.Message` after
+ *   every `keepAliveMs` of silence, and drops it (`isKeepAlive` in client/core/wire.ts).
  *   Standard clients never send that header, so they never see one.
  * - Headers: Connect sends a stream's headers with its first message; here a stream gets them
  *   once the service accepted it, as on the native port, so a client knows it is open.
@@ -36,7 +36,13 @@
  *   403.
  */
 
-import { create, type DescMethodUnary, fromBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  type DescMethodUnary,
+  fromBinary,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -55,6 +61,11 @@ import {
 import { ChatError, toConnectError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { Broadcast, type Connect, type Message, MessageSchema } from "../protocol/gen/chat_pb.ts";
+import {
+  DEFAULT_MAX_RESUME_ROOMS,
+  KEEPALIVE_HEADER,
+  KEEPALIVE_INTERVAL_MS,
+} from "../protocol/limits.ts";
 import type { ChatService } from "./chat_service.ts";
 import type { StreamHandle } from "./chat_types.ts";
 import type { StreamSink } from "./hub.ts";
@@ -83,6 +94,8 @@ export interface WebApiOptions {
   maxRequestBytes?: number;
   /** Silence after which a stream that asked for keep-alives gets one; default 15 s, 0 = never. */
   keepAliveMs?: number;
+  /** The most `Connect.resume` entries (MAX_RESUME_ROOMS); default DEFAULT_MAX_RESUME_ROOMS. */
+  maxResumeRooms?: number;
 }
 
 export type WebRoute = (
@@ -99,16 +112,12 @@ export type WebApi = WebRoute & {
   refuse(request: Request, message: string): Promise<Response>;
 };
 
-/** The request header by which a client asks for keep-alive messages (see above). */
-export const KEEPALIVE_HEADER = "x-chat-keepalive";
-
 const PATH_PREFIX = `/${Broadcast.typeName}/`;
 const ALLOWED_HEADERS = [...cors.allowedHeaders, "authorization", KEEPALIVE_HEADER]
   .map((h) => h.toLowerCase()).join(", ");
 const EXPOSED_HEADERS = cors.exposedHeaders.map((h) => h.toLowerCase()).join(", ");
 const PREFLIGHT_MAX_AGE = "7200";
 const DEFAULT_MAX_REQUEST_BYTES = 256 * 1024;
-const DEFAULT_KEEPALIVE_MS = 15_000;
 
 /** The client's address, as the HTTP port saw it. */
 const ADDRESS = createContextKey<string | undefined>(undefined);
@@ -147,7 +156,8 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
   const logger = options.logger.with({ transport: "web" });
   const allowed = new Set(options.allowedOrigins.map(normalizeOrigin).filter(Boolean));
   const maxRequestBytes = options.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
-  const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS;
+  const keepAliveMs = options.keepAliveMs ?? KEEPALIVE_INTERVAL_MS;
+  const maxResumeRooms = options.maxResumeRooms ?? DEFAULT_MAX_RESUME_ROOMS;
 
   /** The call's status for `err`, logged. */
   function failure(method: string, err: unknown): ConnectError {
@@ -180,7 +190,11 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     };
     let handle: StreamHandle;
     try {
-      handle = await service.openStream(caller(context), parseConnect(request), sink);
+      handle = await service.openStream(
+        caller(context),
+        parseConnect(request, maxResumeRooms),
+        sink,
+      );
     } catch (err) {
       throw failure("CreateStream", err);
     }
@@ -213,17 +227,30 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     }
   }
 
-  const implementation: Record<string, unknown> = { createStream };
-  for (const method of Broadcast.methods) {
-    if (method.methodKind !== "unary") continue;
-    implementation[method.localName] = async (request: never, context: HandlerContext) => {
+  /** A unary method's handler: the shared dispatch, its failure logged and answered. */
+  function unary<I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>) {
+    return async (request: MessageShape<I>, context: HandlerContext): Promise<MessageShape<O>> => {
       try {
-        return await callUnary(service, caller(context), method as DescMethodUnary, request);
+        return await callUnary(service, caller(context), method, request);
       } catch (err) {
         throw failure(method.name, err);
       }
     };
   }
+
+  const { method } = Broadcast;
+  const implementation: ServiceImpl<typeof Broadcast> = {
+    createStream,
+    broadcastMessage: unary(method.broadcastMessage),
+    listOnline: unary(method.listOnline),
+    signIn: unary(method.signIn),
+    createRoom: unary(method.createRoom),
+    joinRoom: unary(method.joinRoom),
+    leaveRoom: unary(method.leaveRoom),
+    listRooms: unary(method.listRooms),
+    openDirect: unary(method.openDirect),
+    history: unary(method.history),
+  };
 
   const router = createConnectRouter({
     grpc: false,
@@ -237,7 +264,7 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
       if (refusal) throw refusal;
     },
   });
-  router.service(Broadcast, implementation as ServiceImpl<typeof Broadcast>);
+  router.service(Broadcast, implementation);
   const handlers = new Map<string, UniversalHandler>(
     router.handlers.map((h) => [h.requestPath, h]),
   );

@@ -10,11 +10,13 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Broadcast } from "../protocol/gen/chat_pb.ts";
 import { ChatError, type ChatTransport, type ChatUser } from "../client/core/model.ts";
 import { isKeepAlive, toHistoryPage, toRoom, toStreamEvent, toUser } from "../client/core/wire.ts";
+import { KEEPALIVE_HEADER, KEEPALIVE_INTERVAL_MS } from "../protocol/limits.ts";
 
-/** Header by which the stream asks the gateway for keep-alive messages on idle streams. */
-const KEEPALIVE_HEADER = "x-chat-keepalive";
-/** The gateway sends a keep-alive after 15 s of silence; this much silence means the stream is dead. */
-const SILENCE_LIMIT_MS = 40_000;
+/**
+ * This much silence means the stream is dead: two keep-alives missed, and 10 s for a slow
+ * network to bring the next.
+ */
+const SILENCE_LIMIT_MS = 2 * KEEPALIVE_INTERVAL_MS + 10_000;
 
 /** A signed-in user and the token to send with every call. */
 export interface Session {

@@ -4,6 +4,7 @@
  */
 
 import { useState } from "preact/hooks";
+import { PASSWORD_MIN_LENGTH } from "../protocol/limits.ts";
 import { USERNAME_MAX_LENGTH, USERNAME_PATTERN } from "../protocol/names.ts";
 import { ChatError } from "../client/core/model.ts";
 import { plainWords } from "./failures.ts";
@@ -140,7 +141,9 @@ export function JoinScreen(
             setEdited(true);
           }}
         />
-        <p id="password-help" class="field-help">At least 8 characters for a new account.</p>
+        <p id="password-help" class="field-help">
+          At least {PASSWORD_MIN_LENGTH} characters for a new account.
+        </p>
         {shown && <p id="join-error" class="field-error" role="alert">{shown.text}</p>}
         <button
           type="submit"
