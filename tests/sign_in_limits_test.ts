@@ -10,12 +10,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { ChatError } from "../core/errors.ts";
 import { memoryLogger, silentLogger } from "../core/logger.ts";
-import {
-  argon2Hasher,
-  createAuth,
-  type PasswordHasher,
-  type SignInLimits,
-} from "../server/auth.ts";
+import { createAuth } from "../server/auth.ts";
+import { argon2Hasher, type PasswordHasher, type SignInLimits } from "../server/sign_in.ts";
 import {
   addressKey,
   FailureThrottle,
