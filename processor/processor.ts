@@ -166,7 +166,7 @@ export function createProcessor(options: ProcessorOptions): Processor {
           // A processor that takes rooms and users over knows nothing of their streams yet: ask
           // the gateways again.
           onTakeOver: () => {
-            logger.info("Processor took partitions: asking gateways to re-announce their streams");
+            logger.info("Processor took over rooms: asking gateways to re-announce their streams");
             bus.deliver({ type: "resync", reason: "processor assigned partitions" }).catch((err) =>
               logger.warn("Could not ask gateways to resync", { error: describeError(err) })
             );
