@@ -1,160 +1,23 @@
 /**
- * The client core (client/core/chat_session.ts) on a fake transport and a fake clock: the
- * reconnect backoff, resume positions, no gap and no repeat across a reconnect, the outbox's
- * retry with the same message id, signing in again, moving between endpoints, and errors
- * surfaced with the server's words.
+ * The client core (client/core/chat_session.ts) as the terminal uses it (a transport per
+ * attempt, a password) on the shared fake server and clock: the reconnect backoff, resume
+ * positions, no gap and no repeat across a reconnect, the outbox's retry with the same message
+ * id, signing in again, moving between endpoints, and errors surfaced with the server's words.
  */
 
 import assert from "node:assert/strict";
 import { backoffDelay } from "../client/core/backoff.ts";
 import { ChatSession } from "../client/core/chat_session.ts";
-import type { Clock } from "../client/core/clock.ts";
-import {
-  ChatError,
-  type ChatMessage,
-  type ChatTransport,
-  type ChatUser,
-  type HistoryPage,
-  type RoomInfo,
-  type RoomPosition,
-  type SignedIn,
-  type StreamEvent,
-} from "../client/core/model.ts";
+import { ChatError } from "../client/core/model.ts";
 import type {
   ChatSessionOptions,
   ConnectionStatus,
   SignInEvent,
 } from "../client/core/session_options.ts";
-
-/** A clock whose timers run only when the test advances it; no jitter. */
-class FakeClock implements Clock {
-  time = 1_000_000;
-  #timers = new Map<number, { at: number; fn: () => void }>();
-  #next = 1;
-  now = () => this.time;
-  random = () => 0;
-  setTimeout = (fn: () => void, ms: number) => {
-    const id = this.#next++;
-    this.#timers.set(id, { at: this.time + ms, fn });
-    return id;
-  };
-  clearTimeout = (id: number) => void this.#timers.delete(id);
-  advance(ms: number): void {
-    this.time += ms;
-    for (const [id, t] of [...this.#timers].sort((a, b) => a[1].at - b[1].at)) {
-      if (t.at <= this.time) {
-        this.#timers.delete(id);
-        t.fn();
-      }
-    }
-  }
-  get pending(): number {
-    return this.#timers.size;
-  }
-}
-
-interface Stream {
-  resume: readonly RoomPosition[];
-  token: string | undefined;
-  open(): void;
-  emit(event: StreamEvent): void;
-  fail(error: unknown): void;
-}
-
-/** One endpoint's server: every transport made to it shares its state. */
-class FakeServer {
-  streams: Stream[] = [];
-  sends: { content: string; messageId: string; room: string; token: string | undefined }[] = [];
-  signIns = 0;
-  rooms: RoomInfo[] = [{ id: "general", direct: false, members: [], lastSeq: 0 }];
-  /** Each send fails with the next of these, if any. */
-  sendErrors: unknown[] = [];
-  signInError: unknown;
-  /** Tokens the server still accepts. */
-  valid = new Set<string>();
-  closed = 0;
-  /** Runs inside the next send, before it is recorded. */
-  sendHook: (() => Promise<void>) | undefined;
-
-  transport(): ChatTransport {
-    return FakeServer.#transportOf(this);
-  }
-
-  static #transportOf(server: FakeServer): ChatTransport {
-    const check = (token: string | undefined) => {
-      if (token !== undefined && !server.valid.has(token)) {
-        throw new ChatError("UNAUTHENTICATED", "Cannot send message: the token expired");
-      }
-    };
-    return {
-      token: undefined,
-      stream(_request, handlers, signal) {
-        return new Promise((resolve, reject) => {
-          server.streams.push({
-            resume: _request.resume,
-            token: this.token,
-            open: () => handlers.onOpen(),
-            emit: (e) => handlers.onEvent(e),
-            fail: reject,
-          });
-          signal.addEventListener("abort", () => reject(new ChatError("CANCELLED", "aborted")));
-          void resolve;
-        });
-      },
-      async send(m) {
-        check(this.token);
-        await server.sendHook?.();
-        const error = server.sendErrors.shift();
-        if (error) throw error;
-        server.sends.push({ ...m, token: this.token });
-      },
-      signIn(username): Promise<SignedIn> {
-        if (server.signInError) return Promise.reject(server.signInError);
-        const token = `t${++server.signIns}`;
-        server.valid.add(token);
-        const user = { id: username, displayName: username };
-        return Promise.resolve({
-          token,
-          user,
-          created: server.signIns === 1,
-          expiresAt: undefined,
-        });
-      },
-      listOnline: () => Promise.resolve([]),
-      listRooms: () => Promise.resolve([...server.rooms]),
-      createRoom: () => Promise.reject(new ChatError("UNIMPLEMENTED", "no")),
-      joinRoom: () => Promise.reject(new ChatError("UNIMPLEMENTED", "no")),
-      leaveRoom: () => Promise.resolve(),
-      openDirect: () => Promise.reject(new ChatError("UNIMPLEMENTED", "no")),
-      history: (): Promise<HistoryPage> => Promise.resolve({ messages: [], more: false }),
-      close: () => void server.closed++,
-    };
-  }
-
-  get last(): Stream {
-    return this.streams.at(-1)!;
-  }
-}
-
-const ann: ChatUser = { id: "ann", displayName: "ann" };
-const tick = async (n = 3) => {
-  for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 0));
-};
-
-function message(room: string, seq: number, content = `${room} ${seq}`): ChatMessage {
-  return {
-    messageId: `${room}-${seq}`,
-    userId: "ben",
-    displayName: "ben",
-    content,
-    timestamp: undefined,
-    room,
-    seq,
-  };
-}
+import { ann, FakeChatServer, FakeClock, inRoom, tick } from "./fake_chat_transport.ts";
 
 function setup(options: Partial<ChatSessionOptions> = {}, endpoints = ["a"]) {
-  const servers = new Map(endpoints.map((e) => [e, new FakeServer()]));
+  const servers = new Map(endpoints.map((e) => [e, new FakeChatServer()]));
   const clock = new FakeClock();
   const statuses: ConnectionStatus[] = [];
   const shown: string[] = [];
@@ -231,9 +94,9 @@ Deno.test("resume: rooms start where ListRooms says; a reconnect leaves no gap a
     { room: "design", lastSeq: 7 },
   ], "the first stream already resumes: nothing sent before it opened is missed");
   server.last.open();
-  server.last.emit({ type: "message", message: message("design", 7, "before the session") });
-  server.last.emit({ type: "message", message: message("general", 1) });
-  server.last.emit({ type: "message", message: message("design", 8) });
+  server.last.emit({ type: "message", message: inRoom("design", 7, "before the session") });
+  server.last.emit({ type: "message", message: inRoom("general", 1) });
+  server.last.emit({ type: "message", message: inRoom("design", 8) });
   server.last.fail(new ChatError("UNAVAILABLE", "gone"));
   await tick();
   clock.advance(1000);
@@ -244,10 +107,10 @@ Deno.test("resume: rooms start where ListRooms says; a reconnect leaves no gap a
   ]);
   server.last.open();
   // The replay overlaps what was shown; then what was missed, in order.
-  for (const m of [message("general", 1), message("general", 2), message("design", 8)]) {
+  for (const m of [inRoom("general", 1), inRoom("general", 2), inRoom("design", 8)]) {
     server.last.emit({ type: "message", message: m });
   }
-  server.last.emit({ type: "message", message: message("design", 9) });
+  server.last.emit({ type: "message", message: inRoom("design", 9) });
   assert.deepEqual(shown, ["general 1", "design 8", "general 2", "design 9"]);
   session.stop();
 });
@@ -357,7 +220,7 @@ Deno.test("errors: a refusal stops for good with the server's words; a wrong pas
       code: "UNAUTHENTICATED",
     });
     assert.equal(server.streams.length, 0);
-    assert.equal(server.closed, 1, "the transport is closed");
+    assert.deepEqual(server.transports.map((t) => t.closed), [true], "the transport is closed");
   }
   {
     const { server, signIns, session } = setup();
@@ -376,7 +239,7 @@ Deno.test("endpoints: a failed attempt moves on to the next; the resume goes alo
   await tick();
   const a = servers.get("a")!;
   a.last.open();
-  a.last.emit({ type: "message", message: message("general", 3) });
+  a.last.emit({ type: "message", message: inRoom("general", 3) });
   a.last.fail(new ChatError("UNAVAILABLE", "Connection dropped"));
   await tick();
   const status = statuses.at(-1)!;
