@@ -14,7 +14,7 @@
 
 import { Kafka, logLevel } from "kafkajs";
 import { TOPICS } from "../bus/kafka/topics.ts";
-import { applyReplication, chooseReplication } from "../bus/kafka_replication.ts";
+import { applyReplication, chooseReplication } from "../bus/kafka/replication.ts";
 
 export const FLOOR_TOPIC = "bench-floor";
 const JARS = new URL("../kafka/.jars/", import.meta.url).pathname;

@@ -1,7 +1,7 @@
 /** The pure parts of the local Kafka cluster (kafka/layout.ts): ports, quorum, server.properties, paths. */
 
 import assert from "node:assert/strict";
-import { chooseReplication } from "../bus/kafka_replication.ts";
+import { chooseReplication } from "../bus/kafka/replication.ts";
 import { DEFAULT_KAFKA_BROKERS } from "../core/config.ts";
 import {
   BROKER_JVM_OPTIONS,

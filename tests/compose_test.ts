@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { chooseReplication } from "../bus/kafka_replication.ts";
+import { chooseReplication } from "../bus/kafka/replication.ts";
 import { parse } from "yaml";
 import { DEFAULT_KAFKA_BROKERS } from "../core/config.ts";
 import { GUARANTEE_SETTINGS } from "../kafka/layout.ts";

@@ -1,5 +1,5 @@
 /**
- * The replication policy (bus/kafka_replication.ts): three copies and two in-sync replicas on a
+ * The replication policy (bus/kafka/replication.ts): three copies and two in-sync replicas on a
  * three-broker cluster, settings the cluster cannot honour refused with the reason, and
  * under-replicated existing topics reported with the command that fixes them.
  */
@@ -12,7 +12,7 @@ import {
   chooseReplication,
   replicationAdvice,
   ReplicationSettingError,
-} from "../bus/kafka_replication.ts";
+} from "../bus/kafka/replication.ts";
 
 Deno.test("three brokers: factor 3, two in-sync replicas, no warning", () => {
   const p = chooseReplication({}, 3);

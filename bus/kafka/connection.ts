@@ -20,7 +20,7 @@ import {
 } from "kafkajs";
 import { ChatError, describeError } from "../../core/errors.ts";
 import type { LogFields, Logger } from "../../core/logger.ts";
-import { ReplicationSettingError, type ReplicationSettings } from "../kafka_replication.ts";
+import { ReplicationSettingError, type ReplicationSettings } from "./replication.ts";
 import { HealthWatch } from "./health.ts";
 import { fixKafkajsIdleTimerLoop } from "./idle_timer_fix.ts";
 import { Outbox, partitionOf } from "./outbox.ts";
@@ -46,7 +46,7 @@ export interface KafkaConnectionOptions {
   publishTimeoutMs?: number;
   /** How often a ready bus checks that Kafka still answers (default 5 s, 0 turns it off). */
   healthCheckIntervalMs?: number;
-  /** Replication asked for; unset parts follow the cluster's size (bus/kafka_replication.ts). */
+  /** Replication asked for; unset parts follow the cluster's size (bus/kafka/replication.ts). */
   replication?: ReplicationSettings;
   /**
    * Called once when a setting can never work on this cluster (a replication factor above its

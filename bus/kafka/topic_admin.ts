@@ -18,7 +18,7 @@ import {
   type Replication,
   replicationAdvice,
   type ReplicationSettings,
-} from "../kafka_replication.ts";
+} from "./replication.ts";
 import type { KafkaTopicSpec } from "./topics.ts";
 import type { TopicSpecs } from "./types.ts";
 import { pause, settleWithin } from "./waits.ts";

@@ -10,7 +10,7 @@ export interface KafkaTopicSpec {
   readonly name: string;
   readonly partitions: number;
   /**
-   * Unset: the cluster's replication policy (bus/kafka_replication.ts: factor 3 and
+   * Unset: the cluster's replication policy (bus/kafka/replication.ts: factor 3 and
    * `min.insync.replicas=2` on three or more brokers, or the `KAFKA_*` settings).
    */
   readonly replicationFactor?: number;

@@ -9,7 +9,7 @@
  * partition with a copy on the dead broker refuses writes until it is back.
  */
 
-import type { KafkaTopicSpec } from "./kafka/topics.ts";
+import type { KafkaTopicSpec } from "./topics.ts";
 
 /** What the operator asked for (`KAFKA_REPLICATION_FACTOR`, `KAFKA_MIN_INSYNC_REPLICAS`). */
 export interface ReplicationSettings {
