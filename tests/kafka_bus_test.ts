@@ -9,6 +9,7 @@
 
 import assert from "node:assert/strict";
 import { type Admin, ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { KafkaConnection } from "../bus/kafka/connection.ts";
 import { KafkaBus } from "../bus/kafka/kafka_bus.ts";
 import { partitionOf } from "../bus/kafka/outbox.ts";
@@ -44,7 +45,6 @@ function assertNoUnhandledRejection(): void {
 const kafkaTest = (name: string, fn: () => Promise<void>) =>
   Deno.test({ name: `KafkaBus: ${name}`, fn });
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const unique = (slug: string) => `kafka-${slug}-${crypto.randomUUID().slice(0, 8)}`;
 
 /** An admin client of the test's own, for checks and clean-up. */
