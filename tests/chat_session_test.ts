@@ -2,7 +2,9 @@
  * The client core (client/core/chat_session.ts) as the terminal uses it (a transport per
  * attempt, a password) on the shared fake server and clock: the reconnect backoff, resume
  * positions, no gap and no repeat across a reconnect, the outbox's retry with the same message
- * id, signing in again, moving between endpoints, and errors surfaced with the server's words.
+ * id, signing in again, moving between endpoints, every replaced transport closed, calls going
+ * to the attempt under way or, between attempts, refused in words, and errors surfaced with the
+ * server's words.
  */
 
 import assert from "node:assert/strict";
@@ -249,5 +251,69 @@ Deno.test("endpoints: a failed attempt moves on to the next; the resume goes alo
   assert.deepEqual(connected, ["a", "b"]);
   assert.deepEqual(servers.get("b")!.last.resume, [{ room: "general", lastSeq: 3 }]);
   assert.equal(servers.get("b")!.last.token, "t1", "the token goes along too");
+  session.stop();
+});
+
+Deno.test("transports: the one made for a call before start, and each attempt's, are closed once replaced", async () => {
+  const { server, clock, session } = setup();
+  await session.send("before start");
+  assert.deepEqual(server.sends.map((s) => s.content), ["before start"]);
+  session.start();
+  await tick();
+  assert.deepEqual(server.transports.map((t) => t.closed), [true, false], "no channel leaked");
+  server.last.fail(new ChatError("UNAVAILABLE", "Connection dropped"));
+  await tick();
+  clock.advance(1000);
+  await tick();
+  assert.deepEqual(server.transports.map((t) => t.closed), [true, true, false]);
+  session.stop();
+  assert.deepEqual(server.transports.map((t) => t.closed), [true, true, true]);
+});
+
+Deno.test("a call between attempts fails at once saying so, not with the closed channel's error", async () => {
+  const { server, session } = setup();
+  session.start();
+  await tick();
+  server.last.open();
+  server.last.fail(new ChatError("UNAVAILABLE", "Connection dropped"));
+  await tick();
+  assert.equal(session.status.kind, "reconnecting");
+  assert.ok(server.transports.every((t) => t.closed), "the attempt's channel is gone");
+  const made = server.transports.length;
+  const reconnecting = (action: string) => ({
+    name: "ChatError",
+    code: "UNAVAILABLE",
+    message: `Cannot ${action}: not connected; reconnecting`,
+  });
+  await assert.rejects(session.send("hi"), reconnecting("send message"));
+  await assert.rejects(session.listRooms(), reconnecting("list rooms"));
+  await assert.rejects(session.history("general", 20), reconnecting("read history"));
+  await assert.rejects(session.joinRoom("design"), reconnecting("join room"));
+  assert.equal(server.transports.length, made, "no channel made for the call");
+  assert.deepEqual(server.sends, []);
+  session.stop();
+  await assert.rejects(session.listOnline(), {
+    code: "UNAVAILABLE",
+    message: "Cannot list who is online: not connected; the session has stopped",
+  });
+});
+
+Deno.test("a call as an attempt starts goes to that attempt's transport, with the token kept", async () => {
+  const asked: { rooms: Promise<unknown>; token: string | undefined }[] = [];
+  const { server, clock, session } = setup({
+    onStatus: (s) => {
+      if (s.kind !== "connecting" || s.attempt !== 2) return;
+      asked.push({ rooms: session.listRooms(), token: server.transports.at(-1)!.token });
+    },
+  });
+  session.start();
+  await tick();
+  server.last.fail(new ChatError("UNAVAILABLE", "Connection dropped"));
+  await tick();
+  clock.advance(1000);
+  await tick();
+  assert.equal(asked.length, 1);
+  assert.deepEqual(await asked[0]!.rooms, server.rooms);
+  assert.equal(asked[0]!.token, "t1");
   session.stop();
 });

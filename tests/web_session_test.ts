@@ -1,7 +1,8 @@
 /**
  * The page's session (client/core's ChatSession with web/use_chat.ts's options: one shared
  * transport, the page's backoff and words) on the shared fake server and clock: backoff, resume
- * after a reconnect, dedupe, history, rooms, the end of a sign-in, and the words the page shows.
+ * after a reconnect, dedupe, history, rooms, a send while reconnecting, the end of a sign-in,
+ * and the words the page shows.
  */
 
 import assert from "node:assert/strict";
@@ -263,6 +264,27 @@ Deno.test("send passes a fresh message id; failures read as sentences", async ()
     describeSendFailure(new ChatError("UNAVAILABLE", "Kafka is unavailable")),
     /server is unavailable \(Kafka is unavailable\)/,
   );
+});
+
+Deno.test("a send while reconnecting fails at once; the page keeps the text and says why", async () => {
+  const { server, session } = setup();
+  await started(session);
+  server.last.open();
+  server.last.fail(new ChatError("UNAVAILABLE", "Stream closed: the server is shutting down"));
+  await tick();
+  const failure = await session.send("hi").then(() => undefined, (err: unknown) => err);
+  assert.equal(
+    describeSendFailure(failure),
+    "Not sent: the server is unavailable (Cannot send message: not connected; reconnecting). " +
+      "Your text is kept; send it again once reconnected.",
+  );
+  assert.equal(server.sends.length, 0);
+  await retried(session);
+  server.last.open();
+  await session.send("hi");
+  assert.deepEqual(server.sends.map((s) => s.content), ["hi"], "the shared transport still works");
+  session.stop();
+  await tick();
 });
 
 Deno.test("a reconnect resumes after the last seq seen per room; repeats are dropped", async () => {

@@ -19,6 +19,7 @@ import {
 } from "./session_options.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import {
+  ChatError,
   type ChatMessage,
   type ChatTransport,
   type ChatUser,
@@ -56,7 +57,7 @@ export class ChatSession {
   #stopped = false;
   #abort: AbortController | undefined;
   #transport: ChatTransport | undefined;
-  /** Transports closed already (an attempt's ends after the session stopped). */
+  /** Transports closed already (an attempt ends after the session stopped or the next began). */
   readonly #closed = new WeakSet<ChatTransport>();
   #timer: number | undefined;
   #failures = 0;
@@ -148,7 +149,10 @@ export class ChatSession {
    * the stream), rejects with a `ChatError` otherwise. A retry passes the first `messageId`.
    */
   send(content: string, room = DEFAULT_ROOM, messageId = this.#newMessageId()): Promise<void> {
-    return this.#call((t) => t.send({ user: this.#user, content, messageId, room }));
+    return this.#call(
+      "send message",
+      (t) => t.send({ user: this.#user, content, messageId, room }),
+    );
   }
 
   /** Queues `content` for `room` in the outbox: sent in order once connected (see `Outbox`). */
@@ -163,37 +167,37 @@ export class ChatSession {
 
   /** Creates a room (this user joins it). */
   async createRoom(name: string): Promise<RoomInfo> {
-    return this.#addRoom(await this.#call((t) => t.createRoom(name)));
+    return this.#addRoom(await this.#call("create room", (t) => t.createRoom(name)));
   }
 
   /** Joins an existing room. */
   async joinRoom(name: string): Promise<RoomInfo> {
-    return this.#addRoom(await this.#call((t) => t.joinRoom(name)));
+    return this.#addRoom(await this.#call("join room", (t) => t.joinRoom(name)));
   }
 
   /** Opens the direct conversation with `userId`. */
   async openDirect(userId: string): Promise<RoomInfo> {
-    return this.#addRoom(await this.#call((t) => t.openDirect(userId)));
+    return this.#addRoom(await this.#call("open direct messages", (t) => t.openDirect(userId)));
   }
 
   async leaveRoom(room: string): Promise<void> {
-    await this.#call((t) => t.leaveRoom(room));
+    await this.#call("leave room", (t) => t.leaveRoom(room));
     this.#dropRoom(room);
   }
 
   /** The server's list of this user's rooms (with `all`, every room), as it is now. */
   listRooms(all = false): Promise<RoomInfo[]> {
-    return this.#call((t) => t.listRooms(all));
+    return this.#call("list rooms", (t) => t.listRooms(all));
   }
 
   /** Who the server lists online now. */
   listOnline(): Promise<ChatUser[]> {
-    return this.#call((t) => t.listOnline());
+    return this.#call("list who is online", (t) => t.listOnline());
   }
 
   /** The newest `limit` messages of `room`, as they are: nothing is passed on or dropped. */
   history(room: string, limit: number): Promise<HistoryPage> {
-    return this.#call((t) => t.history(room, limit));
+    return this.#call("read history", (t) => t.history(room, limit));
   }
 
   /**
@@ -222,8 +226,19 @@ export class ChatSession {
     return this.#endpoints[this.#endpointIndex]!;
   }
 
-  /** The transport calls go to: the current attempt's (or a first one, before `start`). */
-  #current(): ChatTransport {
+  /**
+   * The transport a call to `action` goes to: the attempt's under way, or a first one before
+   * `start` (which the first attempt closes). Between attempts, and once stopped, the last
+   * attempt's transport is closed or closing: the call fails at once with UNAVAILABLE saying so,
+   * not with that channel's error, and the caller keeps what it was sending (the outbox sends it
+   * again once connected, the page keeps the text).
+   */
+  #current(action: string): ChatTransport {
+    if (this.#abort) return this.#transport!;
+    if (this.#running || this.#stopped) {
+      const state = this.#stopped ? "the session has stopped" : "reconnecting";
+      throw new ChatError("UNAVAILABLE", `Cannot ${action}: not connected; ${state}`);
+    }
     if (!this.#transport) {
       this.#transport = this.#o.connect(this.#endpoint);
       this.#transport.token = this.#token;
@@ -233,11 +248,15 @@ export class ChatSession {
 
   #open(): void {
     const endpoint = this.#endpoint;
-    this.#setStatus({ kind: "connecting", attempt: this.#failures + 1, endpoint });
     const abort = new AbortController();
     this.#abort = abort;
     const signal = abort.signal;
+    // The previous attempt is over (or the transport was made for calls before `start`).
+    if (this.#transport) this.#close(this.#transport);
     const transport = this.#transport = this.#o.connect(endpoint);
+    transport.token = this.#token;
+    // Whoever hears of it may call at once: the attempt's transport is in place.
+    this.#setStatus({ kind: "connecting", attempt: this.#failures + 1, endpoint });
     let openedAt: number | undefined;
     let fresh = false;
     const run = async () => {
@@ -273,7 +292,6 @@ export class ChatSession {
 
   /** Signs in on `transport` unless a token is held; whether it signed in just now. */
   async #authenticate(transport: ChatTransport): Promise<boolean> {
-    transport.token = this.#token;
     const password = this.#o.password;
     if (this.#token !== undefined || password === undefined) return false;
     try {
@@ -367,8 +385,8 @@ export class ChatSession {
    * Runs a call on the current transport. A refused token signs in again (once) when the
    * password is known, else ends the session.
    */
-  async #call<T>(run: (transport: ChatTransport) => Promise<T>): Promise<T> {
-    const transport = this.#current();
+  async #call<T>(action: string, run: (transport: ChatTransport) => Promise<T>): Promise<T> {
+    const transport = this.#current(action);
     const token = transport.token;
     try {
       return await run(transport);
@@ -389,7 +407,8 @@ export class ChatSession {
 
   async #refreshOnline(signal: AbortSignal): Promise<void> {
     const during = this.#roster.askingOnline();
-    const users = await this.#call((t) => t.listOnline(signal)).catch(() => undefined);
+    const asked = this.#call("list who is online", (t) => t.listOnline(signal));
+    const users = await asked.catch(() => undefined);
     // On failure the live events still keep the list roughly right; the next connection asks.
     if (signal.aborted) return;
     this.#roster.answeredOnline(during, users);
@@ -397,7 +416,7 @@ export class ChatSession {
   }
 
   async #refreshRooms(signal?: AbortSignal): Promise<void> {
-    const rooms = await this.#call((t) => t.listRooms(false, signal));
+    const rooms = await this.#call("list rooms", (t) => t.listRooms(false, signal));
     if (signal?.aborted) return;
     for (const room of rooms) this.#positions.startAt(room.id, room.lastSeq);
     this.#roster.listed(rooms);
