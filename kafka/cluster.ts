@@ -19,7 +19,7 @@
  * Guarantees: every topic, the app's own and `__consumer_offsets` and the transaction log, has 3
  * replicas and needs 2 in sync for an `acks=-1` write, so an acknowledged write is on two brokers
  * and any one broker can die without stopping writes. The app sets the same on its topics itself
- * (bus/kafka_replication.ts); the broker defaults here cover anything else.
+ * (bus/kafka/replication.ts); the broker defaults here cover anything else.
  * Topics are never created automatically: the app creates its own.
  *
  * Commands that change the cluster hold a machine-wide lock ({@linkcode LOCK_FILE}), so two of
