@@ -115,6 +115,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     maxConnectionAgeMs: config.maxConnectionAgeMs,
     maxSessionMemoryMb: config.maxSessionMemoryMb,
     reportIntervalMs: config.limitsReportIntervalMs,
+    maxResumeRooms: config.maxResumeRooms,
   });
   // Room for a message at the size limit, base64-encoded, with its other fields.
   const maxRequestBytes = Math.max(256 * 1024, config.maxMessageBytes * 2);
@@ -122,6 +123,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     logger,
     allowedOrigins: config.corsOrigins,
     maxRequestBytes,
+    maxResumeRooms: config.maxResumeRooms,
   });
   const http = createHttpHandler({
     readiness: () =>

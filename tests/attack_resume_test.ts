@@ -10,7 +10,9 @@ import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { ChatError } from "../core/errors.ts";
 import { DEFAULT_MAX_RESUME_ROOMS } from "../protocol/limits.ts";
-import { ConnectSchema, RoomPositionSchema } from "../protocol/gen/chat_pb.ts";
+import { Broadcast, ConnectSchema, RoomPositionSchema } from "../protocol/gen/chat_pb.ts";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
 import { parseConnect } from "../server/rpc.ts";
 import { assertStatus, attacker, status, underAttack, withAttackSystem } from "./attack_support.ts";
 import { waitFor } from "./helpers.ts";
@@ -180,4 +182,46 @@ Deno.test("a resume list over the cap is refused before any of its entries is re
   // At the cap, every entry is read.
   assert.equal(parseConnect(connect(3), 3).resume.length, 3);
   assert.ok(reads >= 3, `${reads} reads of 3 entries within the cap`);
+});
+
+Deno.test("a MAX_RESUME_ROOMS above the default is the limit on both ports", async () => {
+  const limit = DEFAULT_MAX_RESUME_ROOMS + 44;
+  await withAttackSystem({ maxResumeRooms: limit }, async ({ system }) => {
+    const positions = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ room: `room-${i}`, lastSeq: 0 }));
+    const refusal = (n: number) =>
+      `Cannot open stream: resume lists ${n} rooms, the limit is ${limit}`;
+    const hub = system.gateways[0]!.hub;
+
+    // Native gRPC.
+    const alice = await attacker(system, "alice", "off");
+    const allowed = resumeStream(alice, "alice", positions(limit), () => hub.countOf("alice") > 0);
+    assertStatus(await allowed.opened, status.OK, "");
+    allowed.cancel();
+    const over = resumeStream(alice, "alice", positions(limit + 1), () => false);
+    assertStatus(await over.opened, status.INVALID_ARGUMENT, refusal(limit + 1));
+
+    // The browser API (Connect protocol).
+    const web = createClient(
+      Broadcast,
+      createConnectTransport({ baseUrl: `http://127.0.0.1:${system.gateways[0]!.httpPort}` }),
+    );
+    /** Opens bob's stream; resolves with its first message, rejects with its refusal. */
+    const open = (n: number, abort: AbortController) =>
+      web.createStream({
+        user: { id: "bob", displayName: "bob" },
+        resume: positions(n).map((p) => ({ room: p.room, lastSeq: 0n })),
+      }, { signal: abort.signal })[Symbol.asyncIterator]().next();
+    const abort = new AbortController();
+    const pending = open(limit, abort).catch((err: unknown) => err);
+    await waitFor(() => hub.countOf("bob") > 0, 5000, "bob's stream with the full list open");
+    abort.abort();
+    await pending;
+    await assert.rejects(open(limit + 1, new AbortController()), (err: unknown) => {
+      assert.ok(err instanceof ConnectError, `expected a ConnectError, got ${err}`);
+      assert.equal(err.code, Code.InvalidArgument);
+      assert.equal(err.rawMessage, refusal(limit + 1));
+      return true;
+    });
+  });
 });
