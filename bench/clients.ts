@@ -56,8 +56,18 @@ export interface Tick {
   firstEnd: string;
 }
 
-// deno-lint-ignore no-explicit-any
-type Event = { ev: string; [key: string]: any };
+/** What a child says on its stdout, one JSON line each. */
+type Event =
+  | { ev: "tick"; tick: Tick }
+  | { ev: "subscribed" }
+  | { ev: "phased"; tick: Tick }
+  | { ev: "stats"; stats: DeliveryStats }
+  | { ev: "resumed"; ends: StreamEnd[] }
+  | { ev: "published"; stats: PublishStats }
+  | { ev: "error"; message: string };
+
+/** The answer a command waits for. */
+type Answer = Exclude<Event, { ev: "tick" } | { ev: "error" }>;
 
 async function child(): Promise<void> {
   const out = (event: Event) => console.log(JSON.stringify(event));
@@ -123,7 +133,7 @@ async function child(): Promise<void> {
 export class ClientProcess {
   readonly #child: Deno.ChildProcess;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #events: Event[] = [];
+  readonly #events: Exclude<Event, { ev: "tick" }>[] = [];
   readonly #stderr: string[] = [];
   #exited = false;
   /** The latest counters the child sent. */
@@ -163,16 +173,21 @@ export class ClientProcess {
     for await (const line of readLines(stream)) if (line.trim()) onLine(line);
   }
 
-  async #call(command: Command, answer: string, timeoutMs: number): Promise<Event> {
+  async #call<K extends Answer["ev"]>(
+    command: Command,
+    answer: K,
+    timeoutMs: number,
+  ): Promise<Extract<Answer, { ev: K }>> {
     await this.#writer.write(new TextEncoder().encode(JSON.stringify(command) + "\n"));
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
-      const failed = this.#events.findIndex((e) => e.ev === "error");
-      if (failed >= 0) {
-        throw new Error(`${this.name}: ${this.#events.splice(failed, 1)[0]!.message}`);
+      const failed = this.#events.find((e) => e.ev === "error");
+      if (failed) {
+        this.#events.splice(this.#events.indexOf(failed), 1);
+        throw new Error(`${this.name}: ${failed.message}`);
       }
       const i = this.#events.findIndex((e) => e.ev === answer);
-      if (i >= 0) return this.#events.splice(i, 1)[0]!;
+      if (i >= 0) return this.#events.splice(i, 1)[0] as Extract<Answer, { ev: K }>;
       if (this.#exited) break;
       await sleep(10);
     }
