@@ -39,6 +39,12 @@ export interface Config {
   /** How many not-yet-written messages a stream may hold before it is cut as too slow. */
   streamQueueLimit: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** `text` (readable lines, the original design's) or `json` (one object per line) (`LOG_FORMAT`). */
+  logFormat: "text" | "json";
+  /** Whether the process counts and serves Prometheus metrics (`METRICS`). */
+  metrics: boolean;
+  /** The processor's metrics port (`METRICS_PORT`); the gateway serves `/metrics` on `HTTP_PORT`. */
+  metricsPort: number;
   databasePath: string;
   databaseUrl: string | undefined;
   shutdownTimeoutMs: number;
@@ -226,6 +232,9 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     heartbeatTimeoutMs: int(env, "HEARTBEAT_TIMEOUT_MS", 10_000),
     streamQueueLimit: int(env, "STREAM_QUEUE_LIMIT", 1000),
     logLevel: oneOf(env, "LOG_LEVEL", ["debug", "info", "warn", "error"] as const, "info"),
+    logFormat: oneOf(env, "LOG_FORMAT", ["text", "json"] as const, "text"),
+    metrics: oneOf(env, "METRICS", ["on", "off"] as const, "on") === "on",
+    metricsPort: int(env, "METRICS_PORT", 9464),
     databasePath: env.DATABASE_PATH || "data/chat.db",
     databaseUrl: env.DATABASE_URL || undefined,
     shutdownTimeoutMs: int(env, "SHUTDOWN_TIMEOUT_MS", 10_000),
