@@ -16,7 +16,7 @@ import { checkDenoRelease } from "./core/runtime_guard.ts";
 
 export async function main(): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   guardUnhandled(logger);
   logger.info(`Starting gateway ${config.serverId}`, { config: describeConfig(config) });
   const unsafe = checkDenoRelease(Deno.version.deno, config.allowUnsafeDeno);

@@ -12,7 +12,7 @@ import { openStore } from "./store/open_store.ts";
 
 export async function main(): Promise<void> {
   const config = { ...loadConfig(), bus: "kafka" as const };
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   guardUnhandled(logger);
   logger.info("Starting Message Processor", { config: describeConfig(config) });
   const bus = openBus(config, logger, () => Deno.exit(1));

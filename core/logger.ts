@@ -1,12 +1,15 @@
 /**
  * A small structured logger that is passed in, never imported as a global.
  *
- * Lines stay human-first (the original troubleshooting guide greps for them);
- * fields follow as `key=value` pairs.
+ * Two formats (`LOG_FORMAT`). `text`, the default, stays human-first (the original
+ * troubleshooting guide greps for its lines): fields follow as `key=value` pairs. `json` writes one
+ * object per line, `{"time","level","message","fields"}`, for log shippers; the fields have a key
+ * of their own so that a field named `message` or `time` cannot overwrite the record's.
  */
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFields = Record<string, unknown>;
+export type LogFormat = "text" | "json";
 
 export interface Logger {
   debug(message: string, fields?: LogFields): void;
@@ -38,36 +41,53 @@ export function escapeLogText(text: string): string {
   );
 }
 
-/** JSON text, with what JSON leaves raw (C1 controls, U+2028, bidirectional controls) escaped. */
-const quote = (value: unknown) => escapeLogText(JSON.stringify(value) ?? String(value));
+/** JSON text of a field value: an error as its message, a bigint (a message sequence) as digits. */
+const toJson = (value: unknown) =>
+  JSON.stringify(value, (_key, v) => {
+    if (v instanceof Error) return v.message;
+    return typeof v === "bigint" ? v.toString() : v;
+  }) ?? String(value);
+
+/**
+ * JSON text with what JSON leaves raw (C1 controls, U+2028, bidirectional controls) escaped too:
+ * the escapes are JSON's own `\uXXXX`, so the text still parses to the same value.
+ */
+const quote = (value: unknown) => escapeLogText(toJson(value));
 
 function format(value: unknown): string {
-  if (value instanceof Error) return quote(value.message);
   if (typeof value === "string") {
     return /\s|"/.test(value) || escapeLogText(value) !== value ? quote(value) : value;
   }
   return quote(value);
 }
 
+type Render = (time: string, level: LogLevel, message: string, fields: LogFields) => string;
+
+const RENDER: Record<LogFormat, Render> = {
+  text: (time, level, message, fields) => {
+    const tail = Object.entries(fields).map(([k, v]) => `${k}=${format(v)}`).join(" ");
+    return `${time} ${level.toUpperCase().padEnd(5)} ${escapeLogText(message)}${
+      tail ? " " + tail : ""
+    }`;
+  },
+  json: (time, level, message, fields) => quote({ time, level, message, fields }),
+};
+
 // deno-lint-ignore no-console
 const stderrSink: LogSink = (_level, line) => console.error(line);
 
-/** Creates a logger writing `time level message key=value…` lines to `sink` (stderr by default). */
+/** Creates a logger writing lines in `format` (text by default) to `sink` (stderr by default). */
 export function createLogger(
-  options: { level?: LogLevel; sink?: LogSink; fields?: LogFields } = {},
+  options: { level?: LogLevel; format?: LogFormat; sink?: LogSink; fields?: LogFields } = {},
 ): Logger {
   const min = RANK[options.level ?? "info"];
+  const render = RENDER[options.format ?? "text"];
   const sink = options.sink ?? stderrSink;
   const base = options.fields ?? {};
   const log = (level: LogLevel, message: string, fields?: LogFields) => {
     if (RANK[level] < min) return;
-    const all = { ...base, ...fields };
-    const tail = Object.entries(all).map(([k, v]) => `${k}=${format(v)}`).join(" ");
     // Whatever a message or a field holds (a user id with a newline), one call is one line.
-    const line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${
-      escapeLogText(message)
-    }${tail ? " " + tail : ""}`;
-    sink(level, line);
+    sink(level, render(new Date().toISOString(), level, message, { ...base, ...fields }));
   };
   return {
     debug: (m, f) => log("debug", m, f),
@@ -82,8 +102,11 @@ export function createLogger(
 export const silentLogger: Logger = createLogger({ sink: () => {} });
 
 /** A logger that keeps its lines in memory, for tests that are about logs. */
-export function memoryLogger(level: LogLevel = "debug"): Logger & { lines: string[] } {
+export function memoryLogger(
+  level: LogLevel = "debug",
+  format: LogFormat = "text",
+): Logger & { lines: string[] } {
   const lines: string[] = [];
-  const logger = createLogger({ level, sink: (_l, line) => lines.push(line) });
+  const logger = createLogger({ level, format, sink: (_l, line) => lines.push(line) });
   return Object.assign(logger, { lines });
 }
