@@ -11,6 +11,8 @@ import { openBus } from "./bus/open_bus.ts";
 import { createGateway } from "./server/gateway.ts";
 import { createProcessor } from "./processor/processor.ts";
 import { openStore } from "./store/open_store.ts";
+import { measuredStore } from "./store/measured_store.ts";
+import { createMetrics } from "./core/metrics.ts";
 import { createAuth, loadAuthSecret } from "./server/auth.ts";
 import { checkDenoRelease } from "./core/runtime_guard.ts";
 
@@ -21,9 +23,11 @@ export async function main(): Promise<void> {
   logger.info(`Starting gateway ${config.serverId}`, { config: describeConfig(config) });
   const unsafe = checkDenoRelease(Deno.version.deno, config.allowUnsafeDeno);
   if (unsafe) logger.warn(unsafe);
-  const bus = openBus(config, logger, () => Deno.exit(1));
+  // One registry: in embedded mode the processor's metrics are served on the gateway's HTTP port.
+  const metrics = createMetrics(config.metrics);
+  const bus = openBus(config, logger, () => Deno.exit(1), metrics);
   const embedded = config.bus === "memory";
-  const store = await openStore(config, logger);
+  const store = measuredStore(await openStore(config, logger), metrics);
   const auth = createAuth({
     mode: config.auth,
     secret: await loadAuthSecret(config, logger),
@@ -36,9 +40,15 @@ export async function main(): Promise<void> {
     logger.warn("AUTH=off: anyone can connect and send as any user id (classic mode)");
   }
   const processor = embedded
-    ? createProcessor({ bus, store, logger: logger.with({ component: "processor" }), config })
+    ? createProcessor({
+      bus,
+      store,
+      logger: logger.with({ component: "processor" }),
+      config,
+      metrics,
+    })
     : undefined;
-  const gateway = createGateway({ config, bus, store, auth, logger });
+  const gateway = createGateway({ config, bus, store, auth, logger, metrics });
   await bus.start();
   await processor?.start();
   await gateway.start();

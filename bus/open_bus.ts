@@ -4,6 +4,7 @@ import type { KafkaConfig } from "kafkajs";
 import type { Config } from "../core/config.ts";
 import { readSettingFile } from "../core/settings.ts";
 import type { Logger } from "../core/logger.ts";
+import type { Metrics } from "../core/metrics.ts";
 import type { Bus } from "./bus.ts";
 import { KafkaBus } from "./kafka/kafka_bus.ts";
 import { MemoryBus } from "./memory_bus.ts";
@@ -57,12 +58,14 @@ export function kafkaSecurity(
 
 /**
  * The bus `config` asks for. `onFatal` is called when the Kafka cluster can never honour a
- * setting (see `KafkaBusOptions.onFatal`); the entry points exit on it.
+ * setting (see `KafkaBusOptions.onFatal`); the entry points exit on it. Kafka counts its produce
+ * requests and consumer lag into `metrics`.
  */
 export function openBus(
   config: Config,
   logger: Logger,
   onFatal?: (error: Error) => void,
+  metrics?: Metrics,
 ): Bus {
   if (config.bus === "kafka") {
     const { ssl, sasl } = kafkaSecurity(config);
@@ -80,6 +83,7 @@ export function openBus(
         minInsyncReplicas: config.kafkaMinInsyncReplicas,
       },
       ...(onFatal ? { onFatal } : {}),
+      ...(metrics ? { metrics } : {}),
       ...(ssl ? { ssl } : {}),
       ...(sasl ? { sasl } : {}),
     });

@@ -48,7 +48,7 @@ export interface Metrics {
   watchQueues(depths: () => QueueDepths): void;
   /** One Kafka produce request to `topic` ended, after `seconds`; `ok` false counts an error. */
   produced(topic: string, seconds: number, ok: boolean): void;
-  /** A consumer's lag behind the end of `topic`/`partition` after its latest batch. */
+  /** A consumer's lag behind the end of `topic`/`partition`, as of a batch's start or end. */
   consumerLag(group: string, topic: string, partition: number, lag: number): void;
   /** Starts timing one store call of `operation`. */
   storeTimer(operation: string): StoreTimer;
@@ -137,7 +137,7 @@ class PrometheusMetrics implements Metrics {
   readonly #deliveryLatency = new Histogram({
     name: "chat_delivery_latency_seconds",
     help:
-      "Time from a message's acknowledgement to its write on this gateway's streams (once per message).",
+      "Time from a message's timestamp (stamped when a gateway accepted it) to its write on this gateway's streams, once per message.",
     buckets: SECONDS_SLOW,
     registers: [this.registry],
   });
@@ -177,7 +177,7 @@ class PrometheusMetrics implements Metrics {
   readonly #lag = new Gauge({
     name: "chat_kafka_consumer_lag",
     help:
-      "Records a consumer had left to read on a partition after its latest batch (group: the consumer group, or 'private' for a gateway's own).",
+      "Records a consumer has yet to handle on a partition, as of its latest batch's start and end (group: the consumer group, or 'private' for a gateway's own).",
     labelNames: ["group", "topic", "partition"] as const,
     registers: [this.registry],
   });
@@ -231,7 +231,8 @@ class PrometheusMetrics implements Metrics {
     if (streams === 0) return;
     this.#deliveries.inc(streams);
     const age = Date.now() - Date.parse(acknowledgedAt);
-    if (age >= 0) this.#deliveryLatency.observe(age / 1000);
+    // A client's own timestamp may be ahead of this clock by up to MAX_CLOCK_SKEW_MS.
+    if (!Number.isNaN(age)) this.#deliveryLatency.observe(Math.max(0, age) / 1000);
   }
 
   streamCut(): void {

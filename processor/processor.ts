@@ -11,6 +11,7 @@
 import type { Config } from "../core/config.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { type Metrics, NO_METRICS } from "../core/metrics.ts";
 import type { ChatMessage, ConnectionEvent } from "../core/types.ts";
 import type { Bus, Subscription } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
@@ -23,6 +24,8 @@ export interface ProcessorOptions {
   config: Pick<Config, "heartbeatTimeoutMs" | "heartbeatIntervalMs">;
   /** Milliseconds since epoch; tests pass a fake clock. */
   now?: () => number;
+  /** Counts dead-gateway verdicts; default: nothing. */
+  metrics?: Metrics;
 }
 
 export interface Processor {
@@ -38,6 +41,7 @@ export interface Processor {
 export function createProcessor(options: ProcessorOptions): Processor {
   const { bus, store, logger, config } = options;
   const now = options.now ?? Date.now;
+  const metrics = options.metrics ?? NO_METRICS;
   const registry = new Registry();
   const subscriptions: Subscription[] = [];
   let timer: ReturnType<typeof setInterval> | undefined;
@@ -135,6 +139,7 @@ export function createProcessor(options: ProcessorOptions): Processor {
     if (timeout === undefined) return;
     const { deadServers, disconnected, presence } = registry.expire(at, timeout);
     for (const serverId of deadServers) {
+      metrics.gatewayDeclaredDead();
       const users = disconnected.filter((d) => d.serverId === serverId).length;
       logger.warn(
         `Gateway ${serverId} sent no heartbeat for ${timeout} ms: declared dead, ${users} stream(s) closed`,

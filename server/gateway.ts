@@ -8,10 +8,12 @@ import { type Config, readTlsFiles } from "../core/config.ts";
 import { ChatError, describeError } from "../core/errors.ts";
 import { Liveness } from "../core/liveness.ts";
 import type { Logger } from "../core/logger.ts";
+import { type Metrics, metricsResponse, NO_METRICS } from "../core/metrics.ts";
 import type { Delivery, Presence } from "../core/types.ts";
 import type { Bus, Subscription } from "../bus/bus.ts";
 import { Announcer } from "./announcer.ts";
 import { type ChatService, createChatService } from "./chat_service.ts";
+import { countedChat } from "./chat_metrics.ts";
 import { createGrpcServer, type GrpcServer, tlsServerCredentials } from "./grpc_server.ts";
 import { createWebApi } from "./web_api.ts";
 import { createHttpHandler, type HttpHandler, type HttpServer, serveHttp } from "./http_server.ts";
@@ -29,6 +31,8 @@ export interface GatewayOptions {
   store: Store;
   auth: Auth;
   logger: Logger;
+  /** What the gateway counts, served on its HTTP port at `/metrics`; default: nothing. */
+  metrics?: Metrics;
 }
 
 export interface Gateway {
@@ -48,10 +52,12 @@ export interface Gateway {
 
 export function createGateway(options: GatewayOptions): Gateway {
   const { config, bus, store, auth } = options;
+  const metrics = options.metrics ?? NO_METRICS;
   const logger = options.logger.with({ server: config.serverId });
   // Read now, so a missing or unreadable certificate stops the start-up before anything runs.
   const tls = readTlsFiles(config);
-  const hub = new Hub({ logger, queueLimit: config.streamQueueLimit });
+  const hub = new Hub({ logger, queueLimit: config.streamQueueLimit, metrics });
+  metrics.watchQueues(() => hub.queueDepths());
   const announcer = new Announcer(bus, logger);
   /**
    * Who is online, by user id. An offline record is dropped rather than kept: every user who
@@ -104,7 +110,7 @@ export function createGateway(options: GatewayOptions): Gateway {
     bodyTimeoutMs: config.bodyTimeoutMs,
     idleTimeoutMs: config.idleTimeoutMs,
   };
-  const grpc = createGrpcServer(service, logger, {
+  const grpc = createGrpcServer(countedChat(service, metrics, "native"), logger, {
     // A peer that vanished without closing (a dropped network) is noticed even when idle, and
     // its streams and presence go with it.
     "grpc.keepalive_time_ms": config.keepaliveTimeMs,
@@ -119,7 +125,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   });
   // Room for a message at the size limit, base64-encoded, with its other fields.
   const maxRequestBytes = Math.max(256 * 1024, config.maxMessageBytes * 2);
-  const webApi = createWebApi(service, {
+  const webApi = createWebApi(countedChat(service, metrics, "grpc_web"), {
     logger,
     allowedOrigins: config.corsOrigins,
     maxRequestBytes,
@@ -133,6 +139,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         ? { ready: true }
         : { ready: false, reason: "Kafka is unavailable" },
     handlers: [
+      (request) => metricsResponse(metrics, request),
       webApi,
       // The web page, as built by `deno task build`.
       createStaticHandler(new URL("../web/dist", import.meta.url)),
@@ -161,7 +168,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   function onDelivery(delivery: Delivery): Promise<void> {
     switch (delivery.type) {
       case "message":
-        hub.deliver(delivery.message);
+        metrics.delivered(hub.deliver(delivery.message), delivery.message.timestamp);
         break;
       case "resync":
         reannounce(delivery.reason);
@@ -241,6 +248,9 @@ export function createGateway(options: GatewayOptions): Gateway {
         refuse: webApi.refuse,
       });
       httpPort = httpServer.port;
+      const { guard } = httpServer;
+      metrics.watchConnections("grpc_web", () => guard.stats().open);
+      metrics.watchConnections("native", () => grpc.guard?.stats().open ?? 0);
       grpc.setServing(bus.ready());
       logger.info("Gateway listening", {
         grpc: `${config.grpcHost}:${grpcPort}`,

@@ -10,6 +10,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { ChatError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
+import { type Metrics, NO_METRICS, type QueueDepths } from "../core/metrics.ts";
 import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
 import { encodeStreamMessage, messageToWire, presenceToWire, roomEventToWire } from "./wire.ts";
 
@@ -44,6 +45,8 @@ export interface HubOptions {
   logger: Logger;
   /** Frames a stream may have queued before it is cut. */
   queueLimit: number;
+  /** Counts the streams cut for falling behind. */
+  metrics?: Metrics;
 }
 
 /** How long a stream past half its queue may go without draining before it is not waited for. */
@@ -67,10 +70,12 @@ export class Hub {
   readonly #delivered = new Map<string, number>();
   readonly #logger: Logger;
   readonly #queueLimit: number;
+  readonly #metrics: Metrics;
 
   constructor(options: HubOptions) {
     this.#logger = options.logger;
     this.#queueLimit = options.queueLimit;
+    this.#metrics = options.metrics ?? NO_METRICS;
   }
 
   get queueLimit(): number {
@@ -157,6 +162,18 @@ export class Hub {
 
   get size(): number {
     return this.#streams.size;
+  }
+
+  /** The queue of the stream furthest behind, and how many are past half the limit (for a scrape). */
+  queueDepths(): QueueDepths {
+    let deepest = 0;
+    let crowded = 0;
+    for (const stream of this.#streams.values()) {
+      const pending = stream.sink.pending();
+      if (pending > deepest) deepest = pending;
+      if (pending > this.#queueLimit / 2) crowded++;
+    }
+    return { deepest, crowded };
   }
 
   /** Delivers a stored message to every local stream of its room; returns how many got it. */
@@ -253,6 +270,7 @@ export class Hub {
       this.#crowded.set(stream, { pending, drainedAt: performance.now() });
     }
     if (pending >= this.#queueLimit) {
+      this.#metrics.streamCut();
       this.#logger.warn("Cutting a slow stream", {
         user: stream.userId,
         stream: stream.streamId,

@@ -22,6 +22,7 @@ import { ChatError, describeError } from "../../core/errors.ts";
 import type { LogFields, Logger } from "../../core/logger.ts";
 import { ReplicationSettingError, type ReplicationSettings } from "./replication.ts";
 import { HealthWatch } from "./health.ts";
+import { type Metrics, NO_METRICS } from "../../core/metrics.ts";
 import { fixKafkajsIdleTimerLoop } from "./idle_timer_fix.ts";
 import { Outbox, partitionOf } from "./outbox.ts";
 import { KafkaSubscription, type SubscriptionContext } from "./subscription.ts";
@@ -53,6 +54,8 @@ export interface KafkaConnectionOptions {
    * broker count): the bus stops trying, and the service should exit. Default: logged only.
    */
   onFatal?: (error: Error) => void;
+  /** Counts produce requests and consumer lag; default: nothing. */
+  metrics?: Metrics;
 }
 
 const SUBSCRIBE_WAIT_MS = 15_000;
@@ -151,7 +154,9 @@ export class KafkaConnection implements TopicLog {
       lost: (reason) => this.#lost(reason),
       signal: this.#abort.signal,
     }, options.healthCheckIntervalMs ?? 5000);
+    const metrics = options.metrics ?? NO_METRICS;
     this.#outbox = new Outbox({
+      metrics,
       producer: () => this.ready() ? this.#producer : undefined,
       publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
       unavailable: (topic, cause) => this.#unavailable(topic, cause),
@@ -165,6 +170,7 @@ export class KafkaConnection implements TopicLog {
       ready: () => this.ready(),
       admin: () => this.#admin,
       suspect: (reason) => this.#health.suspect(reason),
+      metrics,
     };
   }
 

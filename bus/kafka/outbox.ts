@@ -20,6 +20,7 @@ import {
   type TopicMessages,
 } from "kafkajs";
 import { ChatError, describeError } from "../../core/errors.ts";
+import type { Metrics } from "../../core/metrics.ts";
 import type { Published } from "./types.ts";
 import { withTimeout } from "./waits.ts";
 
@@ -124,6 +125,8 @@ export interface OutboxContext {
   unavailable(topic: string, cause?: unknown): ChatError;
   /** A send failed in a way that may mean Kafka is gone. */
   suspect(reason: string): void;
+  /** Times each produce request. */
+  readonly metrics: Metrics;
 }
 
 export class Outbox {
@@ -173,10 +176,16 @@ export class Outbox {
 
   /** One produce request; settles its callers, and resolves once kafkajs is done with it. */
   async #send(producer: Producer, batch: Outgoing[]): Promise<void> {
+    const started = performance.now();
+    // A batch comes from one lane: one topic.
+    const topic = batch[0]!.topic;
     const sending = producer.sendBatch({ acks: -1, topicMessages: topicMessagesOf(batch) });
     try {
-      settleBatch(batch, await withTimeout(sending, this.context.publishTimeoutMs, "the send"));
+      const sent = await withTimeout(sending, this.context.publishTimeoutMs, "the send");
+      this.context.metrics.produced(topic, (performance.now() - started) / 1000, true);
+      settleBatch(batch, sent);
     } catch (err) {
+      this.context.metrics.produced(topic, (performance.now() - started) / 1000, false);
       this.context.suspect(`publish failed: ${describeError(err)}`);
       for (const r of batch) r.reject(this.context.unavailable(r.topic, err));
       await sending.catch(() => {});

@@ -20,6 +20,7 @@
 import type { Admin, Consumer, EachMessagePayload, Kafka } from "kafkajs";
 import { describeError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
+import type { Metrics } from "../../core/metrics.ts";
 import type { LogRecord, SubscribeOptions } from "./types.ts";
 import { pause, settleWithin, withTimeout } from "./waits.ts";
 
@@ -45,6 +46,8 @@ export interface SubscriptionContext {
   admin(): Admin | undefined;
   /** Something failed in a way that may mean Kafka is gone: check, and reconnect if so. */
   suspect(reason: string): void;
+  /** Takes each partition's lag after every batch. */
+  readonly metrics: Metrics;
 }
 
 export class KafkaSubscription {
@@ -189,6 +192,19 @@ export class KafkaSubscription {
         this.#logger.warn("onAssigned listener failed", { error: describeError(err) });
       }
     });
+    const { metrics } = this.bus;
+    if (metrics.enabled) {
+      // Per fetched batch, not per record, from the fetch's high watermark: the backlog with the
+      // batch as it starts (a handler stuck on it keeps showing it), what is left once it is done.
+      // A gateway's own group is named "private": its id changes with every start.
+      const group = this.isPrivate ? "private" : this.groupId;
+      consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
+        metrics.consumerLag(group, payload.topic, payload.partition, Number(payload.offsetLagLow));
+      });
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        metrics.consumerLag(group, payload.topic, payload.partition, Number(payload.offsetLag));
+      });
+    }
     consumer.on(consumer.events.CRASH, (event) => {
       // Runs inside kafkajs's crash handling: must never throw.
       try {
