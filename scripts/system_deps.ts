@@ -1,7 +1,7 @@
 // deno-lint-ignore-file no-console
 /**
  * The programs outside Deno that the tests need (Java, Maven, Chromium, PostgreSQL, kcat,
- * openssl, protoc, grpcurl, and Node.js and Python's grpcio for the fault suite), and installing the
+ * openssl, protoc, grpcurl, promtool, and Node.js and Python's grpcio for the fault suite), and installing the
  * missing ones, so that `deno task test` works on a fresh machine by itself. scripts/test.ts
  * calls {@linkcode ensureSystemDeps} first; .ci/run runs this file before the steps that need
  * them:
@@ -88,6 +88,14 @@ export const REQUIREMENTS: readonly Requirement[] = [
     why: "calls the gateway from reflection alone, as its users do (tests/grpcurl_test.ts)",
     apt: [],
     go: "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3",
+    scope: "suite",
+  },
+  {
+    name: "promtool",
+    why: "Prometheus's own check of the /metrics exposition (tests/metrics_kafka_test.ts)",
+    apt: [],
+    // Prometheus 3.x's Go module versions are v0.3xx (v0.316.0 is Prometheus 3.16.0).
+    go: "github.com/prometheus/prometheus/cmd/promtool@v0.316.0",
     scope: "suite",
   },
   {
@@ -275,7 +283,8 @@ async function has(req: Requirement): Promise<boolean> {
     case "grpcio":
       return await succeeds("python3", ["-c", "import grpc"]);
     case "grpcurl":
-      return goProgram("grpcurl") !== undefined;
+    case "promtool":
+      return goProgram(req.name) !== undefined;
     default:
       return onPath(req.name);
   }

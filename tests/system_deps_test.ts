@@ -41,6 +41,7 @@ Deno.test("requirementsFor: the fault suite needs node and grpcio on top of the 
     "openssl",
     "protoc",
     "grpcurl",
+    "promtool",
   ]);
   assert.deepEqual(names(faults), [...names(suite), "node", "grpcio"]);
 });
