@@ -11,7 +11,8 @@
  * deno task bench --bytes=200                           # message size (default 100)
  * ```
  *
- * Scenarios: floor, kafka-light, kafka, embedded (with its rate sweep), fanout, idle, slow. The
+ * Scenarios: floor, kafka-light, kafka, embedded (with its rate sweep), fanout, idle, slow,
+ * metrics (the gateway's CPU per delivery with METRICS=on and off). The
  * Kafka scenarios need the floor and bring it along. Kafka: the cluster in KAFKA_BROKERS, or else
  * the local one of kafka/cluster.ts, started (and stopped) like `deno task test` does.
  *
@@ -28,9 +29,11 @@ import {
   type Entry,
   type FanoutSpec,
   type IdleSpec,
+  type MetricsCostSpec,
   type OpenLoopSpec,
   runFanout,
   runIdle,
+  runMetricsCost,
   runOpenLoop,
   runSlow,
   type SlowSpec,
@@ -45,6 +48,7 @@ export const SCENARIOS = [
   "fanout",
   "idle",
   "slow",
+  "metrics",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 
@@ -148,6 +152,15 @@ function plan(smoke: boolean, bytes: number) {
       (smoke
         ? { streams: 20, rate: 50, bytes, seconds: 3, perProcess: 500 }
         : { streams: 100, rate: 100, bytes, seconds: 20, perProcess: 500 }) satisfies SlowSpec,
+    metrics:
+      (smoke ? { streams: 50, messages: 100, window: 4, bytes, perProcess: 500, pairs: 1 } : {
+        streams: 1000,
+        messages: 300,
+        window: 8,
+        bytes,
+        perProcess: 500,
+        pairs: 3,
+      }) satisfies MetricsCostSpec,
   };
 }
 
@@ -267,6 +280,13 @@ async function main(): Promise<number> {
           break;
         case "slow":
           await attempt("slow reader", () => runSlow(p.slow, say));
+          break;
+        case "metrics":
+          await attempt("metrics: CPU per delivery, METRICS=on and off", async () => {
+            const got = await runMetricsCost(p.metrics, say);
+            for (const e of got) console.log(JSON.stringify(e.details));
+            return got;
+          });
           break;
       }
     }

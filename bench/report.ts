@@ -15,6 +15,8 @@ export const TARGETS = {
   idle: { streams: 10_000, kibPerStream: 20 },
   /** The others' p99 next to a stopped stream: at most this factor of their p99 alone, plus slack. */
   slow: { factor: 1.2, slackMs: 2 },
+  /** The gateway's CPU per delivery with metrics on may exceed that with them off by this much. */
+  metrics: { maxDifferencePct: 3 },
   /** A run keeps up when it delivers at least this share of the offered deliveries per second. */
   sustained: 0.95,
 } as const;
@@ -107,6 +109,20 @@ export function verdicts(entries: Entry[]): Verdict[] {
       }`,
       target:
         `p99 ≤ ${t.factor} × alone + ${t.slackMs} ms, and the stopped stream cut at its queue limit`,
+    });
+  }
+  const m = find(entries, "metrics");
+  if (m) {
+    const difference = Number(m.details?.difference_pct ?? NaN);
+    out.push({
+      pass: difference <= TARGETS.metrics.maxDifferencePct,
+      what: `metrics' cost, fan-out to ${m.streams} streams`,
+      measured: `${
+        num(Number(m.details?.cpu_us_per_delivery_on), 2)
+      } µs of gateway CPU per delivery with METRICS=on, ${
+        num(Number(m.details?.cpu_us_per_delivery_off), 2)
+      } µs off: ${num(difference, 1)} %`,
+      target: `at most ${TARGETS.metrics.maxDifferencePct} % more CPU per delivery with metrics on`,
     });
   }
   return out;

@@ -9,7 +9,9 @@
  * - `fanout`: the gRPC layer's ceiling, one embedded gateway, a closed loop with a window of sends
  *   in flight, as fast as the streams take them;
  * - `idle`: how many idle streams one gateway holds, and its resident memory per stream;
- * - `slow`: the others' p99 without and with one stream that never reads.
+ * - `slow`: the others' p99 without and with one stream that never reads;
+ * - `metrics`: the gateway's CPU per delivery with METRICS=on and METRICS=off, as fan-out runs
+ *   alternating between the two.
  *
  * The load itself (streams, publisher, measured phases) is bench/workload.ts.
  */
@@ -156,7 +158,7 @@ export interface FanoutSpec {
 
 /** The gRPC layer's ceiling: one embedded gateway, sends in a closed loop with a window. */
 export function runFanout(spec: FanoutSpec, say: Say): Promise<Entry[]> {
-  return withSystem(startEmbedded, async (system) => {
+  return withSystem(() => startEmbedded(), async (system) => {
     say(`opening ${num(spec.streams)} streams`);
     const load = await Load.open(system, spec.streams, spec.perProcess);
     try {
@@ -198,7 +200,7 @@ export interface IdleSpec {
 
 /** How many idle streams one gateway holds, and its resident memory per stream. */
 export function runIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
-  return withSystem(startEmbedded, async (system) => {
+  return withSystem(() => startEmbedded(), async (system) => {
     const pid = system.pids.embedded!;
     await sleep(2000);
     const before = procSample(pid);
@@ -257,7 +259,7 @@ export interface SlowSpec {
  * RESOURCE_EXHAUSTED; its client reconnects and resumes from its last sequence number.
  */
 export function runSlow(spec: SlowSpec, say: Say): Promise<Entry[]> {
-  return withSystem(startEmbedded, async (system) => {
+  return withSystem(() => startEmbedded(), async (system) => {
     const load = await Load.open(system, spec.streams, spec.perProcess);
     try {
       await load.reachAll(60_000, say);
@@ -287,4 +289,108 @@ export function runSlow(spec: SlowSpec, say: Say): Promise<Entry[]> {
       await load.close();
     }
   });
+}
+
+export interface MetricsCostSpec extends FanoutSpec {
+  /** Runs with metrics on and off each, alternating (on, off, off, on, …) to even out drift. */
+  pairs: number;
+}
+
+/** One fan-out run of the metrics scenario: the gateway process's CPU for what it delivered. */
+interface CostRun {
+  metrics: "on" | "off";
+  cpu_ms: number;
+  delivered: number;
+  cpu_us_per_delivery: number;
+  deliveries_per_s: number;
+}
+
+/**
+ * What metrics cost on the hot path: the embedded gateway's CPU time (from /proc, over the measured
+ * fan-out phase: sends, processing and writes to every stream) per delivery, with METRICS=on and
+ * METRICS=off, each in a fresh process. The difference is reported against the 3 % target.
+ */
+export async function runMetricsCost(spec: MetricsCostSpec, say: Say): Promise<Entry[]> {
+  const runs: CostRun[] = [];
+  for (let pair = 0; pair < spec.pairs; pair++) {
+    const order = pair % 2 === 0 ? ["on", "off"] as const : ["off", "on"] as const;
+    for (const metrics of order) {
+      runs.push(
+        await withSystem(() => startEmbedded({ METRICS: metrics }), async (system) => {
+          say(`metrics ${metrics}: opening ${num(spec.streams)} streams`);
+          const load = await Load.open(system, spec.streams, spec.perProcess);
+          try {
+            await load.reachAll(60_000, say);
+            const phase = (label: string, messages: number) =>
+              load.phase(
+                { label, messages, window: spec.window, bytes: spec.bytes, drainMs: 10_000 },
+                say,
+              );
+            await phase(`metrics ${metrics} warm-up`, Math.ceil(spec.messages / 10));
+            const pid = system.pids.embedded!;
+            const before = procSample(pid);
+            const r = await phase(`metrics ${metrics}`, spec.messages);
+            const after = procSample(pid);
+            if (!before || !after) throw new Error("The gateway process is gone");
+            if (r.lost || r.duplicated) {
+              throw new Error(
+                `metrics ${metrics}: lost ${r.lost}, duplicated ${r.duplicated} deliveries`,
+              );
+            }
+            const cpu = after.cpuMs - before.cpuMs;
+            return {
+              metrics,
+              cpu_ms: cpu,
+              delivered: r.delivered,
+              cpu_us_per_delivery: round((cpu * 1000) / r.delivered, 3),
+              deliveries_per_s: round(r.deliveriesPerSecond, 0),
+            };
+          } finally {
+            await load.close();
+          }
+        }),
+      );
+    }
+  }
+  // Summed over the runs of each setting: CPU time is counted in clock ticks (10 ms).
+  const perDelivery = (metrics: "on" | "off") => {
+    const mine = runs.filter((r) => r.metrics === metrics);
+    const cpu = mine.reduce((sum, r) => sum + r.cpu_ms, 0);
+    return (cpu * 1000) / mine.reduce((sum, r) => sum + r.delivered, 0);
+  };
+  const on = perDelivery("on");
+  const off = perDelivery("off");
+  const throughput = (metrics: "on" | "off") =>
+    round(
+      runs.filter((r) => r.metrics === metrics).reduce((s, r) => s + r.deliveries_per_s, 0) /
+        spec.pairs,
+      0,
+    );
+  return [{
+    scenario: "metrics",
+    mode: "embedded",
+    streams: spec.streams,
+    gateways: 1,
+    rate: 0,
+    bytes: spec.bytes,
+    seconds: 0,
+    deliveries_per_s: throughput("on"),
+    e2e_ms: null,
+    publish_ms: null,
+    lost: 0,
+    duplicated: 0,
+    kafka_floor_e2e_ms: null,
+    rss_mib: {},
+    cpu_cores: {},
+    details: {
+      cpu_us_per_delivery_on: round(on, 3),
+      cpu_us_per_delivery_off: round(off, 3),
+      difference_pct: round(((on - off) / off) * 100, 2),
+      deliveries_per_s_off: throughput("off"),
+      pairs: spec.pairs,
+      messages: spec.messages,
+      window: spec.window,
+      runs,
+    },
+  }];
 }

@@ -47,7 +47,8 @@ function system(mode: SystemUnderTest["mode"], services: Service[], addresses: s
   };
 }
 
-export async function startEmbedded(): Promise<SystemUnderTest> {
+/** `env` adds to or overrides the settings above (the metrics scenario sets METRICS). */
+export async function startEmbedded(env: Record<string, string> = {}): Promise<SystemUnderTest> {
   const dir = await Deno.makeTempDir({ prefix: "chat-bench-" });
   const grpcPort = freePort();
   const profile = Deno.env.get("BENCH_PROFILE");
@@ -66,6 +67,7 @@ export async function startEmbedded(): Promise<SystemUnderTest> {
       DATABASE_URL: "",
       GRPC_PORT: String(grpcPort),
       HTTP_PORT: String(freePort()),
+      ...env,
     },
   });
   try {

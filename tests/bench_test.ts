@@ -187,9 +187,26 @@ Deno.test("targets fail on a loss, a duplicate, a slow p99 or too little load", 
   assert.equal(pass({ ...light, e2e_ms: { ...kafka.e2e_ms!, p50: 10.5 } }), false);
 });
 
+Deno.test("the metrics target: at most 3 % more gateway CPU per delivery with metrics on", () => {
+  const metrics = (on: number, off: number): Entry => ({
+    ...kafka,
+    scenario: "metrics",
+    mode: "embedded",
+    details: {
+      cpu_us_per_delivery_on: on,
+      cpu_us_per_delivery_off: off,
+      difference_pct: ((on - off) / off) * 100,
+    },
+  });
+  assert.equal(verdicts([metrics(2.05, 2)])[0]!.pass, true);
+  assert.equal(verdicts([metrics(1.9, 2)])[0]!.pass, true);
+  assert.equal(verdicts([metrics(2.07, 2)])[0]!.pass, false);
+  assert.match(verdicts([metrics(2.07, 2)])[0]!.measured, /2\.07 µs .* 2\.00 µs off: 3\.5 %/);
+});
+
 Deno.test("bench options: --only brings the floor along with Kafka; unknown names fail", () => {
   assert.deepEqual([...parseArgs(["--only=kafka"]).only].sort(), ["floor", "kafka"]);
-  assert.equal(parseArgs(["--smoke"]).only.size, 7);
+  assert.equal(parseArgs(["--smoke"]).only.size, 8);
   assert.throws(() => parseArgs(["--only=nope"]), /Unknown scenario/);
   assert.throws(() => parseArgs(["--fast"]), /Unknown option/);
 });
