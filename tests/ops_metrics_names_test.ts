@@ -1,0 +1,128 @@
+/**
+ * The dashboard (ops/grafana/chat.json), the alert rules (ops/prometheus/alerts.yml) and their
+ * tests' series (ops/prometheus/alerts_test.yml) query only metrics that the processes expose: a
+ * renamed metric in core/metrics.ts must fail here, not leave an empty panel or an alert that can
+ * never fire. What is exposed is read from the module itself, as Prometheus would see it.
+ */
+
+import assert from "node:assert/strict";
+import { parse } from "yaml";
+import { createMetrics } from "../core/metrics.ts";
+
+/** Series that Prometheus makes itself for every target, not the processes. */
+const PROMETHEUS_SERIES = new Set(["up", "scrape_duration_seconds", "scrape_samples_scraped"]);
+
+/**
+ * Every series name the exposition of `core/metrics.ts` holds, histograms' included. Read once,
+ * outside the tests: the default metrics start an event-loop monitor that outlives the call.
+ */
+async function exposedNames(): Promise<Set<string>> {
+  const text = await createMetrics(true).render();
+  assert.ok(text, "metrics are on, so there is an exposition");
+  const names = new Set(PROMETHEUS_SERIES);
+  for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+    const suffixes = type === "histogram"
+      ? ["_bucket", "_sum", "_count"]
+      : type === "summary"
+      ? ["", "_sum", "_count"]
+      : [""];
+    for (const suffix of suffixes) names.add(name + suffix);
+  }
+  return names;
+}
+
+const EXPOSED = await exposedNames();
+
+/** PromQL's words that look like names but are not series. */
+const KEYWORDS = new Set(["and", "or", "unless", "offset", "bool", "atan2", "inf", "nan"]);
+
+/**
+ * The metric names `expr` selects. Label matchers, strings, ranges and label lists are dropped
+ * first, so that what is left are functions (followed by "("), keywords, numbers and names.
+ */
+function metricNames(expr: string): string[] {
+  const bare = expr
+    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""')
+    .replace(/\{[^}]*\}/g, "")
+    .replace(/\[[^\]]*\]/g, "")
+    .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, "")
+    .replace(/\b(?:group_left|group_right)\b/g, "");
+  const names: string[] = [];
+  for (const match of bare.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
+    const [word] = match;
+    const before = bare[match.index - 1] ?? "";
+    const after = bare.slice(match.index + word.length);
+    if (/[0-9.]/.test(before) || /^\s*\(/.test(after) || KEYWORDS.has(word.toLowerCase())) continue;
+    names.push(word);
+  }
+  return names;
+}
+
+/** Each PromQL expression of the dashboard: its panels' targets and its variables' queries. */
+async function dashboardQueries(): Promise<string[]> {
+  const dashboard = JSON.parse(
+    await Deno.readTextFile(new URL("../ops/grafana/chat.json", import.meta.url)),
+  ) as {
+    panels: { targets?: { expr: string }[] }[];
+    templating: { list: { type: string; query: string | { query: string } }[] };
+  };
+  const targets = dashboard.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr);
+  const variables = dashboard.templating.list
+    .filter((v) => v.type === "query")
+    .map((v) => typeof v.query === "string" ? v.query : v.query.query)
+    // label_values(<selector>, <label>): the selector is PromQL, the label is not.
+    .map((query) => query.match(/^label_values\((.*),\s*\w+\)$/)?.[1] ?? query);
+  return [...targets, ...variables];
+}
+
+async function readYaml(path: string): Promise<unknown> {
+  return parse(await Deno.readTextFile(new URL(path, import.meta.url)));
+}
+
+/** Each expression of the alert rules, and each series and expression of their tests. */
+async function ruleQueries(): Promise<string[]> {
+  const rules = await readYaml("../ops/prometheus/alerts.yml") as {
+    groups: { rules: { expr: string }[] }[];
+  };
+  const tests = await readYaml("../ops/prometheus/alerts_test.yml") as {
+    tests: { input_series: { series: string }[]; promql_expr_test?: { expr: string }[] }[];
+  };
+  return [
+    ...rules.groups.flatMap((g) => g.rules).map((r) => r.expr),
+    ...tests.tests.flatMap((t) => t.input_series).map((s) => s.series),
+    ...tests.tests.flatMap((t) => t.promql_expr_test ?? []).map((t) => t.expr),
+  ];
+}
+
+Deno.test("metricNames finds the series of an expression and nothing else", () => {
+  assert.deepEqual(
+    metricNames(
+      'histogram_quantile(0.99, sum by (job, le) (rate(a_bucket{job=~"$job", code!="b"}[5m])))' +
+        " / on (job) group_left () sum without (code) (rate(c_total[$__rate_interval] offset 5m))" +
+        " > 1e3 and d > bool 0.5 unless up == 0",
+    ),
+    ["a_bucket", "c_total", "d", "up"],
+  );
+});
+
+for (
+  const [file, queries] of [
+    ["ops/grafana/chat.json", dashboardQueries],
+    ["ops/prometheus/alerts.yml and alerts_test.yml", ruleQueries],
+  ] as const
+) {
+  Deno.test(`${file} query only metrics that core/metrics.ts exposes`, async () => {
+    const all = await queries();
+    assert.ok(all.length > 0, `${file} has no queries`);
+    for (const expr of all) {
+      const names = metricNames(expr);
+      assert.ok(names.length > 0, `no metric found in "${expr}"`);
+      for (const name of names) {
+        assert.ok(
+          EXPOSED.has(name),
+          `"${expr}" queries ${name}, which core/metrics.ts does not define`,
+        );
+      }
+    }
+  });
+}
