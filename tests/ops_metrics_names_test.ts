@@ -2,12 +2,15 @@
  * The dashboard (ops/grafana/chat.json), the alert rules (ops/prometheus/alerts.yml) and their
  * tests' series (ops/prometheus/alerts_test.yml) query only metrics that the processes expose: a
  * renamed metric in core/metrics.ts must fail here, not leave an empty panel or an alert that can
- * never fire. What is exposed is read from the module itself, as Prometheus would see it.
+ * never fire. What is exposed is read from the module itself, as Prometheus would see it. The
+ * dashboard's queries must also be PromQL that Prometheus parses: promtool checks them as
+ * recording rules (promtool is installed by scripts/system_deps.ts; without it that test fails).
  */
 
 import assert from "node:assert/strict";
-import { parse } from "yaml";
+import { parse, stringify } from "yaml";
 import { createMetrics } from "../core/metrics.ts";
+import { goProgram } from "../scripts/system_deps.ts";
 
 /** Series that Prometheus makes itself for every target, not the processes. */
 const PROMETHEUS_SERIES = new Set(["up", "scrape_duration_seconds", "scrape_samples_scraped"]);
@@ -126,3 +129,44 @@ for (
     }
   });
 }
+
+/** What Grafana puts in place of the dashboard's variables before Prometheus sees a query. */
+function asPrometheusSees(expr: string): string {
+  return expr.replaceAll("$__rate_interval", "1m").replaceAll("$job", ".*")
+    .replaceAll("$instance", ".*");
+}
+
+Deno.test("ops/grafana/chat.json's queries are PromQL that promtool parses", async () => {
+  const promtool = goProgram("promtool");
+  if (!promtool) {
+    throw new Error(
+      "Cannot check the dashboard's queries: promtool is missing; install it with: deno run -A scripts/system_deps.ts",
+    );
+  }
+  const queries = await dashboardQueries();
+  const dir = await Deno.makeTempDir({ prefix: "chat-dashboard-" });
+  try {
+    const file = `${dir}/dashboard_rules.yml`;
+    await Deno.writeTextFile(
+      file,
+      stringify({
+        groups: [{
+          name: "dashboard",
+          rules: queries.map((expr, i) => ({
+            record: `dashboard:query_${i}`,
+            expr: asPrometheusSees(expr),
+          })),
+        }],
+      }),
+    );
+    const { code, stdout, stderr } = await new Deno.Command(promtool, {
+      args: ["check", "rules", file],
+      stdin: "null",
+    }).output();
+    const output = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+    assert.equal(code, 0, `promtool check rules on the dashboard's queries failed:\n${output}`);
+    assert.match(output, new RegExp(`SUCCESS: ${queries.length} rules found`), output);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
