@@ -2,7 +2,8 @@
  * The dashboard (ops/grafana/chat.json), the alert rules (ops/prometheus/alerts.yml) and their
  * tests' series (ops/prometheus/alerts_test.yml) query only metrics that the processes expose: a
  * renamed metric in core/metrics.ts must fail here, not leave an empty panel or an alert that can
- * never fire. What is exposed is read from the module itself, as Prometheus would see it. The
+ * never fire, and so must a label they match or group by that the metric lacks. What is exposed is
+ * read from the module itself, as Prometheus would see it. The
  * dashboard's queries must also be PromQL that Prometheus parses: promtool checks them as
  * recording rules (promtool is installed by scripts/system_deps.ts; without it that test fails).
  */
@@ -12,29 +13,49 @@ import { parse, stringify } from "yaml";
 import { createMetrics } from "../core/metrics.ts";
 import { goProgram } from "../scripts/system_deps.ts";
 
+/** The labels Prometheus adds to every series of a target. */
+const TARGET_LABELS = ["job", "instance"];
+
 /** Series that Prometheus makes itself for every target, not the processes. */
-const PROMETHEUS_SERIES = new Set(["up", "scrape_duration_seconds", "scrape_samples_scraped"]);
+const PROMETHEUS_SERIES = ["up", "scrape_duration_seconds", "scrape_samples_scraped"];
 
 /**
- * Every series name the exposition of `core/metrics.ts` holds, histograms' included. Read once,
- * outside the tests: the default metrics start an event-loop monitor that outlives the call.
+ * Every series name the exposition of `core/metrics.ts` holds (histograms' included), with the
+ * labels its samples carry once each kind of event has been counted. Read once, outside the
+ * tests: the default metrics start an event-loop monitor that outlives the call.
  */
-async function exposedNames(): Promise<Set<string>> {
-  const text = await createMetrics(true).render();
+async function exposedSeries(): Promise<Map<string, Set<string>>> {
+  const metrics = createMetrics(true);
+  metrics.streamOpened("native");
+  metrics.watchConnections("grpc_web", () => 1);
+  metrics.sendAccepted();
+  metrics.sendRefused("unavailable");
+  metrics.delivered(2, new Date().toISOString());
+  metrics.streamCut();
+  metrics.watchQueues(() => ({ deepest: 3, crowded: 1 }));
+  metrics.produced("chatting", 0.01, false);
+  metrics.consumerLag("chatting-processor-group", "chatting", 0, 5);
+  metrics.storeTimer("append")(true);
+  metrics.gatewayDeclaredDead();
+  metrics.signIn("signed_in");
+  const text = await metrics.render();
   assert.ok(text, "metrics are on, so there is an exposition");
-  const names = new Set(PROMETHEUS_SERIES);
+  const series = new Map(PROMETHEUS_SERIES.map((name) => [name, new Set(TARGET_LABELS)]));
   for (const [, name, type] of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
     const suffixes = type === "histogram"
       ? ["_bucket", "_sum", "_count"]
       : type === "summary"
       ? ["", "_sum", "_count"]
       : [""];
-    for (const suffix of suffixes) names.add(name + suffix);
+    for (const suffix of suffixes) series.set(name + suffix, new Set(TARGET_LABELS));
   }
-  return names;
+  for (const [, name, labels] of text.matchAll(/^(\w+)\{([^}]*)\}/gm)) {
+    for (const [, label] of labels!.matchAll(/(\w+)="/g)) series.get(name!)?.add(label!);
+  }
+  return series;
 }
 
-const EXPOSED = await exposedNames();
+const EXPOSED = await exposedSeries();
 
 /** PromQL's words that look like names but are not series. */
 const KEYWORDS = new Set(["and", "or", "unless", "offset", "bool", "atan2", "inf", "nan"]);
@@ -59,6 +80,17 @@ function metricNames(expr: string): string[] {
     names.push(word);
   }
   return names;
+}
+
+/** The label names `expr` matches on or groups by. */
+function labelNames(expr: string): string[] {
+  const bare = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""');
+  const matched = [...bare.matchAll(/\{([^}]*)\}/g)]
+    .flatMap(([, body]) => [...body!.matchAll(/(\w+)\s*(?:=~|!~|!=|=)/g)].map(([, name]) => name!));
+  const listed = [
+    ...bare.matchAll(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g),
+  ].flatMap(([, list]) => list!.split(",").map((name) => name.trim()).filter(Boolean));
+  return [...matched, ...listed];
 }
 
 /** Each PromQL expression of the dashboard: its panels' targets and its variables' queries. */
@@ -108,13 +140,22 @@ Deno.test("metricNames finds the series of an expression and nothing else", () =
   );
 });
 
+Deno.test("labelNames finds the labels an expression matches and groups by", () => {
+  assert.deepEqual(
+    labelNames(
+      'sum by (job, le) (rate(a{code!="x{y}", instance=~"$i"}[5m])) / on () group_left (b) c',
+    ),
+    ["code", "instance", "job", "le", "b"],
+  );
+});
+
 for (
   const [file, queries] of [
     ["ops/grafana/chat.json", dashboardQueries],
     ["ops/prometheus/alerts.yml and alerts_test.yml", ruleQueries],
   ] as const
 ) {
-  Deno.test(`${file} query only metrics that core/metrics.ts exposes`, async () => {
+  Deno.test(`${file} query only metrics and labels that core/metrics.ts exposes`, async () => {
     const all = await queries();
     assert.ok(all.length > 0, `${file} has no queries`);
     for (const expr of all) {
@@ -125,6 +166,10 @@ for (
           EXPOSED.has(name),
           `"${expr}" queries ${name}, which core/metrics.ts does not define`,
         );
+      }
+      const known = new Set(names.flatMap((name) => [...EXPOSED.get(name)!]));
+      for (const label of labelNames(expr)) {
+        assert.ok(known.has(label), `"${expr}" uses label ${label}, which none of ${names} has`);
       }
     }
   });
