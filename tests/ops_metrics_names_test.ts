@@ -3,9 +3,9 @@
  * tests' series (ops/prometheus/alerts_test.yml) query only metrics that the processes expose: a
  * renamed metric in core/metrics.ts must fail here, not leave an empty panel or an alert that can
  * never fire, and so must a label they match or group by that the metric lacks. What is exposed is
- * read from the module itself, as Prometheus would see it. The
- * dashboard's queries must also be PromQL that Prometheus parses: promtool checks them as
- * recording rules (promtool is installed by scripts/system_deps.ts; without it that test fails).
+ * read from the module itself, as Prometheus would see it. The dashboard's queries must also be
+ * PromQL that Prometheus parses: promtool checks them as recording rules (promtool is installed by
+ * scripts/system_deps.ts; without it that test fails, it is not skipped).
  */
 
 import assert from "node:assert/strict";
