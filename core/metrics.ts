@@ -50,6 +50,12 @@ export interface Metrics {
   produced(topic: string, seconds: number, ok: boolean): void;
   /** A consumer's lag behind the end of `topic`/`partition`, as of a batch's start or end. */
   consumerLag(group: string, topic: string, partition: number, lag: number): void;
+  /**
+   * `group`'s consumer here joined (again) and holds `assigned` (topic to partitions): the lag of
+   * partitions it no longer holds stops being reported, so a partition that moved to another
+   * member does not keep its last value here.
+   */
+  consumerAssigned(group: string, assigned: Readonly<Record<string, readonly number[]>>): void;
   /** Starts timing one store call of `operation`. */
   storeTimer(operation: string): StoreTimer;
   /** A processor declared a gateway dead. */
@@ -88,6 +94,7 @@ export const NO_METRICS: Metrics = {
   watchQueues: noop,
   produced: noop,
   consumerLag: noop,
+  consumerAssigned: noop,
   storeTimer: () => noopTimer,
   gatewayDeclaredDead: noop,
   signIn: noop,
@@ -186,6 +193,8 @@ class PrometheusMetrics implements Metrics {
     labelNames: ["group", "topic", "partition"] as const,
     registers: [this.registry],
   });
+  /** The lag series each group has reported, to drop those of partitions it gave up. */
+  readonly #lagSeries = new Map<string, Set<string>>();
   readonly #store = new Histogram({
     name: "chat_store_duration_seconds",
     help: "Time of one store call, by operation and outcome (ok, error).",
@@ -258,6 +267,20 @@ class PrometheusMetrics implements Metrics {
 
   consumerLag(group: string, topic: string, partition: number, lag: number): void {
     this.#lag.set({ group, topic, partition }, lag);
+    const held = this.#lagSeries.get(group) ?? new Set<string>();
+    held.add(`${topic}\u0000${partition}`);
+    this.#lagSeries.set(group, held);
+  }
+
+  consumerAssigned(group: string, assigned: Readonly<Record<string, readonly number[]>>): void {
+    const held = this.#lagSeries.get(group);
+    if (!held) return;
+    for (const key of held) {
+      const [topic = "", partition = ""] = key.split("\u0000");
+      if (assigned[topic]?.includes(Number(partition))) continue;
+      this.#lag.remove({ group, topic, partition });
+      held.delete(key);
+    }
   }
 
   storeTimer(operation: string): StoreTimer {

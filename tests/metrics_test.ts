@@ -209,3 +209,24 @@ Deno.test("an embedded gateway counts a chat and serves it on its HTTP port", as
     closeClients();
   }
 });
+
+Deno.test("a partition that moved to another member stops reporting its lag here", async () => {
+  const lags = async () =>
+    (await counted.render())!.split("\n").filter((line) =>
+      line.startsWith('chat_kafka_consumer_lag{group="moving"')
+    );
+  counted.consumerLag("moving", "chatting", 0, 7);
+  counted.consumerLag("moving", "chatting", 1, 3);
+  counted.consumerLag("other", "chatting", 0, 5);
+  assert.equal((await lags()).length, 2);
+  counted.consumerAssigned("moving", { chatting: [1] });
+  assert.deepEqual(await lags(), [
+    'chat_kafka_consumer_lag{group="moving",topic="chatting",partition="1"} 3',
+  ]);
+  assert.ok(
+    (await counted.render())!.includes(
+      'chat_kafka_consumer_lag{group="other",topic="chatting",partition="0"} 5',
+    ),
+    "another group's lag stays",
+  );
+});

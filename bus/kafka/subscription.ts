@@ -198,6 +198,9 @@ export class KafkaSubscription {
       // batch as it starts (a handler stuck on it keeps showing it), what is left once it is done.
       // A gateway's own group is named "private": its id changes with every start.
       const group = this.isPrivate ? "private" : this.groupId;
+      consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+        metrics.consumerAssigned(group, payload.memberAssignment);
+      });
       consumer.on(consumer.events.START_BATCH_PROCESS, ({ payload }) => {
         metrics.consumerLag(group, payload.topic, payload.partition, Number(payload.offsetLagLow));
       });
