@@ -284,7 +284,13 @@ export function kafkaDeployment(options: DeploymentOptions): Deployment {
       };
     },
     processor(name = "processor", env = {}, denoFlags = []) {
-      return spawn(name, "processor.ts", { env: { ...common, ...env }, denoFlags, echo });
+      // Each its own metrics port: several processors on one machine would all ask for 9464.
+      const metrics = { METRICS_PORT: String(freePort()) };
+      return spawn(name, "processor.ts", {
+        env: { ...common, ...metrics, ...env },
+        denoFlags,
+        echo,
+      });
     },
   };
 }
