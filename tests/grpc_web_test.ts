@@ -189,6 +189,11 @@ Deno.test("a standard gRPC-Web client sends, lists and streams, in binary and in
         displayName: "nate",
       });
       abort.abort();
+      await waitFor(
+        () => !system.processor.registry.online().some((p) => p.userId === `web-${format}`),
+        5000,
+        `web-${format} offline once its stream is cancelled`,
+      );
       await done;
     }
   } finally {
