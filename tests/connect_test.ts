@@ -10,6 +10,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { Broadcast, MessageSchema } from "../protocol/gen/chat_pb.ts";
+import { abortableFetch } from "./abortable_fetch.ts";
 import { connectUser, newClient, startSystem, type System, waitFor } from "./helpers.ts";
 
 function baseUrl(system: System): string {
@@ -39,7 +40,7 @@ for (const [name, transport] of TRANSPORTS) {
         transport({
           baseUrl: baseUrl(system),
           useBinaryFormat: true,
-          fetch: (input, init) => fetch(input, { ...init, client: http }),
+          fetch: abortableFetch((input, init) => fetch(input, { ...init, client: http })),
         }),
       );
       const signedIn = await client.signIn({ username: "webby", password: "a long password" });
@@ -81,11 +82,10 @@ for (const [name, transport] of TRANSPORTS) {
       );
       assert.equal(unauthenticated.code, Code.Unauthenticated);
 
-      // Aborting ends the call on the client. (Whether the server hears of it depends on the
-      // client closing its connection, which Deno's fetch does not always do for an aborted
-      // call: tests/grpc_web_test.ts checks that a cancelled stream closes on the server.)
+      // Aborting ends the call on the client, and the server lets the stream go.
       abort.abort();
       await stream;
+      await waitFor(() => system.gateways[0]!.hub.size === 1, 5000, "the web stream closed");
     } finally {
       abort.abort();
       http.close();

@@ -14,6 +14,7 @@ import { isKeepAlive } from "../client/core/wire.ts";
 import { silentLogger } from "../core/logger.ts";
 import { ConnectSchema, MessageSchema } from "../protocol/gen/chat_pb.ts";
 import { createWebApi } from "../server/web_api.ts";
+import { abortableFetch } from "./abortable_fetch.ts";
 import { connectUser, startSystem, type System, waitFor } from "./helpers.ts";
 import { protobufTs, type WebBroadcastClient, type WebMessage } from "./protobuf_ts.ts";
 
@@ -24,7 +25,9 @@ function httpBase(system: System, i = 0): string {
 }
 
 function webClient(system: System, format: "binary" | "text", i = 0): WebBroadcastClient {
-  return new BroadcastClient(new GrpcWebFetchTransport({ baseUrl: httpBase(system, i), format }));
+  return new BroadcastClient(
+    new GrpcWebFetchTransport({ baseUrl: httpBase(system, i), format, fetch: abortableFetch() }),
+  );
 }
 
 function frame(flag: number, payload: Uint8Array): Uint8Array<ArrayBuffer> {

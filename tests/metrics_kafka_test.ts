@@ -11,6 +11,7 @@ import { status } from "@grpc/grpc-js";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { Broadcast } from "../protocol/gen/chat_pb.ts";
+import { abortableFetch } from "./abortable_fetch.ts";
 import { closeClients, connectUser, newClient, waitFor } from "./helpers.ts";
 import { kafkaBrokers } from "./fixtures.ts";
 import { freePort, kafkaDeployment, stopAll } from "./processes.ts";
@@ -66,7 +67,7 @@ Deno.test("metrics of gateways and a processor on Kafka move with a chat", async
       createGrpcWebTransport({
         baseUrl: b.http,
         useBinaryFormat: true,
-        fetch: (input, init) => fetch(input, { ...init, client: http }),
+        fetch: abortableFetch((input, init) => fetch(input, { ...init, client: http })),
       }),
     );
     const webGot: string[] = [];
