@@ -17,6 +17,8 @@ export interface SystemUnderTest {
   mode: "embedded" | "kafka";
   /** The gateways' gRPC `host:port`. */
   addresses: string[];
+  /** The gateways' HTTP ports (the browser API), `http://host:port`, in the order of `addresses`. */
+  httpUrls: string[];
   /** Process name → pid, for memory and CPU. */
   pids: Record<string, number>;
   /** Output lines of a process so far. */
@@ -34,10 +36,17 @@ const TUNING = {
   LOG_LEVEL: Deno.env.get("BENCH_LOG_LEVEL") ?? "info",
 };
 
-function system(mode: SystemUnderTest["mode"], services: Service[], addresses: string[], dir = "") {
+function system(
+  mode: SystemUnderTest["mode"],
+  services: Service[],
+  addresses: string[],
+  httpUrls: string[],
+  dir = "",
+) {
   return {
     mode,
     addresses,
+    httpUrls,
     pids: Object.fromEntries(services.map((s) => [s.name, s.process.pid])),
     output: (name: string) => services.find((s) => s.name === name)?.output ?? [],
     async stop() {
@@ -51,6 +60,7 @@ function system(mode: SystemUnderTest["mode"], services: Service[], addresses: s
 export async function startEmbedded(env: Record<string, string> = {}): Promise<SystemUnderTest> {
   const dir = await Deno.makeTempDir({ prefix: "chat-bench-" });
   const grpcPort = freePort();
+  const httpPort = freePort();
   const profile = Deno.env.get("BENCH_PROFILE");
   const service = spawn("embedded", "main.ts", {
     // BENCH_PROFILE=<dir>: V8's sampling profiler writes <dir>/embedded.v8.log, for
@@ -66,7 +76,7 @@ export async function startEmbedded(env: Record<string, string> = {}): Promise<S
       DATABASE_PATH: `${dir}/chat.db`,
       DATABASE_URL: "",
       GRPC_PORT: String(grpcPort),
-      HTTP_PORT: String(freePort()),
+      HTTP_PORT: String(httpPort),
       ...env,
     },
   });
@@ -76,7 +86,13 @@ export async function startEmbedded(env: Record<string, string> = {}): Promise<S
     await stopAll([service]);
     throw err;
   }
-  return system("embedded", [service], [`127.0.0.1:${grpcPort}`], dir);
+  return system(
+    "embedded",
+    [service],
+    [`127.0.0.1:${grpcPort}`],
+    [`http://127.0.0.1:${httpPort}`],
+    dir,
+  );
 }
 
 export async function startKafka(gateways: number): Promise<SystemUnderTest> {
@@ -103,7 +119,7 @@ export async function startKafka(gateways: number): Promise<SystemUnderTest> {
     );
     services.push(...gws.map((g) => g.service));
     await Promise.all(gws.map((g) => g.ready(90_000)));
-    return system("kafka", services, gws.map((g) => g.grpc));
+    return system("kafka", services, gws.map((g) => g.grpc), gws.map((g) => g.http));
   } catch (err) {
     await stopAll(services);
     throw err;
