@@ -26,10 +26,12 @@ import {
   publishing,
   type PublishOptions,
   type PublishStats,
+  type Sender,
   type StreamEnd,
   type SubscribeOptions,
   Subscribers,
 } from "./load.ts";
+import { isWebAddress, WebSender } from "./web_load.ts";
 
 type Command =
   | ({ cmd: "subscribe" } & SubscribeOptions)
@@ -72,7 +74,7 @@ type Answer = Exclude<Event, { ev: "tick" } | { ev: "error" }>;
 async function child(): Promise<void> {
   const out = (event: Event) => console.log(JSON.stringify(event));
   let subscribers: Subscribers | undefined;
-  let chat: ChatClient | undefined;
+  let chat: (Sender & { close(): void }) | undefined;
   const tick = (): Tick => ({
     opened: subscribers?.opened ?? 0,
     reading: subscribers?.reading() ?? 0,
@@ -106,7 +108,9 @@ async function child(): Promise<void> {
         break;
       case "publish":
         // One channel for every publish of this process, closed when it is told to exit.
-        chat ??= new ChatClient(command.address);
+        chat ??= isWebAddress(command.address)
+          ? new WebSender(command.address)
+          : new ChatClient(command.address);
         out({ ev: "published", stats: await publish(command, chat) });
         break;
     }

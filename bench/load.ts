@@ -13,9 +13,11 @@
  * server that stalls therefore shows the stall in every message that was due meanwhile (no
  * coordinated omission). Only the fan-out ceiling uses a closed loop (`window` sends in flight).
  *
- * Subscribers are real `CreateStream` calls over gRPC (grpc-js), each on its own channel and TCP
- * connection. To keep the measuring side cheap they do not decode messages with protobuf.js:
- * the deserializer passes the bytes through and only the `content` field (2) is read.
+ * Subscribers are real `CreateStream` calls, each on its own TCP connection: over native gRPC
+ * (grpc-js, its own channel each) to a `host:port`, or over gRPC-Web (bench/web_load.ts) to a
+ * gateway's HTTP port given as `http://host:port`; sends go the same way. To keep the measuring
+ * side cheap they do not decode messages with protobuf-es: the deserializer passes the bytes
+ * through and only the `content` field (2) is read.
  */
 
 import * as grpc from "@grpc/grpc-js";
@@ -33,6 +35,7 @@ import {
   Tally,
   until,
 } from "./stats.ts";
+import { isWebAddress, openWebStream, type StreamCall, type StreamEvents } from "./web_load.ts";
 
 /** Length of a run tag: 8 hex digits. */
 export const RUN_LENGTH = 8;
@@ -139,8 +142,41 @@ const serializeConnect = (request: Connect) => Buffer.from(toBinary(ConnectSchem
 /** The subscriber sees raw `chat.Message` bytes. */
 const passThrough = (bytes: Buffer) => bytes;
 
+/** `CreateStream` over native gRPC to `address` (`host:port`), on a channel of its own. */
+function openGrpcStream(address: string, request: Connect, events: StreamEvents): StreamCall {
+  const client = new grpc.Client(
+    address,
+    grpc.credentials.createInsecure(),
+    // Without this, grpc-js shares one TCP connection among all channels to one address.
+    { "grpc.use_local_subchannel_pool": 1 },
+  );
+  const call = client.makeServerStreamRequest(
+    CREATE_STREAM,
+    serializeConnect,
+    passThrough,
+    request,
+    new grpc.Metadata(),
+  );
+  call.on("metadata", () => events.opened());
+  call.on("data", (buf: Buffer) => events.message(buf));
+  call.on("error", (err: grpc.ServiceError) => events.ended(err.code, err.details));
+  call.on("end", () => events.ended(0, "OK"));
+  return {
+    pause: () => call.pause(),
+    resume: () => call.resume(),
+    // Cancels the stream and closes the connection (GOAWAY), as a client does.
+    cancel() {
+      call.cancel();
+      client.close();
+    },
+  };
+}
+
 export interface SubscribeOptions {
-  /** Gateways' `host:port`; stream i connects to addresses[(first + i) % length]. */
+  /**
+   * Gateways' `host:port` (native gRPC) or `http://host:port` (gRPC-Web); stream i connects to
+   * addresses[(first + i) % length].
+   */
   addresses: string[];
   streams: number;
   /** Global number of this process's first stream: stream i is user `${userPrefix}${first + i}`. */
@@ -174,8 +210,7 @@ export interface DeliveryStats {
 }
 
 export class Subscribers {
-  readonly #clients: grpc.Client[] = [];
-  readonly #calls: grpc.ClientReadableStream<Buffer>[] = [];
+  readonly #calls: StreamCall[] = [];
   readonly #paused: Set<number>;
   readonly #warm: Int32Array;
   #run = new Uint8Array(RUN_LENGTH);
@@ -205,31 +240,25 @@ export class Subscribers {
 
   #open(index: number): void {
     const { addresses, first, userPrefix } = this.options;
-    const client = new grpc.Client(
-      addresses[(first + index) % addresses.length]!,
-      grpc.credentials.createInsecure(),
-      // Without this, grpc-js shares one TCP connection among all channels to one address.
-      { "grpc.use_local_subchannel_pool": 1 },
-    );
-    this.#clients.push(client);
+    const address = addresses[(first + index) % addresses.length]!;
     const userId = `${userPrefix}${first + index}`;
-    const call = client.makeServerStreamRequest(
-      CREATE_STREAM,
-      serializeConnect,
-      passThrough,
-      create(ConnectSchema, { user: { id: userId, displayName: userId }, active: true }),
-      new grpc.Metadata(),
-    );
+    const request = create(ConnectSchema, {
+      user: { id: userId, displayName: userId },
+      active: true,
+    });
     let ended = false;
-    const end = (code: number, details: string) => {
-      if (ended) return;
-      ended = true;
-      this.ends.push({ index, code, details, whilePaused: this.#paused.has(index) });
+    const events: StreamEvents = {
+      opened: () => this.opened++,
+      message: (buf) => this.#receive(index, buf),
+      ended: (code, details) => {
+        if (ended) return;
+        ended = true;
+        this.ends.push({ index, code, details, whilePaused: this.#paused.has(index) });
+      },
     };
-    call.on("metadata", () => this.opened++);
-    call.on("data", (buf: Buffer) => this.#receive(index, buf));
-    call.on("error", (err: grpc.ServiceError) => end(err.code, err.details));
-    call.on("end", () => end(0, "OK"));
+    const call = isWebAddress(address)
+      ? openWebStream(address, toBinary(ConnectSchema, request), events)
+      : openGrpcStream(address, request, events);
     if (this.#paused.has(index)) call.pause();
     this.#calls.push(call);
   }
@@ -337,14 +366,14 @@ export class Subscribers {
     };
   }
 
-  /** Cancels the streams still open and closes every connection (GOAWAY), as a client does. */
+  /** Cancels the streams still open and closes every connection, as a client does. */
   close(): void {
     for (const call of this.#calls) call.cancel();
-    for (const client of this.#clients) client.close();
   }
 }
 
 export interface PublishOptions {
+  /** A gateway's `host:port` (native gRPC) or `http://host:port` (gRPC-Web). */
   address: string;
   userId: string;
   run: string;
@@ -381,8 +410,11 @@ export interface PublishStats {
 /** Live counters of the publisher, for the progress line. */
 export const publishing = { sent: 0, acked: 0 };
 
+/** What the publisher sends with: `ChatClient` (native gRPC) or `WebSender` (gRPC-Web). */
+export type Sender = Pick<ChatClient, "send">;
+
 /** Sends `messages` messages, open loop at `rate` or closed loop with `window` in flight. */
-export async function publish(options: PublishOptions, chat: ChatClient): Promise<PublishStats> {
+export async function publish(options: PublishOptions, chat: Sender): Promise<PublishStats> {
   const rpc = histogram();
   const stats: PublishStats = {
     sent: 0,

@@ -16,6 +16,18 @@ export const COMPRESSED_FLAG = 0x01;
 
 const encoder = new TextEncoder();
 
+/**
+ * An envelope (gRPC-Web and Connect frame): `flags`, the payload's length (4 bytes, big-endian),
+ * the payload.
+ */
+export function envelope(payload: Uint8Array, flags = 0): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(5 + payload.length);
+  out[0] = flags;
+  new DataView(out.buffer).setUint32(1, payload.length);
+  out.set(payload, 5);
+  return out;
+}
+
 /** A content type without its parameters, in lower case. */
 export function mediaType(contentType: string | null): string {
   return (contentType ?? "").split(";")[0]!.trim().toLowerCase();
@@ -49,12 +61,7 @@ export function plainTrailers(frame: Uint8Array): Uint8Array {
     }
     return `${name}${out}`;
   });
-  const payload = encoder.encode(fixed);
-  const out = new Uint8Array(5 + payload.length);
-  out[0] = frame[0]!;
-  new DataView(out.buffer).setUint32(1, payload.length);
-  out.set(payload, 5);
-  return out;
+  return envelope(encoder.encode(fixed), frame[0]);
 }
 
 /**

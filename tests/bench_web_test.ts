@@ -1,0 +1,71 @@
+/**
+ * The benchmark's browser-path instrument (bench/web_load.ts, bench/web_floor.ts): gRPC-Web
+ * responses cut into frames however their chunks fall, trailers read, and subscribers and a
+ * publisher over gRPC-Web against the Deno.serve floor, counted as the native ones are.
+ */
+
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { newRun, publish, Subscribers } from "../bench/load.ts";
+import { serveFloor } from "../bench/web_floor.ts";
+import { FrameReader, readTrailers, WebSender } from "../bench/web_load.ts";
+import { concat } from "../server/bytes.ts";
+import { envelope, TRAILER_FLAG } from "../server/web_wire.ts";
+
+const bytes = (...values: number[]) => Uint8Array.from(values);
+
+Deno.test("a gRPC-Web body is cut into its messages and trailers however its chunks fall", () => {
+  const body = concat([
+    envelope(bytes(1, 2, 3)),
+    envelope(bytes()),
+    envelope(bytes(4)),
+    envelope(
+      new TextEncoder().encode("grpc-status: 8\r\ngrpc-message: behind%20by 1000\r\n"),
+      0x80,
+    ),
+    envelope(bytes(9)),
+  ]);
+  for (const cuts of [[], [1], [4, 5, 6], [2, 9, 13, 20], [body.length - 1]]) {
+    const reader = new FrameReader();
+    const messages: number[][] = [];
+    let trailers: string | undefined;
+    const edges = [0, ...cuts, body.length];
+    for (let i = 0; i + 1 < edges.length && trailers === undefined; i++) {
+      trailers = reader.push(body.subarray(edges[i], edges[i + 1]), (m) => messages.push([...m]));
+    }
+    assert.deepEqual(messages, [[1, 2, 3], [], [4]], `cut at ${cuts}`);
+    assert.deepEqual(readTrailers(trailers!), { code: 8, details: "behind by 1000" });
+  }
+  assert.equal(readTrailers("x: y\r\n").code, 2, "no status: UNKNOWN");
+  assert.equal(TRAILER_FLAG, 0x80);
+});
+
+Deno.test("subscribers and a publisher over gRPC-Web against the Deno.serve floor", async () => {
+  const floor = serveFloor(0);
+  const url = `http://127.0.0.1:${floor.addr.port}`;
+  const subscribers = new Subscribers({
+    addresses: [url],
+    streams: 5,
+    first: 0,
+    userPrefix: "web-",
+  });
+  try {
+    await subscribers.open();
+    for (let i = 0; i < 100 && subscribers.opened < 5; i++) await sleep(10);
+    assert.equal(subscribers.opened, 5);
+    const run = newRun();
+    subscribers.phase(run, 10);
+    const sent = await publish(
+      { address: url, userId: "sender", run, messages: 10, bytes: 100, window: 3, timeoutMs: 5000 },
+      new WebSender(url),
+    );
+    assert.deepEqual([sent.acked, sent.failed], [10, 0]);
+    await subscribers.complete(1000, 5000);
+    const stats = subscribers.stats();
+    assert.deepEqual([stats.delivered, stats.lost, stats.duplicated], [50, 0, 0]);
+  } finally {
+    subscribers.close();
+    await floor.shutdown();
+  }
+  assert.equal(subscribers.ends.length, 5, "every stream ended by its cancellation");
+});
