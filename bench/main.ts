@@ -12,7 +12,8 @@
  * ```
  *
  * Scenarios: floor, kafka-light, kafka, embedded (with its rate sweep), fanout, idle, slow,
- * metrics (the gateway's CPU per delivery with METRICS=on and off). The
+ * metrics (the gateway's CPU per delivery with METRICS=on and off), grpc-floor (the gateway's CPU
+ * per delivery against a minimal grpc-js fan-out server's, bench/grpc_floor.ts). The
  * Kafka scenarios need the floor and bring it along. Kafka: the cluster in KAFKA_BROKERS, or else
  * the local one of kafka/cluster.ts, started (and stopped) like `deno task test` does.
  *
@@ -26,12 +27,13 @@ import { BROKERS } from "../kafka/layout.ts";
 import { kafkaVersion, runFloor } from "./floor.ts";
 import { chartOf, machine, markdown, textTable, verdictLine, verdicts } from "./report.ts";
 import {
+  type CostSpec,
   type Entry,
   type FanoutSpec,
   type IdleSpec,
-  type MetricsCostSpec,
   type OpenLoopSpec,
   runFanout,
+  runGrpcFloor,
   runIdle,
   runMetricsCost,
   runOpenLoop,
@@ -49,6 +51,7 @@ export const SCENARIOS = [
   "idle",
   "slow",
   "metrics",
+  "grpc-floor",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 
@@ -160,7 +163,16 @@ function plan(smoke: boolean, bytes: number) {
         bytes,
         perProcess: 500,
         pairs: 3,
-      }) satisfies MetricsCostSpec,
+      }) satisfies CostSpec,
+    "grpc-floor":
+      (smoke ? { streams: 50, messages: 100, window: 4, bytes, perProcess: 500, pairs: 1 } : {
+        streams: 1000,
+        messages: 300,
+        window: 8,
+        bytes,
+        perProcess: 500,
+        pairs: 2,
+      }) satisfies CostSpec,
   };
 }
 
@@ -287,6 +299,16 @@ async function main(): Promise<number> {
             for (const e of got) console.log(JSON.stringify(e.details));
             return got;
           });
+          break;
+        case "grpc-floor":
+          await attempt(
+            "grpc-floor: gateway CPU per delivery against grpc-js's floor",
+            async () => {
+              const got = await runGrpcFloor(p["grpc-floor"], say);
+              for (const e of got) console.log(JSON.stringify(e.details));
+              return got;
+            },
+          );
           break;
       }
     }

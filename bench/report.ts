@@ -12,11 +12,13 @@ export const TARGETS = {
   kafka: { streams: 1000, gateways: 2, rate: 20, seconds: 60, p99Ms: 100 },
   kafkaLight: { streams: 10, rate: 10, floorRatio: 2 },
   embedded: { streams: 1000, deliveriesPerSecond: 50_000, p99Ms: 50 },
-  idle: { streams: 10_000, kibPerStream: 20 },
+  idle: { streams: 10_000, kibPerStream: 30 },
   /** The others' p99 next to a stopped stream: at most this factor of their p99 alone, plus slack. */
   slow: { factor: 1.2, slackMs: 2 },
   /** The gateway's CPU per delivery with metrics on may exceed that with them off by this much. */
   metrics: { maxDifferencePct: 3 },
+  /** The gateway's CPU per delivery may be at most this factor of the native gRPC floor's. */
+  grpcFloor: { maxRatio: 1.05 },
   /** A run keeps up when it delivers at least this share of the offered deliveries per second. */
   sustained: 0.95,
 } as const;
@@ -88,11 +90,13 @@ export function verdicts(entries: Entry[]): Verdict[] {
     const t = TARGETS.idle;
     const held = Number(i.details?.streams_held ?? 0);
     const kib = Number(i.details?.rss_per_stream_kib ?? NaN);
+    const floor = Number(i.details?.floor_rss_per_stream_kib ?? NaN);
     out.push({
-      pass: held >= t.streams && kib < t.kibPerStream,
+      pass: held >= t.streams && kib <= t.kibPerStream,
       what: "idle streams on one gateway",
-      measured: `${num(held)} held, ${num(kib, 1)} KiB resident memory per stream`,
-      target: `${num(t.streams)} streams at < ${t.kibPerStream} KiB each`,
+      measured: `${num(held)} held, ${num(kib, 1)} KiB resident memory per stream (a minimal ` +
+        `grpc-js server: ${num(floor, 1)} KiB)`,
+      target: `${num(t.streams)} streams at ≤ ${t.kibPerStream} KiB each`,
     });
   }
   const s = find(entries, "slow");
@@ -123,6 +127,20 @@ export function verdicts(entries: Entry[]): Verdict[] {
         num(Number(m.details?.cpu_us_per_delivery_off), 2)
       } µs off: ${num(difference, 1)} %`,
       target: `at most ${TARGETS.metrics.maxDifferencePct} % more CPU per delivery with metrics on`,
+    });
+  }
+  const g = find(entries, "grpc-floor");
+  if (g) {
+    const ratio = Number(g.details?.ratio ?? NaN);
+    out.push({
+      pass: ratio <= TARGETS.grpcFloor.maxRatio,
+      what: `native gRPC against its floor, fan-out to ${g.streams} streams`,
+      measured: `${
+        num(Number(g.details?.cpu_us_per_delivery_gateway), 2)
+      } µs of gateway CPU per delivery, ${
+        num(Number(g.details?.cpu_us_per_delivery_floor), 2)
+      } µs for a minimal grpc-js fan-out server: ${num(ratio, 2)}x`,
+      target: `at most ${TARGETS.grpcFloor.maxRatio}x the floor's CPU per delivery`,
     });
   }
   return out;
@@ -313,7 +331,7 @@ export function markdown(input: DocInput): string {
         num(Number(idle.details?.streams_held))
       } of ${
         num(idle.streams)
-      } held; resident memory ${idle.details?.rss_before_mib} MiB before, ${idle.rss_mib.embedded} MiB with them: ${idle.details?.rss_per_stream_kib} KiB per stream (the embedded process also runs the processor, whose registry and presence grow with the users).`,
+      } held; resident memory ${idle.details?.rss_before_mib} MiB before, ${idle.rss_mib.embedded} MiB with them: ${idle.details?.rss_per_stream_kib} KiB per stream (the embedded process also runs the processor, whose registry and presence grow with the users); a minimal grpc-js fan-out server (bench/grpc_floor.ts) under the same load: ${idle.details?.floor_rss_per_stream_kib} KiB per stream.`,
     );
   }
   if (slow) {

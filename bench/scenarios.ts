@@ -8,17 +8,20 @@
  *   seconds, latency from each message's due time to its receipt on each stream;
  * - `fanout`: the gRPC layer's ceiling, one embedded gateway, a closed loop with a window of sends
  *   in flight, as fast as the streams take them;
- * - `idle`: how many idle streams one gateway holds, and its resident memory per stream;
+ * - `idle`: how many idle streams one gateway holds, and its resident memory per stream, beside
+ *   the native gRPC floor's;
  * - `slow`: the others' p99 without and with one stream that never reads;
  * - `metrics`: the gateway's CPU per delivery with METRICS=on and METRICS=off, as fan-out runs
- *   alternating between the two.
+ *   alternating between the two;
+ * - `grpc-floor`: the gateway's CPU per delivery against a minimal grpc-js fan-out server's
+ *   (bench/grpc_floor.ts), as fan-out runs alternating between the two.
  *
  * The load itself (streams, publisher, measured phases) is bench/workload.ts.
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
 import { num, type Percentiles, procSample, round, watchProcesses } from "./stats.ts";
-import { startEmbedded, startKafka, type SystemUnderTest } from "./system.ts";
+import { startEmbedded, startGrpcFloor, startKafka, type SystemUnderTest } from "./system.ts";
 import { Load, type PhaseResult, type Say } from "./workload.ts";
 
 /** One scenario's result: one object in bench/results/latest.json. */
@@ -198,51 +201,88 @@ export interface IdleSpec {
   perProcess: number;
 }
 
-/** How many idle streams one gateway holds, and its resident memory per stream. */
-export function runIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
-  return withSystem(() => startEmbedded(), async (system) => {
-    const pid = system.pids.embedded!;
+/** What one server process held for idle streams. */
+interface IdleMemory {
+  held: number;
+  opened: number;
+  ended: ReturnType<Load["ended"]>;
+  before: { rssKiB: number; cpuMs: number };
+  after: { rssKiB: number; cpuMs: number };
+  cores: number;
+  kibPerStream: number;
+}
+
+/** Opens `spec.streams` idle streams on a fresh system; `process`'s resident memory per stream. */
+function idleMemory(
+  start: () => Promise<SystemUnderTest>,
+  process: string,
+  spec: IdleSpec,
+  say: Say,
+): Promise<IdleMemory> {
+  return withSystem(start, async (system) => {
+    const pid = system.pids[process]!;
     await sleep(2000);
     const before = procSample(pid);
     const watch = watchProcesses(system.pids);
-    say(`opening ${num(spec.streams)} idle streams`);
+    say(`${process}: opening ${num(spec.streams)} idle streams`);
     const load = await Load.open(system, spec.streams, spec.perProcess);
     try {
       const held = await load.reachAll(180_000, say);
       await sleep(3000);
       const after = procSample(pid);
       const usage = watch.stop();
-      if (!before || !after) throw new Error("The gateway process is gone");
-      const perStream = held ? (after.rssKiB - before.rssKiB) / held : NaN;
-      return [{
-        scenario: "idle",
-        mode: "embedded",
-        streams: spec.streams,
-        gateways: 1,
-        rate: 0,
-        bytes: 0,
-        seconds: 0,
-        deliveries_per_s: null,
-        e2e_ms: null,
-        publish_ms: null,
-        lost: spec.streams - held,
-        duplicated: 0,
-        kafka_floor_e2e_ms: null,
-        rss_mib: { embedded: round(after.rssKiB / 1024, 1) },
-        cpu_cores: { embedded: usage.embedded?.cores ?? NaN },
-        details: {
-          streams_held: held,
-          streams_opened: load.opened(),
-          streams_ended: load.ended().count,
-          first_end: load.ended().first,
-          rss_before_mib: round(before.rssKiB / 1024, 1),
-          rss_per_stream_kib: round(perStream, 2),
-        },
-      }];
+      if (!before || !after) throw new Error(`The ${process} process is gone`);
+      return {
+        held,
+        opened: load.opened(),
+        ended: load.ended(),
+        before,
+        after,
+        cores: usage[process]?.cores ?? NaN,
+        kibPerStream: held ? (after.rssKiB - before.rssKiB) / held : NaN,
+      };
     } finally {
       await load.close();
     }
   });
+}
+
+/**
+ * How many idle streams one gateway holds, and its resident memory per stream; beside it, the
+ * native gRPC floor's (bench/grpc_floor.ts) under the same load.
+ */
+export async function runIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
+  const gateway = await idleMemory(() => startEmbedded(), "embedded", spec, say);
+  const floor = await idleMemory(startGrpcFloor, "grpc-floor", spec, say);
+  const mib = (kib: number) => round(kib / 1024, 1);
+  return [{
+    scenario: "idle",
+    mode: "embedded",
+    streams: spec.streams,
+    gateways: 1,
+    rate: 0,
+    bytes: 0,
+    seconds: 0,
+    deliveries_per_s: null,
+    e2e_ms: null,
+    publish_ms: null,
+    lost: spec.streams - gateway.held + spec.streams - floor.held,
+    duplicated: 0,
+    kafka_floor_e2e_ms: null,
+    rss_mib: { embedded: mib(gateway.after.rssKiB), "grpc-floor": mib(floor.after.rssKiB) },
+    cpu_cores: { embedded: gateway.cores, "grpc-floor": floor.cores },
+    details: {
+      streams_held: gateway.held,
+      streams_opened: gateway.opened,
+      streams_ended: gateway.ended.count,
+      first_end: gateway.ended.first,
+      rss_before_mib: mib(gateway.before.rssKiB),
+      rss_per_stream_kib: round(gateway.kibPerStream, 2),
+      floor_streams_held: floor.held,
+      floor_rss_before_mib: mib(floor.before.rssKiB),
+      floor_rss_per_stream_kib: round(floor.kibPerStream, 2),
+    },
+  }];
 }
 
 export interface SlowSpec {
@@ -291,14 +331,14 @@ export function runSlow(spec: SlowSpec, say: Say): Promise<Entry[]> {
   });
 }
 
-export interface MetricsCostSpec extends FanoutSpec {
-  /** Runs with metrics on and off each, alternating (on, off, off, on, …) to even out drift. */
+export interface CostSpec extends FanoutSpec {
+  /** Runs of each of the two settings compared, alternating (a, b, b, a, …) to even out drift. */
   pairs: number;
 }
 
-/** One fan-out run of the metrics scenario: the gateway process's CPU for what it delivered. */
+/** One fan-out run of a CPU comparison: a server process's CPU for what it delivered. */
 interface CostRun {
-  metrics: "on" | "off";
+  setting: string;
   cpu_ms: number;
   delivered: number;
   cpu_us_per_delivery: number;
@@ -306,75 +346,90 @@ interface CostRun {
 }
 
 /**
- * What metrics cost on the hot path: the embedded gateway's CPU time (from /proc, over the measured
- * fan-out phase: sends, processing and writes to every stream) per delivery, with METRICS=on and
- * METRICS=off, each in a fresh process. The difference is reported against the 3 % target.
+ * One server process's CPU time (from /proc, over the measured closed-loop fan-out phase: sends,
+ * processing and writes to every stream) for what it delivered, in a fresh system.
  */
-export async function runMetricsCost(spec: MetricsCostSpec, say: Say): Promise<Entry[]> {
-  const runs: CostRun[] = [];
-  for (let pair = 0; pair < spec.pairs; pair++) {
-    const order = pair % 2 === 0 ? ["on", "off"] as const : ["off", "on"] as const;
-    for (const metrics of order) {
-      runs.push(
-        await withSystem(() => startEmbedded({ METRICS: metrics }), async (system) => {
-          say(`metrics ${metrics}: opening ${num(spec.streams)} streams`);
-          const load = await Load.open(system, spec.streams, spec.perProcess);
-          try {
-            await load.reachAll(60_000, say);
-            const phase = (label: string, messages: number) =>
-              load.phase(
-                { label, messages, window: spec.window, bytes: spec.bytes, drainMs: 10_000 },
-                say,
-              );
-            await phase(`metrics ${metrics} warm-up`, Math.ceil(spec.messages / 10));
-            const pid = system.pids.embedded!;
-            const before = procSample(pid);
-            const r = await phase(`metrics ${metrics}`, spec.messages);
-            const after = procSample(pid);
-            if (!before || !after) throw new Error("The gateway process is gone");
-            if (r.lost || r.duplicated) {
-              throw new Error(
-                `metrics ${metrics}: lost ${r.lost}, duplicated ${r.duplicated} deliveries`,
-              );
-            }
-            const cpu = after.cpuMs - before.cpuMs;
-            return {
-              metrics,
-              cpu_ms: cpu,
-              delivered: r.delivered,
-              cpu_us_per_delivery: round((cpu * 1000) / r.delivered, 3),
-              deliveries_per_s: round(r.deliveriesPerSecond, 0),
-            };
-          } finally {
-            await load.close();
-          }
-        }),
-      );
+function fanoutCost(
+  start: () => Promise<SystemUnderTest>,
+  process: string,
+  setting: string,
+  spec: FanoutSpec,
+  say: Say,
+): Promise<CostRun> {
+  return withSystem(start, async (system) => {
+    say(`${setting}: opening ${num(spec.streams)} streams`);
+    const load = await Load.open(system, spec.streams, spec.perProcess);
+    try {
+      await load.reachAll(60_000, say);
+      const phase = (label: string, messages: number) =>
+        load.phase(
+          { label, messages, window: spec.window, bytes: spec.bytes, drainMs: 10_000 },
+          say,
+        );
+      await phase(`${setting} warm-up`, Math.ceil(spec.messages / 10));
+      const pid = system.pids[process]!;
+      const before = procSample(pid);
+      const r = await phase(setting, spec.messages);
+      const after = procSample(pid);
+      if (!before || !after) throw new Error(`The ${process} process is gone`);
+      if (r.lost || r.duplicated) {
+        throw new Error(`${setting}: lost ${r.lost}, duplicated ${r.duplicated} deliveries`);
+      }
+      const cpu = after.cpuMs - before.cpuMs;
+      return {
+        setting,
+        cpu_ms: cpu,
+        delivered: r.delivered,
+        cpu_us_per_delivery: round((cpu * 1000) / r.delivered, 3),
+        deliveries_per_s: round(r.deliveriesPerSecond, 0),
+      };
+    } finally {
+      await load.close();
     }
+  });
+}
+
+/**
+ * Fan-out runs of two settings, `pairs` of each, alternating; per setting, CPU per delivery summed
+ * over its runs (CPU time is counted in clock ticks of 10 ms) and its mean deliveries per second.
+ */
+async function compareCost<K extends string>(
+  pairs: number,
+  settings: readonly [K, K],
+  run: (setting: K) => Promise<CostRun>,
+): Promise<{ runs: CostRun[]; usPerDelivery(k: K): number; deliveriesPerSecond(k: K): number }> {
+  const runs: CostRun[] = [];
+  for (let pair = 0; pair < pairs; pair++) {
+    const [a, b] = pair % 2 === 0 ? settings : [settings[1], settings[0]];
+    runs.push(await run(a), await run(b));
   }
-  // Summed over the runs of each setting: CPU time is counted in clock ticks (10 ms).
-  const perDelivery = (metrics: "on" | "off") => {
-    const mine = runs.filter((r) => r.metrics === metrics);
-    const cpu = mine.reduce((sum, r) => sum + r.cpu_ms, 0);
-    return (cpu * 1000) / mine.reduce((sum, r) => sum + r.delivered, 0);
+  const of = (k: K) => runs.filter((r) => r.setting === k);
+  return {
+    runs,
+    usPerDelivery: (k) =>
+      (of(k).reduce((sum, r) => sum + r.cpu_ms, 0) * 1000) /
+      of(k).reduce((sum, r) => sum + r.delivered, 0),
+    deliveriesPerSecond: (k) =>
+      round(of(k).reduce((sum, r) => sum + r.deliveries_per_s, 0) / of(k).length, 0),
   };
-  const on = perDelivery("on");
-  const off = perDelivery("off");
-  const throughput = (metrics: "on" | "off") =>
-    round(
-      runs.filter((r) => r.metrics === metrics).reduce((s, r) => s + r.deliveries_per_s, 0) /
-        spec.pairs,
-      0,
-    );
-  return [{
-    scenario: "metrics",
+}
+
+/** The entry of a CPU comparison: what `details` say is the scenario's. */
+function costEntry(
+  scenario: string,
+  spec: CostSpec,
+  deliveriesPerSecond: number,
+  details: Record<string, unknown>,
+): Entry {
+  return {
+    scenario,
     mode: "embedded",
     streams: spec.streams,
     gateways: 1,
     rate: 0,
     bytes: spec.bytes,
     seconds: 0,
-    deliveries_per_s: throughput("on"),
+    deliveries_per_s: deliveriesPerSecond,
     e2e_ms: null,
     publish_ms: null,
     lost: 0,
@@ -382,15 +437,53 @@ export async function runMetricsCost(spec: MetricsCostSpec, say: Say): Promise<E
     kafka_floor_e2e_ms: null,
     rss_mib: {},
     cpu_cores: {},
-    details: {
-      cpu_us_per_delivery_on: round(on, 3),
-      cpu_us_per_delivery_off: round(off, 3),
-      difference_pct: round(((on - off) / off) * 100, 2),
-      deliveries_per_s_off: throughput("off"),
-      pairs: spec.pairs,
-      messages: spec.messages,
-      window: spec.window,
-      runs,
-    },
-  }];
+    details: { ...details, pairs: spec.pairs, messages: spec.messages, window: spec.window },
+  };
+}
+
+/**
+ * What metrics cost on the hot path: the embedded gateway's CPU per delivery with METRICS=on and
+ * METRICS=off, each in a fresh process. The difference is reported against the 3 % target.
+ */
+export async function runMetricsCost(spec: CostSpec, say: Say): Promise<Entry[]> {
+  const c = await compareCost(
+    spec.pairs,
+    ["on", "off"] as const,
+    (metrics) =>
+      fanoutCost(() => startEmbedded({ METRICS: metrics }), "embedded", metrics, spec, say),
+  );
+  const on = c.usPerDelivery("on");
+  const off = c.usPerDelivery("off");
+  return [costEntry("metrics", spec, c.deliveriesPerSecond("on"), {
+    cpu_us_per_delivery_on: round(on, 3),
+    cpu_us_per_delivery_off: round(off, 3),
+    difference_pct: round(((on - off) / off) * 100, 2),
+    deliveries_per_s_off: c.deliveriesPerSecond("off"),
+    runs: c.runs,
+  })];
+}
+
+/**
+ * The gateway against the native gRPC floor (bench/grpc_floor.ts): the embedded gateway's CPU per
+ * delivery and the floor server's, in the same closed-loop fan-out, alternating, each run in a
+ * fresh process. The ratio gateway / floor is reported against the 1.05 target.
+ */
+export async function runGrpcFloor(spec: CostSpec, say: Say): Promise<Entry[]> {
+  const c = await compareCost(
+    spec.pairs,
+    ["gateway", "grpc-floor"] as const,
+    (server) =>
+      server === "gateway"
+        ? fanoutCost(() => startEmbedded(), "embedded", server, spec, say)
+        : fanoutCost(startGrpcFloor, "grpc-floor", server, spec, say),
+  );
+  const gateway = c.usPerDelivery("gateway");
+  const floor = c.usPerDelivery("grpc-floor");
+  return [costEntry("grpc-floor", spec, c.deliveriesPerSecond("gateway"), {
+    cpu_us_per_delivery_gateway: round(gateway, 3),
+    cpu_us_per_delivery_floor: round(floor, 3),
+    ratio: round(gateway / floor, 3),
+    deliveries_per_s_floor: c.deliveriesPerSecond("grpc-floor"),
+    runs: c.runs,
+  })];
 }

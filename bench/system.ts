@@ -9,12 +9,15 @@
  *
  * Both with AUTH=off (the classic API: every stream is in room `general`) and rate limits out of
  * the way; everything else at its defaults (STREAM_QUEUE_LIMIT 1000, LOG_LEVEL info).
+ *
+ * - grpc-floor: not the service but its floor, `deno run -A bench/grpc_floor.ts`, a minimal
+ *   grpc-js fan-out server the same load drives, to compare the gateway with.
  */
 
 import { freePort, kafkaDeployment, type Service, spawn, stopAll } from "../scripts/processes.ts";
 
 export interface SystemUnderTest {
-  mode: "embedded" | "kafka";
+  mode: "embedded" | "kafka" | "grpc-floor";
   /** The gateways' gRPC `host:port`. */
   addresses: string[];
   /** The gateways' HTTP ports (the browser API), `http://host:port`, in the order of `addresses`. */
@@ -56,18 +59,24 @@ function system(
   };
 }
 
+/**
+ * BENCH_PROFILE=<dir>: V8's sampling profiler writes <dir>/<name>.v8.log, for
+ * `node --prof-process` (docs/benchmarks.md shows how).
+ */
+function profiled(name: string): string[] {
+  const profile = Deno.env.get("BENCH_PROFILE");
+  return profile
+    ? [`--v8-flags=--prof,--no-logfile-per-isolate,--logfile=${profile}/${name}.v8.log`]
+    : [];
+}
+
 /** `env` adds to or overrides the settings above (the metrics scenario sets METRICS). */
 export async function startEmbedded(env: Record<string, string> = {}): Promise<SystemUnderTest> {
   const dir = await Deno.makeTempDir({ prefix: "chat-bench-" });
   const grpcPort = freePort();
   const httpPort = freePort();
-  const profile = Deno.env.get("BENCH_PROFILE");
   const service = spawn("embedded", "main.ts", {
-    // BENCH_PROFILE=<dir>: V8's sampling profiler writes <dir>/embedded.v8.log, for
-    // `node --prof-process` (docs/benchmarks.md shows how).
-    denoFlags: profile
-      ? [`--v8-flags=--prof,--no-logfile-per-isolate,--logfile=${profile}/embedded.v8.log`]
-      : [],
+    denoFlags: profiled("embedded"),
     env: {
       ...TUNING,
       BUS: "memory",
@@ -93,6 +102,22 @@ export async function startEmbedded(env: Record<string, string> = {}): Promise<S
     [`http://127.0.0.1:${httpPort}`],
     dir,
   );
+}
+
+/** The native gRPC floor (bench/grpc_floor.ts) as process `grpc-floor`. */
+export async function startGrpcFloor(): Promise<SystemUnderTest> {
+  const port = freePort();
+  const service = spawn("grpc-floor", "bench/grpc_floor.ts", {
+    args: [String(port)],
+    denoFlags: profiled("grpc-floor"),
+  });
+  try {
+    await service.waitForLine(/Floor listening/, 60_000);
+  } catch (err) {
+    await stopAll([service]);
+    throw err;
+  }
+  return system("grpc-floor", [service], [`127.0.0.1:${port}`], []);
 }
 
 export async function startKafka(gateways: number): Promise<SystemUnderTest> {

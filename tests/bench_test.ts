@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { latencyChart } from "../bench/chart.ts";
 import { parseEndToEnd, parseProducerPerformance } from "../bench/floor.ts";
 import { measuredContent, readFrame, warmContent } from "../bench/load.ts";
-import { parseArgs } from "../bench/main.ts";
+import { parseArgs, SCENARIOS } from "../bench/main.ts";
 import { verdicts } from "../bench/report.ts";
 import type { Entry } from "../bench/scenarios.ts";
 import {
@@ -204,9 +204,39 @@ Deno.test("the metrics target: at most 3 % more gateway CPU per delivery with me
   assert.match(verdicts([metrics(2.07, 2)])[0]!.measured, /2\.07 µs .* 2\.00 µs off: 3\.5 %/);
 });
 
+Deno.test("the native gRPC target: gateway CPU per delivery at most 1.05x the floor's", () => {
+  const floor = (gateway: number, floor: number): Entry => ({
+    ...kafka,
+    scenario: "grpc-floor",
+    mode: "embedded",
+    details: {
+      cpu_us_per_delivery_gateway: gateway,
+      cpu_us_per_delivery_floor: floor,
+      ratio: gateway / floor,
+    },
+  });
+  assert.equal(verdicts([floor(21, 20)])[0]!.pass, true);
+  assert.equal(verdicts([floor(21.2, 20)])[0]!.pass, false);
+  assert.match(verdicts([floor(21.2, 20)])[0]!.measured, /21\.20 µs .* 20\.00 µs .*: 1\.06x/);
+});
+
+Deno.test("the idle target: at most 30 KiB per stream, the floor's figure beside it", () => {
+  const idle = (kib: number, held = 10_000): Entry => ({
+    ...kafka,
+    scenario: "idle",
+    mode: "embedded",
+    streams: 10_000,
+    details: { streams_held: held, rss_per_stream_kib: kib, floor_rss_per_stream_kib: 25 },
+  });
+  assert.equal(verdicts([idle(30)])[0]!.pass, true);
+  assert.equal(verdicts([idle(30.1)])[0]!.pass, false);
+  assert.equal(verdicts([idle(20, 9_999)])[0]!.pass, false);
+  assert.match(verdicts([idle(30)])[0]!.measured, /30\.0 KiB .*grpc-js server: 25\.0 KiB/);
+});
+
 Deno.test("bench options: --only brings the floor along with Kafka; unknown names fail", () => {
   assert.deepEqual([...parseArgs(["--only=kafka"]).only].sort(), ["floor", "kafka"]);
-  assert.equal(parseArgs(["--smoke"]).only.size, 8);
+  assert.equal(parseArgs(["--smoke"]).only.size, SCENARIOS.length);
   assert.throws(() => parseArgs(["--only=nope"]), /Unknown scenario/);
   assert.throws(() => parseArgs(["--fast"]), /Unknown option/);
 });
