@@ -11,13 +11,15 @@
  * the way; everything else at its defaults (STREAM_QUEUE_LIMIT 1000, LOG_LEVEL info).
  *
  * - grpc-floor: not the service but its floor, `deno run -A bench/grpc_floor.ts`, a minimal
- *   grpc-js fan-out server the same load drives, to compare the gateway with.
+ *   grpc-js fan-out server the same load drives, to compare the gateway with;
+ * - web-floor: the browser path's floor, `deno run -A bench/web_floor.ts`, a minimal Deno.serve
+ *   gRPC-Web fan-out server, to compare the gateway's HTTP port with.
  */
 
 import { freePort, kafkaDeployment, type Service, spawn, stopAll } from "../scripts/processes.ts";
 
 export interface SystemUnderTest {
-  mode: "embedded" | "kafka" | "grpc-floor";
+  mode: "embedded" | "kafka" | "grpc-floor" | "web-floor";
   /** The gateways' gRPC `host:port`. */
   addresses: string[];
   /** The gateways' HTTP ports (the browser API), `http://host:port`, in the order of `addresses`. */
@@ -104,12 +106,12 @@ export async function startEmbedded(env: Record<string, string> = {}): Promise<S
   );
 }
 
-/** The native gRPC floor (bench/grpc_floor.ts) as process `grpc-floor`. */
-export async function startGrpcFloor(): Promise<SystemUnderTest> {
+/** A floor server, bench/<name>.ts, as process `name` on a free port. */
+async function startFloor(name: "grpc-floor" | "web-floor") {
   const port = freePort();
-  const service = spawn("grpc-floor", "bench/grpc_floor.ts", {
+  const service = spawn(name, `bench/${name.replace("-", "_")}.ts`, {
     args: [String(port)],
-    denoFlags: profiled("grpc-floor"),
+    denoFlags: profiled(name),
   });
   try {
     await service.waitForLine(/Floor listening/, 60_000);
@@ -117,7 +119,19 @@ export async function startGrpcFloor(): Promise<SystemUnderTest> {
     await stopAll([service]);
     throw err;
   }
+  return { service, port };
+}
+
+/** The native gRPC floor (bench/grpc_floor.ts) as process `grpc-floor`. */
+export async function startGrpcFloor(): Promise<SystemUnderTest> {
+  const { service, port } = await startFloor("grpc-floor");
   return system("grpc-floor", [service], [`127.0.0.1:${port}`], []);
+}
+
+/** The browser path's floor (bench/web_floor.ts) as process `web-floor`: gRPC-Web only. */
+export async function startWebFloor(): Promise<SystemUnderTest> {
+  const { service, port } = await startFloor("web-floor");
+  return system("web-floor", [service], [], [`http://127.0.0.1:${port}`]);
 }
 
 export async function startKafka(gateways: number): Promise<SystemUnderTest> {
