@@ -202,7 +202,7 @@ export interface IdleSpec {
 }
 
 /** What one server process held for idle streams. */
-interface IdleMemory {
+export interface IdleMemory {
   held: number;
   opened: number;
   ended: ReturnType<Load["ended"]>;
@@ -213,7 +213,7 @@ interface IdleMemory {
 }
 
 /** Opens `spec.streams` idle streams on a fresh system; `process`'s resident memory per stream. */
-function idleMemory(
+export function idleMemory(
   start: () => Promise<SystemUnderTest>,
   process: string,
   spec: IdleSpec,
@@ -336,24 +336,39 @@ export interface CostSpec extends FanoutSpec {
   pairs: number;
 }
 
+/** An open-loop phase after a measured fan-out: latency at a rate the server keeps up with. */
+export interface LatencyPhase {
+  rate: number;
+  seconds: number;
+}
+
 /** One fan-out run of a CPU comparison: a server process's CPU for what it delivered. */
-interface CostRun {
+export interface CostRun {
   setting: string;
   cpu_ms: number;
   delivered: number;
   cpu_us_per_delivery: number;
   deliveries_per_s: number;
+  /** The measured fan-out's latency from send (closed loop: mostly its window's queueing). */
+  e2e_ms: { p50: number; p99: number };
+  /** The open-loop phase's, when asked for. */
+  open_loop?: {
+    rate: number;
+    e2e_ms: Omit<Percentiles, "count">;
+    lost: number;
+    duplicated: number;
+  };
 }
 
 /**
  * One server process's CPU time (from /proc, over the measured closed-loop fan-out phase: sends,
  * processing and writes to every stream) for what it delivered, in a fresh system.
  */
-function fanoutCost(
+export function fanoutCost(
   start: () => Promise<SystemUnderTest>,
   process: string,
   setting: string,
-  spec: FanoutSpec,
+  spec: FanoutSpec & { latencyAt?: LatencyPhase },
   say: Say,
 ): Promise<CostRun> {
   return withSystem(start, async (system) => {
@@ -376,12 +391,27 @@ function fanoutCost(
         throw new Error(`${setting}: lost ${r.lost}, duplicated ${r.duplicated} deliveries`);
       }
       const cpu = after.cpuMs - before.cpuMs;
+      let openLoop: CostRun["open_loop"];
+      if (spec.latencyAt) {
+        const { rate, seconds } = spec.latencyAt;
+        const light = await load.phase({
+          label: `${setting} at ${rate} msg/s`,
+          rate,
+          messages: Math.round(rate * seconds),
+          bytes: spec.bytes,
+          drainMs: 10_000,
+        }, say);
+        const { count: _, ...e2e } = light.e2e;
+        openLoop = { rate, e2e_ms: e2e, lost: light.lost, duplicated: light.duplicated };
+      }
       return {
         setting,
         cpu_ms: cpu,
         delivered: r.delivered,
         cpu_us_per_delivery: round((cpu * 1000) / r.delivered, 3),
         deliveries_per_s: round(r.deliveriesPerSecond, 0),
+        e2e_ms: { p50: r.e2e.p50, p99: r.e2e.p99 },
+        open_loop: openLoop,
       };
     } finally {
       await load.close();
@@ -393,7 +423,7 @@ function fanoutCost(
  * Fan-out runs of two settings, `pairs` of each, alternating; per setting, CPU per delivery summed
  * over its runs (CPU time is counted in clock ticks of 10 ms) and its mean deliveries per second.
  */
-async function compareCost<K extends string>(
+export async function compareCost<K extends string>(
   pairs: number,
   settings: readonly [K, K],
   run: (setting: K) => Promise<CostRun>,
@@ -415,7 +445,7 @@ async function compareCost<K extends string>(
 }
 
 /** The entry of a CPU comparison: what `details` say is the scenario's. */
-function costEntry(
+export function costEntry(
   scenario: string,
   spec: CostSpec,
   deliveriesPerSecond: number,
