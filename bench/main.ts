@@ -13,7 +13,8 @@
  *
  * Scenarios: floor, kafka-light, kafka, embedded (with its rate sweep), fanout, idle, slow,
  * metrics (the gateway's CPU per delivery with METRICS=on and off), grpc-floor (the gateway's CPU
- * per delivery against a minimal grpc-js fan-out server's, bench/grpc_floor.ts). The
+ * per delivery against a minimal grpc-js fan-out server's, bench/grpc_floor.ts), web-fanout and
+ * web-idle (the browser path, gRPC-Web, against a minimal Deno.serve server's, bench/web_floor.ts). The
  * Kafka scenarios need the floor and bring it along. Kafka: the cluster in KAFKA_BROKERS, or else
  * the local one of kafka/cluster.ts, started (and stopped) like `deno task test` does.
  *
@@ -41,6 +42,7 @@ import {
   type SlowSpec,
 } from "./scenarios.ts";
 import { loadAverage } from "./stats.ts";
+import { runWebFanout, runWebIdle, type WebFanoutSpec } from "./web_scenarios.ts";
 
 export const SCENARIOS = [
   "floor",
@@ -52,6 +54,8 @@ export const SCENARIOS = [
   "slow",
   "metrics",
   "grpc-floor",
+  "web-fanout",
+  "web-idle",
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 
@@ -173,6 +177,29 @@ function plan(smoke: boolean, bytes: number) {
         perProcess: 500,
         pairs: 2,
       }) satisfies CostSpec,
+    "web-fanout": (smoke
+      ? {
+        streams: 50,
+        messages: 100,
+        window: 4,
+        bytes,
+        perProcess: 500,
+        pairs: 1,
+        latencyAt: { rate: 20, seconds: 1 },
+      }
+      : {
+        streams: 1000,
+        messages: 300,
+        window: 8,
+        bytes,
+        perProcess: 500,
+        pairs: 1,
+        latencyAt: { rate: 20, seconds: 5 },
+      }) satisfies WebFanoutSpec,
+    "web-idle":
+      (smoke
+        ? { streams: 100, perProcess: 2500 }
+        : { streams: 3000, perProcess: 3000 }) satisfies IdleSpec,
   };
 }
 
@@ -309,6 +336,23 @@ async function main(): Promise<number> {
               return got;
             },
           );
+          break;
+        case "web-fanout":
+          await attempt(
+            "web-fanout: the browser path's CPU per delivery against Deno.serve's",
+            async () => {
+              const got = await runWebFanout(p["web-fanout"], say);
+              for (const e of got) console.log(JSON.stringify(e.details));
+              return got;
+            },
+          );
+          break;
+        case "web-idle":
+          await attempt("web-idle: idle gRPC-Web streams, gateway and Deno.serve", async () => {
+            const got = await runWebIdle(p["web-idle"], say);
+            for (const e of got) console.log(JSON.stringify(e.details));
+            return got;
+          });
           break;
       }
     }

@@ -19,6 +19,11 @@ export const TARGETS = {
   metrics: { maxDifferencePct: 3 },
   /** The gateway's CPU per delivery may be at most this factor of the native gRPC floor's. */
   grpcFloor: { maxRatio: 1.05 },
+  /**
+   * The browser path's CPU per delivery may be at most this factor of the Deno.serve floor's, and
+   * is to be below the native gRPC path's when both are in the run.
+   */
+  web: { maxFloorRatio: 1.3 },
   /** A run keeps up when it delivers at least this share of the offered deliveries per second. */
   sustained: 0.95,
 } as const;
@@ -142,6 +147,34 @@ export function verdicts(entries: Entry[]): Verdict[] {
       } µs for a minimal grpc-js fan-out server: ${num(ratio, 2)}x`,
       target: `at most ${TARGETS.grpcFloor.maxRatio}x the floor's CPU per delivery`,
     });
+  }
+  const w = find(entries, "web-fanout");
+  if (w) {
+    const web = Number(w.details?.cpu_us_per_delivery_gateway ?? NaN);
+    const ratio = Number(w.details?.ratio ?? NaN);
+    out.push({
+      pass: ratio <= TARGETS.web.maxFloorRatio,
+      what: `browser path (gRPC-Web) against Deno.serve, fan-out to ${w.streams} streams`,
+      measured: `${num(web, 2)} µs of gateway CPU per delivery, ${
+        num(Number(w.details?.cpu_us_per_delivery_floor), 2)
+      } µs for a minimal Deno.serve fan-out server: ${num(ratio, 2)}x`,
+      target: `at most ${TARGETS.web.maxFloorRatio}x the floor's CPU per delivery`,
+    });
+    // The native path's figure from this run: the gRPC floor scenario's gateway, or metrics off.
+    const native = Number(
+      find(entries, "grpc-floor")?.details?.cpu_us_per_delivery_gateway ??
+        find(entries, "metrics")?.details?.cpu_us_per_delivery_off ?? NaN,
+    );
+    if (Number.isFinite(native)) {
+      out.push({
+        pass: web < native,
+        what: `browser path against native gRPC, fan-out to ${w.streams} streams`,
+        measured: `${num(web, 2)} µs of gateway CPU per delivery over gRPC-Web, ${
+          num(native, 2)
+        } µs over native gRPC`,
+        target: "less CPU per delivery than the native gRPC path",
+      });
+    }
   }
   return out;
 }
@@ -346,7 +379,7 @@ export function markdown(input: DocInput): string {
       "  sequence number per room (server/hub.ts).",
     );
   }
-  lines.push("", ...WHERE_THE_TIME_GOES);
+  lines.push(...browserPath(entries), "", ...WHERE_THE_TIME_GOES);
   lines.push(
     "",
     "## Machine",
@@ -385,6 +418,41 @@ export function markdown(input: DocInput): string {
     "",
   );
   return lines.join("\n");
+}
+
+/** The browser path's section: gRPC-Web on the gateway's HTTP port against Deno.serve's floor. */
+function browserPath(entries: Entry[]): string[] {
+  const fanout = find(entries, "web-fanout");
+  const idle = find(entries, "web-idle");
+  if (!fanout && !idle) return [];
+  const lines = ["", "## The browser path: gRPC-Web against Deno.serve", ""];
+  if (fanout) {
+    const d = fanout.details ?? {};
+    const floorE2e = d.floor_e2e_ms as Entry["e2e_ms"];
+    lines.push(
+      `- **Fan-out** (${fanout.streams} binary gRPC-Web streams, one HTTP/1.1 connection each, ${d.window} sends in flight, closed loop; the same load against the embedded gateway's HTTP port and against a minimal Deno.serve server, bench/web_floor.ts, that frames each message once and enqueues it on every response): ${
+        num(Number(d.cpu_us_per_delivery_gateway), 2)
+      } µs of gateway CPU per delivery (${num(fanout.deliveries_per_s)} deliveries/s), ${
+        num(Number(d.cpu_us_per_delivery_floor), 2)
+      } µs for the floor (${num(Number(d.deliveries_per_s_floor))} deliveries/s): ${
+        num(Number(d.ratio), 2)
+      }x. At ${d.latency_rate} msg/s (${
+        num(fanout.streams * Number(d.latency_rate))
+      } deliveries/s), open loop: gateway p50 ${ms(fanout.e2e_ms?.p50)}, p99 ${
+        ms(fanout.e2e_ms?.p99)
+      }; floor p50 ${ms(floorE2e?.p50)}, p99 ${ms(floorE2e?.p99)}.`,
+    );
+  }
+  if (idle) {
+    lines.push(
+      `- **Idle gRPC-Web streams** (one connection each): ${
+        num(Number(idle.details?.streams_held))
+      } of ${
+        num(idle.streams)
+      } held on the embedded gateway at ${idle.details?.rss_per_stream_kib} KiB of resident memory per stream (with the processor's registry and presence), ${idle.details?.floor_rss_per_stream_kib} KiB on the Deno.serve floor.`,
+    );
+  }
+  return lines;
 }
 
 /**

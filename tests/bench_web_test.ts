@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { newRun, publish, Subscribers } from "../bench/load.ts";
+import { verdicts } from "../bench/report.ts";
+import type { Entry } from "../bench/scenarios.ts";
 import { serveFloor } from "../bench/web_floor.ts";
 import { FrameReader, readTrailers, WebSender } from "../bench/web_load.ts";
 import { concat } from "../server/bytes.ts";
@@ -68,4 +70,40 @@ Deno.test("subscribers and a publisher over gRPC-Web against the Deno.serve floo
     await floor.shutdown();
   }
   assert.equal(subscribers.ends.length, 5, "every stream ended by its cancellation");
+});
+
+Deno.test("the browser path's targets: at most 1.3x Deno.serve's CPU per delivery, below native gRPC's", () => {
+  const entry = (scenario: string, details: Record<string, unknown>): Entry => ({
+    scenario,
+    mode: "embedded",
+    streams: 1000,
+    gateways: 1,
+    rate: 20,
+    bytes: 100,
+    seconds: 5,
+    deliveries_per_s: 30_000,
+    e2e_ms: null,
+    publish_ms: null,
+    lost: 0,
+    duplicated: 0,
+    kafka_floor_e2e_ms: null,
+    rss_mib: {},
+    cpu_cores: {},
+    details,
+  });
+  const web = (gateway: number, floor: number) =>
+    entry("web-fanout", {
+      cpu_us_per_delivery_gateway: gateway,
+      cpu_us_per_delivery_floor: floor,
+      ratio: gateway / floor,
+    });
+  const passes = (entries: Entry[]) => verdicts(entries).map((v) => v.pass);
+  assert.deepEqual(passes([web(13, 10)]), [true], "no native figure in the run: one verdict");
+  assert.deepEqual(passes([web(13.1, 10)]), [false]);
+  const native = entry("grpc-floor", { cpu_us_per_delivery_gateway: 16.7 });
+  assert.deepEqual(passes([native, web(13, 10)]).slice(-2), [true, true]);
+  assert.deepEqual(passes([native, web(17, 14)]).slice(-2), [true, false]);
+  const metrics = entry("metrics", { cpu_us_per_delivery_off: 12 });
+  assert.deepEqual(passes([metrics, web(13, 10)]).slice(-2), [true, false], "metrics off, else");
+  assert.match(verdicts([native, web(13, 10)]).at(-1)!.measured, /13\.00 µs .* 16\.70 µs/);
 });

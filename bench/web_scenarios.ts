@@ -1,0 +1,108 @@
+/**
+ * The browser path's scenarios: the embedded gateway's HTTP port, loaded over binary gRPC-Web
+ * (bench/web_load.ts), against its floor, a minimal `Deno.serve` fan-out server
+ * (bench/web_floor.ts) under the same load from the same clients, in the same run.
+ *
+ * - `web-fanout`: the closed-loop fan-out of bench/scenarios.ts (`fanoutCost`) over gRPC-Web, the
+ *   gateway and the floor alternating, each run in a fresh process: each server's CPU time per
+ *   delivery, then an open-loop phase at a rate both keep up with, for latency;
+ * - `web-idle`: resident memory per idle gRPC-Web stream (one connection each), gateway and floor.
+ */
+
+import {
+  compareCost,
+  costEntry,
+  type CostRun,
+  type CostSpec,
+  type Entry,
+  fanoutCost,
+  idleMemory,
+  type IdleSpec,
+  type LatencyPhase,
+} from "./scenarios.ts";
+import { round } from "./stats.ts";
+import { startEmbedded, startWebFloor, type SystemUnderTest } from "./system.ts";
+import type { Say } from "./workload.ts";
+
+export interface WebFanoutSpec extends CostSpec {
+  latencyAt: LatencyPhase;
+}
+
+/** `start`'s system as the browser sees it: the load speaks gRPC-Web to its HTTP ports. */
+function browserPath(start: () => Promise<SystemUnderTest>): () => Promise<SystemUnderTest> {
+  return async () => {
+    const system = await start();
+    return { ...system, addresses: system.httpUrls };
+  };
+}
+
+const SERVERS = {
+  gateway: { start: browserPath(() => startEmbedded()), process: "embedded" },
+  "web-floor": { start: browserPath(startWebFloor), process: "web-floor" },
+} as const;
+
+/** The gateway's browser path against the Deno.serve floor: CPU per delivery, and latency. */
+export async function runWebFanout(spec: WebFanoutSpec, say: Say): Promise<Entry[]> {
+  const c = await compareCost(
+    spec.pairs,
+    ["gateway", "web-floor"] as const,
+    (server) => fanoutCost(SERVERS[server].start, SERVERS[server].process, server, spec, say),
+  );
+  const gateway = c.usPerDelivery("gateway");
+  const floor = c.usPerDelivery("web-floor");
+  /** The open-loop phase of `server`'s last run. */
+  const openLoop = (server: string) =>
+    c.runs.findLast((r: CostRun) => r.setting === server)?.open_loop;
+  const light = { gateway: openLoop("gateway"), floor: openLoop("web-floor") };
+  return [{
+    ...costEntry("web-fanout", spec, c.deliveriesPerSecond("gateway"), {
+      cpu_us_per_delivery_gateway: round(gateway, 3),
+      cpu_us_per_delivery_floor: round(floor, 3),
+      ratio: round(gateway / floor, 3),
+      deliveries_per_s_floor: c.deliveriesPerSecond("web-floor"),
+      latency_rate: spec.latencyAt.rate,
+      floor_e2e_ms: light.floor?.e2e_ms ?? null,
+      runs: c.runs,
+    }),
+    // The table's latency columns: the gateway's, in the open-loop phase.
+    rate: spec.latencyAt.rate,
+    seconds: spec.latencyAt.seconds,
+    e2e_ms: light.gateway?.e2e_ms ?? null,
+    lost: (light.gateway?.lost ?? 0) + (light.floor?.lost ?? 0),
+    duplicated: (light.gateway?.duplicated ?? 0) + (light.floor?.duplicated ?? 0),
+  }];
+}
+
+/** Resident memory per idle gRPC-Web stream: the gateway's, and the Deno.serve floor's. */
+export async function runWebIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
+  const gateway = await idleMemory(SERVERS.gateway.start, "embedded", spec, say);
+  const floor = await idleMemory(SERVERS["web-floor"].start, "web-floor", spec, say);
+  const mib = (kib: number) => round(kib / 1024, 1);
+  return [{
+    scenario: "web-idle",
+    mode: "embedded",
+    streams: spec.streams,
+    gateways: 1,
+    rate: 0,
+    bytes: 0,
+    seconds: 0,
+    deliveries_per_s: null,
+    e2e_ms: null,
+    publish_ms: null,
+    lost: spec.streams - gateway.held + spec.streams - floor.held,
+    duplicated: 0,
+    kafka_floor_e2e_ms: null,
+    rss_mib: { embedded: mib(gateway.after.rssKiB), "web-floor": mib(floor.after.rssKiB) },
+    cpu_cores: { embedded: gateway.cores, "web-floor": floor.cores },
+    details: {
+      streams_held: gateway.held,
+      streams_ended: gateway.ended.count,
+      first_end: gateway.ended.first,
+      rss_before_mib: mib(gateway.before.rssKiB),
+      rss_per_stream_kib: round(gateway.kibPerStream, 2),
+      floor_streams_held: floor.held,
+      floor_rss_before_mib: mib(floor.before.rssKiB),
+      floor_rss_per_stream_kib: round(floor.kibPerStream, 2),
+    },
+  }];
+}
