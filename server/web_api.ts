@@ -24,9 +24,12 @@
  *   Standard clients never send that header, so they never see one.
  * - Headers: Connect sends a stream's headers with its first message; here a stream gets them
  *   once the service accepted it, as on the native port, so a client knows it is open.
- * - Encoding: the hub encodes a stream message once for every stream; Connect serializes what a
- *   handler yields per stream, so each frame is decoded once (shared by every web stream it goes
- *   to) and encoded again per web stream.
+ * - Encoding: the hub encodes a stream message once for every stream. In the binary-framed
+ *   protocols (gRPC-Web binary and text, Connect with protobuf) its frames go straight into the
+ *   response body (server/web_stream.ts), framed once for all streams; Connect, which serializes
+ *   what a handler yields per stream, keeps the request, the refusals and the trailers. JSON
+ *   streams get each frame decoded once (shared by every JSON stream it goes to) and encoded
+ *   again by Connect per stream.
  * - CORS: same-origin by default (no CORS headers for other origins, so browsers refuse them);
  *   origins in `allowedOrigins` (or "*") get `Access-Control-Allow-Origin` and their pre-flights
  *   are answered 204 with the headers gRPC-Web and Connect clients send (Connect's `cors` lists)
@@ -71,6 +74,7 @@ import type { StreamHandle } from "./chat_types.ts";
 import type { StreamSink } from "./hub.ts";
 import { callerOf, callUnary, logFailure, parseConnect } from "./rpc.ts";
 import {
+  BINARY_STREAM_CONTENT_TYPE,
   binaryPayload,
   COMPRESSED_FLAG,
   decodeBase64Body,
@@ -85,6 +89,7 @@ import {
   TRAILER_FLAG,
 } from "./web_wire.ts";
 import { decodeRequest } from "./wire.ts";
+import { StreamBody } from "./web_stream.ts";
 
 export interface WebApiOptions {
   logger: Logger;
@@ -125,6 +130,8 @@ const ADDRESS = createContextKey<string | undefined>(undefined);
 const ACCEPTED = createContextKey<() => void>(() => {});
 /** Why the call is refused before its body is read, if it is. */
 const REFUSAL = createContextKey<ConnectError | undefined>(undefined);
+/** The body a stream's frames go to, past Connect, in the binary-framed protocols. */
+const DIRECT = createContextKey<StreamBody | undefined>(undefined);
 
 /** An empty `chat.Message`: a keep-alive. */
 const KEEPALIVE = create(MessageSchema);
@@ -173,21 +180,26 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     );
 
   async function* createStream(request: Connect, context: HandlerContext) {
+    const direct = context.values.get(DIRECT);
     const frames: Uint8Array[] = [];
     let failed: ChatError | undefined;
     let wake: (() => void) | undefined;
-    const sink: StreamSink = {
-      write(frame) {
-        frames.push(frame);
-        wake?.();
-      },
-      // Frames Connect has not taken yet: it takes one when the client's connection takes the last.
-      pending: () => frames.length,
-      fail(error) {
-        failed ??= error;
-        wake?.();
-      },
+    const fail = (error: ChatError) => {
+      failed ??= error;
+      wake?.();
     };
+    const sink: StreamSink = direct
+      ? { write: (frame) => direct.write(frame), pending: () => direct.pending(), fail }
+      : {
+        write(frame) {
+          frames.push(frame);
+          wake?.();
+        },
+        // Frames Connect has not taken yet: it takes one when the client's connection takes the
+        // last.
+        pending: () => frames.length,
+        fail,
+      };
     let handle: StreamHandle;
     try {
       handle = await service.openStream(
@@ -205,6 +217,9 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     const onAbort = () => wake?.();
     context.signal.addEventListener("abort", onAbort);
     try {
+      // Direct frames do not wake this loop: an idle stream is one that was written nothing for
+      // `keepAliveMs`.
+      let quietMs = keepAliveMs;
       while (!context.signal.aborted) {
         const frame = frames.shift();
         if (frame) {
@@ -215,11 +230,17 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
         let timer: ReturnType<typeof setTimeout> | undefined;
         const woken = await new Promise<boolean>((resolve) => {
           wake = () => resolve(true);
-          if (keepAlive) timer = setTimeout(() => resolve(false), keepAliveMs);
+          if (keepAlive) timer = setTimeout(() => resolve(false), quietMs);
         });
         clearTimeout(timer);
         wake = undefined;
-        if (!woken) yield KEEPALIVE;
+        if (woken) continue;
+        if (!direct) {
+          yield KEEPALIVE;
+          continue;
+        }
+        if (direct.silentFor() >= keepAliveMs) direct.keepAlive();
+        quietMs = Math.max(1, keepAliveMs - direct.silentFor());
       }
     } finally {
       context.signal.removeEventListener("abort", onAbort);
@@ -342,6 +363,13 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     // says so): a stream waiting for its next message then ends.
     const gone = new AbortController();
     request.signal.addEventListener("abort", () => gone.abort(), { once: true });
+    const direct = handler.method.methodKind === "server_streaming" && !refusal &&
+        BINARY_STREAM_CONTENT_TYPE.test(contentType)
+      ? new StreamBody(text ? "text" : "binary", () => {
+        gone.abort();
+        answered.then((r) => r.body?.cancel()).catch(() => {});
+      })
+      : undefined;
     const answered = handler({
       httpVersion: "",
       method: request.method,
@@ -352,11 +380,26 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
       contextValues: createContextValues()
         .set(ADDRESS, address)
         .set(REFUSAL, refusal)
-        .set(ACCEPTED, accepted.resolve),
+        .set(ACCEPTED, accepted.resolve)
+        .set(DIRECT, direct),
     }).then(universalServerResponseToFetch);
     // Connect sends a stream's headers with its first message; a stream the service accepted
     // gets them at once, as on the native port, so a client knows it is open in a quiet room.
     const first = await Promise.race([answered, accepted.promise]);
+    const grpcWeb = GRPC_WEB_CONTENT_TYPE.test(contentType);
+    /** A frame of Connect's as the client gets it: gRPC-Web trailers fixed, text in base64. */
+    const reframe = (chunk: Uint8Array): Uint8Array<ArrayBuffer> => {
+      const frame = grpcWeb && chunk[0] === TRAILER_FLAG ? plainTrailers(chunk) : chunk;
+      return text ? encodeBase64Chunk(frame) : frame as Uint8Array<ArrayBuffer>;
+    };
+    if (!first && direct) {
+      answered.then((r) => direct.finish(r.body, reframe)).catch(() => {});
+      const headers = new Headers({
+        ...cors,
+        "content-type": text ? contentType : streamContentType(header.get("content-type")),
+      });
+      return new Response(direct.body, { status: 200, headers });
+    }
     let pending: Promise<ReadableStreamDefaultReader<Uint8Array> | undefined> | undefined;
     const reader = () => pending ??= answered.then((r) => r.body?.getReader());
     const response = first ?? new Response(
@@ -379,14 +422,11 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     for (const [name, value] of Object.entries(cors ?? {})) headers.set(name, value);
     if (response.status === 405) headers.set("allow", "POST, OPTIONS");
     let out = response.body;
-    if (GRPC_WEB_CONTENT_TYPE.test(contentType) && response.status === 200) {
+    if (grpcWeb && response.status === 200) {
       if (text) headers.set("content-type", contentType);
       out = response.body?.pipeThrough(
         new TransformStream<Uint8Array, Uint8Array<ArrayBuffer>>({
-          transform(chunk, controller) {
-            const frame = chunk[0] === TRAILER_FLAG ? plainTrailers(chunk) : chunk;
-            controller.enqueue(text ? encodeBase64Chunk(frame) : frame as Uint8Array<ArrayBuffer>);
-          },
+          transform: (chunk, controller) => controller.enqueue(reframe(chunk)),
         }),
       ) ?? null;
     }

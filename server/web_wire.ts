@@ -9,6 +9,9 @@ import { concat } from "./bytes.ts";
 
 export const TEXT_CONTENT_TYPE = /^application\/grpc-web-text(\+proto)?$/i;
 export const GRPC_WEB_CONTENT_TYPE = /^application\/grpc-web/i;
+/** Streaming protocols whose messages are protobuf in envelopes (base64 in gRPC-Web text). */
+export const BINARY_STREAM_CONTENT_TYPE =
+  /^application\/(grpc-web(-text)?(\+proto)?|connect\+proto)$/i;
 export const TRAILER_FLAG = 0x80;
 /** Protocols whose requests come in envelopes (a flags byte, a length, the message). */
 export const ENVELOPED_CONTENT_TYPE = /^application\/(grpc-web|connect\+)/i;
