@@ -11,6 +11,7 @@ type Operation = Exclude<keyof Store, "close">;
 /** Every operation of the port: a method added to `Store` must be added here to compile. */
 const OPERATIONS: Record<Operation, true> = {
   append: true,
+  appendAll: true,
   history: true,
   since: true,
   createAccount: true,

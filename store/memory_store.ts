@@ -24,16 +24,24 @@ export class MemoryStore implements Store {
   readonly #memberOf = new Map<string, Set<string>>();
 
   append(message: ChatMessage): Promise<ChatMessage> {
+    return Promise.resolve(this.#append(message));
+  }
+
+  appendAll(messages: readonly ChatMessage[]): Promise<ChatMessage[]> {
+    return Promise.resolve(messages.map((message) => this.#append(message)));
+  }
+
+  #append(message: ChatMessage): ChatMessage {
     let mine = this.#bySender.get(message.userId);
     const existing = mine?.get(message.id);
-    if (existing) return Promise.resolve(existing);
+    if (existing) return existing;
     let log = this.#rooms.get(message.room);
     if (!log) this.#rooms.set(message.room, log = []);
     const stored = { ...message, seq: log.length + 1 };
     log.push(stored);
     if (!mine) this.#bySender.set(message.userId, mine = new Map());
     mine.set(stored.id, stored);
-    return Promise.resolve(stored);
+    return stored;
   }
 
   history(query: HistoryQuery): Promise<ChatMessage[]> {

@@ -2,10 +2,10 @@
  * The PostgreSQL store, through `npm:postgres` (a pool of connections per store).
  *
  * Sequence numbers come from a counter row per room (`room_seqs.last_seq`; the table was `rooms`
- * in schema version 1): an append increments it
- * and inserts the message in one transaction, so concurrent appenders (in any number of
+ * in schema version 1): an append increments it and inserts the message in one transaction (a
+ * run of messages: one transaction, a savepoint each), so concurrent appenders (in any number of
  * processes) queue on that row and each gets the next number. When the message id is already
- * stored, the transaction is rolled back (the counter with it, so no gap) and the stored copy is
+ * stored, its savepoint is rolled back (the counter with it, so no gap) and the stored copy is
  * returned.
  *
  * Accounts, rooms and memberships live in tables `accounts`, `rooms` and `members` (schema version
@@ -122,7 +122,7 @@ export function redactUrl(url: string): string {
   return maskUrl(url);
 }
 
-/** Thrown inside an append's transaction to roll it back when the id is already stored. */
+/** Thrown inside an append's savepoint to roll it back when the id is already stored. */
 class AlreadyStored extends Error {}
 
 export class PostgresStore implements Store {
@@ -162,35 +162,52 @@ export class PostgresStore implements Store {
   }
 
   async append(message: ChatMessage): Promise<ChatMessage> {
+    return (await this.appendAll([message]))[0]!;
+  }
+
+  async appendAll(messages: readonly ChatMessage[]): Promise<ChatMessage[]> {
     this.#open("append");
-    refuseNulInMessage(message);
-    try {
-      return await this.#sql.begin(async (q) => {
-        const [counter] = await q<{ last_seq: string }[]>`
-          INSERT INTO room_seqs (room, last_seq) VALUES (${message.room}, 1)
-          ON CONFLICT (room) DO UPDATE SET last_seq = room_seqs.last_seq + 1
-          RETURNING last_seq`;
-        const seq = Number(counter!.last_seq);
-        const inserted = await q`
-          INSERT INTO messages (room, seq, id, user_id, display_name, content, timestamp)
-          VALUES (${message.room}, ${seq}, ${message.id}, ${message.userId},
-                  ${message.displayName}, ${message.content}, ${message.timestamp})
-          ON CONFLICT (user_id, id) DO NOTHING
-          RETURNING seq`;
-        if (inserted.length === 0) throw new AlreadyStored();
-        return { ...message, seq };
-      });
-    } catch (error) {
-      if (!(error instanceof AlreadyStored)) throw error;
-    }
-    // The sender stored this id already (perhaps in a concurrent append committed by now).
-    const [row] = await this.#sql<MessageRow[]>`
-      SELECT room, seq, id, user_id, display_name, content, timestamp
-      FROM messages WHERE user_id = ${message.userId} AND id = ${message.id}`;
-    if (!row) {
-      throw new Error(`Cannot append message ${message.id}: it conflicted but cannot be read`);
-    }
-    return toMessage(row);
+    for (const message of messages) refuseNulInMessage(message);
+    if (messages.length === 0) return [];
+    return await this.#sql.begin(async (q) => {
+      const stored: ChatMessage[] = [];
+      for (const message of messages) {
+        try {
+          // A savepoint per message: one already stored rolls back its own counter increment
+          // (no gap), not the others'.
+          stored.push(
+            await q.savepoint(async (sp) => {
+              const [counter] = await sp<{ last_seq: string }[]>`
+                INSERT INTO room_seqs (room, last_seq) VALUES (${message.room}, 1)
+                ON CONFLICT (room) DO UPDATE SET last_seq = room_seqs.last_seq + 1
+                RETURNING last_seq`;
+              const seq = Number(counter!.last_seq);
+              const inserted = await sp`
+                INSERT INTO messages (room, seq, id, user_id, display_name, content, timestamp)
+                VALUES (${message.room}, ${seq}, ${message.id}, ${message.userId},
+                        ${message.displayName}, ${message.content}, ${message.timestamp})
+                ON CONFLICT (user_id, id) DO NOTHING
+                RETURNING seq`;
+              if (inserted.length === 0) throw new AlreadyStored();
+              return { ...message, seq };
+            }),
+          );
+        } catch (error) {
+          if (!(error instanceof AlreadyStored)) throw error;
+          // The sender stored this id already (in this run, or a concurrent append committed by now).
+          const [row] = await q<MessageRow[]>`
+            SELECT room, seq, id, user_id, display_name, content, timestamp
+            FROM messages WHERE user_id = ${message.userId} AND id = ${message.id}`;
+          if (!row) {
+            throw new Error(
+              `Cannot append message ${message.id}: it conflicted but cannot be read`,
+            );
+          }
+          stored.push(toMessage(row));
+        }
+      }
+      return stored;
+    });
   }
 
   async history(query: HistoryQuery): Promise<ChatMessage[]> {

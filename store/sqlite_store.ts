@@ -2,7 +2,7 @@
  * The SQLite store: chat history in one file, through `node:sqlite` (built into Deno 2).
  *
  * Several processes may share one file: the database runs in WAL mode (readers never block the
- * writer) with a busy timeout, and {@linkcode SqliteStore.append} takes the write lock up front
+ * writer) with a busy timeout, and {@linkcode SqliteStore.appendAll} takes the write lock up front
  * (`BEGIN IMMEDIATE`) before it reads the room's last sequence number, so two appenders can never
  * pick the same number or leave a gap.
  *
@@ -211,28 +211,31 @@ export class SqliteStore implements Store {
     );
   }
 
-  append(message: ChatMessage): Promise<ChatMessage> {
+  async append(message: ChatMessage): Promise<ChatMessage> {
+    return (await this.appendAll([message]))[0]!;
+  }
+
+  appendAll(messages: readonly ChatMessage[]): Promise<ChatMessage[]> {
     return this.#call("append", () => {
-      refuseNulInMessage(message);
-      const existing = this.#byId.get(message.userId, message.id) as MessageRow | undefined;
-      if (existing) return toMessage(existing);
-      return transaction(this.#db, () => {
-        // Read again under the write lock: another process may have stored it meanwhile.
-        const stored = this.#byId.get(message.userId, message.id) as MessageRow | undefined;
-        if (stored) return toMessage(stored);
-        const { seq: last } = this.#lastSeq.get(message.room) as { seq: number };
-        const seq = Number(last) + 1;
-        this.#insert.run(
-          message.room,
-          seq,
-          message.id,
-          message.userId,
-          message.displayName,
-          message.content,
-          message.timestamp,
-        );
-        return { ...message, seq };
-      });
+      for (const message of messages) refuseNulInMessage(message);
+      return transaction(this.#db, () =>
+        messages.map((message) => {
+          // Read under the write lock: another process may have stored it meanwhile.
+          const stored = this.#byId.get(message.userId, message.id) as MessageRow | undefined;
+          if (stored) return toMessage(stored);
+          const { seq: last } = this.#lastSeq.get(message.room) as { seq: number };
+          const seq = Number(last) + 1;
+          this.#insert.run(
+            message.room,
+            seq,
+            message.id,
+            message.userId,
+            message.displayName,
+            message.content,
+            message.timestamp,
+          );
+          return { ...message, seq };
+        }));
     });
   }
 

@@ -49,6 +49,11 @@ export interface Store {
    * copy (a retried send). The same id from another sender is another message.
    */
   append(message: ChatMessage): Promise<ChatMessage>;
+  /**
+   * `append` for several messages, in order, in one transaction: all are stored or none. What
+   * the processor does with a run of messages from the bus.
+   */
+  appendAll(messages: readonly ChatMessage[]): Promise<ChatMessage[]>;
   /** Newest first. */
   history(query: HistoryQuery): Promise<ChatMessage[]>;
   /** Oldest first: the messages of `room` after `afterSeq`, at most `limit`. */

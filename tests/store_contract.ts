@@ -145,6 +145,27 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
   });
 
+  test("appendAll stores a run in order in one go, idempotent within it and with what was stored", async () => {
+    await withStore(open, async (store) => {
+      const a = roomName("run-a");
+      const b = roomName("run-b");
+      const [earlier] = await appendMany(store, a, 1);
+      const [m1, m2, m3] = [newMessage(a), newMessage(b), newMessage(a)];
+      const stored = await store.appendAll([m1!, m2!, earlier!, m3!, { ...m1!, content: "again" }]);
+      assert.deepEqual(stored, [
+        { ...m1!, seq: 2 },
+        { ...m2!, seq: 1 },
+        earlier,
+        { ...m3!, seq: 3 },
+        { ...m1!, seq: 2 },
+      ]);
+      assert.deepEqual(await store.since(a, 0, 10), [earlier, stored[0], stored[3]]);
+      assert.deepEqual(await store.since(b, 0, 10), [stored[1]]);
+      assert.deepEqual(await store.appendAll([]), []);
+      assert.equal((await store.append(newMessage(a))).seq, 4, "no gap after the run");
+    });
+  });
+
   test("append is idempotent by sender and message id", async () => {
     await withStore(open, async (store) => {
       const room = roomName("idempotent");
