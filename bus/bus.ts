@@ -24,7 +24,13 @@ export interface Subscription {
  * which can never be handled: the bus sets it aside (Kafka: the dead-letter topic) and goes on.
  */
 export interface ProcessorHandlers {
-  message(message: ChatMessage): Promise<void>;
+  /**
+   * Consecutive messages of the room logs, oldest first: one or more of one room, or of rooms
+   * that share a log partition (Kafka), handled together so that storing and fanning them out
+   * costs one transaction and one send for all. A refusal (`invalid_argument`) of a run of
+   * several means one of them is bad: the bus then hands each on its own to find it.
+   */
+  messages(messages: readonly ChatMessage[]): Promise<void>;
   connection(event: ConnectionEvent): Promise<void>;
   /**
    * This processor took over rooms and users (it started, or another one left or joined): what

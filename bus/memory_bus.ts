@@ -25,24 +25,33 @@ const SET_ASIDE_KEPT = 1000;
 /** An item of a room log: a message or a connection event. */
 type Logged = { message: ChatMessage } | { connection: ConnectionEvent };
 
-/** What one handler of a queue decides about an item it failed on. */
-type OnFailure<T> = (error: unknown, item: T) => "retry" | "skip";
+/**
+ * What one handler of a queue decides about the run of items it failed on: hand the same run
+ * again, drop it, or hand its items one at a time (one of them is bad).
+ */
+type OnFailure<T> = (error: unknown, run: readonly T[]) => "retry" | "skip" | "split";
+
+/** The most messages of one room the processor gets at once. */
+const RUN_LIMIT = 500;
 
 /**
- * Items handed to `handle` one at a time, in order; an item is dropped once handled, or when
- * `onFailure` says to skip it, and handed again after a pause otherwise.
+ * Items handed to `handle` in order, in runs of up to `runLimit`; a run is dropped once handled,
+ * or when `onFailure` says to skip it, and handed again after a pause otherwise.
  */
 class Queue<T> {
   readonly items: T[] = [];
   #running = false;
+  /** Items still to be handed one at a time, after a run was split. */
+  #singles = 0;
 
   constructor(
-    private readonly handle: () => ((item: T) => Promise<void>) | undefined,
+    private readonly handle: () => ((run: readonly T[]) => Promise<void>) | undefined,
     private readonly onFailure: OnFailure<T>,
     private readonly retryDelayMs: number,
     private readonly signal: AbortSignal,
     /** Called when every item is handled. */
     private readonly onIdle?: () => void,
+    private readonly runLimit = 1,
   ) {}
 
   push(item: T): void {
@@ -64,17 +73,25 @@ class Queue<T> {
     while (this.items.length > 0 && !this.signal.aborted) {
       const handle = this.handle();
       if (!handle) return;
-      const item = this.items[0]!;
+      const run = this.items.slice(0, this.#singles > 0 ? 1 : this.runLimit);
       try {
-        await handle(item);
+        await handle(run);
       } catch (err) {
-        if (this.onFailure(err, item) === "retry") {
+        const decision = this.onFailure(err, run);
+        if (decision === "split" && run.length > 1) {
+          this.#singles = run.length;
+          continue;
+        }
+        if (decision !== "skip") {
           await sleep(this.retryDelayMs, undefined, { signal: this.signal }).catch(() => {});
           continue;
         }
       }
       // Unless a newer handler took over meanwhile, which then gets it again.
-      if (this.handle() === handle) this.items.shift();
+      if (this.handle() === handle) {
+        this.items.splice(0, run.length);
+        this.#singles = Math.max(0, this.#singles - run.length);
+      }
     }
     if (this.items.length === 0) this.onIdle?.();
   }
@@ -88,7 +105,10 @@ export class MemoryBus implements Bus {
   /** The processors, in the order they joined; the first one handles every log. */
   readonly #processors: ProcessorHandlers[] = [];
   /** Each processor's handler of log items. */
-  readonly #handlers = new WeakMap<ProcessorHandlers, (item: Logged) => Promise<void>>();
+  readonly #handlers = new WeakMap<
+    ProcessorHandlers,
+    (run: readonly Logged[]) => Promise<void>
+  >();
   /** One queue per room and per user. */
   readonly #logs = new Map<string, Queue<Logged>>();
   readonly #deliveryQueues = new Set<Queue<Delivery>>();
@@ -154,7 +174,8 @@ export class MemoryBus implements Bus {
   ): Promise<Subscription> {
     const closed = new AbortController();
     const signal = AbortSignal.any([this.#abort.signal, closed.signal]);
-    const queue = new Queue(() => handler, this.#retryFailed<T>(what), this.#retryDelayMs, signal);
+    const handle = (run: readonly T[]) => handler(run[0]!);
+    const queue = new Queue(() => handle, this.#retryFailed<T>(what), this.#retryDelayMs, signal);
     queues.add(queue);
     for (const item of backlog) queue.push(item);
     return Promise.resolve({
@@ -171,10 +192,11 @@ export class MemoryBus implements Bus {
     if (!queue) {
       const created = new Queue<Logged>(
         () => this.#handlerOf(),
-        (err, item) => this.#onLogFailure(err, item),
+        (err, run) => this.#onLogFailure(err, run),
         this.#retryDelayMs,
         this.#abort.signal,
         () => this.#logs.delete(key),
+        "message" in item ? RUN_LIMIT : 1,
       );
       this.#logs.set(key, queue = created);
     }
@@ -182,14 +204,16 @@ export class MemoryBus implements Bus {
   }
 
   /** The first processor's handler of log items, as long as there is one. */
-  #handlerOf(): ((item: Logged) => Promise<void>) | undefined {
+  #handlerOf(): ((run: readonly Logged[]) => Promise<void>) | undefined {
     const processor = this.#processors[0];
     if (!processor) return undefined;
     return this.#handlers.get(processor);
   }
 
-  #onLogFailure(err: unknown, item: Logged): "retry" | "skip" {
+  #onLogFailure(err: unknown, run: readonly Logged[]): "retry" | "skip" | "split" {
     if (err instanceof ChatError && err.code === "invalid_argument") {
+      if (run.length > 1) return "split";
+      const item = run[0]!;
       const refused = "message" in item ? item.message : item.connection;
       this.setAside.push({ item: refused, reason: err.message });
       if (this.setAside.length > SET_ASIDE_KEPT) this.setAside.shift();
@@ -223,8 +247,13 @@ export class MemoryBus implements Bus {
   process(handlers: ProcessorHandlers): Promise<Subscription> {
     this.#handlers.set(
       handlers,
-      (item) =>
-        "message" in item ? handlers.message(item.message) : handlers.connection(item.connection),
+      (run) => {
+        const first = run[0]!;
+        // A room's queue holds only messages, a user's only connection events.
+        return "message" in first
+          ? handlers.messages(run.flatMap((item) => "message" in item ? [item.message] : []))
+          : handlers.connection(first.connection);
+      },
     );
     this.#processors.push(handlers);
     this.#takeOver();

@@ -67,10 +67,13 @@ export function createProcessor(options: ProcessorOptions): Processor {
       (err) => logger.debug("Processor heartbeat not sent", { error: describeError(err) }),
     );
 
-  async function handleMessage(message: ChatMessage): Promise<void> {
-    const stored = await store.append(message);
-    await bus.deliver({ type: "message", message: stored });
-    logger.debug("Message routed", { room: stored.room, seq: stored.seq, id: stored.id });
+  /** One store transaction for the run, and its deliveries sent together (one produce). */
+  async function handleMessages(messages: readonly ChatMessage[]): Promise<void> {
+    const stored = await store.appendAll(messages);
+    // Handed to the bus in order and all at once: Kafka's outbox sends what queued together in
+    // one request per partition, in this order.
+    await Promise.all(stored.map((message) => bus.deliver({ type: "message", message })));
+    for (const m of stored) logger.debug("Message routed", { room: m.room, seq: m.seq, id: m.id });
   }
 
   async function handleConnection(event: ConnectionEvent): Promise<void> {
@@ -166,7 +169,7 @@ export function createProcessor(options: ProcessorOptions): Processor {
     async start() {
       subscriptions.push(
         await bus.process({
-          message: handleMessage,
+          messages: handleMessages,
           connection: handleConnection,
           // A processor that takes rooms and users over knows nothing of their streams yet: ask
           // the gateways again.

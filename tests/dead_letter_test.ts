@@ -344,11 +344,11 @@ Deno.test("a record the store refuses for its content is dead-lettered, not retr
   const memory = new MemoryStore();
   const store = new Proxy(memory, {
     get(target, name, receiver) {
-      if (name === "append") {
-        return (m: ChatMessage) =>
-          m.content.includes("\u0000")
+      if (name === "appendAll") {
+        return (run: ChatMessage[]) =>
+          run.some((m) => m.content.includes("\u0000"))
             ? Promise.reject(invalidArgument("Cannot store message: content holds a NUL character"))
-            : target.append(m);
+            : target.appendAll(run);
       }
       const value = Reflect.get(target, name, receiver);
       return typeof value === "function" ? value.bind(target) : value;

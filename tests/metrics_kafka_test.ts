@@ -172,12 +172,13 @@ Deno.test("metrics of gateways and a processor on Kafka move with a chat", async
       assert.ok(own.length >= 1, `gateway ${at} reports its lag on chat-deliveries`);
       assert.ok(own.every((s) => s.labels.group === "private" && s.value >= 0));
     }
-    // The store: the processor appended the messages, the gateways read accounts and rooms.
+    // The store: the processor appended the messages (a run per call), the gateways read
+    // accounts and rooms.
     assert.ok(
       moved("processor", "chat_store_duration_seconds_count", {
-        operation: "append",
+        operation: "appendAll",
         outcome: "ok",
-      }) >= N,
+      }) >= 1,
     );
     assert.ok(moved("a", "chat_store_duration_seconds_count", { operation: "getAccount" }) >= 1);
     for (const at of ["a", "b", "processor"] as const) {

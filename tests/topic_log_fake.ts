@@ -1,8 +1,9 @@
 /**
  * A stand-in for `KafkaConnection` (bus/kafka/types.ts `TopicLog`) for tests of what the Kafka
  * adapter does with records (codecs, dead letters, skipping) without a cluster: one partition
- * per topic, every subscription reads every record from its start point, one at a time, and a
- * handler that throws gets the same record again after a pause.
+ * per topic, every subscription reads every record from its start point, one at a time (or, for
+ * topics of `runs`, every record waiting at once), and a handler that throws gets the same
+ * record (or run) again after a pause.
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
@@ -62,12 +63,14 @@ export class FakeTopicLog implements TopicLog {
         for (let more = true; more && !signal.aborted;) {
           more = false;
           for (const [topic, at] of next) {
-            const record = this.records.get(topic)?.[at];
-            if (!record) continue;
+            const records = this.records.get(topic) ?? [];
+            if (at >= records.length) continue;
             more = true;
+            const runs = options.runs?.topics.includes(topic) ? options.runs : undefined;
+            const run = records.slice(at, runs ? records.length : at + 1);
             try {
-              await options.handler(record);
-              next.set(topic, at + 1);
+              await (runs ? runs.handler(run) : options.handler(run[0]!));
+              next.set(topic, at + run.length);
             } catch (err) {
               this.failures.push(`${topic}/${at}: ${err instanceof Error ? err.message : err}`);
               await sleep(5, undefined, { signal }).catch(() => {});

@@ -85,6 +85,7 @@ export class KafkaBus implements Bus {
   readonly #connection: TopicLog;
   readonly #names: KafkaNames;
   readonly #logger: Logger;
+  readonly #setAsideRecords = new WeakSet<LogRecord>();
 
   /** A bus over a Kafka cluster. */
   static connect(options: KafkaBusOptions): KafkaBus {
@@ -144,17 +145,46 @@ export class KafkaBus implements Bus {
       topics: [chatting.name, userConnections.name],
       group: this.#names.processorGroup,
       from: "latest",
-      handler: this.#deadLettering((record) => {
-        if (record.topic !== chatting.name) {
-          return handlers.connection(decodeConnectionEvent(record.value));
-        }
-        this.#logger.info(
-          `Received chat message: Topic=${record.topic}, Partition=${record.partition}, Offset=${record.offset}`,
-        );
-        return handlers.message(decodeChatMessage(record.value));
-      }),
+      handler: this.#deadLettering((record) =>
+        handlers.connection(decodeConnectionEvent(record.value))
+      ),
+      runs: {
+        topics: [chatting.name],
+        handler: (records) => this.#handleMessages(records, handlers),
+      },
       ...(handlers.onTakeOver ? { onAssigned: handlers.onTakeOver } : {}),
     });
+  }
+
+  /**
+   * A run of `chatting` records, handled together. An unreadable record is set aside on its own;
+   * when the processor refuses the run for the content of one of its messages, each message is
+   * handled on its own, so that only that one goes to the dead letters.
+   */
+  async #handleMessages(records: readonly LogRecord[], handlers: ProcessorHandlers): Promise<void> {
+    const readable: { record: LogRecord; message: ChatMessage }[] = [];
+    for (const record of records) {
+      this.#logger.info(
+        `Received chat message: Topic=${record.topic}, Partition=${record.partition}, Offset=${record.offset}`,
+      );
+      if (this.#setAsideRecords.has(record)) continue;
+      try {
+        readable.push({ record, message: decodeChatMessage(record.value) });
+      } catch (err) {
+        if (!isPoison(err)) throw err;
+        await this.#setAside(record, err);
+      }
+    }
+    if (readable.length === 0) return;
+    try {
+      await handlers.messages(readable.map((r) => r.message));
+    } catch (err) {
+      if (!isPoison(err)) throw err;
+      if (readable.length === 1) return await this.#setAside(readable[0]!.record, err);
+      for (const { record, message } of readable) {
+        await this.#deadLettering(() => handlers.messages([message]))(record);
+      }
+    }
   }
 
   /**
@@ -167,29 +197,35 @@ export class KafkaBus implements Bus {
         await handle(record);
       } catch (err) {
         if (!isPoison(err)) throw err;
-        const at = await this.#connection.publish(
-          this.#names.topics.deadLetters.name,
-          record.key,
-          encodeDeadLetter({
-            topic: record.topic,
-            partition: record.partition,
-            offset: record.offset,
-            key: record.key,
-            reason: err.message,
-            consumer: this.#names.processorGroup,
-            timestamp: new Date().toISOString(),
-            value: record.raw ?? encoder.encode(record.value),
-          }),
-        );
-        this.#logger.warn("Skipping unreadable record: sent to the dead-letter topic", {
-          topic: record.topic,
-          partition: record.partition,
-          offset: record.offset,
-          reason: err.message,
-          deadLetter: `${at.topic}/${at.partition}/${at.offset}`,
-        });
+        await this.#setAside(record, err);
       }
     };
+  }
+
+  /** Copies `record` to the dead letters; a retry of its run (the same objects) then skips it. */
+  async #setAside(record: LogRecord, err: Error): Promise<void> {
+    const at = await this.#connection.publish(
+      this.#names.topics.deadLetters.name,
+      record.key,
+      encodeDeadLetter({
+        topic: record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        key: record.key,
+        reason: err.message,
+        consumer: this.#names.processorGroup,
+        timestamp: new Date().toISOString(),
+        value: record.raw ?? encoder.encode(record.value),
+      }),
+    );
+    this.#logger.warn("Skipping unreadable record: sent to the dead-letter topic", {
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+      reason: err.message,
+      deadLetter: `${at.topic}/${at.partition}/${at.offset}`,
+    });
+    this.#setAsideRecords.add(record);
   }
 
   /** Reads `topic` from `from` on, handing each readable record to `handle`. */

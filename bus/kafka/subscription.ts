@@ -4,8 +4,8 @@
  * consumer that crashed or stalled replaced.
  *
  * kafkajs behaviours this relies on or works around:
- * - A handler error is retried here, inside `eachMessage`, with a pause and a heartbeat between
- *   attempts. Throwing out of `eachMessage` would also re-deliver the record, but only after a
+ * - A handler error is retried here, inside `eachBatch`, with a pause and a heartbeat between
+ *   attempts. Throwing out of `eachBatch` would also re-deliver the record, but only after a
  *   fetch restart, and a `TypeError` there counts as "not retriable": the consumer would crash
  *   with `restart: false` and stay dead.
  * - Offsets are resolved only after the handler resolved; kafkajs commits resolved offsets at
@@ -17,7 +17,7 @@
  *   handled replaces its consumer, which resumes from its committed offsets.
  */
 
-import type { Admin, Consumer, EachMessagePayload, Kafka } from "kafkajs";
+import type { Admin, Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import { describeError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { Metrics } from "../../core/metrics.ts";
@@ -32,6 +32,8 @@ const CONSUMER_SETTINGS = {
 } as const;
 
 const MAX_HANDLER_RETRY_DELAY_MS = 5000;
+/** The most records of one partition a run handler gets at once. */
+const RUN_LIMIT = 500;
 /** How often a private subscription checks that it keeps up, and how long it may idle behind. */
 const STALL_CHECK_MS = 5000;
 const STALL_MS = 15_000;
@@ -231,7 +233,12 @@ export class KafkaSubscription {
     });
     this.#throwIfClosed();
     // run() resolves only after the group join; joining goes on in the background.
-    consumer.run({ eachMessage: (payload) => this.#eachMessage(payload) }).catch((err) => {
+    consumer.run({
+      // Positions are resolved by #eachBatch, record by record or run by run, never a whole
+      // batch at once: a batch left halfway (a rebalance) is fetched again from where it stopped.
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.#eachBatch(payload),
+    }).catch((err) => {
       this.#logger.warn("Kafka consumer failed to run", { error: describeError(err) });
     });
     // The consumer group exists from the first synchronous step of run(): seeks apply on the
@@ -272,28 +279,54 @@ export class KafkaSubscription {
     }
   }
 
-  async #eachMessage({ topic, partition, message, heartbeat }: EachMessagePayload): Promise<void> {
-    const record: LogRecord = {
-      topic,
-      partition,
+  /**
+   * A fetched batch of one partition: records one at a time, or (topics of `options.runs`) in
+   * runs of up to RUN_LIMIT; each position is resolved once its handler resolved.
+   */
+  async #eachBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary } =
+      payload;
+    const runs = this.options.runs?.topics.includes(batch.topic) ? this.options.runs : undefined;
+    const records = batch.messages.map((message): LogRecord => ({
+      topic: batch.topic,
+      partition: batch.partition,
       offset: message.offset,
       key: message.key?.toString() ?? "",
       value: message.value?.toString() ?? "",
       ...(message.value ? { raw: message.value } : {}),
-    };
+    }));
+    for (let at = 0; at < records.length;) {
+      // As kafkajs's own eachMessage loop: a rebalance took the partition, or the consumer stops.
+      if (!isRunning() || isStale()) return;
+      const run = runs ? records.slice(at, at + RUN_LIMIT) : records.slice(at, at + 1);
+      await this.#handle(run, runs ? runs.handler : (r) => this.options.handler(r[0]!), heartbeat);
+      resolveOffset(run.at(-1)!.offset);
+      at += run.length;
+      // As kafkajs does after each record of eachMessage: commits keep up within a long batch.
+      await commitOffsetsIfNecessary();
+      await heartbeat();
+    }
+  }
+
+  /** Hands `run` to `handle` until it resolves, with a growing pause and a heartbeat between. */
+  async #handle(
+    run: readonly LogRecord[],
+    handle: (records: readonly LogRecord[]) => Promise<void>,
+    heartbeat: () => Promise<void>,
+  ): Promise<void> {
     let delay = this.bus.retryDelayMs;
     for (let attempt = 1;; attempt++) {
       // Throwing leaves the offset unresolved: the record is fetched again by whoever owns it next.
       if (this.#closed) throw new Error("Subscription closed before the record was handled");
       try {
-        await this.options.handler(record);
+        await handle(run);
         this.#progressAt = Date.now();
         return;
       } catch (err) {
         this.#logger.warn("Record handler failed; retrying the same record", {
-          topic,
-          partition,
-          offset: record.offset,
+          topic: run[0]!.topic,
+          partition: run[0]!.partition,
+          offset: run.length === 1 ? run[0]!.offset : `${run[0]!.offset}-${run.at(-1)!.offset}`,
           attempt,
           error: describeError(err),
         });

@@ -27,6 +27,7 @@ export interface Published {
 }
 
 export type RecordHandler = (record: LogRecord) => Promise<void>;
+export type RunHandler = (records: readonly LogRecord[]) => Promise<void>;
 
 export interface SubscribeOptions {
   readonly topics: readonly string[];
@@ -43,6 +44,12 @@ export interface SubscribeOptions {
    * handed again after a pause: nothing is skipped.
    */
   readonly handler: RecordHandler;
+  /**
+   * Records of `topics` go to `handler` instead, in runs: the consecutive records of one
+   * partition fetched together (at most `RUN_LIMIT`), so that the handler can do one store
+   * transaction and one produce for all of them. When it throws, the same run is handed again.
+   */
+  readonly runs?: { readonly topics: readonly string[]; readonly handler: RunHandler };
   /**
    * Called when this member receives partitions (first join and every rebalance), once their
    * positions are settled: records published after the call are sure to be read.
