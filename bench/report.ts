@@ -9,8 +9,10 @@ import { num, round, table } from "./stats.ts";
 
 /** The targets, stated once: checked on full runs, written to docs/benchmarks.md. */
 export const TARGETS = {
-  kafka: { streams: 1000, gateways: 2, rate: 20, seconds: 60, p99Ms: 100 },
-  kafkaLight: { streams: 10, rate: 10, floorRatio: 2 },
+  /** Kafka may add a hop, not a queue: p99 at most this factor of embedded mode's at that load. */
+  kafka: { streams: 1000, gateways: 2, rate: 20, seconds: 60, embeddedP99Ratio: 1.5 },
+  /** Against Kafka's own EndToEndLatency in the same run. */
+  kafkaLight: { streams: 10, rate: 10, p50Ratio: 1.5, p99Ratio: 2 },
   embedded: { streams: 1000, deliveriesPerSecond: 50_000, p99Ms: 50 },
   idle: { streams: 10_000, kibPerStream: 30 },
   /** The others' p99 next to a stopped stream: at most this factor of their p99 alone, plus slack. */
@@ -40,10 +42,18 @@ const ms = (v: number | null | undefined) =>
 const find = (entries: Entry[], scenario: string) => entries.find((e) => e.scenario === scenario);
 const clean = (e: Entry) => `lost ${num(e.lost)}, duplicated ${num(e.duplicated)}`;
 
-/** The p50 of the floor relative to which kafka-light is judged (EndToEndLatency's, whole ms). */
-export function floorRatio(e: Entry): number {
-  const floor = e.kafka_floor_e2e_ms?.p50;
-  return floor && e.e2e_ms ? e.e2e_ms.p50 / floor : NaN;
+/** kafka-light's p50 and p99 as multiples of EndToEndLatency's (whole ms) in the same run. */
+export function floorRatio(e: Entry, at: "p50" | "p99" = "p50"): number {
+  const floor = e.kafka_floor_e2e_ms?.[at];
+  return floor && e.e2e_ms ? e.e2e_ms[at] / floor : NaN;
+}
+
+/** Each process's CPU time per delivery of the run, in µs. */
+function cpuPerDelivery(e: Entry): string {
+  const rate = e.deliveries_per_s ?? 0;
+  return Object.entries(e.cpu_cores)
+    .map(([name, cores]) => `${name} ${num((cores * 1e6) / rate, 1)} µs`)
+    .join(", ");
 }
 
 export function verdicts(entries: Entry[]): Verdict[] {
@@ -52,28 +62,42 @@ export function verdicts(entries: Entry[]): Verdict[] {
   if (k) {
     const t = TARGETS.kafka;
     const offered = k.streams * k.rate;
+    // The embedded gateway at the same load, in the same run (the embedded scenario's sweep).
+    const same = entries.find((e) =>
+      e.mode === "embedded" && e.streams === k.streams && e.rate === k.rate && e.e2e_ms
+    );
+    const ratio = same && k.e2e_ms ? k.e2e_ms.p99 / same.e2e_ms!.p99 : NaN;
     out.push({
       pass: k.streams >= t.streams && k.gateways >= t.gateways && k.rate >= t.rate &&
         k.seconds >= t.seconds && (k.deliveries_per_s ?? 0) >= TARGETS.sustained * offered &&
-        (k.e2e_ms?.p99 ?? Infinity) < t.p99Ms && k.lost === 0 && k.duplicated === 0,
+        ratio <= t.embeddedP99Ratio && k.lost === 0 && k.duplicated === 0,
       what:
         `Kafka, ${k.streams} streams over ${k.gateways} gateways, ${k.rate} msg/s in, ${k.seconds} s`,
-      measured: `${num(k.deliveries_per_s)} deliveries/s, p99 ${ms(k.e2e_ms?.p99)}, ${clean(k)}`,
+      measured: `${num(k.deliveries_per_s)} deliveries/s, p99 ${ms(k.e2e_ms?.p99)} = ${
+        num(ratio, 2)
+      }x embedded's ${ms(same?.e2e_ms?.p99)} at the same load; CPU per delivery: ${
+        cpuPerDelivery(k)
+      }; ${clean(k)}`,
       target: `${t.streams} streams, ${t.gateways} gateways, ${t.rate} msg/s (${
         num(t.streams * t.rate)
-      } deliveries/s) for ${t.seconds} s, p99 < ${t.p99Ms} ms, nothing lost or duplicated`,
+      } deliveries/s) for ${t.seconds} s, p99 ≤ ${t.embeddedP99Ratio}x embedded mode's at that load in the same run, nothing lost or duplicated`,
     });
   }
   const l = find(entries, "kafka-light");
   if (l) {
-    const ratio = floorRatio(l);
+    const t = TARGETS.kafkaLight;
+    const p50 = floorRatio(l, "p50");
+    const p99 = floorRatio(l, "p99");
     out.push({
-      pass: ratio <= TARGETS.kafkaLight.floorRatio && l.lost === 0 && l.duplicated === 0,
+      pass: p50 <= t.p50Ratio && p99 <= t.p99Ratio && l.lost === 0 && l.duplicated === 0,
       what: `Kafka at light load, ${l.streams} streams, ${l.rate} msg/s`,
-      measured: `p50 ${ms(l.e2e_ms?.p50)} = ${num(ratio, 2)}x EndToEndLatency's p50 ${
+      measured: `p50 ${ms(l.e2e_ms?.p50)} = ${num(p50, 2)}x EndToEndLatency's ${
         ms(l.kafka_floor_e2e_ms?.p50)
-      }, ${clean(l)}`,
-      target: `p50 within ${TARGETS.kafkaLight.floorRatio}x of Kafka's EndToEndLatency p50`,
+      }, p99 ${ms(l.e2e_ms?.p99)} = ${num(p99, 2)}x its ${ms(l.kafka_floor_e2e_ms?.p99)}, ${
+        clean(l)
+      }`,
+      target:
+        `p50 ≤ ${t.p50Ratio}x and p99 ≤ ${t.p99Ratio}x Kafka's EndToEndLatency in the same run`,
     });
   }
   const e = find(entries, "embedded");

@@ -174,17 +174,33 @@ const kafka: Entry = {
   cpu_cores: {},
 };
 
+/** The embedded gateway at the kafka scenario's load, in the same run (a sweep row). */
+const embeddedSameLoad: Entry = {
+  ...kafka,
+  scenario: "sweep",
+  mode: "embedded",
+  gateways: 1,
+  seconds: 10,
+  e2e_ms: { p50: 15, p90: 30, p99: 60, p999: 80, max: 90 },
+  kafka_floor_e2e_ms: null,
+};
+
 Deno.test("targets fail on a loss, a duplicate, a slow p99 or too little load", () => {
-  const pass = (e: Entry) => verdicts([e])[0]!.pass;
-  assert.equal(pass(kafka), true);
+  const pass = (e: Entry) => verdicts([e, embeddedSameLoad])[0]!.pass;
+  assert.equal(pass(kafka), true, "p99 80 ms = 1.33x embedded's 60 ms");
   assert.equal(pass({ ...kafka, lost: 1 }), false);
   assert.equal(pass({ ...kafka, duplicated: 1 }), false);
-  assert.equal(pass({ ...kafka, e2e_ms: { ...kafka.e2e_ms!, p99: 100 } }), false);
+  assert.equal(pass({ ...kafka, e2e_ms: { ...kafka.e2e_ms!, p99: 91 } }), false, "1.52x");
   assert.equal(pass({ ...kafka, streams: 40 }), false, "a smaller run proves nothing");
   assert.equal(pass({ ...kafka, deliveries_per_s: 15_000 }), false, "it did not keep up");
+  assert.equal(verdicts([kafka])[0]!.pass, false, "no embedded run at that load to compare with");
+  // kafka-light against EndToEndLatency (p50 5 ms, p99 20 ms): at most 1.5x and 2x.
   const light = { ...kafka, scenario: "kafka-light", streams: 10, rate: 10 };
-  assert.equal(pass({ ...light, e2e_ms: { ...kafka.e2e_ms!, p50: 10 } }), true);
-  assert.equal(pass({ ...light, e2e_ms: { ...kafka.e2e_ms!, p50: 10.5 } }), false);
+  const lightPass = (p50: number, p99: number) =>
+    verdicts([{ ...light, e2e_ms: { ...kafka.e2e_ms!, p50, p99 } }])[0]!.pass;
+  assert.equal(lightPass(7.5, 40), true);
+  assert.equal(lightPass(7.6, 40), false);
+  assert.equal(lightPass(7.5, 41), false);
 });
 
 Deno.test("the metrics target: at most 3 % more gateway CPU per delivery with metrics on", () => {
