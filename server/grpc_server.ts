@@ -36,6 +36,7 @@ import { Broadcast, file_chat } from "../protocol/gen/chat_pb.ts";
 import { DEFAULT_MAX_RESUME_ROOMS } from "../protocol/limits.ts";
 import { AgedConnections } from "./connection_age.ts";
 import { ConnectionGuard, type ConnectionLimits } from "./connection_guard.ts";
+import { StreamWriter } from "./grpc_stream_writer.ts";
 import type { ChatService } from "./chat_service.ts";
 import type { StreamHandle } from "./chat_types.ts";
 import { callerOf, callUnary, logFailure, parseConnect } from "./rpc.ts";
@@ -257,14 +258,13 @@ export function createGrpcServer(
       peerHost(call.getPeer()),
       new AbortController().signal,
     );
+    const writer = new StreamWriter(call);
     Promise.resolve()
       .then(() =>
         service.openStream(caller, parseConnect(request(call.request as never), maxResumeRooms), {
-          write: (frame) => {
-            call.write(frame);
-          },
-          pending: () => call.writableLength,
-          fail: (error: ChatError) => call.emit("error", grpcError(error)),
+          write: (frame) => writer.write(frame),
+          pending: () => writer.pending(),
+          fail: (error: ChatError) => writer.fail(grpcError(error)),
         })
       )
       .then(
@@ -273,7 +273,7 @@ export function createGrpcServer(
           // The client left while the stream was being set up.
           if (gone) opened.close();
           // Headers now tell the client the stream was accepted, before any message comes.
-          else call.sendMetadata(new grpc.Metadata());
+          else writer.sendHeaders();
         },
         (err) => {
           logFailure(logger, "CreateStream", err);
