@@ -18,6 +18,7 @@ import type { TlsFiles } from "../core/config.ts";
 import { describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { concat } from "./bytes.ts";
+import { type BodyOut, directBodyOf } from "./direct_body.ts";
 import {
   type CallTicket,
   ConnectionGuard,
@@ -297,9 +298,20 @@ export async function serveHttp(
       res.end();
       return;
     }
+    const length = Number(response.headers.get("content-length") ?? NaN);
+    const socket = h2 ? undefined : (res as http.ServerResponse).socket;
+    const direct = length >= 0 || !socket || !(res as { chunkedEncoding?: boolean }).chunkedEncoding
+      ? undefined
+      : directBodyOf(response.body);
+    if (direct && socket) {
+      // A stream's headers go out now: the client learns the call was accepted before any message.
+      (res as http.ServerResponse).flushHeaders();
+      cancel.body = () => response.body?.cancel().catch(() => {});
+      direct.attach(chunkedOut(out, socket));
+      return;
+    }
     const reader = response.body.getReader();
     cancel.body = () => reader.cancel().catch(() => {});
-    const length = Number(response.headers.get("content-length") ?? NaN);
     if (length >= 0) {
       // A body of known length (a unary answer): sent whole, in one write.
       const chunks: Uint8Array[] = [];
@@ -343,6 +355,23 @@ export async function serveHttp(
       cancel.body = undefined;
       reader.releaseLock();
     }
+  }
+
+  /**
+   * A self-writing body's way to an HTTP/1.1 client whose response is chunked: each chunk framed
+   * as one HTTP chunk and written straight to the socket, after the headers; `end` writes the
+   * last chunk through node:http, which framed none of the others.
+   */
+  function chunkedOut(res: http.ServerResponse, socket: net.Socket): BodyOut {
+    return {
+      write(parts) {
+        if (!socket.destroyed) socket.write(httpChunkOf(parts));
+      },
+      behind: () => socket.writableNeedDrain,
+      end() {
+        if (!res.destroyed) res.end();
+      },
+    };
   }
 
   let inner: net.Server;
@@ -400,6 +429,35 @@ export async function serveHttp(
       await guard.close();
     },
   };
+}
+
+/** One-part body chunks in HTTP/1.1 chunked framing, made once for the streams that share them. */
+const httpChunks = new WeakMap<Uint8Array, Uint8Array>();
+
+/**
+ * `parts` as one HTTP/1.1 chunk: its size in hex, CRLF, the bytes, CRLF. Never empty: a chunk of
+ * size 0 would end the body.
+ */
+function httpChunkOf(parts: readonly Uint8Array[]): Uint8Array {
+  const shared = parts.length === 1 ? parts[0]! : undefined;
+  const known = shared && httpChunks.get(shared);
+  if (known) return known;
+  let size = 0;
+  for (const part of parts) size += part.length;
+  const hex = size.toString(16);
+  const out = new Uint8Array(hex.length + size + 4);
+  let at = 0;
+  for (let i = 0; i < hex.length; i++) out[at++] = hex.charCodeAt(i);
+  out[at++] = 13;
+  out[at++] = 10;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  out[at++] = 13;
+  out[at] = 10;
+  if (shared) httpChunks.set(shared, out);
+  return out;
 }
 
 /**

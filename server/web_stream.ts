@@ -9,10 +9,13 @@
  * The frames a stream gets during one turn of the event loop leave as one chunk at its end (one
  * write, one system call, for the stream), however many messages the turn delivered: under load,
  * a write per message per connection is most of what a delivery costs, while a quiet stream's
- * one frame waits no longer than the rest of the turn.
+ * one frame waits no longer than the rest of the turn. On the HTTP port the body writes itself to
+ * the connection (server/direct_body.ts); read in process, it is a ReadableStream that holds
+ * what was not read yet.
  */
 
 import { concat } from "./bytes.ts";
+import { type BodyOut, type DirectBody, registerDirectBody } from "./direct_body.ts";
 import { encodeBase64Chunk, envelope } from "./web_wire.ts";
 
 /** How a stream's frames are written: enveloped bytes, or each envelope as a base64 chunk. */
@@ -36,9 +39,6 @@ function frameOf(message: Uint8Array, framing: Framing): Uint8Array {
 /** An empty `chat.Message`: a keep-alive. */
 const KEEPALIVE = new Uint8Array(0);
 
-/** How many frames a chunk of several holds (a chunk not here is one frame). */
-const framesIn = new WeakMap<Uint8Array, number>();
-
 /** Bodies with frames of this turn, written out at its end. */
 const batched = new Set<StreamBody>();
 
@@ -47,27 +47,49 @@ function flushBatches(): void {
   batched.clear();
 }
 
-export class StreamBody {
+export class StreamBody implements DirectBody {
   readonly body: ReadableStream<Uint8Array>;
-  #out!: ReadableStreamDefaultController<Uint8Array>;
   #open = true;
   /** Frames of this turn, not yet in the body. */
   #batch: Uint8Array[] = [];
+  /** Frames in the body, not yet read (before `attach`), in the chunks they were flushed in. */
+  #queued: Uint8Array[][] = [];
+  #ended = false;
+  /** A read waiting for the next chunk. */
+  #wake: (() => void) | undefined;
+  /** The connection, once attached. */
+  #out: BodyOut | undefined;
+  /** Frames written to the connection since it fell behind. */
+  #behind = 0;
   /** When the last frame was queued (`performance.now()`), for keep-alives on idle streams. */
   #lastWriteAt = performance.now();
 
   /** `onCancel`: the client went away (the body was cancelled). */
   constructor(readonly framing: Framing, onCancel: () => void) {
     this.body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#out = controller;
+      pull: (controller) => {
+        const frames = this.#queued.shift();
+        if (frames) return controller.enqueue(concat(frames));
+        if (this.#ended) return controller.close();
+        return new Promise<void>((resolve) => this.#wake = resolve).then(() => {
+          const next = this.#queued.shift();
+          if (next) controller.enqueue(concat(next));
+          else controller.close();
+        });
       },
       cancel: () => {
         this.#open = false;
         onCancel();
       },
       // Nothing is pulled ahead: what the client has not taken stays counted in `pending`.
-    }, { highWaterMark: 0, size: (chunk) => framesIn.get(chunk) ?? 1 });
+    }, { highWaterMark: 0 });
+    registerDirectBody(this.body, this);
+  }
+
+  attach(out: BodyOut): void {
+    this.#out = out;
+    for (const frames of this.#queued.splice(0)) this.#send(frames);
+    if (this.#ended) out.end();
   }
 
   /** Queues an encoded `chat.Message`. */
@@ -84,14 +106,32 @@ export class StreamBody {
     const frames = this.#batch;
     if (!frames.length || !this.#open) return;
     this.#batch = [];
-    const chunk = frames.length === 1 ? frames[0]! : concat(frames);
-    if (frames.length > 1) framesIn.set(chunk, frames.length);
-    this.#out.enqueue(chunk);
+    this.#send(frames);
   }
 
-  /** Frames queued and not yet taken by the client's connection. */
+  #send(frames: Uint8Array[]): void {
+    const out = this.#out;
+    if (!out) {
+      this.#queued.push(frames);
+      this.#wake?.();
+      this.#wake = undefined;
+      return;
+    }
+    if (!out.behind()) this.#behind = 0;
+    out.write(frames);
+    if (out.behind()) this.#behind += frames.length;
+  }
+
+  /**
+   * Frames not yet taken by the client's connection: this turn's, and those queued in the body or
+   * written since the connection fell behind.
+   */
   pending(): number {
-    return this.#open ? this.#batch.length - (this.#out.desiredSize ?? 0) : 0;
+    if (!this.#open) return 0;
+    let n = this.#batch.length;
+    if (this.#out) return n + (this.#out.behind() ? this.#behind : 0);
+    for (const frames of this.#queued) n += frames.length;
+    return n;
   }
 
   /** Milliseconds since the last frame was queued. */
@@ -114,9 +154,12 @@ export class StreamBody {
     this.flush();
     for await (const chunk of rest ?? []) {
       if (!this.#open) return;
-      this.#out.enqueue(reframe(chunk));
+      this.#send([reframe(chunk)]);
     }
-    if (this.#open) this.#out.close();
+    if (!this.#open) return;
     this.#open = false;
+    this.#ended = true;
+    this.#out?.end();
+    this.#wake?.();
   }
 }

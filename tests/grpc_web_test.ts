@@ -558,6 +558,47 @@ Deno.test("a slow gRPC-Web client is cut with RESOURCE_EXHAUSTED in the trailers
   }
 });
 
+Deno.test("a gRPC-Web client that stops reading on the HTTP port is cut with RESOURCE_EXHAUSTED after what it was sent", async () => {
+  const system = await startSystem({
+    config: { streamQueueLimit: 20, rateLimitPerSecond: 100_000, rateLimitBurst: 100_000 },
+  });
+  const gateway = system.gateways[0]!;
+  const abort = new AbortController();
+  try {
+    // Not read until the stream was cut: the socket's buffers fill, then the stream's queue.
+    const response = await abortableFetch()(`${httpBase(system)}/chat.Broadcast/CreateStream`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto" },
+      body: frame(0, connectBytes("stalled")),
+      signal: abort.signal,
+    });
+    assert.equal(response.status, 200);
+    await waitFor(() => gateway.hub.size === 1);
+    const sender = connectUser(system.address(), "fast");
+    const big = "x".repeat(60_000);
+    let sent = 0;
+    try {
+      while (gateway.hub.countOf("stalled") === 1 && sent < 2000) {
+        await sender.client.send("fast", `${++sent}:${big}`);
+      }
+    } finally {
+      sender.close();
+    }
+    assert.equal(gateway.hub.countOf("stalled"), 0, `cut after ${sent} messages`);
+    const frames = parseFrames(new Uint8Array(await response.arrayBuffer()));
+    const contents = frames.filter((f) => f.flag === 0)
+      .map((f) => decodeStreamMessage(f.data).content.split(":")[0]);
+    assert.ok(contents.length > 20 && contents.length < sent, `${contents.length} of ${sent}`);
+    assert.deepEqual(contents, contents.map((_, i) => String(i + 1)), "in order, none skipped");
+    const end = trailers(frames.at(-1)!);
+    assert.equal(end["grpc-status"], "8");
+    assert.match(decodeURIComponent(end["grpc-message"]!), /the client is 20 messages behind/);
+  } finally {
+    abort.abort();
+    await system.stop();
+  }
+});
+
 Deno.test("keep-alives go only to streams that ask for them, and only when idle", async () => {
   const system = await startSystem();
   const gateway = system.gateways[0]!;
