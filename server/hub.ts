@@ -16,7 +16,10 @@ import { encodeStreamMessage, messageToWire, presenceToWire, roomEventToWire } f
 
 /** One open stream as a transport sees it. */
 export interface StreamSink {
-  /** Queues an encoded `chat.Message`. */
+  /**
+   * Queues an encoded `chat.Message`. The same bytes go to every stream of the room and are never
+   * changed afterwards, so a transport may frame them once for all its streams.
+   */
   write(frame: Uint8Array): void;
   /** How many frames are queued and not yet taken by the client. */
   pending(): number;
