@@ -116,7 +116,8 @@ export class StreamWriter {
 
   #send(frames: Buffer[]): void {
     const http2 = this.#http2!;
-    if (http2.destroyed || http2.closed) {
+    // Ended: grpc-js sent the status (a deadline, a shutdown) before the call's close came.
+    if (http2.destroyed || http2.closed || http2.writableEnded) {
       this.#closed = true;
       this.#queued = [];
       return;

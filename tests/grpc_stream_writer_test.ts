@@ -28,7 +28,11 @@ function message(index: number, size: number): Uint8Array {
   return out;
 }
 
-async function run(options: grpc.ServerOptions, serve: (writer: StreamWriter) => void) {
+async function run(
+  options: grpc.ServerOptions,
+  serve: (writer: StreamWriter) => void,
+  callOptions: grpc.CallOptions = {},
+) {
   const server = new grpc.Server(options);
   let direct: boolean | undefined;
   server.addService({ Stream: METHOD }, {
@@ -52,6 +56,8 @@ async function run(options: grpc.ServerOptions, serve: (writer: StreamWriter) =>
       passThrough,
       passThrough,
       Buffer.alloc(0),
+      new grpc.Metadata(),
+      callOptions,
     );
     const got: string[] = [];
     const status = await new Promise<grpc.StatusObject>((resolve) => {
@@ -108,4 +114,22 @@ Deno.test("the same message written twice arrives twice", async () => {
     setTimeout(() => writer.fail({ code: grpc.status.OK, details: "" }), 50);
   });
   assert.deepEqual(got.map((t) => t.slice(0, 2)), ["7:", "7:"]);
+});
+
+Deno.test("writes after grpc-js ended the call (its deadline passed) are dropped quietly", async () => {
+  let writes = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => done = resolve);
+  const { got, status } = await run({}, (writer) => {
+    const timer = setInterval(() => {
+      writer.write(message(writes++, 20));
+      if (writes === 40) {
+        clearInterval(timer);
+        done();
+      }
+    }, 10);
+  }, { deadline: Date.now() + 150 });
+  await finished;
+  assert.equal(status.code, grpc.status.DEADLINE_EXCEEDED);
+  assert.ok(got.length > 0 && got.length < 40, `${got.length} of 40 arrived before the deadline`);
 });
