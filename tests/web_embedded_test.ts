@@ -337,18 +337,46 @@ Deno.test({
       const text = await error.textContent() ?? "";
       assert.match(text, /Not sent/);
       assert.match(text, /content is 65636 bytes, the limit is 65536/, "the server's words");
-      assert.equal(
-        await ann.page.getByLabel("Message", { exact: true }).inputValue(),
-        tooLong,
-        "the text is kept",
-      );
+      assert.equal(await error.locator(".unsent-text").textContent(), tooLong, "the text is kept");
       assert.equal(await hasHorizontalScroll(ann.page), false);
       await screenshot(ann.page, "error-desktop");
-      await ann.page.getByRole("button", { name: "Dismiss the error" }).click();
-      await ann.page.getByLabel("Message", { exact: true }).fill("");
+      // Edit takes it back into the box, to shorten it.
+      await error.getByRole("button", { name: "Edit" }).click();
+      const box = ann.page.getByLabel("Message", { exact: true });
+      assert.equal(await box.inputValue(), tooLong);
       assert.equal(await error.count(), 0);
+      await box.fill("");
       assert.equal((await shownMessages(ben.page)).length, 6, "ben got nothing");
     });
+
+    await t.step(
+      "refused messages wait above the box, in the order sent, never merged into what is typed",
+      async () => {
+        const box = ann.page.getByLabel("Message", { exact: true });
+        const tooLong = (n: number) => `${n} ${"y".repeat(64 * 1024)}`;
+        // Three sends in a burst, and a fourth text typed while their refusals come back.
+        for (const n of [1, 2, 3]) await send(ann.page, tooLong(n));
+        await box.fill("still typing");
+        const unsent = ann.page.locator(".unsent li");
+        await waitFor(async () => await unsent.count() === 3, 10_000, "three refusals");
+        const texts = await ann.page.locator(".unsent-text").allTextContents();
+        assert.deepEqual(texts.map((t) => t.split(" ")[0]), ["1", "2", "3"], "in the order sent");
+        assert.equal(await box.inputValue(), "still typing", "nothing merged into the box");
+        // Edit waits for an empty box; discarding removes one, and the others keep their order.
+        assert.equal(await unsent.first().getByRole("button", { name: "Edit" }).isDisabled(), true);
+        await unsent.nth(1).getByRole("button", { name: "Discard the message" }).click();
+        assert.deepEqual(
+          (await ann.page.locator(".unsent-text").allTextContents()).map((t) => t.split(" ")[0]),
+          ["1", "3"],
+        );
+        for (let i = 0; i < 2; i++) {
+          await unsent.first().getByRole("button", { name: "Discard the message" }).click();
+        }
+        assert.equal(await unsent.count(), 0);
+        await box.fill("");
+        assert.equal((await shownMessages(ben.page)).length, 6, "ben got none of them");
+      },
+    );
 
     await t.step("long messages wrap; many messages scroll and stay at the bottom", async () => {
       const long = `A long line: ${"word ".repeat(120)}${"unbroken".repeat(40)}`;
@@ -503,10 +531,7 @@ Deno.test({
       const error = ben.page.locator(".composer-error[role=alert]");
       await error.waitFor({ timeout: 10_000 });
       assert.match(await error.textContent() ?? "", /Not sent: the server is unavailable/);
-      assert.equal(
-        await ben.page.getByLabel("Message", { exact: true }).inputValue(),
-        "Anyone there?",
-      );
+      assert.equal(await error.locator(".unsent-text").textContent(), "Anyone there?");
       await screenshot(ann.page, "reconnecting-desktop");
       await screenshot(ben.page, "reconnecting-phone");
 
@@ -517,12 +542,15 @@ Deno.test({
       assert.equal(await banner.count(), 0, "the banner is gone");
       await waitForOnline(ann.page, ["ann", "ben"]);
       await waitForOnline(ben.page, ["ann", "ben"]);
-      await ben.page.getByRole("button", { name: "Dismiss the error" }).click();
+      // What was not sent goes now, as it was.
+      await error.getByRole("button", { name: "Send again" }).click();
+      await waitForMessages(ann.page, ["Anyone there?"]);
+      assert.equal(await error.count(), 0);
       await send(ben.page, "Back again");
       await waitForMessages(ann.page, ["Back again"]);
       assert.deepEqual(
         (await shownMessages(ann.page)).map((m) => m.text),
-        [...annBefore, "Back again"],
+        [...annBefore, "Anyone there?", "Back again"],
         "nothing repeated after the restart",
       );
     });

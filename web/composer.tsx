@@ -1,7 +1,9 @@
 /**
  * The send box: Enter sends, Shift+Enter makes a new line. The box empties at
- * once; if the server refuses the message, its words show right above the box
- * and the text comes back into it.
+ * once; messages go one after another, in the order typed. A message the server refuses waits above the box with the server's
+ * words, in the order it was sent, to be sent again, taken back into the box or
+ * discarded: it never comes back into what is being typed, so a burst of
+ * refusals can neither reverse nor merge messages.
  */
 
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
@@ -11,6 +13,13 @@ import { SendIcon } from "./icons.tsx";
 /** The box grows with its text up to this height, then scrolls. */
 const MAX_HEIGHT_PX = 168;
 
+/** A refused message: `order` is when it was sent, among this box's sends. */
+interface Unsent {
+  order: number;
+  content: string;
+  error: string;
+}
+
 export function Composer(
   { onSend, placeholder = "Write a message…" }: {
     onSend: (content: string) => Promise<void>;
@@ -18,9 +27,11 @@ export function Composer(
   },
 ) {
   const [text, setText] = useState("");
-  const [error, setError] = useState<string | undefined>(undefined);
+  const [unsent, setUnsent] = useState<Unsent[]>([]);
   const [sending, setSending] = useState(0);
   const box = useRef<HTMLTextAreaElement>(null);
+  const sends = useRef(0);
+  const previous = useRef<Promise<void>>(Promise.resolve());
 
   useEffect(() => box.current?.focus(), []);
 
@@ -32,21 +43,34 @@ export function Composer(
     el.style.height = `${Math.min(el.scrollHeight, MAX_HEIGHT_PX)}px`;
   }, [text]);
 
-  async function send() {
-    const content = text;
-    if (content.trim() === "") return;
-    setText("");
-    setError(undefined);
+  async function deliver(content: string) {
+    const order = sends.current++;
     setSending((n) => n + 1);
+    // One send at a time, in the order typed: calls in flight together may reach the server in
+    // another order, and the room would show a fast typist's lines shuffled.
+    const turn = previous.current.then(() => onSend(content));
+    previous.current = turn.catch(() => {});
     try {
-      await onSend(content);
+      await turn;
     } catch (err) {
-      setError(describeSendFailure(err));
-      // Give the text back, ahead of anything typed since.
-      setText((now) => (now === "" ? content : `${content}\n${now}`));
+      const refused = { order, content, error: describeSendFailure(err) };
+      // Answers may come back out of order: each takes its place by when it was sent.
+      setUnsent((list) => [...list, refused].sort((a, b) => a.order - b.order));
     } finally {
       setSending((n) => n - 1);
     }
+  }
+
+  function send() {
+    const content = text;
+    if (content.trim() === "") return;
+    setText("");
+    void deliver(content);
+  }
+
+  function settle(item: Unsent) {
+    setUnsent((list) => list.filter((u) => u !== item));
+    box.current?.focus();
   }
 
   function onKeyDown(event: KeyboardEvent) {
@@ -65,21 +89,49 @@ export function Composer(
         void send();
       }}
     >
-      {error && (
-        <div class="composer-error" role="alert">
-          <p id="composer-error-text">{error}</p>
-          <button
-            type="button"
-            class="icon-button"
-            aria-label="Dismiss the error"
-            onClick={() => {
-              setError(undefined);
-              box.current?.focus();
-            }}
-          >
-            ×
-          </button>
-        </div>
+      {unsent.length > 0 && (
+        <ul class="unsent" aria-label="Messages not sent">
+          {unsent.map((item) => (
+            <li key={item.order} class="composer-error" role="alert">
+              <div class="unsent-body">
+                <p>{item.error}</p>
+                <p class="unsent-text">{item.content}</p>
+              </div>
+              <div class="unsent-actions">
+                <button
+                  type="button"
+                  class="small-button"
+                  onClick={() => {
+                    settle(item);
+                    void deliver(item.content);
+                  }}
+                >
+                  Send again
+                </button>
+                <button
+                  type="button"
+                  class="small-button"
+                  disabled={text !== ""}
+                  title={text !== "" ? "Send or clear what is in the box first" : undefined}
+                  onClick={() => {
+                    settle(item);
+                    setText(item.content);
+                  }}
+                >
+                  Edit
+                </button>
+                <button
+                  type="button"
+                  class="icon-button"
+                  aria-label="Discard the message"
+                  onClick={() => settle(item)}
+                >
+                  ×
+                </button>
+              </div>
+            </li>
+          ))}
+        </ul>
       )}
       <div class="composer-row">
         <label for="message-input" class="sr-only">Message</label>
@@ -89,8 +141,7 @@ export function Composer(
           rows={1}
           value={text}
           placeholder={placeholder}
-          aria-describedby={error ? "composer-hint composer-error-text" : "composer-hint"}
-          aria-invalid={error ? "true" : undefined}
+          aria-describedby="composer-hint"
           onInput={(event) => {
             setText(event.currentTarget.value);
           }}
