@@ -4,18 +4,20 @@
  * line, `! ...` when it failed. A command while not connected says so instead of waiting.
  */
 
-import { DEFAULT_ROOM, directRoomId } from "../protocol/names.ts";
+import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import type { ChatSession } from "./core/chat_session.ts";
 import type { RoomInfo } from "./core/model.ts";
-import { count, formatMessage, formatRoom, formatUser, sanitize } from "./format.ts";
+import { directPeer } from "./core/rooms.ts";
+import { count, formatMessage, formatRoom, formatUser, roomLabel, sanitize } from "./format.ts";
 
 export const HELP = [
   "Commands:",
   "  /rooms           list your rooms (/rooms all: every room)",
-  "  /room <room>     write to <room> from now on (at first: general)",
+  "  /room <room>     write to <room>, one of yours, from now on (at first: general);",
+  "                   /room @<user> for your direct messages with <user>",
   "  /create <room>   create a room",
   "  /join <room>     join a room",
-  "  /leave <room>    leave a room",
+  "  /leave <room>    leave a room (/leave @<user>: direct messages with <user>)",
   "  /dm <user>       direct messages with <user>; switches to them",
   "  /history [n]     the last n messages of the current room (default 20)",
   "  /who             list the users online",
@@ -34,7 +36,7 @@ export interface CommandContext {
   now(): number;
   /** Where typed lines go. */
   room: string;
-  /** Direct rooms we are opening ourselves: our joining them is not news. */
+  /** Whom we are opening direct rooms with (`nameKey` of the user): our joining is not news. */
   readonly openingDirect: Set<string>;
   /** Rooms we are leaving ourselves: our leaving them is not news. */
   readonly leaving: Set<string>;
@@ -45,6 +47,26 @@ export interface CommandContext {
 /** `#book-club` or `book-club` as typed → `book-club`. */
 function roomArgument(text: string): string {
   return text.trim().replace(/^#/, "");
+}
+
+/** How `room` is named to this user: `#book-club`, `@ann`. */
+function label(ctx: CommandContext, room: string): string {
+  return roomLabel(room, ctx.session.user.id);
+}
+
+/**
+ * The id of this user's room that `typed` names, as the session knows them: `book-club` or
+ * `#book-club` in any case, `@ann` for the direct room with ann; undefined when none is.
+ */
+export function findRoom(session: ChatSession, typed: string): string | undefined {
+  const me = session.user.id;
+  const text = typed.trim();
+  const direct = text.startsWith("@");
+  const key = nameKey(direct ? text.slice(1) : roomArgument(text));
+  const found = session.rooms.find((room) =>
+    direct ? room.direct && nameKey(directPeer(room.id, me)) === key : nameKey(room.id) === key
+  );
+  return found?.id;
 }
 
 /** Runs the command line `line` (starting with one `/`); "quit" for /quit. */
@@ -68,11 +90,8 @@ export async function runCommand(ctx: CommandContext, line: string): Promise<"qu
       return await leave(ctx, roomArgument(argument));
     case "/dm":
       return await direct(ctx, argument.trim());
-    case "/room": {
-      const room = roomArgument(argument);
-      if (room !== "") ctx.room = room;
-      return ctx.write(`* Lines you type go to #${sanitize(ctx.room)}`);
-    }
+    case "/room":
+      return switchRoom(ctx, argument.trim());
     case "/history":
       return await history(ctx, argument);
     default:
@@ -121,8 +140,31 @@ async function rooms(ctx: CommandContext, argument: string): Promise<void> {
     all && room.id !== DEFAULT_ROOM && room.members.includes(me) ? " - joined" : "";
   ctx.write([
     `* ${all ? "All rooms" : "Your rooms"} (${answer.value.length}):`,
-    ...answer.value.map((room) => `  ${formatRoom(room, ctx.room)}${mine(room)}`),
+    ...answer.value.map((room) => `  ${formatRoom(room, ctx.room, me)}${mine(room)}`),
   ].join("\n"));
+}
+
+/**
+ * `/room <room>`: only to a room of this user's, so that a line typed next is not refused and
+ * lost; otherwise says what to do, and lines keep going where they went.
+ */
+function switchRoom(ctx: CommandContext, typed: string): void {
+  const found = typed === "" ? ctx.room : findRoom(ctx.session, typed);
+  if (found !== undefined) {
+    ctx.room = found;
+    return ctx.write(`* Lines you type go to ${label(ctx, found)}`);
+  }
+  const still = `; lines you type still go to ${label(ctx, ctx.room)}`;
+  if (typed.startsWith("@")) {
+    const user = sanitize(typed.slice(1));
+    return ctx.write(`! You have no direct messages with ${user}: /dm ${user} first${still}`);
+  }
+  const room = sanitize(roomArgument(typed));
+  ctx.write(
+    ctx.session.connected
+      ? `! You are not in #${room}: /join ${room} (or /create ${room}) first${still}`
+      : `! Cannot write to #${room}: not connected, and it is not one of your rooms known so far; /room ${room} again once connected${still}`,
+  );
 }
 
 async function enter(ctx: CommandContext, create: boolean, room: string): Promise<void> {
@@ -140,36 +182,43 @@ async function enter(ctx: CommandContext, create: boolean, room: string): Promis
   ctx.write(`* ${create ? "Created" : "Joined"} #${id} (${members})${hint}`);
 }
 
-async function leave(ctx: CommandContext, room: string): Promise<void> {
-  if (room === "") return ctx.write("! Usage: /leave <room>");
-  ctx.leaving.add(room);
-  if (!await ask(ctx, "Cannot leave room", (s) => s.leaveRoom(room))) {
-    ctx.leaving.delete(room);
+async function leave(ctx: CommandContext, typed: string): Promise<void> {
+  if (typed === "") return ctx.write("! Usage: /leave <room>");
+  // As the room is stored (the server takes any case), so that it compares with ctx.room.
+  const room = findRoom(ctx.session, typed);
+  if (room === undefined && typed.startsWith("@")) {
+    return ctx.write(
+      `! Cannot leave: you have no direct messages with ${sanitize(typed.slice(1))}`,
+    );
+  }
+  const id = room ?? roomArgument(typed);
+  ctx.leaving.add(id);
+  if (!await ask(ctx, "Cannot leave room", (s) => s.leaveRoom(id))) {
+    ctx.leaving.delete(id);
     return;
   }
-  if (ctx.room === room) {
+  if (ctx.room === id) {
     ctx.room = DEFAULT_ROOM;
-    ctx.write(`* Left #${sanitize(room)}; lines you type go to #${DEFAULT_ROOM}`);
+    ctx.write(`* Left ${label(ctx, id)}; lines you type go to #${DEFAULT_ROOM}`);
   } else {
-    ctx.write(`* Left #${sanitize(room)}`);
+    ctx.write(`* Left ${label(ctx, id)}`);
   }
 }
 
-async function direct(ctx: CommandContext, userId: string): Promise<void> {
+async function direct(ctx: CommandContext, typed: string): Promise<void> {
+  const userId = typed.replace(/^@/, "");
   if (userId === "") return ctx.write("! Usage: /dm <user>");
-  const expected = directRoomId(ctx.session.user.id, userId);
-  ctx.openingDirect.add(expected);
+  // Already in it: no joining will come to silence.
+  const known = findRoom(ctx.session, `@${userId}`) !== undefined;
+  const key = nameKey(userId);
+  ctx.openingDirect.add(key);
   const answer = await ask(ctx, "Cannot open direct messages", (s) => s.openDirect(userId));
-  if (!answer) {
-    ctx.openingDirect.delete(expected);
-    return;
-  }
-  ctx.room = answer.value.id;
-  ctx.write(
-    `* Direct messages with ${sanitize(userId)}: lines you type go to #${
-      sanitize(answer.value.id)
-    }`,
-  );
+  if (!answer || known) ctx.openingDirect.delete(key);
+  if (!answer) return;
+  const room = answer.value.id;
+  ctx.room = room;
+  const peer = sanitize(directPeer(room, ctx.session.user.id));
+  ctx.write(`* Direct messages with ${peer}: lines you type go to @${peer}`);
 }
 
 async function history(ctx: CommandContext, argument: string): Promise<void> {
@@ -184,11 +233,12 @@ async function history(ctx: CommandContext, argument: string): Promise<void> {
   const answer = await ask(ctx, "Cannot read history", (s) => s.history(room, n));
   if (!answer) return;
   const { messages, more } = answer.value;
-  if (messages.length === 0) return ctx.write(`* No messages in #${sanitize(room)} yet`);
+  if (messages.length === 0) return ctx.write(`* No messages in ${label(ctx, room)} yet`);
   ctx.write(
-    `* The last ${count(messages.length, "message")} of #${sanitize(room)}${
+    `* The last ${count(messages.length, "message")} of ${label(ctx, room)}${
       more ? " (older ones exist)" : ""
     }:`,
   );
-  for (const message of messages) ctx.write(formatMessage(message, ctx.now(), room));
+  const me = ctx.session.user.id;
+  for (const message of messages) ctx.write(formatMessage(message, ctx.now(), room, me));
 }

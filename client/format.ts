@@ -4,8 +4,9 @@
  * change colours).
  */
 
-import { DEFAULT_ROOM } from "../protocol/names.ts";
+import { DEFAULT_ROOM, directRoomMembers } from "../protocol/names.ts";
 import type { ChatMessage, ChatUser, RoomEvent, RoomInfo } from "./core/model.ts";
+import { directPeer } from "./core/rooms.ts";
 
 /** `1000` → `1s`, `1500` → `1.5s`. */
 export function formatDelay(ms: number): string {
@@ -40,19 +41,31 @@ export function sanitize(text: string): string {
 }
 
 /**
+ * How a room is named to the user `me`: `#book-club`, and a direct room of theirs by the other
+ * person, `@ann` (its id, `dm:ann:carol`, means nothing to a reader).
+ */
+export function roomLabel(room: string, me: string): string {
+  const members = directRoomMembers(room);
+  if (members?.includes(me)) return `@${sanitize(directPeer(room, me))}`;
+  return `#${sanitize(room)}`;
+}
+
+/**
  * `[15:04:05] alice: Hello World!`; continuation lines are indented under the text. A room
- * other than the default one is named (`[15:04:05] #book-club alice: ...`), and so is the
- * default room while `currentRoom` is another one. Without a timestamp, `now` is shown.
+ * other than the default one is named (`[15:04:05] #book-club alice: ...`, `@ann` for a direct
+ * room of `me`), and so is the default room while `currentRoom` is another one. Without a
+ * timestamp, `now` is shown.
  */
 export function formatMessage(
   message: ChatMessage,
   now: number = Date.now(),
   currentRoom: string = DEFAULT_ROOM,
+  me = "",
 ): string {
   const at = message.timestamp ?? new Date(now);
   const room = message.room === DEFAULT_ROOM && currentRoom === DEFAULT_ROOM
     ? ""
-    : `#${sanitize(message.room)} `;
+    : `${roomLabel(message.room, me)} `;
   const prefix = `[${formatTime(at)}] ${room}${
     sanitize(formatUser(message.userId, message.displayName))
   }: `;
@@ -68,20 +81,27 @@ export function formatPresence(user: ChatUser, online: boolean): string {
 }
 
 /** `* bob joined #book-club` / `* bob left #book-club`. */
-export function formatRoomEvent(event: RoomEvent): string {
+export function formatRoomEvent(event: RoomEvent, me = ""): string {
   const who = sanitize(formatUser(event.user.id, event.user.displayName));
-  const room = sanitize(event.room);
-  return event.joined ? `* ${who} joined #${room}` : `* ${who} left #${room}`;
+  const room = roomLabel(event.room, me);
+  return event.joined ? `* ${who} joined ${room}` : `* ${who} left ${room}`;
 }
 
-/** `general (everybody)`, `book-club (2 members)`, `dm:alice:bob (direct, 2 members)`. */
-export function formatRoom(room: RoomInfo, currentRoom?: string): string {
+/**
+ * `general (everybody)`, `book-club (2 members)`, and a direct room of `me` by the other person:
+ * `@bob (direct messages)`.
+ */
+export function formatRoom(room: RoomInfo, currentRoom?: string, me = ""): string {
   const n = room.members.length;
+  const label = roomLabel(room.id, me);
+  const name = label.startsWith("@") ? label : sanitize(room.id);
   const who = room.id === DEFAULT_ROOM
     ? "everybody"
+    : label.startsWith("@")
+    ? "direct messages"
     : `${room.direct ? "direct, " : ""}${n} member${n === 1 ? "" : "s"}`;
   const current = currentRoom === room.id ? ", current" : "";
-  return `${sanitize(room.id)} (${who}${current})`;
+  return `${name} (${who}${current})`;
 }
 
 /** `1 message`, `2 messages`. */

@@ -13,7 +13,8 @@
  *   go once connected; each keeps its message id, so a send retried after a cut connection is
  *   stored once. A full outbox refuses the line ("! Not sent: ..."); while connected, input
  *   waits for room instead (backpressure). A send the server refuses prints
- *   "! Not sent: <reason>" and is dropped.
+ *   "! Not sent to #room: <reason>" followed by the line itself, so that it can be typed again,
+ *   and is dropped (a line for a room that was left or removed meanwhile, for instance).
  * - Lost connections are retried with exponential backoff and jitter (1 s, 2 s, 4 s, ... at most
  *   15 s, each up to 20% shorter), from the shortest again after a connection was made.
  *   INVALID_ARGUMENT, UNAUTHENTICATED and PERMISSION_DENIED are not retried: exit code 2.
@@ -24,16 +25,20 @@
  *   anonymous stream.
  * - Presence events about our own user are not shown; our own messages are (the server echoes
  *   them, which shows they were stored). Lines go to the current room (`/room`, "general" at
- *   first); messages of another room are shown with `#room`. Our own room events are not shown
- *   (the command that caused them says what happened), except that somebody opened a direct
- *   conversation with us, or that we left a room elsewhere.
+ *   first, only ever one of ours); messages of another room are shown with `#room`, and a
+ *   direct room as the other person, `@ann`. Our own room events are not shown (the command
+ *   that caused them says what happened), except that somebody opened a direct conversation
+ *   with us, or that we left a room elsewhere; nor is the other person joining a direct room
+ *   we are opening.
  */
 
-import { DEFAULT_ROOM, directRoomMembers } from "../protocol/names.ts";
+import { DEFAULT_ROOM, directRoomMembers, nameKey } from "../protocol/names.ts";
 import type { BackoffOptions } from "./core/backoff.ts";
 import { ChatSession } from "./core/chat_session.ts";
 import { type Clock, systemClock } from "./core/clock.ts";
 import type { RoomEvent } from "./core/model.ts";
+import type { Outgoing } from "./core/outbox.ts";
+import { directPeer } from "./core/rooms.ts";
 import {
   type ConnectionStatus,
   DEFAULT_BACKOFF,
@@ -46,9 +51,13 @@ import {
   formatMessage,
   formatPresence,
   formatRoomEvent,
+  roomLabel,
   sanitize,
 } from "./format.ts";
 import { connectChat, grpcTransport, type NativeChat } from "./grpc_transport.ts";
+
+/** How much of a refused line is shown again: enough to retype it, not a screenful. */
+const REFUSED_SHOWN = 500;
 
 /**
  * The terminal's reconnect schedule: the default one, except that a made connection is proof
@@ -101,6 +110,11 @@ class TerminalClient implements CommandContext {
   readonly stopped: Promise<void>;
   readonly openingDirect = new Set<string>();
   readonly leaving = new Set<string>();
+  /**
+   * Direct rooms we opened whose other member's joining is still to come: it is part of the
+   * opening, not news. (After reopening a room the other never left, none comes.)
+   */
+  readonly #addingPeer = new Set<string>();
   room = DEFAULT_ROOM;
   #finished!: (code: number) => void;
   readonly #exit: Promise<number>;
@@ -123,12 +137,13 @@ class TerminalClient implements CommandContext {
       maxQueued: options.maxQueued ?? 100,
       onStatus: (status) => this.#status(status),
       onSignIn: (event) => this.#signedIn(event),
-      onMessage: (message) => this.write(formatMessage(message, this.now(), this.room)),
+      onMessage: (message) =>
+        this.write(formatMessage(message, this.now(), this.room, this.session.user.id)),
       onPresence: (user, online) => {
         if (user.id !== this.session.user.id) this.write(formatPresence(user, online));
       },
       onRoomEvent: (event) => this.#roomEvent(event),
-      onNotSent: (_, err) => this.write(`! Not sent: ${(err as Error).message}`),
+      onNotSent: (message, err) => this.#notSent(message, err),
     });
   }
 
@@ -191,25 +206,64 @@ class TerminalClient implements CommandContext {
     }
   }
 
+  /** The server refused a line: say why, and show it so that it can be sent again. */
+  #notSent(message: Outgoing, err: unknown): void {
+    const reason = err instanceof Error ? err.message : String(err);
+    const text = sanitize(message.content);
+    const shown = text.length > REFUSED_SHOWN
+      ? `${text.slice(0, REFUSED_SHOWN)}… (${count(text.length, "character")} in all)`
+      : text;
+    this.write(
+      `! Not sent to ${roomLabel(message.room, this.session.user.id)}: ${reason}\n` +
+        `  Your line: ${shown.replaceAll("\n", "\n             ")}`,
+    );
+  }
+
   #roomEvent(event: RoomEvent): void {
     const me = this.session.user.id;
-    if (event.user.id !== me) return this.write(formatRoomEvent(event));
+    if (directRoomMembers(event.room)?.includes(me)) return this.#directEvent(event);
+    if (event.user.id !== me) return this.write(formatRoomEvent(event, me));
+    if (!event.joined) this.#left(event.room);
+  }
+
+  /**
+   * A direct room's members change only when one opens it (the opener joins first, then the
+   * other, who hears only of their own joining) or leaves it (which blocks it for the other).
+   */
+  #directEvent(event: RoomEvent): void {
     const room = event.room;
-    if (event.joined) {
-      const members = directRoomMembers(room);
-      if (members && !this.openingDirect.delete(room)) {
-        const other = sanitize(members.find((id) => id !== me) ?? "");
-        this.write(`* ${other} opened a direct conversation with you; /dm ${other} to answer`);
+    const me = this.session.user.id;
+    const peer = sanitize(directPeer(room, me));
+    if (event.user.id === me) {
+      if (!event.joined) return this.#left(room);
+      if (this.openingDirect.delete(nameKey(directPeer(room, me)))) {
+        this.#addingPeer.add(room);
+        return;
       }
-      return;
+      return this.write(
+        `* ${peer} opened a direct conversation with you; /room @${peer} to answer`,
+      );
     }
-    // We left, here or on another device.
+    if (!event.joined) {
+      this.#addingPeer.delete(room);
+      return this.write(
+        `* ${peer} left your direct conversation: nothing more can be sent to @${peer} until ${peer} opens it again`,
+      );
+    }
+    if (this.#addingPeer.delete(room)) return;
+    this.write(`* ${peer} opened your direct conversation again; /room @${peer} to answer`);
+  }
+
+  /** We left `room`, here or on another device (or were removed). */
+  #left(room: string): void {
+    this.#addingPeer.delete(room);
     if (this.leaving.delete(room)) return;
+    const label = roomLabel(room, this.session.user.id);
     if (this.room === room) {
       this.room = DEFAULT_ROOM;
-      this.write(`* You left #${sanitize(room)}; lines you type go to #${DEFAULT_ROOM}`);
+      this.write(`* You left ${label}; lines you type go to #${DEFAULT_ROOM}`);
     } else {
-      this.write(`* You left #${sanitize(room)}`);
+      this.write(`* You left ${label}`);
     }
   }
 

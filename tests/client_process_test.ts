@@ -254,6 +254,48 @@ Deno.test("client processes in a room: /create, /join, /room; the other sees #ro
   }
 });
 
+Deno.test("client processes: /room to a room not joined is refused, no line is lost; /dm shows @user", async () => {
+  const system = await startSystem({ config: { auth: "on" } });
+  const carol = spawnSignedIn(PASSWORD, "carol", "--server", system.address());
+  const ann = spawnSignedIn(PASSWORD, "ann", "--server", system.address());
+  try {
+    await Promise.all([
+      carol.see(connected("carol"), { timeoutMs: 30_000 }),
+      ann.see(connected("ann"), { timeoutMs: 30_000 }),
+    ]);
+    await carol.type("/room nowhere");
+    await carol.see(
+      /^! You are not in #nowhere: \/join nowhere \(or \/create nowhere\) first; lines you type still go to #general$/,
+    );
+    await carol.type("not lost");
+    await ann.see(new RegExp(`^${STAMP}carol: not lost$`));
+
+    await carol.type("/dm ann");
+    await carol.see(/^\* Direct messages with ann: lines you type go to @ann$/);
+    await ann.see(/^\* carol opened a direct conversation with you; \/room @carol to answer$/);
+    await carol.type("psst");
+    await ann.see(new RegExp(`^${STAMP}@carol carol: psst$`));
+    await ann.type("/room @carol");
+    await ann.see(/^\* Lines you type go to @carol$/);
+    await ann.type("hi carol");
+    await carol.see(new RegExp(`^${STAMP}@ann ann: hi carol$`));
+    await carol.type("/rooms");
+    await carol.see(/^ {2}@ann \(direct messages, current\)$/);
+
+    for (const client of [carol, ann]) {
+      await client.endInput();
+      assert.equal(await client.exit(), 0);
+      assert.equal(client.stderr(), "");
+      const raw = client.lines.filter((l) => l.includes("dm:") || l.includes(" joined "));
+      assert.deepEqual(raw, [], client.lines.join("\n"));
+    }
+  } finally {
+    await carol.dispose();
+    await ann.dispose();
+    await system.stop();
+  }
+});
+
 Deno.test("a client process that reconnects to a new gateway prints what it missed exactly once", async () => {
   const system = await startSystem({ gateways: 2, config: { auth: "on" } });
   const port = system.gateways[0]!.grpcPort;

@@ -484,7 +484,10 @@ Deno.test("a refused send prints why and the client keeps going", async () => {
     "Cannot send message: content is 70000 bytes, the limit is 65536",
   );
   s.keyboard.type("x".repeat(70000));
-  await s.seen("! Not sent: Cannot send message: content is 70000 bytes, the limit is 65536");
+  await s.seen(
+    "! Not sent to #general: Cannot send message: content is 70000 bytes, the limit is 65536\n" +
+      `  Your line: ${"x".repeat(500)}… (70000 characters in all)`,
+  );
   chat.sendError = undefined;
   s.keyboard.type("small");
   await waitFor(() => chat.sent.length === 1);
@@ -778,7 +781,7 @@ Deno.test("room commands: create, join, switch, send there, list, history, leave
   s.keyboard.type("/dm bob", "psst");
   await waitFor(() => chat.sends.length === 3, 5000, "third send");
   assert.deepEqual(chat.sends[2]!.room, "dm:alice:bob");
-  assert.ok(s.out.includes("* Direct messages with bob: lines you type go to #dm:alice:bob"));
+  assert.ok(s.out.includes("* Direct messages with bob: lines you type go to @bob"));
 
   chat.callError = grpcError(
     status.ALREADY_EXISTS,
@@ -811,7 +814,7 @@ Deno.test("somebody opening a direct conversation is shown; commands offline say
     content: "",
     roomEvent: { room: "dm:alice:bob", user: { id: "alice", displayName: "alice" }, joined: true },
   }));
-  await s.seen("* bob opened a direct conversation with you; /dm bob to answer");
+  await s.seen("* bob opened a direct conversation with you; /room @bob to answer");
   s.made[0]!.drop();
   await s.seen(/^Disconnected: /);
   s.keyboard.type("/create x", "/history");
@@ -819,6 +822,110 @@ Deno.test("somebody opening a direct conversation is shown; commands offline say
   assert.ok(s.out.includes("! Cannot create room: not connected"));
   s.stop.abort();
   assert.equal(await s.done, 0);
+});
+
+/** A room event on the fake stream: `who` joined or left `room`. */
+function roomEvent(chat: FakeChat, room: string, who: string, joined: boolean): void {
+  chat.onMessage!(message({
+    id: who,
+    content: "",
+    roomEvent: { room, user: { id: who, displayName: who }, joined },
+  }));
+}
+
+Deno.test("/room switches only to a room of ours; the next line is never lost", async () => {
+  const s = session((attempt) => {
+    const chat = new FakeChat(attempt === 0);
+    chat.rooms = [room("general"), room("Book-Club", ["alice", "bob"], 3)];
+    return chat;
+  });
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  s.keyboard.type("/room nowhere", "still to general", "/room @bob", "/room #BOOK-club", "to club");
+  await waitFor(() => chat.sends.length === 2, 5000, "two sends");
+  assert.deepEqual(chat.sends.map((m) => `${m.room}|${m.text}`), [
+    "|still to general",
+    "Book-Club|to club",
+  ]);
+  assert.deepEqual(s.out.slice(1), [
+    "! You are not in #nowhere: /join nowhere (or /create nowhere) first; lines you type still go to #general",
+    "! You have no direct messages with bob: /dm bob first; lines you type still go to #general",
+    "* Lines you type go to #Book-Club",
+  ]);
+
+  // The room goes away under a line on its way (removed, or left on another device).
+  chat.sendError = grpcError(
+    status.PERMISSION_DENIED,
+    'Cannot send message: alice is not a member of room "Book-Club"; join it first',
+  );
+  s.keyboard.type("the line\nto keep");
+  await s.seen(
+    '! Not sent to #Book-Club: Cannot send message: alice is not a member of room "Book-Club"; join it first\n' +
+      "  Your line: the line\n" +
+      "             to keep",
+  );
+  chat.sendError = undefined;
+  roomEvent(chat, "Book-Club", "alice", false);
+  await s.seen("* You left #Book-Club; lines you type go to #general");
+  s.keyboard.type("/room book-club");
+  await s.seen(/^! You are not in #book-club: /);
+
+  // Before the first connection the rooms are not known: say so rather than guess.
+  chat.drop();
+  await s.seen(/^Disconnected: /);
+  s.keyboard.type("/room chess");
+  await s.seen(
+    "! Cannot write to #chess: not connected, and it is not one of your rooms known so far; /room chess again once connected; lines you type still go to #general",
+  );
+  s.stop.abort();
+  assert.equal(await s.done, 0);
+});
+
+Deno.test("direct rooms show as @user; opening one is not news to the opener", async () => {
+  const s = session(() => new FakeChat(true));
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  s.keyboard.type("/dm bob");
+  await s.seen("* Direct messages with bob: lines you type go to @bob");
+  // What the server announces for a new direct room: the opener, then the other.
+  roomEvent(chat, "dm:alice:bob", "alice", true);
+  roomEvent(chat, "dm:alice:bob", "bob", true);
+  chat.onMessage!(
+    message({ id: "bob", displayName: "bob", room: "dm:alice:bob", seq: 1, content: "hi alice" }),
+  );
+  chat.onMessage!(
+    message({ id: "carol", displayName: "carol", room: "general", seq: 1, content: "hi all" }),
+  );
+  await s.seen("[15:04:05] #general carol: hi all");
+  s.keyboard.type("/room general", "/room @BOB", "psst", "/rooms");
+  await s.seen(/^\* Your rooms/);
+  assert.deepEqual(chat.sends.map((m) => `${m.room}|${m.text}`), ["dm:alice:bob|psst"]);
+  chat.rooms = [room("general"), room("dm:alice:bob", ["alice", "bob"], 1)];
+  s.keyboard.type("/rooms");
+  await s.seen("* Your rooms (2):\n  general (everybody)\n  @bob (direct messages, current)");
+
+  // The other side: carol opens one with alice, who hears only of her own joining.
+  roomEvent(chat, "dm:alice:carol", "alice", true);
+  roomEvent(chat, "dm:alice:bob", "bob", false);
+  roomEvent(chat, "dm:alice:bob", "bob", true);
+  await s.seen("* bob opened your direct conversation again; /room @bob to answer");
+  s.keyboard.type("/leave @bob");
+  await s.seen("* Left @bob; lines you type go to #general");
+  roomEvent(chat, "dm:alice:bob", "alice", false);
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+  assert.deepEqual(s.out.slice(1).filter((l) => !l.startsWith("* Your rooms")), [
+    "* Direct messages with bob: lines you type go to @bob",
+    "[15:04:05] @bob bob: hi alice",
+    "[15:04:05] #general carol: hi all",
+    "* Lines you type go to #general",
+    "* Lines you type go to @bob",
+    "* carol opened a direct conversation with you; /room @carol to answer",
+    "* bob left your direct conversation: nothing more can be sent to @bob until bob opens it again",
+    "* bob opened your direct conversation again; /room @bob to answer",
+    "* Left @bob; lines you type go to #general",
+  ]);
+  assert.ok(!s.out.some((l) => l.includes("joined") || l.includes("dm:")), s.out.join("\n"));
 });
 
 Deno.test("a send refused for an expired token signs in again and is sent once", async () => {
@@ -864,9 +971,9 @@ Deno.test("against a real gateway: too-long messages are refused, others arrive,
       5000,
       `echo in ${out.join("\n")}`,
     );
-    assert.equal(
-      out[1],
-      "! Not sent: Cannot send message: content is 70000 bytes, the limit is 65536",
+    assert.match(
+      out[1]!,
+      /^! Not sent to #general: Cannot send message: content is 70000 bytes, the limit is 65536\n {2}Your line: x{500}… \(70000 characters in all\)$/,
     );
     keyboard.end();
     assert.equal(await done, 0);
