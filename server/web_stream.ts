@@ -61,7 +61,7 @@ export class StreamBody implements DirectBody {
   #out: BodyOut | undefined;
   /** Frames written to the connection since it fell behind. */
   #behind = 0;
-  /** When the last frame was queued (`performance.now()`), for keep-alives on idle streams. */
+  /** When frames were last flushed (`performance.now()`), for keep-alives on idle streams. */
   #lastWriteAt = performance.now();
 
   /** `onCancel`: the client went away (the body was cancelled). */
@@ -95,9 +95,10 @@ export class StreamBody implements DirectBody {
   /** Queues an encoded `chat.Message`. */
   write(message: Uint8Array): void {
     if (!this.#open) return;
-    this.#lastWriteAt = performance.now();
-    if (!batched.size) setImmediate(flushBatches);
-    batched.add(this);
+    if (!this.#batch.length) {
+      if (!batched.size) setImmediate(flushBatches);
+      batched.add(this);
+    }
     this.#batch.push(frameOf(message, this.framing));
   }
 
@@ -106,6 +107,7 @@ export class StreamBody implements DirectBody {
     const frames = this.#batch;
     if (!frames.length || !this.#open) return;
     this.#batch = [];
+    this.#lastWriteAt = performance.now();
     this.#send(frames);
   }
 
@@ -134,7 +136,7 @@ export class StreamBody implements DirectBody {
     return n;
   }
 
-  /** Milliseconds since the last frame was queued. */
+  /** Milliseconds since frames were last flushed. */
   silentFor(): number {
     return performance.now() - this.#lastWriteAt;
   }
