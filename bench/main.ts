@@ -193,12 +193,12 @@ function plan(smoke: boolean, bytes: number) {
         window: 8,
         bytes,
         perProcess: 500,
-        pairs: 1,
+        pairs: 2,
         latencyAt: { rate: 20, seconds: 5 },
       }) satisfies WebFanoutSpec,
     "web-idle":
       (smoke
-        ? { streams: 100, perProcess: 2500 }
+        ? { streams: 100, perProcess: 2500, settleMs: 300 }
         : { streams: 3000, perProcess: 3000 }) satisfies IdleSpec,
   };
 }

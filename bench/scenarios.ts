@@ -199,6 +199,8 @@ export function runFanout(spec: FanoutSpec, say: Say): Promise<Entry[]> {
 export interface IdleSpec {
   streams: number;
   perProcess: number;
+  /** How long the server is left alone before each memory sample; 2 s before, 3 s after. */
+  settleMs?: number;
 }
 
 /** What one server process held for idle streams. */
@@ -221,14 +223,14 @@ export function idleMemory(
 ): Promise<IdleMemory> {
   return withSystem(start, async (system) => {
     const pid = system.pids[process]!;
-    await sleep(2000);
+    await sleep(spec.settleMs ?? 2000);
     const before = procSample(pid);
     const watch = watchProcesses(system.pids);
     say(`${process}: opening ${num(spec.streams)} idle streams`);
     const load = await Load.open(system, spec.streams, spec.perProcess);
     try {
       const held = await load.reachAll(180_000, say);
-      await sleep(3000);
+      await sleep(spec.settleMs ?? 3000);
       const after = procSample(pid);
       const usage = watch.stop();
       if (!before || !after) throw new Error(`The ${process} process is gone`);
