@@ -402,6 +402,15 @@ export function markdown(input: DocInput): string {
       "  `RESOURCE_EXHAUSTED`, never waited for, and its client reconnects and resumes from its last",
       "  sequence number per room (server/hub.ts).",
     );
+    if (!slow.details?.stopped_stream_cut) {
+      lines.push(
+        "  On Deno 2.9.3 the stopped native gRPC stream is not cut: the runtime's `node:http2` takes",
+        "  every write at once and gives no sign that a reader stopped (its `writableLength` stays 0,",
+        "  `drain` comes anyway, the stream's window is not exposed), so the runtime buffers what the",
+        "  stream does not read (tests/faults/slow_reader_test.ts reports how much). Browser streams on",
+        "  the HTTP port are cut at the limit (tests/grpc_web_test.ts).",
+      );
+    }
   }
   lines.push(...browserPath(entries), "", ...WHERE_THE_TIME_GOES);
   lines.push(
