@@ -75,9 +75,11 @@ export function verdicts(entries: Entry[]): Verdict[] {
         `Kafka, ${k.streams} streams over ${k.gateways} gateways, ${k.rate} msg/s in, ${k.seconds} s`,
       measured: `${num(k.deliveries_per_s)} deliveries/s, p99 ${ms(k.e2e_ms?.p99)} = ${
         num(ratio, 2)
-      }x embedded's ${ms(same?.e2e_ms?.p99)} at the same load; CPU per delivery: ${
-        cpuPerDelivery(k)
-      }; ${clean(k)}`,
+      }x embedded's ${
+        ms(same?.e2e_ms?.p99)
+      } at the same load (one hop of Kafka alone, its EndToEndLatency: p99 ${
+        ms(k.kafka_floor_e2e_ms?.p99)
+      }); CPU per delivery: ${cpuPerDelivery(k)}; ${clean(k)}`,
       target: `${t.streams} streams, ${t.gateways} gateways, ${t.rate} msg/s (${
         num(t.streams * t.rate)
       } deliveries/s) for ${t.seconds} s, p99 ≤ ${t.embeddedP99Ratio}x embedded mode's at that load in the same run, nothing lost or duplicated`,
