@@ -8,8 +8,12 @@
  * alice: ", not echoed) when stdin is a terminal, else it is stdin's first line.
  *
  * Reads lines from stdin and prints the chat on stdout; works the same when
- * both are pipes. The logic lives in `terminal_client.ts`; this file only
- * wires it to the process: arguments, stdin/stdout, Ctrl-C and the exit code.
+ * both are pipes. When both are a terminal, the line being typed is drawn
+ * behind a prompt naming the room it goes to (`#general> `), with what arrives
+ * printed above it (`line_editor.ts`); otherwise lines are read as they come,
+ * with no prompt and no escape codes. The logic lives in `terminal_client.ts`;
+ * this file only wires it to the process: arguments, stdin/stdout, Ctrl-C and
+ * the exit code.
  */
 
 import type * as grpc from "@grpc/grpc-js";
@@ -17,6 +21,7 @@ import { parseArguments, USAGE } from "./arguments.ts";
 import { tlsCredentials } from "./chat_client.ts";
 import { connectChat } from "./grpc_transport.ts";
 import { runTerminalClient } from "./terminal_client.ts";
+import { LineEditor } from "./line_editor.ts";
 import { askPassword, prepend, readLines, writeAll } from "./terminal_io.ts";
 
 async function main(): Promise<number> {
@@ -47,7 +52,9 @@ async function main(): Promise<number> {
   // The password: --password-file, else $CHAT_PASSWORD, else typed on the terminal, else
   // the first line of stdin (a pipe).
   let password: string | undefined;
-  let input: AsyncIterable<string> | undefined;
+  // The lines after a password read from a pipe; else what was typed after the password.
+  let piped: AsyncIterable<string> | undefined;
+  let typedAhead: Uint8Array = new Uint8Array();
   if (parsed.passwordFile !== undefined) {
     try {
       password = (await Deno.readTextFile(parsed.passwordFile)).split(/\r?\n/)[0] ?? "";
@@ -70,7 +77,7 @@ async function main(): Promise<number> {
       return 2;
     }
     password = asked.password;
-    input = readLines(prepend(asked.rest, Deno.stdin.readable), stop.signal);
+    typedAhead = asked.rest;
   } else {
     const lines = readLines(Deno.stdin.readable, stop.signal);
     const first = await lines.next();
@@ -83,15 +90,30 @@ async function main(): Promise<number> {
       return 2;
     }
     password = first.value;
-    input = lines;
+    piped = lines;
   }
+  const terminal = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
+  const editor = terminal && piped === undefined ? new LineEditor({ write, columns }) : undefined;
+  const stdin = prepend(typedAhead, Deno.stdin.readable);
+  const input = piped ??
+    (editor ? editor.lines(stdin, stop.signal) : readLines(stdin, stop.signal));
+  // Keys come one by one, unechoed, for the editor to draw; Ctrl-C still raises SIGINT.
+  if (editor) Deno.stdin.setRaw(true, { cbreak: true });
+  const restore = () => {
+    if (!editor) return;
+    editor.close();
+    Deno.stdin.setRaw(false);
+  };
   let interruptedAt: number | undefined;
   // The first Ctrl-C leaves cleanly; another one later leaves at once. One Ctrl-C can arrive
   // twice (from the terminal, and forwarded by `deno task`), so a repeat within 1 s is ignored.
   const onInterrupt = () => {
     const now = performance.now();
     if (interruptedAt === undefined) interruptedAt = now;
-    else if (now - interruptedAt > 1000) Deno.exit(130);
+    else if (now - interruptedAt > 1000) {
+      restore();
+      Deno.exit(130);
+    }
     stop.abort();
   };
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
@@ -103,16 +125,31 @@ async function main(): Promise<number> {
       password,
       servers: parsed.servers,
       ...(credentials ? { connect: (address: string) => connectChat(address, credentials) } : {}),
-      input: input ?? readLines(Deno.stdin.readable, stop.signal),
+      input,
       output: (line) => {
         // Nobody reads our output any more: leave like Ctrl-C.
-        if (!writeAll(Deno.stdout, line + "\n")) stop.abort();
+        if (!(editor ? editor.print(line) : write(line + "\n"))) stop.abort();
       },
+      ...(editor ? { prompt: (prompt: string) => editor.prompt = prompt } : {}),
       signal: stop.signal,
-      interactive: Deno.stdin.isTerminal() && Deno.stdout.isTerminal(),
+      interactive: terminal,
     });
   } finally {
+    restore();
     for (const s of signals) Deno.removeSignalListener(s, onInterrupt);
+  }
+}
+
+function write(text: string): boolean {
+  return writeAll(Deno.stdout, text);
+}
+
+/** The terminal's width, or the usual 80 when it cannot be asked. */
+function columns(): number {
+  try {
+    return Deno.consoleSize().columns || 80;
+  } catch {
+    return 80;
   }
 }
 

@@ -76,6 +76,11 @@ export interface TerminalClientOptions {
   input: AsyncIterable<string>;
   /** Writes one line (or several, joined by `\n`) for the user. */
   output: (line: string) => void;
+  /**
+   * Shows where typed lines go, as a prompt (`#general> `, `@ann> `): called at the start and
+   * whenever it changes. For a terminal; without it, no prompt.
+   */
+  prompt?: (prompt: string) => void;
   clock?: Clock;
   /** Aborting it (Ctrl-C) ends the client at once. */
   signal?: AbortSignal;
@@ -115,7 +120,7 @@ class TerminalClient implements CommandContext {
    * opening, not news. (After reopening a room the other never left, none comes.)
    */
   readonly #addingPeer = new Set<string>();
-  room = DEFAULT_ROOM;
+  #room = DEFAULT_ROOM;
   #finished!: (code: number) => void;
   readonly #exit: Promise<number>;
   #hinted = false;
@@ -151,11 +156,22 @@ class TerminalClient implements CommandContext {
     return this.#clock.now();
   }
 
+  /** Where typed lines go. */
+  get room(): string {
+    return this.#room;
+  }
+
+  set room(room: string) {
+    this.#room = room;
+    this.#o.prompt?.(`${roomLabel(room, this.session.user.id)}> `);
+  }
+
   async run(): Promise<number> {
     const external = this.#o.signal;
     if (external?.aborted) return 0;
     const onAbort = () => this.#finish(0);
     external?.addEventListener("abort", onAbort, { once: true });
+    this.room = this.#room;
     this.session.start();
     void this.#inputLoop();
     try {

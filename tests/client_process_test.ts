@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { readLines } from "../client/terminal_io.ts";
 import type { Gateway } from "../server/gateway.ts";
 import { newClient, startSystem, waitFor } from "./helpers.ts";
+import { screen } from "./terminal_screen.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MAIN = new URL("../client/main.ts", import.meta.url).pathname;
@@ -105,6 +106,54 @@ function spawnClientWith(
     },
   };
   return self;
+}
+
+/** util-linux `script`, which runs a command on a pseudo-terminal of its own. */
+const SCRIPT = "/usr/bin/script";
+const hasScript = await Deno.stat(SCRIPT).then(() => true, () => false);
+
+/** A client process on a terminal (a pseudo-terminal), typed at key by key and read as a screen. */
+function spawnInTerminal(password: string, ...args: string[]) {
+  const command = [Deno.execPath(), "run", "-A", MAIN, ...args].map((a) => `'${a}'`).join(" ");
+  const child = new Deno.Command(SCRIPT, {
+    args: ["-qfec", command, "/dev/null"],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", CHAT_SERVER: "", CHAT_PASSWORD: password, COLUMNS: "100" },
+  }).spawn();
+  let output = "";
+  let errors = "";
+  const decoder = new TextDecoder();
+  const reading = child.stdout.pipeTo(
+    new WritableStream({ write: (chunk) => void (output += decoder.decode(chunk)) }),
+  );
+  const readingErrors = child.stderr.pipeTo(
+    new WritableStream({ write: (chunk) => void (errors += decoder.decode(chunk)) }),
+  );
+  const keyboard = child.stdin.getWriter();
+  // Rows as they read, without the prompt's trailing space.
+  const shown = () => screen(output).map((row) => row.trimEnd()).filter((row) => row !== "");
+  return {
+    shown,
+    keys: (text: string) => keyboard.write(encoder.encode(text)),
+    /** Waits until the screen's rows, or its last row, pass `check`. */
+    async see(what: string, check: (rows: string[]) => boolean, timeoutMs = 15_000) {
+      await waitFor(() => check(shown()), timeoutMs, `${what} on:\n${shown().join("\n")}`);
+    },
+    status: child.status,
+    stderr: () => errors,
+    async dispose() {
+      await keyboard.close().catch(() => {});
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await child.status;
+      await reading.catch(() => {});
+      await readingErrors.catch(() => {});
+    },
+  };
 }
 
 const connected = (user: string) => new RegExp(`^Connected to server as user: ${user}$`);
@@ -294,6 +343,53 @@ Deno.test("client processes: /room to a room not joined is refused, no line is l
     await ann.dispose();
     await system.stop();
   }
+});
+
+Deno.test({
+  name:
+    "on a terminal: a prompt names the room, and lines arriving are printed above a half-typed one",
+  ignore: !hasScript,
+  async fn() {
+    const system = await startSystem({ config: { auth: "on" } });
+    const ann = spawnSignedIn(PASSWORD, "ann", "--server", system.address());
+    const carol = spawnInTerminal(PASSWORD, "carol", "--server", system.address());
+    const last = (rows: string[]) => rows.at(-1) ?? "";
+    try {
+      await ann.see(connected("ann"), { timeoutMs: 30_000 });
+      await carol.see(
+        "connected, with the prompt",
+        (rows) => rows.includes("Connected to server as user: carol") && last(rows) === "#general>",
+        30_000,
+      );
+      await carol.keys("half");
+      await carol.see("the half-typed line", (rows) => last(rows) === "#general> half");
+      await ann.type("hello carol");
+      const stamp = new RegExp(`^${STAMP}ann: hello carol$`);
+      await carol.see("ann's line above", (rows) => rows.some((row) => stamp.test(row)));
+      assert.equal(last(carol.shown()), "#general> half", "the typed part drawn again below");
+
+      await carol.keys(" done\r");
+      await ann.see(new RegExp(`^${STAMP}carol: half done$`));
+      await carol.keys("/dm ann\r");
+      await carol.see("the direct room's prompt", (rows) => last(rows) === "@ann>");
+      assert.ok(
+        carol.shown().includes("* Direct messages with ann: lines you type go to @ann"),
+        carol.shown().join("\n"),
+      );
+      await carol.keys("\x04");
+      assert.equal((await carol.status).code, 0, "Ctrl-D on an empty line leaves");
+      assert.equal(carol.stderr(), "");
+      // A client on pipes gets neither a prompt nor escape codes.
+      assert.ok(
+        !ann.lines.some((l) => l.includes("\x1b") || l.includes(">")),
+        ann.lines.join("\n"),
+      );
+    } finally {
+      await carol.dispose();
+      await ann.dispose();
+      await system.stop();
+    }
+  },
 });
 
 Deno.test("a client process that reconnects to a new gateway prints what it missed exactly once", async () => {

@@ -928,6 +928,23 @@ Deno.test("direct rooms show as @user; opening one is not news to the opener", a
   assert.ok(!s.out.some((l) => l.includes("joined") || l.includes("dm:")), s.out.join("\n"));
 });
 
+Deno.test("the prompt follows where typed lines go: #room, @user for direct messages", async () => {
+  const prompts: string[] = [];
+  const s = session(() => new FakeChat(true), { prompt: (p) => prompts.push(p) });
+  await s.seen("Connected to server as user: alice");
+  s.keyboard.type(
+    "/create book-club",
+    "/room book-club",
+    "/room nowhere",
+    "/dm bob",
+    "/leave @bob",
+  );
+  await s.seen("* Left @bob; lines you type go to #general");
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+  assert.deepEqual(prompts, ["#general> ", "#book-club> ", "@bob> ", "#general> "]);
+});
+
 Deno.test("a send refused for an expired token signs in again and is sent once", async () => {
   const s = session(() => new FakeChat(true));
   await s.seen("Connected to server as user: alice");
