@@ -58,7 +58,7 @@ function label(ctx: CommandContext, room: string): string {
  * The id of this user's room that `typed` names, as the session knows them: `book-club` or
  * `#book-club` in any case, `@ann` for the direct room with ann; undefined when none is.
  */
-export function findRoom(session: ChatSession, typed: string): string | undefined {
+function findRoom(session: ChatSession, typed: string): string | undefined {
   const me = session.user.id;
   const text = typed.trim();
   const direct = text.startsWith("@");
