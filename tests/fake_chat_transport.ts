@@ -172,9 +172,12 @@ export class FakeChatServer {
         answer(() => void (this.rooms = this.rooms.filter((r) => r.id !== name))),
       openDirect: (userId) =>
         answer(() => this.#room(`dm:${["ann", userId].sort().join(":")}`, true)),
-      history: (room, limit): Promise<HistoryPage> => {
-        const messages = (this.histories.get(room) ?? []).slice(-limit);
-        return answer(() => ({ messages, more: false }), () => this.historyRequests.push(room));
+      history: (room, limit, _signal, beforeSeq = 0): Promise<HistoryPage> => {
+        const older = (this.histories.get(room) ?? [])
+          .filter((m) => beforeSeq === 0 || m.seq < beforeSeq);
+        const messages = older.slice(-limit);
+        const more = older.length > messages.length;
+        return answer(() => ({ messages, more }), () => this.historyRequests.push(room));
       },
       close: () => void (closed = !shared),
     };

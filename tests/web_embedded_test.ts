@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
+import type { Page, Route } from "playwright-core";
 import {
   blur,
   closeAll,
@@ -37,7 +37,8 @@ import {
   waitForRoom,
   waitForStatus,
 } from "./browser.ts";
-import { waitFor } from "./helpers.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { newClient, waitFor } from "./helpers.ts";
 import { freePort } from "./processes.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -117,6 +118,11 @@ function startTask(env: Record<string, string>): TaskProcess {
 async function screenshot(page: Page, name: string): Promise<void> {
   await Deno.mkdir(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: `${SCREENSHOTS}/${name}.png` });
+}
+
+/** The day lines of the room shown ("Today", "Yesterday", a date), in order. */
+function dayLines(page: Page): Promise<string[]> {
+  return page.locator("li.day").allTextContents();
 }
 
 /** Whether the message list is scrolled to its bottom. */
@@ -619,6 +625,73 @@ Deno.test({
       await signIn(eve.page, "eve", PASSWORD);
       await waitForStatus(eve.page, "connected");
       await waitForOnline(ann.page, ["ann", "ben", "eve"]);
+    });
+
+    await t.step(
+      "a long room: older messages load while scrolling up, down to the room's start",
+      async () => {
+        const cat = newClient(`127.0.0.1:${grpcPort}`);
+        try {
+          cat.token = (await cat.signIn("cat", PASSWORD)).token;
+          await cat.createRoom("archive");
+          const texts = Array.from({ length: 230 }, (_, i) => `archive ${i + 1}`);
+          for (const text of texts) {
+            await cat.send("cat", text, { room: "archive" });
+            await sleep(11); // within the rate limit, 100 a second
+          }
+          // A slow network, so that the reader sees older messages on their way.
+          const slow = (route: Route) => setTimeout(() => route.continue(), 400);
+          await ann.page.route("**/chat.Broadcast/History", slow);
+          await roomByName(ann.page, "archive", "Join");
+          await waitForMessages(ann.page, texts.slice(-50));
+          assert.equal(await atBottom(ann.page), true, "a room opens at its newest message");
+          assert.deepEqual(await dayLines(ann.page), ["Today"], "one line for today's messages");
+
+          const reading = ann.page.locator('li.msg[data-seq="181"]');
+          await ann.page.locator(".messages").evaluate((el) => (el.scrollTop = 0));
+          await ann.page.getByText("Loading older messages…").waitFor();
+          const yBefore = (await reading.boundingBox())!.y;
+          await waitFor(
+            async () => (await shownMessages(ann.page)).length === 100,
+            10_000,
+            "a second page",
+          );
+          await ann.page.waitForTimeout(100);
+          const moved = (await reading.boundingBox())!.y - yBefore;
+          // Scrolling is in whole pixels.
+          assert.ok(Math.abs(moved) <= 1, `what the reader was reading moved by ${moved} px`);
+          assert.equal(await ann.page.locator(".history-start").count(), 0, "not the start yet");
+          for (let i = 0; i < 5; i++) {
+            if (await ann.page.locator(".history-start").count() > 0) break;
+            await ann.page.locator(".messages").evaluate((el) => (el.scrollTop = 0));
+            await ann.page.waitForTimeout(700);
+          }
+          await ann.page.locator(".history-start").waitFor();
+          assert.equal(
+            await ann.page.locator(".history-start").textContent(),
+            "This is the start of #archive.",
+          );
+          assert.deepEqual(
+            (await shownMessages(ann.page)).map((m) => m.text),
+            texts,
+            "every message once, in order",
+          );
+          await ann.page.unroute("**/chat.Broadcast/History", slow);
+          await screenshot(ann.page, "history-start-desktop");
+        } finally {
+          cat.close();
+        }
+      },
+    );
+
+    await t.step("messages from another day come under that day's line", async () => {
+      // The reader's clock says tomorrow: today's messages are yesterday's.
+      const later = await open(DESKTOP);
+      await later.page.clock.setFixedTime(Date.now() + 24 * 3600_000);
+      await join(later.page, base, "dan");
+      await waitForMessages(later.page, ["Reloaded and back"]);
+      assert.deepEqual(await dayLines(later.page), ["Yesterday"]);
+      await close(later);
     });
 
     for (const b of browsers) assert.deepEqual(b.pageErrors, [], "no uncaught errors in the page");

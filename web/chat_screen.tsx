@@ -227,6 +227,8 @@ export function ChatScreen(
               entries={chat.entries}
               myId={user.id}
               loading={chat.loadingHistory}
+              older={chat.older}
+              onLoadOlder={chat.loadOlder}
               roomTitle={chat.current.direct ? chat.current.title : `#${chat.current.title}`}
             />
           </div>

@@ -1,4 +1,4 @@
-/** Small presentation helpers: times, initials, avatar colours, status words. */
+/** Small presentation helpers: times, days, initials, avatar colours, status words. */
 
 import type { ConnectionStatus } from "../client/core/session_options.ts";
 
@@ -13,6 +13,34 @@ export function shortTime(date: Date): string {
 /** Date and time, for a tooltip. */
 export function fullTime(date: Date): string {
   return fullFormat.format(date);
+}
+
+const dayFormat = new Intl.DateTimeFormat(undefined, {
+  weekday: "long",
+  month: "long",
+  day: "numeric",
+});
+const yearDayFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full" });
+
+function startOfDay(date: Date): number {
+  return new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime();
+}
+
+/** Whether `a` and `b` fall on the same day of the reader's calendar. */
+export function sameDay(a: Date, b: Date): boolean {
+  return startOfDay(a) === startOfDay(b);
+}
+
+/**
+ * A day separator's words: "Today", "Yesterday", or the date ("Monday, November 30"; with the
+ * year when it is not this year's).
+ */
+export function dayLabel(date: Date, now: Date): string {
+  // Rounded: a day with a daylight-saving change is 23 or 25 hours long.
+  const days = Math.round((startOfDay(now) - startOfDay(date)) / 86_400_000);
+  if (days === 0) return "Today";
+  if (days === 1) return "Yesterday";
+  return (date.getFullYear() === now.getFullYear() ? dayFormat : yearDayFormat).format(date);
 }
 
 /** One or two letters for an avatar. */

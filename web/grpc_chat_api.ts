@@ -154,10 +154,10 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
     openDirect: (userId) =>
       call(async () => toRoom(await client.openDirect({ userId }, options()))),
 
-    history: (room, limit, signal) =>
+    history: (room, limit, signal, beforeSeq = 0) =>
       call(async () => {
         return toHistoryPage(
-          await client.history({ room, beforeSeq: 0n, limit }, options(signal)),
+          await client.history({ room, beforeSeq: BigInt(beforeSeq), limit }, options(signal)),
         );
       }),
 

@@ -1,17 +1,19 @@
 /**
- * One room's conversation: messages grouped by sender, quiet lines for who
- * joined or left, and scrolling that stays at the bottom unless the reader
- * scrolled up.
+ * One room's conversation: messages grouped by sender under a line for each day, quiet lines
+ * for who joined or left, scrolling that stays at the bottom unless the reader scrolled up, and
+ * older messages loaded as the reader scrolls to the top, down to the room's first.
  */
 
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import type { ChatMessage } from "../client/core/model.ts";
-import { fullTime, shortTime } from "./format.ts";
+import { dayLabel, fullTime, sameDay, shortTime } from "./format.ts";
 import { Avatar } from "./icons.tsx";
-import type { Entry } from "./use_chat.ts";
+import type { Entry, OlderState } from "./use_chat.ts";
 
 /** Within this distance of the bottom, the reader counts as "at the bottom". */
 const BOTTOM_SLACK_PX = 48;
+/** Within this distance of the top, older messages are loaded before the reader gets there. */
+const TOP_SLACK_PX = 400;
 /** Messages of one sender closer together than this share one name line. */
 const GROUP_GAP_MS = 5 * 60 * 1000;
 
@@ -23,13 +25,98 @@ function sameGroup(previous: Entry | undefined, message: ChatMessage): boolean {
   return message.timestamp.getTime() - before.timestamp.getTime() < GROUP_GAP_MS;
 }
 
+function entryTime(entry: Entry): Date | undefined {
+  return entry.kind === "message" ? entry.message.timestamp : entry.at;
+}
+
+/** The top of the conversation: older messages loading, failing, to load, or none. */
+function HistoryEdge(
+  { older, roomTitle, onLoadOlder }: {
+    older: OlderState;
+    roomTitle: string;
+    onLoadOlder: () => void;
+  },
+) {
+  switch (older.kind) {
+    case "start":
+      return <p class="history-edge history-start">This is the start of {roomTitle}.</p>;
+    case "loading":
+      return <p class="history-edge" role="status">Loading older messages…</p>;
+    case "failed":
+      return (
+        <p class="history-edge" role="alert">
+          Cannot load older messages: {older.error}{" "}
+          <button type="button" class="small-button" onClick={onLoadOlder}>Try again</button>
+        </p>
+      );
+    case "more":
+      return (
+        <p class="history-edge">
+          <button type="button" class="small-button" onClick={onLoadOlder}>
+            Load older messages
+          </button>
+        </p>
+      );
+  }
+}
+
+/** The entries with a day line before the first of each day, and whether each starts a group. */
+function Rows(
+  { entries, myId, now }: { entries: readonly Entry[]; myId: string; now: Date },
+) {
+  const rows = [];
+  let day: Date | undefined;
+  let previous: Entry | undefined;
+  for (const entry of entries) {
+    const at = entryTime(entry);
+    if (at && (!day || !sameDay(day, at))) {
+      day = at;
+      previous = undefined;
+      rows.push(
+        <li key={`day ${entry.key}`} class="day">
+          <time dateTime={at.toISOString()}>{dayLabel(at, now)}</time>
+        </li>,
+      );
+    }
+    rows.push(
+      entry.kind === "note"
+        ? (
+          <li key={entry.key} class="note" data-key={entry.key}>
+            <span>{entry.text}</span>
+          </li>
+        )
+        : (
+          <MessageItem
+            key={entry.key}
+            entryKey={entry.key}
+            message={entry.message}
+            mine={entry.message.userId === myId}
+            grouped={sameGroup(previous, entry.message)}
+          />
+        ),
+    );
+    previous = entry;
+  }
+  return <>{rows}</>;
+}
+
 function MessageItem(
-  { message, mine, grouped }: { message: ChatMessage; mine: boolean; grouped: boolean },
+  { message, entryKey, mine, grouped }: {
+    message: ChatMessage;
+    entryKey: string;
+    mine: boolean;
+    grouped: boolean;
+  },
 ) {
   const user = { id: message.userId, displayName: message.displayName };
   const classes = ["msg", mine ? "mine" : "theirs", grouped ? "grouped" : "first"].join(" ");
   return (
-    <li class={classes} data-user={message.userId} data-seq={message.seq || undefined}>
+    <li
+      class={classes}
+      data-key={entryKey}
+      data-user={message.userId}
+      data-seq={message.seq || undefined}
+    >
       {!mine && (grouped ? <span class="avatar-space" /> : <Avatar user={user} />)}
       <div class="msg-main">
         <div class={mine || grouped ? "msg-meta sr-only" : "msg-meta"}>
@@ -54,18 +141,31 @@ function MessageItem(
 }
 
 export function MessageList(
-  { entries, myId, loading = false, roomTitle = "this room" }: {
+  {
+    entries,
+    myId,
+    loading = false,
+    roomTitle = "this room",
+    older = { kind: "start" },
+    onLoadOlder = () => {},
+  }: {
     entries: readonly Entry[];
     myId: string;
     /** The room's recent history is on its way. */
     loading?: boolean;
     roomTitle?: string;
+    older?: OlderState;
+    onLoadOlder?: () => void;
   },
 ) {
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const lastKey = useRef<string | undefined>(entries.at(-1)?.key);
   const [unseen, setUnseen] = useState(0);
+  /** The row that was first, and how far down it was: kept in place when rows come above it. */
+  const anchor = useRef<{ key: string; top: number } | undefined>(undefined);
+  const loadOlder = useRef(() => {});
+  loadOlder.current = () => older.kind === "more" && onLoadOlder();
 
   const scrollToBottom = useCallback(() => {
     const el = scroller.current;
@@ -79,7 +179,30 @@ export function MessageList(
     if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight <= BOTTOM_SLACK_PX;
     if (atBottom.current) setUnseen(0);
+    if (el.scrollTop <= TOP_SLACK_PX) loadOlder.current();
   }, []);
+
+  // Rows (or the loading line) came above the one that was first: keep it where the reader saw
+  // it, instead of pushing what they read down. Done by hand, as not every browser anchors. Only
+  // while the list scrolls: a short list sits at the bottom, and its rows move up as it grows.
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    const before = anchor.current;
+    const row = (key: string) =>
+      el.querySelector<HTMLElement>(`[data-key="${CSS.escape(key)}"]`) ?? undefined;
+    const was = before && row(before.key);
+    const scrolls = el.scrollHeight > el.clientHeight;
+    if (before && was && scrolls && !atBottom.current) el.scrollTop += was.offsetTop - before.top;
+    const first = entries[0] && row(entries[0].key);
+    anchor.current = first && { key: entries[0]!.key, top: first.offsetTop };
+  });
+
+  // Too few rows to scroll: there is no scrolling up to ask for older ones, so load them now.
+  useEffect(() => {
+    const el = scroller.current;
+    if (el && !loading && el.scrollHeight <= el.clientHeight) loadOlder.current();
+  }, [entries, loading, older.kind]);
 
   // Shown (or switched to): start at the newest message.
   useLayoutEffect(scrollToBottom, []);
@@ -102,6 +225,8 @@ export function MessageList(
     const el = scroller.current;
     if (!el || typeof ResizeObserver === "undefined") return;
     const observer = new ResizeObserver(() => {
+      // Grown until all of it fits: the reader is at the bottom again, with no scroll to say so.
+      if (el.scrollHeight <= el.clientHeight) atBottom.current = true;
       if (atBottom.current) el.scrollTop = el.scrollHeight;
     });
     observer.observe(el);
@@ -132,24 +257,12 @@ export function MessageList(
             </div>
           )
           : (
-            <ol class="message-items">
-              {entries.map((entry, i) =>
-                entry.kind === "note"
-                  ? (
-                    <li key={entry.key} class="note">
-                      <span>{entry.text}</span>
-                    </li>
-                  )
-                  : (
-                    <MessageItem
-                      key={entry.key}
-                      message={entry.message}
-                      mine={entry.message.userId === myId}
-                      grouped={sameGroup(entries[i - 1], entry.message)}
-                    />
-                  )
-              )}
-            </ol>
+            <>
+              <HistoryEdge older={older} roomTitle={roomTitle} onLoadOlder={onLoadOlder} />
+              <ol class="message-items">
+                <Rows entries={entries} myId={myId} now={new Date()} />
+              </ol>
+            </>
           )}
       </div>
       {unseen > 0 && (

@@ -16,7 +16,7 @@ import type {
 import { directPeer, isDirect } from "../client/core/rooms.ts";
 import type { ConnectionStatus } from "../client/core/session_options.ts";
 import type { BackoffOptions } from "../client/core/backoff.ts";
-import { describeFailure } from "./failures.ts";
+import { describeFailure, plainWords } from "./failures.ts";
 
 /** How many recent messages are loaded when a room is first shown. */
 export const HISTORY_PAGE = 50;
@@ -39,6 +39,35 @@ export type Entry =
 /** Older rows of a room are dropped past this many, so that a long session stays light. */
 export const MAX_ENTRIES = 1000;
 
+/**
+ * Where the top of a room's conversation stands: older messages can be loaded, are on their
+ * way, could not be loaded (`error`), or the room's first message is shown.
+ */
+export type OlderState =
+  | { readonly kind: "more" | "loading" | "start" }
+  | { readonly kind: "failed"; readonly error: string };
+
+/** The sequence number of the oldest message shown, if any. */
+function firstSeq(entries: readonly Entry[]): number | undefined {
+  for (const e of entries) if (e.kind === "message" && e.message.seq > 0) return e.message.seq;
+  return undefined;
+}
+
+/**
+ * Puts a page of older messages (oldest first) above `entries`, without those shown already.
+ * Nothing is dropped past `MAX_ENTRIES` here: the reader asked for them.
+ */
+export function prependMessages(
+  entries: readonly Entry[],
+  messages: readonly ChatMessage[],
+): Entry[] {
+  const first = firstSeq(entries) ?? Infinity;
+  const older = messages
+    .filter((m) => m.seq > 0 && m.seq < first)
+    .map((message): Entry => ({ kind: "message", key: messageKey(message), message }));
+  return [...older, ...entries];
+}
+
 /** A room as the side panel shows it. */
 export interface RoomView extends RoomInfo {
   /** "general", a room's name, or the other person of a direct conversation. */
@@ -56,6 +85,10 @@ export interface ChatState {
   entries: readonly Entry[];
   /** Whether the current room's recent history is still on its way. */
   loadingHistory: boolean;
+  /** Whether the current room's older messages can be loaded (see `loadOlder`). */
+  older: OlderState;
+  /** Loads the page of messages before the oldest shown in the current room. */
+  loadOlder(): void;
   send(content: string): Promise<void>;
   selectRoom(room: string): void;
   createRoom(name: string): Promise<void>;
@@ -116,6 +149,15 @@ export function useChat(
   const [byRoom, setByRoom] = useState<Readonly<Record<string, readonly Entry[]>>>({});
   const [unread, setUnread] = useState<Readonly<Record<string, number>>>({});
   const [loading, setLoading] = useState<ReadonlySet<string>>(new Set());
+  /** Per room, a load of older messages under way ("loading") or the reason it failed. */
+  const [olderLoads, setOlderLoads] = useState<Readonly<Record<string, string>>>({});
+  /**
+   * Per room, the sequence number of its oldest message once History said there is nothing
+   * before it (the first message's is 1, unless the server no longer keeps the oldest).
+   */
+  const [starts, setStarts] = useState<Readonly<Record<string, number>>>({});
+  /** Rooms with a load of older messages under way, known before the next render. */
+  const olderBusy = useRef(new Set<string>());
   const connection = useRef<ChatSession | undefined>(undefined);
   const currentRef = useRef(current);
   currentRef.current = current;
@@ -219,13 +261,46 @@ export function useChat(
       return c;
     };
     const select = (room: string) => setCurrent(room);
+    const entries = byRoom[current] ?? [];
+    const first = firstSeq(entries);
+    const load = olderLoads[current];
+    const older: OlderState = load === "loading"
+      ? { kind: "loading" }
+      : first === undefined || first <= 1 || starts[current] === first
+      ? { kind: "start" }
+      : load !== undefined
+      ? { kind: "failed", error: load }
+      : { kind: "more" };
+    const loadOlder = () => {
+      const conn = connection.current;
+      const room = current;
+      if (!conn?.connected || first === undefined || older.kind === "start") return;
+      if (olderBusy.current.has(room)) return;
+      olderBusy.current.add(room);
+      setOlderLoads((prev) => ({ ...prev, [room]: "loading" }));
+      conn.history(room, HISTORY_PAGE, first).then(
+        (page) => {
+          setByRoom((prev) => ({
+            ...prev,
+            [room]: prependMessages(prev[room] ?? [], page.messages),
+          }));
+          if (!page.more) {
+            setStarts((prev) => ({ ...prev, [room]: page.messages[0]?.seq ?? first }));
+          }
+          setOlderLoads(({ [room]: _, ...rest }) => rest);
+        },
+        (err) => setOlderLoads((prev) => ({ ...prev, [room]: plainWords(err) })),
+      ).finally(() => olderBusy.current.delete(room));
+    };
     return {
       status,
       online,
       rooms: views,
       current: shown,
-      entries: byRoom[current] ?? [],
+      entries,
       loadingHistory: loading.has(current),
+      older,
+      loadOlder,
       send: async (content: string) => await conn().send(content, current),
       selectRoom: select,
       createRoom: async (name: string) => select((await conn().createRoom(name)).id),
@@ -234,5 +309,5 @@ export function useChat(
       leaveRoom: async (room: string) => await conn().leaveRoom(room),
       retryNow: () => connection.current?.retryNow(),
     };
-  }, [status, online, rooms, current, byRoom, unread, loading, user.id]);
+  }, [status, online, rooms, current, byRoom, unread, loading, olderLoads, starts, user.id]);
 }

@@ -195,9 +195,12 @@ export class ChatSession {
     return this.#call("list who is online", (t) => t.listOnline());
   }
 
-  /** The newest `limit` messages of `room`, as they are: nothing is passed on or dropped. */
-  history(room: string, limit: number): Promise<HistoryPage> {
-    return this.#call("read history", (t) => t.history(room, limit));
+  /**
+   * The newest `limit` messages of `room` (with `beforeSeq`, those before it: an older page), as
+   * they are: nothing is passed on or dropped.
+   */
+  history(room: string, limit: number, beforeSeq = 0): Promise<HistoryPage> {
+    return this.#call("read history", (t) => t.history(room, limit, undefined, beforeSeq));
   }
 
   /**

@@ -118,8 +118,13 @@ export interface ChatTransport {
   leaveRoom(name: string): Promise<void>;
   /** The direct conversation with `userId`, opened if new. */
   openDirect(userId: string): Promise<RoomInfo>;
-  /** The newest `limit` messages of `room`. */
-  history(room: string, limit: number, signal?: AbortSignal): Promise<HistoryPage>;
+  /** The newest `limit` messages of `room`, or with `beforeSeq` (> 0) those before it. */
+  history(
+    room: string,
+    limit: number,
+    signal?: AbortSignal,
+    beforeSeq?: number,
+  ): Promise<HistoryPage>;
   /**
    * The attempt that used the transport is over: free what it holds (a channel). A transport
    * that a session's attempts share (the page's) may ignore it.
