@@ -11,11 +11,11 @@ import { waitFor } from "./helpers.ts";
 
 /** A store that refuses a message whose content is "poison", as PostgreSQL refuses a NUL. */
 class PickyStore extends MemoryStore {
-  override append(message: ChatMessage) {
-    if (message.content === "poison") {
+  override appendAll(messages: readonly ChatMessage[]) {
+    if (messages.some((m) => m.content === "poison")) {
       return Promise.reject(new ChatError("invalid_argument", "Cannot store message: poison"));
     }
-    return super.append(message);
+    return super.appendAll(messages);
   }
 }
 
