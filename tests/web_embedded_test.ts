@@ -684,6 +684,44 @@ Deno.test({
       },
     );
 
+    await t.step("a reload returns to the room the reader was in", async () => {
+      assert.equal(await currentRoom(ann.page), "archive");
+      await ann.page.reload();
+      await waitForStatus(ann.page, "connected");
+      await ann.page.locator('.room-item[data-room="archive"][aria-current="true"]').waitFor({
+        state: "attached",
+      });
+      await waitForMessages(ann.page, ["archive 230"]);
+      assert.equal(await ann.page.evaluate(() => localStorage.getItem("chat.room.ann")), "archive");
+      // A room left is not returned to: general instead.
+      await ann.page.getByRole("button", { name: "Leave room" }).click();
+      await ann.page.locator('.room-item[data-room="general"][aria-current="true"]').waitFor({
+        state: "attached",
+      });
+      await ann.page.evaluate(() => localStorage.setItem("chat.room.ann", "archive"));
+      await ann.page.reload();
+      await waitForStatus(ann.page, "connected");
+      await waitForRoom(ann.page, "general");
+      assert.equal(await currentRoom(ann.page), "general");
+    });
+
+    await t.step("a second tab is signed in already; signing out in one ends both", async () => {
+      const second = await ann.context.newPage();
+      try {
+        await second.goto(base);
+        await waitForStatus(second, "connected");
+        assert.equal(await second.getByLabel("Your name").count(), 0, "no sign-in screen");
+        assert.equal(await second.locator(".me-name").textContent(), "ann");
+        await ann.page.getByRole("button", { name: "Sign out" }).click();
+        await ann.page.getByLabel("Your name").waitFor();
+        assert.match(await joinError(second, 5000), /ended in another tab/);
+        await signIn(ann.page, "ann");
+        await waitForStatus(ann.page, "connected");
+      } finally {
+        await second.close();
+      }
+    });
+
     await t.step("messages from another day come under that day's line", async () => {
       // The reader's clock says tomorrow: today's messages are yesterday's.
       const later = await open(DESKTOP);

@@ -1,21 +1,30 @@
 /** The page: the sign-in screen until signed in, then the chat. */
 
-import { useCallback, useMemo, useState } from "preact/hooks";
+import { useCallback, useEffect, useMemo, useState } from "preact/hooks";
 import type { ChatBackend, Session } from "./grpc_chat_api.ts";
 import { ChatScreen } from "./chat_screen.tsx";
 import { JoinScreen } from "./join_screen.tsx";
 
-/** Where the sign-in is kept: the last name used on this device, and this tab's session. */
+/**
+ * Where the sign-in is kept: the last name used on this device, the session (so that a reload
+ * or another tab rejoins), and the room each user had open.
+ */
 export interface SessionStore {
   lastName(): string;
   remember(name: string): void;
-  /** The session this tab signed in with, so that a reload rejoins; undefined after Sign out. */
+  /** This tab's session, else the one this browser signed in with last; undefined after Sign out. */
   session(): Session | undefined;
   setSession(session: Session | undefined): void;
+  /** Calls `onEnded` when another tab signs this session out; returns the unsubscribe. */
+  onSignedOutElsewhere(session: Session, onEnded: () => void): () => void;
+  /** The room `userId` had open last on this device. */
+  lastRoom(userId: string): string | undefined;
+  rememberRoom(userId: string, room: string): void;
 }
 
 const LAST_NAME_KEY = "chat.name";
 const SESSION_KEY = "chat.session";
+const ROOM_KEY = "chat.room.";
 
 function parseSession(text: string | undefined): Session | undefined {
   if (!text) return undefined;
@@ -39,8 +48,10 @@ function parseSession(text: string | undefined): Session | undefined {
 }
 
 /**
- * A `SessionStore` on localStorage (the name) and sessionStorage (the token:
- * this tab only, gone when it closes); works, forgetting, where they are blocked.
+ * A `SessionStore` on localStorage (the name, the room, and the session shared by this origin's
+ * tabs) and sessionStorage (this tab's own session, so that a reload stays signed in as this
+ * tab's user when another tab signed in as someone else); works, forgetting, where they are
+ * blocked.
  */
 export function browserSessionStore(): SessionStore {
   const get = (storage: () => Storage, key: string) => {
@@ -58,12 +69,38 @@ export function browserSessionStore(): SessionStore {
       // Private mode or storage turned off: it is just not remembered.
     }
   };
+  const shared = () => parseSession(get(() => localStorage, SESSION_KEY));
+  const own = () => parseSession(get(() => sessionStorage, SESSION_KEY));
   return {
     lastName: () => get(() => localStorage, LAST_NAME_KEY) ?? "",
     remember: (name) => set(() => localStorage, LAST_NAME_KEY, name),
-    session: () => parseSession(get(() => sessionStorage, SESSION_KEY)),
-    setSession: (session) =>
-      set(() => sessionStorage, SESSION_KEY, session && JSON.stringify(session)),
+    session: () => own() ?? shared(),
+    setSession: (session) => {
+      if (session) {
+        const text = JSON.stringify(session);
+        set(() => sessionStorage, SESSION_KEY, text);
+        set(() => localStorage, SESSION_KEY, text);
+        return;
+      }
+      // Signing out ends the tabs on this token, not another tab's later sign-in.
+      const ending = own()?.token;
+      set(() => sessionStorage, SESSION_KEY, undefined);
+      if (ending === undefined || shared()?.token === ending) {
+        set(() => localStorage, SESSION_KEY, undefined);
+      }
+    },
+    onSignedOutElsewhere: (session, onEnded) => {
+      const listener = (event: StorageEvent) => {
+        if (event.key !== null && event.key !== SESSION_KEY) return;
+        if (event.storageArea !== localStorage) return;
+        if (parseSession(event.oldValue ?? undefined)?.token !== session.token) return;
+        if (shared()?.token !== session.token) onEnded();
+      };
+      globalThis.addEventListener("storage", listener);
+      return () => globalThis.removeEventListener("storage", listener);
+    },
+    lastRoom: (userId) => get(() => localStorage, ROOM_KEY + userId),
+    rememberRoom: (userId, room) => set(() => localStorage, ROOM_KEY + userId, room),
   };
 }
 
@@ -107,6 +144,16 @@ export function App(
     setSession(undefined);
   }, [store]);
 
+  // Signed out in another tab: this tab's token is no longer meant to be used.
+  useEffect(() => {
+    if (!session) return;
+    return store.onSignedOutElsewhere(session, () => {
+      store.setSession(undefined);
+      setSession(undefined);
+      setNotice("Your sign-in ended in another tab; sign in again.");
+    });
+  }, [store, session]);
+
   const ended = useCallback((error: string, code: string | undefined) => {
     store.setSession(undefined);
     setSession(undefined);
@@ -123,6 +170,8 @@ export function App(
       user={session.user}
       onSignOut={signOut}
       onEnded={ended}
+      initialRoom={store.lastRoom(session.user.id)}
+      onRoomShown={(room) => store.rememberRoom(session.user.id, room)}
     />
   );
 }

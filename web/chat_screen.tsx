@@ -100,15 +100,18 @@ function RoomHeader(
 }
 
 export function ChatScreen(
-  { api, user, onSignOut, onEnded }: {
+  { api, user, onSignOut, onEnded, initialRoom, onRoomShown }: {
     api: ChatTransport;
     user: ChatUser;
     onSignOut: () => void;
     /** The server refused this user, or the sign-in ended. */
     onEnded: (error: string, code: string | undefined) => void;
+    /** The room to show first, if the user is still in it (the one they had open last). */
+    initialRoom?: string;
+    onRoomShown?: (room: string) => void;
   },
 ) {
-  const chat = useChat(api, user, onEnded);
+  const chat = useChat(api, user, onEnded, { initialRoom, onRoomShown });
   const [panelOpen, setPanelOpen] = useState(false);
   const [dmError, setDmError] = useState<string | undefined>(undefined);
   const toggle = useRef<HTMLButtonElement>(null);

@@ -131,12 +131,17 @@ const general: RoomInfo = { id: DEFAULT_ROOM, direct: false, members: [], lastSe
 /**
  * Opens a connection for `user` while the calling component is mounted.
  * `onEnded` is called when the server refuses the user or the sign-in ends
- * (`code` UNAUTHENTICATED).
+ * (`code` UNAUTHENTICATED). The room shown first is `initialRoom` once the server lists it
+ * among the user's rooms (else general); `onRoomShown` hears of each room shown after that.
  */
 export function useChat(
   api: ChatTransport,
   user: ChatUser,
   onEnded: (error: string, code: string | undefined) => void,
+  { initialRoom, onRoomShown }: {
+    initialRoom?: string;
+    onRoomShown?: (room: string) => void;
+  } = {},
 ): ChatState {
   const [status, setStatus] = useState<ConnectionStatus>({
     kind: "connecting",
@@ -163,6 +168,10 @@ export function useChat(
   currentRef.current = current;
   const ended = useRef(onEnded);
   ended.current = onEnded;
+  /** The room to return to, until the first list of rooms says whether the user is still in it. */
+  const wanted = useRef(initialRoom);
+  const shown = useRef(onRoomShown);
+  shown.current = onRoomShown;
 
   useEffect(() => {
     let live = true;
@@ -202,8 +211,11 @@ export function useChat(
       onRooms: (list) => {
         if (!live) return;
         setRooms(list);
+        const back = wanted.current;
+        wanted.current = undefined;
+        if (back !== undefined && list.some((r) => r.id === back)) setCurrent(back);
         // The room shown was left (here or in another tab): back to general.
-        if (!list.some((r) => r.id === currentRef.current)) setCurrent(DEFAULT_ROOM);
+        else if (!list.some((r) => r.id === currentRef.current)) setCurrent(DEFAULT_ROOM);
       },
     });
     connection.current = conn;
@@ -226,9 +238,11 @@ export function useChat(
     };
   }, [api, user.id, user.displayName]);
 
-  // The room shown has nothing unread (also what arrived while switching to it).
+  // The room shown has nothing unread (also what arrived while switching to it). It is the one
+  // to come back to, once the one to come back to from before is settled.
   useEffect(() => {
     setUnread((prev) => (prev[current] ? { ...prev, [current]: 0 } : prev));
+    if (wanted.current === undefined) shown.current?.(current);
   }, [current]);
 
   // The room shown gets its recent history once connected (retried on the next connection).
