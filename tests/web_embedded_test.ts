@@ -677,6 +677,7 @@ Deno.test({
             "every message once, in order",
           );
           await ann.page.unroute("**/chat.Broadcast/History", slow);
+          await ann.page.locator(".messages").evaluate((el) => (el.scrollTop = 0));
           await screenshot(ann.page, "history-start-desktop");
         } finally {
           cat.close();
@@ -721,6 +722,43 @@ Deno.test({
         await second.close();
       }
     });
+
+    await t.step(
+      "phone: the user's own name, a one-line box under a long room name, who is online in direct messages",
+      async () => {
+        const page = ben.page;
+        assert.equal(await page.locator(".topbar .me .avatar").isVisible(), true);
+        await openPanel(page);
+        await page.locator(".panel-me").waitFor();
+        assert.equal(
+          (await page.locator(".panel-me-name").textContent())?.trim(),
+          "Signed in as ben",
+        );
+        // ann is online (signed in again in the step before): her direct conversation says so.
+        const dm = page.locator('.room-item[data-room="dm:ann:ben"][data-online="true"]');
+        await dm.locator(".presence-dot").waitFor();
+        assert.match(await dm.textContent() ?? "", /, online/);
+        assert.equal(
+          await page.locator('.room-item[data-room="general"]').getAttribute("data-online"),
+          null,
+          "rooms have no online state",
+        );
+
+        const long = `a-very-long-room-name-that-goes-on-${"and-on-".repeat(3)}`;
+        await roomByName(page, long, "Create");
+        await waitForRoom(page, long);
+        const box = page.getByLabel("Message", { exact: true });
+        assert.equal(await box.getAttribute("placeholder"), `Message #${long.slice(0, 19)}…`);
+        const height = (await box.boundingBox())!.height;
+        assert.ok(height < 48, `the empty box is one line high, not ${height} px`);
+        assert.equal(await hasHorizontalScroll(page), false);
+        await screenshot(page, "long-room-phone");
+        await page.getByRole("button", { name: "Leave room" }).click();
+        await page.locator('.room-item[data-room="general"][aria-current="true"]').waitFor({
+          state: "attached",
+        });
+      },
+    );
 
     await t.step("messages from another day come under that day's line", async () => {
       // The reader's clock says tomorrow: today's messages are yesterday's.

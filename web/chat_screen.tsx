@@ -18,6 +18,9 @@ import { OnlineList } from "./online_list.tsx";
 import { RoomList } from "./room_list.tsx";
 import { type RoomView, useChat } from "./use_chat.ts";
 
+/** The longest room name the message box's placeholder shows whole (on one line at phone width). */
+const PLACEHOLDER_TITLE_MAX = 20;
+
 /** `Date.now()`, refreshed every half second while `active` (for countdowns). */
 function useNow(active: boolean): number {
   const [now, setNow] = useState(Date.now());
@@ -157,9 +160,11 @@ export function ChatScreen(
     }
   };
 
-  const placeholder = chat.current.direct
-    ? `Message ${chat.current.title}`
-    : `Message #${chat.current.title}`;
+  // Kept short: a placeholder cannot end in an ellipsis where the box cuts it.
+  const title = chat.current.title.length > PLACEHOLDER_TITLE_MAX
+    ? `${chat.current.title.slice(0, PLACEHOLDER_TITLE_MAX - 1)}…`
+    : chat.current.title;
+  const placeholder = chat.current.direct ? `Message ${title}` : `Message #${title}`;
 
   return (
     <div class="chat">
@@ -207,9 +212,16 @@ export function ChatScreen(
           class={panelOpen ? "side-panel open" : "side-panel"}
           aria-label="Rooms and people"
         >
+          <p class="panel-me">
+            <Avatar user={user} size="sm" />
+            <span class="panel-me-name">
+              <span class="sr-only">Signed in as</span> {user.displayName}
+            </span>
+          </p>
           <RoomList
             rooms={chat.rooms}
             current={chat.current.id}
+            stale={stale}
             onSelect={select}
             onJoin={after(chat.joinRoom)}
             onCreate={after(chat.createRoom)}

@@ -10,7 +10,13 @@ import { Avatar } from "./icons.tsx";
 import type { RoomView } from "./use_chat.ts";
 
 function RoomButton(
-  { room, current, onSelect }: { room: RoomView; current: boolean; onSelect: () => void },
+  { room, current, stale, onSelect }: {
+    room: RoomView;
+    current: boolean;
+    /** The online list is the last known one (reconnecting). */
+    stale: boolean;
+    onSelect: () => void;
+  },
 ) {
   return (
     <li>
@@ -19,12 +25,19 @@ function RoomButton(
         class={room.unread > 0 ? "room-item has-unread" : "room-item"}
         aria-current={current ? "true" : undefined}
         data-room={room.id}
+        data-online={room.direct ? String(room.online) : undefined}
         onClick={onSelect}
       >
         {room.direct
-          ? <Avatar user={{ id: room.title, displayName: room.title }} size="xs" />
+          ? (
+            <span class={stale ? "presence-avatar stale" : "presence-avatar"}>
+              <Avatar user={{ id: room.title, displayName: room.title }} size="xs" />
+              {room.online && <span class="presence-dot" aria-hidden="true" />}
+            </span>
+          )
           : <span class="room-hash" aria-hidden="true">#</span>}
         <span class="room-name">{room.title}</span>
+        {room.online && <span class="sr-only">, online</span>}
         {room.unread > 0 && (
           <>
             <span class="unread" aria-hidden="true">{room.unread > 99 ? "99+" : room.unread}</span>
@@ -107,9 +120,10 @@ function JoinRoomForm(
 }
 
 export function RoomList(
-  { rooms, current, onSelect, onJoin, onCreate }: {
+  { rooms, current, stale = false, onSelect, onJoin, onCreate }: {
     rooms: readonly RoomView[];
     current: string;
+    stale?: boolean;
     onSelect: (room: string) => void;
     onJoin: (name: string) => Promise<void>;
     onCreate: (name: string) => Promise<void>;
@@ -127,6 +141,7 @@ export function RoomList(
               key={r.id}
               room={r}
               current={r.id === current}
+              stale={stale}
               onSelect={() => onSelect(r.id)}
             />
           ))}
@@ -144,6 +159,7 @@ export function RoomList(
                   key={r.id}
                   room={r}
                   current={r.id === current}
+                  stale={stale}
                   onSelect={() => onSelect(r.id)}
                 />
               ))}

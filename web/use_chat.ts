@@ -73,6 +73,8 @@ export interface RoomView extends RoomInfo {
   /** "general", a room's name, or the other person of a direct conversation. */
   readonly title: string;
   readonly unread: number;
+  /** For a direct conversation: whether the other person is in the online list. */
+  readonly online: boolean;
 }
 
 export interface ChatState {
@@ -262,13 +264,15 @@ export function useChat(
   }, [connected, current]);
 
   return useMemo(() => {
+    const here = new Set(online.map((u) => u.id));
     const views = rooms.map((r) => ({
       ...r,
       title: roomTitle(r, user.id),
       unread: r.id === current ? 0 : unread[r.id] ?? 0,
+      online: r.direct && here.has(directPeer(r.id, user.id)),
     }));
     const shown = views.find((r) => r.id === current) ??
-      { ...general, title: DEFAULT_ROOM, unread: 0 };
+      { ...general, title: DEFAULT_ROOM, unread: 0, online: false };
     const conn = () => {
       const c = connection.current;
       if (!c) throw new Error("Not connected");
