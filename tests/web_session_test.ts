@@ -18,7 +18,14 @@ import {
 import { directPeer, sortRooms } from "../client/core/rooms.ts";
 import type { ConnectionStatus } from "../client/core/session_options.ts";
 import { describeFailure, describeSendFailure, plainWords } from "../web/failures.ts";
-import { type Entry, HISTORY_PAGE, insertMessage, PAGE_BACKOFF } from "../web/use_chat.ts";
+import {
+  type Entry,
+  HISTORY_PAGE,
+  insertMessage,
+  PAGE_BACKOFF,
+  prependMessages,
+} from "../web/use_chat.ts";
+import { dayLabel, sameDay } from "../web/format.ts";
 import { checkSignIn } from "../web/join_screen.tsx";
 import { endedMessage } from "../web/app.tsx";
 import { ann, ben, FakeChatServer, FakeClock, inRoom, tick } from "./fake_chat_transport.ts";
@@ -367,6 +374,42 @@ Deno.test("insertMessage keeps a room in seq order, whatever the arrival order",
     entries.map((e) => e.kind === "message" ? e.message.content : e.text),
     ["general 1", "general 2", "general 3", "general 4", "general 5", "general 6", "no seq"],
   );
+});
+
+Deno.test("prependMessages puts an older page above, without what is shown already", () => {
+  let entries: Entry[] = [];
+  for (const seq of [4, 5, 6]) entries = insertMessage(entries, inRoom("general", seq));
+  entries = prependMessages(entries, [1, 2, 3, 4].map((seq) => inRoom("general", seq)));
+  assert.deepEqual(
+    entries.map((e) => e.kind === "message" ? e.message.seq : 0),
+    [1, 2, 3, 4, 5, 6],
+  );
+});
+
+Deno.test("an older page comes from History's before_seq, with whether there is more", async () => {
+  const { server, session } = setup();
+  server.histories.set("general", [1, 2, 3, 4, 5].map((n) => inRoom("general", n)));
+  await started(session);
+  server.last.open();
+  await tick();
+  const older = await session.history("general", 2, 4);
+  assert.deepEqual(older.messages.map((m) => m.seq), [2, 3]);
+  assert.equal(older.more, true);
+  const first = await session.history("general", 2, 2);
+  assert.deepEqual(first.messages.map((m) => m.seq), [1]);
+  assert.equal(first.more, false);
+  session.stop();
+  await tick();
+});
+
+Deno.test("day lines say Today, Yesterday, or the date (with the year when not this year's)", () => {
+  const now = new Date(2026, 10, 30, 9, 0);
+  assert.equal(dayLabel(new Date(2026, 10, 30, 0, 1), now), "Today");
+  assert.equal(dayLabel(new Date(2026, 10, 29, 23, 59), now), "Yesterday");
+  assert.match(dayLabel(new Date(2026, 10, 27, 12, 0), now), /27/);
+  assert.doesNotMatch(dayLabel(new Date(2026, 10, 27, 12, 0), now), /2026/);
+  assert.match(dayLabel(new Date(2025, 11, 31, 12, 0), now), /2025/);
+  assert.equal(sameDay(new Date(2026, 10, 30, 0, 0), new Date(2026, 10, 30, 23, 59)), true);
 });
 
 Deno.test("rooms: listed, created, joined, left; room events keep them current", async () => {

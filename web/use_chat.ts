@@ -156,8 +156,10 @@ export function useChat(
   const [byRoom, setByRoom] = useState<Readonly<Record<string, readonly Entry[]>>>({});
   const [unread, setUnread] = useState<Readonly<Record<string, number>>>({});
   const [loading, setLoading] = useState<ReadonlySet<string>>(new Set());
-  /** Per room, a load of older messages under way ("loading") or the reason it failed. */
-  const [olderLoads, setOlderLoads] = useState<Readonly<Record<string, string>>>({});
+  /** Per room, a load of older messages under way, or the one that failed last. */
+  const [olderLoads, setOlderLoads] = useState<
+    Readonly<Record<string, OlderState & { kind: "loading" | "failed" }>>
+  >({});
   /**
    * Per room, the sequence number of its oldest message once History said there is nothing
    * before it (the first message's is 1, unless the server no longer keeps the oldest).
@@ -282,20 +284,18 @@ export function useChat(
     const entries = byRoom[current] ?? [];
     const first = firstSeq(entries);
     const load = olderLoads[current];
-    const older: OlderState = load === "loading"
-      ? { kind: "loading" }
+    const older: OlderState = load?.kind === "loading"
+      ? load
       : first === undefined || first <= 1 || starts[current] === first
       ? { kind: "start" }
-      : load !== undefined
-      ? { kind: "failed", error: load }
-      : { kind: "more" };
+      : load ?? { kind: "more" };
     const loadOlder = () => {
       const conn = connection.current;
       const room = current;
       if (!conn?.connected || first === undefined || older.kind === "start") return;
       if (olderBusy.current.has(room)) return;
       olderBusy.current.add(room);
-      setOlderLoads((prev) => ({ ...prev, [room]: "loading" }));
+      setOlderLoads((prev) => ({ ...prev, [room]: { kind: "loading" } }));
       conn.history(room, HISTORY_PAGE, first).then(
         (page) => {
           setByRoom((prev) => ({
@@ -307,7 +307,11 @@ export function useChat(
           }
           setOlderLoads(({ [room]: _, ...rest }) => rest);
         },
-        (err) => setOlderLoads((prev) => ({ ...prev, [room]: plainWords(err) })),
+        (err) =>
+          setOlderLoads((prev) => ({
+            ...prev,
+            [room]: { kind: "failed", error: plainWords(err) },
+          })),
       ).finally(() => olderBusy.current.delete(room));
     };
     return {
