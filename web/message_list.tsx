@@ -182,9 +182,10 @@ export function MessageList(
     if (el.scrollTop <= TOP_SLACK_PX) loadOlder.current();
   }, []);
 
-  // Rows (or the loading line) came above the one that was first: keep it where the reader saw
-  // it, instead of pushing what they read down. Done by hand, as not every browser anchors. Only
-  // while the list scrolls: a short list sits at the bottom, and its rows move up as it grows.
+  // Rows (or the loading line) came above the one that was first: a reader at the bottom stays
+  // there; any other keeps that row where they saw it, instead of having what they read pushed
+  // down. Done by hand, as not every browser anchors. Only while the list scrolls: a short list
+  // sits at the bottom, and its rows move up as it grows.
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el) return;
@@ -193,7 +194,8 @@ export function MessageList(
       el.querySelector<HTMLElement>(`[data-key="${CSS.escape(key)}"]`) ?? undefined;
     const was = before && row(before.key);
     const scrolls = el.scrollHeight > el.clientHeight;
-    if (before && was && scrolls && !atBottom.current) el.scrollTop += was.offsetTop - before.top;
+    if (atBottom.current) el.scrollTop = el.scrollHeight;
+    else if (before && was && scrolls) el.scrollTop += was.offsetTop - before.top;
     const first = entries[0] && row(entries[0].key);
     anchor.current = first && { key: entries[0]!.key, top: first.offsetTop };
   });
@@ -258,7 +260,9 @@ export function MessageList(
           )
           : (
             <>
-              <HistoryEdge older={older} roomTitle={roomTitle} onLoadOlder={onLoadOlder} />
+              {loading
+                ? <p class="history-edge" role="status">Loading recent messages…</p>
+                : <HistoryEdge older={older} roomTitle={roomTitle} onLoadOlder={onLoadOlder} />}
               <ol class="message-items">
                 <Rows entries={entries} myId={myId} now={new Date()} />
               </ol>
