@@ -197,7 +197,8 @@ export function grpcTransport(
     joinRoom: (room) => call(async () => toRoom(await client.joinRoom(room))),
     leaveRoom: (room) => call(() => client.leaveRoom(room)),
     openDirect: (userId) => call(async () => toRoom(await client.openDirect(userId))),
-    history: (room, limit) => call(async () => toHistoryPage(await client.history(room, 0, limit))),
+    history: (room, limit, _signal, beforeSeq = 0) =>
+      call(async () => toHistoryPage(await client.history(room, beforeSeq, limit))),
     close: () => client.close(),
   };
 }
