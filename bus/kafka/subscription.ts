@@ -4,10 +4,10 @@
  * consumer that crashed or stalled replaced.
  *
  * kafkajs behaviours this relies on or works around:
- * - A handler error is retried here, inside `eachBatch`, with a pause and a heartbeat between
- *   attempts. Throwing out of `eachBatch` would also re-deliver the record, but only after a
- *   fetch restart, and a `TypeError` there counts as "not retriable": the consumer would crash
- *   with `restart: false` and stay dead.
+ * - A handler error is retried here, inside `eachMessage` (or `eachBatch` for a subscription
+ *   with runs), with a pause and a heartbeat between attempts. Throwing out of it would also
+ *   re-deliver the record, but only after a fetch restart, and a `TypeError` there counts as
+ *   "not retriable": the consumer would crash with `restart: false` and stay dead.
  * - Offsets are resolved only after the handler resolved; kafkajs commits resolved offsets at
  *   the end of each batch, before a rebalance and when the consumer stops.
  * - A consumer that crashes with `restart: false` is replaced here; other crashes are restarted
@@ -17,7 +17,14 @@
  *   handled replaces its consumer, which resumes from its committed offsets.
  */
 
-import type { Admin, Consumer, EachBatchPayload, Kafka } from "kafkajs";
+import type {
+  Admin,
+  Consumer,
+  EachBatchPayload,
+  EachMessagePayload,
+  Kafka,
+  KafkaMessage,
+} from "kafkajs";
 import { describeError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type { Metrics } from "../../core/metrics.ts";
@@ -50,6 +57,17 @@ export interface SubscriptionContext {
   suspect(reason: string): void;
   /** Takes each partition's lag after every batch. */
   readonly metrics: Metrics;
+}
+
+function recordOf(topic: string, partition: number, message: KafkaMessage): LogRecord {
+  return {
+    topic,
+    partition,
+    offset: message.offset,
+    key: message.key?.toString() ?? "",
+    value: message.value?.toString() ?? "",
+    ...(message.value ? { raw: message.value } : {}),
+  };
 }
 
 export class KafkaSubscription {
@@ -233,12 +251,16 @@ export class KafkaSubscription {
     });
     this.#throwIfClosed();
     // run() resolves only after the group join; joining goes on in the background.
-    consumer.run({
-      // Positions are resolved by #eachBatch, record by record or run by run, never a whole
-      // batch at once: a batch left halfway (a rebalance) is fetched again from where it stopped.
-      eachBatchAutoResolve: false,
-      eachBatch: (payload) => this.#eachBatch(payload),
-    }).catch((err) => {
+    consumer.run(
+      this.options.runs
+        ? {
+          // Positions are resolved by #eachBatch run by run, never a whole batch at once: a batch
+          // left halfway (a rebalance) is fetched again from where it stopped.
+          eachBatchAutoResolve: false,
+          eachBatch: (payload) => this.#eachBatch(payload),
+        }
+        : { eachMessage: (payload) => this.#eachMessage(payload) },
+    ).catch((err) => {
       this.#logger.warn("Kafka consumer failed to run", { error: describeError(err) });
     });
     // The consumer group exists from the first synchronous step of run(): seeks apply on the
@@ -279,22 +301,25 @@ export class KafkaSubscription {
     }
   }
 
+  /** One record, handed to the handler until it resolves (kafkajs resolves its position then). */
+  #eachMessage({ topic, partition, message, heartbeat }: EachMessagePayload): Promise<void> {
+    return this.#handle(
+      [recordOf(topic, partition, message)],
+      (r) => this.options.handler(r[0]!),
+      heartbeat,
+    );
+  }
+
   /**
-   * A fetched batch of one partition: records one at a time, or (topics of `options.runs`) in
-   * runs of up to RUN_LIMIT; each position is resolved once its handler resolved.
+   * A fetched batch of one partition, for a subscription with runs: records one at a time, or
+   * (topics of `options.runs`) in runs of up to RUN_LIMIT; each position is resolved once its
+   * handler resolved.
    */
   async #eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch, resolveOffset, heartbeat, isRunning, isStale, commitOffsetsIfNecessary } =
       payload;
     const runs = this.options.runs?.topics.includes(batch.topic) ? this.options.runs : undefined;
-    const records = batch.messages.map((message): LogRecord => ({
-      topic: batch.topic,
-      partition: batch.partition,
-      offset: message.offset,
-      key: message.key?.toString() ?? "",
-      value: message.value?.toString() ?? "",
-      ...(message.value ? { raw: message.value } : {}),
-    }));
+    const records = batch.messages.map((m) => recordOf(batch.topic, batch.partition, m));
     for (let at = 0; at < records.length;) {
       // As kafkajs's own eachMessage loop: a rebalance took the partition, or the consumer stops.
       if (!isRunning() || isStale()) return;
