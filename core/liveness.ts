@@ -57,6 +57,20 @@ export class Liveness {
     return [...this.#lastBeat.keys()].sort();
   }
 
+  /**
+   * Forgets the gateways silent for longer than `timeoutMs`, where that changes no answer of
+   * `isAlive` (an unknown gateway counts from `unheardSince`, which must be as old): a gateway
+   * process hears every gateway and processor that ever ran beside it, each restart under a new
+   * id, and would otherwise keep them all.
+   */
+  forgetSilent(now: number, timeoutMs: number): void {
+    const unheard = this.#unheardSince;
+    if (unheard !== undefined && now - unheard <= timeoutMs) return;
+    for (const [id, at] of this.#lastBeat) {
+      if (now - at > timeoutMs) this.#lastBeat.delete(id);
+    }
+  }
+
   /** Forgets `serverId` (declared dead): it is unknown again until heard from. */
   forget(serverId: string): void {
     this.#lastBeat.delete(serverId);

@@ -193,6 +193,7 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   function sendHeartbeat(): void {
+    liveness.forgetSilent(Date.now(), config.heartbeatTimeoutMs);
     grpc.setServing(bus.ready() && !stopping);
     if (!bus.ready()) return;
     bus.beat({

@@ -48,3 +48,25 @@ Deno.test("liveness: silent and known are sorted; forget and pardonAll", () => {
   assert.deepEqual(l.silent(30_000, 10_000), [], "each has a whole timeout from the pardon");
   assert.deepEqual(l.silent(30_001, 10_000), ["gw1", "gw2"]);
 });
+
+Deno.test("liveness: forgetSilent drops long-silent gateways without changing any verdict", () => {
+  const l = new Liveness({ unheardSince: 0 });
+  l.beat("gone-1", 1000);
+  l.beat("gone-2", 2000);
+  l.beat("alive", 20_000);
+  // Within a timeout of the start, forgetting would make a silent gateway count as alive again.
+  l.forgetSilent(10_000, 10_000);
+  assert.deepEqual(l.known(), ["alive", "gone-1", "gone-2"]);
+  const before = ["gone-1", "gone-2", "alive", "never"].map((id) => l.isAlive(id, 25_000, 10_000));
+  l.forgetSilent(25_000, 10_000);
+  assert.deepEqual(l.known(), ["alive"], "the silent ones are forgotten");
+  const after = ["gone-1", "gone-2", "alive", "never"].map((id) => l.isAlive(id, 25_000, 10_000));
+  assert.deepEqual(after, before, "every verdict stays");
+  assert.deepEqual(after, [false, false, true, false]);
+  l.beat("gone-1", 26_000);
+  assert.equal(
+    l.isAlive("gone-1", 26_000, 10_000),
+    true,
+    "a forgotten gateway heard again is alive",
+  );
+});
