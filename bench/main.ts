@@ -204,6 +204,13 @@ function plan(smoke: boolean, bytes: number) {
 }
 
 /** Progress: one line that rewrites itself on a terminal, a line every 5 s otherwise. */
+/** `entries`, once each one's details are printed (the cost and floor scenarios' figures). */
+async function printingDetails(entries: Promise<Entry[]>): Promise<Entry[]> {
+  const got = await entries;
+  for (const e of got) console.log(JSON.stringify(e.details));
+  return got;
+}
+
 function progressLine(): { update(text: string): void; done(): void } {
   const tty = Deno.stderr.isTerminal();
   const encoder = new TextEncoder();
@@ -321,38 +328,28 @@ async function main(): Promise<number> {
           await attempt("slow reader", () => runSlow(p.slow, say));
           break;
         case "metrics":
-          await attempt("metrics: CPU per delivery, METRICS=on and off", async () => {
-            const got = await runMetricsCost(p.metrics, say);
-            for (const e of got) console.log(JSON.stringify(e.details));
-            return got;
-          });
+          await attempt(
+            "metrics: CPU per delivery, METRICS=on and off",
+            () => printingDetails(runMetricsCost(p.metrics, say)),
+          );
           break;
         case "grpc-floor":
           await attempt(
             "grpc-floor: gateway CPU per delivery against grpc-js's floor",
-            async () => {
-              const got = await runGrpcFloor(p["grpc-floor"], say);
-              for (const e of got) console.log(JSON.stringify(e.details));
-              return got;
-            },
+            () => printingDetails(runGrpcFloor(p["grpc-floor"], say)),
           );
           break;
         case "web-fanout":
           await attempt(
             "web-fanout: the browser path's CPU per delivery against Deno.serve's",
-            async () => {
-              const got = await runWebFanout(p["web-fanout"], say);
-              for (const e of got) console.log(JSON.stringify(e.details));
-              return got;
-            },
+            () => printingDetails(runWebFanout(p["web-fanout"], say)),
           );
           break;
         case "web-idle":
-          await attempt("web-idle: idle gRPC-Web streams, gateway and Deno.serve", async () => {
-            const got = await runWebIdle(p["web-idle"], say);
-            for (const e of got) console.log(JSON.stringify(e.details));
-            return got;
-          });
+          await attempt(
+            "web-idle: idle gRPC-Web streams, gateway and Deno.serve",
+            () => printingDetails(runWebIdle(p["web-idle"], say)),
+          );
           break;
       }
     }

@@ -253,12 +253,32 @@ export function idleMemory(
  * How many idle streams one gateway holds, and its resident memory per stream; beside it, the
  * native gRPC floor's (bench/grpc_floor.ts) under the same load.
  */
-export async function runIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
-  const gateway = await idleMemory(() => startEmbedded(), "embedded", spec, say);
-  const floor = await idleMemory(startGrpcFloor, "grpc-floor", spec, say);
+export function runIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
+  return idleComparison(
+    "idle",
+    () => startEmbedded(),
+    { start: startGrpcFloor, process: "grpc-floor" },
+    spec,
+    say,
+  );
+}
+
+/**
+ * The entry of an idle scenario: the embedded gateway's resident memory per idle stream (opened
+ * by `startGateway`), and `floor`'s under the same load, each in a fresh process.
+ */
+export async function idleComparison(
+  scenario: string,
+  startGateway: () => Promise<SystemUnderTest>,
+  floor: { start: () => Promise<SystemUnderTest>; process: string },
+  spec: IdleSpec,
+  say: Say,
+): Promise<Entry[]> {
+  const gateway = await idleMemory(startGateway, "embedded", spec, say);
+  const base = await idleMemory(floor.start, floor.process, spec, say);
   const mib = (kib: number) => round(kib / 1024, 1);
   return [{
-    scenario: "idle",
+    scenario,
     mode: "embedded",
     streams: spec.streams,
     gateways: 1,
@@ -268,11 +288,11 @@ export async function runIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
     deliveries_per_s: null,
     e2e_ms: null,
     publish_ms: null,
-    lost: spec.streams - gateway.held + spec.streams - floor.held,
+    lost: spec.streams - gateway.held + spec.streams - base.held,
     duplicated: 0,
     kafka_floor_e2e_ms: null,
-    rss_mib: { embedded: mib(gateway.after.rssKiB), "grpc-floor": mib(floor.after.rssKiB) },
-    cpu_cores: { embedded: gateway.cores, "grpc-floor": floor.cores },
+    rss_mib: { embedded: mib(gateway.after.rssKiB), [floor.process]: mib(base.after.rssKiB) },
+    cpu_cores: { embedded: gateway.cores, [floor.process]: base.cores },
     details: {
       streams_held: gateway.held,
       streams_opened: gateway.opened,
@@ -280,9 +300,9 @@ export async function runIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
       first_end: gateway.ended.first,
       rss_before_mib: mib(gateway.before.rssKiB),
       rss_per_stream_kib: round(gateway.kibPerStream, 2),
-      floor_streams_held: floor.held,
-      floor_rss_before_mib: mib(floor.before.rssKiB),
-      floor_rss_per_stream_kib: round(floor.kibPerStream, 2),
+      floor_streams_held: base.held,
+      floor_rss_before_mib: mib(base.before.rssKiB),
+      floor_rss_per_stream_kib: round(base.kibPerStream, 2),
     },
   }];
 }

@@ -16,7 +16,7 @@ import {
   type CostSpec,
   type Entry,
   fanoutCost,
-  idleMemory,
+  idleComparison,
   type IdleSpec,
   type LatencyPhase,
 } from "./scenarios.ts";
@@ -74,35 +74,6 @@ export async function runWebFanout(spec: WebFanoutSpec, say: Say): Promise<Entry
 }
 
 /** Resident memory per idle gRPC-Web stream: the gateway's, and the Deno.serve floor's. */
-export async function runWebIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
-  const gateway = await idleMemory(SERVERS.gateway.start, "embedded", spec, say);
-  const floor = await idleMemory(SERVERS["web-floor"].start, "web-floor", spec, say);
-  const mib = (kib: number) => round(kib / 1024, 1);
-  return [{
-    scenario: "web-idle",
-    mode: "embedded",
-    streams: spec.streams,
-    gateways: 1,
-    rate: 0,
-    bytes: 0,
-    seconds: 0,
-    deliveries_per_s: null,
-    e2e_ms: null,
-    publish_ms: null,
-    lost: spec.streams - gateway.held + spec.streams - floor.held,
-    duplicated: 0,
-    kafka_floor_e2e_ms: null,
-    rss_mib: { embedded: mib(gateway.after.rssKiB), "web-floor": mib(floor.after.rssKiB) },
-    cpu_cores: { embedded: gateway.cores, "web-floor": floor.cores },
-    details: {
-      streams_held: gateway.held,
-      streams_ended: gateway.ended.count,
-      first_end: gateway.ended.first,
-      rss_before_mib: mib(gateway.before.rssKiB),
-      rss_per_stream_kib: round(gateway.kibPerStream, 2),
-      floor_streams_held: floor.held,
-      floor_rss_before_mib: mib(floor.before.rssKiB),
-      floor_rss_per_stream_kib: round(floor.kibPerStream, 2),
-    },
-  }];
+export function runWebIdle(spec: IdleSpec, say: Say): Promise<Entry[]> {
+  return idleComparison("web-idle", SERVERS.gateway.start, SERVERS["web-floor"], spec, say);
 }
