@@ -22,7 +22,8 @@
  *    shared through leases: a second `deno task test` (or a `deno test` with the fixtures) in the
  *    same checkout uses the running ones, and the last user to finish stops them. A cluster
  *    started by hand (`deno task kafka:up`) stays up.
- * 6. Prints `tests: N passed, M failed` as the last line. Exits non-zero when a test failed, a
+ * 6. Prints `tests: N passed, M failed` as the last line, after a `FAILED TEST:` line for each
+ *    failed test (name, place, first line of its error). Exits non-zero when a test failed, a
  *    test was ignored (a skipped test must fail CI), no test ran, or deno test failed. A file
  *    whose Deno runtime aborted (exit 134 or 139) counts as a failed test and is named in an
  *    `ABORTED: <file>: ...` line just before the closing line; no file is ever run twice.
@@ -134,7 +135,7 @@ async function runTestFiles(args: string[], env: Record<string, string>): Promis
   for (const run of runs) {
     if (interrupted) break;
     const { code: exitCode, output } = await runTests(run, env);
-    const result = judgeFile(run.join(" "), parseTestSummary(output), exitCode);
+    const result = judgeFile(run.join(" "), parseTestSummary(output), exitCode, output);
     // A process that died mid-line (an abort) leaves the cursor after its last words.
     if (result.lines.length > 0 && output !== "" && !output.endsWith("\n")) console.log();
     for (const line of result.lines) console.log(line);

@@ -41,6 +41,28 @@ export function parseTestSummary(output: string): TestSummary | undefined {
   return undefined;
 }
 
+/**
+ * One line per failed test in `output` (deno test's ERRORS section): its name, where it is and
+ * the first line of its error, so that the last lines of a long run say which test failed and
+ * why without scrolling back through its output.
+ */
+export function failedTests(output: string): string[] {
+  const lines = output.replace(ANSI, "").split(/\r?\n/);
+  const start = lines.findLastIndex((line) => line.trim() === "ERRORS");
+  if (start < 0) return [];
+  const failures: string[] = [];
+  for (let i = start + 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line.trim() === "FAILURES") break;
+    const test = line.match(/^(\S.*) => (\S+:\d+:\d+)$/);
+    if (!test) continue;
+    const error = lines.slice(i + 1, i + 4).find((next) => next.startsWith("error: "));
+    const why = error ? `: ${error.slice("error: ".length).slice(0, 300)}` : "";
+    failures.push(`FAILED TEST: ${test[1]} (${test[2]})${why}`);
+  }
+  return failures;
+}
+
 /** Why the run fails (empty when it passes): a failure, a skipped test, no test at all. */
 export function testRunProblems(summary: TestSummary | undefined, exitCode: number): string[] {
   const problems: string[] = [];
@@ -80,19 +102,21 @@ export interface FileResult {
 
 /**
  * Judges the `deno test` process that ran `name` (a file, or the arguments of one run): its
- * summary (undefined when it printed none) and exit code. A runtime abort or a missing summary
+ * summary (undefined when it printed none), exit code and output; each failed test is named in a
+ * `FAILED TEST:` line. A runtime abort or a missing summary
  * counts as one more failed test, so that the closing line shows it.
  */
 export function judgeFile(
   name: string,
   summary: TestSummary | undefined,
   exitCode: number,
+  output = "",
 ): FileResult {
   const result: FileResult = {
     passed: summary?.passed ?? 0,
     failed: summary?.failed ?? 0,
     ignored: summary?.ignored ?? 0,
-    lines: [],
+    lines: summary && summary.failed > 0 ? failedTests(output) : [],
   };
   if (RUNTIME_ABORT_CODES.has(exitCode)) {
     result.failed += 1;

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   addUp,
   closingLine,
+  failedTests,
   judgeFile,
   parseTestSummary,
   RUNTIME_ABORT_CODES,
@@ -107,4 +108,42 @@ Deno.test("addUp: an aborted file fails the run and shows in the closing line", 
   ]);
   assert.deepEqual(addUp([]), { ok: true, passed: 0, failed: 0, ignored: 0, filteredOut: 0 });
   assert.match(testRunProblems(addUp([]), 0).join(), /no test ran/);
+});
+
+Deno.test("judgeFile names each failed test of deno test's real output, with its first error line", async () => {
+  // Real output of this Deno, so that a change in its format fails here, not silently in CI.
+  const dir = await Deno.makeTempDir({ prefix: "test-summary-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/sample_test.ts`,
+      `import assert from "node:assert/strict";
+Deno.test("passes", () => {});
+Deno.test("compares: a => b", () => { assert.equal(1, 2, "values differ"); });
+Deno.test("steps", async (t) => {
+  await t.step("inner", () => { throw new Error("boom\\nsecond line"); });
+});
+`,
+    );
+    const { code, stdout } = await new Deno.Command(Deno.execPath(), {
+      args: ["test", "--no-check", `${dir}/sample_test.ts`],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const output = new TextDecoder().decode(stdout);
+    const summary = parseTestSummary(output);
+    assert.equal(summary?.failed, 2);
+    const lines = judgeFile("sample_test.ts", summary, code, output).lines;
+    assert.equal(lines.length, 2, lines.join("\n"));
+    assert.match(
+      lines[0]!,
+      /^FAILED TEST: compares: a => b \(\S+sample_test\.ts:3:6\): AssertionError: values differ$/,
+    );
+    assert.match(
+      lines[1]!,
+      /^FAILED TEST: steps \.\.\. inner \(\S+sample_test\.ts:5:\d+\): Error: boom$/,
+    );
+    assert.deepEqual(failedTests("ok | 1 passed | 0 failed (1ms)\n"), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
