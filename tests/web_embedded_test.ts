@@ -780,7 +780,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "web page against `deno task start` with AUTH=off: signing in works there too",
+  name:
+    "web page against `deno task start` with AUTH=off: signing in works there too, and formatting renders as elements, never as markup",
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
@@ -812,6 +813,50 @@ Deno.test({
     });
     await send(page, "Only here");
     await waitForMessages(page, ["Only here"]);
+
+    // Formatting renders as elements, and markup in a message never becomes markup in the page.
+    const hostile = [
+      "**bold** and _italic_ and `a <b>code</b>` at https://example.test/a?b=1.",
+      '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>',
+      "[x](javascript:window.__xss=3) javascript:window.__xss=4 **<i onclick=x>**",
+      "```\n<b>not bold</b> **nor this**\n```",
+      'https://x.test/"onmouseover="window.__xss=5" ok',
+    ];
+    for (const text of hostile) await send(page, text);
+    const shown = await waitForMessages(page, [
+      "bold and italic and a <b>code</b> at https://example.test/a?b=1.",
+      hostile[1]!,
+      "[x](javascript:window.__xss=3) javascript:window.__xss=4 <i onclick=x>",
+      "<b>not bold</b> **nor this**",
+      hostile[4]!,
+    ]);
+    assert.equal(shown.length, 6);
+    const list = page.locator(".msg-text");
+    const first = list.nth(1);
+    assert.equal(await first.locator("strong").textContent(), "bold");
+    assert.equal(await first.locator("em").textContent(), "italic");
+    assert.equal(await first.locator("code").textContent(), "a <b>code</b>");
+    const link = first.locator("a");
+    assert.equal(await link.getAttribute("href"), "https://example.test/a?b=1");
+    assert.equal(await link.getAttribute("rel"), "noopener noreferrer");
+    assert.equal(await link.getAttribute("target"), "_blank");
+    assert.equal(
+      await list.nth(4).locator("pre code").textContent(),
+      "<b>not bold</b> **nor this**",
+    );
+    const lastLink = list.nth(5).locator("a");
+    assert.equal(await lastLink.getAttribute("href"), "https://x.test/");
+    await lastLink.hover();
+    // Nothing from the messages became an element: only the formatting's own ones exist.
+    const tags = await page.locator(".msg-text *").evaluateAll((els) =>
+      els.map((el) => el.tagName.toLowerCase())
+    );
+    assert.deepEqual([...new Set(tags)].sort(), ["a", "code", "em", "p", "pre", "strong"]);
+    const hrefs = await page.locator(".msg-text a").evaluateAll((links) =>
+      links.map((a) => a.getAttribute("href"))
+    );
+    assert.deepEqual(hrefs, ["https://example.test/a?b=1", "https://x.test/"]);
+    assert.equal(await page.evaluate<unknown>("window.__xss"), undefined);
     assert.deepEqual(browser.pageErrors, []);
   } finally {
     await browser?.close();

@@ -8,6 +8,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preac
 import type { ChatMessage } from "../client/core/model.ts";
 import { dayLabel, fullTime, sameDay, shortTime } from "./format.ts";
 import { Avatar } from "./icons.tsx";
+import { MessageText } from "./message_text.tsx";
 import type { Entry, OlderState } from "./use_chat.ts";
 
 /** Within this distance of the bottom, the reader counts as "at the bottom". */
@@ -124,7 +125,7 @@ function MessageItem(
           {mine && <span class="sr-only">(you)</span>}
         </div>
         <div class="bubble">
-          <p class="msg-text">{message.content}</p>
+          <MessageText content={message.content} />
           {message.timestamp && (
             <time
               class="msg-time"
