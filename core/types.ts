@@ -13,6 +13,8 @@ export interface ChatMessage {
   readonly room: string;
   /** Position in the room, from 1; 0 until the processor has stored it. */
   readonly seq: number;
+  /** The members the content names as `@id`, as the gateway found them (server/mentions.ts). */
+  readonly mentions?: readonly string[];
 }
 
 /** A stream opened or closed on a gateway. */

@@ -12,6 +12,9 @@
  */
 export const DEFAULT_MAX_RESUME_ROOMS = 256;
 
+/** The most people one message mentions (`Message.mentions`); more `@names` stay plain text. */
+export const MAX_MENTIONS = 20;
+
 /** The fewest characters a new account's password may have. */
 export const PASSWORD_MIN_LENGTH = 8;
 /** The most characters a password may have: argon2 hashes all of it, so the cost is capped. */

@@ -23,6 +23,7 @@ import type {
   StreamHandle,
 } from "./chat_types.ts";
 import type { Hub, LocalStream, StreamSink } from "./hub.ts";
+import type { Mentions } from "./mentions.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 
 export interface MessagesOptions {
@@ -33,6 +34,7 @@ export interface MessagesOptions {
   announcer: Announcer;
   callers: Callers;
   rooms: Rooms;
+  mentions: Mentions;
   logger: Logger;
   config: Pick<
     Config,
@@ -173,6 +175,7 @@ export class Messages {
         } s`,
       );
     }
+    const mentions = await this.#options.mentions.find(room, request.content);
     const message: ChatMessage = {
       id: messageId,
       userId: me.userId,
@@ -182,6 +185,7 @@ export class Messages {
       timestamp,
       room,
       seq: 0,
+      ...(mentions.length > 0 ? { mentions } : {}),
     };
     if (!bus.ready()) {
       throw unavailable(`${action}: Kafka is unavailable; try again shortly`);

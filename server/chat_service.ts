@@ -18,6 +18,7 @@ import type { Auth, SignInResult } from "./auth.ts";
 import { Callers } from "./chat_callers.ts";
 import { Messages } from "./chat_messages.ts";
 import { Rooms } from "./chat_rooms.ts";
+import { Mentions } from "./mentions.ts";
 import type {
   Caller,
   HistoryRequest,
@@ -86,7 +87,14 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const { auth } = options;
   const callers = new Callers(options);
   const rooms = new Rooms({ ...options, callers });
-  const messages = new Messages({ ...options, callers, rooms, now: options.now ?? Date.now });
+  const mentions = new Mentions(options);
+  const messages = new Messages({
+    ...options,
+    callers,
+    rooms,
+    mentions,
+    now: options.now ?? Date.now,
+  });
   return {
     openStream: (caller, request, sink) => messages.openStream(caller, request, sink),
     send: (caller, request) => messages.send(caller, request),

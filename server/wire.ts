@@ -61,6 +61,7 @@ export function messageToWire(m: ChatMessage): Message {
     room: m.room,
     seq: BigInt(m.seq),
     displayName: m.displayName,
+    mentions: m.mentions ? [...m.mentions] : [],
   });
 }
 

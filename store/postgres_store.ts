@@ -38,7 +38,7 @@ import {
 import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */
-export const POSTGRES_SCHEMA_VERSION = 3;
+export const POSTGRES_SCHEMA_VERSION = 4;
 
 /** Migration N brings a schema from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<void>))[] = [
@@ -101,6 +101,8 @@ const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<vo
         CREATE UNIQUE INDEX ${table}_name_key ON ${table} (name_key);`);
     }
   },
+  // 4: whom a message mentions (NULL: nobody).
+  `ALTER TABLE messages ADD COLUMN mentions text[]`,
 ];
 
 export interface PostgresStoreOptions {
@@ -183,9 +185,11 @@ export class PostgresStore implements Store {
                 RETURNING last_seq`;
               const seq = Number(counter!.last_seq);
               const inserted = await sp`
-                INSERT INTO messages (room, seq, id, user_id, display_name, content, timestamp)
+                INSERT INTO messages (room, seq, id, user_id, display_name, content, timestamp,
+                                      mentions)
                 VALUES (${message.room}, ${seq}, ${message.id}, ${message.userId},
-                        ${message.displayName}, ${message.content}, ${message.timestamp})
+                        ${message.displayName}, ${message.content}, ${message.timestamp},
+                        ${message.mentions?.length ? [...message.mentions] : null})
                 ON CONFLICT (user_id, id) DO NOTHING
                 RETURNING seq`;
               if (inserted.length === 0) throw new AlreadyStored();
@@ -196,7 +200,7 @@ export class PostgresStore implements Store {
           if (!(error instanceof AlreadyStored)) throw error;
           // The sender stored this id already (in this run, or a concurrent append committed by now).
           const [row] = await q<MessageRow[]>`
-            SELECT room, seq, id, user_id, display_name, content, timestamp
+            SELECT room, seq, id, user_id, display_name, content, timestamp, mentions
             FROM messages WHERE user_id = ${message.userId} AND id = ${message.id}`;
           if (!row) {
             throw new Error(
@@ -216,10 +220,10 @@ export class PostgresStore implements Store {
     if (limit === 0) return [];
     const rows = query.beforeSeq === undefined
       ? await this.#sql<MessageRow[]>`
-          SELECT room, seq, id, user_id, display_name, content, timestamp FROM messages
+          SELECT room, seq, id, user_id, display_name, content, timestamp, mentions FROM messages
           WHERE room = ${query.room} ORDER BY seq DESC LIMIT ${limit}`
       : await this.#sql<MessageRow[]>`
-          SELECT room, seq, id, user_id, display_name, content, timestamp FROM messages
+          SELECT room, seq, id, user_id, display_name, content, timestamp, mentions FROM messages
           WHERE room = ${query.room} AND seq < ${query.beforeSeq}
           ORDER BY seq DESC LIMIT ${limit}`;
     return rows.map(toMessage);
@@ -230,7 +234,7 @@ export class PostgresStore implements Store {
     const max = Math.max(0, Math.trunc(limit));
     if (max === 0) return [];
     const rows = await this.#sql<MessageRow[]>`
-      SELECT room, seq, id, user_id, display_name, content, timestamp FROM messages
+      SELECT room, seq, id, user_id, display_name, content, timestamp, mentions FROM messages
       WHERE room = ${room} AND seq > ${afterSeq} ORDER BY seq ASC LIMIT ${max}`;
     return rows.map(toMessage);
   }

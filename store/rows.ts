@@ -21,6 +21,8 @@ export interface MessageRow {
   display_name: string;
   content: string;
   timestamp: string;
+  /** A JSON array in SQLite, an array in PostgreSQL; NULL when the message mentions nobody. */
+  mentions?: string | string[] | null;
 }
 
 export interface AccountRow {
@@ -47,7 +49,12 @@ export function toMessage(row: MessageRow): ChatMessage {
     timestamp: row.timestamp,
     room: row.room,
     seq: Number(row.seq),
+    ...(row.mentions ? { mentions: mentionsOf(row.mentions) } : {}),
   };
+}
+
+function mentionsOf(column: string | string[]): string[] {
+  return typeof column === "string" ? JSON.parse(column) as string[] : column;
 }
 
 export function toAccount(row: AccountRow): Account {
@@ -91,6 +98,7 @@ export function refuseNulInMessage(message: ChatMessage): void {
     content: message.content,
     timestamp: message.timestamp,
     room: message.room,
+    ...Object.fromEntries((message.mentions ?? []).map((id, i) => [`mentions[${i}]`, id])),
   });
 }
 

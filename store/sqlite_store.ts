@@ -9,7 +9,8 @@
  * Accounts, rooms and memberships live in tables `accounts`, `rooms` and `members` (schema version
  * 2); ids are compared and sorted with SQLite's BINARY collation, i.e. by code point. Since
  * version 3 accounts and rooms are also found by `name_key` (the id without case, unique), and
- * a message is unique per (user_id, id): a message id is the sender's, not the world's.
+ * a message is unique per (user_id, id): a message id is the sender's, not the world's. Since
+ * version 4 a message keeps whom it mentions (`mentions`, a JSON array of user ids).
  *
  * `node:sqlite` is synchronous: every call blocks the event loop for the length of one statement
  * (or, while another process holds the write lock, for up to the busy timeout).
@@ -34,10 +35,12 @@ import {
 } from "./rows.ts";
 import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
 
-const COLUMNS = "room, seq, id, user_id, display_name, content, timestamp";
+/** The columns of `messages` up to version 3. */
+const V3_COLUMNS = "room, seq, id, user_id, display_name, content, timestamp";
+const COLUMNS = `${V3_COLUMNS}, mentions`;
 
 /** The schema version this code writes (`PRAGMA user_version`); bump it with a migration. */
-export const SQLITE_SCHEMA_VERSION = 3;
+export const SQLITE_SCHEMA_VERSION = 4;
 
 /** Migration N brings a database from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
@@ -86,7 +89,7 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
        PRIMARY KEY (room, seq),
        UNIQUE (user_id, id)
      ) WITHOUT ROWID;
-     INSERT INTO messages_v3 (${COLUMNS}) SELECT ${COLUMNS} FROM messages;
+     INSERT INTO messages_v3 (${V3_COLUMNS}) SELECT ${V3_COLUMNS} FROM messages;
      DROP TABLE messages;
      ALTER TABLE messages_v3 RENAME TO messages;
      ALTER TABLE accounts ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
@@ -102,6 +105,8 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
       db.exec(`CREATE UNIQUE INDEX ${table}_name_key ON ${table} (name_key)`);
     }
   },
+  // 4: whom a message mentions, a JSON array of user ids (NULL: nobody).
+  `ALTER TABLE messages ADD COLUMN mentions TEXT`,
 ];
 
 export interface SqliteStoreOptions {
@@ -168,7 +173,7 @@ export class SqliteStore implements Store {
     this.#byId = db.prepare(`SELECT ${COLUMNS} FROM messages WHERE user_id = ? AND id = ?`);
     this.#lastSeq = db.prepare("SELECT COALESCE(MAX(seq), 0) AS seq FROM messages WHERE room = ?");
     this.#insert = db.prepare(
-      `INSERT INTO messages (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO messages (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#newest = db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?`,
@@ -233,6 +238,7 @@ export class SqliteStore implements Store {
             message.displayName,
             message.content,
             message.timestamp,
+            message.mentions?.length ? JSON.stringify(message.mentions) : null,
           );
           return { ...message, seq };
         }));

@@ -83,6 +83,7 @@ Deno.test("postgres store: schema and constraints", async () => {
       "display_name",
       "content",
       "timestamp",
+      "mentions",
     ]);
     const constraints = await sql<{ type: string; columns: string }[]>`
       SELECT c.contype AS type, string_agg(a.attname, ',' ORDER BY k.ord) AS columns

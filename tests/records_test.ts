@@ -97,3 +97,30 @@ Deno.test("unreadable records fail with a RecordError that says what is wrong", 
   );
   assert.throws(() => decodeDelivery('{"type":"party"}'), /unknown type "party"/);
 });
+
+Deno.test("mentions travel as an additive field, only when there are some, and are checked", () => {
+  const message = {
+    id: "m-2",
+    userId: "alice",
+    displayName: "Alice",
+    content: "@ben @carol look",
+    timestamp: "2026-11-26T15:04:05.000Z",
+    room: "team",
+    seq: 4,
+    mentions: ["ben", "carol"],
+  };
+  const text = encodeChatMessage(message);
+  assert.deepEqual(JSON.parse(text).mentions, ["ben", "carol"]);
+  assert.deepEqual(decodeChatMessage(text), message);
+  assert.deepEqual(decodeDelivery(encodeDelivery({ type: "message", message })), {
+    type: "message",
+    message,
+  });
+  assert.ok(!("mentions" in JSON.parse(encodeChatMessage({ ...message, mentions: [] }))));
+  const record = (mentions: unknown) =>
+    JSON.stringify({ id: "m", user_id: "a", content: "", timestamp: "t", mentions });
+  assert.ok(!("mentions" in decodeChatMessage(record([]))));
+  for (const bad of ["ben", [1], [""], ["x".repeat(129)], Array(21).fill("ben")]) {
+    assert.throws(() => decodeChatMessage(record(bad)), /"mentions" must be at most 20 user ids/);
+  }
+});

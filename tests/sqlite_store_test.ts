@@ -47,6 +47,7 @@ Deno.test("sqlite store: creates parent directories, WAL mode, schema version", 
       { name: "display_name", pk: 0 },
       { name: "content", pk: 0 },
       { name: "timestamp", pk: 0 },
+      { name: "mentions", pk: 0 },
     ]);
   } finally {
     db.close();

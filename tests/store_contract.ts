@@ -166,6 +166,21 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
   });
 
+  test("a message keeps whom it mentions, in order; one without mentions has none", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("mentions");
+      const plain = newMessage(room);
+      const named = newMessage(room, { content: "@Ben @ann hi", mentions: ["ben", "ann"] });
+      const stored = await store.appendAll([plain, named]);
+      assert.deepEqual(stored, [{ ...plain, seq: 1 }, { ...named, seq: 2 }]);
+      assert.deepEqual(await store.since(room, 0, 10), stored);
+      assert.deepEqual(await store.history({ room, limit: 10 }), [...stored].reverse());
+      assert.ok(!("mentions" in (await store.since(room, 0, 1))[0]!));
+      // A retry returns the first copy, with its mentions.
+      assert.deepEqual(await store.append({ ...named, mentions: ["carol"] }), stored[1]);
+    });
+  });
+
   test("append is idempotent by sender and message id", async () => {
     await withStore(open, async (store) => {
       const room = roomName("idempotent");

@@ -5,7 +5,8 @@
  * contract: their field names never change; new fields are only added.
  */
 
-import { DEFAULT_ROOM } from "../../protocol/names.ts";
+import { MAX_MENTIONS } from "../../protocol/limits.ts";
+import { DEFAULT_ROOM, USER_ID_MAX_LENGTH } from "../../protocol/names.ts";
 import type {
   ChatMessage,
   ConnectionEvent,
@@ -64,7 +65,10 @@ function num(kind: string, obj: Json, field: string, fallback: number): number {
   throw new RecordError(`Cannot read ${kind} record: "${field}" must be a whole number`);
 }
 
-/** `chatting`: {"id","content","timestamp","user_id"} plus the additive "room", "display_name", "seq". */
+/**
+ * `chatting`: {"id","content","timestamp","user_id"} plus the additive "room", "display_name",
+ * "seq" and "mentions" (the ids the gateway found, only when there are some).
+ */
 export function encodeChatMessage(m: ChatMessage): string {
   return JSON.stringify({
     id: m.id,
@@ -74,6 +78,7 @@ export function encodeChatMessage(m: ChatMessage): string {
     room: m.room,
     display_name: m.displayName,
     ...(m.seq > 0 ? { seq: m.seq } : {}),
+    ...(m.mentions?.length ? { mentions: m.mentions } : {}),
   });
 }
 
@@ -89,7 +94,23 @@ export function decodeChatMessage(text: string): ChatMessage {
     room: str(k, o, "room", DEFAULT_ROOM) || DEFAULT_ROOM,
     displayName: str(k, o, "display_name", userId),
     seq: num(k, o, "seq", 0),
+    ...mentionsOf(k, o),
   };
+}
+
+/** The optional "mentions": at most MAX_MENTIONS user ids, as a gateway writes them. */
+function mentionsOf(kind: string, o: Json): { mentions?: string[] } {
+  const v = o.mentions;
+  if (v === undefined || v === null) return {};
+  if (
+    !Array.isArray(v) || v.length > MAX_MENTIONS ||
+    !v.every((id) => typeof id === "string" && id !== "" && id.length <= USER_ID_MAX_LENGTH)
+  ) {
+    throw new RecordError(
+      `Cannot read ${kind} record: "mentions" must be at most ${MAX_MENTIONS} user ids`,
+    );
+  }
+  return v.length > 0 ? { mentions: v as string[] } : {};
 }
 
 /** `user-connections`: {"user_id","server_id","connected","timestamp"} plus "display_name", "stream_id". */
