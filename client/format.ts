@@ -54,7 +54,8 @@ export function roomLabel(room: string, me: string): string {
  * `[15:04:05] alice: Hello World!`; continuation lines are indented under the text. A room
  * other than the default one is named (`[15:04:05] #book-club alice: ...`, `@ann` for a direct
  * room of `me`), and so is the default room while `currentRoom` is another one. Without a
- * timestamp, `now` is shown.
+ * timestamp, `now` is shown. A message that mentions `me` starts with `» ` so that it stands
+ * out, in a pipe as on a terminal.
  */
 export function formatMessage(
   message: ChatMessage,
@@ -66,7 +67,8 @@ export function formatMessage(
   const room = message.room === DEFAULT_ROOM && currentRoom === DEFAULT_ROOM
     ? ""
     : `${roomLabel(message.room, me)} `;
-  const prefix = `[${formatTime(at)}] ${room}${
+  const mark = me !== "" && message.userId !== me && message.mentions.includes(me) ? "» " : "";
+  const prefix = `${mark}[${formatTime(at)}] ${room}${
     sanitize(formatUser(message.userId, message.displayName))
   }: `;
   const [first = "", ...rest] = sanitize(message.content).split("\n");

@@ -5,38 +5,9 @@
  */
 
 import type { Presence } from "../core/types.ts";
-import { MAX_MENTIONS } from "../protocol/limits.ts";
-import { DEFAULT_ROOM, nameKey, USERNAME_MAX_LENGTH } from "../protocol/names.ts";
+import { mentionCandidates } from "../protocol/mentions.ts";
+import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import type { Store } from "../store/store.ts";
-
-/**
- * `@` then a username's characters, not inside a word or an address (`ann@example.test`). The
- * longest run is read; a name may also be named with sentence punctuation after it ("@ann.").
- */
-const MENTION = new RegExp(
-  `(?<![A-Za-z0-9._@-])@([A-Za-z0-9._-]{1,${USERNAME_MAX_LENGTH}})(?![A-Za-z0-9._-])`,
-  "g",
-);
-
-/**
- * The names `content` may mention, each as written and, if it ends in punctuation, without it; in
- * order, without repeats (by name without case), at most {@linkcode MAX_MENTIONS} of them.
- */
-export function mentionCandidates(content: string): string[][] {
-  if (!content.includes("@")) return [];
-  const seen = new Set<string>();
-  const candidates: string[][] = [];
-  for (const match of content.matchAll(MENTION)) {
-    const written = match[1]!;
-    const bare = written.replace(/[._-]+$/, "");
-    const forms = bare && bare !== written ? [written, bare] : [written];
-    if (seen.has(nameKey(written))) continue;
-    seen.add(nameKey(written));
-    candidates.push(forms);
-    if (candidates.length === MAX_MENTIONS) break;
-  }
-  return candidates;
-}
 
 export interface MentionsOptions {
   store: Pick<Store, "members" | "getAccount">;

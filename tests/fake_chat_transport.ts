@@ -210,6 +210,7 @@ export function inRoom(room: string, seq: number, content = `${room} ${seq}`): C
     timestamp: undefined,
     room,
     seq,
+    mentions: [],
   };
 }
 

@@ -2,7 +2,8 @@
 
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { mentionCandidates, Mentions } from "../server/mentions.ts";
+import { Mentions } from "../server/mentions.ts";
+import { mentionCandidates } from "../protocol/mentions.ts";
 import { MemoryStore } from "../store/memory_store.ts";
 import { MAX_MENTIONS } from "../protocol/limits.ts";
 import { encodeMessage, OWN_CONNECTION, rawCall, tokenOf } from "./attack_support.ts";

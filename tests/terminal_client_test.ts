@@ -102,6 +102,24 @@ Deno.test("multi-line content is indented under the first line; control characte
   );
 });
 
+Deno.test("a message that mentions me starts with » ; my own and others' mentions do not", () => {
+  const toBen = shown({ content: "@ben look\nhere", mentions: ["ben", "cat"] });
+  assert.equal(
+    formatMessage(toBen, 0, "general", "ben"),
+    "» [15:04:05] alice: @ben look\n" +
+      "                    here",
+  );
+  assert.equal(
+    formatMessage(toBen, 0, "general", "dan"),
+    "[15:04:05] alice: @ben look\n" +
+      "                  here",
+  );
+  assert.equal(
+    formatMessage(shown({ content: "@alice", mentions: ["alice"] }), 0, "general", "alice"),
+    "[15:04:05] alice: @alice",
+  );
+});
+
 Deno.test("presence events print as * user is online / went offline", () => {
   const bob = (displayName = "bob") => ({ id: "bob", displayName });
   assert.equal(formatPresence(bob(), true), "* bob is online");

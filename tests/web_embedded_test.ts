@@ -771,6 +771,55 @@ Deno.test({
       await close(later);
     });
 
+    await t.step(
+      "a mention of me is marked, and notifies me when the page is in the background",
+      async () => {
+        await waitForRoom(ann.page, "general");
+        await waitForRoom(ben.page, "general");
+        // Allowed from the page's own button, as a reader would (the browser asks only on a click).
+        const allow = ann.page.getByRole("button", { name: "Notify me of mentions" });
+        await allow.waitFor();
+        await ann.context.grantPermissions(["notifications"], { origin: base });
+        await allow.click();
+        await allow.waitFor({ state: "detached" });
+        // Watch what the page shows (the real Notification still runs), and put the page in the
+        // background as switching to another window does.
+        await ann.page.evaluate(`(() => {
+        const Real = Notification;
+        globalThis.shown = [];
+        globalThis.Notification = class extends Real {
+          constructor(title, options) {
+            super(title, options);
+            globalThis.shown.push({ title, body: options?.body });
+          }
+        };
+        Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+      })()`);
+        await send(ben.page, "@ann the **build** is green, @nobody");
+        await waitForMessages(ann.page, ["@ann the build is green, @nobody"]);
+        const marked = ann.page.locator("li.msg.mentions-me").last();
+        assert.equal(await marked.locator(".mention-me").textContent(), "@ann");
+        assert.equal(await marked.locator(".mention").count(), 1, "@nobody is no member");
+        await waitFor(
+          async () => (await ann.page.evaluate<unknown[]>("globalThis.shown")).length === 1,
+          5000,
+          "a notification",
+        );
+        assert.deepEqual(await ann.page.evaluate("globalThis.shown"), [
+          { title: "ben mentioned you in #general", body: "@ann the **build** is green, @nobody" },
+        ]);
+        // Looking at the page: marked, not notified. The sender sees the mention, not as theirs.
+        await ann.page.evaluate(`delete document.visibilityState`);
+        await send(ben.page, "and again @ann");
+        await waitForMessages(ann.page, ["and again @ann"]);
+        assert.equal(await ann.page.locator("li.msg.mentions-me").count(), 2);
+        assert.equal((await ann.page.evaluate<unknown[]>("globalThis.shown")).length, 1);
+        const sent = ben.page.locator("li.msg").last();
+        assert.equal(await sent.locator(".mention").textContent(), "@ann");
+        assert.equal(await ben.page.locator(".mention-me, li.mentions-me").count(), 0);
+      },
+    );
+
     for (const b of browsers) assert.deepEqual(b.pageErrors, [], "no uncaught errors in the page");
   } finally {
     await closeAll(browsers);

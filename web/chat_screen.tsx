@@ -17,6 +17,7 @@ import { MessageList } from "./message_list.tsx";
 import { OnlineList } from "./online_list.tsx";
 import { RoomList } from "./room_list.tsx";
 import { type RoomView, useChat } from "./use_chat.ts";
+import { NotificationsToggle } from "./mention_notifications.tsx";
 
 /** The longest room name the message box's placeholder shows whole (on one line at phone width). */
 const PLACEHOLDER_TITLE_MAX = 20;
@@ -218,6 +219,7 @@ export function ChatScreen(
               <span class="sr-only">Signed in as</span> {user.displayName}
             </span>
           </p>
+          <NotificationsToggle />
           <RoomList
             rooms={chat.rooms}
             current={chat.current.id}

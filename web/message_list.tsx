@@ -91,7 +91,7 @@ function Rows(
             key={entry.key}
             entryKey={entry.key}
             message={entry.message}
-            mine={entry.message.userId === myId}
+            myId={myId}
             grouped={sameGroup(previous, entry.message)}
           />
         ),
@@ -102,18 +102,20 @@ function Rows(
 }
 
 function MessageItem(
-  { message, entryKey, mine, grouped }: {
+  { message, entryKey, myId, grouped }: {
     message: ChatMessage;
     entryKey: string;
-    mine: boolean;
+    myId: string;
     grouped: boolean;
   },
 ) {
+  const mine = message.userId === myId;
   const user = { id: message.userId, displayName: message.displayName };
-  const classes = ["msg", mine ? "mine" : "theirs", grouped ? "grouped" : "first"].join(" ");
+  const classes = ["msg", mine ? "mine" : "theirs", grouped ? "grouped" : "first"];
+  if (!mine && message.mentions.includes(myId)) classes.push("mentions-me");
   return (
     <li
-      class={classes}
+      class={classes.join(" ")}
       data-key={entryKey}
       data-user={message.userId}
       data-seq={message.seq || undefined}
@@ -125,7 +127,7 @@ function MessageItem(
           {mine && <span class="sr-only">(you)</span>}
         </div>
         <div class="bubble">
-          <MessageText content={message.content} />
+          <MessageText content={message.content} mentions={message.mentions} me={myId} />
           {message.timestamp && (
             <time
               class="msg-time"

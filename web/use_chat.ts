@@ -17,6 +17,7 @@ import { directPeer, isDirect } from "../client/core/rooms.ts";
 import type { ConnectionStatus } from "../client/core/session_options.ts";
 import type { BackoffOptions } from "../client/core/backoff.ts";
 import { describeFailure, plainWords } from "./failures.ts";
+import { notifyOfMention } from "./mention_notifications.tsx";
 
 /** How many recent messages are loaded when a room is first shown. */
 export const HISTORY_PAGE = 50;
@@ -195,6 +196,9 @@ export function useChat(
       onMessage: (message, source) => {
         if (!live) return;
         addEntry(message.room, (entries) => insertMessage(entries, message));
+        if (
+          source === "live" && message.userId !== user.id && message.mentions.includes(user.id)
+        ) notifyOfMention(message);
         if (
           source === "live" && message.room !== currentRef.current && message.userId !== user.id
         ) {

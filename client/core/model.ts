@@ -25,6 +25,8 @@ export interface ChatMessage {
   readonly room: string;
   /** Position in the room, from 1; 0 if the server gave none. */
   readonly seq: number;
+  /** The members the server found named as `@id` in the content, as their ids are spelled. */
+  readonly mentions: readonly string[];
 }
 
 /** A member joined or left a room this user is in (or this user joined or left one). */

@@ -30,6 +30,7 @@ export function toChatMessage(m: Message): ChatMessage {
     timestamp: m.timestamp ? timestampDate(m.timestamp) : undefined,
     room: m.room || DEFAULT_ROOM,
     seq: Number(m.seq),
+    mentions: m.mentions,
   };
 }
 
