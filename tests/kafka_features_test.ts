@@ -131,6 +131,14 @@ Deno.test("two processors: every room's order is the same for every member on ev
         `${p.name} handled messages`,
       );
     }
+
+    // Mentions found on gateway a reach bob on gateway b through Kafka, and the store keeps them.
+    const mention = `${run} @bob and @carol, look`;
+    await alice.send("", mention, { room: rooms[1] });
+    await waitFor(() => bobStream.contents().includes(mention), SLOW, "the mention at bob");
+    assert.deepEqual(bobStream.received.find((m) => m.content === mention)!.mentions, ["bob"]);
+    const [stored] = (await bob.history(rooms[1]!, 0, 1)).messages;
+    assert.deepEqual([stored!.content, stored!.mentions], [mention, ["bob"]]);
   } finally {
     for (const u of users) u.close();
     await stopAll([a.service, b.service, p1, p2]);
