@@ -228,6 +228,16 @@ export class ChatClient {
     return { messages: page.messages, more: page.more };
   }
 
+  /** Replaces the text of one's own message `seq` of `room`; resolves with it as stored. */
+  editMessage(room: string, seq: number | bigint, content: string): Promise<Message> {
+    return this.#unary("editMessage", { room, seq: BigInt(seq), content });
+  }
+
+  /** Deletes message `seq` of `room` (one's own, or any in a room one owns). */
+  async deleteMessage(room: string, seq: number | bigint): Promise<void> {
+    await this.#unary("deleteMessage", { room, seq: BigInt(seq) });
+  }
+
   /** Resolves once the channel is connected, or rejects after `timeoutMs`. */
   waitForReady(timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {

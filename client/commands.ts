@@ -1,6 +1,6 @@
 /**
  * The terminal client's slash commands (`/rooms`, `/create`, `/join`, `/leave`, `/dm`, `/room`,
- * `/history`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
+ * `/history`, `/edit`, `/delete`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
  * line, `! ...` when it failed. A command while not connected says so instead of waiting.
  */
 
@@ -20,6 +20,8 @@ export const HELP = [
   "  /leave <room>    leave a room (/leave @<user>: direct messages with <user>)",
   "  /dm <user>       direct messages with <user>; switches to them",
   "  /history [n]     the last n messages of the current room (default 20)",
+  "  /edit <text>     replace the text of your last message in the current room",
+  "  /delete          delete your last message in the current room",
   "  /who             list the users online",
   "  /help            show this list",
   "  /quit            leave (Ctrl-D and Ctrl-C also do)",
@@ -40,6 +42,8 @@ export interface CommandContext {
   readonly openingDirect: Set<string>;
   /** Rooms we are leaving ourselves: our leaving them is not news. */
   readonly leaving: Set<string>;
+  /** The sequence number of our last message in each room (what /edit and /delete change). */
+  readonly mine: Map<string, number>;
   /** Resolves when the client stops, so that no command outlives it. */
   readonly stopped: Promise<void>;
 }
@@ -94,6 +98,10 @@ export async function runCommand(ctx: CommandContext, line: string): Promise<"qu
       return switchRoom(ctx, argument.trim());
     case "/history":
       return await history(ctx, argument);
+    case "/edit":
+      return await change(ctx, argument);
+    case "/delete":
+      return await change(ctx, undefined);
     default:
       return ctx.write(`! Unknown command ${command}; /help lists the commands`);
   }
@@ -120,6 +128,30 @@ async function ask<T>(
     ctx.write(`! ${reason.startsWith("Cannot ") ? reason : `${what}: ${reason}`}`);
     return undefined;
   }
+}
+
+/** /edit <text> (`text` given) or /delete: our last message in the current room. */
+async function change(ctx: CommandContext, text: string | undefined): Promise<void> {
+  const room = ctx.room;
+  const seq = ctx.mine.get(room);
+  const what = text === undefined ? "Cannot delete" : "Cannot edit";
+  if (seq === undefined) {
+    return ctx.write(`! ${what}: you have no message in ${label(ctx, room)} since you connected`);
+  }
+  if (text !== undefined && text.trim() === "") {
+    return ctx.write("! Cannot edit: type the new text after /edit");
+  }
+  const answer = await ask(
+    ctx,
+    what,
+    async (s) => {
+      if (text === undefined) await s.deleteMessage(room, seq);
+      else await s.editMessage(room, seq, text);
+    },
+  );
+  if (!answer) return;
+  if (text === undefined) ctx.mine.delete(room);
+  ctx.write(text === undefined ? "* Message deleted" : "* Message edited");
 }
 
 async function who(ctx: CommandContext): Promise<void> {

@@ -5,7 +5,7 @@
  */
 
 import { DEFAULT_ROOM, directRoomMembers } from "../protocol/names.ts";
-import type { ChatMessage, ChatUser, RoomEvent, RoomInfo } from "./core/model.ts";
+import type { ChatMessage, ChatUser, MessageChange, RoomEvent, RoomInfo } from "./core/model.ts";
 import { directPeer } from "./core/rooms.ts";
 
 /** `1000` → `1s`, `1500` → `1.5s`. */
@@ -71,7 +71,12 @@ export function formatMessage(
   const prefix = `${mark}[${formatTime(at)}] ${room}${
     sanitize(formatUser(message.userId, message.displayName))
   }: `;
-  const [first = "", ...rest] = sanitize(message.content).split("\n");
+  const text = message.deleted
+    ? "(deleted)"
+    : message.editedAt
+    ? `${message.content} (edited)`
+    : message.content;
+  const [first = "", ...rest] = sanitize(text).split("\n");
   const indent = " ".repeat(prefix.length);
   return [prefix + first, ...rest.map((line) => indent + line)].join("\n");
 }
@@ -87,6 +92,18 @@ export function formatRoomEvent(event: RoomEvent, me = ""): string {
   const who = sanitize(formatUser(event.user.id, event.user.displayName));
   const room = roomLabel(event.room, me);
   return event.joined ? `* ${who} joined ${room}` : `* ${who} left ${room}`;
+}
+
+/**
+ * `* bob edited a message in #book-club: new text` / `* bob deleted a message in #book-club`
+ * (the room is named unless it is `currentRoom`).
+ */
+export function formatChange(change: MessageChange, currentRoom: string, me = ""): string {
+  const who = sanitize(formatUser(change.by.id, change.by.displayName));
+  const where = change.room === currentRoom ? "" : ` in ${roomLabel(change.room, me)}`;
+  return change.deleted
+    ? `* ${who} deleted a message${where}`
+    : `* ${who} edited a message${where}: ${sanitize(change.content).replaceAll("\n", " ")}`;
 }
 
 /**

@@ -13,7 +13,7 @@ import { DEFAULT_ROOM } from "../protocol/names.ts";
 import { ChatClient } from "./chat_client.ts";
 import { type Clock, sleep, systemClock } from "./core/clock.ts";
 import { ChatError, type ChatTransport, type ChatUser } from "./core/model.ts";
-import { toHistoryPage, toRoom, toStreamEvent, toUser } from "./core/wire.ts";
+import { toChatMessage, toHistoryPage, toRoom, toStreamEvent, toUser } from "./core/wire.ts";
 import { formatDelay } from "./format.ts";
 
 /** What the transport needs of a native client: `ChatClient`, or a test's fake. */
@@ -32,6 +32,8 @@ export type NativeChat = Pick<
   | "listRooms"
   | "openDirect"
   | "history"
+  | "editMessage"
+  | "deleteMessage"
 >;
 
 const CHANNEL_OPTIONS: grpc.ClientOptions = {
@@ -199,6 +201,9 @@ export function grpcTransport(
     openDirect: (userId) => call(async () => toRoom(await client.openDirect(userId))),
     history: (room, limit, _signal, beforeSeq = 0) =>
       call(async () => toHistoryPage(await client.history(room, beforeSeq, limit))),
+    editMessage: (room, seq, content) =>
+      call(async () => toChatMessage(await client.editMessage(room, seq, content))),
+    deleteMessage: (room, seq) => call(() => client.deleteMessage(room, seq)),
     close: () => client.close(),
   };
 }

@@ -47,6 +47,7 @@ import {
 import { type CommandContext, runCommand } from "./commands.ts";
 import {
   count,
+  formatChange,
   formatDelay,
   formatMessage,
   formatPresence,
@@ -115,6 +116,7 @@ class TerminalClient implements CommandContext {
   readonly stopped: Promise<void>;
   readonly openingDirect = new Set<string>();
   readonly leaving = new Set<string>();
+  readonly mine = new Map<string, number>();
   /**
    * Direct rooms we opened whose other member's joining is still to come: it is part of the
    * opening, not news. (After reopening a room the other never left, none comes.)
@@ -142,8 +144,19 @@ class TerminalClient implements CommandContext {
       maxQueued: options.maxQueued ?? 100,
       onStatus: (status) => this.#status(status),
       onSignIn: (event) => this.#signedIn(event),
-      onMessage: (message) =>
-        this.write(formatMessage(message, this.now(), this.room, this.session.user.id)),
+      onMessage: (message) => {
+        const me = this.session.user.id;
+        if (message.userId === me && message.seq > (this.mine.get(message.room) ?? 0)) {
+          this.mine.set(message.room, message.seq);
+        }
+        this.write(formatMessage(message, this.now(), this.room, me));
+      },
+      onChange: (change) => {
+        // Our own changes are answered by the command already.
+        if (change.by.id !== this.session.user.id) {
+          this.write(formatChange(change, this.room, this.session.user.id));
+        }
+      },
       onPresence: (user, online) => {
         if (user.id !== this.session.user.id) this.write(formatPresence(user, online));
       },

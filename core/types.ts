@@ -15,6 +15,26 @@ export interface ChatMessage {
   readonly seq: number;
   /** The members the content names as `@id`, as the gateway found them (server/mentions.ts). */
   readonly mentions?: readonly string[];
+  /** RFC 3339: when the text was last edited; absent if never. */
+  readonly editedAt?: string;
+  /** Deleted: the content is empty and no store keeps the text. */
+  readonly deleted?: boolean;
+}
+
+/** A stored message was edited (new content) or deleted. */
+export interface MessageChange {
+  readonly room: string;
+  readonly seq: number;
+  readonly deleted: boolean;
+  /** The new text; empty for a deletion. */
+  readonly content: string;
+  /** The new text's mentions. */
+  readonly mentions?: readonly string[];
+  /** RFC 3339. */
+  readonly at: string;
+  /** Who changed it, and their name. */
+  readonly byUserId: string;
+  readonly byDisplayName: string;
 }
 
 /** A stream opened or closed on a gateway. */
@@ -64,4 +84,6 @@ export type Delivery =
   | { readonly type: "resync"; readonly reason: string }
   /** The processor declared this gateway dead; if it is alive after all it re-announces. */
   | { readonly type: "gateway-dead"; readonly serverId: string }
-  | { readonly type: "room-event"; readonly event: RoomEvent };
+  | { readonly type: "room-event"; readonly event: RoomEvent }
+  /** A gateway changed a stored message: every gateway tells the room's streams. */
+  | { readonly type: "message-change"; readonly change: MessageChange };

@@ -143,7 +143,7 @@ export class Rooms {
       joined: true,
     });
     this.#logger.info("Room created", { room, by: me.userId });
-    return this.#view(room);
+    return this.#view(room, stored);
   }
 
   async joinRoom(caller: Caller, name: string): Promise<RoomView> {
@@ -173,7 +173,7 @@ export class Rooms {
         joined: true,
       });
     }
-    return this.#view(room, found.direct);
+    return this.#view(room, found);
   }
 
   /**
@@ -207,7 +207,7 @@ export class Rooms {
       : await this.#store.roomsOf(me.userId);
     return Promise.all([
       this.#view(DEFAULT_ROOM),
-      ...rooms.filter((r) => r.id !== DEFAULT_ROOM).map((r) => this.#view(r.id, r.direct)),
+      ...rooms.filter((r) => r.id !== DEFAULT_ROOM).map((r) => this.#view(r.id, r)),
     ]);
   }
 
@@ -254,7 +254,7 @@ export class Rooms {
       });
       for (const event of joined) await this.#announce(event);
       if (created) this.#logger.info("Direct room opened", { room, by: me.userId });
-      return this.#view(room, true);
+      return this.#view(room, { direct: true });
     }
     // It exists. Opening it lifts my own block (I left it), whatever the other did...
     const back = await store.addMember(room, me.userId);
@@ -274,7 +274,7 @@ export class Rooms {
         }`,
       );
     }
-    return this.#view(room, true);
+    return this.#view(room, { direct: true });
   }
 
   /** Who is online: everybody for the default room, else the members of `room` (the caller's). */
@@ -299,12 +299,17 @@ export class Rooms {
     return everybody.filter((p) => members.has(p.userId));
   }
 
-  async #view(room: string, direct = false): Promise<RoomView> {
+  /** `room` as a client sees it; its owner (creator) only for a group room. */
+  async #view(
+    room: string,
+    record: { direct: boolean; createdBy?: string } = { direct: false },
+  ): Promise<RoomView> {
     return {
       id: room,
-      direct,
+      direct: record.direct,
       members: room === DEFAULT_ROOM ? [] : await this.#store.members(room),
       lastSeq: await this.#store.lastSeq(room),
+      owner: record.direct ? "" : record.createdBy ?? "",
     };
   }
 

@@ -4,7 +4,7 @@
  *
  * `createChatService` puts it together from its parts, one concern each: who is calling
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
- * history (`chat_messages.ts`), with the field checks they share in `chat_checks.ts` and the
+ * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), with the field checks they share in `chat_checks.ts` and the
  * requests and answers in `chat_types.ts`.
  */
 
@@ -16,6 +16,7 @@ import type { Store } from "../store/store.ts";
 import type { Announcer } from "./announcer.ts";
 import type { Auth, SignInResult } from "./auth.ts";
 import { Callers } from "./chat_callers.ts";
+import { type DeleteRequest, type EditRequest, Edits } from "./chat_edits.ts";
 import { Messages } from "./chat_messages.ts";
 import { Rooms } from "./chat_rooms.ts";
 import { Mentions } from "./mentions.ts";
@@ -49,6 +50,8 @@ export interface ChatService {
     caller: Caller,
     request: HistoryRequest,
   ): Promise<{ messages: ChatMessage[]; more: boolean }>;
+  editMessage(caller: Caller, request: EditRequest): Promise<ChatMessage>;
+  deleteMessage(caller: Caller, request: DeleteRequest): Promise<void>;
 }
 
 export interface ChatServiceOptions {
@@ -95,8 +98,11 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     mentions,
     now: options.now ?? Date.now,
   });
+  const edits = new Edits({ ...options, callers, rooms, mentions, now: options.now ?? Date.now });
   return {
     openStream: (caller, request, sink) => messages.openStream(caller, request, sink),
+    editMessage: (caller, request) => edits.edit(caller, request),
+    deleteMessage: (caller, request) => edits.delete(caller, request),
     send: (caller, request) => messages.send(caller, request),
     history: (caller, request) => messages.history(caller, request),
     online: (caller, room) => rooms.online(caller, room),

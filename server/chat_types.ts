@@ -56,6 +56,8 @@ export interface RoomView {
   direct: boolean;
   members: string[];
   lastSeq: number;
+  /** Who may delete any message of the room: its creator; empty for general and direct rooms. */
+  owner: string;
 }
 
 export interface HistoryRequest {

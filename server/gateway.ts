@@ -179,6 +179,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       case "room-event":
         hub.roomEvent(delivery.event);
         break;
+      case "message-change":
+        hub.change(delivery.change);
+        break;
     }
     return hub.settle();
   }

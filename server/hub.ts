@@ -11,8 +11,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ChatError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { type Metrics, NO_METRICS, type QueueDepths } from "../core/metrics.ts";
-import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
-import { encodeStreamMessage, messageToWire, presenceToWire, roomEventToWire } from "./wire.ts";
+import type { ChatMessage, MessageChange, Presence, RoomEvent } from "../core/types.ts";
+import {
+  changeToWire,
+  encodeStreamMessage,
+  messageToWire,
+  presenceToWire,
+  roomEventToWire,
+} from "./wire.ts";
 
 /** One open stream as a transport sees it. */
 export interface StreamSink {
@@ -263,6 +269,16 @@ export class Hub {
     for (const stream of told) {
       if (!stream.presenceEvents) continue;
       frame ??= encodeStreamMessage(roomEventToWire(event));
+      this.#offer(stream, frame);
+    }
+  }
+
+  /** A message of a room was edited or deleted: the room's streams that asked for events are told. */
+  change(change: MessageChange): void {
+    let frame: Uint8Array | undefined;
+    for (const stream of this.#byRoom.get(change.room) ?? []) {
+      if (!stream.presenceEvents) continue;
+      frame ??= encodeStreamMessage(changeToWire(change));
       this.#offer(stream, frame);
     }
   }

@@ -120,6 +120,22 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     });
     return { messages: page.messages.map(messageToWire), more: page.more };
   },
+  async editMessage(service, caller, request) {
+    return messageToWire(
+      await service.editMessage(caller, {
+        room: request.room,
+        seq: seqFromWire("Cannot edit message", "seq", request.seq),
+        content: request.content,
+      }),
+    );
+  },
+  async deleteMessage(service, caller, request) {
+    await service.deleteMessage(caller, {
+      room: request.room,
+      seq: seqFromWire("Cannot delete message", "seq", request.seq),
+    });
+    return {};
+  },
 };
 
 /** Calls the unary `method` with its decoded request; the response is a message of its output type. */

@@ -271,6 +271,8 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     listRooms: unary(method.listRooms),
     openDirect: unary(method.openDirect),
     history: unary(method.history),
+    editMessage: unary(method.editMessage),
+    deleteMessage: unary(method.deleteMessage),
   };
 
   const router = createConnectRouter({

@@ -14,7 +14,7 @@ import {
 } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describeError, invalidArgument } from "../core/errors.ts";
-import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
+import type { ChatMessage, MessageChange, Presence, RoomEvent } from "../core/types.ts";
 import { type Message, MessageSchema, type Room, RoomSchema } from "../protocol/gen/chat_pb.ts";
 import type { RoomView } from "./chat_types.ts";
 
@@ -62,6 +62,26 @@ export function messageToWire(m: ChatMessage): Message {
     seq: BigInt(m.seq),
     displayName: m.displayName,
     mentions: m.mentions ? [...m.mentions] : [],
+    ...(m.editedAt ? { editedAt: timestampOf(m.editedAt) } : {}),
+    deleted: m.deleted ?? false,
+  });
+}
+
+export function changeToWire(c: MessageChange): Message {
+  return create(MessageSchema, {
+    id: c.byUserId,
+    displayName: c.byDisplayName,
+    timestamp: timestampOf(c.at),
+    room: c.room,
+    change: {
+      room: c.room,
+      seq: BigInt(c.seq),
+      deleted: c.deleted,
+      content: c.content,
+      at: timestampOf(c.at),
+      by: { id: c.byUserId, displayName: c.byDisplayName },
+      mentions: c.mentions ? [...c.mentions] : [],
+    },
   });
 }
 
@@ -92,6 +112,7 @@ export function roomToWire(room: RoomView): Room {
     direct: room.direct,
     members: room.members,
     lastSeq: BigInt(room.lastSeq),
+    owner: room.owner,
   });
 }
 

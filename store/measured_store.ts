@@ -14,6 +14,8 @@ const OPERATIONS: Record<Operation, true> = {
   appendAll: true,
   history: true,
   since: true,
+  message: true,
+  changeMessage: true,
   createAccount: true,
   getAccount: true,
   createRoom: true,

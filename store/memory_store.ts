@@ -1,9 +1,10 @@
 /** The in-memory store, for tests and for a process that keeps no history on disk. */
 
 import { nameKey } from "../protocol/names.ts";
-import type { ChatMessage } from "../core/types.ts";
+import type { ChatMessage, MessageChange } from "../core/types.ts";
 import {
   type Account,
+  applyChange,
   compareCodePoints,
   type HistoryQuery,
   type Room,
@@ -29,6 +30,20 @@ export class MemoryStore implements Store {
 
   appendAll(messages: readonly ChatMessage[]): Promise<ChatMessage[]> {
     return Promise.resolve(messages.map((message) => this.#append(message)));
+  }
+
+  message(room: string, seq: number): Promise<ChatMessage | undefined> {
+    return Promise.resolve(this.#rooms.get(room)?.[seq - 1]);
+  }
+
+  changeMessage(change: MessageChange): Promise<ChatMessage | undefined> {
+    const log = this.#rooms.get(change.room);
+    const stored = log?.[change.seq - 1];
+    if (!log || !stored) return Promise.resolve(undefined);
+    const changed = applyChange(stored, change);
+    log[change.seq - 1] = changed;
+    this.#bySender.get(stored.userId)?.set(stored.id, changed);
+    return Promise.resolve(changed);
   }
 
   #append(message: ChatMessage): ChatMessage {

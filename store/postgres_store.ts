@@ -19,7 +19,7 @@
 
 import postgres from "postgres";
 import { maskUrl } from "../core/url_secrets.ts";
-import type { ChatMessage } from "../core/types.ts";
+import type { ChatMessage, MessageChange } from "../core/types.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
 import { nameKey } from "../protocol/names.ts";
 import {
@@ -38,7 +38,7 @@ import {
 import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */
-export const POSTGRES_SCHEMA_VERSION = 4;
+export const POSTGRES_SCHEMA_VERSION = 5;
 
 /** Migration N brings a schema from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<void>))[] = [
@@ -103,6 +103,9 @@ const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<vo
   },
   // 4: whom a message mentions (NULL: nobody).
   `ALTER TABLE messages ADD COLUMN mentions text[]`,
+  // 5: edited and deleted messages.
+  `ALTER TABLE messages ADD COLUMN edited_at text,
+                       ADD COLUMN deleted boolean NOT NULL DEFAULT false`,
 ];
 
 export interface PostgresStoreOptions {
@@ -123,6 +126,9 @@ export interface PostgresStoreOptions {
 export function redactUrl(url: string): string {
   return maskUrl(url);
 }
+
+const MESSAGE_COLUMNS =
+  "room, seq, id, user_id, display_name, content, timestamp, mentions, edited_at, deleted";
 
 /** Thrown inside an append's savepoint to roll it back when the id is already stored. */
 class AlreadyStored extends Error {}
@@ -200,7 +206,7 @@ export class PostgresStore implements Store {
           if (!(error instanceof AlreadyStored)) throw error;
           // The sender stored this id already (in this run, or a concurrent append committed by now).
           const [row] = await q<MessageRow[]>`
-            SELECT room, seq, id, user_id, display_name, content, timestamp, mentions
+            SELECT room, seq, id, user_id, display_name, content, timestamp, mentions, edited_at, deleted
             FROM messages WHERE user_id = ${message.userId} AND id = ${message.id}`;
           if (!row) {
             throw new Error(
@@ -220,10 +226,10 @@ export class PostgresStore implements Store {
     if (limit === 0) return [];
     const rows = query.beforeSeq === undefined
       ? await this.#sql<MessageRow[]>`
-          SELECT room, seq, id, user_id, display_name, content, timestamp, mentions FROM messages
+          SELECT room, seq, id, user_id, display_name, content, timestamp, mentions, edited_at, deleted FROM messages
           WHERE room = ${query.room} ORDER BY seq DESC LIMIT ${limit}`
       : await this.#sql<MessageRow[]>`
-          SELECT room, seq, id, user_id, display_name, content, timestamp, mentions FROM messages
+          SELECT room, seq, id, user_id, display_name, content, timestamp, mentions, edited_at, deleted FROM messages
           WHERE room = ${query.room} AND seq < ${query.beforeSeq}
           ORDER BY seq DESC LIMIT ${limit}`;
     return rows.map(toMessage);
@@ -234,9 +240,38 @@ export class PostgresStore implements Store {
     const max = Math.max(0, Math.trunc(limit));
     if (max === 0) return [];
     const rows = await this.#sql<MessageRow[]>`
-      SELECT room, seq, id, user_id, display_name, content, timestamp, mentions FROM messages
+      SELECT room, seq, id, user_id, display_name, content, timestamp, mentions, edited_at, deleted FROM messages
       WHERE room = ${room} AND seq > ${afterSeq} ORDER BY seq ASC LIMIT ${max}`;
     return rows.map(toMessage);
+  }
+
+  async message(room: string, seq: number): Promise<ChatMessage | undefined> {
+    this.#open("read message");
+    const [row] = await this.#sql<MessageRow[]>`
+      SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM messages
+      WHERE room = ${room} AND seq = ${seq}`;
+    return row && toMessage(row);
+  }
+
+  async changeMessage(change: MessageChange): Promise<ChatMessage | undefined> {
+    this.#open("change message");
+    refuseNul("change message", {
+      content: change.content,
+      ...Object.fromEntries((change.mentions ?? []).map((id, i) => [`mentions[${i}]`, id])),
+    });
+    // The old row version holding the text is dead at once and gone once vacuum prunes it.
+    const [row] = change.deleted
+      ? await this.#sql<MessageRow[]>`
+          UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, deleted = true
+          WHERE room = ${change.room} AND seq = ${change.seq}
+          RETURNING ${this.#sql.unsafe(MESSAGE_COLUMNS)}`
+      : await this.#sql<MessageRow[]>`
+          UPDATE messages SET content = ${change.content},
+            mentions = ${change.mentions?.length ? [...change.mentions] : null},
+            edited_at = ${change.at}
+          WHERE room = ${change.room} AND seq = ${change.seq} AND NOT deleted
+          RETURNING ${this.#sql.unsafe(MESSAGE_COLUMNS)}`;
+    return row ? toMessage(row) : await this.message(change.room, change.seq);
   }
 
   async createAccount(account: Account): Promise<{ account: Account; created: boolean }> {

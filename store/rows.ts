@@ -23,6 +23,9 @@ export interface MessageRow {
   timestamp: string;
   /** A JSON array in SQLite, an array in PostgreSQL; NULL when the message mentions nobody. */
   mentions?: string | string[] | null;
+  edited_at?: string | null;
+  /** 0 or 1 in SQLite, a boolean in PostgreSQL. */
+  deleted?: number | boolean;
 }
 
 export interface AccountRow {
@@ -50,6 +53,8 @@ export function toMessage(row: MessageRow): ChatMessage {
     room: row.room,
     seq: Number(row.seq),
     ...(row.mentions ? { mentions: mentionsOf(row.mentions) } : {}),
+    ...(row.edited_at ? { editedAt: row.edited_at } : {}),
+    ...(Number(row.deleted ?? 0) === 1 ? { deleted: true } : {}),
   };
 }
 

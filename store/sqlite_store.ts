@@ -10,14 +10,15 @@
  * 2); ids are compared and sorted with SQLite's BINARY collation, i.e. by code point. Since
  * version 3 accounts and rooms are also found by `name_key` (the id without case, unique), and
  * a message is unique per (user_id, id): a message id is the sender's, not the world's. Since
- * version 4 a message keeps whom it mentions (`mentions`, a JSON array of user ids).
+ * version 4 a message keeps whom it mentions (`mentions`, a JSON array of user ids), and since
+ * version 5 when it was edited (`edited_at`) and whether it was deleted (`deleted`).
  *
  * `node:sqlite` is synchronous: every call blocks the event loop for the length of one statement
  * (or, while another process holds the write lock, for up to the busy timeout).
  */
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { ChatMessage } from "../core/types.ts";
+import type { ChatMessage, MessageChange } from "../core/types.ts";
 import { preparePrivateDatabase } from "../core/private_files.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
 import { nameKey } from "../protocol/names.ts";
@@ -37,10 +38,12 @@ import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store 
 
 /** The columns of `messages` up to version 3. */
 const V3_COLUMNS = "room, seq, id, user_id, display_name, content, timestamp";
-const COLUMNS = `${V3_COLUMNS}, mentions`;
+/** What an append writes; the others start at their defaults. */
+const INSERT_COLUMNS = `${V3_COLUMNS}, mentions`;
+const COLUMNS = `${INSERT_COLUMNS}, edited_at, deleted`;
 
 /** The schema version this code writes (`PRAGMA user_version`); bump it with a migration. */
-export const SQLITE_SCHEMA_VERSION = 4;
+export const SQLITE_SCHEMA_VERSION = 5;
 
 /** Migration N brings a database from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
@@ -107,6 +110,9 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
   },
   // 4: whom a message mentions, a JSON array of user ids (NULL: nobody).
   `ALTER TABLE messages ADD COLUMN mentions TEXT`,
+  // 5: edited and deleted messages.
+  `ALTER TABLE messages ADD COLUMN edited_at TEXT;
+   ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1));`,
 ];
 
 export interface SqliteStoreOptions {
@@ -132,6 +138,9 @@ export class SqliteStore implements Store {
   readonly #newest: StatementSync;
   readonly #before: StatementSync;
   readonly #after: StatementSync;
+  readonly #one: StatementSync;
+  readonly #edit: StatementSync;
+  readonly #delete: StatementSync;
   readonly #insertAccount: StatementSync;
   readonly #account: StatementSync;
   readonly #insertRoom: StatementSync;
@@ -163,6 +172,8 @@ export class SqliteStore implements Store {
           );
         }
         db.exec("PRAGMA synchronous = NORMAL");
+        // A deleted message's text must not linger in free pages of the file.
+        db.exec("PRAGMA secure_delete = ON");
       }
       migrate(db, path, logger);
     } catch (error) {
@@ -173,7 +184,7 @@ export class SqliteStore implements Store {
     this.#byId = db.prepare(`SELECT ${COLUMNS} FROM messages WHERE user_id = ? AND id = ?`);
     this.#lastSeq = db.prepare("SELECT COALESCE(MAX(seq), 0) AS seq FROM messages WHERE room = ?");
     this.#insert = db.prepare(
-      `INSERT INTO messages (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO messages (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#newest = db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?`,
@@ -183,6 +194,15 @@ export class SqliteStore implements Store {
     );
     this.#after = db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq ASC LIMIT ?`,
+    );
+    this.#one = db.prepare(`SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq = ?`);
+    this.#edit = db.prepare(
+      `UPDATE messages SET content = ?, mentions = ?, edited_at = ?
+       WHERE room = ? AND seq = ? AND deleted = 0`,
+    );
+    this.#delete = db.prepare(
+      `UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, deleted = 1
+       WHERE room = ? AND seq = ?`,
     );
     // A taken id or name key (another spelling of it) is a conflict: nothing is inserted.
     this.#insertAccount = db.prepare(
@@ -261,6 +281,38 @@ export class SqliteStore implements Store {
       const max = Math.max(0, Math.trunc(limit));
       if (max === 0) return [];
       return (this.#after.all(room, afterSeq, max) as unknown as MessageRow[]).map(toMessage);
+    });
+  }
+
+  message(room: string, seq: number): Promise<ChatMessage | undefined> {
+    return this.#call("read message", () => {
+      const row = this.#one.get(room, seq) as MessageRow | undefined;
+      return row && toMessage(row);
+    });
+  }
+
+  changeMessage(change: MessageChange): Promise<ChatMessage | undefined> {
+    return this.#call("change message", () => {
+      refuseNul("change message", {
+        content: change.content,
+        ...Object.fromEntries((change.mentions ?? []).map((id, i) => [`mentions[${i}]`, id])),
+      });
+      if (change.deleted) {
+        this.#delete.run(change.room, change.seq);
+        // secure_delete zeroes the old text in the database file; the write-ahead log may still
+        // hold pages with it until a checkpoint empties it.
+        this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      } else {
+        this.#edit.run(
+          change.content,
+          change.mentions?.length ? JSON.stringify(change.mentions) : null,
+          change.at,
+          change.room,
+          change.seq,
+        );
+      }
+      const row = this.#one.get(change.room, change.seq) as MessageRow | undefined;
+      return row && toMessage(row);
     });
   }
 

@@ -16,7 +16,7 @@
  */
 
 import { nameKey } from "../protocol/names.ts";
-import type { ChatMessage } from "../core/types.ts";
+import type { ChatMessage, MessageChange } from "../core/types.ts";
 
 export interface HistoryQuery {
   readonly room: string;
@@ -58,6 +58,15 @@ export interface Store {
   history(query: HistoryQuery): Promise<ChatMessage[]>;
   /** Oldest first: the messages of `room` after `afterSeq`, at most `limit`. */
   since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]>;
+  /** The message at `seq` of `room`, or undefined. */
+  message(room: string, seq: number): Promise<ChatMessage | undefined>;
+  /**
+   * Applies an edit (new content and mentions, `editedAt` set) or a deletion (content and
+   * mentions emptied, `deleted` set: the text is kept nowhere) to the stored message; returns it
+   * as now stored, or undefined when there is none. A deleted message stays deleted: an edit of
+   * it changes nothing (the caller sees `deleted` in what is returned).
+   */
+  changeMessage(change: MessageChange): Promise<ChatMessage | undefined>;
 
   /**
    * Creates the account if the id is free, in any case; returns the stored account and whether
@@ -90,6 +99,19 @@ export interface Store {
   lastSeq(roomId: string): Promise<number>;
 
   close(): Promise<void>;
+}
+
+/** `message` as `change` leaves it (what every adapter stores); a deleted one stays as it is. */
+export function applyChange(message: ChatMessage, change: MessageChange): ChatMessage {
+  if (message.deleted) return message;
+  const { mentions: _mentions, editedAt: _editedAt, ...kept } = message;
+  if (change.deleted) return { ...kept, content: "", deleted: true };
+  return {
+    ...kept,
+    content: change.content,
+    ...(change.mentions?.length ? { mentions: change.mentions } : {}),
+    editedAt: change.at,
+  };
 }
 
 /**

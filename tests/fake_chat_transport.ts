@@ -179,6 +179,20 @@ export class FakeChatServer {
         const more = older.length > messages.length;
         return answer(() => ({ messages, more }), () => this.historyRequests.push(room));
       },
+      editMessage: (room, seq, content) =>
+        answer(() => {
+          const log = this.histories.get(room) ?? [];
+          const at = log.findIndex((m) => m.seq === seq);
+          if (at < 0) throw new ChatError("NOT_FOUND", `${room} has no message ${seq}`);
+          log[at] = { ...log[at]!, content, editedAt: new Date(0) };
+          return log[at]!;
+        }),
+      deleteMessage: (room, seq) =>
+        answer(() => {
+          const log = this.histories.get(room) ?? [];
+          const at = log.findIndex((m) => m.seq === seq);
+          if (at >= 0) log[at] = { ...log[at]!, content: "", deleted: true };
+        }),
       close: () => void (closed = !shared),
     };
     this.transports.push(transport);
@@ -211,6 +225,8 @@ export function inRoom(room: string, seq: number, content = `${room} ${seq}`): C
     room,
     seq,
     mentions: [],
+    editedAt: undefined,
+    deleted: false,
   };
 }
 

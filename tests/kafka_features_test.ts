@@ -139,6 +139,18 @@ Deno.test("two processors: every room's order is the same for every member on ev
     assert.deepEqual(bobStream.received.find((m) => m.content === mention)!.mentions, ["bob"]);
     const [stored] = (await bob.history(rooms[1]!, 0, 1)).messages;
     assert.deepEqual([stored!.content, stored!.mentions], [mention, ["bob"]]);
+
+    // An edit and a deletion on gateway a reach bob's stream on gateway b, after the message.
+    await alice.editMessage(rooms[1]!, stored!.seq, `${run} edited`);
+    await alice.deleteMessage(rooms[1]!, stored!.seq);
+    const changes = () =>
+      bobStream.received.filter((m) => m.change?.seq === stored!.seq).map((m) =>
+        m.change!.deleted ? "deleted" : m.change!.content
+      );
+    await waitFor(() => changes().length === 2, SLOW, "both changes at bob");
+    assert.deepEqual(changes(), [`${run} edited`, "deleted"]);
+    const [gone] = (await bob.history(rooms[1]!, 0, 1)).messages;
+    assert.deepEqual([gone!.content, gone!.deleted], ["", true]);
   } finally {
     for (const u of users) u.close();
     await stopAll([a.service, b.service, p1, p2]);

@@ -84,6 +84,8 @@ Deno.test("postgres store: schema and constraints", async () => {
       "content",
       "timestamp",
       "mentions",
+      "edited_at",
+      "deleted",
     ]);
     const constraints = await sql<{ type: string; columns: string }[]>`
       SELECT c.contype AS type, string_agg(a.attname, ',' ORDER BY k.ord) AS columns

@@ -124,3 +124,28 @@ Deno.test("mentions travel as an additive field, only when there are some, and a
     assert.throws(() => decodeChatMessage(record(bad)), /"mentions" must be at most 20 user ids/);
   }
 });
+
+Deno.test("a message change travels on the deliveries topic and reads back the same", () => {
+  const change = {
+    room: "team",
+    seq: 7,
+    deleted: false,
+    content: "fixed @ben",
+    mentions: ["ben"],
+    at: "2026-11-30T12:00:00.000Z",
+    byUserId: "ann",
+    byDisplayName: "Ann",
+  };
+  for (const c of [change, { ...change, deleted: true, content: "", mentions: undefined }]) {
+    const { mentions, ...rest } = c;
+    const expected = mentions ? c : rest;
+    assert.deepEqual(decodeDelivery(encodeDelivery({ type: "message-change", change: c })), {
+      type: "message-change",
+      change: expected,
+    });
+  }
+  assert.throws(
+    () => decodeDelivery('{"type":"message-change","room":"r","seq":1,"deleted":false}'),
+    /"by_user_id"/,
+  );
+});

@@ -42,7 +42,13 @@ Deno.test("rooms: create, join, send, list, leave; only members receive", async 
     const created = await ann.client.createRoom("book-club");
     assert.deepEqual(
       created,
-      create(RoomSchema, { id: "book-club", direct: false, members: ["ann"], lastSeq: 0n }),
+      create(RoomSchema, {
+        id: "book-club",
+        direct: false,
+        members: ["ann"],
+        lastSeq: 0n,
+        owner: "ann",
+      }),
     );
     await ben.client.joinRoom("book-club");
     await waitFor(() => ann.received.some((m) => m.roomEvent?.user?.id === "ben"));

@@ -48,6 +48,8 @@ Deno.test("sqlite store: creates parent directories, WAL mode, schema version", 
       { name: "content", pk: 0 },
       { name: "timestamp", pk: 0 },
       { name: "mentions", pk: 0 },
+      { name: "edited_at", pk: 0 },
+      { name: "deleted", pk: 0 },
     ]);
   } finally {
     db.close();
@@ -459,6 +461,39 @@ Deno.test("sqlite store: createAccount in four processes on one file creates eac
     for (const [i, name] of creator) {
       assert.equal((await store.getAccount(`user-${i}`))?.displayName, name);
     }
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("sqlite store: a deleted message's text is nowhere in the database's files", async () => {
+  const path = `${dir}/deleted/chat.db`;
+  const store = await SqliteStore.open(path);
+  const secret = `the-secret-${crypto.randomUUID()}`;
+  const files = async () => {
+    const bytes = [];
+    for (const suffix of ["", "-wal", "-shm"]) {
+      bytes.push(await Deno.readFile(path + suffix).catch(() => new Uint8Array()));
+    }
+    return new TextDecoder("latin1").decode(new Uint8Array(bytes.flatMap((b) => [...b])));
+  };
+  try {
+    // Enough rows that the page holding the text also holds others, and is rewritten, not dropped.
+    for (let i = 0; i < 20; i++) await store.append(newMessage("deleted", { content: `row ${i}` }));
+    const message = await store.append(newMessage("deleted", { content: secret }));
+    await store.append(newMessage("deleted", { content: "after" }));
+    assert.ok((await files()).includes(secret), "the text is on disk before it is deleted");
+    await store.changeMessage({
+      room: "deleted",
+      seq: message.seq,
+      deleted: true,
+      content: "",
+      at: new Date().toISOString(),
+      byUserId: message.userId,
+      byDisplayName: message.displayName,
+    });
+    assert.ok(!(await files()).includes(secret), "no trace of the text in the file or its log");
+    assert.equal((await store.message("deleted", message.seq))?.content, "");
   } finally {
     await store.close();
   }

@@ -181,6 +181,48 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
   });
 
+  test("a message is edited and deleted in place; a deleted one keeps no text and stays deleted", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("changes");
+      const [first, second] = await store.appendAll([
+        newMessage(room, { content: "first @ann", mentions: ["ann"] }),
+        newMessage(room, { content: "second" }),
+      ]);
+      assert.deepEqual(await store.message(room, 2), second);
+      assert.equal(await store.message(room, 3), undefined);
+      assert.equal(await store.message(roomName("changes-none"), 1), undefined);
+      const change = {
+        room,
+        seq: 1,
+        deleted: false,
+        content: "first, edited @ben",
+        mentions: ["ben"],
+        at: "2026-11-30T12:00:00.000Z",
+        byUserId: first!.userId,
+        byDisplayName: first!.displayName,
+      };
+      const { mentions: _, ...bare } = first!;
+      const edited = await store.changeMessage(change);
+      assert.deepEqual(edited, {
+        ...bare,
+        content: "first, edited @ben",
+        mentions: ["ben"],
+        editedAt: "2026-11-30T12:00:00.000Z",
+      });
+      assert.deepEqual(await store.since(room, 0, 10), [edited, second]);
+      assert.deepEqual(
+        await store.changeMessage({ ...change, content: "no mentions now", mentions: [] }),
+        { ...bare, content: "no mentions now", editedAt: change.at },
+      );
+      const deleted = await store.changeMessage({ ...change, deleted: true, content: "" });
+      assert.deepEqual(deleted, { ...bare, content: "", deleted: true });
+      assert.deepEqual(await store.history({ room, limit: 10 }), [second, deleted]);
+      assert.deepEqual(await store.changeMessage(change), deleted, "an edit leaves it deleted");
+      assert.deepEqual(await store.append(first!), deleted, "a retried send finds it deleted");
+      assert.equal(await store.changeMessage({ ...change, seq: 9 }), undefined);
+    });
+  });
+
   test("append is idempotent by sender and message id", async () => {
     await withStore(open, async (store) => {
       const room = roomName("idempotent");

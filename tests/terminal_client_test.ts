@@ -368,6 +368,12 @@ class FakeChat implements NativeChat {
   ): Promise<{ messages: Message[]; more: boolean }> {
     return this.#room(`History ${id} ${beforeSeq} ${limit}`, () => this.historyPage);
   }
+  editMessage(id: string, seq: number | bigint, content: string): Promise<Message> {
+    return this.#room(`EditMessage ${id} ${seq} ${content}`, () => message({ content }));
+  }
+  deleteMessage(id: string, seq: number | bigint): Promise<void> {
+    return this.#room(`DeleteMessage ${id} ${seq}`, () => undefined);
+  }
   listOnline(): Promise<User[]> {
     return Promise.resolve([...this.online]);
   }
@@ -850,6 +856,52 @@ function roomEvent(chat: FakeChat, room: string, who: string, joined: boolean): 
     roomEvent: { room, user: { id: who, displayName: who }, joined },
   }));
 }
+
+Deno.test("/edit and /delete change my last message of the room; others' changes print", async () => {
+  const s = session(() => new FakeChat(true));
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  s.keyboard.type("/edit too soon");
+  await s.seen("! Cannot edit: you have no message in #general since you connected");
+  chat.onMessage!(message({ id: "alice", content: "helo", seq: 4 }));
+  chat.onMessage!(message({ id: "bob", content: "hi", seq: 5 }));
+  s.keyboard.type("/edit", "/edit hello, fixed");
+  await s.seen("! Cannot edit: type the new text after /edit");
+  await s.seen("* Message edited");
+  s.keyboard.type("/delete");
+  await s.seen("* Message deleted");
+  s.keyboard.type("/delete");
+  await s.seen("! Cannot delete: you have no message in #general since you connected");
+  assert.deepEqual(chat.calls.filter((c) => /Message /.test(c)), [
+    "EditMessage general 4 hello, fixed",
+    "DeleteMessage general 4",
+  ]);
+  const change = (deleted: boolean, content: string, room = "general") =>
+    chat.onMessage!(message({
+      id: "bob",
+      content: "",
+      room,
+      change: {
+        room,
+        seq: 5n,
+        deleted,
+        content,
+        by: { id: "bob", displayName: "bob" },
+      },
+    }));
+  change(false, "hi\nall");
+  await s.seen("* bob edited a message: hi all");
+  change(true, "", "chess");
+  await s.seen("* bob deleted a message in #chess");
+  // History shows the latest text, "(edited)", or that it was deleted.
+  assert.equal(
+    formatMessage(shown({ content: "new", editedAt: timestampFromDate(new Date()) })),
+    "[15:04:05] alice: new (edited)",
+  );
+  assert.equal(formatMessage(shown({ content: "", deleted: true })), "[15:04:05] alice: (deleted)");
+  s.stop.abort();
+  assert.equal(await s.done, 0);
+});
 
 Deno.test("/room switches only to a room of ours; the next line is never lost", async () => {
   const s = session((attempt) => {

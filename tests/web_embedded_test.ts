@@ -820,6 +820,44 @@ Deno.test({
       },
     );
 
+    await t.step(
+      "a sender edits and deletes their message; every reader sees it, after a reload too",
+      async () => {
+        await send(ann.page, "teh plan is ready");
+        await waitForMessages(ben.page, ["teh plan is ready"]);
+        const mine = ann.page.locator("li.msg.mine").last();
+        await mine.hover();
+        await mine.getByRole("button", { name: "Edit" }).click();
+        const box = ann.page.getByLabel("Edit message");
+        assert.equal(await box.inputValue(), "teh plan is ready");
+        await box.fill("the plan is **ready**");
+        await box.press("Enter");
+        await waitForMessages(ann.page, ["the plan is ready"]);
+        await waitForMessages(ben.page, ["the plan is ready"]);
+        const theirs = ben.page.locator("li.msg").last();
+        assert.equal(await theirs.locator(".msg-edited").textContent(), "(edited)");
+        assert.equal(await theirs.locator("strong").textContent(), "ready");
+        // Nobody owns general: ben may neither edit nor delete ann's message.
+        assert.equal(await theirs.locator(".msg-action").count(), 0);
+
+        ann.page.once("dialog", (dialog) => dialog.accept());
+        await mine.hover();
+        await mine.getByRole("button", { name: "Delete" }).click();
+        await waitForMessages(ann.page, ["This message was deleted."]);
+        await waitForMessages(ben.page, ["This message was deleted."]);
+        await ann.page.reload();
+        await waitForStatus(ann.page, "connected");
+        await waitForMessages(ann.page, ["This message was deleted."]);
+        assert.equal(await ann.page.locator("li.msg").last().locator(".msg-action").count(), 0);
+        for (const b of [ann, ben]) {
+          assert.ok(
+            !(await shownMessages(b.page)).some((m) => m.text.includes("plan")),
+            "the text is gone",
+          );
+        }
+      },
+    );
+
     for (const b of browsers) assert.deepEqual(b.pageErrors, [], "no uncaught errors in the page");
   } finally {
     await closeAll(browsers);

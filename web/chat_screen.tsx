@@ -246,6 +246,12 @@ export function ChatScreen(
               loading={chat.loadingHistory}
               older={chat.older}
               onLoadOlder={chat.loadOlder}
+              actions={{
+                myId: user.id,
+                owner: chat.current.owner ?? "",
+                edit: chat.editMessage,
+                delete: chat.deleteMessage,
+              }}
               roomTitle={chat.current.direct ? chat.current.title : `#${chat.current.title}`}
             />
           </div>

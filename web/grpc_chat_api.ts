@@ -9,7 +9,14 @@ import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Broadcast } from "../protocol/gen/chat_pb.ts";
 import { ChatError, type ChatTransport, type ChatUser } from "../client/core/model.ts";
-import { isKeepAlive, toHistoryPage, toRoom, toStreamEvent, toUser } from "../client/core/wire.ts";
+import {
+  isKeepAlive,
+  toChatMessage,
+  toHistoryPage,
+  toRoom,
+  toStreamEvent,
+  toUser,
+} from "../client/core/wire.ts";
 import { KEEPALIVE_HEADER, KEEPALIVE_INTERVAL_MS } from "../protocol/limits.ts";
 
 /**
@@ -159,6 +166,18 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
         return toHistoryPage(
           await client.history({ room, beforeSeq: BigInt(beforeSeq), limit }, options(signal)),
         );
+      }),
+
+    editMessage: (room, seq, content) =>
+      call(async () =>
+        toChatMessage(
+          await client.editMessage({ room, seq: BigInt(seq), content }, options()),
+        )
+      ),
+
+    deleteMessage: (room, seq) =>
+      call(async () => {
+        await client.deleteMessage({ room, seq: BigInt(seq) }, options());
       }),
 
     // One transport serves every attempt of the page's session: fetch holds no channel.

@@ -8,6 +8,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preac
 import type { ChatMessage } from "../client/core/model.ts";
 import { dayLabel, fullTime, sameDay, shortTime } from "./format.ts";
 import { Avatar } from "./icons.tsx";
+import { EditableText, type MessageActions, MessageActionsContext } from "./message_actions.tsx";
 import { MessageText } from "./message_text.tsx";
 import type { Entry, OlderState } from "./use_chat.ts";
 
@@ -127,7 +128,15 @@ function MessageItem(
           {mine && <span class="sr-only">(you)</span>}
         </div>
         <div class="bubble">
-          <MessageText content={message.content} mentions={message.mentions} me={myId} />
+          <EditableText
+            message={message}
+            text={<MessageText content={message.content} mentions={message.mentions} me={myId} />}
+          />
+          {message.editedAt && !message.deleted && (
+            <span class="msg-edited" title={`Edited ${fullTime(message.editedAt)}`}>
+              (edited)
+            </span>
+          )}
           {message.timestamp && (
             <time
               class="msg-time"
@@ -151,9 +160,12 @@ export function MessageList(
     roomTitle = "this room",
     older = { kind: "start" },
     onLoadOlder = () => {},
+    actions,
   }: {
     entries: readonly Entry[];
     myId: string;
+    /** What the reader may do to messages (edit, delete); none when absent. */
+    actions?: MessageActions;
     /** The room's recent history is on its way. */
     loading?: boolean;
     roomTitle?: string;
@@ -267,7 +279,9 @@ export function MessageList(
                 ? <p class="history-edge" role="status">Loading recent messages…</p>
                 : <HistoryEdge older={older} roomTitle={roomTitle} onLoadOlder={onLoadOlder} />}
               <ol class="message-items">
-                <Rows entries={entries} myId={myId} now={new Date()} />
+                <MessageActionsContext.Provider value={actions}>
+                  <Rows entries={entries} myId={myId} now={new Date()} />
+                </MessageActionsContext.Provider>
               </ol>
             </>
           )}

@@ -10,6 +10,7 @@ import type {
   ChatMessage,
   ChatTransport,
   ChatUser,
+  MessageChange,
   RoomEvent,
   RoomInfo,
 } from "../client/core/model.ts";
@@ -69,6 +70,19 @@ export function prependMessages(
   return [...older, ...entries];
 }
 
+/** The entries with message `change.seq` as the change left it; the same array if not shown. */
+export function applyChange(entries: readonly Entry[], change: MessageChange): readonly Entry[] {
+  const at = entries.findIndex((e) => e.kind === "message" && e.message.seq === change.seq);
+  if (at < 0) return entries;
+  const entry = entries[at] as Entry & { kind: "message" };
+  const message: ChatMessage = change.deleted
+    ? { ...entry.message, content: "", mentions: [], editedAt: undefined, deleted: true }
+    : { ...entry.message, content: change.content, mentions: change.mentions, editedAt: change.at };
+  const next = entries.slice();
+  next[at] = { ...entry, message };
+  return next;
+}
+
 /** A room as the side panel shows it. */
 export interface RoomView extends RoomInfo {
   /** "general", a room's name, or the other person of a direct conversation. */
@@ -98,6 +112,10 @@ export interface ChatState {
   joinRoom(name: string): Promise<void>;
   openDirect(userId: string): Promise<void>;
   leaveRoom(room: string): Promise<void>;
+  /** Replaces the text of one's own message `seq` of the current room. */
+  editMessage(seq: number, content: string): Promise<void>;
+  /** Deletes message `seq` of the current room (one's own, or any in a room one owns). */
+  deleteMessage(seq: number): Promise<void>;
   retryNow(): void;
 }
 
@@ -214,6 +232,9 @@ export function useChat(
           const next = [...entries, { kind: "note" as const, key: `n${nextKey++}`, text, at }];
           return next.length > MAX_ENTRIES ? next.slice(next.length - MAX_ENTRIES) : next;
         });
+      },
+      onChange: (change) => {
+        if (live) addEntry(change.room, (entries) => applyChange(entries, change));
       },
       onOnline: (users) => live && setOnline(users),
       onRooms: (list) => {
@@ -333,6 +354,38 @@ export function useChat(
       joinRoom: async (name: string) => select((await conn().joinRoom(name)).id),
       openDirect: async (userId: string) => select((await conn().openDirect(userId)).id),
       leaveRoom: async (room: string) => await conn().leaveRoom(room),
+      // The stream brings the change to every tab, this one included; applying the answer too
+      // shows it at once.
+      editMessage: async (seq: number, content: string) => {
+        const edited = await conn().editMessage(current, seq, content);
+        setByRoom((prev) => ({
+          ...prev,
+          [current]: applyChange(prev[current] ?? [], {
+            room: current,
+            seq,
+            deleted: false,
+            content: edited.content,
+            mentions: edited.mentions,
+            at: edited.editedAt,
+            by: user,
+          }),
+        }));
+      },
+      deleteMessage: async (seq: number) => {
+        await conn().deleteMessage(current, seq);
+        setByRoom((prev) => ({
+          ...prev,
+          [current]: applyChange(prev[current] ?? [], {
+            room: current,
+            seq,
+            deleted: true,
+            content: "",
+            mentions: [],
+            at: undefined,
+            by: user,
+          }),
+        }));
+      },
       retryNow: () => connection.current?.retryNow(),
     };
   }, [status, online, rooms, current, byRoom, unread, loading, olderLoads, starts, user.id]);

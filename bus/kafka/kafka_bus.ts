@@ -64,6 +64,9 @@ function deliveryKey(delivery: Delivery): string {
       return delivery.message.room;
     case "room-event":
       return delivery.event.room;
+    case "message-change":
+      // The room's key: after the message itself, which the editor had to receive first.
+      return delivery.change.room;
     case "gateway-dead":
       return delivery.serverId;
     case "resync":

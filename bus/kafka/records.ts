@@ -202,6 +202,18 @@ export function encodeDelivery(d: Delivery): string {
         display_name: d.event.displayName,
         joined: d.event.joined,
       });
+    case "message-change":
+      return JSON.stringify({
+        type: "message-change",
+        room: d.change.room,
+        seq: d.change.seq,
+        deleted: d.change.deleted,
+        content: d.change.content,
+        ...(d.change.mentions?.length ? { mentions: d.change.mentions } : {}),
+        at: d.change.at,
+        by_user_id: d.change.byUserId,
+        by_display_name: d.change.byDisplayName,
+      });
   }
 }
 
@@ -224,6 +236,23 @@ export function decodeDelivery(text: string): Delivery {
           userId,
           displayName: str("delivery", o, "display_name", userId),
           joined: bool("delivery", o, "joined"),
+        },
+      };
+    }
+    case "message-change": {
+      const k = "delivery";
+      const byUserId = nonEmpty(k, o, "by_user_id");
+      return {
+        type,
+        change: {
+          room: nonEmpty(k, o, "room"),
+          seq: num(k, o, "seq", 0),
+          deleted: bool(k, o, "deleted"),
+          content: str(k, o, "content"),
+          ...mentionsOf(k, o),
+          at: str(k, o, "at"),
+          byUserId,
+          byDisplayName: str(k, o, "by_display_name", byUserId),
         },
       };
     }

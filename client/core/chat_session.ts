@@ -203,6 +203,16 @@ export class ChatSession {
     return this.#call("read history", (t) => t.history(room, limit, undefined, beforeSeq));
   }
 
+  /** Replaces the text of this user's message `seq` of `room`. */
+  editMessage(room: string, seq: number, content: string): Promise<ChatMessage> {
+    return this.#call("edit the message", (t) => t.editMessage(room, seq, content));
+  }
+
+  /** Deletes message `seq` of `room`. */
+  deleteMessage(room: string, seq: number): Promise<void> {
+    return this.#call("delete the message", (t) => t.deleteMessage(room, seq));
+  }
+
   /**
    * Loads the newest `limit` messages of `room` once (again after a failure); they are passed on
    * as `history`, without repeats of what the stream brought.
@@ -449,6 +459,9 @@ export class ChatSession {
       case "room":
         this.#applyRoomEvent(event.event);
         this.#o.onRoomEvent?.(event.event);
+        return;
+      case "change":
+        this.#o.onChange?.(event.change);
         return;
       case "message":
         this.#accept(event.message, "live");

@@ -27,6 +27,21 @@ export interface ChatMessage {
   readonly seq: number;
   /** The members the server found named as `@id` in the content, as their ids are spelled. */
   readonly mentions: readonly string[];
+  /** When the text was last edited; undefined if never. */
+  readonly editedAt: Date | undefined;
+  /** Deleted: the content is empty (a tombstone). */
+  readonly deleted: boolean;
+}
+
+/** A message was edited (new content) or deleted, by its sender or the room's owner. */
+export interface MessageChange {
+  readonly room: string;
+  readonly seq: number;
+  readonly deleted: boolean;
+  readonly content: string;
+  readonly mentions: readonly string[];
+  readonly at: Date | undefined;
+  readonly by: ChatUser;
 }
 
 /** A member joined or left a room this user is in (or this user joined or left one). */
@@ -45,6 +60,8 @@ export interface RoomInfo {
   readonly members: readonly string[];
   /** The newest message's sequence number when asked (0 for an empty room). */
   readonly lastSeq: number;
+  /** Who may delete any message of the room (its creator); none for general and direct rooms. */
+  readonly owner?: string;
 }
 
 /** Where the stream should continue in one room: after `lastSeq`. */
@@ -57,7 +74,8 @@ export interface RoomPosition {
 export type StreamEvent =
   | { readonly type: "message"; readonly message: ChatMessage }
   | { readonly type: "presence"; readonly user: ChatUser; readonly online: boolean }
-  | { readonly type: "room"; readonly event: RoomEvent };
+  | { readonly type: "room"; readonly event: RoomEvent }
+  | { readonly type: "change"; readonly change: MessageChange };
 
 /** A page of a room's history, oldest first; `more` when older messages exist. */
 export interface HistoryPage {
@@ -127,6 +145,10 @@ export interface ChatTransport {
     signal?: AbortSignal,
     beforeSeq?: number,
   ): Promise<HistoryPage>;
+  /** Replaces the text of this user's message `seq` of `room`; resolves with it as stored. */
+  editMessage(room: string, seq: number, content: string): Promise<ChatMessage>;
+  /** Deletes message `seq` of `room` (this user's, or any in a room this user owns). */
+  deleteMessage(room: string, seq: number): Promise<void>;
   /**
    * The attempt that used the transport is over: free what it holds (a channel). A transport
    * that a session's attempts share (the page's) may ignore it.

@@ -5,7 +5,14 @@
 
 import type { BackoffOptions } from "./backoff.ts";
 import type { Clock } from "./clock.ts";
-import type { ChatMessage, ChatTransport, ChatUser, RoomEvent, RoomInfo } from "./model.ts";
+import type {
+  ChatMessage,
+  ChatTransport,
+  ChatUser,
+  MessageChange,
+  RoomEvent,
+  RoomInfo,
+} from "./model.ts";
 import type { Outgoing } from "./outbox.ts";
 
 export type ConnectionStatus =
@@ -76,6 +83,8 @@ export interface ChatSessionOptions {
   /** Every presence event, as it comes. */
   onPresence?: (user: ChatUser, online: boolean) => void;
   onRoomEvent?: (event: RoomEvent) => void;
+  /** A message of one of this user's rooms was edited or deleted. */
+  onChange?: (change: MessageChange) => void;
   /** The online users, sorted by display name, whenever the list changes. */
   onOnline?: (users: readonly ChatUser[]) => void;
   /** This user's rooms (the default room, then rooms by name, then direct ones) on change. */

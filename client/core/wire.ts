@@ -31,11 +31,19 @@ export function toChatMessage(m: Message): ChatMessage {
     room: m.room || DEFAULT_ROOM,
     seq: Number(m.seq),
     mentions: m.mentions,
+    editedAt: m.editedAt ? timestampDate(m.editedAt) : undefined,
+    deleted: m.deleted,
   };
 }
 
 export function toRoom(r: Room): RoomInfo {
-  return { id: r.id, direct: r.direct, members: r.members, lastSeq: Number(r.lastSeq) };
+  return {
+    id: r.id,
+    direct: r.direct,
+    members: r.members,
+    lastSeq: Number(r.lastSeq),
+    owner: r.owner,
+  };
 }
 
 /** Who sent `m`, for an event that names no user of its own. */
@@ -61,14 +69,31 @@ export function toStreamEvent(m: Message): StreamEvent | undefined {
       },
     };
   }
-  // A chat message always has content (the server refuses empty ones); an empty message is an
-  // event this client does not know (a newer field).
-  if (m.content === "") return undefined;
+  if (m.change) {
+    const by = toUser(m.change.by) ?? sender(m);
+    return by && {
+      type: "change",
+      change: {
+        room: m.change.room || m.room || DEFAULT_ROOM,
+        seq: Number(m.change.seq),
+        deleted: m.change.deleted,
+        content: m.change.content,
+        mentions: m.change.mentions,
+        at: m.change.at ? timestampDate(m.change.at) : undefined,
+        by,
+      },
+    };
+  }
+  // A chat message always has content (the server refuses empty ones) unless it was deleted; an
+  // empty message is an event this client does not know (a newer field).
+  if (m.content === "" && !m.deleted) return undefined;
   return { type: "message", message: toChatMessage(m) };
 }
 
 /** A History answer (newest first on the wire) as a page, oldest first, of chat messages. */
 export function toHistoryPage(page: { messages: readonly Message[]; more: boolean }): HistoryPage {
-  const messages = page.messages.filter((m) => m.content !== "").map(toChatMessage);
+  const messages = page.messages.filter((m) => m.content !== "" || m.deleted).map(
+    toChatMessage,
+  );
   return { messages: messages.reverse(), more: page.more };
 }

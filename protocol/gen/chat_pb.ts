@@ -21,7 +21,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIvgBCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSEAoIbWVudGlvbnMYDCADKAkicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCJDCglSb29tRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBmpvaW5lZBgDIAEoCCIdCg1PbmxpbmVSZXF1ZXN0EgwKBHJvb20YASABKAkiKAoLT25saW5lVXNlcnMSGQoFdXNlcnMYASADKAsyCi5jaGF0LlVzZXIiSQoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiegoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIPCgdjcmVhdGVkGAMgASgIEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhsKC1Jvb21SZXF1ZXN0EgwKBHJvb20YASABKAkiIAoNRGlyZWN0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkUKBFJvb20SCgoCaWQYASABKAkSDgoGZGlyZWN0GAIgASgIEg8KB21lbWJlcnMYAyADKAkSEAoIbGFzdF9zZXEYBCABKAQiHwoQTGlzdFJvb21zUmVxdWVzdBILCgNhbGwYASABKAgiJQoIUm9vbUxpc3QSGQoFcm9vbXMYASADKAsyCi5jaGF0LlJvb20iQQoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRISCgpiZWZvcmVfc2VxGAIgASgEEg0KBWxpbWl0GAMgASgNIjwKC0hpc3RvcnlQYWdlEh8KCG1lc3NhZ2VzGAEgAygLMg0uY2hhdC5NZXNzYWdlEgwKBG1vcmUYAiABKAgy8wMKCUJyb2FkY2FzdBIuCgxDcmVhdGVTdHJlYW0SDS5jaGF0LkNvbm5lY3QaDS5jaGF0Lk1lc3NhZ2UwARIuChBCcm9hZGNhc3RNZXNzYWdlEg0uY2hhdC5NZXNzYWdlGgsuY2hhdC5DbG9zZRI0CgpMaXN0T25saW5lEhMuY2hhdC5PbmxpbmVSZXF1ZXN0GhEuY2hhdC5PbmxpbmVVc2VycxIzCgZTaWduSW4SEy5jaGF0LlNpZ25JblJlcXVlc3QaFC5jaGF0LlNpZ25JblJlc3BvbnNlEisKCkNyZWF0ZVJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEikKCEpvaW5Sb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoKLmNoYXQuUm9vbRIrCglMZWF2ZVJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgsuY2hhdC5DbG9zZRIzCglMaXN0Um9vbXMSFi5jaGF0Lkxpc3RSb29tc1JlcXVlc3QaDi5jaGF0LlJvb21MaXN0Ei0KCk9wZW5EaXJlY3QSEy5jaGF0LkRpcmVjdFJlcXVlc3QaCi5jaGF0LlJvb20SMgoHSGlzdG9yeRIULmNoYXQuSGlzdG9yeVJlcXVlc3QaES5jaGF0Lkhpc3RvcnlQYWdlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIt0CCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSEAoIbWVudGlvbnMYDCADKAkSIwoGY2hhbmdlGA0gASgLMhMuY2hhdC5NZXNzYWdlQ2hhbmdlEi0KCWVkaXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgPIAEoCCKeAQoNTWVzc2FnZUNoYW5nZRIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdkZWxldGVkGAMgASgIEg8KB2NvbnRlbnQYBCABKAkSJgoCYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKAmJ5GAYgASgLMgouY2hhdC5Vc2VyEhAKCG1lbnRpb25zGAcgAygJIjkKC0VkaXRSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEg8KB2NvbnRlbnQYAyABKAkiKgoNRGVsZXRlUmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBCJwCgdDb25uZWN0EhgKBHVzZXIYASABKAsyCi5jaGF0LlVzZXISDgoGYWN0aXZlGAIgASgIEhcKD3ByZXNlbmNlX2V2ZW50cxgDIAEoCBIiCgZyZXN1bWUYBCADKAsyEi5jaGF0LlJvb21Qb3NpdGlvbiIuCgxSb29tUG9zaXRpb24SDAoEcm9vbRgBIAEoCRIQCghsYXN0X3NlcRgCIAEoBCIHCgVDbG9zZSI5Cg1QcmVzZW5jZUV2ZW50EhgKBHVzZXIYASABKAsyCi5jaGF0LlVzZXISDgoGb25saW5lGAIgASgIIkMKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDgoGam9pbmVkGAMgASgIIh0KDU9ubGluZVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIoCgtPbmxpbmVVc2VycxIZCgV1c2VycxgBIAMoCzIKLmNoYXQuVXNlciJJCg1TaWduSW5SZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCSJ6Cg5TaWduSW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg8KB2NyZWF0ZWQYAyABKAgSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiGwoLUm9vbVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIgCg1EaXJlY3RSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiVAoEUm9vbRIKCgJpZBgBIAEoCRIOCgZkaXJlY3QYAiABKAgSDwoHbWVtYmVycxgDIAMoCRIQCghsYXN0X3NlcRgEIAEoBBINCgVvd25lchgHIAEoCSIfChBMaXN0Um9vbXNSZXF1ZXN0EgsKA2FsbBgBIAEoCCIlCghSb29tTGlzdBIZCgVyb29tcxgBIAMoCzIKLmNoYXQuUm9vbSJBCg5IaXN0b3J5UmVxdWVzdBIMCgRyb29tGAEgASgJEhIKCmJlZm9yZV9zZXEYAiABKAQSDQoFbGltaXQYAyABKA0iPAoLSGlzdG9yeVBhZ2USHwoIbWVzc2FnZXMYASADKAsyDS5jaGF0Lk1lc3NhZ2USDAoEbW9yZRgCIAEoCDLXBAoJQnJvYWRjYXN0Ei4KDENyZWF0ZVN0cmVhbRINLmNoYXQuQ29ubmVjdBoNLmNoYXQuTWVzc2FnZTABEi4KEEJyb2FkY2FzdE1lc3NhZ2USDS5jaGF0Lk1lc3NhZ2UaCy5jaGF0LkNsb3NlEjQKCkxpc3RPbmxpbmUSEy5jaGF0Lk9ubGluZVJlcXVlc3QaES5jaGF0Lk9ubGluZVVzZXJzEjMKBlNpZ25JbhITLmNoYXQuU2lnbkluUmVxdWVzdBoULmNoYXQuU2lnbkluUmVzcG9uc2USKwoKQ3JlYXRlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKQoISm9pblJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEisKCUxlYXZlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCy5jaGF0LkNsb3NlEjMKCUxpc3RSb29tcxIWLmNoYXQuTGlzdFJvb21zUmVxdWVzdBoOLmNoYXQuUm9vbUxpc3QSLQoKT3BlbkRpcmVjdBITLmNoYXQuRGlyZWN0UmVxdWVzdBoKLmNoYXQuUm9vbRIyCgdIaXN0b3J5EhQuY2hhdC5IaXN0b3J5UmVxdWVzdBoRLmNoYXQuSGlzdG9yeVBhZ2USLwoLRWRpdE1lc3NhZ2USES5jaGF0LkVkaXRSZXF1ZXN0Gg0uY2hhdC5NZXNzYWdlEjEKDURlbGV0ZU1lc3NhZ2USEy5jaGF0LkRlbGV0ZVJlcXVlc3QaCy5jaGF0LkNsb3NlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.User
@@ -124,6 +124,27 @@ export type Message = Message$1<"chat.Message"> & {
    * @generated from field: repeated string mentions = 12;
    */
   mentions: string[];
+
+  /**
+   * Additive. Set instead of content when a message of a room the reader is
+   * in was edited or deleted (streams with presence_events only).
+   *
+   * @generated from field: chat.MessageChange change = 13;
+   */
+  change?: MessageChange | undefined;
+
+  /**
+   * Additive, in history and replays: when the message was last edited (unset
+   * if never), and whether it was deleted (then content is empty).
+   *
+   * @generated from field: google.protobuf.Timestamp edited_at = 14;
+   */
+  editedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: bool deleted = 15;
+   */
+  deleted: boolean;
 };
 
 /**
@@ -132,6 +153,110 @@ export type Message = Message$1<"chat.Message"> & {
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
   messageDesc(file_chat, 1);
+
+/**
+ * Additive: a message was edited (content is the new text) or deleted.
+ *
+ * @generated from message chat.MessageChange
+ */
+export type MessageChange = Message$1<"chat.MessageChange"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * The message's sequence number in its room.
+   *
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: bool deleted = 3;
+   */
+  deleted: boolean;
+
+  /**
+   * @generated from field: string content = 4;
+   */
+  content: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 5;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * Who changed it: the sender, or for a deletion the room's owner.
+   *
+   * @generated from field: chat.User by = 6;
+   */
+  by?: User | undefined;
+
+  /**
+   * The edited text's mentions (see Message.mentions).
+   *
+   * @generated from field: repeated string mentions = 7;
+   */
+  mentions: string[];
+};
+
+/**
+ * Describes the message chat.MessageChange.
+ * Use `create(MessageChangeSchema)` to create a new message.
+ */
+export const MessageChangeSchema: GenMessage<MessageChange> = /*@__PURE__*/
+  messageDesc(file_chat, 2);
+
+/**
+ * @generated from message chat.EditRequest
+ */
+export type EditRequest = Message$1<"chat.EditRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: string content = 3;
+   */
+  content: string;
+};
+
+/**
+ * Describes the message chat.EditRequest.
+ * Use `create(EditRequestSchema)` to create a new message.
+ */
+export const EditRequestSchema: GenMessage<EditRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 3);
+
+/**
+ * @generated from message chat.DeleteRequest
+ */
+export type DeleteRequest = Message$1<"chat.DeleteRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message chat.DeleteRequest.
+ * Use `create(DeleteRequestSchema)` to create a new message.
+ */
+export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 4);
 
 /**
  * @generated from message chat.Connect
@@ -171,7 +296,7 @@ export type Connect = Message$1<"chat.Connect"> & {
  * Use `create(ConnectSchema)` to create a new message.
  */
 export const ConnectSchema: GenMessage<Connect> = /*@__PURE__*/
-  messageDesc(file_chat, 2);
+  messageDesc(file_chat, 5);
 
 /**
  * @generated from message chat.RoomPosition
@@ -193,7 +318,7 @@ export type RoomPosition = Message$1<"chat.RoomPosition"> & {
  * Use `create(RoomPositionSchema)` to create a new message.
  */
 export const RoomPositionSchema: GenMessage<RoomPosition> = /*@__PURE__*/
-  messageDesc(file_chat, 3);
+  messageDesc(file_chat, 6);
 
 /**
  * @generated from message chat.Close
@@ -206,7 +331,7 @@ export type Close = Message$1<"chat.Close"> & {
  * Use `create(CloseSchema)` to create a new message.
  */
 export const CloseSchema: GenMessage<Close> = /*@__PURE__*/
-  messageDesc(file_chat, 4);
+  messageDesc(file_chat, 7);
 
 /**
  * Additive.
@@ -230,7 +355,7 @@ export type PresenceEvent = Message$1<"chat.PresenceEvent"> & {
  * Use `create(PresenceEventSchema)` to create a new message.
  */
 export const PresenceEventSchema: GenMessage<PresenceEvent> = /*@__PURE__*/
-  messageDesc(file_chat, 5);
+  messageDesc(file_chat, 8);
 
 /**
  * @generated from message chat.RoomEvent
@@ -257,7 +382,7 @@ export type RoomEvent = Message$1<"chat.RoomEvent"> & {
  * Use `create(RoomEventSchema)` to create a new message.
  */
 export const RoomEventSchema: GenMessage<RoomEvent> = /*@__PURE__*/
-  messageDesc(file_chat, 6);
+  messageDesc(file_chat, 9);
 
 /**
  * @generated from message chat.OnlineRequest
@@ -276,7 +401,7 @@ export type OnlineRequest = Message$1<"chat.OnlineRequest"> & {
  * Use `create(OnlineRequestSchema)` to create a new message.
  */
 export const OnlineRequestSchema: GenMessage<OnlineRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 7);
+  messageDesc(file_chat, 10);
 
 /**
  * @generated from message chat.OnlineUsers
@@ -293,7 +418,7 @@ export type OnlineUsers = Message$1<"chat.OnlineUsers"> & {
  * Use `create(OnlineUsersSchema)` to create a new message.
  */
 export const OnlineUsersSchema: GenMessage<OnlineUsers> = /*@__PURE__*/
-  messageDesc(file_chat, 8);
+  messageDesc(file_chat, 11);
 
 /**
  * @generated from message chat.SignInRequest
@@ -322,7 +447,7 @@ export type SignInRequest = Message$1<"chat.SignInRequest"> & {
  * Use `create(SignInRequestSchema)` to create a new message.
  */
 export const SignInRequestSchema: GenMessage<SignInRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 9);
+  messageDesc(file_chat, 12);
 
 /**
  * @generated from message chat.SignInResponse
@@ -358,7 +483,7 @@ export type SignInResponse = Message$1<"chat.SignInResponse"> & {
  * Use `create(SignInResponseSchema)` to create a new message.
  */
 export const SignInResponseSchema: GenMessage<SignInResponse> = /*@__PURE__*/
-  messageDesc(file_chat, 10);
+  messageDesc(file_chat, 13);
 
 /**
  * @generated from message chat.RoomRequest
@@ -375,7 +500,7 @@ export type RoomRequest = Message$1<"chat.RoomRequest"> & {
  * Use `create(RoomRequestSchema)` to create a new message.
  */
 export const RoomRequestSchema: GenMessage<RoomRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 11);
+  messageDesc(file_chat, 14);
 
 /**
  * @generated from message chat.DirectRequest
@@ -394,7 +519,7 @@ export type DirectRequest = Message$1<"chat.DirectRequest"> & {
  * Use `create(DirectRequestSchema)` to create a new message.
  */
 export const DirectRequestSchema: GenMessage<DirectRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 12);
+  messageDesc(file_chat, 15);
 
 /**
  * @generated from message chat.Room
@@ -421,6 +546,14 @@ export type Room = Message$1<"chat.Room"> & {
    * @generated from field: uint64 last_seq = 4;
    */
   lastSeq: bigint;
+
+  /**
+   * Additive: who may delete any message of the room (its creator); empty for
+   * general and direct rooms.
+   *
+   * @generated from field: string owner = 7;
+   */
+  owner: string;
 };
 
 /**
@@ -428,7 +561,7 @@ export type Room = Message$1<"chat.Room"> & {
  * Use `create(RoomSchema)` to create a new message.
  */
 export const RoomSchema: GenMessage<Room> = /*@__PURE__*/
-  messageDesc(file_chat, 13);
+  messageDesc(file_chat, 16);
 
 /**
  * @generated from message chat.ListRoomsRequest
@@ -447,7 +580,7 @@ export type ListRoomsRequest = Message$1<"chat.ListRoomsRequest"> & {
  * Use `create(ListRoomsRequestSchema)` to create a new message.
  */
 export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 14);
+  messageDesc(file_chat, 17);
 
 /**
  * @generated from message chat.RoomList
@@ -464,7 +597,7 @@ export type RoomList = Message$1<"chat.RoomList"> & {
  * Use `create(RoomListSchema)` to create a new message.
  */
 export const RoomListSchema: GenMessage<RoomList> = /*@__PURE__*/
-  messageDesc(file_chat, 15);
+  messageDesc(file_chat, 18);
 
 /**
  * @generated from message chat.HistoryRequest
@@ -495,7 +628,7 @@ export type HistoryRequest = Message$1<"chat.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 16);
+  messageDesc(file_chat, 19);
 
 /**
  * @generated from message chat.HistoryPage
@@ -521,7 +654,7 @@ export type HistoryPage = Message$1<"chat.HistoryPage"> & {
  * Use `create(HistoryPageSchema)` to create a new message.
  */
 export const HistoryPageSchema: GenMessage<HistoryPage> = /*@__PURE__*/
-  messageDesc(file_chat, 17);
+  messageDesc(file_chat, 20);
 
 /**
  * @generated from service chat.Broadcast
@@ -614,6 +747,27 @@ export const Broadcast: GenService<{
     methodKind: "unary";
     input: typeof HistoryRequestSchema;
     output: typeof HistoryPageSchema;
+  },
+  /**
+   * Additive: a sender edits or deletes their own message; a room's owner (its
+   * creator) deletes any message in it. Every member's stream that asked for
+   * presence_events gets the change; history shows the latest text, "edited",
+   * or a deleted message without its text, which no store keeps.
+   *
+   * @generated from rpc chat.Broadcast.EditMessage
+   */
+  editMessage: {
+    methodKind: "unary";
+    input: typeof EditRequestSchema;
+    output: typeof MessageSchema;
+  },
+  /**
+   * @generated from rpc chat.Broadcast.DeleteMessage
+   */
+  deleteMessage: {
+    methodKind: "unary";
+    input: typeof DeleteRequestSchema;
+    output: typeof CloseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat, 0);

@@ -1,0 +1,160 @@
+/**
+ * Editing and deleting messages in the chat service. A sender edits or deletes their own
+ * message; a room's owner (its creator) deletes any message in it. The change is stored first
+ * (a deleted message's text is kept nowhere), then told to every gateway, whose streams that
+ * asked for events show it; history and replays show the stored result.
+ */
+
+import type { Config } from "../core/config.ts";
+import { ChatError, describeError, invalidArgument, unavailable } from "../core/errors.ts";
+import type { ChatMessage, MessageChange } from "../core/types.ts";
+import { DEFAULT_ROOM } from "../protocol/names.ts";
+import type { Bus } from "../bus/bus.ts";
+import type { Store } from "../store/store.ts";
+import type { Callers } from "./chat_callers.ts";
+import { checkContent, seconds } from "./chat_checks.ts";
+import type { Rooms } from "./chat_rooms.ts";
+import type { Caller } from "./chat_types.ts";
+import type { Mentions } from "./mentions.ts";
+import type { RateLimiter } from "./rate_limiter.ts";
+
+export interface EditRequest {
+  readonly room: string;
+  readonly seq: number;
+  readonly content: string;
+}
+
+export interface DeleteRequest {
+  readonly room: string;
+  readonly seq: number;
+}
+
+export interface EditsOptions {
+  bus: Pick<Bus, "deliver" | "ready">;
+  store: Pick<Store, "message" | "changeMessage" | "getRoom">;
+  limiter: RateLimiter;
+  callers: Callers;
+  rooms: Rooms;
+  mentions: Mentions;
+  config: Pick<Config, "maxMessageBytes" | "rateLimitPerSecond" | "rateLimitBurst">;
+  /** The server's clock, in milliseconds since the epoch. */
+  now: () => number;
+}
+
+export class Edits {
+  readonly #options: EditsOptions;
+
+  constructor(options: EditsOptions) {
+    this.#options = options;
+  }
+
+  async edit(caller: Caller, request: EditRequest): Promise<ChatMessage> {
+    const action = "Cannot edit message";
+    checkContent(action, request.content, this.#options.config.maxMessageBytes);
+    const { me, message } = await this.#target(caller, action, request);
+    if (message.userId !== me.userId) {
+      throw new ChatError(
+        "permission_denied",
+        `${action}: message ${request.seq} of ${message.room} is ${message.userId}'s; only its sender edits it`,
+      );
+    }
+    if (message.deleted) {
+      throw new ChatError(
+        "failed_precondition",
+        `${action}: message ${request.seq} of ${message.room} was deleted`,
+      );
+    }
+    const mentions = await this.#options.mentions.find(message.room, request.content);
+    const changed = await this.#apply(action, me, message, {
+      deleted: false,
+      content: request.content,
+      ...(mentions.length > 0 ? { mentions } : {}),
+    });
+    if (changed.deleted) {
+      throw new ChatError(
+        "failed_precondition",
+        `${action}: message ${request.seq} of ${message.room} was deleted meanwhile`,
+      );
+    }
+    return changed;
+  }
+
+  async delete(caller: Caller, request: DeleteRequest): Promise<void> {
+    const action = "Cannot delete message";
+    const { me, message } = await this.#target(caller, action, request);
+    if (message.userId !== me.userId && !(await this.#owns(me.userId, message.room))) {
+      throw new ChatError(
+        "permission_denied",
+        `${action}: message ${request.seq} of ${message.room} is ${message.userId}'s; only its sender or the room's owner deletes it`,
+      );
+    }
+    // Deleting twice is not an error: the message is gone either way, and a retry is safe.
+    if (!message.deleted) await this.#apply(action, me, message, { deleted: true, content: "" });
+  }
+
+  /** The caller and the message they name, in a room they are a member of. */
+  async #target(caller: Caller, action: string, request: { room: string; seq: number }) {
+    const { callers, rooms, store, limiter, config } = this.#options;
+    const me = await callers.identify(caller, undefined, action);
+    if (!Number.isSafeInteger(request.seq) || request.seq < 1) {
+      throw invalidArgument(`${action}: seq is ${request.seq}; messages are numbered from 1`);
+    }
+    const room = request.room.trim()
+      ? await rooms.memberRoom(action, request.room, me.userId)
+      : DEFAULT_ROOM;
+    // Edits count against the sender's rate like sends: each one is told to every member.
+    const allowed = limiter.take(me.userId);
+    if (!allowed.ok) {
+      throw new ChatError(
+        "resource_exhausted",
+        `${action}: the rate limit is ${config.rateLimitPerSecond} messages per second (bursts of ${config.rateLimitBurst}); retry in ${
+          seconds(allowed.retryAfterMs)
+        } s`,
+      );
+    }
+    const message = await store.message(room, request.seq);
+    if (!message) {
+      throw new ChatError("not_found", `${action}: ${room} has no message ${request.seq}`);
+    }
+    return { me: { ...me, displayName: callers.nameOf(caller, me) }, message };
+  }
+
+  async #owns(userId: string, room: string): Promise<boolean> {
+    const record = await this.#options.store.getRoom(room);
+    return record !== undefined && !record.direct && record.createdBy === userId;
+  }
+
+  /** Stores the change, then tells every gateway; UNAVAILABLE when the bus cannot say it will. */
+  async #apply(
+    action: string,
+    me: { userId: string; displayName: string },
+    message: ChatMessage,
+    what: Pick<MessageChange, "deleted" | "content" | "mentions">,
+  ): Promise<ChatMessage> {
+    const { bus, store, now } = this.#options;
+    if (!bus.ready()) throw unavailable(`${action}: Kafka is unavailable; try again shortly`);
+    const change: MessageChange = {
+      room: message.room,
+      seq: message.seq,
+      ...what,
+      at: new Date(now()).toISOString(),
+      byUserId: me.userId,
+      byDisplayName: me.displayName,
+    };
+    const changed = await store.changeMessage(change);
+    if (!changed) {
+      throw new ChatError("not_found", `${action}: ${message.room} has no message ${message.seq}`);
+    }
+    try {
+      await bus.deliver({ type: "message-change", change });
+    } catch (err) {
+      throw unavailable(
+        `${action}: it is saved, but not every reader was told (${
+          describeError(err)
+        }); retrying is safe`,
+        err,
+      );
+    }
+    return changed;
+  }
+}
