@@ -32,6 +32,7 @@ export type NativeChat = Pick<
   | "listRooms"
   | "openDirect"
   | "history"
+  | "setTyping"
 >;
 
 const CHANNEL_OPTIONS: grpc.ClientOptions = {
@@ -199,6 +200,8 @@ export function grpcTransport(
     openDirect: (userId) => call(async () => toRoom(await client.openDirect(userId))),
     history: (room, limit, _signal, beforeSeq = 0) =>
       call(async () => toHistoryPage(await client.history(room, beforeSeq, limit))),
+    setTyping: (room, typing) =>
+      call(() => client.setTyping(room === DEFAULT_ROOM ? "" : room, typing)),
     close: () => client.close(),
   };
 }

@@ -55,6 +55,19 @@ export interface RoomEvent {
   readonly joined: boolean;
 }
 
+/**
+ * A member started or stopped typing in a room. Ephemeral: it goes from the typer's gateway to
+ * every gateway (never through a processor or the store) and is forgotten once shown.
+ */
+export interface TypingEvent {
+  readonly room: string;
+  readonly userId: string;
+  readonly displayName: string;
+  readonly typing: boolean;
+  /** How long a receiver shows `typing: true` unless another one comes. */
+  readonly expiresInMs: number;
+}
+
 /** What the processor (and, for membership, the gateways) send to every gateway. */
 export type Delivery =
   | { readonly type: "message"; readonly message: ChatMessage }
@@ -62,4 +75,6 @@ export type Delivery =
   | { readonly type: "resync"; readonly reason: string }
   /** The processor declared this gateway dead; if it is alive after all it re-announces. */
   | { readonly type: "gateway-dead"; readonly serverId: string }
-  | { readonly type: "room-event"; readonly event: RoomEvent };
+  | { readonly type: "room-event"; readonly event: RoomEvent }
+  /** Sent by the typer's gateway itself, never by a processor. */
+  | { readonly type: "typing"; readonly event: TypingEvent };

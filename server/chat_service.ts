@@ -4,7 +4,7 @@
  *
  * `createChatService` puts it together from its parts, one concern each: who is calling
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
- * history (`chat_messages.ts`), with the field checks they share in `chat_checks.ts` and the
+ * history (`chat_messages.ts`), who is typing (`chat_typing.ts`), with the field checks they share in `chat_checks.ts` and the
  * requests and answers in `chat_types.ts`.
  */
 
@@ -18,6 +18,7 @@ import type { Auth, SignInResult } from "./auth.ts";
 import { Callers } from "./chat_callers.ts";
 import { Messages } from "./chat_messages.ts";
 import { Rooms } from "./chat_rooms.ts";
+import { Typing } from "./chat_typing.ts";
 import type {
   Caller,
   HistoryRequest,
@@ -48,6 +49,8 @@ export interface ChatService {
     caller: Caller,
     request: HistoryRequest,
   ): Promise<{ messages: ChatMessage[]; more: boolean }>;
+  /** `caller` started or stopped typing in `room`: see `chat_typing.ts`. */
+  setTyping(caller: Caller, room: string, typing: boolean): Promise<void>;
 }
 
 export interface ChatServiceOptions {
@@ -87,8 +90,10 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const callers = new Callers(options);
   const rooms = new Rooms({ ...options, callers });
   const messages = new Messages({ ...options, callers, rooms, now: options.now ?? Date.now });
+  const typing = new Typing({ ...options, callers, rooms, now: options.now ?? Date.now });
   return {
-    openStream: (caller, request, sink) => messages.openStream(caller, request, sink),
+    openStream: async (caller, request, sink) =>
+      typing.watch(await messages.openStream(caller, request, sink)),
     send: (caller, request) => messages.send(caller, request),
     history: (caller, request) => messages.history(caller, request),
     online: (caller, room) => rooms.online(caller, room),
@@ -99,5 +104,6 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     leaveRoom: (caller, room) => rooms.leaveRoom(caller, room),
     listRooms: (caller, all) => rooms.listRooms(caller, all),
     openDirect: (caller, other) => rooms.openDirect(caller, other),
+    setTyping: (caller, room, isTyping) => typing.setTyping(caller, room, isTyping),
   };
 }

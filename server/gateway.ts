@@ -179,6 +179,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       case "room-event":
         hub.roomEvent(delivery.event);
         break;
+      case "typing":
+        hub.typing(delivery.event);
+        break;
     }
     return hub.settle();
   }

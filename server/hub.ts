@@ -11,8 +11,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ChatError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { type Metrics, NO_METRICS, type QueueDepths } from "../core/metrics.ts";
-import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
-import { encodeStreamMessage, messageToWire, presenceToWire, roomEventToWire } from "./wire.ts";
+import type { ChatMessage, Presence, RoomEvent, TypingEvent } from "../core/types.ts";
+import {
+  encodeStreamMessage,
+  messageToWire,
+  presenceToWire,
+  roomEventToWire,
+  typingToWire,
+} from "./wire.ts";
 
 /** One open stream as a transport sees it. */
 export interface StreamSink {
@@ -263,6 +269,21 @@ export class Hub {
     for (const stream of told) {
       if (!stream.presenceEvents) continue;
       frame ??= encodeStreamMessage(roomEventToWire(event));
+      this.#offer(stream, frame);
+    }
+  }
+
+  /**
+   * Tells the room's streams that asked for events, except the typer's own, that a member
+   * started or stopped typing. Ephemeral, so it is worth less than a cut stream: a stream past
+   * half its queue limit does not get it.
+   */
+  typing(event: TypingEvent): void {
+    let frame: Uint8Array | undefined;
+    for (const stream of this.#byRoom.get(event.room) ?? []) {
+      if (!stream.presenceEvents || stream.userId === event.userId) continue;
+      if (stream.sink.pending() > this.#queueLimit / 2) continue;
+      frame ??= encodeStreamMessage(typingToWire(event));
       this.#offer(stream, frame);
     }
   }

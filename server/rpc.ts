@@ -120,6 +120,10 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     });
     return { messages: page.messages.map(messageToWire), more: page.more };
   },
+  async setTyping(service, caller, request) {
+    await service.setTyping(caller, request.room, request.typing);
+    return {};
+  },
 };
 
 /** Calls the unary `method` with its decoded request; the response is a message of its output type. */

@@ -353,6 +353,11 @@ class FakeChat implements NativeChat {
   listOnline(): Promise<User[]> {
     return Promise.resolve([...this.online]);
   }
+  /** Each SetTyping, as `room typing` (room "" for general). */
+  readonly typings: string[] = [];
+  setTyping(id: string, typing: boolean): Promise<void> {
+    return this.#room(`SetTyping ${id}`, () => void this.typings.push(`${id} ${typing}`));
+  }
   waitForReady(): Promise<void> {
     if (this.up) return Promise.resolve();
     return new Promise((_, reject) => this.#rejectReady = reject);

@@ -161,6 +161,11 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
         );
       }),
 
+    setTyping: (room, typing) =>
+      call(async () => {
+        await client.setTyping({ room, typing }, options());
+      }),
+
     // One transport serves every attempt of the page's session: fetch holds no channel.
     close: () => {},
   };

@@ -181,6 +181,15 @@ export function encodeDelivery(d: Delivery): string {
         display_name: d.event.displayName,
         joined: d.event.joined,
       });
+    case "typing":
+      return JSON.stringify({
+        type: "typing",
+        room: d.event.room,
+        user_id: d.event.userId,
+        display_name: d.event.displayName,
+        typing: d.event.typing,
+        expires_in_ms: d.event.expiresInMs,
+      });
   }
 }
 
@@ -203,6 +212,19 @@ export function decodeDelivery(text: string): Delivery {
           userId,
           displayName: str("delivery", o, "display_name", userId),
           joined: bool("delivery", o, "joined"),
+        },
+      };
+    }
+    case "typing": {
+      const userId = nonEmpty("delivery", o, "user_id");
+      return {
+        type,
+        event: {
+          room: str("delivery", o, "room"),
+          userId,
+          displayName: str("delivery", o, "display_name", userId),
+          typing: bool("delivery", o, "typing"),
+          expiresInMs: num("delivery", o, "expires_in_ms", 0),
         },
       };
     }

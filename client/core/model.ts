@@ -55,7 +55,19 @@ export interface RoomPosition {
 export type StreamEvent =
   | { readonly type: "message"; readonly message: ChatMessage }
   | { readonly type: "presence"; readonly user: ChatUser; readonly online: boolean }
-  | { readonly type: "room"; readonly event: RoomEvent };
+  | { readonly type: "room"; readonly event: RoomEvent }
+  | { readonly type: "typing"; readonly event: TypingEvent };
+
+/**
+ * Another member of `room` started or stopped typing; a `typing` one holds for `expiresInMs`
+ * unless another comes.
+ */
+export interface TypingEvent {
+  readonly room: string;
+  readonly user: ChatUser;
+  readonly typing: boolean;
+  readonly expiresInMs: number;
+}
 
 /** A page of a room's history, oldest first; `more` when older messages exist. */
 export interface HistoryPage {
@@ -125,6 +137,8 @@ export interface ChatTransport {
     signal?: AbortSignal,
     beforeSeq?: number,
   ): Promise<HistoryPage>;
+  /** Tells the other members of `room` that this user is typing there, or stopped. */
+  setTyping(room: string, typing: boolean): Promise<void>;
   /**
    * The attempt that used the transport is over: free what it holds (a channel). A transport
    * that a session's attempts share (the page's) may ignore it.

@@ -21,7 +21,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIuYBCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCJDCglSb29tRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBmpvaW5lZBgDIAEoCCIdCg1PbmxpbmVSZXF1ZXN0EgwKBHJvb20YASABKAkiKAoLT25saW5lVXNlcnMSGQoFdXNlcnMYASADKAsyCi5jaGF0LlVzZXIiSQoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiegoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIPCgdjcmVhdGVkGAMgASgIEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhsKC1Jvb21SZXF1ZXN0EgwKBHJvb20YASABKAkiIAoNRGlyZWN0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkUKBFJvb20SCgoCaWQYASABKAkSDgoGZGlyZWN0GAIgASgIEg8KB21lbWJlcnMYAyADKAkSEAoIbGFzdF9zZXEYBCABKAQiHwoQTGlzdFJvb21zUmVxdWVzdBILCgNhbGwYASABKAgiJQoIUm9vbUxpc3QSGQoFcm9vbXMYASADKAsyCi5jaGF0LlJvb20iQQoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRISCgpiZWZvcmVfc2VxGAIgASgEEg0KBWxpbWl0GAMgASgNIjwKC0hpc3RvcnlQYWdlEh8KCG1lc3NhZ2VzGAEgAygLMg0uY2hhdC5NZXNzYWdlEgwKBG1vcmUYAiABKAgy8wMKCUJyb2FkY2FzdBIuCgxDcmVhdGVTdHJlYW0SDS5jaGF0LkNvbm5lY3QaDS5jaGF0Lk1lc3NhZ2UwARIuChBCcm9hZGNhc3RNZXNzYWdlEg0uY2hhdC5NZXNzYWdlGgsuY2hhdC5DbG9zZRI0CgpMaXN0T25saW5lEhMuY2hhdC5PbmxpbmVSZXF1ZXN0GhEuY2hhdC5PbmxpbmVVc2VycxIzCgZTaWduSW4SEy5jaGF0LlNpZ25JblJlcXVlc3QaFC5jaGF0LlNpZ25JblJlc3BvbnNlEisKCkNyZWF0ZVJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEikKCEpvaW5Sb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoKLmNoYXQuUm9vbRIrCglMZWF2ZVJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgsuY2hhdC5DbG9zZRIzCglMaXN0Um9vbXMSFi5jaGF0Lkxpc3RSb29tc1JlcXVlc3QaDi5jaGF0LlJvb21MaXN0Ei0KCk9wZW5EaXJlY3QSEy5jaGF0LkRpcmVjdFJlcXVlc3QaCi5jaGF0LlJvb20SMgoHSGlzdG9yeRIULmNoYXQuSGlzdG9yeVJlcXVlc3QaES5jaGF0Lkhpc3RvcnlQYWdlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIokCCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSIQoGdHlwaW5nGAogASgLMhEuY2hhdC5UeXBpbmdFdmVudCJwCgdDb25uZWN0EhgKBHVzZXIYASABKAsyCi5jaGF0LlVzZXISDgoGYWN0aXZlGAIgASgIEhcKD3ByZXNlbmNlX2V2ZW50cxgDIAEoCBIiCgZyZXN1bWUYBCADKAsyEi5jaGF0LlJvb21Qb3NpdGlvbiIuCgxSb29tUG9zaXRpb24SDAoEcm9vbRgBIAEoCRIQCghsYXN0X3NlcRgCIAEoBCIHCgVDbG9zZSI5Cg1QcmVzZW5jZUV2ZW50EhgKBHVzZXIYASABKAsyCi5jaGF0LlVzZXISDgoGb25saW5lGAIgASgIIkMKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDgoGam9pbmVkGAMgASgIIlwKC1R5cGluZ0V2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZ0eXBpbmcYAyABKAgSFQoNZXhwaXJlc19pbl9tcxgEIAEoDSIdCg1PbmxpbmVSZXF1ZXN0EgwKBHJvb20YASABKAkiKAoLT25saW5lVXNlcnMSGQoFdXNlcnMYASADKAsyCi5jaGF0LlVzZXIiSQoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiegoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIPCgdjcmVhdGVkGAMgASgIEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhsKC1Jvb21SZXF1ZXN0EgwKBHJvb20YASABKAkiIAoNRGlyZWN0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkUKBFJvb20SCgoCaWQYASABKAkSDgoGZGlyZWN0GAIgASgIEg8KB21lbWJlcnMYAyADKAkSEAoIbGFzdF9zZXEYBCABKAQiHwoQTGlzdFJvb21zUmVxdWVzdBILCgNhbGwYASABKAgiJQoIUm9vbUxpc3QSGQoFcm9vbXMYASADKAsyCi5jaGF0LlJvb20iQQoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRISCgpiZWZvcmVfc2VxGAIgASgEEg0KBWxpbWl0GAMgASgNIi0KDVR5cGluZ1JlcXVlc3QSDAoEcm9vbRgBIAEoCRIOCgZ0eXBpbmcYAiABKAgiPAoLSGlzdG9yeVBhZ2USHwoIbWVzc2FnZXMYASADKAsyDS5jaGF0Lk1lc3NhZ2USDAoEbW9yZRgCIAEoCDKiBAoJQnJvYWRjYXN0Ei4KDENyZWF0ZVN0cmVhbRINLmNoYXQuQ29ubmVjdBoNLmNoYXQuTWVzc2FnZTABEi4KEEJyb2FkY2FzdE1lc3NhZ2USDS5jaGF0Lk1lc3NhZ2UaCy5jaGF0LkNsb3NlEjQKCkxpc3RPbmxpbmUSEy5jaGF0Lk9ubGluZVJlcXVlc3QaES5jaGF0Lk9ubGluZVVzZXJzEjMKBlNpZ25JbhITLmNoYXQuU2lnbkluUmVxdWVzdBoULmNoYXQuU2lnbkluUmVzcG9uc2USKwoKQ3JlYXRlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKQoISm9pblJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEisKCUxlYXZlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCy5jaGF0LkNsb3NlEjMKCUxpc3RSb29tcxIWLmNoYXQuTGlzdFJvb21zUmVxdWVzdBoOLmNoYXQuUm9vbUxpc3QSLQoKT3BlbkRpcmVjdBITLmNoYXQuRGlyZWN0UmVxdWVzdBoKLmNoYXQuUm9vbRIyCgdIaXN0b3J5EhQuY2hhdC5IaXN0b3J5UmVxdWVzdBoRLmNoYXQuSGlzdG9yeVBhZ2USLQoJU2V0VHlwaW5nEhMuY2hhdC5UeXBpbmdSZXF1ZXN0GgsuY2hhdC5DbG9zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.User
@@ -115,6 +115,14 @@ export type Message = Message$1<"chat.Message"> & {
    * @generated from field: chat.RoomEvent room_event = 9;
    */
   roomEvent?: RoomEvent | undefined;
+
+  /**
+   * Set instead of content when another member of a room the reader is in started or
+   * stopped typing there (see SetTyping). Only on streams that asked for presence_events.
+   *
+   * @generated from field: chat.TypingEvent typing = 10;
+   */
+  typing?: TypingEvent | undefined;
 };
 
 /**
@@ -251,6 +259,41 @@ export const RoomEventSchema: GenMessage<RoomEvent> = /*@__PURE__*/
   messageDesc(file_chat, 6);
 
 /**
+ * Ephemeral: never stored, never in History. A receiver drops `typing: true` by itself after
+ * `expires_in_ms` unless another one comes (a typer whose client vanished sends no "false").
+ *
+ * @generated from message chat.TypingEvent
+ */
+export type TypingEvent = Message$1<"chat.TypingEvent"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: chat.User user = 2;
+   */
+  user?: User | undefined;
+
+  /**
+   * @generated from field: bool typing = 3;
+   */
+  typing: boolean;
+
+  /**
+   * @generated from field: uint32 expires_in_ms = 4;
+   */
+  expiresInMs: number;
+};
+
+/**
+ * Describes the message chat.TypingEvent.
+ * Use `create(TypingEventSchema)` to create a new message.
+ */
+export const TypingEventSchema: GenMessage<TypingEvent> = /*@__PURE__*/
+  messageDesc(file_chat, 7);
+
+/**
  * @generated from message chat.OnlineRequest
  */
 export type OnlineRequest = Message$1<"chat.OnlineRequest"> & {
@@ -267,7 +310,7 @@ export type OnlineRequest = Message$1<"chat.OnlineRequest"> & {
  * Use `create(OnlineRequestSchema)` to create a new message.
  */
 export const OnlineRequestSchema: GenMessage<OnlineRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 7);
+  messageDesc(file_chat, 8);
 
 /**
  * @generated from message chat.OnlineUsers
@@ -284,7 +327,7 @@ export type OnlineUsers = Message$1<"chat.OnlineUsers"> & {
  * Use `create(OnlineUsersSchema)` to create a new message.
  */
 export const OnlineUsersSchema: GenMessage<OnlineUsers> = /*@__PURE__*/
-  messageDesc(file_chat, 8);
+  messageDesc(file_chat, 9);
 
 /**
  * @generated from message chat.SignInRequest
@@ -313,7 +356,7 @@ export type SignInRequest = Message$1<"chat.SignInRequest"> & {
  * Use `create(SignInRequestSchema)` to create a new message.
  */
 export const SignInRequestSchema: GenMessage<SignInRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 9);
+  messageDesc(file_chat, 10);
 
 /**
  * @generated from message chat.SignInResponse
@@ -349,7 +392,7 @@ export type SignInResponse = Message$1<"chat.SignInResponse"> & {
  * Use `create(SignInResponseSchema)` to create a new message.
  */
 export const SignInResponseSchema: GenMessage<SignInResponse> = /*@__PURE__*/
-  messageDesc(file_chat, 10);
+  messageDesc(file_chat, 11);
 
 /**
  * @generated from message chat.RoomRequest
@@ -366,7 +409,7 @@ export type RoomRequest = Message$1<"chat.RoomRequest"> & {
  * Use `create(RoomRequestSchema)` to create a new message.
  */
 export const RoomRequestSchema: GenMessage<RoomRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 11);
+  messageDesc(file_chat, 12);
 
 /**
  * @generated from message chat.DirectRequest
@@ -385,7 +428,7 @@ export type DirectRequest = Message$1<"chat.DirectRequest"> & {
  * Use `create(DirectRequestSchema)` to create a new message.
  */
 export const DirectRequestSchema: GenMessage<DirectRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 12);
+  messageDesc(file_chat, 13);
 
 /**
  * @generated from message chat.Room
@@ -419,7 +462,7 @@ export type Room = Message$1<"chat.Room"> & {
  * Use `create(RoomSchema)` to create a new message.
  */
 export const RoomSchema: GenMessage<Room> = /*@__PURE__*/
-  messageDesc(file_chat, 13);
+  messageDesc(file_chat, 14);
 
 /**
  * @generated from message chat.ListRoomsRequest
@@ -438,7 +481,7 @@ export type ListRoomsRequest = Message$1<"chat.ListRoomsRequest"> & {
  * Use `create(ListRoomsRequestSchema)` to create a new message.
  */
 export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 14);
+  messageDesc(file_chat, 15);
 
 /**
  * @generated from message chat.RoomList
@@ -455,7 +498,7 @@ export type RoomList = Message$1<"chat.RoomList"> & {
  * Use `create(RoomListSchema)` to create a new message.
  */
 export const RoomListSchema: GenMessage<RoomList> = /*@__PURE__*/
-  messageDesc(file_chat, 15);
+  messageDesc(file_chat, 16);
 
 /**
  * @generated from message chat.HistoryRequest
@@ -486,7 +529,33 @@ export type HistoryRequest = Message$1<"chat.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 16);
+  messageDesc(file_chat, 17);
+
+/**
+ * @generated from message chat.TypingRequest
+ */
+export type TypingRequest = Message$1<"chat.TypingRequest"> & {
+  /**
+   * The room typed in; empty means "general". The caller must be a member.
+   *
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * true while typing (send again every few seconds to stay shown), false when stopped.
+   *
+   * @generated from field: bool typing = 2;
+   */
+  typing: boolean;
+};
+
+/**
+ * Describes the message chat.TypingRequest.
+ * Use `create(TypingRequestSchema)` to create a new message.
+ */
+export const TypingRequestSchema: GenMessage<TypingRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 18);
 
 /**
  * @generated from message chat.HistoryPage
@@ -512,7 +581,7 @@ export type HistoryPage = Message$1<"chat.HistoryPage"> & {
  * Use `create(HistoryPageSchema)` to create a new message.
  */
 export const HistoryPageSchema: GenMessage<HistoryPage> = /*@__PURE__*/
-  messageDesc(file_chat, 17);
+  messageDesc(file_chat, 19);
 
 /**
  * @generated from service chat.Broadcast
@@ -605,6 +674,17 @@ export const Broadcast: GenService<{
     methodKind: "unary";
     input: typeof HistoryRequestSchema;
     output: typeof HistoryPageSchema;
+  },
+  /**
+   * Additive: "alice is typing…" for the other members of a room (Message.typing on their
+   * streams). Coalesced and rate-limited by the server; never stored.
+   *
+   * @generated from rpc chat.Broadcast.SetTyping
+   */
+  setTyping: {
+    methodKind: "unary";
+    input: typeof TypingRequestSchema;
+    output: typeof CloseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat, 0);
