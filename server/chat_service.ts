@@ -4,8 +4,8 @@
  *
  * `createChatService` puts it together from its parts, one concern each: who is calling
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
- * history (`chat_messages.ts`), who is typing (`chat_typing.ts`), with the field checks they share in `chat_checks.ts` and the
- * requests and answers in `chat_types.ts`.
+ * history (`chat_messages.ts`), who is typing (`chat_typing.ts`), with the field checks they
+ * share in `chat_checks.ts` and the requests and answers in `chat_types.ts`.
  */
 
 import type { Config } from "../core/config.ts";

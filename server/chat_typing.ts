@@ -19,10 +19,16 @@ import type { Hub } from "./hub.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { TypingGate } from "./typing_gate.ts";
 
-/** How long a receiver shows a `true`: two refreshes may be lost before it goes. */
-export const TYPING_EXPIRES_MS = 6000;
-/** How often a `true` goes on to the bus while the user keeps typing. */
-export const TYPING_REFRESH_MS = 2500;
+/**
+ * How long a receiver shows a `true`: clients repeat it every 2 s while typing
+ * (client/core/typing.ts), so two repeats may be lost before it goes.
+ */
+const TYPING_EXPIRES_MS = 6000;
+/**
+ * How often a `true` goes on to the bus while it stays true: below the clients' 2 s, so that
+ * each repeat passes however the network spaces them.
+ */
+const TYPING_REFRESH_MS = 1500;
 /** After a `false` (a message sent), how soon typing again shows. */
 const TYPING_RESTART_MS = 1000;
 /**

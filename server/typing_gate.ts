@@ -1,7 +1,7 @@
 /**
  * Which "is typing" signals of a gateway's clients go on to the bus: the coalescing that keeps a
- * client calling SetTyping on every key from costing the bus more than one event per user and
- * room every `refreshMs`. Pure: no bus, no store; the clock is passed in.
+ * client calling SetTyping on every key, or a hostile one calling it in a loop, from costing the
+ * bus more than a few events per user and room. Pure: no bus, no store; the clock is passed in.
  *
  * Per user and room: a `true` goes on when none went on in the last `refreshMs` (a typer who
  * keeps typing refreshes the receivers' `expiresMs` before it runs out), or, after a `false`,

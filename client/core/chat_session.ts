@@ -3,8 +3,9 @@
  * thin views over. It keeps the message stream open (reconnecting with one backoff, moving on to
  * the next endpoint, signing in again when a kept token is refused), resumes each room after the
  * newest message seen so that what was missed arrives once and in order, keeps the online list,
- * this user's rooms and who is typing in them (./typing.ts), loads history, and sends: at once (`send`, for a caller that keeps the
- * text on failure) or through the outbox (`queue`, for messages typed while offline).
+ * this user's rooms and who is typing in them (./typing.ts), loads history, and sends: at once
+ * (`send`, for a caller that keeps the text on failure) or through the outbox (`queue`, for
+ * messages typed while offline).
  *
  * It talks to the server through a `ChatTransport` made per attempt, so tests drive it with a
  * fake and each client brings its own (native gRPC, gRPC-Web).
