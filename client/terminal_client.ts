@@ -31,7 +31,8 @@
  *   with us, or that we left a room elsewhere; nor is the other person joining a direct room
  *   we are opening.
  * - Who else is typing in the current room shows in the prompt, `#general (bob is typing…)> `,
- *   and goes from it by itself; what we type shows us typing to the others (`watchDraft`).
+ *   and goes from it by itself; what we type (but a command) shows us typing to the others
+ *   (`watchDraft`).
  */
 
 import { DEFAULT_ROOM, directRoomMembers, nameKey } from "../protocol/names.ts";
@@ -162,7 +163,11 @@ class TerminalClient implements CommandContext {
         if (room === this.room) this.#showPrompt();
       },
     });
-    options.watchDraft?.((draft) => this.session.typing(this.room, draft));
+    options.watchDraft?.((draft) => {
+      // A command being typed is no message being written.
+      const command = /^\s*\/(?!\/)/.test(draft);
+      this.session.typing(this.room, command ? "" : draft);
+    });
   }
 
   now(): number {

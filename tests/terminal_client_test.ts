@@ -970,6 +970,7 @@ Deno.test("who else is typing shows in the prompt and goes by itself; keys typed
   // This test's clock runs every timer at once: the expiry comes right after.
   await waitFor(() => prompts.length >= 3, 5000, `the prompt to change: ${prompts}`);
   assert.deepEqual(prompts, ["#general> ", "#general (b^[ob is typing…)> ", "#general> "]);
+  draft!("/wh");
   draft!("h");
   // And the idle timer too: "stopped" follows.
   await waitFor(() => chat.typings.length === 2, 5000, `typing told: ${chat.typings}`);
