@@ -132,3 +132,21 @@ Deno.test("alice's last stream closing ends her typing for bob", async () => {
     assert.deepEqual(typings(bob), [`alice ${ROOM} true`, `alice ${ROOM} false`]);
   });
 });
+
+Deno.test("when the bus cannot take typing, the typer's own gateway still shows it", async () => {
+  const system = await startSystem({ config: { auth: "on" } });
+  try {
+    const alice = await signedIn(system, "alice", 0);
+    const bobClient = await signedIn(system, "bob", 0);
+    const bob = connectUser(system.address(), "bob", { client: bobClient, presenceEvents: true });
+    await waitFor(() => system.gateways[0]!.hub.size === 1, 5000, "bob's stream");
+    const deliver = system.bus.deliver.bind(system.bus);
+    system.bus.deliver = (delivery) =>
+      delivery.type === "typing" ? Promise.reject(new Error("Kafka is away")) : deliver(delivery);
+    await alice.setTyping("", true);
+    await waitFor(() => typings(bob).length === 1, 5000, "bob to see alice typing");
+    assert.deepEqual(typings(bob), ["alice general true"]);
+  } finally {
+    await system.stop();
+  }
+});
