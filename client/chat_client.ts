@@ -218,6 +218,11 @@ export class ChatClient {
     return this.#unary("openDirect", { userId });
   }
 
+  /** Tells the room's other members that this user is typing there, or stopped. */
+  async setTyping(room: string, typing: boolean): Promise<void> {
+    await this.#unary("setTyping", { room, typing });
+  }
+
   /** A page of `room`'s history, newest first (`limit` 0: the server's default). */
   async history(
     room: string,

@@ -34,6 +34,7 @@ export type NativeChat = Pick<
   | "history"
   | "editMessage"
   | "deleteMessage"
+  | "setTyping"
 >;
 
 const CHANNEL_OPTIONS: grpc.ClientOptions = {
@@ -204,6 +205,8 @@ export function grpcTransport(
     editMessage: (room, seq, content) =>
       call(async () => toChatMessage(await client.editMessage(room, seq, content))),
     deleteMessage: (room, seq) => call(() => client.deleteMessage(room, seq)),
+    setTyping: (room, typing) =>
+      call(() => client.setTyping(room === DEFAULT_ROOM ? "" : room, typing)),
     close: () => client.close(),
   };
 }

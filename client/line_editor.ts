@@ -16,6 +16,8 @@ export interface LineEditorOptions {
   write(text: string): boolean;
   /** The terminal's width in columns, asked at each drawing (it may be resized). */
   columns(): number;
+  /** Hears of every change of the line being typed (a key, an erase, Enter emptying it). */
+  onEdit?(typed: string): void;
 }
 
 /** Back to the start of the row, and clear it. */
@@ -84,6 +86,7 @@ export class LineEditor {
             const line = this.#typed;
             this.#typed = "";
             this.#o.write(CLEAR_ROW + this.#prompt + line + "\r\n" + this.#render());
+            this.#o.onEdit?.("");
             yield line;
           } else if (char === "\x04") {
             if (this.#typed === "") return;
@@ -112,6 +115,7 @@ export class LineEditor {
   #edit(typed: string): void {
     this.#typed = typed;
     this.#o.write(this.#render());
+    this.#o.onEdit?.(typed);
   }
 
   /** The prompt and as much of the end of the line as fits on one row. */

@@ -93,7 +93,10 @@ async function main(): Promise<number> {
     piped = lines;
   }
   const terminal = Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
-  const editor = terminal && piped === undefined ? new LineEditor({ write, columns }) : undefined;
+  let onEdit: ((typed: string) => void) | undefined;
+  const editor = terminal && piped === undefined
+    ? new LineEditor({ write, columns, onEdit: (typed) => onEdit?.(typed) })
+    : undefined;
   const stdin = prepend(typedAhead, Deno.stdin.readable);
   const input = piped ??
     (editor ? editor.lines(stdin, stop.signal) : readLines(stdin, stop.signal));
@@ -130,7 +133,12 @@ async function main(): Promise<number> {
         // Nobody reads our output any more: leave like Ctrl-C.
         if (!(editor ? editor.print(line) : write(line + "\n"))) stop.abort();
       },
-      ...(editor ? { prompt: (prompt: string) => editor.prompt = prompt } : {}),
+      ...(editor
+        ? {
+          prompt: (prompt: string) => editor.prompt = prompt,
+          watchDraft: (listener: (draft: string) => void) => onEdit = listener,
+        }
+        : {}),
       signal: stop.signal,
       interactive: terminal,
     });

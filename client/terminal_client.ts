@@ -30,6 +30,9 @@
  *   that caused them says what happened), except that somebody opened a direct conversation
  *   with us, or that we left a room elsewhere; nor is the other person joining a direct room
  *   we are opening.
+ * - Who else is typing in the current room shows in the prompt, `#general (bob is typing…)> `,
+ *   and goes from it by itself; what we type (but a command) shows us typing to the others
+ *   (`watchDraft`).
  */
 
 import { DEFAULT_ROOM, directRoomMembers, nameKey } from "../protocol/names.ts";
@@ -39,6 +42,7 @@ import { type Clock, systemClock } from "./core/clock.ts";
 import type { RoomEvent } from "./core/model.ts";
 import type { Outgoing } from "./core/outbox.ts";
 import { directPeer } from "./core/rooms.ts";
+import { typingText } from "./core/typing.ts";
 import {
   type ConnectionStatus,
   DEFAULT_BACKOFF,
@@ -78,10 +82,16 @@ export interface TerminalClientOptions {
   /** Writes one line (or several, joined by `\n`) for the user. */
   output: (line: string) => void;
   /**
-   * Shows where typed lines go, as a prompt (`#general> `, `@ann> `): called at the start and
-   * whenever it changes. For a terminal; without it, no prompt.
+   * Shows where typed lines go, as a prompt (`#general> `, `@ann> `), and who else is typing
+   * there (`#general (bob is typing…)> `): called at the start and whenever it changes. For a
+   * terminal; without it, no prompt.
    */
   prompt?: (prompt: string) => void;
+  /**
+   * Hands over a listener for the line being typed (the line editor's, at every key), so that
+   * the room's other members see this user typing. Without it, they never do.
+   */
+  watchDraft?: (listener: (draft: string) => void) => void;
   clock?: Clock;
   /** Aborting it (Ctrl-C) ends the client at once. */
   signal?: AbortSignal;
@@ -162,6 +172,14 @@ class TerminalClient implements CommandContext {
       },
       onRoomEvent: (event) => this.#roomEvent(event),
       onNotSent: (message, err) => this.#notSent(message, err),
+      onTyping: (room) => {
+        if (room === this.room) this.#showPrompt();
+      },
+    });
+    options.watchDraft?.((draft) => {
+      // A command being typed is no message being written.
+      const command = /^\s*\/(?!\/)/.test(draft);
+      this.session.typing(this.room, command ? "" : draft);
     });
   }
 
@@ -176,7 +194,14 @@ class TerminalClient implements CommandContext {
 
   set room(room: string) {
     this.#room = room;
-    this.#o.prompt?.(`${roomLabel(room, this.session.user.id)}> `);
+    this.#showPrompt();
+  }
+
+  /** Where typed lines go, and who else is typing there. */
+  #showPrompt(): void {
+    const typing = sanitize(typingText(this.session.typers(this.#room)));
+    const label = roomLabel(this.#room, this.session.user.id);
+    this.#o.prompt?.(typing === "" ? `${label}> ` : `${label} (${typing})> `);
   }
 
   async run(): Promise<number> {

@@ -77,6 +77,19 @@ export interface RoomEvent {
   readonly joined: boolean;
 }
 
+/**
+ * A member started or stopped typing in a room. Ephemeral: it goes from the typer's gateway to
+ * every gateway (never through a processor or the store) and is forgotten once shown.
+ */
+export interface TypingEvent {
+  readonly room: string;
+  readonly userId: string;
+  readonly displayName: string;
+  readonly typing: boolean;
+  /** How long a receiver shows `typing: true` unless another one comes. */
+  readonly expiresInMs: number;
+}
+
 /** What the processor (and, for membership, the gateways) send to every gateway. */
 export type Delivery =
   | { readonly type: "message"; readonly message: ChatMessage }
@@ -86,4 +99,6 @@ export type Delivery =
   | { readonly type: "gateway-dead"; readonly serverId: string }
   | { readonly type: "room-event"; readonly event: RoomEvent }
   /** A gateway changed a stored message: every gateway tells the room's streams. */
-  | { readonly type: "message-change"; readonly change: MessageChange };
+  | { readonly type: "message-change"; readonly change: MessageChange }
+  /** Sent by the typer's gateway itself, never by a processor. */
+  | { readonly type: "typing"; readonly event: TypingEvent };

@@ -109,6 +109,7 @@ export class Messages {
       });
     const handle: StreamHandle = {
       streamId,
+      userId: me.userId,
       close() {
         if (closed) return;
         closed = true;

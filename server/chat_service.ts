@@ -4,8 +4,9 @@
  *
  * `createChatService` puts it together from its parts, one concern each: who is calling
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
- * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), with the field checks they share in `chat_checks.ts` and the
- * requests and answers in `chat_types.ts`.
+ * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), who is typing
+ * (`chat_typing.ts`), with the field checks they share in `chat_checks.ts` and the requests
+ * and answers in `chat_types.ts`.
  */
 
 import type { Config } from "../core/config.ts";
@@ -20,6 +21,7 @@ import { type DeleteRequest, type EditRequest, Edits } from "./chat_edits.ts";
 import { Messages } from "./chat_messages.ts";
 import { Rooms } from "./chat_rooms.ts";
 import { Mentions } from "./mentions.ts";
+import { Typing } from "./chat_typing.ts";
 import type {
   Caller,
   HistoryRequest,
@@ -52,6 +54,8 @@ export interface ChatService {
   ): Promise<{ messages: ChatMessage[]; more: boolean }>;
   editMessage(caller: Caller, request: EditRequest): Promise<ChatMessage>;
   deleteMessage(caller: Caller, request: DeleteRequest): Promise<void>;
+  /** `caller` started or stopped typing in `room`: see `chat_typing.ts`. */
+  setTyping(caller: Caller, room: string, typing: boolean): Promise<void>;
 }
 
 export interface ChatServiceOptions {
@@ -99,8 +103,10 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     now: options.now ?? Date.now,
   });
   const edits = new Edits({ ...options, callers, rooms, mentions, now: options.now ?? Date.now });
+  const typing = new Typing({ ...options, callers, rooms, now: options.now ?? Date.now });
   return {
-    openStream: (caller, request, sink) => messages.openStream(caller, request, sink),
+    openStream: async (caller, request, sink) =>
+      typing.watch(await messages.openStream(caller, request, sink)),
     editMessage: (caller, request) => edits.edit(caller, request),
     deleteMessage: (caller, request) => edits.delete(caller, request),
     send: (caller, request) => messages.send(caller, request),
@@ -113,5 +119,6 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     leaveRoom: (caller, room) => rooms.leaveRoom(caller, room),
     listRooms: (caller, all) => rooms.listRooms(caller, all),
     openDirect: (caller, other) => rooms.openDirect(caller, other),
+    setTyping: (caller, room, isTyping) => typing.setTyping(caller, room, isTyping),
   };
 }

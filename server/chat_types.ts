@@ -70,6 +70,8 @@ export interface HistoryRequest {
 
 export interface StreamHandle {
   readonly streamId: string;
+  /** Whose stream it is. */
+  readonly userId: string;
   /** The client went away (or the stream failed); idempotent. */
   close(): void;
 }

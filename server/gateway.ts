@@ -182,6 +182,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       case "message-change":
         hub.change(delivery.change);
         break;
+      case "typing":
+        hub.typing(delivery.event);
+        break;
     }
     return hub.settle();
   }

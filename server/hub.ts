@@ -11,13 +11,20 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ChatError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { type Metrics, NO_METRICS, type QueueDepths } from "../core/metrics.ts";
-import type { ChatMessage, MessageChange, Presence, RoomEvent } from "../core/types.ts";
+import type {
+  ChatMessage,
+  MessageChange,
+  Presence,
+  RoomEvent,
+  TypingEvent,
+} from "../core/types.ts";
 import {
   changeToWire,
   encodeStreamMessage,
   messageToWire,
   presenceToWire,
   roomEventToWire,
+  typingToWire,
 } from "./wire.ts";
 
 /** One open stream as a transport sees it. */
@@ -279,6 +286,21 @@ export class Hub {
     for (const stream of this.#byRoom.get(change.room) ?? []) {
       if (!stream.presenceEvents) continue;
       frame ??= encodeStreamMessage(changeToWire(change));
+      this.#offer(stream, frame);
+    }
+  }
+
+  /**
+   * Tells the room's streams that asked for events, except the typer's own, that a member
+   * started or stopped typing. Ephemeral, so it is worth less than a cut stream: a stream past
+   * half its queue limit does not get it.
+   */
+  typing(event: TypingEvent): void {
+    let frame: Uint8Array | undefined;
+    for (const stream of this.#byRoom.get(event.room) ?? []) {
+      if (!stream.presenceEvents || stream.userId === event.userId) continue;
+      if (stream.sink.pending() > this.#queueLimit / 2) continue;
+      frame ??= encodeStreamMessage(typingToWire(event));
       this.#offer(stream, frame);
     }
   }

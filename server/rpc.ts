@@ -136,6 +136,10 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     });
     return {};
   },
+  async setTyping(service, caller, request) {
+    await service.setTyping(caller, request.room, request.typing);
+    return {};
+  },
 };
 
 /** Calls the unary `method` with its decoded request; the response is a message of its output type. */

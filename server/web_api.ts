@@ -273,6 +273,7 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     history: unary(method.history),
     editMessage: unary(method.editMessage),
     deleteMessage: unary(method.deleteMessage),
+    setTyping: unary(method.setTyping),
   };
 
   const router = createConnectRouter({

@@ -69,8 +69,8 @@ export function plainTrailers(frame: Uint8Array): Uint8Array {
 
 /**
  * The one binary message of a request body of `contentType`: the whole body of a Connect unary
- * call, or the payload of an enveloped call's one uncompressed envelope; undefined for JSON and
- * for framing that Connect itself refuses.
+ * call, or the payload of an enveloped call's first uncompressed envelope (Connect parses it
+ * before it sees what follows); undefined for JSON and for framing that Connect itself refuses.
  */
 export function binaryPayload(
   contentType: string | null,
@@ -81,7 +81,7 @@ export function binaryPayload(
   if (!/^application\/(grpc-web(\+proto)?|connect\+proto)$/.test(type)) return undefined;
   if (body.length < 5 || body[0] !== 0) return undefined;
   const length = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(1);
-  return length === body.length - 5 ? body.subarray(5) : undefined;
+  return length <= body.length - 5 ? body.subarray(5, 5 + length) : undefined;
 }
 
 /** The request's body, or its first `limit` bytes: the rest is not read. */

@@ -14,7 +14,13 @@ import {
 } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describeError, invalidArgument } from "../core/errors.ts";
-import type { ChatMessage, MessageChange, Presence, RoomEvent } from "../core/types.ts";
+import type {
+  ChatMessage,
+  MessageChange,
+  Presence,
+  RoomEvent,
+  TypingEvent,
+} from "../core/types.ts";
 import { type Message, MessageSchema, type Room, RoomSchema } from "../protocol/gen/chat_pb.ts";
 import type { RoomView } from "./chat_types.ts";
 
@@ -93,6 +99,17 @@ export function roomEventToWire(e: RoomEvent): Message {
     timestamp: timestampFromMs(Date.now()),
     room: e.room,
     roomEvent: { room: e.room, user, joined: e.joined },
+  });
+}
+
+export function typingToWire(e: TypingEvent): Message {
+  const user = { id: e.userId, displayName: e.displayName };
+  return create(MessageSchema, {
+    id: e.userId,
+    displayName: e.displayName,
+    timestamp: timestampFromMs(Date.now()),
+    room: e.room,
+    typing: { room: e.room, user, typing: e.typing, expiresInMs: e.expiresInMs },
   });
 }
 

@@ -79,6 +79,8 @@ export class FakeChatServer {
   onlineGate: Promise<void> | undefined;
   readonly histories = new Map<string, ChatMessage[]>();
   readonly historyRequests: string[] = [];
+  /** Each SetTyping that reached the server, in order. */
+  readonly typings: { room: string; typing: boolean }[] = [];
   /** Each send fails with the next of these, if any. */
   sendErrors: unknown[] = [];
   /** Runs inside the next send (once), before it is recorded. */
@@ -193,6 +195,7 @@ export class FakeChatServer {
           const at = log.findIndex((m) => m.seq === seq);
           if (at >= 0) log[at] = { ...log[at]!, content: "", deleted: true };
         }),
+      setTyping: (room, typing) => answer(() => void this.typings.push({ room, typing })),
       close: () => void (closed = !shared),
     };
     this.transports.push(transport);

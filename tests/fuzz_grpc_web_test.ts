@@ -62,6 +62,7 @@ const SAMPLES: Record<string, object> = {
   ListRooms: { all: true },
   OpenDirect: { userId: "bob" },
   History: { room: "general", beforeSeq: 5, limit: 10 },
+  SetTyping: { room: "general", typing: true },
 };
 
 function frame(

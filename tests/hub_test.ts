@@ -198,3 +198,37 @@ Deno.test("a user's every stream follows its joins", () => {
   hub.roomEvent({ room: "z", userId: "carol", displayName: "Carol", joined: true });
   assert.equal(hub.deliver(message(1, "z")), 2);
 });
+
+Deno.test("typing goes to the room's streams that asked for events, not the typer's, and never cuts a stream", () => {
+  const hub = new Hub({ logger: silentLogger, queueLimit: 10 });
+  const bob = sink();
+  const behind = sink();
+  const classic = sink();
+  const elsewhere = sink();
+  const alicesOther = sink();
+  hub.add(stream("bob", bob, true, ["general", "book-club"]));
+  hub.add(stream("behind", behind, true, ["book-club"]));
+  hub.add(stream("classic", classic, false, ["book-club"]));
+  hub.add(stream("elsewhere", elsewhere, true, ["general"]));
+  hub.add(stream("alice-2", alicesOther, true, ["book-club"], "alice"));
+  behind.hold(6);
+  hub.typing({
+    room: "book-club",
+    userId: "alice",
+    displayName: "Alice",
+    typing: true,
+    expiresInMs: 6000,
+  });
+  assert.equal(bob.frames.length, 1);
+  const shown = decodeStreamMessage(bob.frames[0]!);
+  assert.equal(shown.content, "");
+  assert.deepEqual(
+    [shown.typing?.room, shown.typing?.user?.id, shown.typing?.typing, shown.typing?.expiresInMs],
+    ["book-club", "alice", true, 6000],
+  );
+  assert.equal(behind.frames.length, 0, "past half its queue: skipped");
+  assert.equal(behind.failed(), undefined, "and not cut for it");
+  assert.equal(classic.frames.length, 0);
+  assert.equal(elsewhere.frames.length, 0);
+  assert.equal(alicesOther.frames.length, 0);
+});

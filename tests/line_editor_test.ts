@@ -10,9 +10,11 @@ import { screen } from "./terminal_screen.ts";
 /** An editor on a fake terminal `columns` wide; `keys()` types, `screen()` shows. */
 function terminal(columns = 80) {
   let output = "";
+  const edits: string[] = [];
   const editor = new LineEditor({
     write: (text) => (output += text, true),
     columns: () => columns,
+    onEdit: (typed) => edits.push(typed),
   });
   let push!: (bytes: Uint8Array) => void;
   let end!: () => void;
@@ -32,6 +34,7 @@ function terminal(columns = 80) {
   return {
     editor,
     lines,
+    edits,
     ended: () => ended,
     reading,
     async keys(text: string | Uint8Array) {
@@ -110,4 +113,15 @@ Deno.test("a line wider than the terminal scrolls sideways and stays on its row"
   assert.deepEqual(t.screen(), ["#a-very…> 漢字漢字"]);
   t.end();
   await t.reading;
+});
+
+Deno.test("every change of the line is told (for is typing…), and Enter empties it; the prompt may change meanwhile", async () => {
+  const t = terminal();
+  t.editor.prompt = "#general> ";
+  await t.keys("hi\x7f\x7fyo");
+  t.editor.prompt = "#general (bob is typing…)> ";
+  assert.deepEqual(t.screen(), ["#general (bob is typing…)> yo"]);
+  await t.keys("\r");
+  assert.deepEqual(t.edits, ["h", "hi", "h", "", "y", "yo", ""]);
+  assert.deepEqual(t.lines, ["yo"]);
 });

@@ -377,6 +377,11 @@ class FakeChat implements NativeChat {
   listOnline(): Promise<User[]> {
     return Promise.resolve([...this.online]);
   }
+  /** Each SetTyping, as `room typing` (room "" for general). */
+  readonly typings: string[] = [];
+  setTyping(id: string, typing: boolean): Promise<void> {
+    return this.#room(`SetTyping ${id}`, () => void this.typings.push(`${id} ${typing}`));
+  }
   waitForReady(): Promise<void> {
     if (this.up) return Promise.resolve();
     return new Promise((_, reject) => this.#rejectReady = reject);
@@ -1015,6 +1020,36 @@ Deno.test("the prompt follows where typed lines go: #room, @user for direct mess
   assert.deepEqual(prompts, ["#general> ", "#book-club> ", "@bob> ", "#general> "]);
 });
 
+Deno.test("who else is typing shows in the prompt and goes by itself; keys typed tell the others", async () => {
+  const prompts: string[] = [];
+  let draft: ((typed: string) => void) | undefined;
+  const s = session(() => new FakeChat(true), {
+    prompt: (p) => prompts.push(p),
+    watchDraft: (listener) => draft = listener,
+  });
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  const typing = (id: string, displayName: string) =>
+    message({
+      id,
+      content: "",
+      typing: { room: "general", user: { id, displayName }, typing: true, expiresInMs: 6000 },
+    });
+  chat.onMessage!(typing("alice", "alice"));
+  chat.onMessage!(typing("bob", "b\x1bob"));
+  // This test's clock runs every timer at once: the expiry comes right after.
+  await waitFor(() => prompts.length >= 3, 5000, `the prompt to change: ${prompts}`);
+  assert.deepEqual(prompts, ["#general> ", "#general (b^[ob is typing…)> ", "#general> "]);
+  draft!("/wh");
+  draft!("h");
+  // And the idle timer too: "stopped" follows.
+  await waitFor(() => chat.typings.length === 2, 5000, `typing told: ${chat.typings}`);
+  assert.deepEqual(chat.typings, [" true", " false"], 'general is "" on the wire');
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+  assert.ok(!s.out.some((l) => /typing/.test(l)), "nothing printed: the prompt says it");
+});
+
 Deno.test("a send refused for an expired token signs in again and is sent once", async () => {
   const s = session(() => new FakeChat(true));
   await s.seen("Connected to server as user: alice");
@@ -1138,6 +1173,52 @@ Deno.test("against a real gateway with sign-in: account created, room line arriv
     again.end();
     assert.equal(await upperDone, 0);
     assert.ok(!upper.some((l) => l.startsWith("!")), upper.join("\n"));
+  } finally {
+    await system.stop();
+  }
+});
+
+Deno.test("against a real gateway with sign-in: bob's terminal shows alice typing in its prompt until her line arrives", async () => {
+  const system = await startSystem({ config: { auth: "on" } });
+  const terminal = (userId: string) => {
+    const keyboard = new Keyboard();
+    const out: string[] = [];
+    const prompts: string[] = [];
+    let draft: ((typed: string) => void) | undefined;
+    const done = runTerminalClient({
+      userId,
+      password: "a long password",
+      servers: [system.address()],
+      input: keyboard,
+      output: (line) => out.push(line),
+      prompt: (p) => prompts.push(p),
+      watchDraft: (listener) => draft = listener,
+    });
+    return { keyboard, out, prompts, done, draft: (typed: string) => draft!(typed) };
+  };
+  const alice = terminal("alice");
+  const bob = terminal("bob");
+  try {
+    for (const [t, name] of [[alice, "alice"], [bob, "bob"]] as const) {
+      await waitFor(() => t.out.includes(`Connected to server as user: ${name}`));
+    }
+    alice.draft("hello b");
+    await waitFor(
+      () => bob.prompts.at(-1) === "#general (alice is typing…)> ",
+      5000,
+      `bob's prompt: ${bob.prompts.at(-1)}`,
+    );
+    alice.draft("hello bob");
+    alice.keyboard.type("hello bob");
+    alice.draft("");
+    await waitFor(() => bob.out.some((l) => / alice: hello bob$/.test(l)), 5000, "the message");
+    await waitFor(() => bob.prompts.at(-1) === "#general> ", 5000, "the prompt back");
+    assert.deepEqual(alice.prompts, ["#general> "], "alice is not told of herself");
+    assert.ok(!bob.out.some((l) => /typing/.test(l)), "nothing printed: the prompt says it");
+    alice.keyboard.end();
+    bob.keyboard.end();
+    assert.equal(await alice.done, 0);
+    assert.equal(await bob.done, 0);
   } finally {
     await system.stop();
   }

@@ -10,6 +10,7 @@ import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { ChatTransport, ChatUser } from "../client/core/model.ts";
 import type { ConnectionStatus } from "../client/core/session_options.ts";
 import { plainWords } from "./failures.ts";
+import { typingText } from "../client/core/typing.ts";
 import { Composer } from "./composer.tsx";
 import { describeStatus } from "./format.ts";
 import { Avatar, LeaveIcon, Logo, MenuIcon } from "./icons.tsx";
@@ -254,8 +255,14 @@ export function ChatScreen(
               }}
               roomTitle={chat.current.direct ? chat.current.title : `#${chat.current.title}`}
             />
+            <p class="typing" aria-live="polite">{typingText(chat.typing)}</p>
           </div>
-          <Composer key={chat.current.id} onSend={chat.send} placeholder={placeholder} />
+          <Composer
+            key={chat.current.id}
+            onSend={chat.send}
+            onDraft={chat.draft}
+            placeholder={placeholder}
+          />
         </main>
       </div>
     </div>

@@ -21,8 +21,10 @@ interface Unsent {
 }
 
 export function Composer(
-  { onSend, placeholder = "Write a message…" }: {
+  { onSend, onDraft, placeholder = "Write a message…" }: {
     onSend: (content: string) => Promise<void>;
+    /** Hears of every change of the text in the box (typed, sent, taken back, cleared). */
+    onDraft?: (text: string) => void;
     placeholder?: string;
   },
 ) {
@@ -34,6 +36,10 @@ export function Composer(
   const previous = useRef<Promise<void>>(Promise.resolve());
 
   useEffect(() => box.current?.focus(), []);
+
+  const drafted = useRef(onDraft);
+  drafted.current = onDraft;
+  useEffect(() => drafted.current?.(text), [text]);
 
   // Grow with the text (CSSOM, which the page's content security policy allows).
   useLayoutEffect(() => {

@@ -180,6 +180,11 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
         await client.deleteMessage({ room, seq: BigInt(seq) }, options());
       }),
 
+    setTyping: (room, typing) =>
+      call(async () => {
+        await client.setTyping({ room, typing }, options());
+      }),
+
     // One transport serves every attempt of the page's session: fetch holds no channel.
     close: () => {},
   };

@@ -1,6 +1,6 @@
 /**
  * The Preact side of a `ChatSession` (client/core): its status, rooms, each room's messages and
- * unread count, and who is online, as state. The session does the work; this only shows it.
+ * unread count, who is online and who is typing, as state. The session does the work; this only shows it.
  */
 
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
@@ -107,6 +107,10 @@ export interface ChatState {
   /** Loads the page of messages before the oldest shown in the current room. */
   loadOlder(): void;
   send(content: string): Promise<void>;
+  /** Who else is typing in the current room, in the order they started. */
+  typing: readonly ChatUser[];
+  /** The text in the current room's send box is now `text` (tells the others this user types). */
+  draft(text: string): void;
   selectRoom(room: string): void;
   createRoom(name: string): Promise<void>;
   joinRoom(name: string): Promise<void>;
@@ -174,6 +178,7 @@ export function useChat(
   const [current, setCurrent] = useState(DEFAULT_ROOM);
   const [byRoom, setByRoom] = useState<Readonly<Record<string, readonly Entry[]>>>({});
   const [unread, setUnread] = useState<Readonly<Record<string, number>>>({});
+  const [typers, setTypers] = useState<Readonly<Record<string, readonly ChatUser[]>>>({});
   const [loading, setLoading] = useState<ReadonlySet<string>>(new Set());
   /** Per room, a load of older messages under way, or the one that failed last. */
   const [olderLoads, setOlderLoads] = useState<
@@ -236,6 +241,7 @@ export function useChat(
       onChange: (change) => {
         if (live) addEntry(change.room, (entries) => applyChange(entries, change));
       },
+      onTyping: (room, users) => live && setTypers((prev) => ({ ...prev, [room]: users })),
       onOnline: (users) => live && setOnline(users),
       onRooms: (list) => {
         if (!live) return;
@@ -349,6 +355,8 @@ export function useChat(
       older,
       loadOlder,
       send: async (content: string) => await conn().send(content, current),
+      typing: typers[current] ?? [],
+      draft: (text: string) => connection.current?.typing(current, text),
       selectRoom: select,
       createRoom: async (name: string) => select((await conn().createRoom(name)).id),
       joinRoom: async (name: string) => select((await conn().joinRoom(name)).id),
@@ -388,5 +396,17 @@ export function useChat(
       },
       retryNow: () => connection.current?.retryNow(),
     };
-  }, [status, online, rooms, current, byRoom, unread, loading, olderLoads, starts, user.id]);
+  }, [
+    status,
+    online,
+    rooms,
+    current,
+    byRoom,
+    unread,
+    typers,
+    loading,
+    olderLoads,
+    starts,
+    user.id,
+  ]);
 }

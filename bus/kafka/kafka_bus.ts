@@ -63,6 +63,7 @@ function deliveryKey(delivery: Delivery): string {
     case "message":
       return delivery.message.room;
     case "room-event":
+    case "typing":
       return delivery.event.room;
     case "message-change":
       // The room's key: after the message itself, which the editor had to receive first.

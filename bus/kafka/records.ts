@@ -214,6 +214,15 @@ export function encodeDelivery(d: Delivery): string {
         by_user_id: d.change.byUserId,
         by_display_name: d.change.byDisplayName,
       });
+    case "typing":
+      return JSON.stringify({
+        type: "typing",
+        room: d.event.room,
+        user_id: d.event.userId,
+        display_name: d.event.displayName,
+        typing: d.event.typing,
+        expires_in_ms: d.event.expiresInMs,
+      });
   }
 }
 
@@ -253,6 +262,19 @@ export function decodeDelivery(text: string): Delivery {
           at: str(k, o, "at"),
           byUserId,
           byDisplayName: str(k, o, "by_display_name", byUserId),
+        },
+      };
+    }
+    case "typing": {
+      const userId = nonEmpty("delivery", o, "user_id");
+      return {
+        type,
+        event: {
+          room: str("delivery", o, "room"),
+          userId,
+          displayName: str("delivery", o, "display_name", userId),
+          typing: bool("delivery", o, "typing"),
+          expiresInMs: num("delivery", o, "expires_in_ms", 0),
         },
       };
     }

@@ -2,9 +2,10 @@
  * One user's chat session, without a screen: the core that the terminal client and the page are
  * thin views over. It keeps the message stream open (reconnecting with one backoff, moving on to
  * the next endpoint, signing in again when a kept token is refused), resumes each room after the
- * newest message seen so that what was missed arrives once and in order, keeps the online list
- * and this user's rooms, loads history, and sends: at once (`send`, for a caller that keeps the
- * text on failure) or through the outbox (`queue`, for messages typed while offline).
+ * newest message seen so that what was missed arrives once and in order, keeps the online list,
+ * this user's rooms and who is typing in them (./typing.ts), loads history, and sends: at once
+ * (`send`, for a caller that keeps the text on failure) or through the outbox (`queue`, for
+ * messages typed while offline).
  *
  * It talks to the server through a `ChatTransport` made per attempt, so tests drive it with a
  * fake and each client brings its own (native gRPC, gRPC-Web).
@@ -33,6 +34,7 @@ import {
 import { Outbox, type QueueResult } from "./outbox.ts";
 import { RoomPositions } from "./positions.ts";
 import { Roster } from "./roster.ts";
+import { TypingBoard, Typist } from "./typing.ts";
 
 /** Status codes after which trying again with the same user cannot help. */
 const PERMANENT_CODES = new Set([
@@ -65,6 +67,10 @@ export class ChatSession {
   readonly #roster = new Roster(() => this.#user);
   /** Rooms whose recent history has been loaded, or is being loaded. */
   #history = new Map<string, Promise<void>>();
+  readonly #typers: TypingBoard;
+  readonly #typist: Typist;
+  /** The server has no SetTyping (a classic one, or older): typing is not told. */
+  #typingUnsupported = false;
 
   constructor(options: ChatSessionOptions) {
     this.#o = options;
@@ -79,6 +85,11 @@ export class ChatSession {
       send: (m) => this.send(m.content, m.room, m.messageId),
       refused: (m, err) => this.#o.onNotSent?.(m, err),
     }, options.maxQueued ?? 100);
+    this.#typers = new TypingBoard(
+      this.#clock,
+      (room) => this.#o.onTyping?.(room, this.#typers.typers(room)),
+    );
+    this.#typist = new Typist(this.#clock, (room, typing) => this.#tellTyping(room, typing));
   }
 
   /** The user, as the account spells it once signed in. */
@@ -163,6 +174,20 @@ export class ChatSession {
   /** Waits at most `timeoutMs` for the outbox to empty; resolves to how many still wait. */
   drain(timeoutMs: number): Promise<number> {
     return this.#outbox.drain(this.#clock, timeoutMs);
+  }
+
+  /**
+   * The text being typed for `room` is now `draft`: the other members see this user typing
+   * while it is not empty (and stopped once sent, cleared, or left alone for a few seconds).
+   * Best effort: a failure is not reported, and typing is not told while not connected.
+   */
+  typing(room: string, draft: string): void {
+    this.#typist.draft(room, draft);
+  }
+
+  /** Who else is typing in `room` now, in the order they started. */
+  typers(room: string): ChatUser[] {
+    return this.#typers.typers(room);
   }
 
   /** Creates a room (this user joins it). */
@@ -378,6 +403,8 @@ export class ChatSession {
 
   #halt(status: ConnectionStatus): void {
     if (this.#stopped) return;
+    this.#typist.stop();
+    this.#typers.clear();
     this.#running = false;
     this.#stopped = true;
     this.#cancelTimer();
@@ -463,9 +490,19 @@ export class ChatSession {
       case "change":
         this.#o.onChange?.(event.change);
         return;
+      case "typing":
+        if (event.event.user.id !== this.#user.id) this.#typers.seen(event.event);
+        return;
       case "message":
         this.#accept(event.message, "live");
     }
+  }
+
+  #tellTyping(room: string, typing: boolean): void {
+    if (this.#typingUnsupported || !this.connected) return;
+    this.#call("set typing", (t) => t.setTyping(room, typing)).catch((err) => {
+      if (codeOf(err) === "UNIMPLEMENTED") this.#typingUnsupported = true;
+    });
   }
 
   #applyRoomEvent(event: RoomEvent): void {
@@ -483,7 +520,10 @@ export class ChatSession {
   }
 
   #accept(message: ChatMessage, source: "live" | "history"): void {
-    if (this.#positions.accept(message, source)) this.#o.onMessage?.(message, source);
+    if (!this.#positions.accept(message, source)) return;
+    // What was being typed has arrived.
+    if (source === "live") this.#typers.stopped(message.room, message.userId);
+    this.#o.onMessage?.(message, source);
   }
 
   #emitOnline(): void {

@@ -75,7 +75,19 @@ export type StreamEvent =
   | { readonly type: "message"; readonly message: ChatMessage }
   | { readonly type: "presence"; readonly user: ChatUser; readonly online: boolean }
   | { readonly type: "room"; readonly event: RoomEvent }
-  | { readonly type: "change"; readonly change: MessageChange };
+  | { readonly type: "change"; readonly change: MessageChange }
+  | { readonly type: "typing"; readonly event: TypingEvent };
+
+/**
+ * Another member of `room` started or stopped typing; a `typing` one holds for `expiresInMs`
+ * unless another comes.
+ */
+export interface TypingEvent {
+  readonly room: string;
+  readonly user: ChatUser;
+  readonly typing: boolean;
+  readonly expiresInMs: number;
+}
 
 /** A page of a room's history, oldest first; `more` when older messages exist. */
 export interface HistoryPage {
@@ -149,6 +161,8 @@ export interface ChatTransport {
   editMessage(room: string, seq: number, content: string): Promise<ChatMessage>;
   /** Deletes message `seq` of `room` (this user's, or any in a room this user owns). */
   deleteMessage(room: string, seq: number): Promise<void>;
+  /** Tells the other members of `room` that this user is typing there, or stopped. */
+  setTyping(room: string, typing: boolean): Promise<void>;
   /**
    * The attempt that used the transport is over: free what it holds (a channel). A transport
    * that a session's attempts share (the page's) may ignore it.

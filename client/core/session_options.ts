@@ -89,6 +89,8 @@ export interface ChatSessionOptions {
   onOnline?: (users: readonly ChatUser[]) => void;
   /** This user's rooms (the default room, then rooms by name, then direct ones) on change. */
   onRooms?: (rooms: readonly RoomInfo[]) => void;
+  /** Who else is typing in `room` (in the order they started), whenever that changes. */
+  onTyping?: (room: string, users: readonly ChatUser[]) => void;
   /** A queued message the server refused: it is dropped. */
   onNotSent?: (message: Outgoing, err: unknown) => void;
 }

@@ -14,7 +14,7 @@ import type { ChatMessage, ChatUser, HistoryPage, RoomInfo, StreamEvent } from "
  */
 export function isKeepAlive(m: Message): boolean {
   return m.id === "" && m.content === "" && m.messageId === "" && !m.presence &&
-    !m.roomEvent && !m.timestamp;
+    !m.roomEvent && !m.typing && !m.timestamp;
 }
 
 export function toUser(u: User | undefined): ChatUser | undefined {
@@ -66,6 +66,18 @@ export function toStreamEvent(m: Message): StreamEvent | undefined {
         user,
         joined: m.roomEvent.joined,
         at: m.timestamp ? timestampDate(m.timestamp) : undefined,
+      },
+    };
+  }
+  if (m.typing) {
+    const user = toUser(m.typing.user) ?? sender(m);
+    return user && {
+      type: "typing",
+      event: {
+        room: m.typing.room || m.room || DEFAULT_ROOM,
+        user,
+        typing: m.typing.typing,
+        expiresInMs: m.typing.expiresInMs,
       },
     };
   }

@@ -21,7 +21,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIt0CCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSEAoIbWVudGlvbnMYDCADKAkSIwoGY2hhbmdlGA0gASgLMhMuY2hhdC5NZXNzYWdlQ2hhbmdlEi0KCWVkaXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgPIAEoCCKeAQoNTWVzc2FnZUNoYW5nZRIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdkZWxldGVkGAMgASgIEg8KB2NvbnRlbnQYBCABKAkSJgoCYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKAmJ5GAYgASgLMgouY2hhdC5Vc2VyEhAKCG1lbnRpb25zGAcgAygJIjkKC0VkaXRSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEg8KB2NvbnRlbnQYAyABKAkiKgoNRGVsZXRlUmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBCJwCgdDb25uZWN0EhgKBHVzZXIYASABKAsyCi5jaGF0LlVzZXISDgoGYWN0aXZlGAIgASgIEhcKD3ByZXNlbmNlX2V2ZW50cxgDIAEoCBIiCgZyZXN1bWUYBCADKAsyEi5jaGF0LlJvb21Qb3NpdGlvbiIuCgxSb29tUG9zaXRpb24SDAoEcm9vbRgBIAEoCRIQCghsYXN0X3NlcRgCIAEoBCIHCgVDbG9zZSI5Cg1QcmVzZW5jZUV2ZW50EhgKBHVzZXIYASABKAsyCi5jaGF0LlVzZXISDgoGb25saW5lGAIgASgIIkMKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDgoGam9pbmVkGAMgASgIIh0KDU9ubGluZVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIoCgtPbmxpbmVVc2VycxIZCgV1c2VycxgBIAMoCzIKLmNoYXQuVXNlciJJCg1TaWduSW5SZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCSJ6Cg5TaWduSW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg8KB2NyZWF0ZWQYAyABKAgSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiGwoLUm9vbVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIgCg1EaXJlY3RSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiVAoEUm9vbRIKCgJpZBgBIAEoCRIOCgZkaXJlY3QYAiABKAgSDwoHbWVtYmVycxgDIAMoCRIQCghsYXN0X3NlcRgEIAEoBBINCgVvd25lchgHIAEoCSIfChBMaXN0Um9vbXNSZXF1ZXN0EgsKA2FsbBgBIAEoCCIlCghSb29tTGlzdBIZCgVyb29tcxgBIAMoCzIKLmNoYXQuUm9vbSJBCg5IaXN0b3J5UmVxdWVzdBIMCgRyb29tGAEgASgJEhIKCmJlZm9yZV9zZXEYAiABKAQSDQoFbGltaXQYAyABKA0iPAoLSGlzdG9yeVBhZ2USHwoIbWVzc2FnZXMYASADKAsyDS5jaGF0Lk1lc3NhZ2USDAoEbW9yZRgCIAEoCDLXBAoJQnJvYWRjYXN0Ei4KDENyZWF0ZVN0cmVhbRINLmNoYXQuQ29ubmVjdBoNLmNoYXQuTWVzc2FnZTABEi4KEEJyb2FkY2FzdE1lc3NhZ2USDS5jaGF0Lk1lc3NhZ2UaCy5jaGF0LkNsb3NlEjQKCkxpc3RPbmxpbmUSEy5jaGF0Lk9ubGluZVJlcXVlc3QaES5jaGF0Lk9ubGluZVVzZXJzEjMKBlNpZ25JbhITLmNoYXQuU2lnbkluUmVxdWVzdBoULmNoYXQuU2lnbkluUmVzcG9uc2USKwoKQ3JlYXRlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKQoISm9pblJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEisKCUxlYXZlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCy5jaGF0LkNsb3NlEjMKCUxpc3RSb29tcxIWLmNoYXQuTGlzdFJvb21zUmVxdWVzdBoOLmNoYXQuUm9vbUxpc3QSLQoKT3BlbkRpcmVjdBITLmNoYXQuRGlyZWN0UmVxdWVzdBoKLmNoYXQuUm9vbRIyCgdIaXN0b3J5EhQuY2hhdC5IaXN0b3J5UmVxdWVzdBoRLmNoYXQuSGlzdG9yeVBhZ2USLwoLRWRpdE1lc3NhZ2USES5jaGF0LkVkaXRSZXF1ZXN0Gg0uY2hhdC5NZXNzYWdlEjEKDURlbGV0ZU1lc3NhZ2USEy5jaGF0LkRlbGV0ZVJlcXVlc3QaCy5jaGF0LkNsb3NlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIoADCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSIQoGdHlwaW5nGAogASgLMhEuY2hhdC5UeXBpbmdFdmVudBIQCghtZW50aW9ucxgMIAMoCRIjCgZjaGFuZ2UYDSABKAsyEy5jaGF0Lk1lc3NhZ2VDaGFuZ2USLQoJZWRpdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdkZWxldGVkGA8gASgIIp4BCg1NZXNzYWdlQ2hhbmdlEgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEg8KB2RlbGV0ZWQYAyABKAgSDwoHY29udGVudBgEIAEoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoCYnkYBiABKAsyCi5jaGF0LlVzZXISEAoIbWVudGlvbnMYByADKAkiOQoLRWRpdFJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDwoHY29udGVudBgDIAEoCSIqCg1EZWxldGVSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEInAKB0Nvbm5lY3QSGAoEdXNlchgBIAEoCzIKLmNoYXQuVXNlchIOCgZhY3RpdmUYAiABKAgSFwoPcHJlc2VuY2VfZXZlbnRzGAMgASgIEiIKBnJlc3VtZRgEIAMoCzISLmNoYXQuUm9vbVBvc2l0aW9uIi4KDFJvb21Qb3NpdGlvbhIMCgRyb29tGAEgASgJEhAKCGxhc3Rfc2VxGAIgASgEIgcKBUNsb3NlIjkKDVByZXNlbmNlRXZlbnQSGAoEdXNlchgBIAEoCzIKLmNoYXQuVXNlchIOCgZvbmxpbmUYAiABKAgiQwoJUm9vbUV2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZqb2luZWQYAyABKAgiXAoLVHlwaW5nRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBnR5cGluZxgDIAEoCBIVCg1leHBpcmVzX2luX21zGAQgASgNIh0KDU9ubGluZVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIoCgtPbmxpbmVVc2VycxIZCgV1c2VycxgBIAMoCzIKLmNoYXQuVXNlciJJCg1TaWduSW5SZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCSJ6Cg5TaWduSW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg8KB2NyZWF0ZWQYAyABKAgSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiGwoLUm9vbVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIgCg1EaXJlY3RSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiVAoEUm9vbRIKCgJpZBgBIAEoCRIOCgZkaXJlY3QYAiABKAgSDwoHbWVtYmVycxgDIAMoCRIQCghsYXN0X3NlcRgEIAEoBBINCgVvd25lchgHIAEoCSIfChBMaXN0Um9vbXNSZXF1ZXN0EgsKA2FsbBgBIAEoCCIlCghSb29tTGlzdBIZCgVyb29tcxgBIAMoCzIKLmNoYXQuUm9vbSJBCg5IaXN0b3J5UmVxdWVzdBIMCgRyb29tGAEgASgJEhIKCmJlZm9yZV9zZXEYAiABKAQSDQoFbGltaXQYAyABKA0iLQoNVHlwaW5nUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBnR5cGluZxgCIAEoCCI8CgtIaXN0b3J5UGFnZRIfCghtZXNzYWdlcxgBIAMoCzINLmNoYXQuTWVzc2FnZRIMCgRtb3JlGAIgASgIMoYFCglCcm9hZGNhc3QSLgoMQ3JlYXRlU3RyZWFtEg0uY2hhdC5Db25uZWN0Gg0uY2hhdC5NZXNzYWdlMAESLgoQQnJvYWRjYXN0TWVzc2FnZRINLmNoYXQuTWVzc2FnZRoLLmNoYXQuQ2xvc2USNAoKTGlzdE9ubGluZRITLmNoYXQuT25saW5lUmVxdWVzdBoRLmNoYXQuT25saW5lVXNlcnMSMwoGU2lnbkluEhMuY2hhdC5TaWduSW5SZXF1ZXN0GhQuY2hhdC5TaWduSW5SZXNwb25zZRIrCgpDcmVhdGVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoKLmNoYXQuUm9vbRIpCghKb2luUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKwoJTGVhdmVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoLLmNoYXQuQ2xvc2USMwoJTGlzdFJvb21zEhYuY2hhdC5MaXN0Um9vbXNSZXF1ZXN0Gg4uY2hhdC5Sb29tTGlzdBItCgpPcGVuRGlyZWN0EhMuY2hhdC5EaXJlY3RSZXF1ZXN0GgouY2hhdC5Sb29tEjIKB0hpc3RvcnkSFC5jaGF0Lkhpc3RvcnlSZXF1ZXN0GhEuY2hhdC5IaXN0b3J5UGFnZRIvCgtFZGl0TWVzc2FnZRIRLmNoYXQuRWRpdFJlcXVlc3QaDS5jaGF0Lk1lc3NhZ2USMQoNRGVsZXRlTWVzc2FnZRITLmNoYXQuRGVsZXRlUmVxdWVzdBoLLmNoYXQuQ2xvc2USLQoJU2V0VHlwaW5nEhMuY2hhdC5UeXBpbmdSZXF1ZXN0GgsuY2hhdC5DbG9zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.User
@@ -115,6 +115,14 @@ export type Message = Message$1<"chat.Message"> & {
    * @generated from field: chat.RoomEvent room_event = 9;
    */
   roomEvent?: RoomEvent | undefined;
+
+  /**
+   * Set instead of content when another member of a room the reader is in started or
+   * stopped typing there (see SetTyping). Only on streams that asked for presence_events.
+   *
+   * @generated from field: chat.TypingEvent typing = 10;
+   */
+  typing?: TypingEvent | undefined;
 
   /**
    * Additive, set by the server: the members of the room the content names as
@@ -385,6 +393,41 @@ export const RoomEventSchema: GenMessage<RoomEvent> = /*@__PURE__*/
   messageDesc(file_chat, 9);
 
 /**
+ * Ephemeral: never stored, never in History. A receiver drops `typing: true` by itself after
+ * `expires_in_ms` unless another one comes (a typer whose client vanished sends no "false").
+ *
+ * @generated from message chat.TypingEvent
+ */
+export type TypingEvent = Message$1<"chat.TypingEvent"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: chat.User user = 2;
+   */
+  user?: User | undefined;
+
+  /**
+   * @generated from field: bool typing = 3;
+   */
+  typing: boolean;
+
+  /**
+   * @generated from field: uint32 expires_in_ms = 4;
+   */
+  expiresInMs: number;
+};
+
+/**
+ * Describes the message chat.TypingEvent.
+ * Use `create(TypingEventSchema)` to create a new message.
+ */
+export const TypingEventSchema: GenMessage<TypingEvent> = /*@__PURE__*/
+  messageDesc(file_chat, 10);
+
+/**
  * @generated from message chat.OnlineRequest
  */
 export type OnlineRequest = Message$1<"chat.OnlineRequest"> & {
@@ -401,7 +444,7 @@ export type OnlineRequest = Message$1<"chat.OnlineRequest"> & {
  * Use `create(OnlineRequestSchema)` to create a new message.
  */
 export const OnlineRequestSchema: GenMessage<OnlineRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 10);
+  messageDesc(file_chat, 11);
 
 /**
  * @generated from message chat.OnlineUsers
@@ -418,7 +461,7 @@ export type OnlineUsers = Message$1<"chat.OnlineUsers"> & {
  * Use `create(OnlineUsersSchema)` to create a new message.
  */
 export const OnlineUsersSchema: GenMessage<OnlineUsers> = /*@__PURE__*/
-  messageDesc(file_chat, 11);
+  messageDesc(file_chat, 12);
 
 /**
  * @generated from message chat.SignInRequest
@@ -447,7 +490,7 @@ export type SignInRequest = Message$1<"chat.SignInRequest"> & {
  * Use `create(SignInRequestSchema)` to create a new message.
  */
 export const SignInRequestSchema: GenMessage<SignInRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 12);
+  messageDesc(file_chat, 13);
 
 /**
  * @generated from message chat.SignInResponse
@@ -483,7 +526,7 @@ export type SignInResponse = Message$1<"chat.SignInResponse"> & {
  * Use `create(SignInResponseSchema)` to create a new message.
  */
 export const SignInResponseSchema: GenMessage<SignInResponse> = /*@__PURE__*/
-  messageDesc(file_chat, 13);
+  messageDesc(file_chat, 14);
 
 /**
  * @generated from message chat.RoomRequest
@@ -500,7 +543,7 @@ export type RoomRequest = Message$1<"chat.RoomRequest"> & {
  * Use `create(RoomRequestSchema)` to create a new message.
  */
 export const RoomRequestSchema: GenMessage<RoomRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 14);
+  messageDesc(file_chat, 15);
 
 /**
  * @generated from message chat.DirectRequest
@@ -519,7 +562,7 @@ export type DirectRequest = Message$1<"chat.DirectRequest"> & {
  * Use `create(DirectRequestSchema)` to create a new message.
  */
 export const DirectRequestSchema: GenMessage<DirectRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 15);
+  messageDesc(file_chat, 16);
 
 /**
  * @generated from message chat.Room
@@ -561,7 +604,7 @@ export type Room = Message$1<"chat.Room"> & {
  * Use `create(RoomSchema)` to create a new message.
  */
 export const RoomSchema: GenMessage<Room> = /*@__PURE__*/
-  messageDesc(file_chat, 16);
+  messageDesc(file_chat, 17);
 
 /**
  * @generated from message chat.ListRoomsRequest
@@ -580,7 +623,7 @@ export type ListRoomsRequest = Message$1<"chat.ListRoomsRequest"> & {
  * Use `create(ListRoomsRequestSchema)` to create a new message.
  */
 export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 17);
+  messageDesc(file_chat, 18);
 
 /**
  * @generated from message chat.RoomList
@@ -597,7 +640,7 @@ export type RoomList = Message$1<"chat.RoomList"> & {
  * Use `create(RoomListSchema)` to create a new message.
  */
 export const RoomListSchema: GenMessage<RoomList> = /*@__PURE__*/
-  messageDesc(file_chat, 18);
+  messageDesc(file_chat, 19);
 
 /**
  * @generated from message chat.HistoryRequest
@@ -628,7 +671,33 @@ export type HistoryRequest = Message$1<"chat.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 19);
+  messageDesc(file_chat, 20);
+
+/**
+ * @generated from message chat.TypingRequest
+ */
+export type TypingRequest = Message$1<"chat.TypingRequest"> & {
+  /**
+   * The room typed in; empty means "general". The caller must be a member.
+   *
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * true while typing (send again every few seconds to stay shown), false when stopped.
+   *
+   * @generated from field: bool typing = 2;
+   */
+  typing: boolean;
+};
+
+/**
+ * Describes the message chat.TypingRequest.
+ * Use `create(TypingRequestSchema)` to create a new message.
+ */
+export const TypingRequestSchema: GenMessage<TypingRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 21);
 
 /**
  * @generated from message chat.HistoryPage
@@ -654,7 +723,7 @@ export type HistoryPage = Message$1<"chat.HistoryPage"> & {
  * Use `create(HistoryPageSchema)` to create a new message.
  */
 export const HistoryPageSchema: GenMessage<HistoryPage> = /*@__PURE__*/
-  messageDesc(file_chat, 20);
+  messageDesc(file_chat, 22);
 
 /**
  * @generated from service chat.Broadcast
@@ -767,6 +836,17 @@ export const Broadcast: GenService<{
   deleteMessage: {
     methodKind: "unary";
     input: typeof DeleteRequestSchema;
+    output: typeof CloseSchema;
+  },
+  /**
+   * Additive: "alice is typing…" for the other members of a room (Message.typing on their
+   * streams). Coalesced and rate-limited by the server; never stored.
+   *
+   * @generated from rpc chat.Broadcast.SetTyping
+   */
+  setTyping: {
+    methodKind: "unary";
+    input: typeof TypingRequestSchema;
     output: typeof CloseSchema;
   },
 }> = /*@__PURE__*/
