@@ -243,6 +243,11 @@ export class ChatClient {
     await this.#unary("deleteMessage", { room, seq: BigInt(seq) });
   }
 
+  /** Toggles one's reaction `emoji` on message `seq` of `room`. */
+  async react(room: string, seq: number | bigint, emoji: string): Promise<void> {
+    await this.#unary("react", { room, seq: BigInt(seq), emoji });
+  }
+
   /** Resolves once the channel is connected, or rejects after `timeoutMs`. */
   waitForReady(timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {

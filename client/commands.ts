@@ -1,6 +1,6 @@
 /**
  * The terminal client's slash commands (`/rooms`, `/create`, `/join`, `/leave`, `/dm`, `/room`,
- * `/history`, `/edit`, `/delete`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
+ * `/history`, `/edit`, `/delete`, `/react`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
  * line, `! ...` when it failed. A command while not connected says so instead of waiting.
  */
 
@@ -8,6 +8,7 @@ import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import type { ChatSession } from "./core/chat_session.ts";
 import type { RoomInfo } from "./core/model.ts";
 import { directPeer } from "./core/rooms.ts";
+import { QUICK_REACTIONS } from "../protocol/reactions.ts";
 import { count, formatMessage, formatRoom, formatUser, roomLabel, sanitize } from "./format.ts";
 
 export const HELP = [
@@ -22,6 +23,7 @@ export const HELP = [
   "  /history [n]     the last n messages of the current room (default 20)",
   "  /edit <text>     replace the text of your last message in the current room",
   "  /delete          delete your last message in the current room",
+  "  /react <emoji>   react to the last message in the current room (again: take it back)",
   "  /who             list the users online",
   "  /help            show this list",
   "  /quit            leave (Ctrl-D and Ctrl-C also do)",
@@ -44,6 +46,8 @@ export interface CommandContext {
   readonly leaving: Set<string>;
   /** The sequence number of our last message in each room (what /edit and /delete change). */
   readonly mine: Map<string, number>;
+  /** The sequence number of the last message in each room (what /react reacts to). */
+  readonly latest: Map<string, number>;
   /** Resolves when the client stops, so that no command outlives it. */
   readonly stopped: Promise<void>;
 }
@@ -102,6 +106,8 @@ export async function runCommand(ctx: CommandContext, line: string): Promise<"qu
       return await change(ctx, argument);
     case "/delete":
       return await change(ctx, undefined);
+    case "/react":
+      return await react(ctx, argument.trim());
     default:
       return ctx.write(`! Unknown command ${command}; /help lists the commands`);
   }
@@ -152,6 +158,20 @@ async function change(ctx: CommandContext, text: string | undefined): Promise<vo
   if (!answer) return;
   if (text === undefined) ctx.mine.delete(room);
   ctx.write(text === undefined ? "* Message deleted" : "* Message edited");
+}
+
+/** /react <emoji>: toggles our reaction to the last message of the current room. */
+async function react(ctx: CommandContext, emoji: string): Promise<void> {
+  const room = ctx.room;
+  const seq = ctx.latest.get(room);
+  if (emoji === "") {
+    return ctx.write(`! Usage: /react <emoji>, for example /react ${QUICK_REACTIONS.join(" ")}`);
+  }
+  if (seq === undefined) {
+    return ctx.write(`! Cannot react: no message in ${label(ctx, room)} since you connected`);
+  }
+  const answer = await ask(ctx, "Cannot react", (s) => s.react(room, seq, emoji));
+  if (answer) ctx.write(`* Reaction ${sanitize(emoji)} toggled on the last message`);
 }
 
 async function who(ctx: CommandContext): Promise<void> {

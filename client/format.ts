@@ -5,7 +5,14 @@
  */
 
 import { DEFAULT_ROOM, directRoomMembers } from "../protocol/names.ts";
-import type { ChatMessage, ChatUser, MessageChange, RoomEvent, RoomInfo } from "./core/model.ts";
+import type {
+  ChatMessage,
+  ChatUser,
+  MessageChange,
+  ReactionEvent,
+  RoomEvent,
+  RoomInfo,
+} from "./core/model.ts";
 import { directPeer } from "./core/rooms.ts";
 
 /** `1000` → `1s`, `1500` → `1.5s`. */
@@ -76,7 +83,10 @@ export function formatMessage(
     : message.editedAt
     ? `${message.content} (edited)`
     : message.content;
-  const [first = "", ...rest] = sanitize(text).split("\n");
+  const reactions = message.reactions.length === 0
+    ? ""
+    : `  [${message.reactions.map((r) => `${r.emoji} ${r.users.length}`).join(" · ")}]`;
+  const [first = "", ...rest] = sanitize(text + reactions).split("\n");
   const indent = " ".repeat(prefix.length);
   return [prefix + first, ...rest.map((line) => indent + line)].join("\n");
 }
@@ -104,6 +114,13 @@ export function formatChange(change: MessageChange, currentRoom: string, me = ""
   return change.deleted
     ? `* ${who} deleted a message${where}`
     : `* ${who} edited a message${where}: ${sanitize(change.content).replaceAll("\n", " ")}`;
+}
+
+/** `* bob reacted 👍` (in another room: `* bob reacted 👍 in #book-club`). */
+export function formatReaction(event: ReactionEvent, currentRoom: string, me = ""): string {
+  const who = sanitize(formatUser(event.user.id, event.user.displayName));
+  const where = event.room === currentRoom ? "" : ` in ${roomLabel(event.room, me)}`;
+  return `* ${who} reacted ${sanitize(event.emoji)}${where}`;
 }
 
 /**

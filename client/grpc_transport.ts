@@ -34,6 +34,7 @@ export type NativeChat = Pick<
   | "history"
   | "editMessage"
   | "deleteMessage"
+  | "react"
   | "setTyping"
 >;
 
@@ -205,6 +206,7 @@ export function grpcTransport(
     editMessage: (room, seq, content) =>
       call(async () => toChatMessage(await client.editMessage(room, seq, content))),
     deleteMessage: (room, seq) => call(() => client.deleteMessage(room, seq)),
+    react: (room, seq, emoji) => call(() => client.react(room, seq, emoji)),
     setTyping: (room, typing) =>
       call(() => client.setTyping(room === DEFAULT_ROOM ? "" : room, typing)),
     close: () => client.close(),

@@ -55,6 +55,7 @@ import {
   formatDelay,
   formatMessage,
   formatPresence,
+  formatReaction,
   formatRoomEvent,
   roomLabel,
   sanitize,
@@ -127,6 +128,7 @@ class TerminalClient implements CommandContext {
   readonly openingDirect = new Set<string>();
   readonly leaving = new Set<string>();
   readonly mine = new Map<string, number>();
+  readonly latest = new Map<string, number>();
   /**
    * Direct rooms we opened whose other member's joining is still to come: it is part of the
    * opening, not news. (After reopening a room the other never left, none comes.)
@@ -159,7 +161,16 @@ class TerminalClient implements CommandContext {
         if (message.userId === me && message.seq > (this.mine.get(message.room) ?? 0)) {
           this.mine.set(message.room, message.seq);
         }
+        if (message.seq > (this.latest.get(message.room) ?? 0)) {
+          this.latest.set(message.room, message.seq);
+        }
         this.write(formatMessage(message, this.now(), this.room, me));
+      },
+      onReaction: (event) => {
+        // Taking one back is not news; our own is answered by the command.
+        if (event.added && event.user.id !== this.session.user.id) {
+          this.write(formatReaction(event, this.room, this.session.user.id));
+        }
       },
       onChange: (change) => {
         // Our own changes are answered by the command already.

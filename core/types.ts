@@ -19,6 +19,23 @@ export interface ChatMessage {
   readonly editedAt?: string;
   /** Deleted: the content is empty and no store keeps the text. */
   readonly deleted?: boolean;
+  /** Each emoji once, placed by its oldest reaction still there, with who reacted, in order. */
+  readonly reactions?: readonly Reaction[];
+}
+
+export interface Reaction {
+  readonly emoji: string;
+  readonly users: readonly string[];
+}
+
+/** A member added or took back a reaction to a stored message. */
+export interface ReactionEvent {
+  readonly room: string;
+  readonly seq: number;
+  readonly emoji: string;
+  readonly userId: string;
+  readonly displayName: string;
+  readonly added: boolean;
 }
 
 /** A stored message was edited (new content) or deleted. */
@@ -100,5 +117,7 @@ export type Delivery =
   | { readonly type: "room-event"; readonly event: RoomEvent }
   /** A gateway changed a stored message: every gateway tells the room's streams. */
   | { readonly type: "message-change"; readonly change: MessageChange }
+  /** A gateway stored a reaction (or took one back): every gateway tells the room's streams. */
+  | { readonly type: "reaction"; readonly event: ReactionEvent }
   /** Sent by the typer's gateway itself, never by a processor. */
   | { readonly type: "typing"; readonly event: TypingEvent };

@@ -4,7 +4,8 @@
  *
  * `createChatService` puts it together from its parts, one concern each: who is calling
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
- * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), who is typing
+ * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), reactions
+ * (`chat_reactions.ts`), who is typing
  * (`chat_typing.ts`), with the field checks they share in `chat_checks.ts` and the requests
  * and answers in `chat_types.ts`.
  */
@@ -18,6 +19,7 @@ import type { Announcer } from "./announcer.ts";
 import type { Auth, SignInResult } from "./auth.ts";
 import { Callers } from "./chat_callers.ts";
 import { type DeleteRequest, type EditRequest, Edits } from "./chat_edits.ts";
+import { Reactions, type ReactRequest } from "./chat_reactions.ts";
 import { Messages } from "./chat_messages.ts";
 import { Rooms } from "./chat_rooms.ts";
 import { Mentions } from "./mentions.ts";
@@ -54,6 +56,8 @@ export interface ChatService {
   ): Promise<{ messages: ChatMessage[]; more: boolean }>;
   editMessage(caller: Caller, request: EditRequest): Promise<ChatMessage>;
   deleteMessage(caller: Caller, request: DeleteRequest): Promise<void>;
+  /** Toggles the caller's reaction; resolves with whether it is now there. */
+  react(caller: Caller, request: ReactRequest): Promise<boolean>;
   /** `caller` started or stopped typing in `room`: see `chat_typing.ts`. */
   setTyping(caller: Caller, room: string, typing: boolean): Promise<void>;
 }
@@ -103,12 +107,14 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     now: options.now ?? Date.now,
   });
   const edits = new Edits({ ...options, callers, rooms, mentions, now: options.now ?? Date.now });
+  const reactions = new Reactions({ ...options, callers, rooms });
   const typing = new Typing({ ...options, callers, rooms, now: options.now ?? Date.now });
   return {
     openStream: async (caller, request, sink) =>
       typing.watch(await messages.openStream(caller, request, sink)),
     editMessage: (caller, request) => edits.edit(caller, request),
     deleteMessage: (caller, request) => edits.delete(caller, request),
+    react: (caller, request) => reactions.toggle(caller, request),
     send: (caller, request) => messages.send(caller, request),
     history: (caller, request) => messages.history(caller, request),
     online: (caller, room) => rooms.online(caller, room),

@@ -182,6 +182,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       case "message-change":
         hub.change(delivery.change);
         break;
+      case "reaction":
+        hub.reaction(delivery.event);
+        break;
       case "typing":
         hub.typing(delivery.event);
         break;

@@ -15,6 +15,7 @@ import type {
   ChatMessage,
   MessageChange,
   Presence,
+  ReactionEvent,
   RoomEvent,
   TypingEvent,
 } from "../core/types.ts";
@@ -23,6 +24,7 @@ import {
   encodeStreamMessage,
   messageToWire,
   presenceToWire,
+  reactionToWire,
   roomEventToWire,
   typingToWire,
 } from "./wire.ts";
@@ -286,6 +288,16 @@ export class Hub {
     for (const stream of this.#byRoom.get(change.room) ?? []) {
       if (!stream.presenceEvents) continue;
       frame ??= encodeStreamMessage(changeToWire(change));
+      this.#offer(stream, frame);
+    }
+  }
+
+  /** A reaction was added or taken back: the room's streams that asked for events are told. */
+  reaction(event: ReactionEvent): void {
+    let frame: Uint8Array | undefined;
+    for (const stream of this.#byRoom.get(event.room) ?? []) {
+      if (!stream.presenceEvents) continue;
+      frame ??= encodeStreamMessage(reactionToWire(event));
       this.#offer(stream, frame);
     }
   }

@@ -136,6 +136,14 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     });
     return {};
   },
+  async react(service, caller, request) {
+    await service.react(caller, {
+      room: request.room,
+      seq: seqFromWire("Cannot react", "seq", request.seq),
+      emoji: request.emoji,
+    });
+    return {};
+  },
   async setTyping(service, caller, request) {
     await service.setTyping(caller, request.room, request.typing);
     return {};

@@ -274,6 +274,7 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     editMessage: unary(method.editMessage),
     deleteMessage: unary(method.deleteMessage),
     setTyping: unary(method.setTyping),
+    react: unary(method.react),
   };
 
   const router = createConnectRouter({

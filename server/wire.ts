@@ -18,6 +18,7 @@ import type {
   ChatMessage,
   MessageChange,
   Presence,
+  ReactionEvent,
   RoomEvent,
   TypingEvent,
 } from "../core/types.ts";
@@ -70,6 +71,18 @@ export function messageToWire(m: ChatMessage): Message {
     mentions: m.mentions ? [...m.mentions] : [],
     ...(m.editedAt ? { editedAt: timestampOf(m.editedAt) } : {}),
     deleted: m.deleted ?? false,
+    reactions: (m.reactions ?? []).map((r) => ({ emoji: r.emoji, users: [...r.users] })),
+  });
+}
+
+export function reactionToWire(e: ReactionEvent): Message {
+  const user = { id: e.userId, displayName: e.displayName };
+  return create(MessageSchema, {
+    id: e.userId,
+    displayName: e.displayName,
+    timestamp: timestampFromMs(Date.now()),
+    room: e.room,
+    reaction: { room: e.room, seq: BigInt(e.seq), emoji: e.emoji, user, added: e.added },
   });
 }
 

@@ -16,6 +16,7 @@ const OPERATIONS: Record<Operation, true> = {
   since: true,
   message: true,
   changeMessage: true,
+  toggleReaction: true,
   createAccount: true,
   getAccount: true,
   createRoom: true,

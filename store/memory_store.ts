@@ -6,9 +6,11 @@ import {
   type Account,
   applyChange,
   compareCodePoints,
+  groupReactions,
   type HistoryQuery,
   type Room,
   type Store,
+  withReactions,
 } from "./store.ts";
 
 export class MemoryStore implements Store {
@@ -23,6 +25,8 @@ export class MemoryStore implements Store {
   readonly #members = new Map<string, Set<string>>();
   /** User id → the room ids they are a member of. */
   readonly #memberOf = new Map<string, Set<string>>();
+  /** Room id → its reactions, one row per message, emoji and user, oldest first. */
+  readonly #reactions = new Map<string, { seq: number; emoji: string; user_id: string }[]>();
 
   append(message: ChatMessage): Promise<ChatMessage> {
     return Promise.resolve(this.#append(message));
@@ -33,7 +37,8 @@ export class MemoryStore implements Store {
   }
 
   message(room: string, seq: number): Promise<ChatMessage | undefined> {
-    return Promise.resolve(this.#rooms.get(room)?.[seq - 1]);
+    const stored = this.#rooms.get(room)?.[seq - 1];
+    return Promise.resolve(stored && this.#reacted(room, [stored])[0]);
   }
 
   changeMessage(change: MessageChange): Promise<ChatMessage | undefined> {
@@ -43,7 +48,34 @@ export class MemoryStore implements Store {
     const changed = applyChange(stored, change);
     log[change.seq - 1] = changed;
     this.#bySender.get(stored.userId)?.set(stored.id, changed);
-    return Promise.resolve(changed);
+    if (changed.deleted) {
+      const rows = this.#reactions.get(change.room);
+      if (rows) this.#reactions.set(change.room, rows.filter((r) => r.seq !== change.seq));
+    }
+    return Promise.resolve(this.#reacted(change.room, [changed])[0]);
+  }
+
+  toggleReaction(
+    room: string,
+    seq: number,
+    userId: string,
+    emoji: string,
+  ): Promise<boolean | undefined> {
+    const stored = this.#rooms.get(room)?.[seq - 1];
+    if (!stored || stored.deleted) return Promise.resolve(undefined);
+    let rows = this.#reactions.get(room);
+    if (!rows) this.#reactions.set(room, rows = []);
+    const at = rows.findIndex((r) => r.seq === seq && r.emoji === emoji && r.user_id === userId);
+    if (at >= 0) rows.splice(at, 1);
+    else rows.push({ seq, emoji, user_id: userId });
+    return Promise.resolve(at < 0);
+  }
+
+  /** `messages` of `room` with their reactions. */
+  #reacted(room: string, messages: ChatMessage[]): ChatMessage[] {
+    const seqs = new Set(messages.map((m) => m.seq));
+    const rows = (this.#reactions.get(room) ?? []).filter((r) => seqs.has(r.seq));
+    return withReactions(messages, groupReactions(rows));
   }
 
   #append(message: ChatMessage): ChatMessage {
@@ -65,12 +97,14 @@ export class MemoryStore implements Store {
       ? log.length
       : Math.min(log.length, query.beforeSeq - 1);
     const start = Math.max(0, end - query.limit);
-    return Promise.resolve(log.slice(start, Math.max(start, end)).reverse());
+    return Promise.resolve(
+      this.#reacted(query.room, log.slice(start, Math.max(start, end)).reverse()),
+    );
   }
 
   since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]> {
     const log = this.#rooms.get(room) ?? [];
-    return Promise.resolve(log.slice(afterSeq, afterSeq + limit));
+    return Promise.resolve(this.#reacted(room, log.slice(afterSeq, afterSeq + limit)));
   }
 
   createAccount(account: Account): Promise<{ account: Account; created: boolean }> {

@@ -35,10 +35,18 @@ import {
   toMessage,
   toRoom,
 } from "./rows.ts";
-import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
+import {
+  type Account,
+  groupReactions,
+  type HistoryQuery,
+  legacyNameKeys,
+  type Room,
+  type Store,
+  withReactions,
+} from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */
-export const POSTGRES_SCHEMA_VERSION = 5;
+export const POSTGRES_SCHEMA_VERSION = 6;
 
 /** Migration N brings a schema from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<void>))[] = [
@@ -106,6 +114,15 @@ const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<vo
   // 5: edited and deleted messages.
   `ALTER TABLE messages ADD COLUMN edited_at text,
                        ADD COLUMN deleted boolean NOT NULL DEFAULT false`,
+  // 6: reactions, one row per message, emoji and user; the id keeps the order they came in.
+  `CREATE TABLE reactions (
+     id      bigserial PRIMARY KEY,
+     room    text   NOT NULL,
+     seq     bigint NOT NULL,
+     emoji   text   NOT NULL,
+     user_id text   COLLATE "C" NOT NULL,
+     UNIQUE (room, seq, emoji, user_id)
+   )`,
 ];
 
 export interface PostgresStoreOptions {
@@ -232,7 +249,7 @@ export class PostgresStore implements Store {
           SELECT room, seq, id, user_id, display_name, content, timestamp, mentions, edited_at, deleted FROM messages
           WHERE room = ${query.room} AND seq < ${query.beforeSeq}
           ORDER BY seq DESC LIMIT ${limit}`;
-    return rows.map(toMessage);
+    return await this.#reacted(query.room, rows.map(toMessage));
   }
 
   async since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]> {
@@ -242,7 +259,7 @@ export class PostgresStore implements Store {
     const rows = await this.#sql<MessageRow[]>`
       SELECT room, seq, id, user_id, display_name, content, timestamp, mentions, edited_at, deleted FROM messages
       WHERE room = ${room} AND seq > ${afterSeq} ORDER BY seq ASC LIMIT ${max}`;
-    return rows.map(toMessage);
+    return await this.#reacted(room, rows.map(toMessage));
   }
 
   async message(room: string, seq: number): Promise<ChatMessage | undefined> {
@@ -250,7 +267,42 @@ export class PostgresStore implements Store {
     const [row] = await this.#sql<MessageRow[]>`
       SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM messages
       WHERE room = ${room} AND seq = ${seq}`;
-    return row && toMessage(row);
+    return row && (await this.#reacted(room, [toMessage(row)]))[0];
+  }
+
+  async toggleReaction(
+    room: string,
+    seq: number,
+    userId: string,
+    emoji: string,
+  ): Promise<boolean | undefined> {
+    this.#open("react");
+    refuseNul("react", { userId, emoji });
+    return await this.#sql.begin(async (q) => {
+      // Locks the message, so that a deletion cannot slip between the check and the insert.
+      const [message] = await q<{ deleted: boolean }[]>`
+        SELECT deleted FROM messages WHERE room = ${room} AND seq = ${seq} FOR UPDATE`;
+      if (!message || message.deleted) return undefined;
+      const gone = await q`
+        DELETE FROM reactions
+        WHERE room = ${room} AND seq = ${seq} AND emoji = ${emoji} AND user_id = ${userId}`;
+      if (gone.count === 1) return false;
+      await q`
+        INSERT INTO reactions (room, seq, emoji, user_id)
+        VALUES (${room}, ${seq}, ${emoji}, ${userId})`;
+      return true;
+    });
+  }
+
+  /** `messages` of `room` with their reactions, read in one query. */
+  async #reacted(room: string, messages: ChatMessage[]): Promise<ChatMessage[]> {
+    if (messages.length === 0) return messages;
+    const seqs = messages.map((m) => m.seq);
+    const rows = await this.#sql<{ seq: string; emoji: string; user_id: string }[]>`
+      SELECT seq, emoji, user_id FROM reactions
+      WHERE room = ${room} AND seq BETWEEN ${Math.min(...seqs)} AND ${Math.max(...seqs)}
+      ORDER BY id`;
+    return withReactions(messages, groupReactions(rows));
   }
 
   async changeMessage(change: MessageChange): Promise<ChatMessage | undefined> {
@@ -261,17 +313,22 @@ export class PostgresStore implements Store {
     });
     // The old row version holding the text is dead at once and gone once vacuum prunes it.
     const [row] = change.deleted
-      ? await this.#sql<MessageRow[]>`
+      ? await this.#sql.begin(async (q) => {
+        await q`DELETE FROM reactions WHERE room = ${change.room} AND seq = ${change.seq}`;
+        return await q<MessageRow[]>`
           UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, deleted = true
           WHERE room = ${change.room} AND seq = ${change.seq}
-          RETURNING ${this.#sql.unsafe(MESSAGE_COLUMNS)}`
+          RETURNING ${q.unsafe(MESSAGE_COLUMNS)}`;
+      })
       : await this.#sql<MessageRow[]>`
           UPDATE messages SET content = ${change.content},
             mentions = ${change.mentions?.length ? [...change.mentions] : null},
             edited_at = ${change.at}
           WHERE room = ${change.room} AND seq = ${change.seq} AND NOT deleted
           RETURNING ${this.#sql.unsafe(MESSAGE_COLUMNS)}`;
-    return row ? toMessage(row) : await this.message(change.room, change.seq);
+    return row
+      ? (await this.#reacted(change.room, [toMessage(row)]))[0]
+      : await this.message(change.room, change.seq);
   }
 
   async createAccount(account: Account): Promise<{ account: Account; created: boolean }> {

@@ -34,7 +34,15 @@ import {
   toMessage,
   toRoom,
 } from "./rows.ts";
-import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
+import {
+  type Account,
+  groupReactions,
+  type HistoryQuery,
+  legacyNameKeys,
+  type Room,
+  type Store,
+  withReactions,
+} from "./store.ts";
 
 /** The columns of `messages` up to version 3. */
 const V3_COLUMNS = "room, seq, id, user_id, display_name, content, timestamp";
@@ -43,7 +51,7 @@ const INSERT_COLUMNS = `${V3_COLUMNS}, mentions`;
 const COLUMNS = `${INSERT_COLUMNS}, edited_at, deleted`;
 
 /** The schema version this code writes (`PRAGMA user_version`); bump it with a migration. */
-export const SQLITE_SCHEMA_VERSION = 5;
+export const SQLITE_SCHEMA_VERSION = 6;
 
 /** Migration N brings a database from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
@@ -113,6 +121,14 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
   // 5: edited and deleted messages.
   `ALTER TABLE messages ADD COLUMN edited_at TEXT;
    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1));`,
+  // 6: reactions, one row per message, emoji and user; the rowid keeps the order they came in.
+  `CREATE TABLE reactions (
+     room    TEXT    NOT NULL,
+     seq     INTEGER NOT NULL,
+     emoji   TEXT    NOT NULL,
+     user_id TEXT    NOT NULL,
+     UNIQUE (room, seq, emoji, user_id)
+   )`,
 ];
 
 export interface SqliteStoreOptions {
@@ -141,6 +157,10 @@ export class SqliteStore implements Store {
   readonly #one: StatementSync;
   readonly #edit: StatementSync;
   readonly #delete: StatementSync;
+  readonly #reactionsIn: StatementSync;
+  readonly #unreact: StatementSync;
+  readonly #react: StatementSync;
+  readonly #clearReactions: StatementSync;
   readonly #insertAccount: StatementSync;
   readonly #account: StatementSync;
   readonly #insertRoom: StatementSync;
@@ -204,6 +224,17 @@ export class SqliteStore implements Store {
       `UPDATE messages SET content = '', mentions = NULL, edited_at = NULL, deleted = 1
        WHERE room = ? AND seq = ?`,
     );
+    this.#reactionsIn = db.prepare(
+      `SELECT seq, emoji, user_id FROM reactions WHERE room = ? AND seq BETWEEN ? AND ?
+       ORDER BY rowid`,
+    );
+    this.#unreact = db.prepare(
+      "DELETE FROM reactions WHERE room = ? AND seq = ? AND emoji = ? AND user_id = ?",
+    );
+    this.#react = db.prepare(
+      "INSERT INTO reactions (room, seq, emoji, user_id) VALUES (?, ?, ?, ?)",
+    );
+    this.#clearReactions = db.prepare("DELETE FROM reactions WHERE room = ? AND seq = ?");
     // A taken id or name key (another spelling of it) is a conflict: nothing is inserted.
     this.#insertAccount = db.prepare(
       `INSERT INTO accounts (${ACCOUNT_COLUMNS}, name_key) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
@@ -272,7 +303,7 @@ export class SqliteStore implements Store {
       const rows = query.beforeSeq === undefined
         ? this.#newest.all(query.room, limit)
         : this.#before.all(query.room, query.beforeSeq, limit);
-      return (rows as unknown as MessageRow[]).map(toMessage);
+      return this.#reacted(query.room, (rows as unknown as MessageRow[]).map(toMessage));
     });
   }
 
@@ -280,15 +311,48 @@ export class SqliteStore implements Store {
     return this.#call("read history", () => {
       const max = Math.max(0, Math.trunc(limit));
       if (max === 0) return [];
-      return (this.#after.all(room, afterSeq, max) as unknown as MessageRow[]).map(toMessage);
+      return this.#reacted(
+        room,
+        (this.#after.all(room, afterSeq, max) as unknown as MessageRow[]).map(toMessage),
+      );
     });
   }
 
   message(room: string, seq: number): Promise<ChatMessage | undefined> {
     return this.#call("read message", () => {
       const row = this.#one.get(room, seq) as MessageRow | undefined;
-      return row && toMessage(row);
+      return row && this.#reacted(room, [toMessage(row)])[0];
     });
+  }
+
+  toggleReaction(
+    room: string,
+    seq: number,
+    userId: string,
+    emoji: string,
+  ): Promise<boolean | undefined> {
+    return this.#call("react", () => {
+      refuseNul("react", { userId, emoji });
+      return transaction(this.#db, () => {
+        const row = this.#one.get(room, seq) as MessageRow | undefined;
+        if (!row || Number(row.deleted) === 1) return undefined;
+        if (Number(this.#unreact.run(room, seq, emoji, userId).changes) === 1) return false;
+        this.#react.run(room, seq, emoji, userId);
+        return true;
+      });
+    });
+  }
+
+  /** `messages` of `room` with their reactions, read in one query. */
+  #reacted(room: string, messages: ChatMessage[]): ChatMessage[] {
+    if (messages.length === 0) return messages;
+    const seqs = messages.map((m) => m.seq);
+    const rows = this.#reactionsIn.all(room, Math.min(...seqs), Math.max(...seqs)) as unknown as {
+      seq: number;
+      emoji: string;
+      user_id: string;
+    }[];
+    return withReactions(messages, groupReactions(rows));
   }
 
   changeMessage(change: MessageChange): Promise<ChatMessage | undefined> {
@@ -299,6 +363,7 @@ export class SqliteStore implements Store {
       });
       if (change.deleted) {
         this.#delete.run(change.room, change.seq);
+        this.#clearReactions.run(change.room, change.seq);
         // secure_delete zeroes the old text in the database file; the write-ahead log may still
         // hold pages with it until a checkpoint empties it.
         this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
@@ -312,7 +377,7 @@ export class SqliteStore implements Store {
         );
       }
       const row = this.#one.get(change.room, change.seq) as MessageRow | undefined;
-      return row && toMessage(row);
+      return row && this.#reacted(change.room, [toMessage(row)])[0];
     });
   }
 

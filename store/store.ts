@@ -16,7 +16,7 @@
  */
 
 import { nameKey } from "../protocol/names.ts";
-import type { ChatMessage, MessageChange } from "../core/types.ts";
+import type { ChatMessage, MessageChange, Reaction } from "../core/types.ts";
 
 export interface HistoryQuery {
   readonly room: string;
@@ -67,6 +67,17 @@ export interface Store {
    * it changes nothing (the caller sees `deleted` in what is returned).
    */
   changeMessage(change: MessageChange): Promise<ChatMessage | undefined>;
+  /**
+   * Adds `userId`'s reaction `emoji` to message `seq` of `room`, or takes it back when it is
+   * there: true when added, false when taken back, undefined when there is no such message or it
+   * was deleted (which takes its reactions with it). Messages come with their reactions.
+   */
+  toggleReaction(
+    room: string,
+    seq: number,
+    userId: string,
+    emoji: string,
+  ): Promise<boolean | undefined>;
 
   /**
    * Creates the account if the id is free, in any case; returns the stored account and whether
@@ -105,13 +116,51 @@ export interface Store {
 export function applyChange(message: ChatMessage, change: MessageChange): ChatMessage {
   if (message.deleted) return message;
   const { mentions: _mentions, editedAt: _editedAt, ...kept } = message;
-  if (change.deleted) return { ...kept, content: "", deleted: true };
+  if (change.deleted) {
+    const { reactions: _reactions, ...rest } = kept;
+    return { ...rest, content: "", deleted: true };
+  }
   return {
     ...kept,
     content: change.content,
     ...(change.mentions?.length ? { mentions: change.mentions } : {}),
     editedAt: change.at,
   };
+}
+
+/**
+ * Reactions as rows (message, emoji, user), oldest first, grouped: each emoji once, placed by its
+ * oldest row, with its users in the order they reacted. Keyed by sequence number.
+ */
+export function groupReactions(
+  rows: readonly { seq: number | string; emoji: string; user_id: string }[],
+): Map<number, Reaction[]> {
+  const bySeq = new Map<number, Map<string, string[]>>();
+  for (const row of rows) {
+    const seq = Number(row.seq);
+    let emojis = bySeq.get(seq);
+    if (!emojis) bySeq.set(seq, emojis = new Map());
+    const users = emojis.get(row.emoji);
+    if (users) users.push(row.user_id);
+    else emojis.set(row.emoji, [row.user_id]);
+  }
+  return new Map(
+    [...bySeq].map((
+      [seq, emojis],
+    ) => [seq, [...emojis].map(([emoji, users]) => ({ emoji, users }))]),
+  );
+}
+
+/** `messages` (of one room) with the reactions `bySeq` holds for them. */
+export function withReactions(
+  messages: ChatMessage[],
+  bySeq: ReadonlyMap<number, Reaction[]>,
+): ChatMessage[] {
+  if (bySeq.size === 0) return messages;
+  return messages.map((m) => {
+    const reactions = bySeq.get(m.seq);
+    return reactions ? { ...m, reactions } : m;
+  });
 }
 
 /**

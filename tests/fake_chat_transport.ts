@@ -79,6 +79,7 @@ export class FakeChatServer {
   onlineGate: Promise<void> | undefined;
   readonly histories = new Map<string, ChatMessage[]>();
   readonly historyRequests: string[] = [];
+  readonly reactions: { room: string; seq: number; emoji: string }[] = [];
   /** Each SetTyping that reached the server, in order. */
   readonly typings: { room: string; typing: boolean }[] = [];
   /** Each send fails with the next of these, if any. */
@@ -189,6 +190,7 @@ export class FakeChatServer {
           log[at] = { ...log[at]!, content, editedAt: new Date(0) };
           return log[at]!;
         }),
+      react: (room, seq, emoji) => answer(() => void this.reactions.push({ room, seq, emoji })),
       deleteMessage: (room, seq) =>
         answer(() => {
           const log = this.histories.get(room) ?? [];
@@ -230,6 +232,7 @@ export function inRoom(room: string, seq: number, content = `${room} ${seq}`): C
     mentions: [],
     editedAt: undefined,
     deleted: false,
+    reactions: [],
   };
 }
 

@@ -140,6 +140,16 @@ Deno.test("two processors: every room's order is the same for every member on ev
     const [stored] = (await bob.history(rooms[1]!, 0, 1)).messages;
     assert.deepEqual([stored!.content, stored!.mentions], [mention, ["bob"]]);
 
+    // A reaction on gateway a reaches bob's stream on gateway b, and the store keeps it.
+    await alice.react(rooms[1]!, stored!.seq, "🎉");
+    await waitFor(
+      () => bobStream.received.some((m) => m.reaction?.emoji === "🎉" && m.reaction.added),
+      SLOW,
+      "the reaction at bob",
+    );
+    const [reacted] = (await bob.history(rooms[1]!, 0, 1)).messages;
+    assert.deepEqual(reacted!.reactions.map((r) => [r.emoji, r.users]), [["🎉", ["alice"]]]);
+
     // An edit and a deletion on gateway a reach bob's stream on gateway b, after the message.
     await alice.editMessage(rooms[1]!, stored!.seq, `${run} edited`);
     await alice.deleteMessage(rooms[1]!, stored!.seq);

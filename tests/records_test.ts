@@ -149,3 +149,22 @@ Deno.test("a message change travels on the deliveries topic and reads back the s
     /"by_user_id"/,
   );
 });
+
+Deno.test("a reaction travels on the deliveries topic and reads back the same", () => {
+  const event = {
+    room: "team",
+    seq: 3,
+    emoji: "👍🏽",
+    userId: "ben",
+    displayName: "Ben",
+    added: true,
+  };
+  assert.deepEqual(decodeDelivery(encodeDelivery({ type: "reaction", event })), {
+    type: "reaction",
+    event,
+  });
+  assert.throws(
+    () => decodeDelivery('{"type":"reaction","room":"r","seq":1,"user_id":"b","added":true}'),
+    /"emoji"/,
+  );
+});

@@ -223,6 +223,50 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
   });
 
+  test("reactions toggle per user and emoji, come with the messages in order, and go with a deletion", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("reactions");
+      const [one, two, three] = await store.appendAll([
+        newMessage(room),
+        newMessage(room),
+        newMessage(room),
+      ]);
+      assert.equal(await store.toggleReaction(room, 2, "ben", "👍"), true);
+      assert.equal(await store.toggleReaction(room, 2, "ann", "🎉"), true);
+      assert.equal(await store.toggleReaction(room, 2, "ann", "👍"), true);
+      assert.equal(await store.toggleReaction(room, 3, "cat", "❤️"), true);
+      assert.equal(await store.toggleReaction(room, 2, "ben", "👍"), false, "taken back");
+      assert.equal(await store.toggleReaction(room, 2, "ben", "👍"), true, "and given again");
+      assert.equal(await store.toggleReaction(room, 9, "ben", "👍"), undefined, "no message 9");
+      // An emoji's place is that of its oldest reaction still there: ben took his 👍 back, so
+      // ann's, after her 🎉, is the oldest.
+      const reactions2 = [{ emoji: "🎉", users: ["ann"] }, { emoji: "👍", users: ["ann", "ben"] }];
+      const expected = [one!, { ...two!, reactions: reactions2 }, {
+        ...three!,
+        reactions: [{ emoji: "❤️", users: ["cat"] }],
+      }];
+      assert.deepEqual(await store.since(room, 0, 10), expected);
+      assert.deepEqual(await store.history({ room, limit: 10 }), [...expected].reverse());
+      assert.deepEqual(await store.message(room, 2), expected[1]);
+      assert.deepEqual(await store.since(room, 2, 10), [expected[2]], "only the range asked for");
+      assert.equal(await store.toggleReaction(room, 3, "cat", "❤️"), false);
+      assert.deepEqual(await store.message(room, 3), three, "no reactions left: none listed");
+
+      await store.changeMessage({
+        room,
+        seq: 2,
+        deleted: true,
+        content: "",
+        at: "2026-11-30T12:00:00.000Z",
+        byUserId: two!.userId,
+        byDisplayName: two!.displayName,
+      });
+      const { reactions: _, ...gone } = { ...two!, content: "", deleted: true };
+      assert.deepEqual(await store.message(room, 2), gone, "a deletion takes its reactions");
+      assert.equal(await store.toggleReaction(room, 2, "ben", "👍"), undefined);
+    });
+  });
+
   test("append is idempotent by sender and message id", async () => {
     await withStore(open, async (store) => {
       const room = roomName("idempotent");

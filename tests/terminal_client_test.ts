@@ -374,6 +374,9 @@ class FakeChat implements NativeChat {
   deleteMessage(id: string, seq: number | bigint): Promise<void> {
     return this.#room(`DeleteMessage ${id} ${seq}`, () => undefined);
   }
+  react(id: string, seq: number | bigint, emoji: string): Promise<void> {
+    return this.#room(`React ${id} ${seq} ${emoji}`, () => undefined);
+  }
   listOnline(): Promise<User[]> {
     return Promise.resolve([...this.online]);
   }
@@ -904,6 +907,40 @@ Deno.test("/edit and /delete change my last message of the room; others' changes
     "[15:04:05] alice: new (edited)",
   );
   assert.equal(formatMessage(shown({ content: "", deleted: true })), "[15:04:05] alice: (deleted)");
+  s.stop.abort();
+  assert.equal(await s.done, 0);
+});
+
+Deno.test("/react toggles a reaction on the room's last message; others' reactions print", async () => {
+  const s = session(() => new FakeChat(true));
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  s.keyboard.type("/react 👍");
+  await s.seen("! Cannot react: no message in #general since you connected");
+  chat.onMessage!(message({ id: "bob", content: "ship it?", seq: 8 }));
+  s.keyboard.type("/react", "/react 🎉");
+  await s.seen("! Usage: /react <emoji>, for example /react 👍 ❤️ 😂 🎉 😮 😢");
+  await s.seen("* Reaction 🎉 toggled on the last message");
+  assert.deepEqual(chat.calls.filter((c) => c.startsWith("React ")), ["React general 8 🎉"]);
+  const reaction = (added: boolean, room = "general") =>
+    chat.onMessage!(message({
+      id: "bob",
+      content: "",
+      room,
+      reaction: { room, seq: 8n, emoji: "👍", user: { id: "bob", displayName: "bob" }, added },
+    }));
+  reaction(false);
+  reaction(true, "chess");
+  await s.seen("* bob reacted 👍 in #chess");
+  assert.ok(!s.out.some((l) => /bob reacted 👍$/.test(l)), "taking one back is not news");
+  // History lists a message's reactions after its text.
+  assert.equal(
+    formatMessage(shown({
+      content: "ship it?",
+      reactions: [{ emoji: "👍", users: ["bob", "cat"] }, { emoji: "🎉", users: ["alice"] }],
+    })),
+    "[15:04:05] alice: ship it?  [👍 2 · 🎉 1]",
+  );
   s.stop.abort();
   assert.equal(await s.done, 0);
 });

@@ -821,6 +821,52 @@ Deno.test({
     );
 
     await t.step(
+      "reactions: picked from a message, counted, toggled by a press, kept after a reload",
+      async () => {
+        await send(ann.page, "lunch at noon?");
+        await waitForMessages(ben.page, ["lunch at noon?"]);
+        const atBen = ben.page.locator("li.msg").last();
+        await atBen.hover();
+        await atBen.getByRole("button", { name: "Add a reaction" }).click();
+        await atBen.getByRole("button", { name: "React with 👍" }).click();
+        const atAnn = ann.page.locator("li.msg").last();
+        const thumbs = atAnn.locator(".reaction", { hasText: "👍" });
+        await waitFor(
+          async () => (await thumbs.getAttribute("aria-label")) === "👍 1",
+          5000,
+          "👍 1",
+        );
+        assert.equal(await thumbs.getAttribute("aria-pressed"), "false", "ann did not react");
+        assert.equal(await thumbs.getAttribute("title"), "ben");
+        await thumbs.click();
+        await waitFor(
+          async () => (await thumbs.getAttribute("aria-label")) === "👍 2",
+          5000,
+          "👍 2",
+        );
+        assert.equal(await thumbs.getAttribute("aria-pressed"), "true");
+        const atBenThumbs = atBen.locator(".reaction", { hasText: "👍" });
+        await waitFor(
+          async () => (await atBenThumbs.getAttribute("aria-label")) === "👍 2",
+          5000,
+          "ben sees 👍 2",
+        );
+        await atBenThumbs.click(); // ben takes his back
+        await waitFor(
+          async () => (await thumbs.getAttribute("aria-label")) === "👍 1",
+          5000,
+          "👍 1",
+        );
+        await ann.page.reload();
+        await waitForStatus(ann.page, "connected");
+        await waitForMessages(ann.page, ["lunch at noon?"]);
+        const kept = ann.page.locator("li.msg").last().locator(".reaction", { hasText: "👍" });
+        assert.equal(await kept.getAttribute("aria-label"), "👍 1");
+        assert.equal(await kept.getAttribute("aria-pressed"), "true");
+      },
+    );
+
+    await t.step(
       "a sender edits and deletes their message; every reader sees it, after a reload too",
       async () => {
         await send(ann.page, "teh plan is ready");

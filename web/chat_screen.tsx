@@ -252,6 +252,7 @@ export function ChatScreen(
                 owner: chat.current.owner ?? "",
                 edit: chat.editMessage,
                 delete: chat.deleteMessage,
+                react: chat.react,
               }}
               roomTitle={chat.current.direct ? chat.current.title : `#${chat.current.title}`}
             />

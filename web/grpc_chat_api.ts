@@ -175,6 +175,11 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
         )
       ),
 
+    react: (room, seq, emoji) =>
+      call(async () => {
+        await client.react({ room, seq: BigInt(seq), emoji }, options());
+      }),
+
     deleteMessage: (room, seq) =>
       call(async () => {
         await client.deleteMessage({ room, seq: BigInt(seq) }, options());

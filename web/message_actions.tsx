@@ -15,6 +15,8 @@ export interface MessageActions {
   readonly owner: string;
   edit(seq: number, content: string): Promise<void>;
   delete(seq: number): Promise<void>;
+  /** Toggles the reader's reaction `emoji` on message `seq`. */
+  react(seq: number, emoji: string): Promise<void>;
 }
 
 export const MessageActionsContext = createContext<MessageActions | undefined>(undefined);

@@ -10,6 +10,7 @@ import { dayLabel, fullTime, sameDay, shortTime } from "./format.ts";
 import { Avatar } from "./icons.tsx";
 import { EditableText, type MessageActions, MessageActionsContext } from "./message_actions.tsx";
 import { MessageText } from "./message_text.tsx";
+import { ReactionBar } from "./reactions.tsx";
 import type { Entry, OlderState } from "./use_chat.ts";
 
 /** Within this distance of the bottom, the reader counts as "at the bottom". */
@@ -147,6 +148,7 @@ function MessageItem(
             </time>
           )}
         </div>
+        <ReactionBar message={message} />
       </div>
     </li>
   );

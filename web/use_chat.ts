@@ -11,6 +11,7 @@ import type {
   ChatTransport,
   ChatUser,
   MessageChange,
+  ReactionEvent,
   RoomEvent,
   RoomInfo,
 } from "../client/core/model.ts";
@@ -83,6 +84,31 @@ export function applyChange(entries: readonly Entry[], change: MessageChange): r
   return next;
 }
 
+/** The entries with `event`'s reaction added to (or taken from) its message, if shown. */
+export function applyReaction(entries: readonly Entry[], event: ReactionEvent): readonly Entry[] {
+  const at = entries.findIndex((e) => e.kind === "message" && e.message.seq === event.seq);
+  if (at < 0) return entries;
+  const entry = entries[at] as Entry & { kind: "message" };
+  const others = (users: readonly string[]) => users.filter((u) => u !== event.user.id);
+  let reactions = entry.message.reactions.map((r) =>
+    r.emoji === event.emoji
+      ? {
+        emoji: r.emoji,
+        users: event.added ? [...others(r.users), event.user.id] : others(r.users),
+      }
+      : r
+  );
+  if (event.added && !reactions.some((r) => r.emoji === event.emoji)) {
+    reactions = [...reactions, { emoji: event.emoji, users: [event.user.id] }];
+  }
+  const next = entries.slice();
+  next[at] = {
+    ...entry,
+    message: { ...entry.message, reactions: reactions.filter((r) => r.users.length > 0) },
+  };
+  return next;
+}
+
 /** A room as the side panel shows it. */
 export interface RoomView extends RoomInfo {
   /** "general", a room's name, or the other person of a direct conversation. */
@@ -120,6 +146,8 @@ export interface ChatState {
   editMessage(seq: number, content: string): Promise<void>;
   /** Deletes message `seq` of the current room (one's own, or any in a room one owns). */
   deleteMessage(seq: number): Promise<void>;
+  /** Toggles the reader's reaction `emoji` on message `seq` of the current room. */
+  react(seq: number, emoji: string): Promise<void>;
   retryNow(): void;
 }
 
@@ -240,6 +268,9 @@ export function useChat(
       },
       onChange: (change) => {
         if (live) addEntry(change.room, (entries) => applyChange(entries, change));
+      },
+      onReaction: (event) => {
+        if (live) addEntry(event.room, (entries) => applyReaction(entries, event));
       },
       onTyping: (room, users) => live && setTypers((prev) => ({ ...prev, [room]: users })),
       onOnline: (users) => live && setOnline(users),
@@ -379,6 +410,8 @@ export function useChat(
           }),
         }));
       },
+      // The stream brings the reaction back to every tab, this one included.
+      react: async (seq: number, emoji: string) => await conn().react(current, seq, emoji),
       deleteMessage: async (seq: number) => {
         await conn().deleteMessage(current, seq);
         setByRoom((prev) => ({

@@ -68,6 +68,8 @@ function deliveryKey(delivery: Delivery): string {
     case "message-change":
       // The room's key: after the message itself, which the editor had to receive first.
       return delivery.change.room;
+    case "reaction":
+      return delivery.event.room;
     case "gateway-dead":
       return delivery.serverId;
     case "resync":

@@ -214,6 +214,16 @@ export function encodeDelivery(d: Delivery): string {
         by_user_id: d.change.byUserId,
         by_display_name: d.change.byDisplayName,
       });
+    case "reaction":
+      return JSON.stringify({
+        type: "reaction",
+        room: d.event.room,
+        seq: d.event.seq,
+        emoji: d.event.emoji,
+        user_id: d.event.userId,
+        display_name: d.event.displayName,
+        added: d.event.added,
+      });
     case "typing":
       return JSON.stringify({
         type: "typing",
@@ -262,6 +272,20 @@ export function decodeDelivery(text: string): Delivery {
           at: str(k, o, "at"),
           byUserId,
           byDisplayName: str(k, o, "by_display_name", byUserId),
+        },
+      };
+    }
+    case "reaction": {
+      const userId = nonEmpty("delivery", o, "user_id");
+      return {
+        type,
+        event: {
+          room: nonEmpty("delivery", o, "room"),
+          seq: num("delivery", o, "seq", 0),
+          emoji: nonEmpty("delivery", o, "emoji"),
+          userId,
+          displayName: str("delivery", o, "display_name", userId),
+          added: bool("delivery", o, "added"),
         },
       };
     }

@@ -233,6 +233,11 @@ export class ChatSession {
     return this.#call("edit the message", (t) => t.editMessage(room, seq, content));
   }
 
+  /** Adds this user's `emoji` to message `seq` of `room`, or takes it back. */
+  react(room: string, seq: number, emoji: string): Promise<void> {
+    return this.#call("react", (t) => t.react(room, seq, emoji));
+  }
+
   /** Deletes message `seq` of `room`. */
   deleteMessage(room: string, seq: number): Promise<void> {
     return this.#call("delete the message", (t) => t.deleteMessage(room, seq));
@@ -489,6 +494,9 @@ export class ChatSession {
         return;
       case "change":
         this.#o.onChange?.(event.change);
+        return;
+      case "reaction":
+        this.#o.onReaction?.(event.event);
         return;
       case "typing":
         if (event.event.user.id !== this.#user.id) this.#typers.seen(event.event);

@@ -31,6 +31,17 @@ export interface ChatMessage {
   readonly editedAt: Date | undefined;
   /** Deleted: the content is empty (a tombstone). */
   readonly deleted: boolean;
+  /** Each emoji once, with the user ids who reacted with it. */
+  readonly reactions: readonly { readonly emoji: string; readonly users: readonly string[] }[];
+}
+
+/** A member added (or took back) a reaction to message `seq` of `room`. */
+export interface ReactionEvent {
+  readonly room: string;
+  readonly seq: number;
+  readonly emoji: string;
+  readonly user: ChatUser;
+  readonly added: boolean;
 }
 
 /** A message was edited (new content) or deleted, by its sender or the room's owner. */
@@ -76,6 +87,7 @@ export type StreamEvent =
   | { readonly type: "presence"; readonly user: ChatUser; readonly online: boolean }
   | { readonly type: "room"; readonly event: RoomEvent }
   | { readonly type: "change"; readonly change: MessageChange }
+  | { readonly type: "reaction"; readonly event: ReactionEvent }
   | { readonly type: "typing"; readonly event: TypingEvent };
 
 /**
@@ -161,6 +173,8 @@ export interface ChatTransport {
   editMessage(room: string, seq: number, content: string): Promise<ChatMessage>;
   /** Deletes message `seq` of `room` (this user's, or any in a room this user owns). */
   deleteMessage(room: string, seq: number): Promise<void>;
+  /** Adds this user's `emoji` to message `seq` of `room`, or takes it back. */
+  react(room: string, seq: number, emoji: string): Promise<void>;
   /** Tells the other members of `room` that this user is typing there, or stopped. */
   setTyping(room: string, typing: boolean): Promise<void>;
   /**

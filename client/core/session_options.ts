@@ -10,6 +10,7 @@ import type {
   ChatTransport,
   ChatUser,
   MessageChange,
+  ReactionEvent,
   RoomEvent,
   RoomInfo,
 } from "./model.ts";
@@ -85,6 +86,8 @@ export interface ChatSessionOptions {
   onRoomEvent?: (event: RoomEvent) => void;
   /** A message of one of this user's rooms was edited or deleted. */
   onChange?: (change: MessageChange) => void;
+  /** Someone added or took back a reaction in one of this user's rooms. */
+  onReaction?: (event: ReactionEvent) => void;
   /** The online users, sorted by display name, whenever the list changes. */
   onOnline?: (users: readonly ChatUser[]) => void;
   /** This user's rooms (the default room, then rooms by name, then direct ones) on change. */

@@ -33,6 +33,7 @@ export function toChatMessage(m: Message): ChatMessage {
     mentions: m.mentions,
     editedAt: m.editedAt ? timestampDate(m.editedAt) : undefined,
     deleted: m.deleted,
+    reactions: m.reactions.map((r) => ({ emoji: r.emoji, users: r.users })),
   };
 }
 
@@ -78,6 +79,19 @@ export function toStreamEvent(m: Message): StreamEvent | undefined {
         user,
         typing: m.typing.typing,
         expiresInMs: m.typing.expiresInMs,
+      },
+    };
+  }
+  if (m.reaction) {
+    const user = toUser(m.reaction.user) ?? sender(m);
+    return user && {
+      type: "reaction",
+      event: {
+        room: m.reaction.room || m.room || DEFAULT_ROOM,
+        seq: Number(m.reaction.seq),
+        emoji: m.reaction.emoji,
+        user,
+        added: m.reaction.added,
       },
     };
   }

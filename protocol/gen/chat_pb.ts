@@ -21,7 +21,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIoADCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSIQoGdHlwaW5nGAogASgLMhEuY2hhdC5UeXBpbmdFdmVudBIQCghtZW50aW9ucxgMIAMoCRIjCgZjaGFuZ2UYDSABKAsyEy5jaGF0Lk1lc3NhZ2VDaGFuZ2USLQoJZWRpdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdkZWxldGVkGA8gASgIIp4BCg1NZXNzYWdlQ2hhbmdlEgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEg8KB2RlbGV0ZWQYAyABKAgSDwoHY29udGVudBgEIAEoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoCYnkYBiABKAsyCi5jaGF0LlVzZXISEAoIbWVudGlvbnMYByADKAkiOQoLRWRpdFJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDwoHY29udGVudBgDIAEoCSIqCg1EZWxldGVSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEInAKB0Nvbm5lY3QSGAoEdXNlchgBIAEoCzIKLmNoYXQuVXNlchIOCgZhY3RpdmUYAiABKAgSFwoPcHJlc2VuY2VfZXZlbnRzGAMgASgIEiIKBnJlc3VtZRgEIAMoCzISLmNoYXQuUm9vbVBvc2l0aW9uIi4KDFJvb21Qb3NpdGlvbhIMCgRyb29tGAEgASgJEhAKCGxhc3Rfc2VxGAIgASgEIgcKBUNsb3NlIjkKDVByZXNlbmNlRXZlbnQSGAoEdXNlchgBIAEoCzIKLmNoYXQuVXNlchIOCgZvbmxpbmUYAiABKAgiQwoJUm9vbUV2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZqb2luZWQYAyABKAgiXAoLVHlwaW5nRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBnR5cGluZxgDIAEoCBIVCg1leHBpcmVzX2luX21zGAQgASgNIh0KDU9ubGluZVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIoCgtPbmxpbmVVc2VycxIZCgV1c2VycxgBIAMoCzIKLmNoYXQuVXNlciJJCg1TaWduSW5SZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCSJ6Cg5TaWduSW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg8KB2NyZWF0ZWQYAyABKAgSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiGwoLUm9vbVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIgCg1EaXJlY3RSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiVAoEUm9vbRIKCgJpZBgBIAEoCRIOCgZkaXJlY3QYAiABKAgSDwoHbWVtYmVycxgDIAMoCRIQCghsYXN0X3NlcRgEIAEoBBINCgVvd25lchgHIAEoCSIfChBMaXN0Um9vbXNSZXF1ZXN0EgsKA2FsbBgBIAEoCCIlCghSb29tTGlzdBIZCgVyb29tcxgBIAMoCzIKLmNoYXQuUm9vbSJBCg5IaXN0b3J5UmVxdWVzdBIMCgRyb29tGAEgASgJEhIKCmJlZm9yZV9zZXEYAiABKAQSDQoFbGltaXQYAyABKA0iLQoNVHlwaW5nUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBnR5cGluZxgCIAEoCCI8CgtIaXN0b3J5UGFnZRIfCghtZXNzYWdlcxgBIAMoCzINLmNoYXQuTWVzc2FnZRIMCgRtb3JlGAIgASgIMoYFCglCcm9hZGNhc3QSLgoMQ3JlYXRlU3RyZWFtEg0uY2hhdC5Db25uZWN0Gg0uY2hhdC5NZXNzYWdlMAESLgoQQnJvYWRjYXN0TWVzc2FnZRINLmNoYXQuTWVzc2FnZRoLLmNoYXQuQ2xvc2USNAoKTGlzdE9ubGluZRITLmNoYXQuT25saW5lUmVxdWVzdBoRLmNoYXQuT25saW5lVXNlcnMSMwoGU2lnbkluEhMuY2hhdC5TaWduSW5SZXF1ZXN0GhQuY2hhdC5TaWduSW5SZXNwb25zZRIrCgpDcmVhdGVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoKLmNoYXQuUm9vbRIpCghKb2luUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKwoJTGVhdmVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoLLmNoYXQuQ2xvc2USMwoJTGlzdFJvb21zEhYuY2hhdC5MaXN0Um9vbXNSZXF1ZXN0Gg4uY2hhdC5Sb29tTGlzdBItCgpPcGVuRGlyZWN0EhMuY2hhdC5EaXJlY3RSZXF1ZXN0GgouY2hhdC5Sb29tEjIKB0hpc3RvcnkSFC5jaGF0Lkhpc3RvcnlSZXF1ZXN0GhEuY2hhdC5IaXN0b3J5UGFnZRIvCgtFZGl0TWVzc2FnZRIRLmNoYXQuRWRpdFJlcXVlc3QaDS5jaGF0Lk1lc3NhZ2USMQoNRGVsZXRlTWVzc2FnZRITLmNoYXQuRGVsZXRlUmVxdWVzdBoLLmNoYXQuQ2xvc2USLQoJU2V0VHlwaW5nEhMuY2hhdC5UeXBpbmdSZXF1ZXN0GgsuY2hhdC5DbG9zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIsoDCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSIQoGdHlwaW5nGAogASgLMhEuY2hhdC5UeXBpbmdFdmVudBIQCghtZW50aW9ucxgMIAMoCRIjCgZjaGFuZ2UYDSABKAsyEy5jaGF0Lk1lc3NhZ2VDaGFuZ2USLQoJZWRpdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdkZWxldGVkGA8gASgIEiEKCXJlYWN0aW9ucxgQIAMoCzIOLmNoYXQuUmVhY3Rpb24SJQoIcmVhY3Rpb24YESABKAsyEy5jaGF0LlJlYWN0aW9uRXZlbnQiKAoIUmVhY3Rpb24SDQoFZW1vamkYASABKAkSDQoFdXNlcnMYAiADKAkiYgoNUmVhY3Rpb25FdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlbW9qaRgDIAEoCRIYCgR1c2VyGAQgASgLMgouY2hhdC5Vc2VyEg0KBWFkZGVkGAUgASgIIjsKD1JlYWN0aW9uUmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlbW9qaRgDIAEoCSKeAQoNTWVzc2FnZUNoYW5nZRIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdkZWxldGVkGAMgASgIEg8KB2NvbnRlbnQYBCABKAkSJgoCYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKAmJ5GAYgASgLMgouY2hhdC5Vc2VyEhAKCG1lbnRpb25zGAcgAygJIjkKC0VkaXRSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEg8KB2NvbnRlbnQYAyABKAkiKgoNRGVsZXRlUmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBCJwCgdDb25uZWN0EhgKBHVzZXIYASABKAsyCi5jaGF0LlVzZXISDgoGYWN0aXZlGAIgASgIEhcKD3ByZXNlbmNlX2V2ZW50cxgDIAEoCBIiCgZyZXN1bWUYBCADKAsyEi5jaGF0LlJvb21Qb3NpdGlvbiIuCgxSb29tUG9zaXRpb24SDAoEcm9vbRgBIAEoCRIQCghsYXN0X3NlcRgCIAEoBCIHCgVDbG9zZSI5Cg1QcmVzZW5jZUV2ZW50EhgKBHVzZXIYASABKAsyCi5jaGF0LlVzZXISDgoGb25saW5lGAIgASgIIkMKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDgoGam9pbmVkGAMgASgIIlwKC1R5cGluZ0V2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZ0eXBpbmcYAyABKAgSFQoNZXhwaXJlc19pbl9tcxgEIAEoDSIdCg1PbmxpbmVSZXF1ZXN0EgwKBHJvb20YASABKAkiKAoLT25saW5lVXNlcnMSGQoFdXNlcnMYASADKAsyCi5jaGF0LlVzZXIiSQoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiegoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIPCgdjcmVhdGVkGAMgASgIEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhsKC1Jvb21SZXF1ZXN0EgwKBHJvb20YASABKAkiIAoNRGlyZWN0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIlQKBFJvb20SCgoCaWQYASABKAkSDgoGZGlyZWN0GAIgASgIEg8KB21lbWJlcnMYAyADKAkSEAoIbGFzdF9zZXEYBCABKAQSDQoFb3duZXIYByABKAkiHwoQTGlzdFJvb21zUmVxdWVzdBILCgNhbGwYASABKAgiJQoIUm9vbUxpc3QSGQoFcm9vbXMYASADKAsyCi5jaGF0LlJvb20iQQoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRISCgpiZWZvcmVfc2VxGAIgASgEEg0KBWxpbWl0GAMgASgNIi0KDVR5cGluZ1JlcXVlc3QSDAoEcm9vbRgBIAEoCRIOCgZ0eXBpbmcYAiABKAgiPAoLSGlzdG9yeVBhZ2USHwoIbWVzc2FnZXMYASADKAsyDS5jaGF0Lk1lc3NhZ2USDAoEbW9yZRgCIAEoCDKzBQoJQnJvYWRjYXN0Ei4KDENyZWF0ZVN0cmVhbRINLmNoYXQuQ29ubmVjdBoNLmNoYXQuTWVzc2FnZTABEi4KEEJyb2FkY2FzdE1lc3NhZ2USDS5jaGF0Lk1lc3NhZ2UaCy5jaGF0LkNsb3NlEjQKCkxpc3RPbmxpbmUSEy5jaGF0Lk9ubGluZVJlcXVlc3QaES5jaGF0Lk9ubGluZVVzZXJzEjMKBlNpZ25JbhITLmNoYXQuU2lnbkluUmVxdWVzdBoULmNoYXQuU2lnbkluUmVzcG9uc2USKwoKQ3JlYXRlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKQoISm9pblJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEisKCUxlYXZlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCy5jaGF0LkNsb3NlEjMKCUxpc3RSb29tcxIWLmNoYXQuTGlzdFJvb21zUmVxdWVzdBoOLmNoYXQuUm9vbUxpc3QSLQoKT3BlbkRpcmVjdBITLmNoYXQuRGlyZWN0UmVxdWVzdBoKLmNoYXQuUm9vbRIyCgdIaXN0b3J5EhQuY2hhdC5IaXN0b3J5UmVxdWVzdBoRLmNoYXQuSGlzdG9yeVBhZ2USLwoLRWRpdE1lc3NhZ2USES5jaGF0LkVkaXRSZXF1ZXN0Gg0uY2hhdC5NZXNzYWdlEjEKDURlbGV0ZU1lc3NhZ2USEy5jaGF0LkRlbGV0ZVJlcXVlc3QaCy5jaGF0LkNsb3NlEisKBVJlYWN0EhUuY2hhdC5SZWFjdGlvblJlcXVlc3QaCy5jaGF0LkNsb3NlEi0KCVNldFR5cGluZxITLmNoYXQuVHlwaW5nUmVxdWVzdBoLLmNoYXQuQ2xvc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.User
@@ -153,6 +153,23 @@ export type Message = Message$1<"chat.Message"> & {
    * @generated from field: bool deleted = 15;
    */
   deleted: boolean;
+
+  /**
+   * Additive, in history and replays: the reactions to the message, each emoji
+   * once with who reacted; an emoji comes where its oldest reaction still
+   * there puts it.
+   *
+   * @generated from field: repeated chat.Reaction reactions = 16;
+   */
+  reactions: Reaction[];
+
+  /**
+   * Additive. Set instead of content when someone added or removed a reaction
+   * to a message of a room the reader is in (streams with presence_events).
+   *
+   * @generated from field: chat.ReactionEvent reaction = 17;
+   */
+  reaction?: ReactionEvent | undefined;
 };
 
 /**
@@ -161,6 +178,98 @@ export type Message = Message$1<"chat.Message"> & {
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
   messageDesc(file_chat, 1);
+
+/**
+ * @generated from message chat.Reaction
+ */
+export type Reaction = Message$1<"chat.Reaction"> & {
+  /**
+   * @generated from field: string emoji = 1;
+   */
+  emoji: string;
+
+  /**
+   * The user ids who reacted with it, in the order they did.
+   *
+   * @generated from field: repeated string users = 2;
+   */
+  users: string[];
+};
+
+/**
+ * Describes the message chat.Reaction.
+ * Use `create(ReactionSchema)` to create a new message.
+ */
+export const ReactionSchema: GenMessage<Reaction> = /*@__PURE__*/
+  messageDesc(file_chat, 2);
+
+/**
+ * @generated from message chat.ReactionEvent
+ */
+export type ReactionEvent = Message$1<"chat.ReactionEvent"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: string emoji = 3;
+   */
+  emoji: string;
+
+  /**
+   * @generated from field: chat.User user = 4;
+   */
+  user?: User | undefined;
+
+  /**
+   * true: added; false: taken back.
+   *
+   * @generated from field: bool added = 5;
+   */
+  added: boolean;
+};
+
+/**
+ * Describes the message chat.ReactionEvent.
+ * Use `create(ReactionEventSchema)` to create a new message.
+ */
+export const ReactionEventSchema: GenMessage<ReactionEvent> = /*@__PURE__*/
+  messageDesc(file_chat, 3);
+
+/**
+ * @generated from message chat.ReactionRequest
+ */
+export type ReactionRequest = Message$1<"chat.ReactionRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * One emoji (a sequence of emoji code points, at most 64 bytes).
+   *
+   * @generated from field: string emoji = 3;
+   */
+  emoji: string;
+};
+
+/**
+ * Describes the message chat.ReactionRequest.
+ * Use `create(ReactionRequestSchema)` to create a new message.
+ */
+export const ReactionRequestSchema: GenMessage<ReactionRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 4);
 
 /**
  * Additive: a message was edited (content is the new text) or deleted.
@@ -215,7 +324,7 @@ export type MessageChange = Message$1<"chat.MessageChange"> & {
  * Use `create(MessageChangeSchema)` to create a new message.
  */
 export const MessageChangeSchema: GenMessage<MessageChange> = /*@__PURE__*/
-  messageDesc(file_chat, 2);
+  messageDesc(file_chat, 5);
 
 /**
  * @generated from message chat.EditRequest
@@ -242,7 +351,7 @@ export type EditRequest = Message$1<"chat.EditRequest"> & {
  * Use `create(EditRequestSchema)` to create a new message.
  */
 export const EditRequestSchema: GenMessage<EditRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 3);
+  messageDesc(file_chat, 6);
 
 /**
  * @generated from message chat.DeleteRequest
@@ -264,7 +373,7 @@ export type DeleteRequest = Message$1<"chat.DeleteRequest"> & {
  * Use `create(DeleteRequestSchema)` to create a new message.
  */
 export const DeleteRequestSchema: GenMessage<DeleteRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 4);
+  messageDesc(file_chat, 7);
 
 /**
  * @generated from message chat.Connect
@@ -304,7 +413,7 @@ export type Connect = Message$1<"chat.Connect"> & {
  * Use `create(ConnectSchema)` to create a new message.
  */
 export const ConnectSchema: GenMessage<Connect> = /*@__PURE__*/
-  messageDesc(file_chat, 5);
+  messageDesc(file_chat, 8);
 
 /**
  * @generated from message chat.RoomPosition
@@ -326,7 +435,7 @@ export type RoomPosition = Message$1<"chat.RoomPosition"> & {
  * Use `create(RoomPositionSchema)` to create a new message.
  */
 export const RoomPositionSchema: GenMessage<RoomPosition> = /*@__PURE__*/
-  messageDesc(file_chat, 6);
+  messageDesc(file_chat, 9);
 
 /**
  * @generated from message chat.Close
@@ -339,7 +448,7 @@ export type Close = Message$1<"chat.Close"> & {
  * Use `create(CloseSchema)` to create a new message.
  */
 export const CloseSchema: GenMessage<Close> = /*@__PURE__*/
-  messageDesc(file_chat, 7);
+  messageDesc(file_chat, 10);
 
 /**
  * Additive.
@@ -363,7 +472,7 @@ export type PresenceEvent = Message$1<"chat.PresenceEvent"> & {
  * Use `create(PresenceEventSchema)` to create a new message.
  */
 export const PresenceEventSchema: GenMessage<PresenceEvent> = /*@__PURE__*/
-  messageDesc(file_chat, 8);
+  messageDesc(file_chat, 11);
 
 /**
  * @generated from message chat.RoomEvent
@@ -390,7 +499,7 @@ export type RoomEvent = Message$1<"chat.RoomEvent"> & {
  * Use `create(RoomEventSchema)` to create a new message.
  */
 export const RoomEventSchema: GenMessage<RoomEvent> = /*@__PURE__*/
-  messageDesc(file_chat, 9);
+  messageDesc(file_chat, 12);
 
 /**
  * Ephemeral: never stored, never in History. A receiver drops `typing: true` by itself after
@@ -425,7 +534,7 @@ export type TypingEvent = Message$1<"chat.TypingEvent"> & {
  * Use `create(TypingEventSchema)` to create a new message.
  */
 export const TypingEventSchema: GenMessage<TypingEvent> = /*@__PURE__*/
-  messageDesc(file_chat, 10);
+  messageDesc(file_chat, 13);
 
 /**
  * @generated from message chat.OnlineRequest
@@ -444,7 +553,7 @@ export type OnlineRequest = Message$1<"chat.OnlineRequest"> & {
  * Use `create(OnlineRequestSchema)` to create a new message.
  */
 export const OnlineRequestSchema: GenMessage<OnlineRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 11);
+  messageDesc(file_chat, 14);
 
 /**
  * @generated from message chat.OnlineUsers
@@ -461,7 +570,7 @@ export type OnlineUsers = Message$1<"chat.OnlineUsers"> & {
  * Use `create(OnlineUsersSchema)` to create a new message.
  */
 export const OnlineUsersSchema: GenMessage<OnlineUsers> = /*@__PURE__*/
-  messageDesc(file_chat, 12);
+  messageDesc(file_chat, 15);
 
 /**
  * @generated from message chat.SignInRequest
@@ -490,7 +599,7 @@ export type SignInRequest = Message$1<"chat.SignInRequest"> & {
  * Use `create(SignInRequestSchema)` to create a new message.
  */
 export const SignInRequestSchema: GenMessage<SignInRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 13);
+  messageDesc(file_chat, 16);
 
 /**
  * @generated from message chat.SignInResponse
@@ -526,7 +635,7 @@ export type SignInResponse = Message$1<"chat.SignInResponse"> & {
  * Use `create(SignInResponseSchema)` to create a new message.
  */
 export const SignInResponseSchema: GenMessage<SignInResponse> = /*@__PURE__*/
-  messageDesc(file_chat, 14);
+  messageDesc(file_chat, 17);
 
 /**
  * @generated from message chat.RoomRequest
@@ -543,7 +652,7 @@ export type RoomRequest = Message$1<"chat.RoomRequest"> & {
  * Use `create(RoomRequestSchema)` to create a new message.
  */
 export const RoomRequestSchema: GenMessage<RoomRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 15);
+  messageDesc(file_chat, 18);
 
 /**
  * @generated from message chat.DirectRequest
@@ -562,7 +671,7 @@ export type DirectRequest = Message$1<"chat.DirectRequest"> & {
  * Use `create(DirectRequestSchema)` to create a new message.
  */
 export const DirectRequestSchema: GenMessage<DirectRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 16);
+  messageDesc(file_chat, 19);
 
 /**
  * @generated from message chat.Room
@@ -604,7 +713,7 @@ export type Room = Message$1<"chat.Room"> & {
  * Use `create(RoomSchema)` to create a new message.
  */
 export const RoomSchema: GenMessage<Room> = /*@__PURE__*/
-  messageDesc(file_chat, 17);
+  messageDesc(file_chat, 20);
 
 /**
  * @generated from message chat.ListRoomsRequest
@@ -623,7 +732,7 @@ export type ListRoomsRequest = Message$1<"chat.ListRoomsRequest"> & {
  * Use `create(ListRoomsRequestSchema)` to create a new message.
  */
 export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 18);
+  messageDesc(file_chat, 21);
 
 /**
  * @generated from message chat.RoomList
@@ -640,7 +749,7 @@ export type RoomList = Message$1<"chat.RoomList"> & {
  * Use `create(RoomListSchema)` to create a new message.
  */
 export const RoomListSchema: GenMessage<RoomList> = /*@__PURE__*/
-  messageDesc(file_chat, 19);
+  messageDesc(file_chat, 22);
 
 /**
  * @generated from message chat.HistoryRequest
@@ -671,7 +780,7 @@ export type HistoryRequest = Message$1<"chat.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 20);
+  messageDesc(file_chat, 23);
 
 /**
  * @generated from message chat.TypingRequest
@@ -697,7 +806,7 @@ export type TypingRequest = Message$1<"chat.TypingRequest"> & {
  * Use `create(TypingRequestSchema)` to create a new message.
  */
 export const TypingRequestSchema: GenMessage<TypingRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 21);
+  messageDesc(file_chat, 24);
 
 /**
  * @generated from message chat.HistoryPage
@@ -723,7 +832,7 @@ export type HistoryPage = Message$1<"chat.HistoryPage"> & {
  * Use `create(HistoryPageSchema)` to create a new message.
  */
 export const HistoryPageSchema: GenMessage<HistoryPage> = /*@__PURE__*/
-  messageDesc(file_chat, 22);
+  messageDesc(file_chat, 25);
 
 /**
  * @generated from service chat.Broadcast
@@ -836,6 +945,18 @@ export const Broadcast: GenService<{
   deleteMessage: {
     methodKind: "unary";
     input: typeof DeleteRequestSchema;
+    output: typeof CloseSchema;
+  },
+  /**
+   * Additive: toggles the caller's reaction with an emoji to a message of a
+   * room they are in (at most 20 different emoji per message); every member's
+   * stream that asked for presence_events gets Message.reaction.
+   *
+   * @generated from rpc chat.Broadcast.React
+   */
+  react: {
+    methodKind: "unary";
+    input: typeof ReactionRequestSchema;
     output: typeof CloseSchema;
   },
   /**
