@@ -55,6 +55,14 @@ export interface RoomEvent {
   readonly joined: boolean;
 }
 
+/** A member read a room up to a message (its `seq`, included). */
+export interface ReadMark {
+  readonly room: string;
+  readonly userId: string;
+  readonly displayName: string;
+  readonly seq: number;
+}
+
 /** What the processor (and, for membership, the gateways) send to every gateway. */
 export type Delivery =
   | { readonly type: "message"; readonly message: ChatMessage }
@@ -62,4 +70,6 @@ export type Delivery =
   | { readonly type: "resync"; readonly reason: string }
   /** The processor declared this gateway dead; if it is alive after all it re-announces. */
   | { readonly type: "gateway-dead"; readonly serverId: string }
-  | { readonly type: "room-event"; readonly event: RoomEvent };
+  | { readonly type: "room-event"; readonly event: RoomEvent }
+  /** The gateways tell the reader's streams and, in a direct room, the other member's. */
+  | { readonly type: "read"; readonly read: ReadMark };

@@ -10,13 +10,14 @@
 
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
-import type { ChatMessage, Presence } from "../core/types.ts";
+import type { ChatMessage, Presence, ReadMark } from "../core/types.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Announcer } from "./announcer.ts";
 import type { Auth, SignInResult } from "./auth.ts";
 import { Callers } from "./chat_callers.ts";
 import { Messages } from "./chat_messages.ts";
+import { Reads } from "./chat_reads.ts";
 import { Rooms } from "./chat_rooms.ts";
 import type {
   Caller,
@@ -48,6 +49,10 @@ export interface ChatService {
     caller: Caller,
     request: HistoryRequest,
   ): Promise<{ messages: ChatMessage[]; more: boolean }>;
+  /** Marks a room read up to `seq` for the caller (`chat_reads.ts`); returns what was accepted. */
+  markRead(caller: Caller, room: string, seq: number): Promise<ReadMark>;
+  /** Writes what waits to be written (read positions): for shutdown. */
+  flush(): Promise<void>;
 }
 
 export interface ChatServiceOptions {
@@ -80,6 +85,8 @@ export interface ChatServiceOptions {
   presenceOf?: (userId: string) => Presence | undefined;
   /** The server's clock, in milliseconds since the epoch (for tests). */
   now?: () => number;
+  /** The shortest time between two writes of one user's read position in one room. */
+  readWriteIntervalMs?: number;
 }
 
 export function createChatService(options: ChatServiceOptions): ChatService {
@@ -87,6 +94,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const callers = new Callers(options);
   const rooms = new Rooms({ ...options, callers });
   const messages = new Messages({ ...options, callers, rooms, now: options.now ?? Date.now });
+  const reads = new Reads({ ...options, callers, rooms });
   return {
     openStream: (caller, request, sink) => messages.openStream(caller, request, sink),
     send: (caller, request) => messages.send(caller, request),
@@ -99,5 +107,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     leaveRoom: (caller, room) => rooms.leaveRoom(caller, room),
     listRooms: (caller, all) => rooms.listRooms(caller, all),
     openDirect: (caller, other) => rooms.openDirect(caller, other),
+    markRead: (caller, room, seq) => reads.markRead(caller, room, seq),
+    flush: () => reads.flush(),
   };
 }

@@ -56,6 +56,10 @@ export interface RoomView {
   direct: boolean;
   members: string[];
   lastSeq: number;
+  /** The caller's read position (0: none, or not a member). */
+  readSeq: number;
+  /** Messages of others after `readSeq`, among the newest `UNREAD_COUNT_MAX`. */
+  unread: number;
 }
 
 export interface HistoryRequest {

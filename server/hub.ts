@@ -11,8 +11,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ChatError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { type Metrics, NO_METRICS, type QueueDepths } from "../core/metrics.ts";
-import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
-import { encodeStreamMessage, messageToWire, presenceToWire, roomEventToWire } from "./wire.ts";
+import type { ChatMessage, Presence, ReadMark, RoomEvent } from "../core/types.ts";
+import { directRoomMembers } from "../protocol/names.ts";
+import {
+  encodeStreamMessage,
+  messageToWire,
+  presenceToWire,
+  readToWire,
+  roomEventToWire,
+} from "./wire.ts";
 
 /** One open stream as a transport sees it. */
 export interface StreamSink {
@@ -264,6 +271,24 @@ export class Hub {
       if (!stream.presenceEvents) continue;
       frame ??= encodeStreamMessage(roomEventToWire(event));
       this.#offer(stream, frame);
+    }
+  }
+
+  /**
+   * A member read a room: the reader's streams here (their other devices) and, in a direct room,
+   * the other member's ("seen"), each only if it asked for events and is in the room.
+   */
+  read(mark: ReadMark): void {
+    const readers = [mark.userId];
+    const pair = directRoomMembers(mark.room);
+    if (pair?.includes(mark.userId)) readers.push(pair[0] === mark.userId ? pair[1] : pair[0]);
+    let frame: Uint8Array | undefined;
+    for (const userId of readers) {
+      for (const stream of this.#byUser.get(userId) ?? []) {
+        if (!stream.presenceEvents || !stream.rooms.has(mark.room)) continue;
+        frame ??= encodeStreamMessage(readToWire(mark));
+        this.#offer(stream, frame);
+      }
     }
   }
 

@@ -120,6 +120,11 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     });
     return { messages: page.messages.map(messageToWire), more: page.more };
   },
+  async markRead(service, caller, request) {
+    const seq = seqFromWire("Cannot mark read", "seq", request.seq);
+    await service.markRead(caller, request.room, seq);
+    return {};
+  },
 };
 
 /** Calls the unary `method` with its decoded request; the response is a message of its output type. */

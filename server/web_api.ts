@@ -271,6 +271,7 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     listRooms: unary(method.listRooms),
     openDirect: unary(method.openDirect),
     history: unary(method.history),
+    markRead: unary(method.markRead),
   };
 
   const router = createConnectRouter({

@@ -14,7 +14,7 @@ import {
 } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { describeError, invalidArgument } from "../core/errors.ts";
-import type { ChatMessage, Presence, RoomEvent } from "../core/types.ts";
+import type { ChatMessage, Presence, ReadMark, RoomEvent } from "../core/types.ts";
 import { type Message, MessageSchema, type Room, RoomSchema } from "../protocol/gen/chat_pb.ts";
 import type { RoomView } from "./chat_types.ts";
 
@@ -75,6 +75,17 @@ export function roomEventToWire(e: RoomEvent): Message {
   });
 }
 
+export function readToWire(r: ReadMark): Message {
+  const user = { id: r.userId, displayName: r.displayName };
+  return create(MessageSchema, {
+    id: r.userId,
+    displayName: r.displayName,
+    timestamp: timestampFromMs(Date.now()),
+    room: r.room,
+    read: { room: r.room, user, seq: BigInt(r.seq) },
+  });
+}
+
 export function presenceToWire(p: Presence): Message {
   const user = { id: p.userId, displayName: p.displayName };
   return create(MessageSchema, {
@@ -91,6 +102,8 @@ export function roomToWire(room: RoomView): Room {
     direct: room.direct,
     members: room.members,
     lastSeq: BigInt(room.lastSeq),
+    readSeq: BigInt(room.readSeq),
+    unread: room.unread,
   });
 }
 

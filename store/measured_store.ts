@@ -25,6 +25,8 @@ const OPERATIONS: Record<Operation, true> = {
   roomsOf: true,
   listRooms: true,
   lastSeq: true,
+  markRead: true,
+  readStates: true,
 };
 
 /** `store` with each call timed into `metrics`; `store` itself when metrics are off. */

@@ -6,8 +6,10 @@ import {
   type Account,
   compareCodePoints,
   type HistoryQuery,
+  type ReadState,
   type Room,
   type Store,
+  UNREAD_COUNT_MAX,
 } from "./store.ts";
 
 export class MemoryStore implements Store {
@@ -22,6 +24,8 @@ export class MemoryStore implements Store {
   readonly #members = new Map<string, Set<string>>();
   /** User id → the room ids they are a member of. */
   readonly #memberOf = new Map<string, Set<string>>();
+  /** User id → room id → read position. */
+  readonly #readSeqs = new Map<string, Map<string, number>>();
 
   append(message: ChatMessage): Promise<ChatMessage> {
     return Promise.resolve(this.#append(message));
@@ -143,6 +147,25 @@ export class MemoryStore implements Store {
 
   lastSeq(roomId: string): Promise<number> {
     return Promise.resolve(this.#rooms.get(roomId)?.length ?? 0);
+  }
+
+  markRead(roomId: string, userId: string, seq: number): Promise<number | undefined> {
+    let mine = this.#readSeqs.get(userId);
+    const next = Math.min(seq, this.#rooms.get(roomId)?.length ?? 0);
+    if (next <= (mine?.get(roomId) ?? 0)) return Promise.resolve(undefined);
+    if (!mine) this.#readSeqs.set(userId, mine = new Map());
+    mine.set(roomId, next);
+    return Promise.resolve(next);
+  }
+
+  readStates(userId: string, roomIds: readonly string[]): Promise<ReadState[]> {
+    const mine = this.#readSeqs.get(userId);
+    return Promise.resolve(roomIds.map((room) => {
+      const readSeq = mine?.get(room) ?? 0;
+      const log = this.#rooms.get(room) ?? [];
+      const newest = log.slice(Math.max(readSeq, log.length - UNREAD_COUNT_MAX));
+      return { room, readSeq, unread: newest.filter((m) => m.userId !== userId).length };
+    }));
   }
 
   close(): Promise<void> {

@@ -9,7 +9,8 @@
  * Accounts, rooms and memberships live in tables `accounts`, `rooms` and `members` (schema version
  * 2); ids are compared and sorted with SQLite's BINARY collation, i.e. by code point. Since
  * version 3 accounts and rooms are also found by `name_key` (the id without case, unique), and
- * a message is unique per (user_id, id): a message id is the sender's, not the world's.
+ * a message is unique per (user_id, id): a message id is the sender's, not the world's. Since
+ * version 4 each member's read position per room is kept in `read_positions`.
  *
  * `node:sqlite` is synchronous: every call blocks the event loop for the length of one statement
  * (or, while another process holds the write lock, for up to the busy timeout).
@@ -32,12 +33,20 @@ import {
   toMessage,
   toRoom,
 } from "./rows.ts";
-import { type Account, type HistoryQuery, legacyNameKeys, type Room, type Store } from "./store.ts";
+import {
+  type Account,
+  type HistoryQuery,
+  legacyNameKeys,
+  type ReadState,
+  type Room,
+  type Store,
+  UNREAD_COUNT_MAX,
+} from "./store.ts";
 
 const COLUMNS = "room, seq, id, user_id, display_name, content, timestamp";
 
 /** The schema version this code writes (`PRAGMA user_version`); bump it with a migration. */
-export const SQLITE_SCHEMA_VERSION = 3;
+export const SQLITE_SCHEMA_VERSION = 4;
 
 /** Migration N brings a database from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
@@ -102,6 +111,13 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
       db.exec(`CREATE UNIQUE INDEX ${table}_name_key ON ${table} (name_key)`);
     }
   },
+  // 4: read positions, one row per user and room they marked read.
+  `CREATE TABLE read_positions (
+     user_id TEXT    NOT NULL,
+     room_id TEXT    NOT NULL,
+     seq     INTEGER NOT NULL,
+     PRIMARY KEY (user_id, room_id)
+   ) WITHOUT ROWID`,
 ];
 
 export interface SqliteStoreOptions {
@@ -137,6 +153,8 @@ export class SqliteStore implements Store {
   readonly #members: StatementSync;
   readonly #roomsOf: StatementSync;
   readonly #listRooms: StatementSync;
+  readonly #markRead: StatementSync;
+  readonly #readStates: StatementSync;
   #closed = false;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -208,6 +226,26 @@ export class SqliteStore implements Store {
     );
     this.#listRooms = db.prepare(
       `SELECT ${ROOM_COLUMNS} FROM rooms WHERE direct = 0 ORDER BY id LIMIT ?`,
+    );
+    // Forward only, and never past the room's newest message.
+    this.#markRead = db.prepare(
+      `INSERT INTO read_positions (user_id, room_id, seq)
+       VALUES (?1, ?2, MIN(?3, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?2)))
+       ON CONFLICT (user_id, room_id) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > seq
+       RETURNING seq`,
+    );
+    // The rooms come as a JSON array; each count walks the (room, seq) key from the later of the
+    // read position and the newest UNREAD_COUNT_MAX messages.
+    this.#readStates = db.prepare(
+      `SELECT r.value AS room, COALESCE(p.seq, 0) AS read_seq,
+         (SELECT COUNT(*) FROM messages m
+          WHERE m.room = r.value AND m.user_id <> ?1
+            AND m.seq > MAX(COALESCE(p.seq, 0),
+              (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.value) - ${UNREAD_COUNT_MAX})
+         ) AS unread
+       FROM json_each(?2) r
+       LEFT JOIN read_positions p ON p.user_id = ?1 AND p.room_id = r.value
+       ORDER BY r.key`,
     );
   }
 
@@ -354,6 +392,30 @@ export class SqliteStore implements Store {
       "read history",
       () => Number((this.#lastSeq.get(roomId) as { seq: number }).seq),
     );
+  }
+
+  markRead(roomId: string, userId: string, seq: number): Promise<number | undefined> {
+    return this.#call("mark read", () => {
+      refuseNul("mark read", { roomId, userId });
+      const row = this.#markRead.get(userId, roomId, seq) as { seq: number } | undefined;
+      return row && Number(row.seq) > 0 ? Number(row.seq) : undefined;
+    });
+  }
+
+  readStates(userId: string, roomIds: readonly string[]): Promise<ReadState[]> {
+    return this.#call("read unread counts", () => {
+      if (roomIds.length === 0) return [];
+      const rows = this.#readStates.all(userId, JSON.stringify(roomIds)) as unknown as {
+        room: string;
+        read_seq: number;
+        unread: number;
+      }[];
+      return rows.map((r) => ({
+        room: r.room,
+        readSeq: Number(r.read_seq),
+        unread: Number(r.unread),
+      }));
+    });
   }
 
   close(): Promise<void> {

@@ -70,6 +70,11 @@ const roomEvent = (room: string, n: number): Delivery => ({
   event: { room, userId: `u${n}`, displayName: `U${n}`, joined: true },
 });
 
+const readMark = (room: string, n: number): Delivery => ({
+  type: "read",
+  read: { room, userId: `u${n}`, displayName: `U${n}`, seq: n },
+});
+
 const ids = (messages: readonly ChatMessage[], room?: string) =>
   messages.filter((m) => room === undefined || m.room === room).map((m) => m.id);
 
@@ -290,14 +295,22 @@ export function busContract(
       for (let n = 0; n < 10; n++) {
         const d = n % 2 === 0
           ? { type: "message" as const, message: { ...message(`room${n % 3}`, n), seq: n + 1 } }
-          : roomEvent(`room${n % 3}`, n);
+          : n % 4 === 1
+          ? roomEvent(`room${n % 3}`, n)
+          : readMark(`room${n % 3}`, n);
         sent.push(d);
         await busB!.deliver(d);
       }
       await until(() => got[0].length >= 10 && got[1].length >= 10, "10 deliveries each");
       await sleep(quietMs);
       const roomOf = (d: Delivery) =>
-        d.type === "message" ? d.message.room : d.type === "room-event" ? d.event.room : "";
+        d.type === "message"
+          ? d.message.room
+          : d.type === "room-event"
+          ? d.event.room
+          : d.type === "read"
+          ? d.read.room
+          : "";
       for (const deliveries of got) {
         assert.equal(deliveries.length, 10);
         for (const room of ["room0", "room1", "room2"]) {

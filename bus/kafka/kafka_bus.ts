@@ -64,6 +64,8 @@ function deliveryKey(delivery: Delivery): string {
       return delivery.message.room;
     case "room-event":
       return delivery.event.room;
+    case "read":
+      return delivery.read.room;
     case "gateway-dead":
       return delivery.serverId;
     case "resync":

@@ -181,6 +181,14 @@ export function encodeDelivery(d: Delivery): string {
         display_name: d.event.displayName,
         joined: d.event.joined,
       });
+    case "read":
+      return JSON.stringify({
+        type: "read",
+        room: d.read.room,
+        user_id: d.read.userId,
+        display_name: d.read.displayName,
+        seq: d.read.seq,
+      });
   }
 }
 
@@ -203,6 +211,18 @@ export function decodeDelivery(text: string): Delivery {
           userId,
           displayName: str("delivery", o, "display_name", userId),
           joined: bool("delivery", o, "joined"),
+        },
+      };
+    }
+    case "read": {
+      const userId = nonEmpty("delivery", o, "user_id");
+      return {
+        type,
+        read: {
+          room: nonEmpty("delivery", o, "room"),
+          userId,
+          displayName: str("delivery", o, "display_name", userId),
+          seq: num("delivery", o, "seq", 0),
         },
       };
     }

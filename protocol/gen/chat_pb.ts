@@ -21,7 +21,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIuYBCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCJDCglSb29tRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBmpvaW5lZBgDIAEoCCIdCg1PbmxpbmVSZXF1ZXN0EgwKBHJvb20YASABKAkiKAoLT25saW5lVXNlcnMSGQoFdXNlcnMYASADKAsyCi5jaGF0LlVzZXIiSQoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiegoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIPCgdjcmVhdGVkGAMgASgIEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhsKC1Jvb21SZXF1ZXN0EgwKBHJvb20YASABKAkiIAoNRGlyZWN0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkUKBFJvb20SCgoCaWQYASABKAkSDgoGZGlyZWN0GAIgASgIEg8KB21lbWJlcnMYAyADKAkSEAoIbGFzdF9zZXEYBCABKAQiHwoQTGlzdFJvb21zUmVxdWVzdBILCgNhbGwYASABKAgiJQoIUm9vbUxpc3QSGQoFcm9vbXMYASADKAsyCi5jaGF0LlJvb20iQQoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRISCgpiZWZvcmVfc2VxGAIgASgEEg0KBWxpbWl0GAMgASgNIjwKC0hpc3RvcnlQYWdlEh8KCG1lc3NhZ2VzGAEgAygLMg0uY2hhdC5NZXNzYWdlEgwKBG1vcmUYAiABKAgy8wMKCUJyb2FkY2FzdBIuCgxDcmVhdGVTdHJlYW0SDS5jaGF0LkNvbm5lY3QaDS5jaGF0Lk1lc3NhZ2UwARIuChBCcm9hZGNhc3RNZXNzYWdlEg0uY2hhdC5NZXNzYWdlGgsuY2hhdC5DbG9zZRI0CgpMaXN0T25saW5lEhMuY2hhdC5PbmxpbmVSZXF1ZXN0GhEuY2hhdC5PbmxpbmVVc2VycxIzCgZTaWduSW4SEy5jaGF0LlNpZ25JblJlcXVlc3QaFC5jaGF0LlNpZ25JblJlc3BvbnNlEisKCkNyZWF0ZVJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEikKCEpvaW5Sb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoKLmNoYXQuUm9vbRIrCglMZWF2ZVJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgsuY2hhdC5DbG9zZRIzCglMaXN0Um9vbXMSFi5jaGF0Lkxpc3RSb29tc1JlcXVlc3QaDi5jaGF0LlJvb21MaXN0Ei0KCk9wZW5EaXJlY3QSEy5jaGF0LkRpcmVjdFJlcXVlc3QaCi5jaGF0LlJvb20SMgoHSGlzdG9yeRIULmNoYXQuSGlzdG9yeVJlcXVlc3QaES5jaGF0Lkhpc3RvcnlQYWdlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIoUCCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSHQoEcmVhZBgLIAEoCzIPLmNoYXQuUmVhZEV2ZW50InAKB0Nvbm5lY3QSGAoEdXNlchgBIAEoCzIKLmNoYXQuVXNlchIOCgZhY3RpdmUYAiABKAgSFwoPcHJlc2VuY2VfZXZlbnRzGAMgASgIEiIKBnJlc3VtZRgEIAMoCzISLmNoYXQuUm9vbVBvc2l0aW9uIi4KDFJvb21Qb3NpdGlvbhIMCgRyb29tGAEgASgJEhAKCGxhc3Rfc2VxGAIgASgEIgcKBUNsb3NlIjkKDVByZXNlbmNlRXZlbnQSGAoEdXNlchgBIAEoCzIKLmNoYXQuVXNlchIOCgZvbmxpbmUYAiABKAgiQwoJUm9vbUV2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZqb2luZWQYAyABKAgiQAoJUmVhZEV2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchILCgNzZXEYAyABKAQiHQoNT25saW5lUmVxdWVzdBIMCgRyb29tGAEgASgJIigKC09ubGluZVVzZXJzEhkKBXVzZXJzGAEgAygLMgouY2hhdC5Vc2VyIkkKDVNpZ25JblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJInoKDlNpZ25JblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDwoHY3JlYXRlZBgDIAEoCBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIbCgtSb29tUmVxdWVzdBIMCgRyb29tGAEgASgJIiAKDURpcmVjdFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJnCgRSb29tEgoKAmlkGAEgASgJEg4KBmRpcmVjdBgCIAEoCBIPCgdtZW1iZXJzGAMgAygJEhAKCGxhc3Rfc2VxGAQgASgEEhAKCHJlYWRfc2VxGAUgASgEEg4KBnVucmVhZBgGIAEoDSIfChBMaXN0Um9vbXNSZXF1ZXN0EgsKA2FsbBgBIAEoCCIlCghSb29tTGlzdBIZCgVyb29tcxgBIAMoCzIKLmNoYXQuUm9vbSJBCg5IaXN0b3J5UmVxdWVzdBIMCgRyb29tGAEgASgJEhIKCmJlZm9yZV9zZXEYAiABKAQSDQoFbGltaXQYAyABKA0iKAoLUmVhZFJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQiPAoLSGlzdG9yeVBhZ2USHwoIbWVzc2FnZXMYASADKAsyDS5jaGF0Lk1lc3NhZ2USDAoEbW9yZRgCIAEoCDKfBAoJQnJvYWRjYXN0Ei4KDENyZWF0ZVN0cmVhbRINLmNoYXQuQ29ubmVjdBoNLmNoYXQuTWVzc2FnZTABEi4KEEJyb2FkY2FzdE1lc3NhZ2USDS5jaGF0Lk1lc3NhZ2UaCy5jaGF0LkNsb3NlEjQKCkxpc3RPbmxpbmUSEy5jaGF0Lk9ubGluZVJlcXVlc3QaES5jaGF0Lk9ubGluZVVzZXJzEjMKBlNpZ25JbhITLmNoYXQuU2lnbkluUmVxdWVzdBoULmNoYXQuU2lnbkluUmVzcG9uc2USKwoKQ3JlYXRlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKQoISm9pblJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEisKCUxlYXZlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCy5jaGF0LkNsb3NlEjMKCUxpc3RSb29tcxIWLmNoYXQuTGlzdFJvb21zUmVxdWVzdBoOLmNoYXQuUm9vbUxpc3QSLQoKT3BlbkRpcmVjdBITLmNoYXQuRGlyZWN0UmVxdWVzdBoKLmNoYXQuUm9vbRIyCgdIaXN0b3J5EhQuY2hhdC5IaXN0b3J5UmVxdWVzdBoRLmNoYXQuSGlzdG9yeVBhZ2USKgoITWFya1JlYWQSES5jaGF0LlJlYWRSZXF1ZXN0GgsuY2hhdC5DbG9zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.User
@@ -115,6 +115,16 @@ export type Message = Message$1<"chat.Message"> & {
    * @generated from field: chat.RoomEvent room_event = 9;
    */
   roomEvent?: RoomEvent | undefined;
+
+  /**
+   * Set instead of content when a member read a room up to a message: to the
+   * reader's own other streams (their devices stay in step) and, in a direct
+   * room, to the other member ("seen"). Only streams that asked for
+   * presence_events get it.
+   *
+   * @generated from field: chat.ReadEvent read = 11;
+   */
+  read?: ReadEvent | undefined;
 };
 
 /**
@@ -251,6 +261,35 @@ export const RoomEventSchema: GenMessage<RoomEvent> = /*@__PURE__*/
   messageDesc(file_chat, 6);
 
 /**
+ * Additive: `user` read `room` up to message `seq` (included).
+ *
+ * @generated from message chat.ReadEvent
+ */
+export type ReadEvent = Message$1<"chat.ReadEvent"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: chat.User user = 2;
+   */
+  user?: User | undefined;
+
+  /**
+   * @generated from field: uint64 seq = 3;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message chat.ReadEvent.
+ * Use `create(ReadEventSchema)` to create a new message.
+ */
+export const ReadEventSchema: GenMessage<ReadEvent> = /*@__PURE__*/
+  messageDesc(file_chat, 7);
+
+/**
  * @generated from message chat.OnlineRequest
  */
 export type OnlineRequest = Message$1<"chat.OnlineRequest"> & {
@@ -267,7 +306,7 @@ export type OnlineRequest = Message$1<"chat.OnlineRequest"> & {
  * Use `create(OnlineRequestSchema)` to create a new message.
  */
 export const OnlineRequestSchema: GenMessage<OnlineRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 7);
+  messageDesc(file_chat, 8);
 
 /**
  * @generated from message chat.OnlineUsers
@@ -284,7 +323,7 @@ export type OnlineUsers = Message$1<"chat.OnlineUsers"> & {
  * Use `create(OnlineUsersSchema)` to create a new message.
  */
 export const OnlineUsersSchema: GenMessage<OnlineUsers> = /*@__PURE__*/
-  messageDesc(file_chat, 8);
+  messageDesc(file_chat, 9);
 
 /**
  * @generated from message chat.SignInRequest
@@ -313,7 +352,7 @@ export type SignInRequest = Message$1<"chat.SignInRequest"> & {
  * Use `create(SignInRequestSchema)` to create a new message.
  */
 export const SignInRequestSchema: GenMessage<SignInRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 9);
+  messageDesc(file_chat, 10);
 
 /**
  * @generated from message chat.SignInResponse
@@ -349,7 +388,7 @@ export type SignInResponse = Message$1<"chat.SignInResponse"> & {
  * Use `create(SignInResponseSchema)` to create a new message.
  */
 export const SignInResponseSchema: GenMessage<SignInResponse> = /*@__PURE__*/
-  messageDesc(file_chat, 10);
+  messageDesc(file_chat, 11);
 
 /**
  * @generated from message chat.RoomRequest
@@ -366,7 +405,7 @@ export type RoomRequest = Message$1<"chat.RoomRequest"> & {
  * Use `create(RoomRequestSchema)` to create a new message.
  */
 export const RoomRequestSchema: GenMessage<RoomRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 11);
+  messageDesc(file_chat, 12);
 
 /**
  * @generated from message chat.DirectRequest
@@ -385,7 +424,7 @@ export type DirectRequest = Message$1<"chat.DirectRequest"> & {
  * Use `create(DirectRequestSchema)` to create a new message.
  */
 export const DirectRequestSchema: GenMessage<DirectRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 12);
+  messageDesc(file_chat, 13);
 
 /**
  * @generated from message chat.Room
@@ -412,6 +451,22 @@ export type Room = Message$1<"chat.Room"> & {
    * @generated from field: uint64 last_seq = 4;
    */
   lastSeq: bigint;
+
+  /**
+   * Additive: the caller's read position (the newest message they read; 0
+   * when none), kept by the server for all their devices.
+   *
+   * @generated from field: uint64 read_seq = 5;
+   */
+  readSeq: bigint;
+
+  /**
+   * Additive: messages from others after read_seq, counting at most the
+   * newest 1000.
+   *
+   * @generated from field: uint32 unread = 6;
+   */
+  unread: number;
 };
 
 /**
@@ -419,7 +474,7 @@ export type Room = Message$1<"chat.Room"> & {
  * Use `create(RoomSchema)` to create a new message.
  */
 export const RoomSchema: GenMessage<Room> = /*@__PURE__*/
-  messageDesc(file_chat, 13);
+  messageDesc(file_chat, 14);
 
 /**
  * @generated from message chat.ListRoomsRequest
@@ -438,7 +493,7 @@ export type ListRoomsRequest = Message$1<"chat.ListRoomsRequest"> & {
  * Use `create(ListRoomsRequestSchema)` to create a new message.
  */
 export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 14);
+  messageDesc(file_chat, 15);
 
 /**
  * @generated from message chat.RoomList
@@ -455,7 +510,7 @@ export type RoomList = Message$1<"chat.RoomList"> & {
  * Use `create(RoomListSchema)` to create a new message.
  */
 export const RoomListSchema: GenMessage<RoomList> = /*@__PURE__*/
-  messageDesc(file_chat, 15);
+  messageDesc(file_chat, 16);
 
 /**
  * @generated from message chat.HistoryRequest
@@ -486,7 +541,32 @@ export type HistoryRequest = Message$1<"chat.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 16);
+  messageDesc(file_chat, 17);
+
+/**
+ * @generated from message chat.ReadRequest
+ */
+export type ReadRequest = Message$1<"chat.ReadRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * The newest message read (at least 1): the position only moves forward,
+   * and a seq beyond the room's newest message counts as its newest.
+   *
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message chat.ReadRequest.
+ * Use `create(ReadRequestSchema)` to create a new message.
+ */
+export const ReadRequestSchema: GenMessage<ReadRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 18);
 
 /**
  * @generated from message chat.HistoryPage
@@ -512,7 +592,7 @@ export type HistoryPage = Message$1<"chat.HistoryPage"> & {
  * Use `create(HistoryPageSchema)` to create a new message.
  */
 export const HistoryPageSchema: GenMessage<HistoryPage> = /*@__PURE__*/
-  messageDesc(file_chat, 17);
+  messageDesc(file_chat, 19);
 
 /**
  * @generated from service chat.Broadcast
@@ -605,6 +685,17 @@ export const Broadcast: GenService<{
     methodKind: "unary";
     input: typeof HistoryRequestSchema;
     output: typeof HistoryPageSchema;
+  },
+  /**
+   * Additive: marks `room` read up to `seq` for the caller, on all their
+   * devices. Positions are written a moment later, coalesced.
+   *
+   * @generated from rpc chat.Broadcast.MarkRead
+   */
+  markRead: {
+    methodKind: "unary";
+    input: typeof ReadRequestSchema;
+    output: typeof CloseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat, 0);
