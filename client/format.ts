@@ -88,10 +88,10 @@ export function formatRoomEvent(event: RoomEvent, me = ""): string {
 }
 
 /**
- * `general (everybody)`, `book-club (2 members)`, and a direct room of `me` by the other person:
- * `@bob (direct messages)`.
+ * `general (everybody)`, `book-club (2 members, 3 unread)`, and a direct room of `me` by the
+ * other person: `@bob (direct messages)`.
  */
-export function formatRoom(room: RoomInfo, currentRoom?: string, me = ""): string {
+export function formatRoom(room: RoomInfo, currentRoom?: string, me = "", unread = 0): string {
   const n = room.members.length;
   const label = roomLabel(room.id, me);
   const name = label.startsWith("@") ? label : sanitize(room.id);
@@ -101,8 +101,12 @@ export function formatRoom(room: RoomInfo, currentRoom?: string, me = ""): strin
     ? "direct messages"
     : `${room.direct ? "direct, " : ""}${n} member${n === 1 ? "" : "s"}`;
   const current = currentRoom === room.id ? ", current" : "";
-  return `${name} (${who}${current})`;
+  const news = unread > 0 ? `, ${unread >= UNREAD_COUNT_SHOWN ? "1000+" : unread} unread` : "";
+  return `${name} (${who}${current}${news})`;
 }
+
+/** From this count on the server stopped counting (it counts among the newest 1000). */
+const UNREAD_COUNT_SHOWN = 1000;
 
 /** `1 message`, `2 messages`. */
 export function count(n: number, noun: string): string {

@@ -32,6 +32,7 @@ export type NativeChat = Pick<
   | "listRooms"
   | "openDirect"
   | "history"
+  | "markRead"
 >;
 
 const CHANNEL_OPTIONS: grpc.ClientOptions = {
@@ -199,6 +200,7 @@ export function grpcTransport(
     openDirect: (userId) => call(async () => toRoom(await client.openDirect(userId))),
     history: (room, limit, _signal, beforeSeq = 0) =>
       call(async () => toHistoryPage(await client.history(room, beforeSeq, limit))),
+    markRead: (room, seq) => call(() => client.markRead(room, seq)),
     close: () => client.close(),
   };
 }

@@ -142,8 +142,13 @@ class TerminalClient implements CommandContext {
       maxQueued: options.maxQueued ?? 100,
       onStatus: (status) => this.#status(status),
       onSignIn: (event) => this.#signedIn(event),
-      onMessage: (message) =>
-        this.write(formatMessage(message, this.now(), this.room, this.session.user.id)),
+      onMessage: (message) => {
+        this.write(formatMessage(message, this.now(), this.room, this.session.user.id));
+        // Printed in the room lines go to: read (on the user's other devices too).
+        if (message.room === this.room && message.seq > 0) {
+          this.session.markRead(message.room, message.seq);
+        }
+      },
       onPresence: (user, online) => {
         if (user.id !== this.session.user.id) this.write(formatPresence(user, online));
       },

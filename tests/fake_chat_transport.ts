@@ -79,6 +79,8 @@ export class FakeChatServer {
   onlineGate: Promise<void> | undefined;
   readonly histories = new Map<string, ChatMessage[]>();
   readonly historyRequests: string[] = [];
+  /** MarkRead calls, as [room, seq]. */
+  readonly marks: [string, number][] = [];
   /** Each send fails with the next of these, if any. */
   sendErrors: unknown[] = [];
   /** Runs inside the next send (once), before it is recorded. */
@@ -179,6 +181,7 @@ export class FakeChatServer {
         const more = older.length > messages.length;
         return answer(() => ({ messages, more }), () => this.historyRequests.push(room));
       },
+      markRead: (room, seq) => answer(() => void this.marks.push([room, seq])),
       close: () => void (closed = !shared),
     };
     this.transports.push(transport);

@@ -353,6 +353,12 @@ class FakeChat implements NativeChat {
   listOnline(): Promise<User[]> {
     return Promise.resolve([...this.online]);
   }
+  /** MarkRead calls, as "room seq", apart from `calls`: every message printed may make one. */
+  readonly marks: string[] = [];
+  markRead(id: string, seq: number | bigint): Promise<void> {
+    this.marks.push(`${id} ${seq}`);
+    return Promise.resolve();
+  }
   waitForReady(): Promise<void> {
     if (this.up) return Promise.resolve();
     return new Promise((_, reject) => this.#rejectReady = reject);

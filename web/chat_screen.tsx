@@ -244,6 +244,8 @@ export function ChatScreen(
               loading={chat.loadingHistory}
               older={chat.older}
               onLoadOlder={chat.loadOlder}
+              seenSeq={chat.current.seenSeq}
+              onSeenNewest={chat.seenNewest}
               roomTitle={chat.current.direct ? chat.current.title : `#${chat.current.title}`}
             />
           </div>

@@ -14,6 +14,7 @@ import type {
   RoomInfo,
 } from "../client/core/model.ts";
 import { directPeer, isDirect } from "../client/core/rooms.ts";
+import type { RoomReading } from "../client/core/reading.ts";
 import type { ConnectionStatus } from "../client/core/session_options.ts";
 import type { BackoffOptions } from "../client/core/backoff.ts";
 import { describeFailure, plainWords } from "./failures.ts";
@@ -75,6 +76,8 @@ export interface RoomView extends RoomInfo {
   readonly unread: number;
   /** For a direct conversation: whether the other person is in the online list. */
   readonly online: boolean;
+  /** For a direct conversation: the newest message the other person read ("seen"). */
+  readonly seenSeq: number;
 }
 
 export interface ChatState {
@@ -98,6 +101,8 @@ export interface ChatState {
   openDirect(userId: string): Promise<void>;
   leaveRoom(room: string): Promise<void>;
   retryNow(): void;
+  /** The reader has the current room's newest message in view: mark it read. */
+  seenNewest(): void;
 }
 
 let nextKey = 0;
@@ -154,7 +159,8 @@ export function useChat(
   const [rooms, setRooms] = useState<readonly RoomInfo[]>([general]);
   const [current, setCurrent] = useState(DEFAULT_ROOM);
   const [byRoom, setByRoom] = useState<Readonly<Record<string, readonly Entry[]>>>({});
-  const [unread, setUnread] = useState<Readonly<Record<string, number>>>({});
+  /** Each room's read position, unread count and "seen", kept by the session (and the server). */
+  const [reading, setReading] = useState<ReadonlyMap<string, RoomReading>>(new Map());
   const [loading, setLoading] = useState<ReadonlySet<string>>(new Set());
   /** Per room, a load of older messages under way, or the one that failed last. */
   const [olderLoads, setOlderLoads] = useState<
@@ -192,15 +198,11 @@ export function useChat(
         setStatus(s);
         if (s.kind === "stopped" && s.error) ended.current(s.error, s.code);
       },
-      onMessage: (message, source) => {
+      onMessage: (message) => {
         if (!live) return;
         addEntry(message.room, (entries) => insertMessage(entries, message));
-        if (
-          source === "live" && message.room !== currentRef.current && message.userId !== user.id
-        ) {
-          setUnread((prev) => ({ ...prev, [message.room]: (prev[message.room] ?? 0) + 1 }));
-        }
       },
+      onReading: (state) => live && setReading(state),
       onRoomEvent: (event: RoomEvent) => {
         if (!live || isDirect(event.room) || event.room === DEFAULT_ROOM) return;
         const who = event.user.id === user.id ? "You" : event.user.displayName;
@@ -242,10 +244,9 @@ export function useChat(
     };
   }, [api, user.id, user.displayName]);
 
-  // The room shown has nothing unread (also what arrived while switching to it). It is the one
-  // to come back to, once the one to come back to from before is settled.
+  // The room shown is the one to come back to, once the one to come back to from before is
+  // settled. (It is read as its messages come into view: see `seenNewest`.)
   useEffect(() => {
-    setUnread((prev) => (prev[current] ? { ...prev, [current]: 0 } : prev));
     if (wanted.current === undefined) shown.current?.(current);
   }, [current]);
 
@@ -270,11 +271,12 @@ export function useChat(
     const views = rooms.map((r) => ({
       ...r,
       title: roomTitle(r, user.id),
-      unread: r.id === current ? 0 : unread[r.id] ?? 0,
+      unread: reading.get(r.id)?.unread ?? r.unread ?? 0,
       online: r.direct && here.has(directPeer(r.id, user.id)),
+      seenSeq: reading.get(r.id)?.seenSeq ?? 0,
     }));
     const shown = views.find((r) => r.id === current) ??
-      { ...general, title: DEFAULT_ROOM, unread: 0, online: false };
+      { ...general, title: DEFAULT_ROOM, unread: 0, online: false, seenSeq: 0 };
     const conn = () => {
       const c = connection.current;
       if (!c) throw new Error("Not connected");
@@ -330,6 +332,10 @@ export function useChat(
       openDirect: async (userId: string) => select((await conn().openDirect(userId)).id),
       leaveRoom: async (room: string) => await conn().leaveRoom(room),
       retryNow: () => connection.current?.retryNow(),
+      seenNewest: () => {
+        const newest = entries.findLast((e) => e.kind === "message" && e.message.seq > 0);
+        if (newest?.kind === "message") connection.current?.markRead(current, newest.message.seq);
+      },
     };
-  }, [status, online, rooms, current, byRoom, unread, loading, olderLoads, starts, user.id]);
+  }, [status, online, rooms, current, byRoom, reading, loading, olderLoads, starts, user.id]);
 }

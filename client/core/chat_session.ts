@@ -32,6 +32,7 @@ import {
 } from "./model.ts";
 import { Outbox, type QueueResult } from "./outbox.ts";
 import { RoomPositions } from "./positions.ts";
+import { Reading, ReadMarks, type RoomReading } from "./reading.ts";
 import { Roster } from "./roster.ts";
 
 /** Status codes after which trying again with the same user cannot help. */
@@ -65,6 +66,10 @@ export class ChatSession {
   readonly #roster = new Roster(() => this.#user);
   /** Rooms whose recent history has been loaded, or is being loaded. */
   #history = new Map<string, Promise<void>>();
+  readonly #reading = new Reading(() => this.#user.id);
+  readonly #readMarks = new ReadMarks((room, seq) =>
+    this.#call("mark read", (t) => t.markRead(room, seq))
+  );
 
   constructor(options: ChatSessionOptions) {
     this.#o = options;
@@ -100,6 +105,21 @@ export class ChatSession {
 
   get rooms(): readonly RoomInfo[] {
     return this.#roster.rooms;
+  }
+
+  /** This user's reading state in `room`: read position, unread count, and "seen". */
+  reading(room: string): RoomReading {
+    return this.#reading.get(room);
+  }
+
+  /**
+   * Marks `room` read up to message `seq` (the newest shown): the unread count drops at once,
+   * and the server hears of it (coalesced; again after a reconnect if it could not).
+   */
+  markRead(room: string, seq: number): void {
+    if (!this.#reading.read(room, this.#user.id, seq)) return;
+    this.#emitReading();
+    this.#readMarks.mark(room, seq);
   }
 
   /** Where a reconnect would resume, per room. */
@@ -423,19 +443,27 @@ export class ChatSession {
     if (signal?.aborted) return;
     for (const room of rooms) this.#positions.startAt(room.id, room.lastSeq);
     this.#roster.listed(rooms);
+    this.#reading.listed(rooms);
     this.#emitRooms();
+    this.#emitReading();
+    // Marks that could not be sent before: the server's answer came, so it is reachable.
+    this.#readMarks.resend();
   }
 
   #addRoom(room: RoomInfo): RoomInfo {
     this.#roster.add(room);
     this.#positions.startAt(room.id, room.lastSeq);
+    this.#reading.listed([room]);
     this.#emitRooms();
+    this.#emitReading();
     return room;
   }
 
   #dropRoom(room: string): void {
     this.#positions.forget(room);
     this.#history.delete(room);
+    this.#reading.forget(room);
+    this.#readMarks.forget(room);
     if (this.#roster.drop(room)) this.#emitRooms();
   }
 
@@ -452,6 +480,9 @@ export class ChatSession {
         return;
       case "message":
         this.#accept(event.message, "live");
+        return;
+      case "read":
+        if (this.#reading.read(event.room, event.user.id, event.seq)) this.#emitReading();
     }
   }
 
@@ -470,7 +501,9 @@ export class ChatSession {
   }
 
   #accept(message: ChatMessage, source: "live" | "history"): void {
-    if (this.#positions.accept(message, source)) this.#o.onMessage?.(message, source);
+    if (!this.#positions.accept(message, source)) return;
+    if (source === "live" && this.#reading.message(message)) this.#emitReading();
+    this.#o.onMessage?.(message, source);
   }
 
   #emitOnline(): void {
@@ -479,6 +512,10 @@ export class ChatSession {
 
   #emitRooms(): void {
     this.#o.onRooms?.(this.rooms);
+  }
+
+  #emitReading(): void {
+    this.#o.onReading?.(this.#reading.all());
   }
 
   #describe(err: unknown): string {

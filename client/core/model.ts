@@ -43,6 +43,9 @@ export interface RoomInfo {
   readonly members: readonly string[];
   /** The newest message's sequence number when asked (0 for an empty room). */
   readonly lastSeq: number;
+  /** This user's read position and the messages of others after it, when the server said. */
+  readonly readSeq?: number;
+  readonly unread?: number;
 }
 
 /** Where the stream should continue in one room: after `lastSeq`. */
@@ -55,7 +58,9 @@ export interface RoomPosition {
 export type StreamEvent =
   | { readonly type: "message"; readonly message: ChatMessage }
   | { readonly type: "presence"; readonly user: ChatUser; readonly online: boolean }
-  | { readonly type: "room"; readonly event: RoomEvent };
+  | { readonly type: "room"; readonly event: RoomEvent }
+  /** `user` read `room` up to `seq`: this user on another device, or the other of a direct room. */
+  | { readonly type: "read"; readonly room: string; readonly user: ChatUser; readonly seq: number };
 
 /** A page of a room's history, oldest first; `more` when older messages exist. */
 export interface HistoryPage {
@@ -125,6 +130,8 @@ export interface ChatTransport {
     signal?: AbortSignal,
     beforeSeq?: number,
   ): Promise<HistoryPage>;
+  /** Marks `room` read up to `seq` for this user. */
+  markRead(room: string, seq: number): Promise<void>;
   /**
    * The attempt that used the transport is over: free what it holds (a channel). A transport
    * that a session's attempts share (the page's) may ignore it.

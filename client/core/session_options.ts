@@ -7,6 +7,7 @@ import type { BackoffOptions } from "./backoff.ts";
 import type { Clock } from "./clock.ts";
 import type { ChatMessage, ChatTransport, ChatUser, RoomEvent, RoomInfo } from "./model.ts";
 import type { Outgoing } from "./outbox.ts";
+import type { RoomReading } from "./reading.ts";
 
 export type ConnectionStatus =
   | { readonly kind: "connecting"; readonly attempt: number; readonly endpoint: string }
@@ -80,6 +81,8 @@ export interface ChatSessionOptions {
   onOnline?: (users: readonly ChatUser[]) => void;
   /** This user's rooms (the default room, then rooms by name, then direct ones) on change. */
   onRooms?: (rooms: readonly RoomInfo[]) => void;
+  /** Each room's reading state (read position, unread count, "seen") whenever one changes. */
+  onReading?: (rooms: ReadonlyMap<string, RoomReading>) => void;
   /** A queued message the server refused: it is dropped. */
   onNotSent?: (message: Outgoing, err: unknown) => void;
 }

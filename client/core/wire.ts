@@ -14,7 +14,7 @@ import type { ChatMessage, ChatUser, HistoryPage, RoomInfo, StreamEvent } from "
  */
 export function isKeepAlive(m: Message): boolean {
   return m.id === "" && m.content === "" && m.messageId === "" && !m.presence &&
-    !m.roomEvent && !m.timestamp;
+    !m.roomEvent && !m.read && !m.timestamp;
 }
 
 export function toUser(u: User | undefined): ChatUser | undefined {
@@ -34,7 +34,14 @@ export function toChatMessage(m: Message): ChatMessage {
 }
 
 export function toRoom(r: Room): RoomInfo {
-  return { id: r.id, direct: r.direct, members: r.members, lastSeq: Number(r.lastSeq) };
+  return {
+    id: r.id,
+    direct: r.direct,
+    members: r.members,
+    lastSeq: Number(r.lastSeq),
+    readSeq: Number(r.readSeq),
+    unread: r.unread,
+  };
 }
 
 /** Who sent `m`, for an event that names no user of its own. */
@@ -59,6 +66,11 @@ export function toStreamEvent(m: Message): StreamEvent | undefined {
         at: m.timestamp ? timestampDate(m.timestamp) : undefined,
       },
     };
+  }
+  if (m.read) {
+    const user = toUser(m.read.user) ?? sender(m);
+    const room = m.read.room || m.room || DEFAULT_ROOM;
+    return user && { type: "read", room, user, seq: Number(m.read.seq) };
   }
   // A chat message always has content (the server refuses empty ones); an empty message is an
   // event this client does not know (a newer field).
