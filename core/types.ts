@@ -63,7 +63,7 @@ export interface ReadMark {
   readonly seq: number;
 }
 
-/** What the processor (and, for membership, the gateways) send to every gateway. */
+/** What the processor (and, for membership and read positions, the gateways) send to every gateway. */
 export type Delivery =
   | { readonly type: "message"; readonly message: ChatMessage }
   /** Gateways re-announce every open stream (a processor lost or rebuilt its registry). */

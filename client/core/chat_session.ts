@@ -119,7 +119,8 @@ export class ChatSession {
   markRead(room: string, seq: number): void {
     if (!this.#reading.read(room, this.#user.id, seq)) return;
     this.#emitReading();
-    this.#readMarks.mark(room, seq);
+    // Without a token (a classic server, AUTH=off) the server cannot tell whose position it is.
+    if (this.#token !== undefined) this.#readMarks.mark(room, seq);
   }
 
   /** Where a reconnect would resume, per room. */
