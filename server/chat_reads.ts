@@ -9,7 +9,7 @@
 import { describeError, invalidArgument } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ReadMark } from "../core/types.ts";
-import { DEFAULT_ROOM } from "../protocol/names.ts";
+import { DEFAULT_ROOM, directRoomMembers } from "../protocol/names.ts";
 import type { Fanout } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
@@ -65,6 +65,30 @@ export class Reads {
     };
     await this.#coalescer.mark(mark);
     return mark;
+  }
+
+  /**
+   * A stream just opened that asked for events learns how far the other person read each of its
+   * direct rooms, so that "seen" shows after a reload too; one store read for all its rooms.
+   */
+  async catchUp(streamId: string): Promise<void> {
+    const { hub, store, logger } = this.#options;
+    const stream = hub.stream(streamId);
+    if (!stream?.presenceEvents) return;
+    const me = stream.userId;
+    const direct = [...stream.rooms].filter((room) => directRoomMembers(room)?.includes(me));
+    if (direct.length === 0) return;
+    try {
+      for (const { room, userId, seq } of await store.readPositions(direct)) {
+        if (userId === me) continue;
+        // The name as streams here know it: "seen" needs only who.
+        const displayName = hub.displayNameOf(userId) ?? userId;
+        hub.readTo(streamId, { room, userId, displayName, seq });
+      }
+    } catch (err) {
+      // Only "seen" waits for the other person's next read.
+      logger.warn("Read positions not read", { user: me, error: describeError(err) });
+    }
   }
 
   /** Writes the positions still waiting for their interval: for shutdown. */

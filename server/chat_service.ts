@@ -96,7 +96,11 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const messages = new Messages({ ...options, callers, rooms, now: options.now ?? Date.now });
   const reads = new Reads({ ...options, callers, rooms });
   return {
-    openStream: (caller, request, sink) => messages.openStream(caller, request, sink),
+    openStream: async (caller, request, sink) => {
+      const handle = await messages.openStream(caller, request, sink);
+      void reads.catchUp(handle.streamId);
+      return handle;
+    },
     send: (caller, request) => messages.send(caller, request),
     history: (caller, request) => messages.history(caller, request),
     online: (caller, room) => rooms.online(caller, room),

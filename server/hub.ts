@@ -292,6 +292,17 @@ export class Hub {
     }
   }
 
+  /** Tells the stream `streamId` alone of a read, if it is still open and asked for events. */
+  readTo(streamId: string, mark: ReadMark): void {
+    const stream = this.#streams.get(streamId);
+    if (stream?.presenceEvents) this.#offer(stream, encodeStreamMessage(readToWire(mark)));
+  }
+
+  /** The stream `streamId`, while it is open here. */
+  stream(streamId: string): LocalStream | undefined {
+    return this.#streams.get(streamId);
+  }
+
   #offer(stream: LocalStream, frame: Uint8Array): boolean {
     const pending = stream.sink.pending();
     if (pending > this.#queueLimit / 2 && !this.#crowded.has(stream)) {

@@ -27,6 +27,7 @@ const OPERATIONS: Record<Operation, true> = {
   lastSeq: true,
   markRead: true,
   readStates: true,
+  readPositions: true,
 };
 
 /** `store` with each call timed into `metrics`; `store` itself when metrics are off. */

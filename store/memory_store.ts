@@ -6,6 +6,7 @@ import {
   type Account,
   compareCodePoints,
   type HistoryQuery,
+  type ReadPosition,
   type ReadState,
   type Room,
   type Store,
@@ -166,6 +167,19 @@ export class MemoryStore implements Store {
       const newest = log.slice(Math.max(readSeq, log.length - UNREAD_COUNT_MAX));
       return { room, readSeq, unread: newest.filter((m) => m.userId !== userId).length };
     }));
+  }
+
+  readPositions(roomIds: readonly string[]): Promise<ReadPosition[]> {
+    const rooms = new Set(roomIds);
+    const positions: ReadPosition[] = [];
+    for (const [userId, mine] of this.#readSeqs) {
+      for (const [room, seq] of mine) if (rooms.has(room)) positions.push({ room, userId, seq });
+    }
+    return Promise.resolve(
+      positions.sort((a, b) =>
+        compareCodePoints(a.room, b.room) || compareCodePoints(a.userId, b.userId)
+      ),
+    );
   }
 
   close(): Promise<void> {

@@ -40,6 +40,7 @@ import {
   type Account,
   type HistoryQuery,
   legacyNameKeys,
+  type ReadPosition,
   type ReadState,
   type Room,
   type Store,
@@ -116,7 +117,8 @@ const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<vo
      room_id text COLLATE "C" NOT NULL,
      seq     bigint NOT NULL,
      PRIMARY KEY (user_id, room_id)
-   );`,
+   );
+   CREATE INDEX read_positions_room_id ON read_positions (room_id, user_id);`,
 ];
 
 export interface PostgresStoreOptions {
@@ -403,6 +405,16 @@ export class PostgresStore implements Store {
       readSeq: Number(r.read_seq),
       unread: Number(r.unread),
     }));
+  }
+
+  async readPositions(roomIds: readonly string[]): Promise<ReadPosition[]> {
+    this.#open("read read positions");
+    const rooms = roomIds.filter((id) => !hasNul(id));
+    if (rooms.length === 0) return [];
+    const rows = await this.#sql<{ room: string; user_id: string; seq: string }[]>`
+      SELECT room_id AS room, user_id, seq FROM read_positions
+      WHERE room_id = ANY(${rooms as string[]}::text[]) ORDER BY room_id, user_id`;
+    return rows.map((r) => ({ room: r.room, userId: r.user_id, seq: Number(r.seq) }));
   }
 
   /** Ends the pool, letting running queries finish (for up to 5 s). */

@@ -37,6 +37,7 @@ import {
   type Account,
   type HistoryQuery,
   legacyNameKeys,
+  type ReadPosition,
   type ReadState,
   type Room,
   type Store,
@@ -117,7 +118,8 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
      room_id TEXT    NOT NULL,
      seq     INTEGER NOT NULL,
      PRIMARY KEY (user_id, room_id)
-   ) WITHOUT ROWID`,
+   ) WITHOUT ROWID;
+   CREATE INDEX read_positions_room_id ON read_positions (room_id, user_id);`,
 ];
 
 export interface SqliteStoreOptions {
@@ -155,6 +157,7 @@ export class SqliteStore implements Store {
   readonly #listRooms: StatementSync;
   readonly #markRead: StatementSync;
   readonly #readStates: StatementSync;
+  readonly #readPositions: StatementSync;
   #closed = false;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -246,6 +249,10 @@ export class SqliteStore implements Store {
        FROM json_each(?2) r
        LEFT JOIN read_positions p ON p.user_id = ?1 AND p.room_id = r.value
        ORDER BY r.key`,
+    );
+    this.#readPositions = db.prepare(
+      `SELECT room_id AS room, user_id, seq FROM read_positions
+       WHERE room_id IN (SELECT value FROM json_each(?)) ORDER BY room_id, user_id`,
     );
   }
 
@@ -415,6 +422,18 @@ export class SqliteStore implements Store {
         readSeq: Number(r.read_seq),
         unread: Number(r.unread),
       }));
+    });
+  }
+
+  readPositions(roomIds: readonly string[]): Promise<ReadPosition[]> {
+    return this.#call("read read positions", () => {
+      if (roomIds.length === 0) return [];
+      const rows = this.#readPositions.all(JSON.stringify(roomIds)) as unknown as {
+        room: string;
+        user_id: string;
+        seq: number;
+      }[];
+      return rows.map((r) => ({ room: r.room, userId: r.user_id, seq: Number(r.seq) }));
     });
   }
 

@@ -51,6 +51,13 @@ export interface ReadState {
   readonly unread: number;
 }
 
+/** How far one member read one room. */
+export interface ReadPosition {
+  readonly room: string;
+  readonly userId: string;
+  readonly seq: number;
+}
+
 /**
  * The most messages an unread count looks at (the room's newest): a member who never read a long
  * room costs one bounded count, not a scan of its history. Clients show it as "1000+".
@@ -116,6 +123,11 @@ export interface Store {
    * in one query whatever their number.
    */
   readStates(userId: string, roomIds: readonly string[]): Promise<ReadState[]>;
+  /**
+   * Every read position kept in `roomIds`, by room and then user, in one query: for direct rooms,
+   * where a member may see how far the other read.
+   */
+  readPositions(roomIds: readonly string[]): Promise<ReadPosition[]>;
 
   close(): Promise<void>;
 }

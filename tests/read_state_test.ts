@@ -95,6 +95,15 @@ Deno.test("read state: in a direct room the other member sees it; nobody else do
     await ben.markRead(dm, 1);
     await waitFor(() => reads(ann.received).length === 1, 5000, "seen");
     assert.deepEqual(reads(ann.received), [[dm, "ben", 1n]]);
+    // A stream opened later (a reload) hears at once how far ben read; one without events not.
+    const again = connectUser(system.address(0), "ann", {
+      client: annClient,
+      presenceEvents: true,
+    });
+    const quiet = connectUser(system.address(0), "ann", { client: annClient });
+    await waitFor(() => reads(again.received).length === 1, 5000, "seen after a reload");
+    assert.deepEqual(reads(again.received), [[dm, "ben", 1n]]);
+    await waitFor(() => system.gateways[0]!.hub.countOf("ann") === 3);
     // In a group room nobody but the reader hears of it.
     await cat.client.markRead("lobby", 1);
     await waitFor(() => reads(cat.received).length === 1, 5000, "cat's own device");
@@ -103,6 +112,8 @@ Deno.test("read state: in a direct room the other member sees it; nobody else do
     await waitFor(() => cat.contents().length === 1 && ann.contents().length === 3);
     assert.deepEqual(reads(ann.received), [[dm, "ben", 1n], ["lobby", "ann", 1n]]);
     assert.deepEqual(reads(cat.received), [["lobby", "cat", 1n]]);
+    await waitFor(() => quiet.contents().length === 1);
+    assert.deepEqual(reads(quiet.received), [], "only streams that asked for events");
   } finally {
     await system.stop();
   }

@@ -686,6 +686,14 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
     await withStore(open, async (store) => {
       assert.deepEqual(await store.readStates(me, [room]), [{ room, readSeq: 4, unread: 0 }]);
+      const other = roomName("read-other");
+      await appendMany(store, other, 1);
+      await store.markRead(other, me, 1);
+      assert.deepEqual(await store.readPositions([room, roomName("read-none")]), [
+        { room, userId: `other-${RUN}`, seq: 3 },
+        { room, userId: me, seq: 4 },
+      ], "by room, then user; only the rooms asked");
+      assert.deepEqual(await store.readPositions([]), []);
     });
   });
 

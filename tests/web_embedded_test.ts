@@ -740,6 +740,10 @@ Deno.test({
       await waitForStatus(ann.page, "connected");
       await waitForRoom(ann.page, "general");
       assert.equal(await currentRoom(ann.page), "general");
+      // "Seen" is back after the reload too: the new stream hears how far ben read.
+      await openRoom(ann.page, "dm:ann:ben");
+      await ann.page.locator("li.seen").waitFor({ timeout: 10_000 });
+      await openRoom(ann.page, "general");
     });
 
     await t.step("a second tab is signed in already; signing out in one ends both", async () => {

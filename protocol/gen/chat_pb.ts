@@ -119,7 +119,8 @@ export type Message = Message$1<"chat.Message"> & {
   /**
    * Set instead of content when a member read a room up to a message: to the
    * reader's own other streams (their devices stay in step) and, in a direct
-   * room, to the other member ("seen"). Only streams that asked for
+   * room, to the other member ("seen"); and, as a stream opens, how far the
+   * other member of each of its direct rooms read. Only streams that asked for
    * presence_events get it.
    *
    * @generated from field: chat.ReadEvent read = 11;
@@ -462,7 +463,8 @@ export type Room = Message$1<"chat.Room"> & {
 
   /**
    * Additive: messages from others after read_seq, counting at most the
-   * newest 1000.
+   * newest 1000. (Mentions, when they come, get a count of their own beside
+   * it.)
    *
    * @generated from field: uint32 unread = 6;
    */
