@@ -6,6 +6,7 @@
 
 import { DEFAULT_ROOM, directRoomMembers } from "../protocol/names.ts";
 import type { ChatMessage, ChatUser, RoomEvent, RoomInfo } from "./core/model.ts";
+import { UNREAD_COUNT_SHOWN } from "./core/reading.ts";
 import { directPeer } from "./core/rooms.ts";
 
 /** `1000` → `1s`, `1500` → `1.5s`. */
@@ -104,9 +105,6 @@ export function formatRoom(room: RoomInfo, currentRoom?: string, me = "", unread
   const news = unread > 0 ? `, ${unread >= UNREAD_COUNT_SHOWN ? "1000+" : unread} unread` : "";
   return `${name} (${who}${current}${news})`;
 }
-
-/** From this count on the server stopped counting (it counts among the newest 1000). */
-const UNREAD_COUNT_SHOWN = 1000;
 
 /** `1 message`, `2 messages`. */
 export function count(n: number, noun: string): string {

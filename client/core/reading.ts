@@ -23,6 +23,9 @@ export interface RoomReading {
 
 const NOTHING: RoomReading = { readSeq: 0, unread: 0, seenSeq: 0 };
 
+/** The most unread messages a room counts (the server counts among the newest 1000 too). */
+export const UNREAD_COUNT_SHOWN = 1000;
+
 interface Room {
   readSeq: number;
   seenSeq: number;
@@ -72,8 +75,11 @@ export class Reading {
   message(m: ChatMessage): boolean {
     if (m.userId === this.me() || m.seq === 0) return false;
     const r = this.#room(m.room);
-    if (m.seq <= Math.max(r.readSeq, r.listedLast) || r.newer.includes(m.seq)) return false;
+    // A room's live messages come in order, each once.
+    if (m.seq <= Math.max(r.readSeq, r.listedLast, r.newer.at(-1) ?? 0)) return false;
     r.newer.push(m.seq);
+    // The count stops where the server's does: a room never read stays cheap.
+    if (r.newer.length > UNREAD_COUNT_SHOWN) r.newer.shift();
     return true;
   }
 
