@@ -56,7 +56,7 @@ export interface RoomLogs {
   process(handlers: ProcessorHandlers): Promise<Subscription>;
 }
 
-/** What processors (and gateways, for room membership) send to every gateway. */
+/** What processors (and gateways, for room membership and read positions) send to every gateway. */
 export interface Fanout {
   /** Sends `delivery` to every gateway; deliveries of one room keep their order. */
   deliver(delivery: Delivery): Promise<void>;

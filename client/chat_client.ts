@@ -248,6 +248,11 @@ export class ChatClient {
     await this.#unary("react", { room, seq: BigInt(seq), emoji });
   }
 
+  /** Marks `room` read up to message `seq` for this account, on all its devices. */
+  async markRead(room: string, seq: number | bigint): Promise<void> {
+    await this.#unary("markRead", { room, seq: BigInt(seq) });
+  }
+
   /** Resolves once the channel is connected, or rejects after `timeoutMs`. */
   waitForReady(timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {

@@ -192,8 +192,18 @@ async function rooms(ctx: CommandContext, argument: string): Promise<void> {
     all && room.id !== DEFAULT_ROOM && room.members.includes(me) ? " - joined" : "";
   ctx.write([
     `* ${all ? "All rooms" : "Your rooms"} (${answer.value.length}):`,
-    ...answer.value.map((room) => `  ${formatRoom(room, ctx.room, me)}${mine(room)}`),
+    ...answer.value.map((room) =>
+      `  ${formatRoom(room, ctx.room, me, unreadOf(ctx.session, room))}${mine(room)}`
+    ),
   ].join("\n"));
+}
+
+/**
+ * The unread count of a listed room: the server's, unless this client has read the room up to
+ * the listing's newest message meanwhile (its mark may still be on its way).
+ */
+function unreadOf(session: ChatSession, room: RoomInfo): number {
+  return session.reading(room.id).readSeq >= room.lastSeq ? 0 : room.unread ?? 0;
 }
 
 /**
@@ -293,4 +303,6 @@ async function history(ctx: CommandContext, argument: string): Promise<void> {
   );
   const me = ctx.session.user.id;
   for (const message of messages) ctx.write(formatMessage(message, ctx.now(), room, me));
+  const newest = messages.at(-1)!.seq;
+  if (newest > 0) ctx.session.markRead(room, newest);
 }

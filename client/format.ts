@@ -13,6 +13,7 @@ import type {
   RoomEvent,
   RoomInfo,
 } from "./core/model.ts";
+import { UNREAD_COUNT_SHOWN } from "./core/reading.ts";
 import { directPeer } from "./core/rooms.ts";
 
 /** `1000` → `1s`, `1500` → `1.5s`. */
@@ -124,10 +125,10 @@ export function formatReaction(event: ReactionEvent, currentRoom: string, me = "
 }
 
 /**
- * `general (everybody)`, `book-club (2 members)`, and a direct room of `me` by the other person:
- * `@bob (direct messages)`.
+ * `general (everybody)`, `book-club (2 members, 3 unread)`, and a direct room of `me` by the
+ * other person: `@bob (direct messages)`.
  */
-export function formatRoom(room: RoomInfo, currentRoom?: string, me = ""): string {
+export function formatRoom(room: RoomInfo, currentRoom?: string, me = "", unread = 0): string {
   const n = room.members.length;
   const label = roomLabel(room.id, me);
   const name = label.startsWith("@") ? label : sanitize(room.id);
@@ -137,7 +138,8 @@ export function formatRoom(room: RoomInfo, currentRoom?: string, me = ""): strin
     ? "direct messages"
     : `${room.direct ? "direct, " : ""}${n} member${n === 1 ? "" : "s"}`;
   const current = currentRoom === room.id ? ", current" : "";
-  return `${name} (${who}${current})`;
+  const news = unread > 0 ? `, ${unread >= UNREAD_COUNT_SHOWN ? "1000+" : unread} unread` : "";
+  return `${name} (${who}${current}${news})`;
 }
 
 /** `1 message`, `2 messages`. */

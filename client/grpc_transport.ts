@@ -36,6 +36,7 @@ export type NativeChat = Pick<
   | "deleteMessage"
   | "react"
   | "setTyping"
+  | "markRead"
 >;
 
 const CHANNEL_OPTIONS: grpc.ClientOptions = {
@@ -209,6 +210,7 @@ export function grpcTransport(
     react: (room, seq, emoji) => call(() => client.react(room, seq, emoji)),
     setTyping: (room, typing) =>
       call(() => client.setTyping(room === DEFAULT_ROOM ? "" : room, typing)),
+    markRead: (room, seq) => call(() => client.markRead(room, seq)),
     close: () => client.close(),
   };
 }

@@ -165,6 +165,10 @@ class TerminalClient implements CommandContext {
           this.latest.set(message.room, message.seq);
         }
         this.write(formatMessage(message, this.now(), this.room, me));
+        // Printed in the room lines go to: read (on the user's other devices too).
+        if (message.room === this.room && message.seq > 0) {
+          this.session.markRead(message.room, message.seq);
+        }
       },
       onReaction: (event) => {
         // Taking one back is not news; our own is answered by the command.

@@ -107,7 +107,15 @@ export interface TypingEvent {
   readonly expiresInMs: number;
 }
 
-/** What the processor (and, for membership, the gateways) send to every gateway. */
+/** A member read a room up to a message (its `seq`, included). */
+export interface ReadMark {
+  readonly room: string;
+  readonly userId: string;
+  readonly displayName: string;
+  readonly seq: number;
+}
+
+/** What the processor (and, for membership and read positions, the gateways) send to every gateway. */
 export type Delivery =
   | { readonly type: "message"; readonly message: ChatMessage }
   /** Gateways re-announce every open stream (a processor lost or rebuilt its registry). */
@@ -120,4 +128,6 @@ export type Delivery =
   /** A gateway stored a reaction (or took one back): every gateway tells the room's streams. */
   | { readonly type: "reaction"; readonly event: ReactionEvent }
   /** Sent by the typer's gateway itself, never by a processor. */
-  | { readonly type: "typing"; readonly event: TypingEvent };
+  | { readonly type: "typing"; readonly event: TypingEvent }
+  /** The gateways tell the reader's streams and, in a direct room, the other member's. */
+  | { readonly type: "read"; readonly read: ReadMark };

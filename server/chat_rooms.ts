@@ -143,7 +143,7 @@ export class Rooms {
       joined: true,
     });
     this.#logger.info("Room created", { room, by: me.userId });
-    return this.#view(room, stored);
+    return this.#viewFor(me.userId, room, stored);
   }
 
   async joinRoom(caller: Caller, name: string): Promise<RoomView> {
@@ -151,7 +151,7 @@ export class Rooms {
     const store = this.#store;
     const me = await this.#callers.identify(caller, undefined, action);
     const typed = this.checkName(action, name);
-    if (isDefaultRoom(typed)) return this.#view(DEFAULT_ROOM);
+    if (isDefaultRoom(typed)) return this.#viewFor(me.userId, DEFAULT_ROOM);
     const found = await store.getRoom(typed);
     if (!found) throw notFound(`${action}: room "${typed}" does not exist; create it first`);
     const room = found.id;
@@ -173,7 +173,7 @@ export class Rooms {
         joined: true,
       });
     }
-    return this.#view(room, found);
+    return this.#viewFor(me.userId, room, found);
   }
 
   /**
@@ -202,13 +202,13 @@ export class Rooms {
 
   async listRooms(caller: Caller, all: boolean): Promise<RoomView[]> {
     const me = await this.#callers.identify(caller, undefined, "Cannot list rooms");
-    const rooms = all
-      ? await this.#store.listRooms(LISTED_ROOMS_MAX)
-      : await this.#store.roomsOf(me.userId);
-    return Promise.all([
-      this.#view(DEFAULT_ROOM),
-      ...rooms.filter((r) => r.id !== DEFAULT_ROOM).map((r) => this.#view(r.id, r)),
-    ]);
+    const mine = await this.#store.roomsOf(me.userId);
+    const rooms = all ? await this.#store.listRooms(LISTED_ROOMS_MAX) : mine;
+    return this.#views(
+      me.userId,
+      [{ id: DEFAULT_ROOM, direct: false }, ...rooms.filter((r) => r.id !== DEFAULT_ROOM)],
+      new Set([DEFAULT_ROOM, ...mine.map((r) => r.id)]),
+    );
   }
 
   /**
@@ -254,7 +254,7 @@ export class Rooms {
       });
       for (const event of joined) await this.#announce(event);
       if (created) this.#logger.info("Direct room opened", { room, by: me.userId });
-      return this.#view(room, { direct: true });
+      return this.#viewFor(me.userId, room, { direct: true });
     }
     // It exists. Opening it lifts my own block (I left it), whatever the other did...
     const back = await store.addMember(room, me.userId);
@@ -274,7 +274,7 @@ export class Rooms {
         }`,
       );
     }
-    return this.#view(room, { direct: true });
+    return this.#viewFor(me.userId, room, { direct: true });
   }
 
   /** Who is online: everybody for the default room, else the members of `room` (the caller's). */
@@ -299,18 +299,38 @@ export class Rooms {
     return everybody.filter((p) => members.has(p.userId));
   }
 
-  /** `room` as a client sees it; its owner (creator) only for a group room. */
-  async #view(
+  /** One room as `userId` (a member) sees it; its owner (creator) only for a group room. */
+  async #viewFor(
+    userId: string,
     room: string,
     record: { direct: boolean; createdBy?: string } = { direct: false },
   ): Promise<RoomView> {
-    return {
-      id: room,
-      direct: record.direct,
-      members: room === DEFAULT_ROOM ? [] : await this.#store.members(room),
-      lastSeq: await this.#store.lastSeq(room),
-      owner: record.direct ? "" : record.createdBy ?? "",
-    };
+    return (await this.#views(userId, [{ id: room, ...record }]))[0]!;
+  }
+
+  /**
+   * `rooms` as `userId` sees them: with their read state in the rooms of `memberOf` (all of
+   * them when omitted), read in one query for all.
+   */
+  async #views(
+    userId: string,
+    rooms: readonly { id: string; direct: boolean; createdBy?: string }[],
+    memberOf?: ReadonlySet<string>,
+  ): Promise<RoomView[]> {
+    const store = this.#store;
+    const read = memberOf ? rooms.filter((r) => memberOf.has(r.id)) : rooms;
+    const states = new Map(
+      (await store.readStates(userId, read.map((r) => r.id))).map((s) => [s.room, s]),
+    );
+    return Promise.all(rooms.map(async ({ id, direct, createdBy }) => ({
+      id,
+      direct,
+      members: id === DEFAULT_ROOM ? [] : await store.members(id),
+      lastSeq: await store.lastSeq(id),
+      owner: direct ? "" : createdBy ?? "",
+      readSeq: states.get(id)?.readSeq ?? 0,
+      unread: states.get(id)?.unread ?? 0,
+    })));
   }
 
   /**

@@ -12,7 +12,7 @@
 
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
-import type { ChatMessage, Presence } from "../core/types.ts";
+import type { ChatMessage, Presence, ReadMark } from "../core/types.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Announcer } from "./announcer.ts";
@@ -21,6 +21,7 @@ import { Callers } from "./chat_callers.ts";
 import { type DeleteRequest, type EditRequest, Edits } from "./chat_edits.ts";
 import { Reactions, type ReactRequest } from "./chat_reactions.ts";
 import { Messages } from "./chat_messages.ts";
+import { Reads } from "./chat_reads.ts";
 import { Rooms } from "./chat_rooms.ts";
 import { Mentions } from "./mentions.ts";
 import { Typing } from "./chat_typing.ts";
@@ -60,6 +61,10 @@ export interface ChatService {
   react(caller: Caller, request: ReactRequest): Promise<boolean>;
   /** `caller` started or stopped typing in `room`: see `chat_typing.ts`. */
   setTyping(caller: Caller, room: string, typing: boolean): Promise<void>;
+  /** Marks a room read up to `seq` for the caller (`chat_reads.ts`); returns what was accepted. */
+  markRead(caller: Caller, room: string, seq: number): Promise<ReadMark>;
+  /** Writes what waits to be written (read positions): for shutdown. */
+  flush(): Promise<void>;
 }
 
 export interface ChatServiceOptions {
@@ -92,6 +97,8 @@ export interface ChatServiceOptions {
   presenceOf?: (userId: string) => Presence | undefined;
   /** The server's clock, in milliseconds since the epoch (for tests). */
   now?: () => number;
+  /** The shortest time between two writes of one user's read position in one room. */
+  readWriteIntervalMs?: number;
 }
 
 export function createChatService(options: ChatServiceOptions): ChatService {
@@ -109,9 +116,13 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const edits = new Edits({ ...options, callers, rooms, mentions, now: options.now ?? Date.now });
   const reactions = new Reactions({ ...options, callers, rooms });
   const typing = new Typing({ ...options, callers, rooms, now: options.now ?? Date.now });
+  const reads = new Reads({ ...options, callers, rooms });
   return {
-    openStream: async (caller, request, sink) =>
-      typing.watch(await messages.openStream(caller, request, sink)),
+    openStream: async (caller, request, sink) => {
+      const handle = typing.watch(await messages.openStream(caller, request, sink));
+      void reads.catchUp(handle.streamId);
+      return handle;
+    },
     editMessage: (caller, request) => edits.edit(caller, request),
     deleteMessage: (caller, request) => edits.delete(caller, request),
     react: (caller, request) => reactions.toggle(caller, request),
@@ -126,5 +137,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     listRooms: (caller, all) => rooms.listRooms(caller, all),
     openDirect: (caller, other) => rooms.openDirect(caller, other),
     setTyping: (caller, room, isTyping) => typing.setTyping(caller, room, isTyping),
+    markRead: (caller, room, seq) => reads.markRead(caller, room, seq),
+    flush: () => reads.flush(),
   };
 }

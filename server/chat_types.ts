@@ -58,6 +58,10 @@ export interface RoomView {
   lastSeq: number;
   /** Who may delete any message of the room: its creator; empty for general and direct rooms. */
   owner: string;
+  /** The caller's read position (0: none, or not a member). */
+  readSeq: number;
+  /** Messages of others after `readSeq`, among the newest `UNREAD_COUNT_MAX`. */
+  unread: number;
 }
 
 export interface HistoryRequest {

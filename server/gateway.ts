@@ -188,6 +188,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       case "typing":
         hub.typing(delivery.event);
         break;
+      case "read":
+        hub.read(delivery.read);
+        break;
     }
     return hub.settle();
   }
@@ -281,6 +284,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         "Stream closed: the server is shutting down; reconnect",
       );
       for (const s of hub.streams()) s.sink.fail(bye);
+      await service.flush();
       await announcer.flush(config.shutdownTimeoutMs);
       await grpc.close(1000);
       await httpServer?.shutdown();

@@ -16,15 +16,18 @@ import type {
   MessageChange,
   Presence,
   ReactionEvent,
+  ReadMark,
   RoomEvent,
   TypingEvent,
 } from "../core/types.ts";
+import { directRoomMembers } from "../protocol/names.ts";
 import {
   changeToWire,
   encodeStreamMessage,
   messageToWire,
   presenceToWire,
   reactionToWire,
+  readToWire,
   roomEventToWire,
   typingToWire,
 } from "./wire.ts";
@@ -315,6 +318,35 @@ export class Hub {
       frame ??= encodeStreamMessage(typingToWire(event));
       this.#offer(stream, frame);
     }
+  }
+
+  /**
+   * A member read a room: the reader's streams here (their other devices) and, in a direct room,
+   * the other member's ("seen"), each only if it asked for events and is in the room.
+   */
+  read(mark: ReadMark): void {
+    const readers = [mark.userId];
+    const pair = directRoomMembers(mark.room);
+    if (pair?.includes(mark.userId)) readers.push(pair[0] === mark.userId ? pair[1] : pair[0]);
+    let frame: Uint8Array | undefined;
+    for (const userId of readers) {
+      for (const stream of this.#byUser.get(userId) ?? []) {
+        if (!stream.presenceEvents || !stream.rooms.has(mark.room)) continue;
+        frame ??= encodeStreamMessage(readToWire(mark));
+        this.#offer(stream, frame);
+      }
+    }
+  }
+
+  /** Tells the stream `streamId` alone of a read, if it is still open and asked for events. */
+  readTo(streamId: string, mark: ReadMark): void {
+    const stream = this.#streams.get(streamId);
+    if (stream?.presenceEvents) this.#offer(stream, encodeStreamMessage(readToWire(mark)));
+  }
+
+  /** The stream `streamId`, while it is open here. */
+  stream(streamId: string): LocalStream | undefined {
+    return this.#streams.get(streamId);
   }
 
   #offer(stream: LocalStream, frame: Uint8Array): boolean {

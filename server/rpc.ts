@@ -148,6 +148,11 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     await service.setTyping(caller, request.room, request.typing);
     return {};
   },
+  async markRead(service, caller, request) {
+    const seq = seqFromWire("Cannot mark read", "seq", request.seq);
+    await service.markRead(caller, request.room, seq);
+    return {};
+  },
 };
 
 /** Calls the unary `method` with its decoded request; the response is a message of its output type. */

@@ -275,6 +275,7 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     deleteMessage: unary(method.deleteMessage),
     setTyping: unary(method.setTyping),
     react: unary(method.react),
+    markRead: unary(method.markRead),
   };
 
   const router = createConnectRouter({

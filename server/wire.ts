@@ -19,6 +19,7 @@ import type {
   MessageChange,
   Presence,
   ReactionEvent,
+  ReadMark,
   RoomEvent,
   TypingEvent,
 } from "../core/types.ts";
@@ -126,6 +127,17 @@ export function typingToWire(e: TypingEvent): Message {
   });
 }
 
+export function readToWire(r: ReadMark): Message {
+  const user = { id: r.userId, displayName: r.displayName };
+  return create(MessageSchema, {
+    id: r.userId,
+    displayName: r.displayName,
+    timestamp: timestampFromMs(Date.now()),
+    room: r.room,
+    read: { room: r.room, user, seq: BigInt(r.seq) },
+  });
+}
+
 export function presenceToWire(p: Presence): Message {
   const user = { id: p.userId, displayName: p.displayName };
   return create(MessageSchema, {
@@ -143,6 +155,8 @@ export function roomToWire(room: RoomView): Room {
     members: room.members,
     lastSeq: BigInt(room.lastSeq),
     owner: room.owner,
+    readSeq: BigInt(room.readSeq),
+    unread: room.unread,
   });
 }
 

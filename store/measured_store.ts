@@ -28,6 +28,9 @@ const OPERATIONS: Record<Operation, true> = {
   roomsOf: true,
   listRooms: true,
   lastSeq: true,
+  markRead: true,
+  readStates: true,
+  readPositions: true,
 };
 
 /** `store` with each call timed into `metrics`; `store` itself when metrics are off. */

@@ -8,8 +8,11 @@ import {
   compareCodePoints,
   groupReactions,
   type HistoryQuery,
+  type ReadPosition,
+  type ReadState,
   type Room,
   type Store,
+  UNREAD_COUNT_MAX,
   withReactions,
 } from "./store.ts";
 
@@ -27,6 +30,8 @@ export class MemoryStore implements Store {
   readonly #memberOf = new Map<string, Set<string>>();
   /** Room id → its reactions, one row per message, emoji and user, oldest first. */
   readonly #reactions = new Map<string, { seq: number; emoji: string; user_id: string }[]>();
+  /** User id → room id → read position. */
+  readonly #readSeqs = new Map<string, Map<string, number>>();
 
   append(message: ChatMessage): Promise<ChatMessage> {
     return Promise.resolve(this.#append(message));
@@ -192,6 +197,38 @@ export class MemoryStore implements Store {
 
   lastSeq(roomId: string): Promise<number> {
     return Promise.resolve(this.#rooms.get(roomId)?.length ?? 0);
+  }
+
+  markRead(roomId: string, userId: string, seq: number): Promise<number | undefined> {
+    let mine = this.#readSeqs.get(userId);
+    const next = Math.min(seq, this.#rooms.get(roomId)?.length ?? 0);
+    if (next <= (mine?.get(roomId) ?? 0)) return Promise.resolve(undefined);
+    if (!mine) this.#readSeqs.set(userId, mine = new Map());
+    mine.set(roomId, next);
+    return Promise.resolve(next);
+  }
+
+  readStates(userId: string, roomIds: readonly string[]): Promise<ReadState[]> {
+    const mine = this.#readSeqs.get(userId);
+    return Promise.resolve(roomIds.map((room) => {
+      const readSeq = mine?.get(room) ?? 0;
+      const log = this.#rooms.get(room) ?? [];
+      const newest = log.slice(Math.max(readSeq, log.length - UNREAD_COUNT_MAX));
+      return { room, readSeq, unread: newest.filter((m) => m.userId !== userId).length };
+    }));
+  }
+
+  readPositions(roomIds: readonly string[]): Promise<ReadPosition[]> {
+    const rooms = new Set(roomIds);
+    const positions: ReadPosition[] = [];
+    for (const [userId, mine] of this.#readSeqs) {
+      for (const [room, seq] of mine) if (rooms.has(room)) positions.push({ room, userId, seq });
+    }
+    return Promise.resolve(
+      positions.sort((a, b) =>
+        compareCodePoints(a.room, b.room) || compareCodePoints(a.userId, b.userId)
+      ),
+    );
   }
 
   close(): Promise<void> {

@@ -12,7 +12,8 @@
  * 2). Their id columns use the "C" collation, so that ids sort by code point whatever the
  * database's locale, as in the other stores. Since version 3 accounts and rooms are also found by
  * `name_key` (the id without case, computed by protocol/names.ts `nameKey`, unique), and a message is
- * unique per (user_id, id): a message id is the sender's, not the world's.
+ * unique per (user_id, id): a message id is the sender's, not the world's. Since version 4 each
+ * member's read position per room is kept in `read_positions`.
  *
  * Timestamps are kept as text, exactly as given (RFC 3339), like the other stores.
  */
@@ -40,13 +41,16 @@ import {
   groupReactions,
   type HistoryQuery,
   legacyNameKeys,
+  type ReadPosition,
+  type ReadState,
   type Room,
   type Store,
+  UNREAD_COUNT_MAX,
   withReactions,
 } from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */
-export const POSTGRES_SCHEMA_VERSION = 6;
+export const POSTGRES_SCHEMA_VERSION = 7;
 
 /** Migration N brings a schema from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<void>))[] = [
@@ -123,6 +127,14 @@ const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<vo
      user_id text   COLLATE "C" NOT NULL,
      UNIQUE (room, seq, emoji, user_id)
    )`,
+  // 7: read positions, one row per user and room they marked read.
+  `CREATE TABLE read_positions (
+     user_id text COLLATE "C" NOT NULL,
+     room_id text COLLATE "C" NOT NULL,
+     seq     bigint NOT NULL,
+     PRIMARY KEY (user_id, room_id)
+   );
+   CREATE INDEX read_positions_room_id ON read_positions (room_id, user_id);`,
 ];
 
 export interface PostgresStoreOptions {
@@ -444,6 +456,55 @@ export class PostgresStore implements Store {
     const [row] = await this.#sql<{ seq: string | number }[]>`
       SELECT COALESCE(MAX(seq), 0) AS seq FROM messages WHERE room = ${roomId}`;
     return Number(row?.seq ?? 0);
+  }
+
+  async markRead(roomId: string, userId: string, seq: number): Promise<number | undefined> {
+    this.#open("mark read");
+    refuseNul("mark read", { roomId, userId });
+    // Forward only, and never past the room's newest message.
+    const [row] = await this.#sql<{ seq: string }[]>`
+      INSERT INTO read_positions (user_id, room_id, seq)
+      VALUES (${userId}, ${roomId}, LEAST(${seq}::bigint,
+        (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ${roomId})))
+      ON CONFLICT (user_id, room_id)
+      DO UPDATE SET seq = EXCLUDED.seq WHERE read_positions.seq < EXCLUDED.seq
+      RETURNING seq`;
+    return row && Number(row.seq) > 0 ? Number(row.seq) : undefined;
+  }
+
+  async readStates(userId: string, roomIds: readonly string[]): Promise<ReadState[]> {
+    this.#open("read unread counts");
+    if (roomIds.length === 0) return [];
+    if (hasNul(userId, ...roomIds)) {
+      return roomIds.map((room) => ({ room, readSeq: 0, unread: 0 }));
+    }
+    // Each count walks the (room, seq) key from the later of the read position and the newest
+    // UNREAD_COUNT_MAX messages.
+    const rows = await this.#sql<{ room: string; read_seq: string; unread: string }[]>`
+      SELECT r.room, COALESCE(p.seq, 0) AS read_seq,
+        (SELECT COUNT(*) FROM messages m
+         WHERE m.room = r.room AND m.user_id <> ${userId}
+           AND m.seq > GREATEST(COALESCE(p.seq, 0),
+             (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.room) - ${UNREAD_COUNT_MAX})
+        ) AS unread
+      FROM unnest(${roomIds as string[]}::text[]) WITH ORDINALITY AS r(room, i)
+      LEFT JOIN read_positions p ON p.user_id = ${userId} AND p.room_id = r.room
+      ORDER BY r.i`;
+    return rows.map((r) => ({
+      room: r.room,
+      readSeq: Number(r.read_seq),
+      unread: Number(r.unread),
+    }));
+  }
+
+  async readPositions(roomIds: readonly string[]): Promise<ReadPosition[]> {
+    this.#open("read read positions");
+    const rooms = roomIds.filter((id) => !hasNul(id));
+    if (rooms.length === 0) return [];
+    const rows = await this.#sql<{ room: string; user_id: string; seq: string }[]>`
+      SELECT room_id AS room, user_id, seq FROM read_positions
+      WHERE room_id = ANY(${rooms as string[]}::text[]) ORDER BY room_id, user_id`;
+    return rows.map((r) => ({ room: r.room, userId: r.user_id, seq: Number(r.seq) }));
   }
 
   /** Ends the pool, letting running queries finish (for up to 5 s). */

@@ -10,8 +10,10 @@
  * 2); ids are compared and sorted with SQLite's BINARY collation, i.e. by code point. Since
  * version 3 accounts and rooms are also found by `name_key` (the id without case, unique), and
  * a message is unique per (user_id, id): a message id is the sender's, not the world's. Since
- * version 4 a message keeps whom it mentions (`mentions`, a JSON array of user ids), and since
- * version 5 when it was edited (`edited_at`) and whether it was deleted (`deleted`).
+ * version 4 a message keeps whom it mentions (`mentions`, a JSON array of user ids), since
+ * version 5 when it was edited (`edited_at`) and whether it was deleted (`deleted`), since
+ * version 6 its reactions (`reactions`), and since version 7 each member's read position per
+ * room (`read_positions`).
  *
  * `node:sqlite` is synchronous: every call blocks the event loop for the length of one statement
  * (or, while another process holds the write lock, for up to the busy timeout).
@@ -39,8 +41,11 @@ import {
   groupReactions,
   type HistoryQuery,
   legacyNameKeys,
+  type ReadPosition,
+  type ReadState,
   type Room,
   type Store,
+  UNREAD_COUNT_MAX,
   withReactions,
 } from "./store.ts";
 
@@ -51,7 +56,7 @@ const INSERT_COLUMNS = `${V3_COLUMNS}, mentions`;
 const COLUMNS = `${INSERT_COLUMNS}, edited_at, deleted`;
 
 /** The schema version this code writes (`PRAGMA user_version`); bump it with a migration. */
-export const SQLITE_SCHEMA_VERSION = 6;
+export const SQLITE_SCHEMA_VERSION = 7;
 
 /** Migration N brings a database from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
@@ -129,6 +134,14 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
      user_id TEXT    NOT NULL,
      UNIQUE (room, seq, emoji, user_id)
    )`,
+  // 7: read positions, one row per user and room they marked read.
+  `CREATE TABLE read_positions (
+     user_id TEXT    NOT NULL,
+     room_id TEXT    NOT NULL,
+     seq     INTEGER NOT NULL,
+     PRIMARY KEY (user_id, room_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX read_positions_room_id ON read_positions (room_id, user_id);`,
 ];
 
 export interface SqliteStoreOptions {
@@ -171,6 +184,9 @@ export class SqliteStore implements Store {
   readonly #members: StatementSync;
   readonly #roomsOf: StatementSync;
   readonly #listRooms: StatementSync;
+  readonly #markRead: StatementSync;
+  readonly #readStates: StatementSync;
+  readonly #readPositions: StatementSync;
   #closed = false;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -264,6 +280,30 @@ export class SqliteStore implements Store {
     );
     this.#listRooms = db.prepare(
       `SELECT ${ROOM_COLUMNS} FROM rooms WHERE direct = 0 ORDER BY id LIMIT ?`,
+    );
+    // Forward only, and never past the room's newest message.
+    this.#markRead = db.prepare(
+      `INSERT INTO read_positions (user_id, room_id, seq)
+       VALUES (?1, ?2, MIN(?3, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?2)))
+       ON CONFLICT (user_id, room_id) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > seq
+       RETURNING seq`,
+    );
+    // The rooms come as a JSON array; each count walks the (room, seq) key from the later of the
+    // read position and the newest UNREAD_COUNT_MAX messages.
+    this.#readStates = db.prepare(
+      `SELECT r.value AS room, COALESCE(p.seq, 0) AS read_seq,
+         (SELECT COUNT(*) FROM messages m
+          WHERE m.room = r.value AND m.user_id <> ?1
+            AND m.seq > MAX(COALESCE(p.seq, 0),
+              (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.value) - ${UNREAD_COUNT_MAX})
+         ) AS unread
+       FROM json_each(?2) r
+       LEFT JOIN read_positions p ON p.user_id = ?1 AND p.room_id = r.value
+       ORDER BY r.key`,
+    );
+    this.#readPositions = db.prepare(
+      `SELECT room_id AS room, user_id, seq FROM read_positions
+       WHERE room_id IN (SELECT value FROM json_each(?)) ORDER BY room_id, user_id`,
     );
   }
 
@@ -477,6 +517,42 @@ export class SqliteStore implements Store {
       "read history",
       () => Number((this.#lastSeq.get(roomId) as { seq: number }).seq),
     );
+  }
+
+  markRead(roomId: string, userId: string, seq: number): Promise<number | undefined> {
+    return this.#call("mark read", () => {
+      refuseNul("mark read", { roomId, userId });
+      const row = this.#markRead.get(userId, roomId, seq) as { seq: number } | undefined;
+      return row && Number(row.seq) > 0 ? Number(row.seq) : undefined;
+    });
+  }
+
+  readStates(userId: string, roomIds: readonly string[]): Promise<ReadState[]> {
+    return this.#call("read unread counts", () => {
+      if (roomIds.length === 0) return [];
+      const rows = this.#readStates.all(userId, JSON.stringify(roomIds)) as unknown as {
+        room: string;
+        read_seq: number;
+        unread: number;
+      }[];
+      return rows.map((r) => ({
+        room: r.room,
+        readSeq: Number(r.read_seq),
+        unread: Number(r.unread),
+      }));
+    });
+  }
+
+  readPositions(roomIds: readonly string[]): Promise<ReadPosition[]> {
+    return this.#call("read read positions", () => {
+      if (roomIds.length === 0) return [];
+      const rows = this.#readPositions.all(JSON.stringify(roomIds)) as unknown as {
+        room: string;
+        user_id: string;
+        seq: number;
+      }[];
+      return rows.map((r) => ({ room: r.room, userId: r.user_id, seq: Number(r.seq) }));
+    });
   }
 
   close(): Promise<void> {

@@ -42,6 +42,28 @@ export interface Room {
   readonly createdAt: string;
 }
 
+/** Where a member is in a room: what they read, and how much from others came after it. */
+export interface ReadState {
+  readonly room: string;
+  /** The newest message read (0: none). */
+  readonly readSeq: number;
+  /** Messages of others after `readSeq`, counted among the newest {@linkcode UNREAD_COUNT_MAX}. */
+  readonly unread: number;
+}
+
+/** How far one member read one room. */
+export interface ReadPosition {
+  readonly room: string;
+  readonly userId: string;
+  readonly seq: number;
+}
+
+/**
+ * The most messages an unread count looks at (the room's newest): a member who never read a long
+ * room costs one bounded count, not a scan of its history. Clients show it as "1000+".
+ */
+export const UNREAD_COUNT_MAX = 1000;
+
 export interface Store {
   /**
    * Stores a message and gives it the room's next sequence number. Idempotent by sender and
@@ -108,6 +130,24 @@ export interface Store {
   listRooms(limit: number): Promise<Room[]>;
   /** The highest sequence number stored in a room (0 when empty). */
   lastSeq(roomId: string): Promise<number>;
+
+  /**
+   * Moves `userId`'s read position in `roomId` forward to `seq`, capped at the room's newest
+   * message. Returns the new position, or undefined when it did not move (`seq` is not past the
+   * stored one, or the room is empty). Like memberships, the store does not check that the user
+   * is a member.
+   */
+  markRead(roomId: string, userId: string, seq: number): Promise<number | undefined>;
+  /**
+   * `userId`'s read state in each of `roomIds` (any rooms, the default one too), in that order,
+   * in one query whatever their number.
+   */
+  readStates(userId: string, roomIds: readonly string[]): Promise<ReadState[]>;
+  /**
+   * Every read position kept in `roomIds`, by room and then user, in one query: for direct rooms,
+   * where a member may see how far the other read.
+   */
+  readPositions(roomIds: readonly string[]): Promise<ReadPosition[]>;
 
   close(): Promise<void>;
 }

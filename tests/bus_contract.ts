@@ -76,6 +76,29 @@ const typing = (room: string, n: number): Delivery => ({
   event: { room, userId: `u${n}`, displayName: `U${n}`, typing: n % 2 === 0, expiresInMs: 6000 },
 });
 
+const readMark = (room: string, n: number): Delivery => ({
+  type: "read",
+  read: { room, userId: `u${n}`, displayName: `U${n}`, seq: n },
+});
+
+/** A message changed, and a reaction to it: sent by a gateway itself, in the room's order too. */
+const change = (room: string, n: number): Delivery => ({
+  type: "message-change",
+  change: {
+    room,
+    seq: n,
+    deleted: false,
+    content: `edited ${n}`,
+    at: "2026-11-30T12:00:00.000Z",
+    byUserId: `u${n}`,
+    byDisplayName: `U${n}`,
+  },
+});
+const reaction = (room: string, n: number): Delivery => ({
+  type: "reaction",
+  event: { room, seq: n, emoji: "👍", userId: `u${n}`, displayName: `U${n}`, added: true },
+});
+
 const ids = (messages: readonly ChatMessage[], room?: string) =>
   messages.filter((m) => room === undefined || m.room === room).map((m) => m.id);
 
@@ -295,11 +318,15 @@ export function busContract(
       const sent: Delivery[] = [];
       for (let n = 0; n < 10; n++) {
         const room = `room${n % 2}`;
-        const d = n % 3 === 0
-          ? { type: "message" as const, message: { ...message(room, n), seq: n + 1 } }
-          : n % 3 === 1
-          ? roomEvent(room, n)
-          : typing(room, n);
+        const kinds = [
+          () => ({ type: "message" as const, message: { ...message(room, n), seq: n + 1 } }),
+          () => roomEvent(room, n),
+          () => typing(room, n),
+          () => readMark(room, n),
+          () => change(room, n),
+          () => reaction(room, n),
+        ];
+        const d: Delivery = kinds[n % kinds.length]!();
         sent.push(d);
         await busB!.deliver(d);
       }
@@ -308,8 +335,12 @@ export function busContract(
       const roomOf = (d: Delivery) =>
         d.type === "message"
           ? d.message.room
-          : d.type === "room-event" || d.type === "typing"
+          : d.type === "room-event" || d.type === "typing" || d.type === "reaction"
           ? d.event.room
+          : d.type === "read"
+          ? d.read.room
+          : d.type === "message-change"
+          ? d.change.room
           : "";
       for (const deliveries of got) {
         assert.equal(deliveries.length, 10);

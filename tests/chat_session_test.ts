@@ -317,3 +317,78 @@ Deno.test("a call as an attempt starts goes to that attempt's transport, with th
   assert.equal(asked[0]!.token, "t1");
   session.stop();
 });
+
+Deno.test("reading: unread from ListRooms at once, live ones counted, marks sent once each and coalesced, other devices and 'seen' heard", async () => {
+  const seen: string[] = [];
+  const { server, session } = setup({
+    onReading: (rooms) => seen.push(JSON.stringify([...rooms].map(([id, r]) => [id, r.unread]))),
+  });
+  server.rooms.push(
+    { id: "design", direct: false, members: ["ann", "ben"], lastSeq: 7, readSeq: 4, unread: 3 },
+    { id: "dm:ann:ben", direct: true, members: ["ann", "ben"], lastSeq: 2, readSeq: 2, unread: 0 },
+  );
+  session.start();
+  await tick();
+  assert.deepEqual(session.reading("design"), { readSeq: 4, unread: 3, seenSeq: 0 }, "at once");
+  server.last.open();
+  server.last.emit({ type: "message", message: inRoom("design", 8) });
+  server.last.emit({ type: "message", message: { ...inRoom("design", 9), userId: "ann" } });
+  assert.equal(session.reading("design").unread, 4, "ben's counts, ann's own does not");
+
+  // Marked on every message shown: one call at a time, the newest waiting behind it.
+  session.markRead("design", 6);
+  session.markRead("design", 8);
+  session.markRead("design", 9);
+  session.markRead("design", 5);
+  assert.deepEqual(session.reading("design"), { readSeq: 9, unread: 0, seenSeq: 0 });
+  await tick();
+  assert.deepEqual(server.marks, [["design", 6], ["design", 9]]);
+
+  // Another device of ann's read further; ben saw ann's direct message.
+  server.last.emit({ type: "message", message: inRoom("design", 10) });
+  assert.equal(session.reading("design").unread, 1);
+  server.last.emit({ type: "read", room: "design", user: ann, seq: 10 });
+  assert.equal(session.reading("design").unread, 0);
+  server.last.emit({
+    type: "read",
+    room: "dm:ann:ben",
+    user: { id: "ben", displayName: "ben" },
+    seq: 2,
+  });
+  assert.equal(session.reading("dm:ann:ben").seenSeq, 2);
+  server.last.emit({
+    type: "read",
+    room: "design",
+    user: { id: "ben", displayName: "ben" },
+    seq: 10,
+  });
+  assert.equal(session.reading("design").seenSeq, 0, "'seen' only in direct rooms");
+  assert.ok(seen.length > 0, "the view heard of the changes");
+  session.stop();
+});
+
+Deno.test("reading: a mark made while offline goes once the connection is back", async () => {
+  const { server, clock, session } = setup();
+  server.rooms.push({
+    id: "design",
+    direct: false,
+    members: ["ann"],
+    lastSeq: 3,
+    readSeq: 0,
+    unread: 3,
+  });
+  session.start();
+  await tick();
+  server.last.open();
+  server.last.fail(new ChatError("UNAVAILABLE", "gone"));
+  await tick();
+  session.markRead("design", 3);
+  await tick();
+  assert.deepEqual(server.marks, [], "not connected");
+  assert.equal(session.reading("design").unread, 0, "read here at once");
+  clock.advance(1000);
+  await tick();
+  assert.equal(session.reading("design").unread, 0, "the listing does not undo what is on its way");
+  assert.deepEqual(server.marks, [["design", 3]]);
+  session.stop();
+});

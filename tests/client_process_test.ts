@@ -285,9 +285,18 @@ Deno.test("client processes in a room: /create, /join, /room; the other sees #ro
     await bob.see(new RegExp(`^${STAMP}#book-club alice: Chapter one was great$`));
     await alice.see(new RegExp(`^${STAMP}#book-club alice: Chapter one was great$`));
 
+    // Printed while bob writes to general: unread in book-club, on the server too.
     await bob.type("/rooms");
     await bob.see(/^\* Your rooms \(2\):$/);
-    await bob.see(/^ {2}book-club \(2 members\)$/);
+    await bob.see(/^ {2}general \(everybody, current\)$/);
+    await bob.see(/^ {2}book-club \(2 members, 1 unread\)$/);
+    // Its history, printed where bob writes, is read.
+    await bob.type("/room book-club");
+    await bob.see(/^\* Lines you type go to #book-club$/);
+    await bob.type("/history");
+    await bob.see(/^\* The last 1 message of #book-club:$/);
+    await bob.type("/rooms");
+    await bob.see(/^ {2}book-club \(2 members, current\)$/);
 
     for (const client of [alice, bob]) {
       await client.endInput();

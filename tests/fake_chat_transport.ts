@@ -82,6 +82,8 @@ export class FakeChatServer {
   readonly reactions: { room: string; seq: number; emoji: string }[] = [];
   /** Each SetTyping that reached the server, in order. */
   readonly typings: { room: string; typing: boolean }[] = [];
+  /** MarkRead calls, as [room, seq]. */
+  readonly marks: [string, number][] = [];
   /** Each send fails with the next of these, if any. */
   sendErrors: unknown[] = [];
   /** Runs inside the next send (once), before it is recorded. */
@@ -198,6 +200,7 @@ export class FakeChatServer {
           if (at >= 0) log[at] = { ...log[at]!, content: "", deleted: true };
         }),
       setTyping: (room, typing) => answer(() => void this.typings.push({ room, typing })),
+      markRead: (room, seq) => answer(() => void this.marks.push([room, seq])),
       close: () => void (closed = !shared),
     };
     this.transports.push(transport);

@@ -84,6 +84,21 @@ Deno.test("deliveries round-trip", () => {
     type: "gateway-dead",
     serverId: "gw",
   });
+  const read = { room: "dm:ann:bob", userId: "ann", displayName: "Ann", seq: 7 };
+  const readRecord = encodeDelivery({ type: "read", read });
+  assert.deepEqual(JSON.parse(readRecord), {
+    type: "read",
+    room: "dm:ann:bob",
+    user_id: "ann",
+    display_name: "Ann",
+    seq: 7,
+  });
+  assert.deepEqual(decodeDelivery(readRecord), { type: "read", read });
+  assert.throws(
+    () => decodeDelivery('{"type":"read","room":"r","user_id":"a","seq":-1}'),
+    /"seq" must be a whole number/,
+  );
+  assert.throws(() => decodeDelivery('{"type":"read","room":"","user_id":"a"}'), /"room" is empty/);
 });
 
 Deno.test("unreadable records fail with a RecordError that says what is wrong", () => {

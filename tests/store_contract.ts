@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import type { ChatMessage } from "../core/types.ts";
-import type { Account, Room, Store } from "../store/store.ts";
+import { type Account, type Room, type Store, UNREAD_COUNT_MAX } from "../store/store.ts";
 
 const RUN = crypto.randomUUID().slice(0, 8);
 
@@ -770,6 +770,67 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       const both = [record, direct].sort((a, b) => byCodePoint(a.id, b.id));
       assert.deepEqual(await store.roomsOf(account.id), both);
       assert.equal(await store.addMember(room, account.id), false);
+    });
+  });
+  test("read positions move forward only, capped at the newest message, and survive a reopen", async () => {
+    const room = roomName("read");
+    const me = `reader-${RUN}`;
+    await withStore(open, async (store) => {
+      assert.equal(await store.markRead(room, me, 5), undefined, "an empty room: nothing to read");
+      await appendMany(store, room, 4);
+      assert.equal(await store.markRead(room, me, 2), 2);
+      assert.equal(await store.markRead(room, me, 1), undefined, "never back");
+      assert.equal(await store.markRead(room, me, 2), undefined, "not moved");
+      assert.deepEqual(await store.readStates(me, [room]), [{ room, readSeq: 2, unread: 2 }]);
+      assert.equal(await store.markRead(room, me, Number.MAX_SAFE_INTEGER), 4, "capped");
+      assert.equal(await store.markRead(room, `other-${RUN}`, 3), 3, "per user");
+    });
+    await withStore(open, async (store) => {
+      assert.deepEqual(await store.readStates(me, [room]), [{ room, readSeq: 4, unread: 0 }]);
+      const other = roomName("read-other");
+      await appendMany(store, other, 1);
+      await store.markRead(other, me, 1);
+      assert.deepEqual(await store.readPositions([room, roomName("read-none")]), [
+        { room, userId: `other-${RUN}`, seq: 3 },
+        { room, userId: me, seq: 4 },
+      ], "by room, then user; only the rooms asked");
+      assert.deepEqual(await store.readPositions([]), []);
+    });
+  });
+
+  test("read states count others' messages after the position, for many rooms in order", async () => {
+    await withStore(open, async (store) => {
+      const me = `counter-${RUN}`;
+      const [a, b, empty] = [roomName("unread-a"), roomName("unread-b"), roomName("unread-none")];
+      await appendMany(store, a, 3);
+      await store.append(newMessage(a, { userId: me }));
+      await appendMany(store, a, 2);
+      await appendMany(store, b, 2);
+      await store.markRead(b, me, 1);
+      assert.deepEqual(await store.readStates(me, [b, empty, a]), [
+        { room: b, readSeq: 1, unread: 1 },
+        { room: empty, readSeq: 0, unread: 0 },
+        { room: a, readSeq: 0, unread: 5 },
+      ]);
+      await store.markRead(a, me, 4);
+      assert.deepEqual(await store.readStates(me, [a]), [{ room: a, readSeq: 4, unread: 2 }]);
+      assert.deepEqual(await store.readStates(me, []), []);
+    });
+  });
+
+  test("an unread count looks at the newest UNREAD_COUNT_MAX messages only", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("unread-long");
+      const run = Array.from({ length: UNREAD_COUNT_MAX + 5 }, () => newMessage(room));
+      await store.appendAll(run);
+      const me = `long-${RUN}`;
+      assert.deepEqual(await store.readStates(me, [room]), [
+        { room, readSeq: 0, unread: UNREAD_COUNT_MAX },
+      ]);
+      await store.markRead(room, me, 10);
+      assert.equal((await store.readStates(me, [room]))[0]!.unread, UNREAD_COUNT_MAX - 5);
+      await store.markRead(room, me, UNREAD_COUNT_MAX);
+      assert.equal((await store.readStates(me, [room]))[0]!.unread, 5);
     });
   });
 }

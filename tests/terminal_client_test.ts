@@ -385,6 +385,12 @@ class FakeChat implements NativeChat {
   setTyping(id: string, typing: boolean): Promise<void> {
     return this.#room(`SetTyping ${id}`, () => void this.typings.push(`${id} ${typing}`));
   }
+  /** MarkRead calls, as "room seq", apart from `calls`: every message printed may make one. */
+  readonly marks: string[] = [];
+  markRead(id: string, seq: number | bigint): Promise<void> {
+    this.marks.push(`${id} ${seq}`);
+    return Promise.resolve();
+  }
   waitForReady(): Promise<void> {
     if (this.up) return Promise.resolve();
     return new Promise((_, reject) => this.#rejectReady = reject);

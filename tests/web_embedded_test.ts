@@ -469,7 +469,11 @@ Deno.test({
         await ben.page.waitForTimeout(300);
         await screenshot(ben.page, "rooms-phone");
         await openRoom(ben.page, "design");
-        assert.equal(await unreadIn(ben.page, "design"), 0, "read once shown");
+        await waitFor(
+          async () => await unreadIn(ben.page, "design") === 0,
+          10_000,
+          "read once shown",
+        );
         await waitForMessages(ben.page, [
           "Design review at three",
           "I will bring the mockups",
@@ -489,6 +493,9 @@ Deno.test({
         );
         await openRoom(ben.page, "dm:ann:ben");
         await waitForMessages(ben.page, ["Lunch after the review?"]);
+        // Ann sees that ben read it, under her message.
+        await ann.page.locator("li.seen").waitFor({ timeout: 10_000 });
+        assert.equal(await ann.page.locator("li.seen").textContent(), "Seen");
         await send(ben.page, "Yes!");
         await waitForMessages(ann.page, ["Lunch after the review?", "Yes!"]);
         assert.deepEqual(await roomIds(ben.page), ["general", "design", "dm:ann:ben"]);
@@ -563,6 +570,12 @@ Deno.test({
 
     await t.step("a reload rejoins with the kept token, and shows recent history", async () => {
       const before = (await shownMessages(ben.page)).map((m) => m.text);
+      // A message in a room not shown: its badge comes back after the reload, from the server.
+      await openRoom(ann.page, "design");
+      await send(ann.page, "Badge for ben");
+      await waitForMessages(ann.page, ["Badge for ben"]);
+      await openRoom(ann.page, "general");
+      await waitFor(async () => await unreadIn(ben.page, "design") === 1, 10_000, "the badge");
       await ben.page.reload();
       await waitForStatus(ben.page, "connected");
       assert.equal(await ben.page.getByLabel("Your name").count(), 0, "no sign-in screen");
@@ -578,6 +591,28 @@ Deno.test({
       const last = (await shownMessages(ann.page)).at(-1);
       assert.equal(last?.sender, "ben");
       assert.deepEqual(await roomIds(ben.page), ["general", "design", "dm:ann:ben"]);
+      await waitFor(async () => await unreadIn(ben.page, "design") === 1, 10_000, "kept badge");
+
+      // Read here, it stays read after the next reload: the server keeps the position.
+      await openRoom(ben.page, "design");
+      await waitForMessages(ben.page, ["Badge for ben"]);
+      await openRoom(ben.page, "general");
+      assert.equal(await unreadIn(ben.page, "design"), 0);
+      const benElsewhere = newClient(`127.0.0.1:${grpcPort}`);
+      try {
+        await benElsewhere.signIn("ben", PASSWORD);
+        await waitFor(
+          async () => (await benElsewhere.listRooms()).find((r) => r.id === "design")?.unread === 0,
+          10_000,
+          "the server to have the read position",
+        );
+      } finally {
+        benElsewhere.close();
+      }
+      await ben.page.reload();
+      await waitForStatus(ben.page, "connected");
+      await waitFor(async () => (await roomIds(ben.page)).includes("design"), 10_000, "rooms");
+      assert.equal(await unreadIn(ben.page, "design"), 0, "still read after the reload");
     });
 
     await t.step("a token the server refuses sends the page back to sign-in", async () => {
@@ -705,6 +740,10 @@ Deno.test({
       await waitForStatus(ann.page, "connected");
       await waitForRoom(ann.page, "general");
       assert.equal(await currentRoom(ann.page), "general");
+      // "Seen" is back after the reload too: the new stream hears how far ben read.
+      await openRoom(ann.page, "dm:ann:ben");
+      await ann.page.locator("li.seen").waitFor({ timeout: 10_000 });
+      await openRoom(ann.page, "general");
     });
 
     await t.step("a second tab is signed in already; signing out in one ends both", async () => {

@@ -254,6 +254,8 @@ export function ChatScreen(
                 delete: chat.deleteMessage,
                 react: chat.react,
               }}
+              seenSeq={chat.current.seenSeq}
+              onSeenNewest={chat.seenNewest}
               roomTitle={chat.current.direct ? chat.current.title : `#${chat.current.title}`}
             />
             <p class="typing" aria-live="polite">{typingText(chat.typing)}</p>

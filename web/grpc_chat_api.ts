@@ -190,6 +190,11 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
         await client.setTyping({ room, typing }, options());
       }),
 
+    markRead: (room, seq) =>
+      call(async () => {
+        await client.markRead({ room, seq: BigInt(seq) }, options());
+      }),
+
     // One transport serves every attempt of the page's session: fetch holds no channel.
     close: () => {},
   };

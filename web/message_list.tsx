@@ -65,8 +65,19 @@ function HistoryEdge(
 
 /** The entries with a day line before the first of each day, and whether each starts a group. */
 function Rows(
-  { entries, myId, now }: { entries: readonly Entry[]; myId: string; now: Date },
+  { entries, myId, now, seenSeq }: {
+    entries: readonly Entry[];
+    myId: string;
+    now: Date;
+    seenSeq: number;
+  },
 ) {
+  // "Seen" goes under my newest message once the other person read up to it.
+  const lastMine = entries.findLast((e) => e.kind === "message" && e.message.userId === myId);
+  const seenKey = lastMine?.kind === "message" && lastMine.message.seq > 0 &&
+      lastMine.message.seq <= seenSeq
+    ? lastMine.key
+    : undefined;
   const rows = [];
   let day: Date | undefined;
   let previous: Entry | undefined;
@@ -98,6 +109,13 @@ function Rows(
           />
         ),
     );
+    if (entry.key === seenKey) {
+      rows.push(
+        <li key="seen" class="seen">
+          <span>Seen</span>
+        </li>,
+      );
+    }
     previous = entry;
   }
   return <>{rows}</>;
@@ -163,6 +181,8 @@ export function MessageList(
     older = { kind: "start" },
     onLoadOlder = () => {},
     actions,
+    seenSeq = 0,
+    onSeenNewest = () => {},
   }: {
     entries: readonly Entry[];
     myId: string;
@@ -173,6 +193,10 @@ export function MessageList(
     roomTitle?: string;
     older?: OlderState;
     onLoadOlder?: () => void;
+    /** In a direct room: the newest message the other person read. */
+    seenSeq?: number;
+    /** The reader has the newest message in view (to mark the room read). */
+    onSeenNewest?: () => void;
   },
 ) {
   const scroller = useRef<HTMLDivElement>(null);
@@ -239,6 +263,18 @@ export function MessageList(
     else setUnseen((n) => n + added.length);
   }, [entries]);
 
+  // The newest message is in view: at the bottom, in a tab someone looks at.
+  const seenNewest = useRef(onSeenNewest);
+  seenNewest.current = onSeenNewest;
+  useEffect(() => {
+    const check = () => {
+      if (atBottom.current && document.visibilityState === "visible") seenNewest.current();
+    };
+    check();
+    document.addEventListener("visibilitychange", check);
+    return () => document.removeEventListener("visibilitychange", check);
+  }, [entries, unseen]);
+
   // The box changed size (window, phone keyboard, a taller composer): keep the bottom in view.
   useEffect(() => {
     const el = scroller.current;
@@ -282,7 +318,7 @@ export function MessageList(
                 : <HistoryEdge older={older} roomTitle={roomTitle} onLoadOlder={onLoadOlder} />}
               <ol class="message-items">
                 <MessageActionsContext.Provider value={actions}>
-                  <Rows entries={entries} myId={myId} now={new Date()} />
+                  <Rows entries={entries} myId={myId} now={new Date()} seenSeq={seenSeq} />
                 </MessageActionsContext.Provider>
               </ol>
             </>

@@ -16,6 +16,7 @@ import type {
   RoomInfo,
 } from "../client/core/model.ts";
 import { directPeer, isDirect } from "../client/core/rooms.ts";
+import type { RoomReading } from "../client/core/reading.ts";
 import type { ConnectionStatus } from "../client/core/session_options.ts";
 import type { BackoffOptions } from "../client/core/backoff.ts";
 import { describeFailure, plainWords } from "./failures.ts";
@@ -116,6 +117,8 @@ export interface RoomView extends RoomInfo {
   readonly unread: number;
   /** For a direct conversation: whether the other person is in the online list. */
   readonly online: boolean;
+  /** For a direct conversation: the newest message the other person read ("seen"). */
+  readonly seenSeq: number;
 }
 
 export interface ChatState {
@@ -149,6 +152,8 @@ export interface ChatState {
   /** Toggles the reader's reaction `emoji` on message `seq` of the current room. */
   react(seq: number, emoji: string): Promise<void>;
   retryNow(): void;
+  /** The reader has the current room's newest message in view: mark it read. */
+  seenNewest(): void;
 }
 
 let nextKey = 0;
@@ -205,8 +210,9 @@ export function useChat(
   const [rooms, setRooms] = useState<readonly RoomInfo[]>([general]);
   const [current, setCurrent] = useState(DEFAULT_ROOM);
   const [byRoom, setByRoom] = useState<Readonly<Record<string, readonly Entry[]>>>({});
-  const [unread, setUnread] = useState<Readonly<Record<string, number>>>({});
   const [typers, setTypers] = useState<Readonly<Record<string, readonly ChatUser[]>>>({});
+  /** Each room's read position, unread count and "seen", kept by the session (and the server). */
+  const [reading, setReading] = useState<ReadonlyMap<string, RoomReading>>(new Map());
   const [loading, setLoading] = useState<ReadonlySet<string>>(new Set());
   /** Per room, a load of older messages under way, or the one that failed last. */
   const [olderLoads, setOlderLoads] = useState<
@@ -250,12 +256,8 @@ export function useChat(
         if (
           source === "live" && message.userId !== user.id && message.mentions.includes(user.id)
         ) notifyOfMention(message);
-        if (
-          source === "live" && message.room !== currentRef.current && message.userId !== user.id
-        ) {
-          setUnread((prev) => ({ ...prev, [message.room]: (prev[message.room] ?? 0) + 1 }));
-        }
       },
+      onReading: (state) => live && setReading(state),
       onRoomEvent: (event: RoomEvent) => {
         if (!live || isDirect(event.room) || event.room === DEFAULT_ROOM) return;
         const who = event.user.id === user.id ? "You" : event.user.displayName;
@@ -304,10 +306,9 @@ export function useChat(
     };
   }, [api, user.id, user.displayName]);
 
-  // The room shown has nothing unread (also what arrived while switching to it). It is the one
-  // to come back to, once the one to come back to from before is settled.
+  // The room shown is the one to come back to, once the one to come back to from before is
+  // settled. (It is read as its messages come into view: see `seenNewest`.)
   useEffect(() => {
-    setUnread((prev) => (prev[current] ? { ...prev, [current]: 0 } : prev));
     if (wanted.current === undefined) shown.current?.(current);
   }, [current]);
 
@@ -332,11 +333,12 @@ export function useChat(
     const views = rooms.map((r) => ({
       ...r,
       title: roomTitle(r, user.id),
-      unread: r.id === current ? 0 : unread[r.id] ?? 0,
+      unread: reading.get(r.id)?.unread ?? r.unread ?? 0,
       online: r.direct && here.has(directPeer(r.id, user.id)),
+      seenSeq: reading.get(r.id)?.seenSeq ?? 0,
     }));
     const shown = views.find((r) => r.id === current) ??
-      { ...general, title: DEFAULT_ROOM, unread: 0, online: false };
+      { ...general, title: DEFAULT_ROOM, unread: 0, online: false, seenSeq: 0 };
     const conn = () => {
       const c = connection.current;
       if (!c) throw new Error("Not connected");
@@ -428,6 +430,10 @@ export function useChat(
         }));
       },
       retryNow: () => connection.current?.retryNow(),
+      seenNewest: () => {
+        const newest = entries.findLast((e) => e.kind === "message" && e.message.seq > 0);
+        if (newest?.kind === "message") connection.current?.markRead(current, newest.message.seq);
+      },
     };
   }, [
     status,
@@ -435,7 +441,7 @@ export function useChat(
     rooms,
     current,
     byRoom,
-    unread,
+    reading,
     typers,
     loading,
     olderLoads,

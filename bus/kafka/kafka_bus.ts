@@ -70,6 +70,8 @@ function deliveryKey(delivery: Delivery): string {
       return delivery.change.room;
     case "reaction":
       return delivery.event.room;
+    case "read":
+      return delivery.read.room;
     case "gateway-dead":
       return delivery.serverId;
     case "resync":

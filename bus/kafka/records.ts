@@ -233,6 +233,14 @@ export function encodeDelivery(d: Delivery): string {
         typing: d.event.typing,
         expires_in_ms: d.event.expiresInMs,
       });
+    case "read":
+      return JSON.stringify({
+        type: "read",
+        room: d.read.room,
+        user_id: d.read.userId,
+        display_name: d.read.displayName,
+        seq: d.read.seq,
+      });
   }
 }
 
@@ -299,6 +307,18 @@ export function decodeDelivery(text: string): Delivery {
           displayName: str("delivery", o, "display_name", userId),
           typing: bool("delivery", o, "typing"),
           expiresInMs: num("delivery", o, "expires_in_ms", 0),
+        },
+      };
+    }
+    case "read": {
+      const userId = nonEmpty("delivery", o, "user_id");
+      return {
+        type,
+        read: {
+          room: nonEmpty("delivery", o, "room"),
+          userId,
+          displayName: str("delivery", o, "display_name", userId),
+          seq: num("delivery", o, "seq", 0),
         },
       };
     }

@@ -33,6 +33,7 @@ import {
 } from "./model.ts";
 import { Outbox, type QueueResult } from "./outbox.ts";
 import { RoomPositions } from "./positions.ts";
+import { Reading, ReadMarks, type RoomReading } from "./reading.ts";
 import { Roster } from "./roster.ts";
 import { TypingBoard, Typist } from "./typing.ts";
 
@@ -71,6 +72,10 @@ export class ChatSession {
   readonly #typist: Typist;
   /** The server has no SetTyping (a classic one, or older): typing is not told. */
   #typingUnsupported = false;
+  readonly #reading = new Reading(() => this.#user.id);
+  readonly #readMarks = new ReadMarks((room, seq) =>
+    this.#call("mark read", (t) => t.markRead(room, seq))
+  );
 
   constructor(options: ChatSessionOptions) {
     this.#o = options;
@@ -111,6 +116,22 @@ export class ChatSession {
 
   get rooms(): readonly RoomInfo[] {
     return this.#roster.rooms;
+  }
+
+  /** This user's reading state in `room`: read position, unread count, and "seen". */
+  reading(room: string): RoomReading {
+    return this.#reading.get(room);
+  }
+
+  /**
+   * Marks `room` read up to message `seq` (the newest shown): the unread count drops at once,
+   * and the server hears of it (coalesced; again after a reconnect if it could not).
+   */
+  markRead(room: string, seq: number): void {
+    if (!this.#reading.read(room, this.#user.id, seq)) return;
+    this.#emitReading();
+    // Without a token (a classic server, AUTH=off) the server cannot tell whose position it is.
+    if (this.#token !== undefined) this.#readMarks.mark(room, seq);
   }
 
   /** Where a reconnect would resume, per room. */
@@ -465,19 +486,27 @@ export class ChatSession {
     if (signal?.aborted) return;
     for (const room of rooms) this.#positions.startAt(room.id, room.lastSeq);
     this.#roster.listed(rooms);
+    this.#reading.listed(rooms);
     this.#emitRooms();
+    this.#emitReading();
+    // Marks that could not be sent before: the server's answer came, so it is reachable.
+    this.#readMarks.resend();
   }
 
   #addRoom(room: RoomInfo): RoomInfo {
     this.#roster.add(room);
     this.#positions.startAt(room.id, room.lastSeq);
+    this.#reading.listed([room]);
     this.#emitRooms();
+    this.#emitReading();
     return room;
   }
 
   #dropRoom(room: string): void {
     this.#positions.forget(room);
     this.#history.delete(room);
+    this.#reading.forget(room);
+    this.#readMarks.forget(room);
     if (this.#roster.drop(room)) this.#emitRooms();
   }
 
@@ -503,6 +532,9 @@ export class ChatSession {
         return;
       case "message":
         this.#accept(event.message, "live");
+        return;
+      case "read":
+        if (this.#reading.read(event.room, event.user.id, event.seq)) this.#emitReading();
     }
   }
 
@@ -531,6 +563,7 @@ export class ChatSession {
     if (!this.#positions.accept(message, source)) return;
     // What was being typed has arrived.
     if (source === "live") this.#typers.stopped(message.room, message.userId);
+    if (source === "live" && this.#reading.message(message)) this.#emitReading();
     this.#o.onMessage?.(message, source);
   }
 
@@ -540,6 +573,10 @@ export class ChatSession {
 
   #emitRooms(): void {
     this.#o.onRooms?.(this.rooms);
+  }
+
+  #emitReading(): void {
+    this.#o.onReading?.(this.#reading.all());
   }
 
   #describe(err: unknown): string {

@@ -73,6 +73,9 @@ export interface RoomInfo {
   readonly lastSeq: number;
   /** Who may delete any message of the room (its creator); none for general and direct rooms. */
   readonly owner?: string;
+  /** This user's read position and the messages of others after it, when the server said. */
+  readonly readSeq?: number;
+  readonly unread?: number;
 }
 
 /** Where the stream should continue in one room: after `lastSeq`. */
@@ -88,7 +91,9 @@ export type StreamEvent =
   | { readonly type: "room"; readonly event: RoomEvent }
   | { readonly type: "change"; readonly change: MessageChange }
   | { readonly type: "reaction"; readonly event: ReactionEvent }
-  | { readonly type: "typing"; readonly event: TypingEvent };
+  | { readonly type: "typing"; readonly event: TypingEvent }
+  /** `user` read `room` up to `seq`: this user on another device, or the other of a direct room. */
+  | { readonly type: "read"; readonly room: string; readonly user: ChatUser; readonly seq: number };
 
 /**
  * Another member of `room` started or stopped typing; a `typing` one holds for `expiresInMs`
@@ -177,6 +182,8 @@ export interface ChatTransport {
   react(room: string, seq: number, emoji: string): Promise<void>;
   /** Tells the other members of `room` that this user is typing there, or stopped. */
   setTyping(room: string, typing: boolean): Promise<void>;
+  /** Marks `room` read up to `seq` for this user. */
+  markRead(room: string, seq: number): Promise<void>;
   /**
    * The attempt that used the transport is over: free what it holds (a channel). A transport
    * that a session's attempts share (the page's) may ignore it.

@@ -15,6 +15,7 @@ import type {
   RoomInfo,
 } from "./model.ts";
 import type { Outgoing } from "./outbox.ts";
+import type { RoomReading } from "./reading.ts";
 
 export type ConnectionStatus =
   | { readonly kind: "connecting"; readonly attempt: number; readonly endpoint: string }
@@ -94,6 +95,8 @@ export interface ChatSessionOptions {
   onRooms?: (rooms: readonly RoomInfo[]) => void;
   /** Who else is typing in `room` (in the order they started), whenever that changes. */
   onTyping?: (room: string, users: readonly ChatUser[]) => void;
+  /** Each room's reading state (read position, unread count, "seen") whenever one changes. */
+  onReading?: (rooms: ReadonlyMap<string, RoomReading>) => void;
   /** A queued message the server refused: it is dropped. */
   onNotSent?: (message: Outgoing, err: unknown) => void;
 }

@@ -14,7 +14,7 @@ import type { ChatMessage, ChatUser, HistoryPage, RoomInfo, StreamEvent } from "
  */
 export function isKeepAlive(m: Message): boolean {
   return m.id === "" && m.content === "" && m.messageId === "" && !m.presence &&
-    !m.roomEvent && !m.typing && !m.timestamp;
+    !m.roomEvent && !m.typing && !m.read && !m.timestamp;
 }
 
 export function toUser(u: User | undefined): ChatUser | undefined {
@@ -44,6 +44,8 @@ export function toRoom(r: Room): RoomInfo {
     members: r.members,
     lastSeq: Number(r.lastSeq),
     owner: r.owner,
+    readSeq: Number(r.readSeq),
+    unread: r.unread,
   };
 }
 
@@ -69,6 +71,11 @@ export function toStreamEvent(m: Message): StreamEvent | undefined {
         at: m.timestamp ? timestampDate(m.timestamp) : undefined,
       },
     };
+  }
+  if (m.read) {
+    const user = toUser(m.read.user) ?? sender(m);
+    const room = m.read.room || m.room || DEFAULT_ROOM;
+    return user && { type: "read", room, user, seq: Number(m.read.seq) };
   }
   if (m.typing) {
     const user = toUser(m.typing.user) ?? sender(m);

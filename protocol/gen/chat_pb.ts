@@ -21,7 +21,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIsoDCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSIQoGdHlwaW5nGAogASgLMhEuY2hhdC5UeXBpbmdFdmVudBIQCghtZW50aW9ucxgMIAMoCRIjCgZjaGFuZ2UYDSABKAsyEy5jaGF0Lk1lc3NhZ2VDaGFuZ2USLQoJZWRpdGVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdkZWxldGVkGA8gASgIEiEKCXJlYWN0aW9ucxgQIAMoCzIOLmNoYXQuUmVhY3Rpb24SJQoIcmVhY3Rpb24YESABKAsyEy5jaGF0LlJlYWN0aW9uRXZlbnQiKAoIUmVhY3Rpb24SDQoFZW1vamkYASABKAkSDQoFdXNlcnMYAiADKAkiYgoNUmVhY3Rpb25FdmVudBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlbW9qaRgDIAEoCRIYCgR1c2VyGAQgASgLMgouY2hhdC5Vc2VyEg0KBWFkZGVkGAUgASgIIjsKD1JlYWN0aW9uUmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBINCgVlbW9qaRgDIAEoCSKeAQoNTWVzc2FnZUNoYW5nZRIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdkZWxldGVkGAMgASgIEg8KB2NvbnRlbnQYBCABKAkSJgoCYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKAmJ5GAYgASgLMgouY2hhdC5Vc2VyEhAKCG1lbnRpb25zGAcgAygJIjkKC0VkaXRSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEEg8KB2NvbnRlbnQYAyABKAkiKgoNRGVsZXRlUmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBCJwCgdDb25uZWN0EhgKBHVzZXIYASABKAsyCi5jaGF0LlVzZXISDgoGYWN0aXZlGAIgASgIEhcKD3ByZXNlbmNlX2V2ZW50cxgDIAEoCBIiCgZyZXN1bWUYBCADKAsyEi5jaGF0LlJvb21Qb3NpdGlvbiIuCgxSb29tUG9zaXRpb24SDAoEcm9vbRgBIAEoCRIQCghsYXN0X3NlcRgCIAEoBCIHCgVDbG9zZSI5Cg1QcmVzZW5jZUV2ZW50EhgKBHVzZXIYASABKAsyCi5jaGF0LlVzZXISDgoGb25saW5lGAIgASgIIkMKCVJvb21FdmVudBIMCgRyb29tGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDgoGam9pbmVkGAMgASgIIlwKC1R5cGluZ0V2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZ0eXBpbmcYAyABKAgSFQoNZXhwaXJlc19pbl9tcxgEIAEoDSIdCg1PbmxpbmVSZXF1ZXN0EgwKBHJvb20YASABKAkiKAoLT25saW5lVXNlcnMSGQoFdXNlcnMYASADKAsyCi5jaGF0LlVzZXIiSQoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiegoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIPCgdjcmVhdGVkGAMgASgIEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhsKC1Jvb21SZXF1ZXN0EgwKBHJvb20YASABKAkiIAoNRGlyZWN0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIlQKBFJvb20SCgoCaWQYASABKAkSDgoGZGlyZWN0GAIgASgIEg8KB21lbWJlcnMYAyADKAkSEAoIbGFzdF9zZXEYBCABKAQSDQoFb3duZXIYByABKAkiHwoQTGlzdFJvb21zUmVxdWVzdBILCgNhbGwYASABKAgiJQoIUm9vbUxpc3QSGQoFcm9vbXMYASADKAsyCi5jaGF0LlJvb20iQQoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRISCgpiZWZvcmVfc2VxGAIgASgEEg0KBWxpbWl0GAMgASgNIi0KDVR5cGluZ1JlcXVlc3QSDAoEcm9vbRgBIAEoCRIOCgZ0eXBpbmcYAiABKAgiPAoLSGlzdG9yeVBhZ2USHwoIbWVzc2FnZXMYASADKAsyDS5jaGF0Lk1lc3NhZ2USDAoEbW9yZRgCIAEoCDKzBQoJQnJvYWRjYXN0Ei4KDENyZWF0ZVN0cmVhbRINLmNoYXQuQ29ubmVjdBoNLmNoYXQuTWVzc2FnZTABEi4KEEJyb2FkY2FzdE1lc3NhZ2USDS5jaGF0Lk1lc3NhZ2UaCy5jaGF0LkNsb3NlEjQKCkxpc3RPbmxpbmUSEy5jaGF0Lk9ubGluZVJlcXVlc3QaES5jaGF0Lk9ubGluZVVzZXJzEjMKBlNpZ25JbhITLmNoYXQuU2lnbkluUmVxdWVzdBoULmNoYXQuU2lnbkluUmVzcG9uc2USKwoKQ3JlYXRlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKQoISm9pblJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEisKCUxlYXZlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCy5jaGF0LkNsb3NlEjMKCUxpc3RSb29tcxIWLmNoYXQuTGlzdFJvb21zUmVxdWVzdBoOLmNoYXQuUm9vbUxpc3QSLQoKT3BlbkRpcmVjdBITLmNoYXQuRGlyZWN0UmVxdWVzdBoKLmNoYXQuUm9vbRIyCgdIaXN0b3J5EhQuY2hhdC5IaXN0b3J5UmVxdWVzdBoRLmNoYXQuSGlzdG9yeVBhZ2USLwoLRWRpdE1lc3NhZ2USES5jaGF0LkVkaXRSZXF1ZXN0Gg0uY2hhdC5NZXNzYWdlEjEKDURlbGV0ZU1lc3NhZ2USEy5jaGF0LkRlbGV0ZVJlcXVlc3QaCy5jaGF0LkNsb3NlEisKBVJlYWN0EhUuY2hhdC5SZWFjdGlvblJlcXVlc3QaCy5jaGF0LkNsb3NlEi0KCVNldFR5cGluZxITLmNoYXQuVHlwaW5nUmVxdWVzdBoLLmNoYXQuQ2xvc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIukDCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSHQoEcmVhZBgLIAEoCzIPLmNoYXQuUmVhZEV2ZW50EiEKBnR5cGluZxgKIAEoCzIRLmNoYXQuVHlwaW5nRXZlbnQSEAoIbWVudGlvbnMYDCADKAkSIwoGY2hhbmdlGA0gASgLMhMuY2hhdC5NZXNzYWdlQ2hhbmdlEi0KCWVkaXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgPIAEoCBIhCglyZWFjdGlvbnMYECADKAsyDi5jaGF0LlJlYWN0aW9uEiUKCHJlYWN0aW9uGBEgASgLMhMuY2hhdC5SZWFjdGlvbkV2ZW50IigKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEg0KBXVzZXJzGAIgAygJImIKDVJlYWN0aW9uRXZlbnQSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSGAoEdXNlchgEIAEoCzIKLmNoYXQuVXNlchINCgVhZGRlZBgFIAEoCCI7Cg9SZWFjdGlvblJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkingEKDU1lc3NhZ2VDaGFuZ2USDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDwoHZGVsZXRlZBgDIAEoCBIPCgdjb250ZW50GAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCgJieRgGIAEoCzIKLmNoYXQuVXNlchIQCghtZW50aW9ucxgHIAMoCSI5CgtFZGl0UmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdjb250ZW50GAMgASgJIioKDURlbGV0ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCJDCglSb29tRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBmpvaW5lZBgDIAEoCCJcCgtUeXBpbmdFdmVudBIMCgRyb29tGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDgoGdHlwaW5nGAMgASgIEhUKDWV4cGlyZXNfaW5fbXMYBCABKA0iQAoJUmVhZEV2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchILCgNzZXEYAyABKAQiHQoNT25saW5lUmVxdWVzdBIMCgRyb29tGAEgASgJIigKC09ubGluZVVzZXJzEhkKBXVzZXJzGAEgAygLMgouY2hhdC5Vc2VyIkkKDVNpZ25JblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJInoKDlNpZ25JblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDwoHY3JlYXRlZBgDIAEoCBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIbCgtSb29tUmVxdWVzdBIMCgRyb29tGAEgASgJIiAKDURpcmVjdFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJ2CgRSb29tEgoKAmlkGAEgASgJEg4KBmRpcmVjdBgCIAEoCBIPCgdtZW1iZXJzGAMgAygJEhAKCGxhc3Rfc2VxGAQgASgEEhAKCHJlYWRfc2VxGAUgASgEEg4KBnVucmVhZBgGIAEoDRINCgVvd25lchgHIAEoCSIfChBMaXN0Um9vbXNSZXF1ZXN0EgsKA2FsbBgBIAEoCCIlCghSb29tTGlzdBIZCgVyb29tcxgBIAMoCzIKLmNoYXQuUm9vbSJBCg5IaXN0b3J5UmVxdWVzdBIMCgRyb29tGAEgASgJEhIKCmJlZm9yZV9zZXEYAiABKAQSDQoFbGltaXQYAyABKA0iLQoNVHlwaW5nUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBnR5cGluZxgCIAEoCCIoCgtSZWFkUmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBCI8CgtIaXN0b3J5UGFnZRIfCghtZXNzYWdlcxgBIAMoCzINLmNoYXQuTWVzc2FnZRIMCgRtb3JlGAIgASgIMt8FCglCcm9hZGNhc3QSLgoMQ3JlYXRlU3RyZWFtEg0uY2hhdC5Db25uZWN0Gg0uY2hhdC5NZXNzYWdlMAESLgoQQnJvYWRjYXN0TWVzc2FnZRINLmNoYXQuTWVzc2FnZRoLLmNoYXQuQ2xvc2USNAoKTGlzdE9ubGluZRITLmNoYXQuT25saW5lUmVxdWVzdBoRLmNoYXQuT25saW5lVXNlcnMSMwoGU2lnbkluEhMuY2hhdC5TaWduSW5SZXF1ZXN0GhQuY2hhdC5TaWduSW5SZXNwb25zZRIrCgpDcmVhdGVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoKLmNoYXQuUm9vbRIpCghKb2luUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKwoJTGVhdmVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoLLmNoYXQuQ2xvc2USMwoJTGlzdFJvb21zEhYuY2hhdC5MaXN0Um9vbXNSZXF1ZXN0Gg4uY2hhdC5Sb29tTGlzdBItCgpPcGVuRGlyZWN0EhMuY2hhdC5EaXJlY3RSZXF1ZXN0GgouY2hhdC5Sb29tEjIKB0hpc3RvcnkSFC5jaGF0Lkhpc3RvcnlSZXF1ZXN0GhEuY2hhdC5IaXN0b3J5UGFnZRIqCghNYXJrUmVhZBIRLmNoYXQuUmVhZFJlcXVlc3QaCy5jaGF0LkNsb3NlEi8KC0VkaXRNZXNzYWdlEhEuY2hhdC5FZGl0UmVxdWVzdBoNLmNoYXQuTWVzc2FnZRIxCg1EZWxldGVNZXNzYWdlEhMuY2hhdC5EZWxldGVSZXF1ZXN0GgsuY2hhdC5DbG9zZRIrCgVSZWFjdBIVLmNoYXQuUmVhY3Rpb25SZXF1ZXN0GgsuY2hhdC5DbG9zZRItCglTZXRUeXBpbmcSEy5jaGF0LlR5cGluZ1JlcXVlc3QaCy5jaGF0LkNsb3NlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.User
@@ -115,6 +115,17 @@ export type Message = Message$1<"chat.Message"> & {
    * @generated from field: chat.RoomEvent room_event = 9;
    */
   roomEvent?: RoomEvent | undefined;
+
+  /**
+   * Set instead of content when a member read a room up to a message: to the
+   * reader's own other streams (their devices stay in step) and, in a direct
+   * room, to the other member ("seen"); and, as a stream opens, how far the
+   * other member of each of its direct rooms read. Only streams that asked for
+   * presence_events get it.
+   *
+   * @generated from field: chat.ReadEvent read = 11;
+   */
+  read?: ReadEvent | undefined;
 
   /**
    * Set instead of content when another member of a room the reader is in started or
@@ -537,6 +548,35 @@ export const TypingEventSchema: GenMessage<TypingEvent> = /*@__PURE__*/
   messageDesc(file_chat, 13);
 
 /**
+ * Additive: `user` read `room` up to message `seq` (included).
+ *
+ * @generated from message chat.ReadEvent
+ */
+export type ReadEvent = Message$1<"chat.ReadEvent"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: chat.User user = 2;
+   */
+  user?: User | undefined;
+
+  /**
+   * @generated from field: uint64 seq = 3;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message chat.ReadEvent.
+ * Use `create(ReadEventSchema)` to create a new message.
+ */
+export const ReadEventSchema: GenMessage<ReadEvent> = /*@__PURE__*/
+  messageDesc(file_chat, 14);
+
+/**
  * @generated from message chat.OnlineRequest
  */
 export type OnlineRequest = Message$1<"chat.OnlineRequest"> & {
@@ -553,7 +593,7 @@ export type OnlineRequest = Message$1<"chat.OnlineRequest"> & {
  * Use `create(OnlineRequestSchema)` to create a new message.
  */
 export const OnlineRequestSchema: GenMessage<OnlineRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 14);
+  messageDesc(file_chat, 15);
 
 /**
  * @generated from message chat.OnlineUsers
@@ -570,7 +610,7 @@ export type OnlineUsers = Message$1<"chat.OnlineUsers"> & {
  * Use `create(OnlineUsersSchema)` to create a new message.
  */
 export const OnlineUsersSchema: GenMessage<OnlineUsers> = /*@__PURE__*/
-  messageDesc(file_chat, 15);
+  messageDesc(file_chat, 16);
 
 /**
  * @generated from message chat.SignInRequest
@@ -599,7 +639,7 @@ export type SignInRequest = Message$1<"chat.SignInRequest"> & {
  * Use `create(SignInRequestSchema)` to create a new message.
  */
 export const SignInRequestSchema: GenMessage<SignInRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 16);
+  messageDesc(file_chat, 17);
 
 /**
  * @generated from message chat.SignInResponse
@@ -635,7 +675,7 @@ export type SignInResponse = Message$1<"chat.SignInResponse"> & {
  * Use `create(SignInResponseSchema)` to create a new message.
  */
 export const SignInResponseSchema: GenMessage<SignInResponse> = /*@__PURE__*/
-  messageDesc(file_chat, 17);
+  messageDesc(file_chat, 18);
 
 /**
  * @generated from message chat.RoomRequest
@@ -652,7 +692,7 @@ export type RoomRequest = Message$1<"chat.RoomRequest"> & {
  * Use `create(RoomRequestSchema)` to create a new message.
  */
 export const RoomRequestSchema: GenMessage<RoomRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 18);
+  messageDesc(file_chat, 19);
 
 /**
  * @generated from message chat.DirectRequest
@@ -671,7 +711,7 @@ export type DirectRequest = Message$1<"chat.DirectRequest"> & {
  * Use `create(DirectRequestSchema)` to create a new message.
  */
 export const DirectRequestSchema: GenMessage<DirectRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 19);
+  messageDesc(file_chat, 20);
 
 /**
  * @generated from message chat.Room
@@ -700,6 +740,23 @@ export type Room = Message$1<"chat.Room"> & {
   lastSeq: bigint;
 
   /**
+   * Additive: the caller's read position (the newest message they read; 0
+   * when none), kept by the server for all their devices.
+   *
+   * @generated from field: uint64 read_seq = 5;
+   */
+  readSeq: bigint;
+
+  /**
+   * Additive: messages from others after read_seq, counting at most the
+   * newest 1000. (Mentions, when they come, get a count of their own beside
+   * it.)
+   *
+   * @generated from field: uint32 unread = 6;
+   */
+  unread: number;
+
+  /**
    * Additive: who may delete any message of the room (its creator); empty for
    * general and direct rooms.
    *
@@ -713,7 +770,7 @@ export type Room = Message$1<"chat.Room"> & {
  * Use `create(RoomSchema)` to create a new message.
  */
 export const RoomSchema: GenMessage<Room> = /*@__PURE__*/
-  messageDesc(file_chat, 20);
+  messageDesc(file_chat, 21);
 
 /**
  * @generated from message chat.ListRoomsRequest
@@ -732,7 +789,7 @@ export type ListRoomsRequest = Message$1<"chat.ListRoomsRequest"> & {
  * Use `create(ListRoomsRequestSchema)` to create a new message.
  */
 export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 21);
+  messageDesc(file_chat, 22);
 
 /**
  * @generated from message chat.RoomList
@@ -749,7 +806,7 @@ export type RoomList = Message$1<"chat.RoomList"> & {
  * Use `create(RoomListSchema)` to create a new message.
  */
 export const RoomListSchema: GenMessage<RoomList> = /*@__PURE__*/
-  messageDesc(file_chat, 22);
+  messageDesc(file_chat, 23);
 
 /**
  * @generated from message chat.HistoryRequest
@@ -780,7 +837,7 @@ export type HistoryRequest = Message$1<"chat.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 23);
+  messageDesc(file_chat, 24);
 
 /**
  * @generated from message chat.TypingRequest
@@ -806,7 +863,32 @@ export type TypingRequest = Message$1<"chat.TypingRequest"> & {
  * Use `create(TypingRequestSchema)` to create a new message.
  */
 export const TypingRequestSchema: GenMessage<TypingRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 24);
+  messageDesc(file_chat, 25);
+
+/**
+ * @generated from message chat.ReadRequest
+ */
+export type ReadRequest = Message$1<"chat.ReadRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * The newest message read (at least 1): the position only moves forward,
+   * and a seq beyond the room's newest message counts as its newest.
+   *
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+};
+
+/**
+ * Describes the message chat.ReadRequest.
+ * Use `create(ReadRequestSchema)` to create a new message.
+ */
+export const ReadRequestSchema: GenMessage<ReadRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 26);
 
 /**
  * @generated from message chat.HistoryPage
@@ -832,7 +914,7 @@ export type HistoryPage = Message$1<"chat.HistoryPage"> & {
  * Use `create(HistoryPageSchema)` to create a new message.
  */
 export const HistoryPageSchema: GenMessage<HistoryPage> = /*@__PURE__*/
-  messageDesc(file_chat, 25);
+  messageDesc(file_chat, 27);
 
 /**
  * @generated from service chat.Broadcast
@@ -925,6 +1007,17 @@ export const Broadcast: GenService<{
     methodKind: "unary";
     input: typeof HistoryRequestSchema;
     output: typeof HistoryPageSchema;
+  },
+  /**
+   * Additive: marks `room` read up to `seq` for the caller, on all their
+   * devices. Positions are written a moment later, coalesced.
+   *
+   * @generated from rpc chat.Broadcast.MarkRead
+   */
+  markRead: {
+    methodKind: "unary";
+    input: typeof ReadRequestSchema;
+    output: typeof CloseSchema;
   },
   /**
    * Additive: a sender edits or deletes their own message; a room's owner (its
