@@ -193,17 +193,19 @@ async function rooms(ctx: CommandContext, argument: string): Promise<void> {
   ctx.write([
     `* ${all ? "All rooms" : "Your rooms"} (${answer.value.length}):`,
     ...answer.value.map((room) =>
-      `  ${formatRoom(room, ctx.room, me, unreadOf(ctx.session, room))}${mine(room)}`
+      `  ${formatRoom(room, ctx.room, me, ...unreadOf(ctx.session, room))}${mine(room)}`
     ),
   ].join("\n"));
 }
 
 /**
- * The unread count of a listed room: the server's, unless this client has read the room up to
+ * The unread and mention counts of a listed room: the server's, unless this client has read the room up to
  * the listing's newest message meanwhile (its mark may still be on its way).
  */
-function unreadOf(session: ChatSession, room: RoomInfo): number {
-  return session.reading(room.id).readSeq >= room.lastSeq ? 0 : room.unread ?? 0;
+function unreadOf(session: ChatSession, room: RoomInfo): [number, number] {
+  return session.reading(room.id).readSeq >= room.lastSeq
+    ? [0, 0]
+    : [room.unread ?? 0, room.mentions ?? 0];
 }
 
 /**

@@ -125,10 +125,16 @@ export function formatReaction(event: ReactionEvent, currentRoom: string, me = "
 }
 
 /**
- * `general (everybody)`, `book-club (2 members, 3 unread)`, and a direct room of `me` by the
- * other person: `@bob (direct messages)`.
+ * `general (everybody)`, `book-club (2 members, 3 unread, 1 mention)`, and a direct room of `me`
+ * by the other person: `@bob (direct messages)`.
  */
-export function formatRoom(room: RoomInfo, currentRoom?: string, me = "", unread = 0): string {
+export function formatRoom(
+  room: RoomInfo,
+  currentRoom?: string,
+  me = "",
+  unread = 0,
+  mentions = 0,
+): string {
   const n = room.members.length;
   const label = roomLabel(room.id, me);
   const name = label.startsWith("@") ? label : sanitize(room.id);
@@ -139,7 +145,8 @@ export function formatRoom(room: RoomInfo, currentRoom?: string, me = "", unread
     : `${room.direct ? "direct, " : ""}${n} member${n === 1 ? "" : "s"}`;
   const current = currentRoom === room.id ? ", current" : "";
   const news = unread > 0 ? `, ${unread >= UNREAD_COUNT_SHOWN ? "1000+" : unread} unread` : "";
-  return `${name} (${who}${current}${news})`;
+  const named = mentions > 0 ? `, ${count(mentions, "mention")}` : "";
+  return `${name} (${who}${current}${news}${named})`;
 }
 
 /** `1 message`, `2 messages`. */

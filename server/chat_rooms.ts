@@ -166,6 +166,8 @@ export class Rooms {
     if (!member) {
       await this.#checkRoomCount(action, me.userId);
       await store.addMember(room, me.userId);
+      // What was said before one joined is there to scroll, not unread.
+      await store.markRead(room, me.userId, await store.lastSeq(room));
       await this.#announce({
         room,
         userId: me.userId,
@@ -330,6 +332,7 @@ export class Rooms {
       owner: direct ? "" : createdBy ?? "",
       readSeq: states.get(id)?.readSeq ?? 0,
       unread: states.get(id)?.unread ?? 0,
+      mentions: states.get(id)?.mentions ?? 0,
     })));
   }
 

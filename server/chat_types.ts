@@ -62,6 +62,8 @@ export interface RoomView {
   readSeq: number;
   /** Messages of others after `readSeq`, among the newest `UNREAD_COUNT_MAX`. */
   unread: number;
+  /** Of those, the ones that mention the caller. */
+  mentions: number;
 }
 
 export interface HistoryRequest {

@@ -26,6 +26,7 @@
 import { type Algorithm, hash, verify } from "@node-rs/argon2";
 import { type Config, loadConfig } from "../core/config.ts";
 import { ChatError, describeError, invalidArgument } from "../core/errors.ts";
+import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { Logger } from "../core/logger.ts";
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from "../protocol/limits.ts";
 import {
@@ -320,7 +321,11 @@ export function createSignIn(options: SignInOptions): SignIn {
           // Refused by the queue, cancelled, failed, or another sign-in created it first.
           if (!created) refund();
         }
-        if (created) logger.info("Account created", { user: username, address });
+        if (created) {
+          logger.info("Account created", { user: username, address });
+          // A newcomer starts with "general" read: its past is there to scroll, not unread.
+          await store.markRead(DEFAULT_ROOM, account.id, await store.lastSeq(DEFAULT_ROOM));
+        }
       }
       // An existing account, or one another sign-in created while this one was hashing.
       if (

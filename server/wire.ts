@@ -157,6 +157,7 @@ export function roomToWire(room: RoomView): Room {
     owner: room.owner,
     readSeq: BigInt(room.readSeq),
     unread: room.unread,
+    mentions: room.mentions,
   });
 }
 

@@ -214,7 +214,13 @@ export class MemoryStore implements Store {
       const readSeq = mine?.get(room) ?? 0;
       const log = this.#rooms.get(room) ?? [];
       const newest = log.slice(Math.max(readSeq, log.length - UNREAD_COUNT_MAX));
-      return { room, readSeq, unread: newest.filter((m) => m.userId !== userId).length };
+      const others = newest.filter((m) => m.userId !== userId);
+      return {
+        room,
+        readSeq,
+        unread: others.length,
+        mentions: others.filter((m) => m.mentions?.includes(userId)).length,
+      };
     }));
   }
 

@@ -476,17 +476,24 @@ export class PostgresStore implements Store {
     this.#open("read unread counts");
     if (roomIds.length === 0) return [];
     if (hasNul(userId, ...roomIds)) {
-      return roomIds.map((room) => ({ room, readSeq: 0, unread: 0 }));
+      return roomIds.map((room) => ({ room, readSeq: 0, unread: 0, mentions: 0 }));
     }
     // Each count walks the (room, seq) key from the later of the read position and the newest
     // UNREAD_COUNT_MAX messages.
-    const rows = await this.#sql<{ room: string; read_seq: string; unread: string }[]>`
+    const rows = await this.#sql<
+      { room: string; read_seq: string; unread: string; mentions: string }[]
+    >`
       SELECT r.room, COALESCE(p.seq, 0) AS read_seq,
         (SELECT COUNT(*) FROM messages m
          WHERE m.room = r.room AND m.user_id <> ${userId}
            AND m.seq > GREATEST(COALESCE(p.seq, 0),
              (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.room) - ${UNREAD_COUNT_MAX})
-        ) AS unread
+        ) AS unread,
+        (SELECT COUNT(*) FROM messages m
+         WHERE m.room = r.room AND m.user_id <> ${userId} AND ${userId} = ANY(m.mentions)
+           AND m.seq > GREATEST(COALESCE(p.seq, 0),
+             (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.room) - ${UNREAD_COUNT_MAX})
+        ) AS mentions
       FROM unnest(${roomIds as string[]}::text[]) WITH ORDINALITY AS r(room, i)
       LEFT JOIN read_positions p ON p.user_id = ${userId} AND p.room_id = r.room
       ORDER BY r.i`;
@@ -494,6 +501,7 @@ export class PostgresStore implements Store {
       room: r.room,
       readSeq: Number(r.read_seq),
       unread: Number(r.unread),
+      mentions: Number(r.mentions),
     }));
   }
 

@@ -296,7 +296,13 @@ export class SqliteStore implements Store {
           WHERE m.room = r.value AND m.user_id <> ?1
             AND m.seq > MAX(COALESCE(p.seq, 0),
               (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.value) - ${UNREAD_COUNT_MAX})
-         ) AS unread
+         ) AS unread,
+         (SELECT COUNT(*) FROM messages m
+          WHERE m.room = r.value AND m.user_id <> ?1 AND m.mentions IS NOT NULL
+            AND m.seq > MAX(COALESCE(p.seq, 0),
+              (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.value) - ${UNREAD_COUNT_MAX})
+            AND EXISTS (SELECT 1 FROM json_each(m.mentions) WHERE value = ?1)
+         ) AS mentions
        FROM json_each(?2) r
        LEFT JOIN read_positions p ON p.user_id = ?1 AND p.room_id = r.value
        ORDER BY r.key`,
@@ -534,11 +540,13 @@ export class SqliteStore implements Store {
         room: string;
         read_seq: number;
         unread: number;
+        mentions: number;
       }[];
       return rows.map((r) => ({
         room: r.room,
         readSeq: Number(r.read_seq),
         unread: Number(r.unread),
+        mentions: Number(r.mentions),
       }));
     });
   }

@@ -49,6 +49,8 @@ export interface ReadState {
   readonly readSeq: number;
   /** Messages of others after `readSeq`, counted among the newest {@linkcode UNREAD_COUNT_MAX}. */
   readonly unread: number;
+  /** Of those, the ones that mention the member (`ChatMessage.mentions`). */
+  readonly mentions: number;
 }
 
 /** How far one member read one room. */

@@ -77,7 +77,7 @@ Deno.test("hostile MarkRead fields are refused with INVALID_ARGUMENT and move no
         assertStatus(answer, code, details, what);
       }
       assert.deepEqual(await system.store.readStates("vera", ["vera-room"]), [
-        { room: "vera-room", readSeq: 0, unread: 0 },
+        { room: "vera-room", readSeq: 0, unread: 0, mentions: 0 },
       ]);
     } finally {
       raw.close();
@@ -114,7 +114,7 @@ Deno.test("marking read as fast as it can costs one store write and one event pe
       "at most two read events",
     );
     assert.deepEqual(await store.readStates("vera", ["flood"]), [
-      { room: "flood", readSeq: 5, unread: 0 },
+      { room: "flood", readSeq: 5, unread: 0, mentions: 0 },
     ]);
   });
 });

@@ -329,7 +329,11 @@ Deno.test("reading: unread from ListRooms at once, live ones counted, marks sent
   );
   session.start();
   await tick();
-  assert.deepEqual(session.reading("design"), { readSeq: 4, unread: 3, seenSeq: 0 }, "at once");
+  assert.deepEqual(
+    session.reading("design"),
+    { readSeq: 4, unread: 3, mentions: 0, seenSeq: 0 },
+    "at once",
+  );
   server.last.open();
   server.last.emit({ type: "message", message: inRoom("design", 8) });
   server.last.emit({ type: "message", message: { ...inRoom("design", 9), userId: "ann" } });
@@ -340,7 +344,7 @@ Deno.test("reading: unread from ListRooms at once, live ones counted, marks sent
   session.markRead("design", 8);
   session.markRead("design", 9);
   session.markRead("design", 5);
-  assert.deepEqual(session.reading("design"), { readSeq: 9, unread: 0, seenSeq: 0 });
+  assert.deepEqual(session.reading("design"), { readSeq: 9, unread: 0, mentions: 0, seenSeq: 0 });
   await tick();
   assert.deepEqual(server.marks, [["design", 6], ["design", 9]]);
 
@@ -363,6 +367,18 @@ Deno.test("reading: unread from ListRooms at once, live ones counted, marks sent
     seq: 10,
   });
   assert.equal(session.reading("design").seenSeq, 0, "'seen' only in direct rooms");
+  // A message that mentions ann counts apart too, until she reads past it.
+  server.last.emit({ type: "message", message: { ...inRoom("design", 11), mentions: ["ann"] } });
+  server.last.emit({ type: "message", message: { ...inRoom("design", 12), mentions: ["cat"] } });
+  assert.deepEqual(
+    [session.reading("design").unread, session.reading("design").mentions],
+    [2, 1],
+  );
+  session.markRead("design", 11);
+  assert.deepEqual(
+    [session.reading("design").unread, session.reading("design").mentions],
+    [1, 0],
+  );
   assert.ok(seen.length > 0, "the view heard of the changes");
   session.stop();
 });

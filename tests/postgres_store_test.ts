@@ -283,9 +283,9 @@ Deno.test("postgres store: a version 2 schema upgrades: ids per sender, names wi
       const clash = { ...message, userId: "ben", seq: 0 };
       assert.equal((await store.append(clash)).seq, 2, "another sender's id is another message");
       assert.deepEqual(await store.append(message), message, "ann's copy stays");
-      // Version 4: read positions start empty and are kept from now on.
+      // Version 7: read positions start empty and are kept from now on.
       assert.deepEqual(await store.readStates("ben", ["Lobby"]), [
-        { room: "Lobby", readSeq: 0, unread: 1 },
+        { room: "Lobby", readSeq: 0, unread: 1, mentions: 0 },
       ]);
       assert.equal(await store.markRead("Lobby", "ben", 2), 2);
     } finally {

@@ -68,6 +68,16 @@ Deno.test("read state: unread counts, a position synced to the reader's devices 
     ]]);
     // The join answer carries the state too.
     assert.equal((await ben.joinRoom("book-club")).unread, 1);
+    // A message that mentions ann counts apart, until she reads past it.
+    await ben.send("", "@ann look", { room: "book-club" });
+    await waitFor(() => annElsewhere.contents().length === 5, 5000, "the mention");
+    const named = await room();
+    assert.deepEqual([named.unread, named.mentions], [1, 1]);
+    assert.equal((await room(ben)).mentions, 0, "ben's own mention of ann is not his");
+    // Marks are coalesced: this one is written when the second since the last one ends.
+    await ann.markRead("book-club", 5);
+    await waitFor(async () => (await room()).mentions === 0, 5000, "the mention read");
+    assert.equal((await room()).unread, 0);
   } finally {
     await system.stop();
   }
@@ -155,7 +165,7 @@ Deno.test("read state: refused marks say why", async () => {
     ] as const;
     for (const [call, code, details] of cases) assertStatus(await statusOf(call), code, details);
     assert.deepEqual(await system.store.readStates("ben", ["secret"]), [
-      { room: "secret", readSeq: 0, unread: 0 },
+      { room: "secret", readSeq: 0, unread: 0, mentions: 0 },
     ]);
   } finally {
     await system.stop();

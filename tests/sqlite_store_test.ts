@@ -218,9 +218,9 @@ Deno.test("sqlite store: a version 2 database upgrades: ids per sender, names wi
     const clash = { ...messages[0]!, userId: "ben", seq: 0 };
     assert.equal((await store.append(clash)).seq, 3);
     assert.deepEqual(await store.append(messages[0]!), messages[0], "ann's copy stays");
-    // Version 4: read positions start empty and are kept from now on.
+    // Version 7: read positions start empty and are kept from now on.
     assert.deepEqual(await store.readStates("ben", ["Lobby"]), [
-      { room: "Lobby", readSeq: 0, unread: 2 },
+      { room: "Lobby", readSeq: 0, unread: 2, mentions: 0 },
     ]);
     assert.equal(await store.markRead("Lobby", "ben", 2), 2);
   } finally {

@@ -781,12 +781,22 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.equal(await store.markRead(room, me, 2), 2);
       assert.equal(await store.markRead(room, me, 1), undefined, "never back");
       assert.equal(await store.markRead(room, me, 2), undefined, "not moved");
-      assert.deepEqual(await store.readStates(me, [room]), [{ room, readSeq: 2, unread: 2 }]);
+      assert.deepEqual(await store.readStates(me, [room]), [{
+        room,
+        readSeq: 2,
+        unread: 2,
+        mentions: 0,
+      }]);
       assert.equal(await store.markRead(room, me, Number.MAX_SAFE_INTEGER), 4, "capped");
       assert.equal(await store.markRead(room, `other-${RUN}`, 3), 3, "per user");
     });
     await withStore(open, async (store) => {
-      assert.deepEqual(await store.readStates(me, [room]), [{ room, readSeq: 4, unread: 0 }]);
+      assert.deepEqual(await store.readStates(me, [room]), [{
+        room,
+        readSeq: 4,
+        unread: 0,
+        mentions: 0,
+      }]);
       const other = roomName("read-other");
       await appendMany(store, other, 1);
       await store.markRead(other, me, 1);
@@ -808,12 +818,36 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await appendMany(store, b, 2);
       await store.markRead(b, me, 1);
       assert.deepEqual(await store.readStates(me, [b, empty, a]), [
-        { room: b, readSeq: 1, unread: 1 },
-        { room: empty, readSeq: 0, unread: 0 },
-        { room: a, readSeq: 0, unread: 5 },
+        { room: b, readSeq: 1, unread: 1, mentions: 0 },
+        { room: empty, readSeq: 0, unread: 0, mentions: 0 },
+        { room: a, readSeq: 0, unread: 5, mentions: 0 },
       ]);
       await store.markRead(a, me, 4);
-      assert.deepEqual(await store.readStates(me, [a]), [{ room: a, readSeq: 4, unread: 2 }]);
+      assert.deepEqual(await store.readStates(me, [a]), [{
+        room: a,
+        readSeq: 4,
+        unread: 2,
+        mentions: 0,
+      }]);
+      // Messages that mention me count apart too, after the position; my own never do.
+      await store.appendAll([
+        newMessage(a, { content: "@me", mentions: [me] }),
+        newMessage(a, { content: "@others", mentions: [`x-${RUN}`] }),
+        newMessage(a, { userId: me, content: "@me myself", mentions: [me] }),
+      ]);
+      assert.deepEqual(await store.readStates(me, [a]), [{
+        room: a,
+        readSeq: 4,
+        unread: 4,
+        mentions: 1,
+      }]);
+      await store.markRead(a, me, 7);
+      assert.deepEqual(await store.readStates(me, [a]), [{
+        room: a,
+        readSeq: 7,
+        unread: 1,
+        mentions: 0,
+      }]);
       assert.deepEqual(await store.readStates(me, []), []);
     });
   });
@@ -825,7 +859,7 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       await store.appendAll(run);
       const me = `long-${RUN}`;
       assert.deepEqual(await store.readStates(me, [room]), [
-        { room, readSeq: 0, unread: UNREAD_COUNT_MAX },
+        { room, readSeq: 0, unread: UNREAD_COUNT_MAX, mentions: 0 },
       ]);
       await store.markRead(room, me, 10);
       assert.equal((await store.readStates(me, [room]))[0]!.unread, UNREAD_COUNT_MAX - 5);

@@ -38,6 +38,14 @@ function RoomButton(
           : <span class="room-hash" aria-hidden="true">#</span>}
         <span class="room-name">{room.title}</span>
         {room.online && <span class="sr-only">, online</span>}
+        {room.mentions > 0 && (
+          <>
+            <span class="mention-badge" aria-hidden="true">@{room.mentions > 9 ? "9+" : ""}</span>
+            <span class="sr-only">
+              , {room.mentions} {room.mentions === 1 ? "mention" : "mentions"}
+            </span>
+          </>
+        )}
         {room.unread > 0 && (
           <>
             <span class="unread" aria-hidden="true">{room.unread > 99 ? "99+" : room.unread}</span>

@@ -115,6 +115,8 @@ export interface RoomView extends RoomInfo {
   /** "general", a room's name, or the other person of a direct conversation. */
   readonly title: string;
   readonly unread: number;
+  /** Of the unread messages, the ones that mention the reader. */
+  readonly mentions: number;
   /** For a direct conversation: whether the other person is in the online list. */
   readonly online: boolean;
   /** For a direct conversation: the newest message the other person read ("seen"). */
@@ -334,11 +336,12 @@ export function useChat(
       ...r,
       title: roomTitle(r, user.id),
       unread: reading.get(r.id)?.unread ?? r.unread ?? 0,
+      mentions: reading.get(r.id)?.mentions ?? r.mentions ?? 0,
       online: r.direct && here.has(directPeer(r.id, user.id)),
       seenSeq: reading.get(r.id)?.seenSeq ?? 0,
     }));
     const shown = views.find((r) => r.id === current) ??
-      { ...general, title: DEFAULT_ROOM, unread: 0, online: false, seenSeq: 0 };
+      { ...general, title: DEFAULT_ROOM, unread: 0, mentions: 0, online: false, seenSeq: 0 };
     const conn = () => {
       const c = connection.current;
       if (!c) throw new Error("Not connected");

@@ -76,6 +76,8 @@ export interface RoomInfo {
   /** This user's read position and the messages of others after it, when the server said. */
   readonly readSeq?: number;
   readonly unread?: number;
+  /** Of the unread messages, the ones that mention this user. */
+  readonly mentions?: number;
 }
 
 /** Where the stream should continue in one room: after `lastSeq`. */

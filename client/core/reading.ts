@@ -17,11 +17,13 @@ export interface RoomReading {
   readonly readSeq: number;
   /** Messages from others after `readSeq`. */
   readonly unread: number;
+  /** Of those, the ones that mention this user. */
+  readonly mentions: number;
   /** In a direct room: the newest message the other person read, as heard live (0: not yet). */
   readonly seenSeq: number;
 }
 
-const NOTHING: RoomReading = { readSeq: 0, unread: 0, seenSeq: 0 };
+const NOTHING: RoomReading = { readSeq: 0, unread: 0, mentions: 0, seenSeq: 0 };
 
 /** The most unread messages a room counts (the server counts among the newest 1000 too). */
 export const UNREAD_COUNT_SHOWN = 1000;
@@ -32,8 +34,10 @@ interface Room {
   /** What the last listing said: its newest message and how many of others' it counted. */
   listedLast: number;
   listedUnread: number;
-  /** Others' messages that arrived after the listing. */
+  listedMentions: number;
+  /** Others' messages that arrived after the listing, and those of them that mention this user. */
   newer: number[];
+  newerMentions: number[];
 }
 
 export class Reading {
@@ -44,7 +48,14 @@ export class Reading {
 
   get(room: string): RoomReading {
     const r = this.#rooms.get(room);
-    return r ? { readSeq: r.readSeq, unread: this.#unread(r), seenSeq: r.seenSeq } : NOTHING;
+    return r
+      ? {
+        readSeq: r.readSeq,
+        unread: this.#unread(r),
+        mentions: this.#mentions(r),
+        seenSeq: r.seenSeq,
+      }
+      : NOTHING;
   }
 
   /** Every room's state that is known, by room id. */
@@ -66,7 +77,11 @@ export class Reading {
         listedUnread: readSeq > info.readSeq
           ? Math.min(info.unread ?? 0, Math.max(0, info.lastSeq - readSeq))
           : info.unread ?? 0,
+        listedMentions: readSeq > info.readSeq
+          ? Math.min(info.mentions ?? 0, Math.max(0, info.lastSeq - readSeq))
+          : info.mentions ?? 0,
         newer: [],
+        newerMentions: [],
       });
     }
   }
@@ -78,8 +93,10 @@ export class Reading {
     // A room's live messages come in order, each once.
     if (m.seq <= Math.max(r.readSeq, r.listedLast, r.newer.at(-1) ?? 0)) return false;
     r.newer.push(m.seq);
+    if (m.mentions.includes(this.me())) r.newerMentions.push(m.seq);
     // The count stops where the server's does: a room never read stays cheap.
     if (r.newer.length > UNREAD_COUNT_SHOWN) r.newer.shift();
+    if (r.newerMentions.length > UNREAD_COUNT_SHOWN) r.newerMentions.shift();
     return true;
   }
 
@@ -93,6 +110,7 @@ export class Reading {
       if (seq <= r.readSeq) return false;
       r.readSeq = seq;
       r.newer = r.newer.filter((s) => s > seq);
+      r.newerMentions = r.newerMentions.filter((s) => s > seq);
       return true;
     }
     if (!isDirect(room) || directPeer(room, this.me()) !== userId || seq <= r.seenSeq) {
@@ -112,7 +130,15 @@ export class Reading {
     if (!r) {
       this.#rooms.set(
         room,
-        r = { readSeq: 0, seenSeq: 0, listedLast: 0, listedUnread: 0, newer: [] },
+        r = {
+          readSeq: 0,
+          seenSeq: 0,
+          listedLast: 0,
+          listedUnread: 0,
+          listedMentions: 0,
+          newer: [],
+          newerMentions: [],
+        },
       );
     }
     return r;
@@ -127,6 +153,14 @@ export class Reading {
       ? 0
       : Math.min(r.listedUnread, r.listedLast - r.readSeq);
     return listed + r.newer.filter((s) => s > r.readSeq).length;
+  }
+
+  /** The same for the messages that mention this user. */
+  #mentions(r: Room): number {
+    const listed = r.readSeq >= r.listedLast
+      ? 0
+      : Math.min(r.listedMentions, r.listedLast - r.readSeq);
+    return listed + r.newerMentions.filter((s) => s > r.readSeq).length;
   }
 }
 

@@ -46,6 +46,7 @@ export function toRoom(r: Room): RoomInfo {
     owner: r.owner,
     readSeq: Number(r.readSeq),
     unread: r.unread,
+    mentions: r.mentions,
   };
 }
 
