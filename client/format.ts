@@ -102,6 +102,7 @@ export function formatPresence(user: ChatUser, online: boolean): string {
 export function formatRoomEvent(event: RoomEvent, me = ""): string {
   const who = sanitize(formatUser(event.user.id, event.user.displayName));
   const room = roomLabel(event.room, me);
+  if (event.created) return `* ${who} created ${room}`;
   return event.joined ? `* ${who} joined ${room}` : `* ${who} left ${room}`;
 }
 

@@ -92,6 +92,8 @@ export interface RoomEvent {
   readonly userId: string;
   readonly displayName: string;
   readonly joined: boolean;
+  /** The member joined by creating the room. */
+  readonly created?: boolean;
 }
 
 /**

@@ -141,6 +141,7 @@ export class Rooms {
       userId: me.userId,
       displayName: this.#callers.nameOf(caller, me),
       joined: true,
+      created: true,
     });
     this.#logger.info("Room created", { room, by: me.userId });
     return this.#viewFor(me.userId, room, stored);

@@ -112,7 +112,7 @@ export function roomEventToWire(e: RoomEvent): Message {
     displayName: e.displayName,
     timestamp: timestampFromMs(Date.now()),
     room: e.room,
-    roomEvent: { room: e.room, user, joined: e.joined },
+    roomEvent: { room: e.room, user, joined: e.joined, created: e.created ?? false },
   });
 }
 

@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { Reading } from "../client/core/reading.ts";
 import { backoffDelay } from "../client/core/backoff.ts";
 import { ChatSession } from "../client/core/chat_session.ts";
 import { ChatError } from "../client/core/model.ts";
@@ -407,4 +408,18 @@ Deno.test("reading: a mark made while offline goes once the connection is back",
   assert.equal(session.reading("design").unread, 0, "the listing does not undo what is on its way");
   assert.deepEqual(server.marks, [["design", 3]]);
   session.stop();
+});
+
+Deno.test("reading: a room listing read before a live message was stored does not drop it from the count", () => {
+  const reading = new Reading(() => "ann");
+  const design = { id: "design", direct: false, members: [], lastSeq: 7, readSeq: 7, unread: 0 };
+  reading.listed([design]);
+  reading.message({ ...inRoom("design", 8), mentions: ["ann"] });
+  assert.deepEqual([reading.get("design").unread, reading.get("design").mentions], [1, 1]);
+  // The answer to a ListRooms asked before message 8 was stored arrives after the message.
+  reading.listed([design]);
+  assert.deepEqual([reading.get("design").unread, reading.get("design").mentions], [1, 1]);
+  // A listing that counted it already does not count it twice.
+  reading.listed([{ ...design, lastSeq: 8, unread: 1, mentions: 1 }]);
+  assert.deepEqual([reading.get("design").unread, reading.get("design").mentions], [1, 1]);
 });

@@ -183,3 +183,16 @@ Deno.test("a reaction travels on the deliveries topic and reads back the same", 
     /"emoji"/,
   );
 });
+
+Deno.test("a room event says when the member created the room; older records read as joined", () => {
+  const event = { room: "team", userId: "ann", displayName: "Ann", joined: true, created: true };
+  const text = encodeDelivery({ type: "room-event", event });
+  assert.equal(JSON.parse(text).created, true);
+  assert.deepEqual(decodeDelivery(text), { type: "room-event", event });
+  const { created: _, ...joined } = event;
+  assert.ok(!("created" in JSON.parse(encodeDelivery({ type: "room-event", event: joined }))));
+  assert.deepEqual(decodeDelivery(encodeDelivery({ type: "room-event", event: joined })), {
+    type: "room-event",
+    event: joined,
+  });
+});

@@ -136,6 +136,7 @@ Deno.test("room events print as * user joined/left #room; general is named from 
   });
   assert.equal(formatRoomEvent(event(true)), "* bob joined #book-club");
   assert.equal(formatRoomEvent(event(false)), "* bob left #book-club");
+  assert.equal(formatRoomEvent({ ...event(true), created: true }), "* bob created #book-club");
   assert.equal(formatMessage(shown(), 0, "general"), "[15:04:05] alice: Hello World!");
   assert.equal(formatMessage(shown(), 0, "book-club"), "[15:04:05] #general alice: Hello World!");
   assert.equal(

@@ -448,6 +448,7 @@ Deno.test({
         });
         await ben.page.locator("#side-panel").waitFor({ state: "hidden" }); // the sheet closes
         await waitFor(async () => (await notes(ann.page)).includes("ben joined"), 10_000, "note");
+        assert.ok((await notes(ann.page)).includes("You created the room"), "not 'You joined'");
         assert.equal(await ann.page.locator(".room-detail").textContent(), "2 members");
 
         await send(ann.page, "Design review at three");

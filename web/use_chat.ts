@@ -263,7 +263,9 @@ export function useChat(
       onRoomEvent: (event: RoomEvent) => {
         if (!live || isDirect(event.room) || event.room === DEFAULT_ROOM) return;
         const who = event.user.id === user.id ? "You" : event.user.displayName;
-        const text = `${who} ${event.joined ? "joined" : "left"}`;
+        const text = `${who} ${
+          event.created ? "created the room" : event.joined ? "joined" : "left"
+        }`;
         const at = event.at ?? new Date();
         addEntry(event.room, (entries) => {
           const next = [...entries, { kind: "note" as const, key: `n${nextKey++}`, text, at }];

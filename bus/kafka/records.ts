@@ -201,6 +201,7 @@ export function encodeDelivery(d: Delivery): string {
         user_id: d.event.userId,
         display_name: d.event.displayName,
         joined: d.event.joined,
+        ...(d.event.created ? { created: true } : {}),
       });
     case "message-change":
       return JSON.stringify({
@@ -263,6 +264,7 @@ export function decodeDelivery(text: string): Delivery {
           userId,
           displayName: str("delivery", o, "display_name", userId),
           joined: bool("delivery", o, "joined"),
+          ...(o.created === true ? { created: true } : {}),
         },
       };
     }

@@ -60,6 +60,8 @@ export interface RoomEvent {
   readonly room: string;
   readonly user: ChatUser;
   readonly joined: boolean;
+  /** The member joined by creating the room. */
+  readonly created?: boolean;
   readonly at: Date | undefined;
 }
 

@@ -80,8 +80,10 @@ export class Reading {
         listedMentions: readSeq > info.readSeq
           ? Math.min(info.mentions ?? 0, Math.max(0, info.lastSeq - readSeq))
           : info.mentions ?? 0,
-        newer: [],
-        newerMentions: [],
+        // What arrived live past the listing's newest message is not in its count: an answer
+        // read before a message was stored can come after the message itself.
+        newer: known?.newer.filter((s) => s > info.lastSeq) ?? [],
+        newerMentions: known?.newerMentions.filter((s) => s > info.lastSeq) ?? [],
       });
     }
   }

@@ -69,6 +69,7 @@ export function toStreamEvent(m: Message): StreamEvent | undefined {
         room: m.roomEvent.room || m.room || DEFAULT_ROOM,
         user,
         joined: m.roomEvent.joined,
+        created: m.roomEvent.created,
         at: m.timestamp ? timestampDate(m.timestamp) : undefined,
       },
     };
