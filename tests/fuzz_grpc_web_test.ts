@@ -63,6 +63,10 @@ const SAMPLES: Record<string, object> = {
   OpenDirect: { userId: "bob" },
   History: { room: "general", beforeSeq: 5, limit: 10 },
   SetTyping: { room: "general", typing: true },
+  MarkRead: { room: "general", seq: 1 },
+  EditMessage: { room: "general", seq: 1, content: "edited" },
+  DeleteMessage: { room: "general", seq: 1 },
+  React: { room: "general", seq: 1, emoji: "👍" },
 };
 
 function frame(
