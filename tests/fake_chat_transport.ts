@@ -171,6 +171,7 @@ export class FakeChatServer {
         return users;
       },
       listRooms: () => answer(() => [...this.rooms]),
+      setTopic: (name, topic) => answer(() => ({ ...this.#room(name), topic })),
       createRoom: (name) => answer(() => this.#room(name)),
       joinRoom: (name) => answer(() => this.#room(name)),
       leaveRoom: (name) =>

@@ -355,8 +355,11 @@ class FakeChat implements NativeChat {
   leaveRoom(id: string): Promise<void> {
     return this.#room(`LeaveRoom ${id}`, () => undefined);
   }
-  listRooms(all = false): Promise<Room[]> {
-    return this.#room(`ListRooms ${all}`, () => [...this.rooms]);
+  listRooms(all = false, query = ""): Promise<Room[]> {
+    return this.#room(`ListRooms ${all}${query ? ` ${query}` : ""}`, () => [...this.rooms]);
+  }
+  setTopic(id: string, topic: string): Promise<Room> {
+    return this.#room(`SetTopic ${id} ${topic}`, () => ({ ...room(id, ["alice"]), topic }));
   }
   openDirect(userId: string): Promise<Room> {
     return this.#room(`OpenDirect ${userId}`, () => room(`dm:alice:${userId}`, ["alice", userId]));

@@ -21,7 +21,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIukDCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSHQoEcmVhZBgLIAEoCzIPLmNoYXQuUmVhZEV2ZW50EiEKBnR5cGluZxgKIAEoCzIRLmNoYXQuVHlwaW5nRXZlbnQSEAoIbWVudGlvbnMYDCADKAkSIwoGY2hhbmdlGA0gASgLMhMuY2hhdC5NZXNzYWdlQ2hhbmdlEi0KCWVkaXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgPIAEoCBIhCglyZWFjdGlvbnMYECADKAsyDi5jaGF0LlJlYWN0aW9uEiUKCHJlYWN0aW9uGBEgASgLMhMuY2hhdC5SZWFjdGlvbkV2ZW50IigKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEg0KBXVzZXJzGAIgAygJImIKDVJlYWN0aW9uRXZlbnQSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSGAoEdXNlchgEIAEoCzIKLmNoYXQuVXNlchINCgVhZGRlZBgFIAEoCCI7Cg9SZWFjdGlvblJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkingEKDU1lc3NhZ2VDaGFuZ2USDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDwoHZGVsZXRlZBgDIAEoCBIPCgdjb250ZW50GAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCgJieRgGIAEoCzIKLmNoYXQuVXNlchIQCghtZW50aW9ucxgHIAMoCSI5CgtFZGl0UmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdjb250ZW50GAMgASgJIioKDURlbGV0ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCJDCglSb29tRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBmpvaW5lZBgDIAEoCCJcCgtUeXBpbmdFdmVudBIMCgRyb29tGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDgoGdHlwaW5nGAMgASgIEhUKDWV4cGlyZXNfaW5fbXMYBCABKA0iQAoJUmVhZEV2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchILCgNzZXEYAyABKAQiHQoNT25saW5lUmVxdWVzdBIMCgRyb29tGAEgASgJIigKC09ubGluZVVzZXJzEhkKBXVzZXJzGAEgAygLMgouY2hhdC5Vc2VyIkkKDVNpZ25JblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJInoKDlNpZ25JblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDwoHY3JlYXRlZBgDIAEoCBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIbCgtSb29tUmVxdWVzdBIMCgRyb29tGAEgASgJIiAKDURpcmVjdFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKIAQoEUm9vbRIKCgJpZBgBIAEoCRIOCgZkaXJlY3QYAiABKAgSDwoHbWVtYmVycxgDIAMoCRIQCghsYXN0X3NlcRgEIAEoBBIQCghyZWFkX3NlcRgFIAEoBBIOCgZ1bnJlYWQYBiABKA0SEAoIbWVudGlvbnMYCCABKA0SDQoFb3duZXIYByABKAkiHwoQTGlzdFJvb21zUmVxdWVzdBILCgNhbGwYASABKAgiJQoIUm9vbUxpc3QSGQoFcm9vbXMYASADKAsyCi5jaGF0LlJvb20iQQoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRISCgpiZWZvcmVfc2VxGAIgASgEEg0KBWxpbWl0GAMgASgNIi0KDVR5cGluZ1JlcXVlc3QSDAoEcm9vbRgBIAEoCRIOCgZ0eXBpbmcYAiABKAgiKAoLUmVhZFJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQiPAoLSGlzdG9yeVBhZ2USHwoIbWVzc2FnZXMYASADKAsyDS5jaGF0Lk1lc3NhZ2USDAoEbW9yZRgCIAEoCDLfBQoJQnJvYWRjYXN0Ei4KDENyZWF0ZVN0cmVhbRINLmNoYXQuQ29ubmVjdBoNLmNoYXQuTWVzc2FnZTABEi4KEEJyb2FkY2FzdE1lc3NhZ2USDS5jaGF0Lk1lc3NhZ2UaCy5jaGF0LkNsb3NlEjQKCkxpc3RPbmxpbmUSEy5jaGF0Lk9ubGluZVJlcXVlc3QaES5jaGF0Lk9ubGluZVVzZXJzEjMKBlNpZ25JbhITLmNoYXQuU2lnbkluUmVxdWVzdBoULmNoYXQuU2lnbkluUmVzcG9uc2USKwoKQ3JlYXRlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKQoISm9pblJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEisKCUxlYXZlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCy5jaGF0LkNsb3NlEjMKCUxpc3RSb29tcxIWLmNoYXQuTGlzdFJvb21zUmVxdWVzdBoOLmNoYXQuUm9vbUxpc3QSLQoKT3BlbkRpcmVjdBITLmNoYXQuRGlyZWN0UmVxdWVzdBoKLmNoYXQuUm9vbRIyCgdIaXN0b3J5EhQuY2hhdC5IaXN0b3J5UmVxdWVzdBoRLmNoYXQuSGlzdG9yeVBhZ2USKgoITWFya1JlYWQSES5jaGF0LlJlYWRSZXF1ZXN0GgsuY2hhdC5DbG9zZRIvCgtFZGl0TWVzc2FnZRIRLmNoYXQuRWRpdFJlcXVlc3QaDS5jaGF0Lk1lc3NhZ2USMQoNRGVsZXRlTWVzc2FnZRITLmNoYXQuRGVsZXRlUmVxdWVzdBoLLmNoYXQuQ2xvc2USKwoFUmVhY3QSFS5jaGF0LlJlYWN0aW9uUmVxdWVzdBoLLmNoYXQuQ2xvc2USLQoJU2V0VHlwaW5nEhMuY2hhdC5UeXBpbmdSZXF1ZXN0GgsuY2hhdC5DbG9zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIukDCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSHQoEcmVhZBgLIAEoCzIPLmNoYXQuUmVhZEV2ZW50EiEKBnR5cGluZxgKIAEoCzIRLmNoYXQuVHlwaW5nRXZlbnQSEAoIbWVudGlvbnMYDCADKAkSIwoGY2hhbmdlGA0gASgLMhMuY2hhdC5NZXNzYWdlQ2hhbmdlEi0KCWVkaXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgPIAEoCBIhCglyZWFjdGlvbnMYECADKAsyDi5jaGF0LlJlYWN0aW9uEiUKCHJlYWN0aW9uGBEgASgLMhMuY2hhdC5SZWFjdGlvbkV2ZW50IigKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEg0KBXVzZXJzGAIgAygJImIKDVJlYWN0aW9uRXZlbnQSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSGAoEdXNlchgEIAEoCzIKLmNoYXQuVXNlchINCgVhZGRlZBgFIAEoCCI7Cg9SZWFjdGlvblJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkingEKDU1lc3NhZ2VDaGFuZ2USDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDwoHZGVsZXRlZBgDIAEoCBIPCgdjb250ZW50GAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCgJieRgGIAEoCzIKLmNoYXQuVXNlchIQCghtZW50aW9ucxgHIAMoCSI5CgtFZGl0UmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdjb250ZW50GAMgASgJIioKDURlbGV0ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCJDCglSb29tRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBmpvaW5lZBgDIAEoCCJcCgtUeXBpbmdFdmVudBIMCgRyb29tGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDgoGdHlwaW5nGAMgASgIEhUKDWV4cGlyZXNfaW5fbXMYBCABKA0iQAoJUmVhZEV2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchILCgNzZXEYAyABKAQiHQoNT25saW5lUmVxdWVzdBIMCgRyb29tGAEgASgJIigKC09ubGluZVVzZXJzEhkKBXVzZXJzGAEgAygLMgouY2hhdC5Vc2VyIkkKDVNpZ25JblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJInoKDlNpZ25JblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDwoHY3JlYXRlZBgDIAEoCBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIbCgtSb29tUmVxdWVzdBIMCgRyb29tGAEgASgJIiAKDURpcmVjdFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKtAQoEUm9vbRIKCgJpZBgBIAEoCRIOCgZkaXJlY3QYAiABKAgSDwoHbWVtYmVycxgDIAMoCRIQCghsYXN0X3NlcRgEIAEoBBIQCghyZWFkX3NlcRgFIAEoBBIOCgZ1bnJlYWQYBiABKA0SEAoIbWVudGlvbnMYCCABKA0SDQoFb3duZXIYByABKAkSDQoFdG9waWMYCSABKAkSFAoMbWVtYmVyX2NvdW50GAogASgNIj0KEExpc3RSb29tc1JlcXVlc3QSCwoDYWxsGAEgASgIEg0KBXF1ZXJ5GAIgASgJEg0KBWxpbWl0GAMgASgNIisKDFRvcGljUmVxdWVzdBIMCgRyb29tGAEgASgJEg0KBXRvcGljGAIgASgJIiUKCFJvb21MaXN0EhkKBXJvb21zGAEgAygLMgouY2hhdC5Sb29tIkEKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSEgoKYmVmb3JlX3NlcRgCIAEoBBINCgVsaW1pdBgDIAEoDSItCg1UeXBpbmdSZXF1ZXN0EgwKBHJvb20YASABKAkSDgoGdHlwaW5nGAIgASgIIigKC1JlYWRSZXF1ZXN0EgwKBHJvb20YASABKAkSCwoDc2VxGAIgASgEIjwKC0hpc3RvcnlQYWdlEh8KCG1lc3NhZ2VzGAEgAygLMg0uY2hhdC5NZXNzYWdlEgwKBG1vcmUYAiABKAgyiwYKCUJyb2FkY2FzdBIuCgxDcmVhdGVTdHJlYW0SDS5jaGF0LkNvbm5lY3QaDS5jaGF0Lk1lc3NhZ2UwARIuChBCcm9hZGNhc3RNZXNzYWdlEg0uY2hhdC5NZXNzYWdlGgsuY2hhdC5DbG9zZRI0CgpMaXN0T25saW5lEhMuY2hhdC5PbmxpbmVSZXF1ZXN0GhEuY2hhdC5PbmxpbmVVc2VycxIzCgZTaWduSW4SEy5jaGF0LlNpZ25JblJlcXVlc3QaFC5jaGF0LlNpZ25JblJlc3BvbnNlEisKCkNyZWF0ZVJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEikKCEpvaW5Sb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoKLmNoYXQuUm9vbRIrCglMZWF2ZVJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgsuY2hhdC5DbG9zZRIzCglMaXN0Um9vbXMSFi5jaGF0Lkxpc3RSb29tc1JlcXVlc3QaDi5jaGF0LlJvb21MaXN0Ei0KCk9wZW5EaXJlY3QSEy5jaGF0LkRpcmVjdFJlcXVlc3QaCi5jaGF0LlJvb20SMgoHSGlzdG9yeRIULmNoYXQuSGlzdG9yeVJlcXVlc3QaES5jaGF0Lkhpc3RvcnlQYWdlEioKCE1hcmtSZWFkEhEuY2hhdC5SZWFkUmVxdWVzdBoLLmNoYXQuQ2xvc2USLwoLRWRpdE1lc3NhZ2USES5jaGF0LkVkaXRSZXF1ZXN0Gg0uY2hhdC5NZXNzYWdlEjEKDURlbGV0ZU1lc3NhZ2USEy5jaGF0LkRlbGV0ZVJlcXVlc3QaCy5jaGF0LkNsb3NlEisKBVJlYWN0EhUuY2hhdC5SZWFjdGlvblJlcXVlc3QaCy5jaGF0LkNsb3NlEi0KCVNldFR5cGluZxITLmNoYXQuVHlwaW5nUmVxdWVzdBoLLmNoYXQuQ2xvc2USKgoIU2V0VG9waWMSEi5jaGF0LlRvcGljUmVxdWVzdBoKLmNoYXQuUm9vbWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.User
@@ -769,6 +769,21 @@ export type Room = Message$1<"chat.Room"> & {
    * @generated from field: string owner = 7;
    */
   owner: string;
+
+  /**
+   * Additive: what the room is about, set by its owner (SetTopic); empty when
+   * none, and always for general and direct rooms.
+   *
+   * @generated from field: string topic = 9;
+   */
+  topic: string;
+
+  /**
+   * Additive: how many members the room has; 0 for general (everybody).
+   *
+   * @generated from field: uint32 member_count = 10;
+   */
+  memberCount: number;
 };
 
 /**
@@ -788,6 +803,23 @@ export type ListRoomsRequest = Message$1<"chat.ListRoomsRequest"> & {
    * @generated from field: bool all = 1;
    */
   all: boolean;
+
+  /**
+   * Additive, with all = true: only rooms whose name or topic holds this text,
+   * without regard to case (at most 64 characters, no control characters;
+   * INVALID_ARGUMENT otherwise). Empty: every room.
+   *
+   * @generated from field: string query = 2;
+   */
+  query: string;
+
+  /**
+   * Additive, with all = true: at most this many rooms (default 50, at most
+   * 200; INVALID_ARGUMENT above).
+   *
+   * @generated from field: uint32 limit = 3;
+   */
+  limit: number;
 };
 
 /**
@@ -796,6 +828,30 @@ export type ListRoomsRequest = Message$1<"chat.ListRoomsRequest"> & {
  */
 export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*/
   messageDesc(file_chat, 22);
+
+/**
+ * @generated from message chat.TopicRequest
+ */
+export type TopicRequest = Message$1<"chat.TopicRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * At most 200 characters, no control characters; empty takes the topic away.
+   *
+   * @generated from field: string topic = 2;
+   */
+  topic: string;
+};
+
+/**
+ * Describes the message chat.TopicRequest.
+ * Use `create(TopicRequestSchema)` to create a new message.
+ */
+export const TopicRequestSchema: GenMessage<TopicRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 23);
 
 /**
  * @generated from message chat.RoomList
@@ -812,7 +868,7 @@ export type RoomList = Message$1<"chat.RoomList"> & {
  * Use `create(RoomListSchema)` to create a new message.
  */
 export const RoomListSchema: GenMessage<RoomList> = /*@__PURE__*/
-  messageDesc(file_chat, 23);
+  messageDesc(file_chat, 24);
 
 /**
  * @generated from message chat.HistoryRequest
@@ -843,7 +899,7 @@ export type HistoryRequest = Message$1<"chat.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 24);
+  messageDesc(file_chat, 25);
 
 /**
  * @generated from message chat.TypingRequest
@@ -869,7 +925,7 @@ export type TypingRequest = Message$1<"chat.TypingRequest"> & {
  * Use `create(TypingRequestSchema)` to create a new message.
  */
 export const TypingRequestSchema: GenMessage<TypingRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 25);
+  messageDesc(file_chat, 26);
 
 /**
  * @generated from message chat.ReadRequest
@@ -894,7 +950,7 @@ export type ReadRequest = Message$1<"chat.ReadRequest"> & {
  * Use `create(ReadRequestSchema)` to create a new message.
  */
 export const ReadRequestSchema: GenMessage<ReadRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 26);
+  messageDesc(file_chat, 27);
 
 /**
  * @generated from message chat.HistoryPage
@@ -920,7 +976,7 @@ export type HistoryPage = Message$1<"chat.HistoryPage"> & {
  * Use `create(HistoryPageSchema)` to create a new message.
  */
 export const HistoryPageSchema: GenMessage<HistoryPage> = /*@__PURE__*/
-  messageDesc(file_chat, 27);
+  messageDesc(file_chat, 28);
 
 /**
  * @generated from service chat.Broadcast
@@ -1068,6 +1124,19 @@ export const Broadcast: GenService<{
     methodKind: "unary";
     input: typeof TypingRequestSchema;
     output: typeof CloseSchema;
+  },
+  /**
+   * Additive: the owner (creator) of a group room sets its topic (PERMISSION_DENIED
+   * for anyone else, FAILED_PRECONDITION for general and direct rooms, counted
+   * against the rate limit). Members see it in Room.topic when they list rooms;
+   * no live event is sent.
+   *
+   * @generated from rpc chat.Broadcast.SetTopic
+   */
+  setTopic: {
+    methodKind: "unary";
+    input: typeof TopicRequestSchema;
+    output: typeof RoomSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat, 0);
