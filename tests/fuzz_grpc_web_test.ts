@@ -59,10 +59,11 @@ const SAMPLES: Record<string, object> = {
   CreateRoom: { room: "fuzz-room" },
   JoinRoom: { room: "fuzz-room" },
   LeaveRoom: { room: "fuzz-room" },
-  ListRooms: { all: true },
+  ListRooms: { all: true, query: "fuzz", limit: 10 },
   OpenDirect: { userId: "bob" },
   History: { room: "general", beforeSeq: 5, limit: 10 },
   SetTyping: { room: "general", typing: true },
+  SetTopic: { room: "fuzz-room", topic: "Fuzzing, all day" },
 };
 
 function frame(
