@@ -210,8 +210,14 @@ export class ChatClient {
     await this.#unary("leaveRoom", { room });
   }
 
-  async listRooms(all = false): Promise<Room[]> {
-    return (await this.#unary("listRooms", { all })).rooms;
+  /** With `all`, the directory: with a `query`, only rooms whose name or topic holds it. */
+  async listRooms(all = false, query = "", limit = 0): Promise<Room[]> {
+    return (await this.#unary("listRooms", { all, query, limit })).rooms;
+  }
+
+  /** Sets the topic of `room` (its owner only); "" takes it away. */
+  setTopic(room: string, topic: string): Promise<Room> {
+    return this.#unary("setTopic", { room, topic });
   }
 
   openDirect(userId: string): Promise<Room> {

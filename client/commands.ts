@@ -1,6 +1,6 @@
 /**
  * The terminal client's slash commands (`/rooms`, `/create`, `/join`, `/leave`, `/dm`, `/room`,
- * `/history`, `/edit`, `/delete`, `/react`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
+ * `/history`, `/edit`, `/delete`, `/react`, `/topic`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
  * line, `! ...` when it failed. A command while not connected says so instead of waiting.
  */
 
@@ -13,7 +13,8 @@ import { count, formatMessage, formatRoom, formatUser, roomLabel, sanitize } fro
 
 export const HELP = [
   "Commands:",
-  "  /rooms           list your rooms (/rooms all: every room)",
+  "  /rooms           list your rooms (/rooms all: every room; /rooms all <words>: those",
+  "                   whose name or topic holds <words>)",
   "  /room <room>     write to <room>, one of yours, from now on (at first: general);",
   "                   /room @<user> for your direct messages with <user>",
   "  /create <room>   create a room",
@@ -24,6 +25,7 @@ export const HELP = [
   "  /edit <text>     replace the text of your last message in the current room",
   "  /delete          delete your last message in the current room",
   "  /react <emoji>   react to the last message in the current room (again: take it back)",
+  "  /topic <text>    set the topic of the current room, if you created it (/topic -: none)",
   "  /who             list the users online",
   "  /help            show this list",
   "  /quit            leave (Ctrl-D and Ctrl-C also do)",
@@ -108,6 +110,8 @@ export async function runCommand(ctx: CommandContext, line: string): Promise<"qu
       return await change(ctx, undefined);
     case "/react":
       return await react(ctx, argument.trim());
+    case "/topic":
+      return await topic(ctx, argument.trim());
     default:
       return ctx.write(`! Unknown command ${command}; /help lists the commands`);
   }
@@ -160,6 +164,24 @@ async function change(ctx: CommandContext, text: string | undefined): Promise<vo
   ctx.write(text === undefined ? "* Message deleted" : "* Message edited");
 }
 
+/** /topic <text>: sets the current room's topic (the server lets only its owner); "-" takes it away. */
+async function topic(ctx: CommandContext, text: string): Promise<void> {
+  if (text === "") return ctx.write("! Usage: /topic <text>, or /topic - to take it away");
+  const room = ctx.room;
+  const answer = await ask(
+    ctx,
+    "Cannot set topic",
+    (s) => s.setTopic(room, text === "-" ? "" : text),
+  );
+  if (!answer) return;
+  const set = answer.value.topic;
+  ctx.write(
+    set
+      ? `* Topic of ${label(ctx, room)}: ${sanitize(set)}`
+      : `* ${label(ctx, room)} has no topic now`,
+  );
+}
+
 /** /react <emoji>: toggles our reaction to the last message of the current room. */
 async function react(ctx: CommandContext, emoji: string): Promise<void> {
   const room = ctx.room;
@@ -183,15 +205,18 @@ async function who(ctx: CommandContext): Promise<void> {
 }
 
 async function rooms(ctx: CommandContext, argument: string): Promise<void> {
-  const all = argument.trim().toLowerCase() === "all";
-  if (!all && argument.trim() !== "") return ctx.write("! Usage: /rooms, or /rooms all");
-  const answer = await ask(ctx, "Cannot list rooms", (s) => s.listRooms(all));
+  const [first = "", ...words] = argument.trim().split(/\s+/);
+  const all = first.toLowerCase() === "all";
+  if (!all && first !== "") return ctx.write("! Usage: /rooms, or /rooms all [words]");
+  const query = words.join(" ");
+  const answer = await ask(ctx, "Cannot list rooms", (s) => s.listRooms(all, query));
   if (!answer) return;
   const me = ctx.session.user.id;
   const mine = (room: RoomInfo) =>
     all && room.id !== DEFAULT_ROOM && room.members.includes(me) ? " - joined" : "";
+  const title = !all ? "Your rooms" : query ? `Rooms matching "${sanitize(query)}"` : "All rooms";
   ctx.write([
-    `* ${all ? "All rooms" : "Your rooms"} (${answer.value.length}):`,
+    `* ${title} (${answer.value.length}):`,
     ...answer.value.map((room) =>
       `  ${formatRoom(room, ctx.room, me, ...unreadOf(ctx.session, room))}${mine(room)}`
     ),

@@ -126,8 +126,8 @@ export function formatReaction(event: ReactionEvent, currentRoom: string, me = "
 }
 
 /**
- * `general (everybody)`, `book-club (2 members, 3 unread, 1 mention)`, and a direct room of `me`
- * by the other person: `@bob (direct messages)`.
+ * `general (everybody)`, `book-club (2 members, 3 unread, 1 mention): Sci-fi, one a month` (with
+ * its topic), and a direct room of `me` by the other person: `@bob (direct messages)`.
  */
 export function formatRoom(
   room: RoomInfo,
@@ -136,7 +136,7 @@ export function formatRoom(
   unread = 0,
   mentions = 0,
 ): string {
-  const n = room.members.length;
+  const n = room.memberCount || room.members.length;
   const label = roomLabel(room.id, me);
   const name = label.startsWith("@") ? label : sanitize(room.id);
   const who = room.id === DEFAULT_ROOM
@@ -147,7 +147,8 @@ export function formatRoom(
   const current = currentRoom === room.id ? ", current" : "";
   const news = unread > 0 ? `, ${unread >= UNREAD_COUNT_SHOWN ? "1000+" : unread} unread` : "";
   const named = mentions > 0 ? `, ${count(mentions, "mention")}` : "";
-  return `${name} (${who}${current}${news}${named})`;
+  const topic = room.topic ? `: ${sanitize(room.topic)}` : "";
+  return `${name} (${who}${current}${news}${named})${topic}`;
 }
 
 /** `1 message`, `2 messages`. */

@@ -37,6 +37,7 @@ export type NativeChat = Pick<
   | "react"
   | "setTyping"
   | "markRead"
+  | "setTopic"
 >;
 
 const CHANNEL_OPTIONS: grpc.ClientOptions = {
@@ -197,7 +198,9 @@ export function grpcTransport(
         (await client.listOnline()).map(toUser).filter((u): u is ChatUser => u !== undefined)
       ),
 
-    listRooms: (all) => call(async () => (await client.listRooms(all)).map(toRoom)),
+    listRooms: (all, _signal, query) =>
+      call(async () => (await client.listRooms(all, query)).map(toRoom)),
+    setTopic: (room, topic) => call(async () => toRoom(await client.setTopic(room, topic))),
     createRoom: (room) => call(async () => toRoom(await client.createRoom(room))),
     joinRoom: (room) => call(async () => toRoom(await client.joinRoom(room))),
     leaveRoom: (room) => call(() => client.leaveRoom(room)),

@@ -10,7 +10,12 @@ import type { Logger } from "../core/logger.ts";
 import type { Presence, RoomEvent } from "../core/types.ts";
 import { DEFAULT_ROOM, DIRECT_PREFIX, directRoomId, directRoomMembers } from "../protocol/names.ts";
 import type { Fanout } from "../bus/bus.ts";
-import type { Store } from "../store/store.ts";
+import {
+  DIRECTORY_DEFAULT_LIMIT,
+  DIRECTORY_MAX_LIMIT,
+  roomSearchProblem,
+} from "../protocol/directory.ts";
+import { type Room, searchKey, type Store } from "../store/store.ts";
 import type { Auth } from "./auth.ts";
 import type { Callers } from "./chat_callers.ts";
 import {
@@ -19,9 +24,10 @@ import {
   isDefaultRoom,
   notFound,
   permissionDenied,
+  refuse,
   seconds,
 } from "./chat_checks.ts";
-import type { Caller, RoomView } from "./chat_types.ts";
+import type { Caller, RoomListing, RoomView } from "./chat_types.ts";
 import type { Hub } from "./hub.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 
@@ -44,8 +50,8 @@ export interface RoomsOptions {
   online: () => Presence[];
 }
 
-/** The most rooms a listing of every room returns. */
-const LISTED_ROOMS_MAX = 200;
+/** What a view of a room takes from its record; the default room has none. */
+type RoomRecord = Pick<Room, "direct"> & Partial<Pick<Room, "createdBy" | "topic">>;
 
 export class Rooms {
   readonly #bus: Fanout;
@@ -203,15 +209,39 @@ export class Rooms {
     });
   }
 
-  async listRooms(caller: Caller, all: boolean): Promise<RoomView[]> {
-    const me = await this.#callers.identify(caller, undefined, "Cannot list rooms");
+  /**
+   * The caller's rooms, or the directory: the default room (when the query matches it) and the
+   * stored rooms that are not direct, at most `limit` in all.
+   */
+  async listRooms(caller: Caller, listing: RoomListing): Promise<RoomView[]> {
+    const action = "Cannot list rooms";
+    const me = await this.#callers.identify(caller, undefined, action);
+    const query = listing.query.trim();
+    refuse(action, roomSearchProblem(query));
+    if (listing.limit > DIRECTORY_MAX_LIMIT) {
+      throw invalidArgument(
+        `${action}: limit is ${listing.limit}, the most is ${DIRECTORY_MAX_LIMIT}`,
+      );
+    }
+    const limit = listing.limit || DIRECTORY_DEFAULT_LIMIT;
     const mine = await this.#store.roomsOf(me.userId);
-    const rooms = all ? await this.#store.listRooms(LISTED_ROOMS_MAX) : mine;
+    const rooms = listing.all ? await this.#store.listRooms(limit, query) : mine;
+    const listed = [
+      ...(!listing.all || DEFAULT_ROOM.includes(searchKey(query))
+        ? [{ id: DEFAULT_ROOM, direct: false }]
+        : []),
+      ...rooms.filter((r) => r.id !== DEFAULT_ROOM),
+    ];
     return this.#views(
       me.userId,
-      [{ id: DEFAULT_ROOM, direct: false }, ...rooms.filter((r) => r.id !== DEFAULT_ROOM)],
+      listing.all ? listed.slice(0, limit) : listed,
       new Set([DEFAULT_ROOM, ...mine.map((r) => r.id)]),
     );
+  }
+
+  /** `room` (a stored record) as `userId` sees it. */
+  view(userId: string, room: Room): Promise<RoomView> {
+    return this.#viewFor(userId, room.id, room);
   }
 
   /**
@@ -306,18 +336,18 @@ export class Rooms {
   async #viewFor(
     userId: string,
     room: string,
-    record: { direct: boolean; createdBy?: string } = { direct: false },
+    record: RoomRecord = { direct: false },
   ): Promise<RoomView> {
     return (await this.#views(userId, [{ id: room, ...record }]))[0]!;
   }
 
   /**
    * `rooms` as `userId` sees them: with their read state in the rooms of `memberOf` (all of
-   * them when omitted), read in one query for all.
+   * them when omitted), read in one query for all, and their member counts in another.
    */
   async #views(
     userId: string,
-    rooms: readonly { id: string; direct: boolean; createdBy?: string }[],
+    rooms: readonly ({ id: string } & RoomRecord)[],
     memberOf?: ReadonlySet<string>,
   ): Promise<RoomView[]> {
     const store = this.#store;
@@ -325,7 +355,10 @@ export class Rooms {
     const states = new Map(
       (await store.readStates(userId, read.map((r) => r.id))).map((s) => [s.room, s]),
     );
-    return Promise.all(rooms.map(async ({ id, direct, createdBy }) => ({
+    const counted = rooms.filter((r) => r.id !== DEFAULT_ROOM).map((r) => r.id);
+    const counts = await store.memberCounts(counted);
+    const memberCounts = new Map(counted.map((id, i) => [id, counts[i] ?? 0]));
+    return Promise.all(rooms.map(async ({ id, direct, createdBy, topic }) => ({
       id,
       direct,
       members: id === DEFAULT_ROOM ? [] : await store.members(id),
@@ -334,6 +367,8 @@ export class Rooms {
       readSeq: states.get(id)?.readSeq ?? 0,
       unread: states.get(id)?.unread ?? 0,
       mentions: states.get(id)?.mentions ?? 0,
+      topic: direct ? "" : topic ?? "",
+      memberCount: memberCounts.get(id) ?? 0,
     })));
   }
 

@@ -6,7 +6,7 @@
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
  * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), reactions
  * (`chat_reactions.ts`), who is typing
- * (`chat_typing.ts`), with the field checks they share in `chat_checks.ts` and the requests
+ * (`chat_typing.ts`), room topics (`chat_topics.ts`), with the field checks they share in `chat_checks.ts` and the requests
  * and answers in `chat_types.ts`.
  */
 
@@ -25,10 +25,12 @@ import { Reads } from "./chat_reads.ts";
 import { Rooms } from "./chat_rooms.ts";
 import { Mentions } from "./mentions.ts";
 import { Typing } from "./chat_typing.ts";
+import { Topics } from "./chat_topics.ts";
 import type {
   Caller,
   HistoryRequest,
   OpenStreamRequest,
+  RoomListing,
   RoomView,
   SendRequest,
   StreamHandle,
@@ -49,7 +51,7 @@ export interface ChatService {
   createRoom(caller: Caller, room: string): Promise<RoomView>;
   joinRoom(caller: Caller, room: string): Promise<RoomView>;
   leaveRoom(caller: Caller, room: string): Promise<void>;
-  listRooms(caller: Caller, all: boolean): Promise<RoomView[]>;
+  listRooms(caller: Caller, listing: RoomListing): Promise<RoomView[]>;
   openDirect(caller: Caller, otherUserId: string): Promise<RoomView>;
   history(
     caller: Caller,
@@ -63,6 +65,8 @@ export interface ChatService {
   setTyping(caller: Caller, room: string, typing: boolean): Promise<void>;
   /** Marks a room read up to `seq` for the caller (`chat_reads.ts`); returns what was accepted. */
   markRead(caller: Caller, room: string, seq: number): Promise<ReadMark>;
+  /** The owner of a group room sets its topic (`chat_topics.ts`). */
+  setTopic(caller: Caller, room: string, topic: string): Promise<RoomView>;
   /** Writes what waits to be written (read positions): for shutdown. */
   flush(): Promise<void>;
 }
@@ -117,6 +121,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const reactions = new Reactions({ ...options, callers, rooms });
   const typing = new Typing({ ...options, callers, rooms, now: options.now ?? Date.now });
   const reads = new Reads({ ...options, callers, rooms });
+  const topics = new Topics({ ...options, callers, rooms });
   return {
     openStream: async (caller, request, sink) => {
       const handle = typing.watch(await messages.openStream(caller, request, sink));
@@ -134,10 +139,11 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     createRoom: (caller, room) => rooms.createRoom(caller, room),
     joinRoom: (caller, room) => rooms.joinRoom(caller, room),
     leaveRoom: (caller, room) => rooms.leaveRoom(caller, room),
-    listRooms: (caller, all) => rooms.listRooms(caller, all),
+    listRooms: (caller, listing) => rooms.listRooms(caller, listing),
     openDirect: (caller, other) => rooms.openDirect(caller, other),
     setTyping: (caller, room, isTyping) => typing.setTyping(caller, room, isTyping),
     markRead: (caller, room, seq) => reads.markRead(caller, room, seq),
+    setTopic: (caller, room, topic) => topics.setTopic(caller, room, topic),
     flush: () => reads.flush(),
   };
 }

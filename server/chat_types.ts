@@ -64,6 +64,20 @@ export interface RoomView {
   unread: number;
   /** Of those, the ones that mention the caller. */
   mentions: number;
+  /** What the room is about, set by its owner; empty when none. */
+  topic: string;
+  /** How many members it has; 0 for the default room (everybody). */
+  memberCount: number;
+}
+
+/** What a listing of rooms asks for. */
+export interface RoomListing {
+  /** false: the caller's rooms; true: the directory of every room that is not direct. */
+  all: boolean;
+  /** With `all`: only rooms whose id or topic holds it, without regard to case; "" for all. */
+  query: string;
+  /** With `all`: at most this many rooms; 0 means the default. */
+  limit: number;
 }
 
 export interface HistoryRequest {

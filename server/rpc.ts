@@ -107,7 +107,8 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     return {};
   },
   async listRooms(service, caller, request) {
-    return { rooms: (await service.listRooms(caller, request.all)).map(roomToWire) };
+    const listing = { all: request.all, query: request.query, limit: request.limit };
+    return { rooms: (await service.listRooms(caller, listing)).map(roomToWire) };
   },
   async openDirect(service, caller, request) {
     return roomToWire(await service.openDirect(caller, request.userId));
@@ -147,6 +148,9 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
   async setTyping(service, caller, request) {
     await service.setTyping(caller, request.room, request.typing);
     return {};
+  },
+  async setTopic(service, caller, request) {
+    return roomToWire(await service.setTopic(caller, request.room, request.topic));
   },
   async markRead(service, caller, request) {
     const seq = seqFromWire("Cannot mark read", "seq", request.seq);

@@ -158,6 +158,8 @@ export function roomToWire(room: RoomView): Room {
     readSeq: BigInt(room.readSeq),
     unread: room.unread,
     mentions: room.mentions,
+    topic: room.topic,
+    memberCount: room.memberCount,
   });
 }
 

@@ -27,6 +27,8 @@ const OPERATIONS: Record<Operation, true> = {
   members: true,
   roomsOf: true,
   listRooms: true,
+  setTopic: true,
+  memberCounts: true,
   lastSeq: true,
   markRead: true,
   readStates: true,

@@ -11,6 +11,7 @@ import {
   type ReadPosition,
   type ReadState,
   type Room,
+  searchKey,
   type Store,
   UNREAD_COUNT_MAX,
   withReactions,
@@ -187,12 +188,29 @@ export class MemoryStore implements Store {
     return Promise.resolve(rooms.sort((a, b) => compareCodePoints(a.id, b.id)));
   }
 
-  listRooms(limit: number): Promise<Room[]> {
+  listRooms(limit: number, search = ""): Promise<Room[]> {
     const max = Math.max(0, Math.trunc(limit));
     if (max === 0) return Promise.resolve([]);
-    const rooms = [...this.#roomRecords.values()].filter((room) => !room.direct)
-      .sort((a, b) => compareCodePoints(a.id, b.id));
+    const wanted = searchKey(search);
+    const rooms = [...this.#roomRecords.values()].filter((room) =>
+      !room.direct &&
+      (searchKey(room.id).includes(wanted) || searchKey(room.topic ?? "").includes(wanted))
+    ).sort((a, b) => compareCodePoints(a.id, b.id));
     return Promise.resolve(rooms.slice(0, max).map((room) => ({ ...room })));
+  }
+
+  setTopic(roomId: string, topic: string): Promise<Room | undefined> {
+    const key = nameKey(roomId);
+    const room = this.#roomRecords.get(key);
+    if (room?.id !== roomId) return Promise.resolve(undefined);
+    const { topic: _old, ...rest } = room;
+    const stored: Room = topic === "" ? rest : { ...rest, topic };
+    this.#roomRecords.set(key, stored);
+    return Promise.resolve({ ...stored });
+  }
+
+  memberCounts(roomIds: readonly string[]): Promise<number[]> {
+    return Promise.resolve(roomIds.map((id) => this.#members.get(id)?.size ?? 0));
   }
 
   lastSeq(roomId: string): Promise<number> {

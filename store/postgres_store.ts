@@ -13,7 +13,9 @@
  * database's locale, as in the other stores. Since version 3 accounts and rooms are also found by
  * `name_key` (the id without case, computed by protocol/names.ts `nameKey`, unique), and a message is
  * unique per (user_id, id): a message id is the sender's, not the world's. Since version 4 each
- * member's read position per room is kept in `read_positions`.
+ * member's read position per room is kept in `read_positions`. Since version 8 a room has a topic
+ * (`topic`), and its id and topic folded by `searchKey` (`id_key`, `topic_key`) for the
+ * directory's search, folded in JavaScript so that it matches the other stores in any locale.
  *
  * Timestamps are kept as text, exactly as given (RFC 3339), like the other stores.
  */
@@ -44,13 +46,14 @@ import {
   type ReadPosition,
   type ReadState,
   type Room,
+  searchKey,
   type Store,
   UNREAD_COUNT_MAX,
   withReactions,
 } from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */
-export const POSTGRES_SCHEMA_VERSION = 7;
+export const POSTGRES_SCHEMA_VERSION = 8;
 
 /** Migration N brings a schema from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<void>))[] = [
@@ -135,6 +138,16 @@ const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<vo
      PRIMARY KEY (user_id, room_id)
    );
    CREATE INDEX read_positions_room_id ON read_positions (room_id, user_id);`,
+  // 8: a room's topic, and its id and topic folded by searchKey for the directory's search.
+  async (q) => {
+    await q.unsafe(`
+      ALTER TABLE rooms ADD COLUMN topic text NOT NULL DEFAULT '',
+                        ADD COLUMN topic_key text NOT NULL DEFAULT '',
+                        ADD COLUMN id_key text NOT NULL DEFAULT '';`);
+    for (const { id } of await q<{ id: string }[]>`SELECT id FROM rooms`) {
+      await q`UPDATE rooms SET id_key = ${searchKey(id)} WHERE id = ${id}`;
+    }
+  },
 ];
 
 export interface PostgresStoreOptions {
@@ -376,10 +389,11 @@ export class PostgresStore implements Store {
     this.#open("create room");
     refuseNulInRoom(room);
     const [inserted] = await this.#sql<RoomRow[]>`
-      INSERT INTO rooms (id, direct, created_by, created_at, name_key)
-      VALUES (${room.id}, ${room.direct}, ${room.createdBy}, ${room.createdAt}, ${nameKey(room.id)})
+      INSERT INTO rooms (id, direct, created_by, created_at, name_key, id_key)
+      VALUES (${room.id}, ${room.direct}, ${room.createdBy}, ${room.createdAt}, ${nameKey(room.id)},
+              ${searchKey(room.id)})
       ON CONFLICT DO NOTHING
-      RETURNING id, direct, created_by, created_at`;
+      RETURNING id, direct, created_by, created_at, topic`;
     if (inserted) return { room: toRoom(inserted), created: true };
     const stored = await this.getRoom(room.id);
     if (!stored) throw new Error(`Cannot create room ${room.id}: it conflicted but cannot be read`);
@@ -390,7 +404,7 @@ export class PostgresStore implements Store {
     this.#open("read room");
     if (hasNul(id)) return undefined;
     const [row] = await this.#sql<RoomRow[]>`
-      SELECT id, direct, created_by, created_at FROM rooms
+      SELECT id, direct, created_by, created_at, topic FROM rooms
       WHERE id = ${id} OR name_key = ${nameKey(id)} ORDER BY id = ${id} DESC LIMIT 1`;
     return row && toRoom(row);
   }
@@ -434,20 +448,44 @@ export class PostgresStore implements Store {
     this.#open("read rooms");
     if (hasNul(userId)) return [];
     const rows = await this.#sql<RoomRow[]>`
-      SELECT r.id, r.direct, r.created_by, r.created_at
+      SELECT r.id, r.direct, r.created_by, r.created_at, r.topic
       FROM members m JOIN rooms r ON r.id = m.room_id
       WHERE m.user_id = ${userId} ORDER BY r.id`;
     return rows.map(toRoom);
   }
 
-  async listRooms(limit: number): Promise<Room[]> {
+  async listRooms(limit: number, search = ""): Promise<Room[]> {
     this.#open("list rooms");
     const max = Math.max(0, Math.trunc(limit));
-    if (max === 0) return [];
+    if (max === 0 || hasNul(search)) return [];
+    const wanted = searchKey(search);
+    // strpos, not LIKE: a search holding '%' or '_' means those characters.
     const rows = await this.#sql<RoomRow[]>`
-      SELECT id, direct, created_by, created_at FROM rooms
-      WHERE NOT direct ORDER BY id LIMIT ${max}`;
+      SELECT id, direct, created_by, created_at, topic FROM rooms
+      WHERE NOT direct
+        AND (${wanted} = '' OR strpos(id_key, ${wanted}) > 0 OR strpos(topic_key, ${wanted}) > 0)
+      ORDER BY id LIMIT ${max}`;
     return rows.map(toRoom);
+  }
+
+  async setTopic(roomId: string, topic: string): Promise<Room | undefined> {
+    this.#open("set topic");
+    refuseNul("set topic", { roomId, topic });
+    const [row] = await this.#sql<RoomRow[]>`
+      UPDATE rooms SET topic = ${topic}, topic_key = ${searchKey(topic)} WHERE id = ${roomId}
+      RETURNING id, direct, created_by, created_at, topic`;
+    return row && toRoom(row);
+  }
+
+  async memberCounts(roomIds: readonly string[]): Promise<number[]> {
+    this.#open("read members");
+    if (roomIds.length === 0) return [];
+    if (hasNul(...roomIds)) return roomIds.map(() => 0);
+    const rows = await this.#sql<{ n: string }[]>`
+      SELECT (SELECT COUNT(*) FROM members WHERE room_id = r.room) AS n
+      FROM unnest(${roomIds as string[]}::text[]) WITH ORDINALITY AS r(room, i)
+      ORDER BY r.i`;
+    return rows.map((r) => Number(r.n));
   }
 
   async lastSeq(roomId: string): Promise<number> {

@@ -41,6 +41,8 @@ export interface RoomRow {
   direct: boolean | number;
   created_by: string;
   created_at: string;
+  /** '' when none (schema version 8 on). */
+  topic: string;
 }
 
 export function toMessage(row: MessageRow): ChatMessage {
@@ -77,6 +79,7 @@ export function toRoom(row: RoomRow): Room {
     direct: Number(row.direct) === 1,
     createdBy: row.created_by,
     createdAt: row.created_at,
+    ...(row.topic ? { topic: row.topic } : {}),
   };
 }
 

@@ -12,8 +12,9 @@
  * a message is unique per (user_id, id): a message id is the sender's, not the world's. Since
  * version 4 a message keeps whom it mentions (`mentions`, a JSON array of user ids), since
  * version 5 when it was edited (`edited_at`) and whether it was deleted (`deleted`), since
- * version 6 its reactions (`reactions`), and since version 7 each member's read position per
- * room (`read_positions`).
+ * version 6 its reactions (`reactions`), since version 7 each member's read position per
+ * room (`read_positions`), and since version 8 a room's topic (`topic`), with its id and topic
+ * folded for the directory's search (`id_key`, `topic_key`, see `searchKey`).
  *
  * `node:sqlite` is synchronous: every call blocks the event loop for the length of one statement
  * (or, while another process holds the write lock, for up to the busy timeout).
@@ -26,6 +27,7 @@ import { type Logger, silentLogger } from "../core/logger.ts";
 import { nameKey } from "../protocol/names.ts";
 import {
   type AccountRow,
+  hasNul,
   type MessageRow,
   refuseNul,
   refuseNulInAccount,
@@ -44,6 +46,7 @@ import {
   type ReadPosition,
   type ReadState,
   type Room,
+  searchKey,
   type Store,
   UNREAD_COUNT_MAX,
   withReactions,
@@ -56,7 +59,7 @@ const INSERT_COLUMNS = `${V3_COLUMNS}, mentions`;
 const COLUMNS = `${INSERT_COLUMNS}, edited_at, deleted`;
 
 /** The schema version this code writes (`PRAGMA user_version`); bump it with a migration. */
-export const SQLITE_SCHEMA_VERSION = 7;
+export const SQLITE_SCHEMA_VERSION = 8;
 
 /** Migration N brings a database from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
@@ -142,6 +145,17 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
      PRIMARY KEY (user_id, room_id)
    ) WITHOUT ROWID;
    CREATE INDEX read_positions_room_id ON read_positions (room_id, user_id);`,
+  // 8: a room's topic, and its id and topic folded by searchKey (in JavaScript: SQLite's lower()
+  // knows only ASCII) for the directory's search.
+  (db) => {
+    db.exec(`ALTER TABLE rooms ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+             ALTER TABLE rooms ADD COLUMN topic_key TEXT NOT NULL DEFAULT '';
+             ALTER TABLE rooms ADD COLUMN id_key TEXT NOT NULL DEFAULT '';`);
+    const update = db.prepare("UPDATE rooms SET id_key = ? WHERE id = ?");
+    for (const { id } of db.prepare("SELECT id FROM rooms").all() as { id: string }[]) {
+      update.run(searchKey(id), id);
+    }
+  },
 ];
 
 export interface SqliteStoreOptions {
@@ -152,6 +166,8 @@ export interface SqliteStoreOptions {
 
 const ACCOUNT_COLUMNS = "id, display_name, password_hash, created_at";
 const ROOM_COLUMNS = "id, direct, created_by, created_at";
+/** What a room read back holds. */
+const ROOM_FIELDS = `${ROOM_COLUMNS}, topic`;
 
 export class SqliteStore implements Store {
   /** Opens (and creates, with its parent directories) the database at `path`, or ":memory:". */
@@ -184,6 +200,8 @@ export class SqliteStore implements Store {
   readonly #members: StatementSync;
   readonly #roomsOf: StatementSync;
   readonly #listRooms: StatementSync;
+  readonly #setTopic: StatementSync;
+  readonly #memberCounts: StatementSync;
   readonly #markRead: StatementSync;
   readonly #readStates: StatementSync;
   readonly #readPositions: StatementSync;
@@ -260,10 +278,11 @@ export class SqliteStore implements Store {
       `SELECT ${ACCOUNT_COLUMNS} FROM accounts WHERE id = ? OR name_key = ? ORDER BY id = ? DESC LIMIT 1`,
     );
     this.#insertRoom = db.prepare(
-      `INSERT INTO rooms (${ROOM_COLUMNS}, name_key) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      `INSERT INTO rooms (${ROOM_COLUMNS}, name_key, id_key) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING`,
     );
     this.#room = db.prepare(
-      `SELECT ${ROOM_COLUMNS} FROM rooms WHERE id = ? OR name_key = ? ORDER BY id = ? DESC LIMIT 1`,
+      `SELECT ${ROOM_FIELDS} FROM rooms WHERE id = ? OR name_key = ? ORDER BY id = ? DESC LIMIT 1`,
     );
     this.#addMember = db.prepare(
       "INSERT INTO members (room_id, user_id, joined_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
@@ -274,12 +293,22 @@ export class SqliteStore implements Store {
       "SELECT user_id FROM members WHERE room_id = ? ORDER BY user_id",
     );
     this.#roomsOf = db.prepare(
-      `SELECT r.id, r.direct, r.created_by, r.created_at
+      `SELECT r.id, r.direct, r.created_by, r.created_at, r.topic
        FROM members m JOIN rooms r ON r.id = m.room_id
        WHERE m.user_id = ? ORDER BY r.id`,
     );
+    // instr, not LIKE: a search holding '%' or '_' means those characters.
     this.#listRooms = db.prepare(
-      `SELECT ${ROOM_COLUMNS} FROM rooms WHERE direct = 0 ORDER BY id LIMIT ?`,
+      `SELECT ${ROOM_FIELDS} FROM rooms
+       WHERE direct = 0 AND (?1 = '' OR instr(id_key, ?1) > 0 OR instr(topic_key, ?1) > 0)
+       ORDER BY id LIMIT ?2`,
+    );
+    this.#setTopic = db.prepare(
+      `UPDATE rooms SET topic = ?, topic_key = ? WHERE id = ? RETURNING ${ROOM_FIELDS}`,
+    );
+    this.#memberCounts = db.prepare(
+      `SELECT (SELECT COUNT(*) FROM members WHERE room_id = r.value) AS n
+       FROM json_each(?) r ORDER BY r.key`,
     );
     // Forward only, and never past the room's newest message.
     this.#markRead = db.prepare(
@@ -463,6 +492,7 @@ export class SqliteStore implements Store {
         room.createdBy,
         room.createdAt,
         nameKey(room.id),
+        searchKey(room.id),
       );
       const row = this.#room.get(room.id, nameKey(room.id), room.id) as RoomRow | undefined;
       if (!row) throw new Error(`Cannot create room ${room.id}: it cannot be read back`);
@@ -510,12 +540,30 @@ export class SqliteStore implements Store {
     );
   }
 
-  listRooms(limit: number): Promise<Room[]> {
+  listRooms(limit: number, search = ""): Promise<Room[]> {
     return this.#call("list rooms", () => {
       const max = Math.max(0, Math.trunc(limit));
-      if (max === 0) return [];
-      return (this.#listRooms.all(max) as unknown as RoomRow[]).map(toRoom);
+      if (max === 0 || hasNul(search)) return [];
+      return (this.#listRooms.all(searchKey(search), max) as unknown as RoomRow[]).map(toRoom);
     });
+  }
+
+  setTopic(roomId: string, topic: string): Promise<Room | undefined> {
+    return this.#call("set topic", () => {
+      refuseNul("set topic", { roomId, topic });
+      const row = this.#setTopic.get(topic, searchKey(topic), roomId) as RoomRow | undefined;
+      return row && toRoom(row);
+    });
+  }
+
+  memberCounts(roomIds: readonly string[]): Promise<number[]> {
+    return this.#call(
+      "read members",
+      () =>
+        (this.#memberCounts.all(JSON.stringify(roomIds)) as { n: number }[]).map((r) =>
+          Number(r.n)
+        ),
+    );
   }
 
   lastSeq(roomId: string): Promise<number> {

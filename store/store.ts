@@ -40,6 +40,8 @@ export interface Room {
   readonly createdBy: string;
   /** RFC 3339, kept exactly as given. */
   readonly createdAt: string;
+  /** What the room is about, set by its owner ({@linkcode Store.setTopic}); absent when none. */
+  readonly topic?: string;
 }
 
 /** Where a member is in a room: what they read, and how much from others came after it. */
@@ -128,8 +130,18 @@ export interface Store {
   members(roomId: string): Promise<string[]>;
   /** The rooms a user is a member of, sorted by id (only rooms that were created). */
   roomsOf(userId: string): Promise<Room[]>;
-  /** Rooms that are not direct, sorted by id, at most `limit`. */
-  listRooms(limit: number): Promise<Room[]>;
+  /**
+   * Rooms that are not direct, sorted by id, at most `limit`; with a `search`, only those whose
+   * id or topic holds it, without regard to case ({@linkcode searchKey}).
+   */
+  listRooms(limit: number, search?: string): Promise<Room[]>;
+  /**
+   * Sets the topic of the room stored as `roomId` (its exact spelling; "" takes it away) and
+   * returns the room as now stored, or undefined when there is no such room. A new room has none.
+   */
+  setTopic(roomId: string, topic: string): Promise<Room | undefined>;
+  /** How many members each of `roomIds` has, in that order, in one query whatever their number. */
+  memberCounts(roomIds: readonly string[]): Promise<number[]>;
   /** The highest sequence number stored in a room (0 when empty). */
   lastSeq(roomId: string): Promise<number>;
 
@@ -203,6 +215,14 @@ export function withReactions(
     const reactions = bySeq.get(m.seq);
     return reactions ? { ...m, reactions } : m;
   });
+}
+
+/**
+ * The form a room's id, its topic and a directory search are compared in: without case, by
+ * JavaScript's Unicode rules, so every adapter folds alike whatever its database's locale.
+ */
+export function searchKey(text: string): string {
+  return text.toLowerCase();
 }
 
 /**

@@ -423,3 +423,20 @@ Deno.test("reading: a room listing read before a live message was stored does no
   reading.listed([{ ...design, lastSeq: 8, unread: 1, mentions: 1 }]);
   assert.deepEqual([reading.get("design").unread, reading.get("design").mentions], [1, 1]);
 });
+
+Deno.test("directory: the search goes to the server; a topic set is in the rooms at once", async () => {
+  const lists: (readonly { id: string; topic?: string }[])[] = [];
+  const { server, session } = setup({ onRooms: (rooms) => lists.push(rooms) });
+  session.start();
+  await tick();
+  server.last.open();
+  await tick();
+  await session.joinRoom("design");
+  await session.listRooms(true, "Sci-fi");
+  await session.listRooms(true);
+  assert.deepEqual(server.directoryQueries, ["Sci-fi", ""]);
+  const set = await session.setTopic("design", "Mock-ups first");
+  assert.equal(set.topic, "Mock-ups first");
+  assert.equal(lists.at(-1)!.find((r) => r.id === "design")?.topic, "Mock-ups first");
+  session.stop();
+});

@@ -79,6 +79,8 @@ export class FakeChatServer {
   onlineGate: Promise<void> | undefined;
   readonly histories = new Map<string, ChatMessage[]>();
   readonly historyRequests: string[] = [];
+  /** The query of each ListRooms with `all` (the directory), in order. */
+  readonly directoryQueries: string[] = [];
   readonly reactions: { room: string; seq: number; emoji: string }[] = [];
   /** Each SetTyping that reached the server, in order. */
   readonly typings: { room: string; typing: boolean }[] = [];
@@ -170,7 +172,14 @@ export class FakeChatServer {
         if (this.onlineGate) await this.onlineGate;
         return users;
       },
-      listRooms: () => answer(() => [...this.rooms]),
+      listRooms: (all, _signal, query = "") =>
+        answer(() => [...this.rooms], () => all && this.directoryQueries.push(query)),
+      setTopic: (name, topic) =>
+        answer(() => {
+          const room = { ...(this.rooms.find((r) => r.id === name) ?? this.#room(name)), topic };
+          this.rooms = this.rooms.map((r) => r.id === name ? room : r);
+          return room;
+        }),
       createRoom: (name) => answer(() => this.#room(name)),
       joinRoom: (name) => answer(() => this.#room(name)),
       leaveRoom: (name) =>

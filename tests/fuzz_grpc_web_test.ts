@@ -59,7 +59,7 @@ const SAMPLES: Record<string, object> = {
   CreateRoom: { room: "fuzz-room" },
   JoinRoom: { room: "fuzz-room" },
   LeaveRoom: { room: "fuzz-room" },
-  ListRooms: { all: true },
+  ListRooms: { all: true, query: "fuzz", limit: 10 },
   OpenDirect: { userId: "bob" },
   History: { room: "general", beforeSeq: 5, limit: 10 },
   SetTyping: { room: "general", typing: true },
@@ -67,6 +67,7 @@ const SAMPLES: Record<string, object> = {
   EditMessage: { room: "general", seq: 1, content: "edited" },
   DeleteMessage: { room: "general", seq: 1 },
   React: { room: "general", seq: 1, emoji: "👍" },
+  SetTopic: { room: "fuzz-room", topic: "Fuzzing, all day" },
 };
 
 function frame(

@@ -53,7 +53,7 @@ const SAMPLES: Record<string, object> = {
   CreateRoom: { room: "fuzz-room" },
   JoinRoom: { room: "fuzz-room" },
   LeaveRoom: { room: "fuzz-room" },
-  ListRooms: { all: true },
+  ListRooms: { all: true, query: "fuzz", limit: 10 },
   OpenDirect: { userId: "bob" },
   History: { room: "general", beforeSeq: 5, limit: 10 },
   SetTyping: { room: "general", typing: true },
@@ -61,6 +61,7 @@ const SAMPLES: Record<string, object> = {
   EditMessage: { room: "general", seq: 1, content: "edited" },
   DeleteMessage: { room: "general", seq: 1 },
   React: { room: "general", seq: 1, emoji: "👍" },
+  SetTopic: { room: "fuzz-room", topic: "Fuzzing, all day" },
 };
 const METHODS = [...DESCRIPTORS.keys()];
 
@@ -263,7 +264,12 @@ const typedCall: fc.Arbitrary<TypedCall> = fc.oneof(
   anyString.map((room) => typed("CreateRoom", (c) => c.createRoom(room))),
   anyString.map((room) => typed("JoinRoom", (c) => c.joinRoom(room))),
   anyString.map((room) => typed("LeaveRoom", (c) => c.leaveRoom(room))),
-  fc.boolean().map((all) => typed("ListRooms", (c) => c.listRooms(all))),
+  fc.tuple(fc.boolean(), anyString, anyUint32).map(([all, query, limit]) =>
+    typed("ListRooms", (c) => c.listRooms(all, query, limit))
+  ),
+  fc.tuple(anyString, anyString).map(([room, topic]) =>
+    typed("SetTopic", (c) => c.setTopic(room, topic))
+  ),
   anyString.map((user) => typed("OpenDirect", (c) => c.openDirect(user))),
   fc.tuple(anyString, anyUint64, anyUint32).map(([room, before, limit]) =>
     typed("History", (c) => c.history(room, before, limit))

@@ -124,6 +124,9 @@ Deno.test("postgres store: schema and constraints", async () => {
       "created_by text",
       "created_at text",
       "name_key text C",
+      "topic text",
+      "topic_key text",
+      "id_key text",
     ]);
     assert.deepEqual(await tableColumns("members"), [
       "room_id text C",

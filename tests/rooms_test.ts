@@ -48,6 +48,7 @@ Deno.test("rooms: create, join, send, list, leave; only members receive", async 
         members: ["ann"],
         lastSeq: 0n,
         owner: "ann",
+        memberCount: 1,
       }),
     );
     await ben.client.joinRoom("book-club");
@@ -140,7 +141,13 @@ Deno.test("direct messages reach exactly the two people", async () => {
     const dm = await ann.client.openDirect("ben");
     assert.deepEqual(
       dm,
-      create(RoomSchema, { id: "dm:ann:ben", direct: true, members: ["ann", "ben"], lastSeq: 0n }),
+      create(RoomSchema, {
+        id: "dm:ann:ben",
+        direct: true,
+        members: ["ann", "ben"],
+        lastSeq: 0n,
+        memberCount: 2,
+      }),
     );
     assert.equal(
       (await ben.client.openDirect("ann")).id,

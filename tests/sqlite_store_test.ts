@@ -249,6 +249,9 @@ Deno.test("sqlite store: schema of accounts, rooms and members", async () => {
       { name: "created_by", pk: 0 },
       { name: "created_at", pk: 0 },
       { name: "name_key", pk: 0 },
+      { name: "topic", pk: 0 },
+      { name: "topic_key", pk: 0 },
+      { name: "id_key", pk: 0 },
     ]);
     assert.deepEqual(columns("members"), [
       { name: "room_id", pk: 1 },

@@ -723,6 +723,72 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
   });
 
+  test("setTopic keeps a topic on the room record; a new room has none", async () => {
+    await withStore(open, async (store) => {
+      const room = newRoom(roomName("Topical"));
+      await store.createRoom(room);
+      assert.equal((await store.getRoom(room.id))?.topic, undefined);
+      const topic = "Books, 本 and 🏠 — 100% of _them_";
+      assert.deepEqual(await store.setTopic(room.id, topic), { ...room, topic });
+      assert.deepEqual(await store.getRoom(room.id.toLowerCase()), { ...room, topic });
+      await store.addMember(room.id, "topic-reader");
+      assert.deepEqual(await store.roomsOf("topic-reader"), [{ ...room, topic }]);
+      assert.deepEqual(await store.setTopic(room.id, ""), room, "an empty topic takes it away");
+      assert.deepEqual(await store.getRoom(room.id), room);
+      assert.equal(await store.setTopic(roomName("no-such-room"), "x"), undefined);
+      assert.equal(
+        await store.setTopic(room.id.toUpperCase(), "x"),
+        undefined,
+        "only the stored spelling",
+      );
+    });
+  });
+
+  test("listRooms searches ids and topics without case, as a plain substring", async () => {
+    await withStore(open, async (store) => {
+      const [kitchen, garden, secret, other] = [
+        newRoom(roomName("Kitchen")),
+        newRoom(roomName("garden")),
+        newRoom(roomName("zz-secret"), { direct: true }),
+        newRoom(roomName("zz-other")),
+      ];
+      for (const room of [kitchen, garden, secret, other]) await store.createRoom(room);
+      await store.setTopic(garden.id, "Recipes from the KITCHEN 🍲 and Ümlauts 50%_off");
+      await store.setTopic(secret.id, "kitchen gossip");
+      const ours = new Set([kitchen, garden, secret, other].map((r) => r.id));
+      const ids = async (search: string, limit = 100_000) =>
+        (await store.listRooms(limit, search)).map((r) => r.id).filter((id) => ours.has(id));
+      assert.deepEqual(await ids(`kitchen-${RUN}`), [kitchen.id], "the id, any case");
+      assert.deepEqual(await ids("kItChEn"), [kitchen.id, garden.id].sort(byCodePoint));
+      assert.deepEqual(await ids("ümlauts"), [garden.id], "non-ASCII folds too");
+      assert.deepEqual(await ids("🍲"), [garden.id]);
+      assert.deepEqual(await ids("50%_"), [garden.id], "'%' and '_' are plain characters");
+      assert.deepEqual(await ids("5%"), [], "'%' is no wildcard");
+      assert.deepEqual(await ids("gossip"), [], "no direct room, whatever its topic");
+      assert.deepEqual(await ids(RUN), [kitchen.id, garden.id, other.id].sort(byCodePoint));
+      assert.deepEqual(
+        (await store.listRooms(100_000, "recipes")).find((r) => r.id === garden.id),
+        { ...garden, topic: "Recipes from the KITCHEN 🍲 and Ümlauts 50%_off" },
+      );
+      assert.equal((await store.listRooms(1, RUN)).length, 1, "the limit holds");
+      assert.deepEqual(await store.listRooms(10, "\u0000"), []);
+      assert.deepEqual(await store.listRooms(0, RUN), []);
+    });
+  });
+
+  test("memberCounts counts the members of many rooms in order", async () => {
+    await withStore(open, async (store) => {
+      const [a, b, empty] = ["count-a", "count-b", "count-empty"].map(roomName);
+      await store.addMember(a!, "ann");
+      await store.addMember(a!, "bob");
+      await store.addMember(b!, "ann");
+      await store.addMember(a!, "cat");
+      await store.removeMember(a!, "cat");
+      assert.deepEqual(await store.memberCounts([b!, empty!, a!, b!]), [1, 0, 2, 1]);
+      assert.deepEqual(await store.memberCounts([]), []);
+    });
+  });
+
   test("lastSeq follows appends", async () => {
     await withStore(open, async (store) => {
       const room = roomName("last-seq");

@@ -356,8 +356,11 @@ class FakeChat implements NativeChat {
   leaveRoom(id: string): Promise<void> {
     return this.#room(`LeaveRoom ${id}`, () => undefined);
   }
-  listRooms(all = false): Promise<Room[]> {
-    return this.#room(`ListRooms ${all}`, () => [...this.rooms]);
+  listRooms(all = false, query = ""): Promise<Room[]> {
+    return this.#room(`ListRooms ${all}${query ? ` ${query}` : ""}`, () => [...this.rooms]);
+  }
+  setTopic(id: string, topic: string): Promise<Room> {
+    return this.#room(`SetTopic ${id} ${topic}`, () => ({ ...room(id, ["alice"]), topic }));
   }
   openDirect(userId: string): Promise<Room> {
     return this.#room(`OpenDirect ${userId}`, () => room(`dm:alice:${userId}`, ["alice", userId]));
@@ -827,7 +830,7 @@ Deno.test("room commands: create, join, switch, send there, list, history, leave
     'Cannot create room: "chess" already exists; join it instead',
   );
   s.keyboard.type("/create chess", "/join", "/rooms mine");
-  await s.seen("! Usage: /rooms, or /rooms all");
+  await s.seen("! Usage: /rooms, or /rooms all [words]");
   assert.ok(s.out.includes('! Cannot create room: "chess" already exists; join it instead'));
   assert.ok(s.out.includes("! Usage: /join <room>"));
   assert.deepEqual(chat.calls, [
@@ -840,6 +843,48 @@ Deno.test("room commands: create, join, switch, send there, list, history, leave
     "LeaveRoom book-club",
     "OpenDirect bob",
     "CreateRoom chess",
+  ]);
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+});
+
+Deno.test("directory commands: /rooms all <words> searches with topics and counts; /topic sets it", async () => {
+  const s = session(() => new FakeChat(true));
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  chat.rooms = [
+    create(RoomSchema, {
+      id: "book-club",
+      members: ["bob", "cat", "dan"],
+      memberCount: 3,
+      topic: "Sci-fi\u001b[31m, one a month",
+    }),
+  ];
+  s.keyboard.type("/rooms all sci  fi", "/rooms everything");
+  await s.seen("! Usage: /rooms, or /rooms all [words]");
+  assert.ok(
+    s.out.includes(
+      '* Rooms matching "sci fi" (1):\n  book-club (3 members): Sci-fi^[[31m, one a month',
+    ),
+    s.out.join("\n"),
+  );
+
+  s.keyboard.type("/join book-club", "/room book-club", "/topic", "/topic Hard sci-fi", "/topic -");
+  await s.seen("* #book-club has no topic now");
+  assert.ok(s.out.includes("! Usage: /topic <text>, or /topic - to take it away"));
+  assert.ok(s.out.includes("* Topic of #book-club: Hard sci-fi"));
+  chat.callError = grpcError(
+    status.PERMISSION_DENIED,
+    'Cannot set topic: only the owner of room "book-club" (bob) may set its topic',
+  );
+  s.keyboard.type("/topic mine");
+  await s.seen('! Cannot set topic: only the owner of room "book-club" (bob) may set its topic');
+  assert.deepEqual(chat.calls.filter((c) => !c.startsWith("ListRooms false")), [
+    "ListRooms true sci fi",
+    "JoinRoom book-club",
+    "SetTopic book-club Hard sci-fi",
+    "SetTopic book-club ",
+    "SetTopic book-club mine",
   ]);
   s.keyboard.end();
   assert.equal(await s.done, 0);

@@ -510,6 +510,56 @@ Deno.test({
       },
     );
 
+    await t.step(
+      "the room directory: the owner sets a topic; another user searches, joins from the list",
+      async () => {
+        const topic = "Tomatoes, beans and other summer plans";
+        await roomByName(ann.page, "garden", "Create");
+        await ann.page.locator('.room-item[data-room="garden"][aria-current="true"]').waitFor();
+        await ann.page.getByRole("button", { name: "Set topic" }).click();
+        await ann.page.getByLabel("Topic", { exact: true }).fill(`  ${topic} `);
+        await ann.page.locator(".topic-form").getByRole("button", { name: "Save" }).click();
+        await ann.page.locator(".room-topic", { hasText: topic }).waitFor();
+        assert.equal(await ann.page.getByRole("button", { name: "Edit topic" }).count(), 1);
+
+        await openPanel(ben.page);
+        await ben.page.getByRole("button", { name: "Browse rooms" }).click();
+        const entry = (id: string) => ben.page.locator(`.directory-entry[data-room="${id}"]`);
+        await entry("design").waitFor();
+        assert.equal(
+          await entry("design").getByRole("button", { name: "Open #design" }).count(),
+          1,
+        );
+        await ben.page.getByLabel("Search rooms").fill("TOMATO");
+        await entry("design").waitFor({ state: "detached" });
+        await entry("garden").waitFor();
+        assert.equal(await entry("garden").locator(".directory-topic").textContent(), topic);
+        assert.equal(await entry("garden").locator(".directory-members").textContent(), "1 member");
+        assert.equal(await ben.page.locator(".directory-entry").count(), 1, "only the match");
+        await ben.page.getByLabel("Search rooms").fill("no such room anywhere");
+        await ben.page.locator(".directory .panel-note", { hasText: "No room matches." }).waitFor();
+        await ben.page.getByLabel("Search rooms").fill("gard");
+        await entry("garden").getByRole("button", { name: "Join #garden" }).click();
+        await ben.page.locator('.room-item[data-room="garden"][aria-current="true"]').waitFor({
+          state: "attached",
+        });
+        assert.equal(await ben.page.locator(".room-title-name").textContent(), "garden");
+        assert.equal(await ben.page.locator(".room-topic").textContent(), topic);
+        assert.equal(
+          await ben.page.getByRole("button", { name: /(Set|Edit) topic/ }).count(),
+          0,
+          "only the owner edits it",
+        );
+        assert.equal(await hasHorizontalScroll(ben.page), false);
+        await screenshot(ben.page, "directory-phone");
+
+        // Back as before: later steps count ben's rooms.
+        await ben.page.getByRole("button", { name: "Leave room" }).click();
+        await waitFor(async () => !(await roomIds(ben.page)).includes("garden"), 10_000, "left");
+        for (const b of [ann, ben]) await openRoom(b.page, "general");
+      },
+    );
+
     await t.step("offline for a while: the page catches up exactly once, in order", async () => {
       const before = (await shownMessages(ben.page)).map((m) => m.text);
       await ben.context.setOffline(true);

@@ -17,6 +17,8 @@ import { Avatar, LeaveIcon, Logo, MenuIcon } from "./icons.tsx";
 import { MessageList } from "./message_list.tsx";
 import { OnlineList } from "./online_list.tsx";
 import { RoomList } from "./room_list.tsx";
+import { RoomDirectory } from "./room_directory.tsx";
+import { RoomTopic } from "./room_topic.tsx";
 import { type RoomView, useChat } from "./use_chat.ts";
 import { NotificationsToggle } from "./mention_notifications.tsx";
 
@@ -66,7 +68,12 @@ function ConnectionBanner(
 }
 
 function RoomHeader(
-  { room, onLeave }: { room: RoomView; onLeave: () => Promise<void> },
+  { room, myId, onLeave, onSetTopic }: {
+    room: RoomView;
+    myId: string;
+    onLeave: () => Promise<void>;
+    onSetTopic: (topic: string) => Promise<void>;
+  },
 ) {
   const [error, setError] = useState<string | undefined>(undefined);
   const detail = room.id === DEFAULT_ROOM
@@ -85,6 +92,13 @@ function RoomHeader(
         <span class="room-title-name">{room.title}</span>
       </h2>
       <span class="room-detail">{detail}</span>
+      {!room.direct && room.id !== DEFAULT_ROOM && (
+        <RoomTopic
+          topic={room.topic ?? ""}
+          editable={room.owner === myId}
+          onSave={onSetTopic}
+        />
+      )}
       {room.id !== DEFAULT_ROOM && (
         <button
           type="button"
@@ -229,6 +243,12 @@ export function ChatScreen(
             onJoin={after(chat.joinRoom)}
             onCreate={after(chat.createRoom)}
           />
+          <RoomDirectory
+            joined={new Set(chat.rooms.map((r) => r.id))}
+            onBrowse={chat.browseRooms}
+            onJoin={after(chat.joinRoom)}
+            onOpen={select}
+          />
           <OnlineList users={chat.online} myId={user.id} stale={stale} onMessage={message} />
           {dmError && <p class="panel-error" role="alert">{dmError}</p>}
         </aside>
@@ -236,7 +256,9 @@ export function ChatScreen(
           <RoomHeader
             key={chat.current.id}
             room={chat.current}
+            myId={user.id}
             onLeave={() => chat.leaveRoom(chat.current.id)}
+            onSetTopic={chat.setTopic}
           />
           <div class="conversation-body">
             <ConnectionBanner status={chat.status} onRetry={chat.retryNow} />

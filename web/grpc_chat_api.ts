@@ -146,8 +146,11 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
         return users.map(toUser).filter((u): u is ChatUser => u !== undefined);
       }),
 
-    listRooms: (all, signal) =>
-      call(async () => (await client.listRooms({ all }, options(signal))).rooms.map(toRoom)),
+    listRooms: (all, signal, query = "") =>
+      call(async () => (await client.listRooms({ all, query }, options(signal))).rooms.map(toRoom)),
+
+    setTopic: (room, topic) =>
+      call(async () => toRoom(await client.setTopic({ room, topic }, options()))),
 
     createRoom: (room) => call(async () => toRoom(await client.createRoom({ room }, options()))),
 

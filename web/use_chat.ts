@@ -145,6 +145,10 @@ export interface ChatState {
   selectRoom(room: string): void;
   createRoom(name: string): Promise<void>;
   joinRoom(name: string): Promise<void>;
+  /** The directory: every public room whose name or topic holds `query` ("" for all). */
+  browseRooms(query: string): Promise<readonly RoomInfo[]>;
+  /** Sets the current room's topic (its owner only; "" takes it away). */
+  setTopic(topic: string): Promise<void>;
   openDirect(userId: string): Promise<void>;
   leaveRoom(room: string): Promise<void>;
   /** Replaces the text of one's own message `seq` of the current room. */
@@ -398,6 +402,8 @@ export function useChat(
       selectRoom: select,
       createRoom: async (name: string) => select((await conn().createRoom(name)).id),
       joinRoom: async (name: string) => select((await conn().joinRoom(name)).id),
+      browseRooms: async (query: string) => await conn().listRooms(true, query),
+      setTopic: async (topic: string) => void await conn().setTopic(current, topic),
       openDirect: async (userId: string) => select((await conn().openDirect(userId)).id),
       leaveRoom: async (room: string) => await conn().leaveRoom(room),
       // The stream brings the change to every tab, this one included; applying the answer too

@@ -231,9 +231,20 @@ export class ChatSession {
     this.#dropRoom(room);
   }
 
-  /** The server's list of this user's rooms (with `all`, every room), as it is now. */
-  listRooms(all = false): Promise<RoomInfo[]> {
-    return this.#call("list rooms", (t) => t.listRooms(all));
+  /**
+   * The server's list of this user's rooms (with `all`, every room: with a `query`, those whose
+   * name or topic holds it), as it is now.
+   */
+  listRooms(all = false, query = ""): Promise<RoomInfo[]> {
+    return this.#call("list rooms", (t) => t.listRooms(all, undefined, query));
+  }
+
+  /** Sets the topic of `room` (its owner only; "" takes it away); the room as now listed. */
+  async setTopic(room: string, topic: string): Promise<RoomInfo> {
+    const updated = await this.#call("set the topic", (t) => t.setTopic(room, topic));
+    this.#roster.add(updated);
+    this.#emitRooms();
+    return updated;
   }
 
   /** Who the server lists online now. */

@@ -80,6 +80,10 @@ export interface RoomInfo {
   readonly unread?: number;
   /** Of the unread messages, the ones that mention this user. */
   readonly mentions?: number;
+  /** What the room is about, set by its owner; none when empty. */
+  readonly topic?: string;
+  /** How many members it has, when the server said (0 for the default room: everybody). */
+  readonly memberCount?: number;
 }
 
 /** Where the stream should continue in one room: after `lastSeq`. */
@@ -164,8 +168,13 @@ export interface ChatTransport {
   ): Promise<void>;
   signIn(username: string, password: string, displayName: string): Promise<SignedIn>;
   listOnline(signal?: AbortSignal): Promise<ChatUser[]>;
-  /** This user's rooms (the default room first), or with `all` every room. */
-  listRooms(all: boolean, signal?: AbortSignal): Promise<RoomInfo[]>;
+  /**
+   * This user's rooms (the default room first), or with `all` every room: with a `query`, those
+   * whose name or topic holds it (the server's directory search).
+   */
+  listRooms(all: boolean, signal?: AbortSignal, query?: string): Promise<RoomInfo[]>;
+  /** Sets the topic of `room` (its owner only; "" takes it away); resolves with the room. */
+  setTopic(room: string, topic: string): Promise<RoomInfo>;
   createRoom(name: string): Promise<RoomInfo>;
   joinRoom(name: string): Promise<RoomInfo>;
   leaveRoom(name: string): Promise<void>;

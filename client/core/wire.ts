@@ -47,6 +47,8 @@ export function toRoom(r: Room): RoomInfo {
     readSeq: Number(r.readSeq),
     unread: r.unread,
     mentions: r.mentions,
+    topic: r.topic,
+    memberCount: r.memberCount,
   };
 }
 

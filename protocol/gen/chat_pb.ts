@@ -21,7 +21,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIukDCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSHQoEcmVhZBgLIAEoCzIPLmNoYXQuUmVhZEV2ZW50EiEKBnR5cGluZxgKIAEoCzIRLmNoYXQuVHlwaW5nRXZlbnQSEAoIbWVudGlvbnMYDCADKAkSIwoGY2hhbmdlGA0gASgLMhMuY2hhdC5NZXNzYWdlQ2hhbmdlEi0KCWVkaXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgPIAEoCBIhCglyZWFjdGlvbnMYECADKAsyDi5jaGF0LlJlYWN0aW9uEiUKCHJlYWN0aW9uGBEgASgLMhMuY2hhdC5SZWFjdGlvbkV2ZW50IigKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEg0KBXVzZXJzGAIgAygJImIKDVJlYWN0aW9uRXZlbnQSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSGAoEdXNlchgEIAEoCzIKLmNoYXQuVXNlchINCgVhZGRlZBgFIAEoCCI7Cg9SZWFjdGlvblJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkingEKDU1lc3NhZ2VDaGFuZ2USDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDwoHZGVsZXRlZBgDIAEoCBIPCgdjb250ZW50GAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCgJieRgGIAEoCzIKLmNoYXQuVXNlchIQCghtZW50aW9ucxgHIAMoCSI5CgtFZGl0UmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdjb250ZW50GAMgASgJIioKDURlbGV0ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCJUCglSb29tRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBmpvaW5lZBgDIAEoCBIPCgdjcmVhdGVkGAQgASgIIlwKC1R5cGluZ0V2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZ0eXBpbmcYAyABKAgSFQoNZXhwaXJlc19pbl9tcxgEIAEoDSJACglSZWFkRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEgsKA3NlcRgDIAEoBCIdCg1PbmxpbmVSZXF1ZXN0EgwKBHJvb20YASABKAkiKAoLT25saW5lVXNlcnMSGQoFdXNlcnMYASADKAsyCi5jaGF0LlVzZXIiSQoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiegoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIPCgdjcmVhdGVkGAMgASgIEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhsKC1Jvb21SZXF1ZXN0EgwKBHJvb20YASABKAkiIAoNRGlyZWN0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIogBCgRSb29tEgoKAmlkGAEgASgJEg4KBmRpcmVjdBgCIAEoCBIPCgdtZW1iZXJzGAMgAygJEhAKCGxhc3Rfc2VxGAQgASgEEhAKCHJlYWRfc2VxGAUgASgEEg4KBnVucmVhZBgGIAEoDRIQCghtZW50aW9ucxgIIAEoDRINCgVvd25lchgHIAEoCSIfChBMaXN0Um9vbXNSZXF1ZXN0EgsKA2FsbBgBIAEoCCIlCghSb29tTGlzdBIZCgVyb29tcxgBIAMoCzIKLmNoYXQuUm9vbSJBCg5IaXN0b3J5UmVxdWVzdBIMCgRyb29tGAEgASgJEhIKCmJlZm9yZV9zZXEYAiABKAQSDQoFbGltaXQYAyABKA0iLQoNVHlwaW5nUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBnR5cGluZxgCIAEoCCIoCgtSZWFkUmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBCI8CgtIaXN0b3J5UGFnZRIfCghtZXNzYWdlcxgBIAMoCzINLmNoYXQuTWVzc2FnZRIMCgRtb3JlGAIgASgIMt8FCglCcm9hZGNhc3QSLgoMQ3JlYXRlU3RyZWFtEg0uY2hhdC5Db25uZWN0Gg0uY2hhdC5NZXNzYWdlMAESLgoQQnJvYWRjYXN0TWVzc2FnZRINLmNoYXQuTWVzc2FnZRoLLmNoYXQuQ2xvc2USNAoKTGlzdE9ubGluZRITLmNoYXQuT25saW5lUmVxdWVzdBoRLmNoYXQuT25saW5lVXNlcnMSMwoGU2lnbkluEhMuY2hhdC5TaWduSW5SZXF1ZXN0GhQuY2hhdC5TaWduSW5SZXNwb25zZRIrCgpDcmVhdGVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoKLmNoYXQuUm9vbRIpCghKb2luUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKwoJTGVhdmVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoLLmNoYXQuQ2xvc2USMwoJTGlzdFJvb21zEhYuY2hhdC5MaXN0Um9vbXNSZXF1ZXN0Gg4uY2hhdC5Sb29tTGlzdBItCgpPcGVuRGlyZWN0EhMuY2hhdC5EaXJlY3RSZXF1ZXN0GgouY2hhdC5Sb29tEjIKB0hpc3RvcnkSFC5jaGF0Lkhpc3RvcnlSZXF1ZXN0GhEuY2hhdC5IaXN0b3J5UGFnZRIqCghNYXJrUmVhZBIRLmNoYXQuUmVhZFJlcXVlc3QaCy5jaGF0LkNsb3NlEi8KC0VkaXRNZXNzYWdlEhEuY2hhdC5FZGl0UmVxdWVzdBoNLmNoYXQuTWVzc2FnZRIxCg1EZWxldGVNZXNzYWdlEhMuY2hhdC5EZWxldGVSZXF1ZXN0GgsuY2hhdC5DbG9zZRIrCgVSZWFjdBIVLmNoYXQuUmVhY3Rpb25SZXF1ZXN0GgsuY2hhdC5DbG9zZRItCglTZXRUeXBpbmcSEy5jaGF0LlR5cGluZ1JlcXVlc3QaCy5jaGF0LkNsb3NlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIukDCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSHQoEcmVhZBgLIAEoCzIPLmNoYXQuUmVhZEV2ZW50EiEKBnR5cGluZxgKIAEoCzIRLmNoYXQuVHlwaW5nRXZlbnQSEAoIbWVudGlvbnMYDCADKAkSIwoGY2hhbmdlGA0gASgLMhMuY2hhdC5NZXNzYWdlQ2hhbmdlEi0KCWVkaXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgPIAEoCBIhCglyZWFjdGlvbnMYECADKAsyDi5jaGF0LlJlYWN0aW9uEiUKCHJlYWN0aW9uGBEgASgLMhMuY2hhdC5SZWFjdGlvbkV2ZW50IigKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEg0KBXVzZXJzGAIgAygJImIKDVJlYWN0aW9uRXZlbnQSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSGAoEdXNlchgEIAEoCzIKLmNoYXQuVXNlchINCgVhZGRlZBgFIAEoCCI7Cg9SZWFjdGlvblJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkingEKDU1lc3NhZ2VDaGFuZ2USDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDwoHZGVsZXRlZBgDIAEoCBIPCgdjb250ZW50GAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCgJieRgGIAEoCzIKLmNoYXQuVXNlchIQCghtZW50aW9ucxgHIAMoCSI5CgtFZGl0UmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdjb250ZW50GAMgASgJIioKDURlbGV0ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCJUCglSb29tRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBmpvaW5lZBgDIAEoCBIPCgdjcmVhdGVkGAQgASgIIlwKC1R5cGluZ0V2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZ0eXBpbmcYAyABKAgSFQoNZXhwaXJlc19pbl9tcxgEIAEoDSJACglSZWFkRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEgsKA3NlcRgDIAEoBCIdCg1PbmxpbmVSZXF1ZXN0EgwKBHJvb20YASABKAkiKAoLT25saW5lVXNlcnMSGQoFdXNlcnMYASADKAsyCi5jaGF0LlVzZXIiSQoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiegoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIPCgdjcmVhdGVkGAMgASgIEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhsKC1Jvb21SZXF1ZXN0EgwKBHJvb20YASABKAkiIAoNRGlyZWN0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIq0BCgRSb29tEgoKAmlkGAEgASgJEg4KBmRpcmVjdBgCIAEoCBIPCgdtZW1iZXJzGAMgAygJEhAKCGxhc3Rfc2VxGAQgASgEEhAKCHJlYWRfc2VxGAUgASgEEg4KBnVucmVhZBgGIAEoDRIQCghtZW50aW9ucxgIIAEoDRINCgVvd25lchgHIAEoCRINCgV0b3BpYxgJIAEoCRIUCgxtZW1iZXJfY291bnQYCiABKA0iPQoQTGlzdFJvb21zUmVxdWVzdBILCgNhbGwYASABKAgSDQoFcXVlcnkYAiABKAkSDQoFbGltaXQYAyABKA0iKwoMVG9waWNSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFdG9waWMYAiABKAkiJQoIUm9vbUxpc3QSGQoFcm9vbXMYASADKAsyCi5jaGF0LlJvb20iQQoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRISCgpiZWZvcmVfc2VxGAIgASgEEg0KBWxpbWl0GAMgASgNIi0KDVR5cGluZ1JlcXVlc3QSDAoEcm9vbRgBIAEoCRIOCgZ0eXBpbmcYAiABKAgiKAoLUmVhZFJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQiPAoLSGlzdG9yeVBhZ2USHwoIbWVzc2FnZXMYASADKAsyDS5jaGF0Lk1lc3NhZ2USDAoEbW9yZRgCIAEoCDKLBgoJQnJvYWRjYXN0Ei4KDENyZWF0ZVN0cmVhbRINLmNoYXQuQ29ubmVjdBoNLmNoYXQuTWVzc2FnZTABEi4KEEJyb2FkY2FzdE1lc3NhZ2USDS5jaGF0Lk1lc3NhZ2UaCy5jaGF0LkNsb3NlEjQKCkxpc3RPbmxpbmUSEy5jaGF0Lk9ubGluZVJlcXVlc3QaES5jaGF0Lk9ubGluZVVzZXJzEjMKBlNpZ25JbhITLmNoYXQuU2lnbkluUmVxdWVzdBoULmNoYXQuU2lnbkluUmVzcG9uc2USKwoKQ3JlYXRlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKQoISm9pblJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEisKCUxlYXZlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCy5jaGF0LkNsb3NlEjMKCUxpc3RSb29tcxIWLmNoYXQuTGlzdFJvb21zUmVxdWVzdBoOLmNoYXQuUm9vbUxpc3QSLQoKT3BlbkRpcmVjdBITLmNoYXQuRGlyZWN0UmVxdWVzdBoKLmNoYXQuUm9vbRIyCgdIaXN0b3J5EhQuY2hhdC5IaXN0b3J5UmVxdWVzdBoRLmNoYXQuSGlzdG9yeVBhZ2USKgoITWFya1JlYWQSES5jaGF0LlJlYWRSZXF1ZXN0GgsuY2hhdC5DbG9zZRIvCgtFZGl0TWVzc2FnZRIRLmNoYXQuRWRpdFJlcXVlc3QaDS5jaGF0Lk1lc3NhZ2USMQoNRGVsZXRlTWVzc2FnZRITLmNoYXQuRGVsZXRlUmVxdWVzdBoLLmNoYXQuQ2xvc2USKwoFUmVhY3QSFS5jaGF0LlJlYWN0aW9uUmVxdWVzdBoLLmNoYXQuQ2xvc2USLQoJU2V0VHlwaW5nEhMuY2hhdC5UeXBpbmdSZXF1ZXN0GgsuY2hhdC5DbG9zZRIqCghTZXRUb3BpYxISLmNoYXQuVG9waWNSZXF1ZXN0GgouY2hhdC5Sb29tYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.User
@@ -776,6 +776,21 @@ export type Room = Message$1<"chat.Room"> & {
    * @generated from field: string owner = 7;
    */
   owner: string;
+
+  /**
+   * Additive: what the room is about, set by its owner (SetTopic); empty when
+   * none, and always for general and direct rooms.
+   *
+   * @generated from field: string topic = 9;
+   */
+  topic: string;
+
+  /**
+   * Additive: how many members the room has; 0 for general (everybody).
+   *
+   * @generated from field: uint32 member_count = 10;
+   */
+  memberCount: number;
 };
 
 /**
@@ -795,6 +810,23 @@ export type ListRoomsRequest = Message$1<"chat.ListRoomsRequest"> & {
    * @generated from field: bool all = 1;
    */
   all: boolean;
+
+  /**
+   * Additive, with all = true: only rooms whose name or topic holds this text,
+   * without regard to case (at most 64 characters, no control characters;
+   * INVALID_ARGUMENT otherwise). Empty: every room.
+   *
+   * @generated from field: string query = 2;
+   */
+  query: string;
+
+  /**
+   * Additive, with all = true: at most this many rooms (default 50, at most
+   * 200; INVALID_ARGUMENT above).
+   *
+   * @generated from field: uint32 limit = 3;
+   */
+  limit: number;
 };
 
 /**
@@ -803,6 +835,30 @@ export type ListRoomsRequest = Message$1<"chat.ListRoomsRequest"> & {
  */
 export const ListRoomsRequestSchema: GenMessage<ListRoomsRequest> = /*@__PURE__*/
   messageDesc(file_chat, 22);
+
+/**
+ * @generated from message chat.TopicRequest
+ */
+export type TopicRequest = Message$1<"chat.TopicRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * At most 200 characters, no control characters; empty takes the topic away.
+   *
+   * @generated from field: string topic = 2;
+   */
+  topic: string;
+};
+
+/**
+ * Describes the message chat.TopicRequest.
+ * Use `create(TopicRequestSchema)` to create a new message.
+ */
+export const TopicRequestSchema: GenMessage<TopicRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 23);
 
 /**
  * @generated from message chat.RoomList
@@ -819,7 +875,7 @@ export type RoomList = Message$1<"chat.RoomList"> & {
  * Use `create(RoomListSchema)` to create a new message.
  */
 export const RoomListSchema: GenMessage<RoomList> = /*@__PURE__*/
-  messageDesc(file_chat, 23);
+  messageDesc(file_chat, 24);
 
 /**
  * @generated from message chat.HistoryRequest
@@ -850,7 +906,7 @@ export type HistoryRequest = Message$1<"chat.HistoryRequest"> & {
  * Use `create(HistoryRequestSchema)` to create a new message.
  */
 export const HistoryRequestSchema: GenMessage<HistoryRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 24);
+  messageDesc(file_chat, 25);
 
 /**
  * @generated from message chat.TypingRequest
@@ -876,7 +932,7 @@ export type TypingRequest = Message$1<"chat.TypingRequest"> & {
  * Use `create(TypingRequestSchema)` to create a new message.
  */
 export const TypingRequestSchema: GenMessage<TypingRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 25);
+  messageDesc(file_chat, 26);
 
 /**
  * @generated from message chat.ReadRequest
@@ -901,7 +957,7 @@ export type ReadRequest = Message$1<"chat.ReadRequest"> & {
  * Use `create(ReadRequestSchema)` to create a new message.
  */
 export const ReadRequestSchema: GenMessage<ReadRequest> = /*@__PURE__*/
-  messageDesc(file_chat, 26);
+  messageDesc(file_chat, 27);
 
 /**
  * @generated from message chat.HistoryPage
@@ -927,7 +983,7 @@ export type HistoryPage = Message$1<"chat.HistoryPage"> & {
  * Use `create(HistoryPageSchema)` to create a new message.
  */
 export const HistoryPageSchema: GenMessage<HistoryPage> = /*@__PURE__*/
-  messageDesc(file_chat, 27);
+  messageDesc(file_chat, 28);
 
 /**
  * @generated from service chat.Broadcast
@@ -1075,6 +1131,19 @@ export const Broadcast: GenService<{
     methodKind: "unary";
     input: typeof TypingRequestSchema;
     output: typeof CloseSchema;
+  },
+  /**
+   * Additive: the owner (creator) of a group room sets its topic (PERMISSION_DENIED
+   * for anyone else, FAILED_PRECONDITION for general and direct rooms, counted
+   * against the rate limit). Members see it in Room.topic when they list rooms;
+   * no live event is sent.
+   *
+   * @generated from rpc chat.Broadcast.SetTopic
+   */
+  setTopic: {
+    methodKind: "unary";
+    input: typeof TopicRequestSchema;
+    output: typeof RoomSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat, 0);

@@ -1,0 +1,77 @@
+/**
+ * Room topics in the chat service: the owner (creator) of a group room says what it is about,
+ * and everyone sees it in the room's listing (`Room.topic`) and finds the room by it in the
+ * directory. No live event tells streams of a change: the bus's records stay as they are, and a
+ * client sees the new topic when it next lists its rooms.
+ */
+
+import type { Config } from "../core/config.ts";
+import { ChatError } from "../core/errors.ts";
+import { DIRECT_PREFIX } from "../protocol/names.ts";
+import { topicProblem } from "../protocol/directory.ts";
+import type { Store } from "../store/store.ts";
+import type { Callers } from "./chat_callers.ts";
+import { isDefaultRoom, notFound, permissionDenied, refuse, seconds } from "./chat_checks.ts";
+import type { Rooms } from "./chat_rooms.ts";
+import type { Caller, RoomView } from "./chat_types.ts";
+import type { RateLimiter } from "./rate_limiter.ts";
+
+export interface TopicsOptions {
+  store: Pick<Store, "getRoom" | "setTopic">;
+  limiter: RateLimiter;
+  callers: Callers;
+  rooms: Rooms;
+  config: Pick<Config, "rateLimitPerSecond" | "rateLimitBurst">;
+}
+
+export class Topics {
+  readonly #options: TopicsOptions;
+
+  constructor(options: TopicsOptions) {
+    this.#options = options;
+  }
+
+  /** Sets (or, with "", takes away) the topic of `room`; only its owner may. */
+  async setTopic(caller: Caller, room: string, topic: string): Promise<RoomView> {
+    const { store, callers, rooms, limiter, config } = this.#options;
+    const action = "Cannot set topic";
+    const me = await callers.identify(caller, undefined, action);
+    const text = topic.trim();
+    refuse(action, topicProblem(text));
+    const name = rooms.checkName(action, room);
+    if (isDefaultRoom(name) || name.startsWith(DIRECT_PREFIX)) {
+      throw new ChatError(
+        "failed_precondition",
+        `${action}: "${name}" is ${
+          isDefaultRoom(name) ? "the default" : "a direct"
+        } room, which has no topic`,
+      );
+    }
+    const record = await store.getRoom(name);
+    if (!record) throw notFound(`${action}: room "${name}" does not exist`);
+    if (record.direct) {
+      throw new ChatError(
+        "failed_precondition",
+        `${action}: "${name}" is a direct room, which has no topic`,
+      );
+    }
+    if (record.createdBy !== me.userId) {
+      throw permissionDenied(
+        `${action}: only the owner of room "${record.id}" (${record.createdBy}) may set its topic`,
+      );
+    }
+    // A topic is shown to everyone who lists rooms: changes count against the sending rate.
+    const allowed = limiter.take(me.userId);
+    if (!allowed.ok) {
+      throw new ChatError(
+        "resource_exhausted",
+        `${action}: the rate limit is ${config.rateLimitPerSecond} messages per second (bursts of ${config.rateLimitBurst}); retry in ${
+          seconds(allowed.retryAfterMs)
+        } s`,
+      );
+    }
+    const stored = await store.setTopic(record.id, text);
+    if (!stored) throw notFound(`${action}: room "${record.id}" does not exist`);
+    return rooms.view(me.userId, stored);
+  }
+}
