@@ -276,6 +276,7 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     setTyping: unary(method.setTyping),
     react: unary(method.react),
     markRead: unary(method.markRead),
+    search: unary(method.search),
   };
 
   const router = createConnectRouter({

@@ -11,9 +11,11 @@ import {
   type ReadPosition,
   type ReadState,
   type Room,
+  searchWords,
   type Store,
   UNREAD_COUNT_MAX,
   withReactions,
+  wordsIn,
 } from "./store.ts";
 
 export class MemoryStore implements Store {
@@ -235,6 +237,21 @@ export class MemoryStore implements Store {
         compareCodePoints(a.room, b.room) || compareCodePoints(a.userId, b.userId)
       ),
     );
+  }
+
+  search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]> {
+    const words = searchWords(query);
+    const max = Math.max(0, Math.trunc(limit));
+    if (words.length === 0 || max === 0) return Promise.resolve([]);
+    // Newest first: the memory store does not rank.
+    const found = [...new Set(roomIds)].flatMap((room) =>
+      (this.#rooms.get(room) ?? []).filter((m) => {
+        if (m.deleted) return false;
+        const own = wordsIn(m.content);
+        return words.every((w) => own.has(w));
+      })
+    ).sort((a, b) => a.timestamp < b.timestamp ? 1 : a.timestamp > b.timestamp ? -1 : 0);
+    return Promise.resolve(found.slice(0, max));
   }
 
   close(): Promise<void> {

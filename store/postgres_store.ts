@@ -13,7 +13,10 @@
  * database's locale, as in the other stores. Since version 3 accounts and rooms are also found by
  * `name_key` (the id without case, computed by protocol/names.ts `nameKey`, unique), and a message is
  * unique per (user_id, id): a message id is the sender's, not the world's. Since version 4 each
- * member's read position per room is kept in `read_positions`.
+ * member's read position per room is kept in `read_positions`, and since version 9 each message's
+ * words in `search` (a tsvector of its content with the "simple" configuration: no stemming, no
+ * stop words, as SQLite's FTS5 finds them), generated from the content so that an edit or a
+ * deletion (content emptied) changes it in the same statement, with a GIN index.
  *
  * Timestamps are kept as text, exactly as given (RFC 3339), like the other stores.
  */
@@ -44,13 +47,14 @@ import {
   type ReadPosition,
   type ReadState,
   type Room,
+  searchWords,
   type Store,
   UNREAD_COUNT_MAX,
   withReactions,
 } from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */
-export const POSTGRES_SCHEMA_VERSION = 7;
+export const POSTGRES_SCHEMA_VERSION = 9;
 
 /** Migration N brings a schema from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<void>))[] = [
@@ -135,6 +139,12 @@ const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<vo
      PRIMARY KEY (user_id, room_id)
    );
    CREATE INDEX read_positions_room_id ON read_positions (room_id, user_id);`,
+  // 8: reserved (room topics)
+  async () => {},
+  // 9: full-text search.
+  `ALTER TABLE messages ADD COLUMN search tsvector
+     GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, content)) STORED;
+   CREATE INDEX messages_search ON messages USING GIN (search);`,
 ];
 
 export interface PostgresStoreOptions {
@@ -513,6 +523,21 @@ export class PostgresStore implements Store {
       SELECT room_id AS room, user_id, seq FROM read_positions
       WHERE room_id = ANY(${rooms as string[]}::text[]) ORDER BY room_id, user_id`;
     return rows.map((r) => ({ room: r.room, userId: r.user_id, seq: Number(r.seq) }));
+  }
+
+  async search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]> {
+    this.#open("search");
+    const words = searchWords(query);
+    const rooms = roomIds.filter((id) => !hasNul(id));
+    const max = Math.max(0, Math.trunc(limit));
+    if (words.length === 0 || rooms.length === 0 || max === 0) return [];
+    // plainto_tsquery reads the words as plain text (ANDed), never as operators.
+    const rows = await this.#sql<MessageRow[]>`
+      SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM messages,
+        plainto_tsquery('simple'::regconfig, ${words.join(" ")}) AS q
+      WHERE search @@ q AND room = ANY(${rooms as string[]}::text[]) AND NOT deleted
+      ORDER BY ts_rank(search, q) DESC, timestamp DESC LIMIT ${max}`;
+    return rows.map(toMessage);
   }
 
   /** Ends the pool, letting running queries finish (for up to 5 s). */

@@ -86,6 +86,7 @@ Deno.test("postgres store: schema and constraints", async () => {
       "mentions",
       "edited_at",
       "deleted",
+      "search",
     ]);
     const constraints = await sql<{ type: string; columns: string }[]>`
       SELECT c.contype AS type, string_agg(a.attname, ',' ORDER BY k.ord) AS columns
