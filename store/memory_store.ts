@@ -1,6 +1,7 @@
 /** The in-memory store, for tests and for a process that keeps no history on disk. */
 
 import { nameKey } from "../protocol/names.ts";
+import { searchWords, wordsIn } from "../protocol/search.ts";
 import type { ChatMessage, MessageChange } from "../core/types.ts";
 import {
   type Account,
@@ -11,11 +12,9 @@ import {
   type ReadPosition,
   type ReadState,
   type Room,
-  searchWords,
   type Store,
   UNREAD_COUNT_MAX,
   withReactions,
-  wordsIn,
 } from "./store.ts";
 
 export class MemoryStore implements Store {

@@ -26,6 +26,7 @@ import { maskUrl } from "../core/url_secrets.ts";
 import type { ChatMessage, MessageChange } from "../core/types.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
 import { nameKey } from "../protocol/names.ts";
+import { searchWords } from "../protocol/search.ts";
 import {
   type AccountRow,
   hasNul,
@@ -47,7 +48,6 @@ import {
   type ReadPosition,
   type ReadState,
   type Room,
-  searchWords,
   type Store,
   UNREAD_COUNT_MAX,
   withReactions,

@@ -27,6 +27,7 @@ import type { ChatMessage, MessageChange } from "../core/types.ts";
 import { preparePrivateDatabase } from "../core/private_files.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
 import { nameKey } from "../protocol/names.ts";
+import { searchWords } from "../protocol/search.ts";
 import {
   type AccountRow,
   type MessageRow,
@@ -47,7 +48,6 @@ import {
   type ReadPosition,
   type ReadState,
   type Room,
-  searchWords,
   type Store,
   UNREAD_COUNT_MAX,
   withReactions,

@@ -152,7 +152,7 @@ export interface Store {
   readPositions(roomIds: readonly string[]): Promise<ReadPosition[]>;
 
   /**
-   * The messages of `roomIds` that contain every word of `query` (its {@linkcode searchWords}),
+   * The messages of `roomIds` that contain every word of `query` (its `searchWords`, protocol/search.ts),
    * without regard to case, best first (each adapter ranks its own way), at most `limit`, without
    * their reactions. Deleted messages are never found, edited ones by their new text only. A
    * query without words finds nothing; no query is an error.
@@ -160,23 +160,6 @@ export interface Store {
   search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]>;
 
   close(): Promise<void>;
-}
-
-/** The most words of a query a search looks for: the rest are ignored. */
-export const SEARCH_WORDS_MAX = 16;
-
-/**
- * The words a search looks for: runs of letters and digits, lower case, each once, at most
- * {@linkcode SEARCH_WORDS_MAX}. Everything else (quotes, `*`, `-`, `NEAR(`, SQL) is a separator,
- * so no query reaches a search engine's syntax.
- */
-export function searchWords(query: string): string[] {
-  return [...wordsIn(query)].slice(0, SEARCH_WORDS_MAX);
-}
-
-/** Every word of `text` as {@linkcode searchWords} finds them, without its cap. */
-export function wordsIn(text: string): Set<string> {
-  return new Set(text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []);
 }
 
 /** `message` as `change` leaves it (what every adapter stores); a deleted one stays as it is. */

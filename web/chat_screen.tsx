@@ -17,6 +17,7 @@ import { Avatar, LeaveIcon, Logo, MenuIcon } from "./icons.tsx";
 import { MessageList } from "./message_list.tsx";
 import { OnlineList } from "./online_list.tsx";
 import { RoomList } from "./room_list.tsx";
+import { SearchPanel } from "./search_panel.tsx";
 import { type RoomView, useChat } from "./use_chat.ts";
 import { NotificationsToggle } from "./mention_notifications.tsx";
 
@@ -221,6 +222,15 @@ export function ChatScreen(
             </span>
           </p>
           <NotificationsToggle />
+          <SearchPanel
+            myId={user.id}
+            stale={stale}
+            onSearch={chat.search}
+            onOpen={async (room, seq) => {
+              await chat.showInContext(room, seq);
+              setPanelOpen(false);
+            }}
+          />
           <RoomList
             rooms={chat.rooms}
             current={chat.current.id}
@@ -240,8 +250,16 @@ export function ChatScreen(
           />
           <div class="conversation-body">
             <ConnectionBanner status={chat.status} onRetry={chat.retryNow} />
+            {chat.inContext && (
+              <div class="context-bar" role="status">
+                <span>Showing a found message and what was around it</span>
+                <button type="button" class="small-button" onClick={chat.leaveContext}>
+                  Back to the newest
+                </button>
+              </div>
+            )}
             <MessageList
-              key={chat.current.id}
+              key={chat.inContext ? `${chat.current.id} context` : chat.current.id}
               entries={chat.entries}
               myId={user.id}
               loading={chat.loadingHistory}
@@ -255,7 +273,9 @@ export function ChatScreen(
                 react: chat.react,
               }}
               seenSeq={chat.current.seenSeq}
-              onSeenNewest={chat.seenNewest}
+              // A found message's page is not the room's newest: reading it marks nothing.
+              onSeenNewest={chat.inContext ? undefined : chat.seenNewest}
+              focus={chat.focus}
               roomTitle={chat.current.direct ? chat.current.title : `#${chat.current.title}`}
             />
             <p class="typing" aria-live="polite">{typingText(chat.typing)}</p>
