@@ -68,9 +68,6 @@ export class Search {
     if (request.limit > SEARCH_MAX) {
       throw invalidArgument(`${action}: limit is ${request.limit}, the most is ${SEARCH_MAX}`);
     }
-    const room = request.room.trim()
-      ? await rooms.memberRoom(action, request.room, me.userId)
-      : undefined;
     const allowed = this.#limiter.take(me.userId);
     if (!allowed.ok) {
       throw new ChatError(
@@ -80,6 +77,10 @@ export class Search {
         } s`,
       );
     }
+    // After the limit: a refused search reads nothing more.
+    const room = request.room.trim()
+      ? await rooms.memberRoom(action, request.room, me.userId)
+      : undefined;
     const searched = room !== undefined
       ? [room]
       : [DEFAULT_ROOM, ...(await store.roomsOf(me.userId)).map((r) => r.id)];
