@@ -196,6 +196,11 @@ Deno.test("postgres store: a version 1 schema upgrades in place, keeping message
     try {
       assert.deepEqual(await store.since("general", 0, 10), messages, "the messages are kept");
       assert.equal(await store.lastSeq("general"), 3);
+      assert.deepEqual(
+        (await store.search(["general"], messages[1]!.content, 10)).map((m) => m.seq),
+        [2],
+        "the messages from before the search index are found",
+      );
       assert.equal((await other.append(newMessage("general"))).seq, 4, "the counter is kept");
       assert.deepEqual(await store.append(messages[1]!), messages[1], "ids are remembered");
       const room = newRoom("general");
