@@ -3,6 +3,9 @@
  * highlighting: words are runs of letters and digits, compared without case.
  */
 
+/** The longest query, in characters (code points) after trimming. */
+export const SEARCH_QUERY_MAX = 200;
+
 /** The most words of a query a search looks for: the rest are ignored. */
 export const SEARCH_WORDS_MAX = 16;
 

@@ -9,7 +9,7 @@ import type { Config } from "../core/config.ts";
 import { ChatError, invalidArgument } from "../core/errors.ts";
 import type { ChatMessage } from "../core/types.ts";
 import { DEFAULT_ROOM } from "../protocol/names.ts";
-import { searchWords } from "../protocol/search.ts";
+import { SEARCH_QUERY_MAX, searchWords } from "../protocol/search.ts";
 import type { Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
 import { seconds } from "./chat_checks.ts";
@@ -25,10 +25,9 @@ export interface SearchRequest {
   readonly limit: number;
 }
 
-/** The longest query, in characters (code points) after trimming. */
-export const SEARCH_QUERY_MAX = 200;
-export const SEARCH_DEFAULT = 20;
-export const SEARCH_MAX = 50;
+/** Results when the request asks for none in particular, and the most it may ask for. */
+const SEARCH_DEFAULT = 20;
+const SEARCH_MAX = 50;
 
 export interface SearchOptions {
   store: Pick<Store, "roomsOf" | "search">;

@@ -80,6 +80,10 @@ Deno.test("search: hostile requests are refused with what is wrong", async () =>
       refused(status.INVALID_ARGUMENT, /query is 201 characters, the limit is 200/),
     );
     await assert.rejects(
+      ben.search("\0\u200d"),
+      refused(status.INVALID_ARGUMENT, /no letters or digits/),
+    );
+    await assert.rejects(
       ben.search('*"-( '),
       refused(status.INVALID_ARGUMENT, /no letters or digits/),
     );

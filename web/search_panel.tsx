@@ -7,7 +7,7 @@
 import { useState } from "preact/hooks";
 import type { ChatMessage } from "../client/core/model.ts";
 import { directPeer, isDirect } from "../client/core/rooms.ts";
-import { searchWords } from "../protocol/search.ts";
+import { SEARCH_QUERY_MAX, searchWords } from "../protocol/search.ts";
 import { plainWords } from "./failures.ts";
 import { fullTime, shortTime } from "./format.ts";
 
@@ -112,7 +112,7 @@ export function SearchPanel(
           placeholder="Search messages"
           autoComplete="off"
           value={query}
-          maxLength={200}
+          maxLength={SEARCH_QUERY_MAX}
           aria-invalid={error ? "true" : undefined}
           aria-describedby={error ? "search-error" : undefined}
           onInput={(event) => setQuery(event.currentTarget.value)}
