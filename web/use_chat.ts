@@ -378,6 +378,7 @@ export function useChat(
     };
     const select = (room: string) => {
       setContext(undefined);
+      setFocus(undefined);
       setCurrent(room);
     };
     const inContext = context?.room === current;
