@@ -239,6 +239,21 @@ export class ChatClient {
     return { messages: page.messages, more: page.more };
   }
 
+  /** A page of `room`'s history centred on message `aroundSeq`, newest first ("in context"). */
+  async historyAround(
+    room: string,
+    aroundSeq: number | bigint,
+    limit = 0,
+  ): Promise<{ messages: Message[]; more: boolean }> {
+    const page = await this.#unary("history", { room, aroundSeq: BigInt(aroundSeq), limit });
+    return { messages: page.messages, more: page.more };
+  }
+
+  /** The messages of one's rooms (or of `room`) holding every word of `query`, best first. */
+  async search(query: string, room = "", limit = 0): Promise<Message[]> {
+    return (await this.#unary("search", { query, room, limit })).messages;
+  }
+
   /** Replaces the text of one's own message `seq` of `room`; resolves with it as stored. */
   editMessage(room: string, seq: number | bigint, content: string): Promise<Message> {
     return this.#unary("editMessage", { room, seq: BigInt(seq), content });

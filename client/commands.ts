@@ -1,6 +1,6 @@
 /**
  * The terminal client's slash commands (`/rooms`, `/create`, `/join`, `/leave`, `/dm`, `/room`,
- * `/history`, `/edit`, `/delete`, `/react`, `/topic`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
+ * `/history`, `/search`, `/edit`, `/delete`, `/react`, `/topic`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
  * line, `! ...` when it failed. A command while not connected says so instead of waiting.
  */
 
@@ -22,6 +22,7 @@ export const HELP = [
   "  /leave <room>    leave a room (/leave @<user>: direct messages with <user>)",
   "  /dm <user>       direct messages with <user>; switches to them",
   "  /history [n]     the last n messages of the current room (default 20)",
+  "  /search <words>  the messages of your rooms with all these words, best first",
   "  /edit <text>     replace the text of your last message in the current room",
   "  /delete          delete your last message in the current room",
   "  /react <emoji>   react to the last message in the current room (again: take it back)",
@@ -104,6 +105,8 @@ export async function runCommand(ctx: CommandContext, line: string): Promise<"qu
       return switchRoom(ctx, argument.trim());
     case "/history":
       return await history(ctx, argument);
+    case "/search":
+      return await search(ctx, argument.trim());
     case "/edit":
       return await change(ctx, argument);
     case "/delete":
@@ -332,4 +335,18 @@ async function history(ctx: CommandContext, argument: string): Promise<void> {
   for (const message of messages) ctx.write(formatMessage(message, ctx.now(), room, me));
   const newest = messages.at(-1)!.seq;
   if (newest > 0) ctx.session.markRead(room, newest);
+}
+
+/** /search <words>: the messages of all our rooms holding every word, each with its room. */
+async function search(ctx: CommandContext, query: string): Promise<void> {
+  if (query === "") return ctx.write("! Usage: /search <words>");
+  const answer = await ask(ctx, "Cannot search", (s) => s.search(query));
+  if (!answer) return;
+  const found = answer.value;
+  const quoted = `"${sanitize(query)}"`;
+  if (found.length === 0) return ctx.write(`* Nothing found for ${quoted}`);
+  ctx.write(`* ${count(found.length, "message")} found for ${quoted}, best first:`);
+  const me = ctx.session.user.id;
+  // As seen from no room: every line names the room it is in.
+  for (const message of found) ctx.write(formatMessage(message, ctx.now(), "", me));
 }

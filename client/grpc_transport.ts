@@ -38,6 +38,8 @@ export type NativeChat = Pick<
   | "setTyping"
   | "markRead"
   | "setTopic"
+  | "search"
+  | "historyAround"
 >;
 
 const CHANNEL_OPTIONS: grpc.ClientOptions = {
@@ -205,8 +207,16 @@ export function grpcTransport(
     joinRoom: (room) => call(async () => toRoom(await client.joinRoom(room))),
     leaveRoom: (room) => call(() => client.leaveRoom(room)),
     openDirect: (userId) => call(async () => toRoom(await client.openDirect(userId))),
-    history: (room, limit, _signal, beforeSeq = 0) =>
-      call(async () => toHistoryPage(await client.history(room, beforeSeq, limit))),
+    history: (room, limit, _signal, beforeSeq = 0, aroundSeq = 0) =>
+      call(async () =>
+        toHistoryPage(
+          aroundSeq > 0
+            ? await client.historyAround(room, aroundSeq, limit)
+            : await client.history(room, beforeSeq, limit),
+        )
+      ),
+    search: (query, room) =>
+      call(async () => (await client.search(query, room)).map(toChatMessage)),
     editMessage: (room, seq, content) =>
       call(async () => toChatMessage(await client.editMessage(room, seq, content))),
     deleteMessage: (room, seq) => call(() => client.deleteMessage(room, seq)),

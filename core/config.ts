@@ -96,6 +96,10 @@ export interface Config {
   rateLimitPerSecond: number;
   /** Calls a user may make at once before the rate limit applies (`RATE_LIMIT_BURST`). */
   rateLimitBurst: number;
+  /** Searches each user may make per second, on average (`SEARCH_RATE_PER_SECOND`). */
+  searchRatePerSecond: number;
+  /** Searches a user may make at once before their rate limit applies (`SEARCH_BURST`). */
+  searchBurst: number;
   /** The longest room name, in characters (`MAX_ROOM_NAME_LENGTH`). */
   maxRoomNameLength: number;
   /** How many rooms one user may be a member of (`MAX_ROOMS_PER_USER`). */
@@ -258,6 +262,8 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     tokenTtlSeconds: int(env, "TOKEN_TTL_SECONDS", 7 * 24 * 60 * 60),
     rateLimitPerSecond: int(env, "RATE_LIMIT_PER_SECOND", 5),
     rateLimitBurst: int(env, "RATE_LIMIT_BURST", 20),
+    searchRatePerSecond: intAtLeast(env, "SEARCH_RATE_PER_SECOND", 2, 1),
+    searchBurst: intAtLeast(env, "SEARCH_BURST", 5, 1),
     maxRoomNameLength: int(env, "MAX_ROOM_NAME_LENGTH", 64),
     maxRoomsPerUser: int(env, "MAX_ROOMS_PER_USER", 100),
     maxStreamsPerUser: int(env, "MAX_STREAMS_PER_USER", 10),

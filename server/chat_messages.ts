@@ -228,11 +228,14 @@ export class Messages {
       throw invalidArgument(`${action}: limit is ${request.limit}, the most is ${HISTORY_MAX}`);
     }
     const limit = request.limit || HISTORY_DEFAULT;
-    const page = await store.history({
-      room,
-      beforeSeq: request.beforeSeq > 0 ? request.beforeSeq : undefined,
-      limit: limit + 1,
-    });
+    // Around a message: the page ends half a limit after it (newer ones are read by scrolling).
+    const around = request.aroundSeq ?? 0;
+    const beforeSeq = around > 0
+      ? Math.min(around + Math.floor(limit / 2) + 1, Number.MAX_SAFE_INTEGER)
+      : request.beforeSeq > 0
+      ? request.beforeSeq
+      : undefined;
+    const page = await store.history({ room, beforeSeq, limit: limit + 1 });
     return { messages: page.slice(0, limit), more: page.length > limit };
   }
 

@@ -5,8 +5,8 @@
  * `createChatService` puts it together from its parts, one concern each: who is calling
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
  * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), reactions
- * (`chat_reactions.ts`), who is typing
- * (`chat_typing.ts`), room topics (`chat_topics.ts`), with the field checks they share in `chat_checks.ts` and the requests
+ * (`chat_reactions.ts`), search (`chat_search.ts`), who is typing (`chat_typing.ts`), room
+ * topics (`chat_topics.ts`), with the field checks they share in `chat_checks.ts` and the requests
  * and answers in `chat_types.ts`.
  */
 
@@ -21,6 +21,7 @@ import { Callers } from "./chat_callers.ts";
 import { type DeleteRequest, type EditRequest, Edits } from "./chat_edits.ts";
 import { Reactions, type ReactRequest } from "./chat_reactions.ts";
 import { Messages } from "./chat_messages.ts";
+import { Search, type SearchRequest } from "./chat_search.ts";
 import { Reads } from "./chat_reads.ts";
 import { Rooms } from "./chat_rooms.ts";
 import { Mentions } from "./mentions.ts";
@@ -61,6 +62,8 @@ export interface ChatService {
   deleteMessage(caller: Caller, request: DeleteRequest): Promise<void>;
   /** Toggles the caller's reaction; resolves with whether it is now there. */
   react(caller: Caller, request: ReactRequest): Promise<boolean>;
+  /** The caller's messages that hold the query's words, best first (`chat_search.ts`). */
+  search(caller: Caller, request: SearchRequest): Promise<ChatMessage[]>;
   /** `caller` started or stopped typing in `room`: see `chat_typing.ts`. */
   setTyping(caller: Caller, room: string, typing: boolean): Promise<void>;
   /** Marks a room read up to `seq` for the caller (`chat_reads.ts`); returns what was accepted. */
@@ -88,6 +91,8 @@ export interface ChatServiceOptions {
     | "maxStreamsPerUser"
     | "rateLimitPerSecond"
     | "rateLimitBurst"
+    | "searchRatePerSecond"
+    | "searchBurst"
     | "sendTimeoutMs"
     | "maxResumeRooms"
     | "maxDirectRoomsPerUser"
@@ -122,6 +127,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const typing = new Typing({ ...options, callers, rooms, now: options.now ?? Date.now });
   const reads = new Reads({ ...options, callers, rooms });
   const topics = new Topics({ ...options, callers, rooms });
+  const search = new Search({ ...options, callers, rooms });
   return {
     openStream: async (caller, request, sink) => {
       const handle = typing.watch(await messages.openStream(caller, request, sink));
@@ -144,6 +150,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     setTyping: (caller, room, isTyping) => typing.setTyping(caller, room, isTyping),
     markRead: (caller, room, seq) => reads.markRead(caller, room, seq),
     setTopic: (caller, room, topic) => topics.setTopic(caller, room, topic),
+    search: (caller, request) => search.search(caller, request),
     flush: () => reads.flush(),
   };
 }

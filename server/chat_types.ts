@@ -86,6 +86,11 @@ export interface HistoryRequest {
   beforeSeq: number;
   /** 0 means the default. */
   limit: number;
+  /**
+   * A page centred on this message instead (0: not used): up to half the limit after it, the
+   * rest it and before it; `beforeSeq` is then ignored.
+   */
+  aroundSeq?: number;
 }
 
 export interface StreamHandle {

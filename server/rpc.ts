@@ -118,6 +118,7 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
       room: request.room,
       beforeSeq: seqFromWire("Cannot read history", "before_seq", request.beforeSeq),
       limit: request.limit,
+      aroundSeq: seqFromWire("Cannot read history", "around_seq", request.aroundSeq),
     });
     return { messages: page.messages.map(messageToWire), more: page.more };
   },
@@ -156,6 +157,14 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     const seq = seqFromWire("Cannot mark read", "seq", request.seq);
     await service.markRead(caller, request.room, seq);
     return {};
+  },
+  async search(service, caller, request) {
+    const found = await service.search(caller, {
+      query: request.query,
+      room: request.room,
+      limit: request.limit,
+    });
+    return { messages: found.map(messageToWire) };
   },
 };
 

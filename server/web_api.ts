@@ -277,6 +277,7 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     react: unary(method.react),
     markRead: unary(method.markRead),
     setTopic: unary(method.setTopic),
+    search: unary(method.search),
   };
 
   const router = createConnectRouter({

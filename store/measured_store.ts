@@ -33,6 +33,7 @@ const OPERATIONS: Record<Operation, true> = {
   markRead: true,
   readStates: true,
   readPositions: true,
+  search: true,
 };
 
 /** `store` with each call timed into `metrics`; `store` itself when metrics are off. */

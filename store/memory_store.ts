@@ -1,6 +1,7 @@
 /** The in-memory store, for tests and for a process that keeps no history on disk. */
 
 import { nameKey } from "../protocol/names.ts";
+import { searchWords, wordsIn } from "../protocol/search.ts";
 import type { ChatMessage, MessageChange } from "../core/types.ts";
 import {
   type Account,
@@ -253,6 +254,21 @@ export class MemoryStore implements Store {
         compareCodePoints(a.room, b.room) || compareCodePoints(a.userId, b.userId)
       ),
     );
+  }
+
+  search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]> {
+    const words = searchWords(query);
+    const max = Math.max(0, Math.trunc(limit));
+    if (words.length === 0 || max === 0) return Promise.resolve([]);
+    // Newest first: the memory store does not rank.
+    const found = [...new Set(roomIds)].flatMap((room) =>
+      (this.#rooms.get(room) ?? []).filter((m) => {
+        if (m.deleted) return false;
+        const own = wordsIn(m.content);
+        return words.every((w) => own.has(w));
+      })
+    ).sort((a, b) => a.timestamp < b.timestamp ? 1 : a.timestamp > b.timestamp ? -1 : 0);
+    return Promise.resolve(found.slice(0, max));
   }
 
   close(): Promise<void> {

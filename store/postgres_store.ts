@@ -12,10 +12,17 @@
  * 2). Their id columns use the "C" collation, so that ids sort by code point whatever the
  * database's locale, as in the other stores. Since version 3 accounts and rooms are also found by
  * `name_key` (the id without case, computed by protocol/names.ts `nameKey`, unique), and a message is
- * unique per (user_id, id): a message id is the sender's, not the world's. Since version 4 each
- * member's read position per room is kept in `read_positions`. Since version 8 a room has a topic
+ * unique per (user_id, id): a message id is the sender's, not the world's. Since version 4 a
+ * message keeps whom it mentions (`mentions`), since version 5 when it was edited and whether it
+ * was deleted (`edited_at`, `deleted`), since version 6 its reactions (`reactions`), and since
+ * version 7 each member's read position per room is kept in `read_positions`. Since version 8 a
+ * room has a topic
  * (`topic`), and its id and topic folded by `searchKey` (`id_key`, `topic_key`) for the
  * directory's search, folded in JavaScript so that it matches the other stores in any locale.
+ * Since version 9 each message's
+ * words in `search` (a tsvector of its content with the "simple" configuration: no stemming, no
+ * stop words, as SQLite's FTS5 finds them), generated from the content so that an edit or a
+ * deletion (content emptied) changes it in the same statement, with a GIN index.
  *
  * Timestamps are kept as text, exactly as given (RFC 3339), like the other stores.
  */
@@ -25,6 +32,7 @@ import { maskUrl } from "../core/url_secrets.ts";
 import type { ChatMessage, MessageChange } from "../core/types.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
 import { nameKey } from "../protocol/names.ts";
+import { searchWords } from "../protocol/search.ts";
 import {
   type AccountRow,
   hasNul,
@@ -53,7 +61,7 @@ import {
 } from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */
-export const POSTGRES_SCHEMA_VERSION = 8;
+export const POSTGRES_SCHEMA_VERSION = 9;
 
 /** Migration N brings a schema from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<void>))[] = [
@@ -148,6 +156,10 @@ const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<vo
       await q`UPDATE rooms SET id_key = ${searchKey(id)} WHERE id = ${id}`;
     }
   },
+  // 9: full-text search.
+  `ALTER TABLE messages ADD COLUMN search tsvector
+     GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, content)) STORED;
+   CREATE INDEX messages_search ON messages USING GIN (search);`,
 ];
 
 export interface PostgresStoreOptions {
@@ -551,6 +563,21 @@ export class PostgresStore implements Store {
       SELECT room_id AS room, user_id, seq FROM read_positions
       WHERE room_id = ANY(${rooms as string[]}::text[]) ORDER BY room_id, user_id`;
     return rows.map((r) => ({ room: r.room, userId: r.user_id, seq: Number(r.seq) }));
+  }
+
+  async search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]> {
+    this.#open("search");
+    const words = searchWords(query);
+    const rooms = roomIds.filter((id) => !hasNul(id));
+    const max = Math.max(0, Math.trunc(limit));
+    if (words.length === 0 || rooms.length === 0 || max === 0) return [];
+    // plainto_tsquery reads the words as plain text (ANDed), never as operators.
+    const rows = await this.#sql<MessageRow[]>`
+      SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM messages,
+        plainto_tsquery('simple'::regconfig, ${words.join(" ")}) AS q
+      WHERE search @@ q AND room = ANY(${rooms as string[]}::text[]) AND NOT deleted
+      ORDER BY ts_rank(search, q) DESC, timestamp DESC LIMIT ${max}`;
+    return rows.map(toMessage);
   }
 
   /** Ends the pool, letting running queries finish (for up to 5 s). */

@@ -13,8 +13,12 @@
  * version 4 a message keeps whom it mentions (`mentions`, a JSON array of user ids), since
  * version 5 when it was edited (`edited_at`) and whether it was deleted (`deleted`), since
  * version 6 its reactions (`reactions`), since version 7 each member's read position per
- * room (`read_positions`), and since version 8 a room's topic (`topic`), with its id and topic
- * folded for the directory's search (`id_key`, `topic_key`, see `searchKey`).
+ * room (`read_positions`), since version 8 a room's topic (`topic`), with its id and topic
+ * folded for the directory's search (`id_key`, `topic_key`, see `searchKey`), and since version 9
+ * a full-text index of the messages' words
+ * (`messages_fts`, FTS5, contentless: it keeps no copy of the text, and with its secure-delete
+ * option an edited or deleted text's words leave the index at once), kept in step with `messages`
+ * by triggers; `search_keys` gives each indexed message the rowid FTS5 needs.
  *
  * `node:sqlite` is synchronous: every call blocks the event loop for the length of one statement
  * (or, while another process holds the write lock, for up to the busy timeout).
@@ -25,6 +29,7 @@ import type { ChatMessage, MessageChange } from "../core/types.ts";
 import { preparePrivateDatabase } from "../core/private_files.ts";
 import { type Logger, silentLogger } from "../core/logger.ts";
 import { nameKey } from "../protocol/names.ts";
+import { searchWords } from "../protocol/search.ts";
 import {
   type AccountRow,
   hasNul,
@@ -59,7 +64,7 @@ const INSERT_COLUMNS = `${V3_COLUMNS}, mentions`;
 const COLUMNS = `${INSERT_COLUMNS}, edited_at, deleted`;
 
 /** The schema version this code writes (`PRAGMA user_version`); bump it with a migration. */
-export const SQLITE_SCHEMA_VERSION = 8;
+export const SQLITE_SCHEMA_VERSION = 9;
 
 /** Migration N brings a database from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
@@ -156,6 +161,30 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
       update.run(searchKey(id), id);
     }
   },
+  // 9: full-text search. A message is indexed while it has text and is not deleted; an edit
+  // replaces its words, a deletion takes them out.
+  `CREATE TABLE search_keys (
+     id   INTEGER PRIMARY KEY,
+     room TEXT    NOT NULL,
+     seq  INTEGER NOT NULL,
+     UNIQUE (room, seq)
+   );
+   CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='', contentless_delete=1);
+   INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
+   INSERT INTO search_keys (room, seq) SELECT room, seq FROM messages WHERE deleted = 0;
+   INSERT INTO messages_fts (rowid, content)
+     SELECT k.id, m.content FROM search_keys k JOIN messages m ON m.room = k.room AND m.seq = k.seq;
+   CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN NEW.deleted = 0 BEGIN
+     INSERT INTO search_keys (room, seq) VALUES (NEW.room, NEW.seq);
+     INSERT INTO messages_fts (rowid, content) VALUES (last_insert_rowid(), NEW.content);
+   END;
+   CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, deleted ON messages BEGIN
+     DELETE FROM messages_fts
+       WHERE rowid = (SELECT id FROM search_keys WHERE room = OLD.room AND seq = OLD.seq);
+     INSERT INTO messages_fts (rowid, content)
+       SELECT id, NEW.content FROM search_keys
+       WHERE room = NEW.room AND seq = NEW.seq AND NEW.deleted = 0;
+   END;`,
 ];
 
 export interface SqliteStoreOptions {
@@ -205,6 +234,7 @@ export class SqliteStore implements Store {
   readonly #markRead: StatementSync;
   readonly #readStates: StatementSync;
   readonly #readPositions: StatementSync;
+  readonly #search: StatementSync;
   #closed = false;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -339,6 +369,15 @@ export class SqliteStore implements Store {
     this.#readPositions = db.prepare(
       `SELECT room_id AS room, user_id, seq FROM read_positions
        WHERE room_id IN (SELECT value FROM json_each(?)) ORDER BY room_id, user_id`,
+    );
+    // Best (bm25) first, then newest. The rooms come as a JSON array.
+    this.#search = db.prepare(
+      `SELECT ${COLUMNS.split(", ").map((c) => `m.${c}`).join(", ")}
+       FROM messages_fts f
+       JOIN search_keys k ON k.id = f.rowid
+       JOIN messages m ON m.room = k.room AND m.seq = k.seq
+       WHERE messages_fts MATCH ?1 AND k.room IN (SELECT value FROM json_each(?2))
+       ORDER BY f.rank, m.timestamp DESC LIMIT ?3`,
     );
   }
 
@@ -608,6 +647,18 @@ export class SqliteStore implements Store {
         seq: number;
       }[];
       return rows.map((r) => ({ room: r.room, userId: r.user_id, seq: Number(r.seq) }));
+    });
+  }
+
+  search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]> {
+    return this.#call("search", () => {
+      const words = searchWords(query);
+      const max = Math.max(0, Math.trunc(limit));
+      if (words.length === 0 || roomIds.length === 0 || max === 0) return [];
+      // Each word a quoted FTS5 string (they hold only letters and digits): no operators.
+      const match = words.map((w) => `"${w}"`).join(" ");
+      const rows = this.#search.all(match, JSON.stringify(roomIds), max) as unknown as MessageRow[];
+      return rows.map(toMessage);
     });
   }
 

@@ -163,6 +163,14 @@ export interface Store {
    */
   readPositions(roomIds: readonly string[]): Promise<ReadPosition[]>;
 
+  /**
+   * The messages of `roomIds` that contain every word of `query` (its `searchWords`, protocol/search.ts),
+   * without regard to case, best first (each adapter ranks its own way), at most `limit`, without
+   * their reactions. Deleted messages are never found, edited ones by their new text only. A
+   * query without words finds nothing; no query is an error.
+   */
+  search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]>;
+
   close(): Promise<void>;
 }
 

@@ -186,9 +186,10 @@ export class FakeChatServer {
         answer(() => void (this.rooms = this.rooms.filter((r) => r.id !== name))),
       openDirect: (userId) =>
         answer(() => this.#room(`dm:${["ann", userId].sort().join(":")}`, true)),
-      history: (room, limit, _signal, beforeSeq = 0): Promise<HistoryPage> => {
+      history: (room, limit, _signal, beforeSeq = 0, aroundSeq = 0): Promise<HistoryPage> => {
+        const end = aroundSeq > 0 ? aroundSeq + Math.floor(limit / 2) + 1 : beforeSeq;
         const older = (this.histories.get(room) ?? [])
-          .filter((m) => beforeSeq === 0 || m.seq < beforeSeq);
+          .filter((m) => end === 0 || m.seq < end);
         const messages = older.slice(-limit);
         const more = older.length > messages.length;
         return answer(() => ({ messages, more }), () => this.historyRequests.push(room));
@@ -202,6 +203,15 @@ export class FakeChatServer {
           return log[at]!;
         }),
       react: (room, seq, emoji) => answer(() => void this.reactions.push({ room, seq, emoji })),
+      // Every word, in any case, among the messages of every room (or of `room`), newest first.
+      search: (query, room) =>
+        answer(() => {
+          const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+          const logs = room ? [this.histories.get(room) ?? []] : [...this.histories.values()];
+          return logs.flat().filter((m) =>
+            !m.deleted && words.every((w) => m.content.toLowerCase().split(/\W+/).includes(w))
+          ).reverse();
+        }),
       deleteMessage: (room, seq) =>
         answer(() => {
           const log = this.histories.get(room) ?? [];

@@ -86,6 +86,7 @@ Deno.test("postgres store: schema and constraints", async () => {
       "mentions",
       "edited_at",
       "deleted",
+      "search",
     ]);
     const constraints = await sql<{ type: string; columns: string }[]>`
       SELECT c.contype AS type, string_agg(a.attname, ',' ORDER BY k.ord) AS columns
@@ -198,6 +199,11 @@ Deno.test("postgres store: a version 1 schema upgrades in place, keeping message
     try {
       assert.deepEqual(await store.since("general", 0, 10), messages, "the messages are kept");
       assert.equal(await store.lastSeq("general"), 3);
+      assert.deepEqual(
+        (await store.search(["general"], messages[1]!.content, 10)).map((m) => m.seq),
+        [2],
+        "the messages from before the search index are found",
+      );
       assert.equal((await other.append(newMessage("general"))).seq, 4, "the counter is kept");
       assert.deepEqual(await store.append(messages[1]!), messages[1], "ids are remembered");
       const room = newRoom("general");

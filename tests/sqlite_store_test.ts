@@ -105,6 +105,11 @@ Deno.test("sqlite store: a version 1 database upgrades in place, keeping its mes
   try {
     assert.deepEqual(await store.since("old-room", 0, 10), messages, "the messages are kept");
     assert.equal(await store.lastSeq("old-room"), 3);
+    assert.deepEqual(
+      (await store.search(["old-room"], messages[1]!.content, 10)).map((m) => m.seq),
+      [2],
+      "the messages from before the search index are found",
+    );
     assert.equal((await store.append(newMessage("old-room"))).seq, 4, "seq goes on");
     assert.deepEqual(await store.append(messages[0]!), messages[0], "ids are remembered");
     const account = newAccount("upgraded-user");

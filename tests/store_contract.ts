@@ -933,4 +933,99 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.equal((await store.readStates(me, [room]))[0]!.unread, 5);
     });
   });
+
+  test("search finds every word in any case, only in the rooms given, best first within limit", async () => {
+    await withStore(open, async (store) => {
+      const a = roomName("search-a");
+      const b = roomName("search-b");
+      const other = roomName("search-other");
+      const word = `kiwi${RUN}`;
+      const [hit] = await store.appendAll([
+        newMessage(a, { content: `Ripe ${word.toUpperCase()} and Mango` }),
+        newMessage(a, { content: `${word} only` }),
+        newMessage(a, { content: "mango alone" }),
+      ]);
+      await store.append(newMessage(b, { content: `mango, ${word}!` }));
+      await store.append(newMessage(other, { content: `${word} mango elsewhere` }));
+
+      const both = await store.search([a, b], `MANGO ${word}`, 10);
+      assert.deepEqual(both.map((m) => m.room).sort(), [a, b].sort());
+      const inA = both.find((m) => m.room === a)!;
+      assert.deepEqual({ ...inA, reactions: undefined }, { ...hit!, seq: 1, reactions: undefined });
+      assert.equal((await store.search([a, b, other], word, 10)).length, 4);
+      assert.equal((await store.search([a, b, other], word, 2)).length, 2);
+      assert.deepEqual(await store.search([a], word, 0), []);
+      assert.deepEqual(await store.search([], word, 10), []);
+      assert.deepEqual(await store.search([roomName("search-none")], word, 10), []);
+      // Only whole words: a part of one is not a word of it.
+      assert.deepEqual(await store.search([a], word.slice(0, -1), 10), []);
+    });
+  });
+
+  test("search finds an edited message by its new words, never a deleted one", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("search-edit");
+      const old = `old${RUN}`;
+      const fresh = `new${RUN}`;
+      const gone = `gone${RUN}`;
+      await store.appendAll([
+        newMessage(room, { content: `the ${old} text` }),
+        newMessage(room, { content: `secret ${gone}` }),
+      ]);
+      assert.equal((await store.search([room], old, 10)).length, 1);
+      const at = new Date(Date.UTC(2024, 0, 4)).toISOString();
+      const by = { byUserId: "user-0", byDisplayName: "User 0", at };
+      await store.changeMessage({
+        room,
+        seq: 1,
+        deleted: false,
+        content: `the ${fresh} text`,
+        ...by,
+      });
+      assert.deepEqual(await store.search([room], old, 10), []);
+      const found = await store.search([room], fresh, 10);
+      assert.deepEqual(found.map((m) => [m.seq, m.content, m.editedAt]), [
+        [1, `the ${fresh} text`, at],
+      ]);
+      await store.changeMessage({ room, seq: 2, deleted: true, content: "", ...by });
+      assert.deepEqual(await store.search([room], gone, 10), []);
+      assert.deepEqual(await store.search([room], "secret", 10), []);
+      // Editing a deleted message changes nothing, so it stays unfindable.
+      await store.changeMessage({ room, seq: 2, deleted: false, content: `back ${gone}`, ...by });
+      assert.deepEqual(await store.search([room], gone, 10), []);
+    });
+  });
+
+  test("search reads hostile queries as plain words and never fails", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("search-hostile");
+      const word = `plum${RUN}`;
+      await store.append(newMessage(room, { content: `a ${word} near pear` }));
+      const hostile = [
+        `"${word}`,
+        `${word}*`,
+        `NEAR(${word} pear)`,
+        `-${word}`,
+        `${word}' OR 1=1 --`,
+        `${word}"); DROP TABLE messages; --`,
+        `${word} AND NOT pear`,
+        `${word}:* & !pear`,
+        `^${word}`,
+        `{content}: ${word}`,
+        `${word}\0`,
+      ];
+      for (const query of hostile) {
+        const found = await store.search([room], query, 10);
+        assert.ok(Array.isArray(found), query);
+      }
+      // The words of each are looked for, the operators are not.
+      assert.equal((await store.search([room], `"${word}`, 10)).length, 1);
+      assert.equal((await store.search([room], `NEAR(${word} pear)`, 10)).length, 1);
+      assert.equal((await store.search([room], `-${word}`, 10)).length, 1);
+      assert.equal((await store.search([room], `${word}' OR 1=1 --`, 10)).length, 0);
+      for (const query of ["", "   ", "***", '"', "-", "(", "'", "\0"]) {
+        assert.deepEqual(await store.search([room], query, 10), [], JSON.stringify(query));
+      }
+    });
+  });
 }

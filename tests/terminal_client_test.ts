@@ -372,6 +372,18 @@ class FakeChat implements NativeChat {
   ): Promise<{ messages: Message[]; more: boolean }> {
     return this.#room(`History ${id} ${beforeSeq} ${limit}`, () => this.historyPage);
   }
+  historyAround(
+    id: string,
+    aroundSeq: number | bigint,
+    limit = 0,
+  ): Promise<{ messages: Message[]; more: boolean }> {
+    return this.#room(`HistoryAround ${id} ${aroundSeq} ${limit}`, () => this.historyPage);
+  }
+  /** What Search answers. */
+  found: Message[] = [];
+  search(query: string, id = ""): Promise<Message[]> {
+    return this.#room(`Search ${query} in ${id || "all"}`, () => [...this.found]);
+  }
   editMessage(id: string, seq: number | bigint, content: string): Promise<Message> {
     return this.#room(`EditMessage ${id} ${seq} ${content}`, () => message({ content }));
   }
@@ -885,6 +897,43 @@ Deno.test("directory commands: /rooms all <words> searches with topics and count
     "SetTopic book-club Hard sci-fi",
     "SetTopic book-club ",
     "SetTopic book-club mine",
+  ]);
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+});
+
+Deno.test("/search prints the found messages with their rooms; refusals and usage go on", async () => {
+  const s = session(() => new FakeChat(true));
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  chat.found = [
+    message({ id: "bob", displayName: "bob", room: "book-club", seq: 4, content: "Zebra time" }),
+    message({ id: "bob", displayName: "bob", room: "general", seq: 9, content: "a zebra" }),
+    message({ id: "bob", displayName: "bob", room: "dm:alice:bob", seq: 2, content: "zebra?" }),
+  ];
+  s.keyboard.type("/search  zebra   time ");
+  await s.seen('* 3 messages found for "zebra time", best first:');
+  assert.deepEqual(s.out.filter((l) => l.startsWith("[")), [
+    "[15:04:05] #book-club bob: Zebra time",
+    "[15:04:05] #general bob: a zebra",
+    "[15:04:05] @bob bob: zebra?",
+  ]);
+  chat.found = [];
+  s.keyboard.type("/search giraffe", "/search");
+  await s.seen("! Usage: /search <words>");
+  assert.ok(s.out.includes('* Nothing found for "giraffe"'));
+  chat.callError = grpcError(
+    status.RESOURCE_EXHAUSTED,
+    "Cannot search: the rate limit is 2 searches per second (bursts of 5); retry in 0.4 s",
+  );
+  s.keyboard.type("/search zebra");
+  await s.seen(
+    "! Cannot search: the rate limit is 2 searches per second (bursts of 5); retry in 0.4 s",
+  );
+  assert.deepEqual(chat.calls.filter((c) => c.startsWith("Search")), [
+    "Search zebra time in all",
+    "Search giraffe in all",
+    "Search zebra in all",
   ]);
   s.keyboard.end();
   assert.equal(await s.done, 0);

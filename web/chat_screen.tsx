@@ -19,6 +19,7 @@ import { OnlineList } from "./online_list.tsx";
 import { RoomList } from "./room_list.tsx";
 import { RoomDirectory } from "./room_directory.tsx";
 import { RoomTopic } from "./room_topic.tsx";
+import { SearchPanel } from "./search_panel.tsx";
 import { type RoomView, useChat } from "./use_chat.ts";
 import { NotificationsToggle } from "./mention_notifications.tsx";
 
@@ -235,6 +236,15 @@ export function ChatScreen(
             </span>
           </p>
           <NotificationsToggle />
+          <SearchPanel
+            myId={user.id}
+            stale={stale}
+            onSearch={chat.search}
+            onOpen={async (room, seq) => {
+              await chat.showInContext(room, seq);
+              setPanelOpen(false);
+            }}
+          />
           <RoomList
             rooms={chat.rooms}
             current={chat.current.id}
@@ -262,8 +272,16 @@ export function ChatScreen(
           />
           <div class="conversation-body">
             <ConnectionBanner status={chat.status} onRetry={chat.retryNow} />
+            {chat.inContext && (
+              <div class="context-bar" role="status">
+                <span>Showing a found message and what was around it</span>
+                <button type="button" class="small-button" onClick={chat.leaveContext}>
+                  Back to the newest
+                </button>
+              </div>
+            )}
             <MessageList
-              key={chat.current.id}
+              key={chat.inContext ? `${chat.current.id} context` : chat.current.id}
               entries={chat.entries}
               myId={user.id}
               loading={chat.loadingHistory}
@@ -277,7 +295,9 @@ export function ChatScreen(
                 react: chat.react,
               }}
               seenSeq={chat.current.seenSeq}
-              onSeenNewest={chat.seenNewest}
+              // A found message's page is not the room's newest: reading it marks nothing.
+              onSeenNewest={chat.inContext ? undefined : chat.seenNewest}
+              focus={chat.focus}
               roomTitle={chat.current.direct ? chat.current.title : `#${chat.current.title}`}
             />
             <p class="typing" aria-live="polite">{typingText(chat.typing)}</p>

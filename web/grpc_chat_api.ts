@@ -164,12 +164,20 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
     openDirect: (userId) =>
       call(async () => toRoom(await client.openDirect({ userId }, options()))),
 
-    history: (room, limit, signal, beforeSeq = 0) =>
+    history: (room, limit, signal, beforeSeq = 0, aroundSeq = 0) =>
       call(async () => {
         return toHistoryPage(
-          await client.history({ room, beforeSeq: BigInt(beforeSeq), limit }, options(signal)),
+          await client.history(
+            { room, beforeSeq: BigInt(beforeSeq), aroundSeq: BigInt(aroundSeq), limit },
+            options(signal),
+          ),
         );
       }),
+
+    search: (query, room) =>
+      call(async () =>
+        (await client.search({ query, room }, options())).messages.map(toChatMessage)
+      ),
 
     editMessage: (room, seq, content) =>
       call(async () =>

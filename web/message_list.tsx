@@ -15,6 +15,8 @@ import type { Entry, OlderState } from "./use_chat.ts";
 
 /** Within this distance of the bottom, the reader counts as "at the bottom". */
 const BOTTOM_SLACK_PX = 48;
+/** How long a found message (a search result shown in context) stays highlighted. */
+const FOUND_HIGHLIGHT_MS = 2500;
 /** Within this distance of the top, older messages are loaded before the reader gets there. */
 const TOP_SLACK_PX = 400;
 /** Messages of one sender closer together than this share one name line. */
@@ -183,6 +185,7 @@ export function MessageList(
     actions,
     seenSeq = 0,
     onSeenNewest = () => {},
+    focus,
   }: {
     entries: readonly Entry[];
     myId: string;
@@ -197,6 +200,8 @@ export function MessageList(
     seenSeq?: number;
     /** The reader has the newest message in view (to mark the room read). */
     onSeenNewest?: () => void;
+    /** A message to bring into view and highlight (a search result), once per `token`. */
+    focus?: { readonly seq: number; readonly token: number };
   },
 ) {
   const scroller = useRef<HTMLDivElement>(null);
@@ -262,6 +267,21 @@ export function MessageList(
     if (atBottom.current || sentByMe) scrollToBottom();
     else setUnseen((n) => n + added.length);
   }, [entries]);
+
+  // A found message: into the middle of the view, highlighted a moment, once its row is there.
+  const focused = useRef<number | undefined>(undefined);
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el || !focus || focused.current === focus.token) return;
+    const row = el.querySelector<HTMLElement>(`[data-seq="${focus.seq}"]`);
+    if (!row) return;
+    focused.current = focus.token;
+    atBottom.current = false;
+    row.scrollIntoView({ block: "center" });
+    // An attribute Preact does not own, so that a render in between does not take it away.
+    row.setAttribute("data-found", "");
+    setTimeout(() => row.removeAttribute("data-found"), FOUND_HIGHLIGHT_MS);
+  }, [focus?.token, entries]);
 
   // The newest message is in view: at the bottom, in a tab someone looks at.
   const seenNewest = useRef(onSeenNewest);

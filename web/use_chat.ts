@@ -160,6 +160,19 @@ export interface ChatState {
   retryNow(): void;
   /** The reader has the current room's newest message in view: mark it read. */
   seenNewest(): void;
+  /** The messages of the reader's rooms with every word of `query`, best first. */
+  search(query: string): Promise<ChatMessage[]>;
+  /**
+   * Opens `room` and shows its message `seq` among its neighbours: in the room's rows when they
+   * hold it, else in a page read around it (`context`) until `leaveContext`.
+   */
+  showInContext(room: string, seq: number): Promise<void>;
+  /** The message to bring into view and highlight, once per request (`token` tells them apart). */
+  focus: { readonly seq: number; readonly token: number } | undefined;
+  /** Whether the rows shown are a page around a found message rather than the newest ones. */
+  inContext: boolean;
+  /** Back from a found message's page to the room's newest messages. */
+  leaveContext(): void;
 }
 
 let nextKey = 0;
@@ -229,6 +242,14 @@ export function useChat(
    * before it (the first message's is 1, unless the server no longer keeps the oldest).
    */
   const [starts, setStarts] = useState<Readonly<Record<string, number>>>({});
+  /** A page read around a found message, shown instead of its room's rows (see showInContext). */
+  const [context, setContext] = useState<
+    | { readonly room: string; readonly entries: readonly Entry[] }
+    | undefined
+  >(undefined);
+  const [focus, setFocus] = useState<{ room: string; seq: number; token: number } | undefined>(
+    undefined,
+  );
   /** Rooms with a load of older messages under way, known before the next render. */
   const olderBusy = useRef(new Set<string>());
   const connection = useRef<ChatSession | undefined>(undefined);
@@ -245,6 +266,14 @@ export function useChat(
     let live = true;
     const addEntry = (room: string, update: (entries: readonly Entry[]) => readonly Entry[]) =>
       setByRoom((prev) => ({ ...prev, [room]: update(prev[room] ?? []) }));
+    /** Changes to messages also reach a found message's page, which may show them. */
+    const changeEntries = (
+      room: string,
+      update: (entries: readonly Entry[]) => readonly Entry[],
+    ) => {
+      addEntry(room, update);
+      setContext((c) => c && c.room === room ? { ...c, entries: update(c.entries) } : c);
+    };
     const conn = new ChatSession({
       user,
       connect: () => api,
@@ -277,10 +306,10 @@ export function useChat(
         });
       },
       onChange: (change) => {
-        if (live) addEntry(change.room, (entries) => applyChange(entries, change));
+        if (live) changeEntries(change.room, (entries) => applyChange(entries, change));
       },
       onReaction: (event) => {
-        if (live) addEntry(event.room, (entries) => applyReaction(entries, event));
+        if (live) changeEntries(event.room, (entries) => applyReaction(entries, event));
       },
       onTyping: (room, users) => live && setTypers((prev) => ({ ...prev, [room]: users })),
       onOnline: (users) => live && setOnline(users),
@@ -353,8 +382,19 @@ export function useChat(
       if (!c) throw new Error("Not connected");
       return c;
     };
-    const select = (room: string) => setCurrent(room);
-    const entries = byRoom[current] ?? [];
+    const select = (room: string) => {
+      setContext(undefined);
+      setFocus(undefined);
+      setCurrent(room);
+    };
+    const inContext = context?.room === current;
+    const entries = inContext ? context.entries : byRoom[current] ?? [];
+    /** Changes the rows shown for `room`: the found message's page while it is shown. */
+    const setRows = (room: string, update: (rows: readonly Entry[]) => readonly Entry[]) => {
+      if (inContext) {
+        setContext((c) => c && c.room === room ? { ...c, entries: update(c.entries) } : c);
+      } else setByRoom((prev) => ({ ...prev, [room]: update(prev[room] ?? []) }));
+    };
     const first = firstSeq(entries);
     const load = olderLoads[current];
     const older: OlderState = load?.kind === "loading"
@@ -371,10 +411,7 @@ export function useChat(
       setOlderLoads((prev) => ({ ...prev, [room]: { kind: "loading" } }));
       conn.history(room, HISTORY_PAGE, first).then(
         (page) => {
-          setByRoom((prev) => ({
-            ...prev,
-            [room]: prependMessages(prev[room] ?? [], page.messages),
-          }));
+          setRows(room, (rows) => prependMessages(rows, page.messages));
           if (!page.more) {
             setStarts((prev) => ({ ...prev, [room]: page.messages[0]?.seq ?? first }));
           }
@@ -410,9 +447,8 @@ export function useChat(
       // shows it at once.
       editMessage: async (seq: number, content: string) => {
         const edited = await conn().editMessage(current, seq, content);
-        setByRoom((prev) => ({
-          ...prev,
-          [current]: applyChange(prev[current] ?? [], {
+        setRows(current, (rows) =>
+          applyChange(rows, {
             room: current,
             seq,
             deleted: false,
@@ -420,16 +456,14 @@ export function useChat(
             mentions: edited.mentions,
             at: edited.editedAt,
             by: user,
-          }),
-        }));
+          }));
       },
       // The stream brings the reaction back to every tab, this one included.
       react: async (seq: number, emoji: string) => await conn().react(current, seq, emoji),
       deleteMessage: async (seq: number) => {
         await conn().deleteMessage(current, seq);
-        setByRoom((prev) => ({
-          ...prev,
-          [current]: applyChange(prev[current] ?? [], {
+        setRows(current, (rows) =>
+          applyChange(rows, {
             room: current,
             seq,
             deleted: true,
@@ -437,8 +471,33 @@ export function useChat(
             mentions: [],
             at: undefined,
             by: user,
-          }),
-        }));
+          }));
+      },
+      search: async (query: string) => await conn().search(query),
+      showInContext: async (room: string, seq: number) => {
+        const token = nextKey++;
+        const shownAlready = (byRoom[room] ?? []).some((e) =>
+          e.kind === "message" && e.message.seq === seq
+        );
+        if (shownAlready) {
+          setContext(undefined);
+        } else {
+          const page = await conn().historyAround(room, seq, HISTORY_PAGE);
+          const rows = page.messages.map((message): Entry => ({
+            kind: "message",
+            key: messageKey(message),
+            message,
+          }));
+          setContext({ room, entries: rows });
+        }
+        setCurrent(room);
+        setFocus({ room, seq, token });
+      },
+      focus: focus?.room === current ? { seq: focus.seq, token: focus.token } : undefined,
+      inContext,
+      leaveContext: () => {
+        setContext(undefined);
+        setFocus(undefined);
       },
       retryNow: () => connection.current?.retryNow(),
       seenNewest: () => {
@@ -457,6 +516,8 @@ export function useChat(
     loading,
     olderLoads,
     starts,
+    context,
+    focus,
     user.id,
   ]);
 }

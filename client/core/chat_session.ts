@@ -260,6 +260,16 @@ export class ChatSession {
     return this.#call("read history", (t) => t.history(room, limit, undefined, beforeSeq));
   }
 
+  /** A page of `room` centred on message `seq` (to show a found message in context). */
+  historyAround(room: string, seq: number, limit: number): Promise<HistoryPage> {
+    return this.#call("read history", (t) => t.history(room, limit, undefined, 0, seq));
+  }
+
+  /** This user's messages with every word of `query`, in `room` or ("") all their rooms. */
+  search(query: string, room = ""): Promise<ChatMessage[]> {
+    return this.#call("search", (t) => t.search(query, room));
+  }
+
   /** Replaces the text of this user's message `seq` of `room`. */
   editMessage(room: string, seq: number, content: string): Promise<ChatMessage> {
     return this.#call("edit the message", (t) => t.editMessage(room, seq, content));

@@ -180,13 +180,19 @@ export interface ChatTransport {
   leaveRoom(name: string): Promise<void>;
   /** The direct conversation with `userId`, opened if new. */
   openDirect(userId: string): Promise<RoomInfo>;
-  /** The newest `limit` messages of `room`, or with `beforeSeq` (> 0) those before it. */
+  /**
+   * The newest `limit` messages of `room`, or with `beforeSeq` (> 0) those before it, or with
+   * `aroundSeq` (> 0) a page centred on that message.
+   */
   history(
     room: string,
     limit: number,
     signal?: AbortSignal,
     beforeSeq?: number,
+    aroundSeq?: number,
   ): Promise<HistoryPage>;
+  /** The messages of this user's rooms (or of `room`, "" for all) with every word of `query`. */
+  search(query: string, room: string): Promise<ChatMessage[]>;
   /** Replaces the text of this user's message `seq` of `room`; resolves with it as stored. */
   editMessage(room: string, seq: number, content: string): Promise<ChatMessage>;
   /** Deletes message `seq` of `room` (this user's, or any in a room this user owns). */
