@@ -8,6 +8,11 @@
 export const REACTION_MAX_BYTES = 64;
 /** The most different emoji one message may have. */
 export const MAX_REACTIONS_PER_MESSAGE = 20;
+/**
+ * The most reactions one message holds in all (each user's each emoji): they travel with the
+ * message in every history page and replay, so a crowd must not make one message unbounded.
+ */
+export const MAX_REACTIONS_TOTAL = 200;
 /** What the page's picker and the terminal's help offer first. */
 export const QUICK_REACTIONS: readonly string[] = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
 

@@ -17,6 +17,7 @@ import {
   USER_ID_MAX_LENGTH,
 } from "../protocol/names.ts";
 import type { ClientTimestamp } from "./chat_types.ts";
+import type { RateLimiter } from "./rate_limiter.ts";
 
 /** The longest direct room id: the prefix, two user ids and the ':' between them. */
 const DIRECT_ROOM_MAX_LENGTH = DIRECT_PREFIX.length + 2 * USER_ID_MAX_LENGTH + 1;
@@ -118,4 +119,32 @@ export function stamp(
     );
   }
   return new Date(at).toISOString();
+}
+
+/**
+ * Takes one of `userId`'s calls from `limiter`, or refuses `action` with RESOURCE_EXHAUSTED saying
+ * the rate and when to retry. Sends, edits, reactions and topic changes share the sending rate
+ * (each is told to every member); searches have their own.
+ */
+export function takeOrRefuse(
+  action: string,
+  limiter: RateLimiter,
+  userId: string,
+  rate: { perSecond: number; burst: number; unit: string },
+): void {
+  const allowed = limiter.take(userId);
+  if (allowed.ok) return;
+  throw new ChatError(
+    "resource_exhausted",
+    `${action}: the rate limit is ${rate.perSecond} ${rate.unit} per second (bursts of ${rate.burst}); retry in ${
+      seconds(allowed.retryAfterMs)
+    } s`,
+  );
+}
+
+/** The sending rate of `config`, for {@linkcode takeOrRefuse}. */
+export function sendingRate(
+  config: { rateLimitPerSecond: number; rateLimitBurst: number },
+): { perSecond: number; burst: number; unit: string } {
+  return { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst, unit: "messages" };
 }

@@ -12,7 +12,7 @@ import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
-import { checkContent, seconds } from "./chat_checks.ts";
+import { checkContent, sendingRate, takeOrRefuse } from "./chat_checks.ts";
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller } from "./chat_types.ts";
 import type { Mentions } from "./mentions.ts";
@@ -103,15 +103,7 @@ export class Edits {
       ? await rooms.memberRoom(action, request.room, me.userId)
       : DEFAULT_ROOM;
     // Edits count against the sender's rate like sends: each one is told to every member.
-    const allowed = limiter.take(me.userId);
-    if (!allowed.ok) {
-      throw new ChatError(
-        "resource_exhausted",
-        `${action}: the rate limit is ${config.rateLimitPerSecond} messages per second (bursts of ${config.rateLimitBurst}); retry in ${
-          seconds(allowed.retryAfterMs)
-        } s`,
-      );
-    }
+    takeOrRefuse(action, limiter, me.userId, sendingRate(config));
     const message = await store.message(room, request.seq);
     if (!message) {
       throw new ChatError("not_found", `${action}: ${room} has no message ${request.seq}`);

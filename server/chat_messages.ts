@@ -13,7 +13,14 @@ import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Announcer } from "./announcer.ts";
 import type { Callers } from "./chat_callers.ts";
-import { checkContent, checkDisplayName, checkMessageId, seconds, stamp } from "./chat_checks.ts";
+import {
+  checkContent,
+  checkDisplayName,
+  checkMessageId,
+  sendingRate,
+  stamp,
+  takeOrRefuse,
+} from "./chat_checks.ts";
 import type { Rooms } from "./chat_rooms.ts";
 import type {
   Caller,
@@ -167,15 +174,7 @@ export class Messages {
       ? await rooms.memberRoom(action, request.room, me.userId)
       : DEFAULT_ROOM;
     await rooms.requireBothInDirect(action, room, me.userId);
-    const allowed = limiter.take(me.userId);
-    if (!allowed.ok) {
-      throw new ChatError(
-        "resource_exhausted",
-        `${action}: the rate limit is ${config.rateLimitPerSecond} messages per second (bursts of ${config.rateLimitBurst}); retry in ${
-          seconds(allowed.retryAfterMs)
-        } s`,
-      );
-    }
+    takeOrRefuse(action, limiter, me.userId, sendingRate(config));
     const mentions = await this.#options.mentions.find(room, request.content);
     const message: ChatMessage = {
       id: messageId,
@@ -226,6 +225,11 @@ export class Messages {
       : DEFAULT_ROOM;
     if (request.limit > HISTORY_MAX) {
       throw invalidArgument(`${action}: limit is ${request.limit}, the most is ${HISTORY_MAX}`);
+    }
+    if ((request.aroundSeq ?? 0) > 0 && request.beforeSeq > 0) {
+      throw invalidArgument(
+        `${action}: before_seq and around_seq are both set; a page is either before a message or around it`,
+      );
     }
     const limit = request.limit || HISTORY_DEFAULT;
     // Around a message: the page ends half a limit after it (newer ones are read by scrolling).

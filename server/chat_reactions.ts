@@ -7,12 +7,16 @@
 import type { Config } from "../core/config.ts";
 import { ChatError, describeError, invalidArgument, unavailable } from "../core/errors.ts";
 import type { ReactionEvent } from "../core/types.ts";
-import { MAX_REACTIONS_PER_MESSAGE, reactionProblem } from "../protocol/reactions.ts";
+import {
+  MAX_REACTIONS_PER_MESSAGE,
+  MAX_REACTIONS_TOTAL,
+  reactionProblem,
+} from "../protocol/reactions.ts";
 import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
-import { seconds } from "./chat_checks.ts";
+import { sendingRate, takeOrRefuse } from "./chat_checks.ts";
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller } from "./chat_types.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
@@ -53,24 +57,22 @@ export class Reactions {
       ? await rooms.memberRoom(action, request.room, me.userId)
       : DEFAULT_ROOM;
     // Each one is told to every member, like a message: it counts against the same rate.
-    const allowed = limiter.take(me.userId);
-    if (!allowed.ok) {
-      throw new ChatError(
-        "resource_exhausted",
-        `${action}: the rate limit is ${config.rateLimitPerSecond} messages per second (bursts of ${config.rateLimitBurst}); retry in ${
-          seconds(allowed.retryAfterMs)
-        } s`,
-      );
-    }
+    takeOrRefuse(action, limiter, me.userId, sendingRate(config));
     const message = await store.message(room, request.seq);
     if (!message || message.deleted) {
       throw new ChatError("not_found", `${action}: ${room} has no message ${request.seq}`);
     }
     const reactions = message.reactions ?? [];
-    if (
-      reactions.length >= MAX_REACTIONS_PER_MESSAGE &&
-      !reactions.some((r) => r.emoji === request.emoji)
-    ) {
+    const same = reactions.find((r) => r.emoji === request.emoji);
+    const adding = !same?.users.includes(me.userId);
+    const total = reactions.reduce((n, r) => n + r.users.length, 0);
+    if (adding && total >= MAX_REACTIONS_TOTAL) {
+      throw new ChatError(
+        "resource_exhausted",
+        `${action}: message ${request.seq} of ${room} has ${total} reactions, the limit is ${MAX_REACTIONS_TOTAL}`,
+      );
+    }
+    if (reactions.length >= MAX_REACTIONS_PER_MESSAGE && !same) {
       throw new ChatError(
         "resource_exhausted",
         `${action}: message ${request.seq} of ${room} has ${reactions.length} different reactions, the limit is ${MAX_REACTIONS_PER_MESSAGE}; add to one of them`,

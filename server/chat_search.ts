@@ -6,13 +6,13 @@
  */
 
 import type { Config } from "../core/config.ts";
-import { ChatError, invalidArgument } from "../core/errors.ts";
+import { invalidArgument } from "../core/errors.ts";
 import type { ChatMessage } from "../core/types.ts";
 import { DEFAULT_ROOM } from "../protocol/names.ts";
 import { SEARCH_QUERY_MAX, searchWords } from "../protocol/search.ts";
 import type { Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
-import { seconds } from "./chat_checks.ts";
+import { takeOrRefuse } from "./chat_checks.ts";
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller } from "./chat_types.ts";
 import { RateLimiter } from "./rate_limiter.ts";
@@ -67,15 +67,11 @@ export class Search {
     if (request.limit > SEARCH_MAX) {
       throw invalidArgument(`${action}: limit is ${request.limit}, the most is ${SEARCH_MAX}`);
     }
-    const allowed = this.#limiter.take(me.userId);
-    if (!allowed.ok) {
-      throw new ChatError(
-        "resource_exhausted",
-        `${action}: the rate limit is ${config.searchRatePerSecond} searches per second (bursts of ${config.searchBurst}); retry in ${
-          seconds(allowed.retryAfterMs)
-        } s`,
-      );
-    }
+    takeOrRefuse(action, this.#limiter, me.userId, {
+      perSecond: config.searchRatePerSecond,
+      burst: config.searchBurst,
+      unit: "searches",
+    });
     // After the limit: a refused search reads nothing more.
     const room = request.room.trim()
       ? await rooms.memberRoom(action, request.room, me.userId)

@@ -11,7 +11,14 @@ import { DIRECT_PREFIX } from "../protocol/names.ts";
 import { topicProblem } from "../protocol/directory.ts";
 import type { Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
-import { isDefaultRoom, notFound, permissionDenied, refuse, seconds } from "./chat_checks.ts";
+import {
+  isDefaultRoom,
+  notFound,
+  permissionDenied,
+  refuse,
+  sendingRate,
+  takeOrRefuse,
+} from "./chat_checks.ts";
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller, RoomView } from "./chat_types.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
@@ -61,15 +68,7 @@ export class Topics {
       );
     }
     // A topic is shown to everyone who lists rooms: changes count against the sending rate.
-    const allowed = limiter.take(me.userId);
-    if (!allowed.ok) {
-      throw new ChatError(
-        "resource_exhausted",
-        `${action}: the rate limit is ${config.rateLimitPerSecond} messages per second (bursts of ${config.rateLimitBurst}); retry in ${
-          seconds(allowed.retryAfterMs)
-        } s`,
-      );
-    }
+    takeOrRefuse(action, limiter, me.userId, sendingRate(config));
     const stored = await store.setTopic(record.id, text);
     if (!stored) throw notFound(`${action}: room "${record.id}" does not exist`);
     return rooms.view(me.userId, stored);

@@ -166,6 +166,19 @@ export function createGateway(options: GatewayOptions): Gateway {
    * the streams that are draining before the next, so no fast reader is cut as slow.
    */
   function onDelivery(delivery: Delivery): Promise<void> {
+    try {
+      show(delivery);
+    } catch (err) {
+      // Showing it again would fail the same way and hold up every room behind it on the topic.
+      logger.error("Cannot show a delivery; skipped", {
+        type: delivery.type,
+        error: describeError(err),
+      });
+    }
+    return hub.settle();
+  }
+
+  function show(delivery: Delivery): void {
     switch (delivery.type) {
       case "message":
         metrics.delivered(hub.deliver(delivery.message), delivery.message.timestamp);
@@ -192,7 +205,6 @@ export function createGateway(options: GatewayOptions): Gateway {
         hub.read(delivery.read);
         break;
     }
-    return hub.settle();
   }
 
   function onPresence(p: Presence): void {

@@ -56,8 +56,13 @@ export function seqFromWire(action: string, field: string, value: bigint): numbe
   return Number(value);
 }
 
+/**
+ * `iso` as a Timestamp; none for text that is no date (a record from elsewhere), which would make
+ * the encoder throw and hold up every stream of the room.
+ */
 function timestampOf(iso: string) {
-  return timestampFromMs(Date.parse(iso));
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) ? timestampFromMs(ms) : undefined;
 }
 
 export function messageToWire(m: ChatMessage): Message {

@@ -476,8 +476,10 @@ export class SqliteStore implements Store {
         ...Object.fromEntries((change.mentions ?? []).map((id, i) => [`mentions[${i}]`, id])),
       });
       if (change.deleted) {
-        this.#delete.run(change.room, change.seq);
-        this.#clearReactions.run(change.room, change.seq);
+        transaction(this.#db, () => {
+          this.#delete.run(change.room, change.seq);
+          this.#clearReactions.run(change.room, change.seq);
+        });
         // secure_delete zeroes the old text in the database file; the write-ahead log may still
         // hold pages with it until a checkpoint empties it.
         this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");

@@ -95,12 +95,21 @@ Deno.test("reactions: a member toggles one; every member's event stream hears; h
       refused(status.RESOURCE_EXHAUSTED, /has 20 different reactions, the limit is 20/),
     );
     await ann.client.react("team", 1, "😀"); // one that is there already: fine
+    // A crowd cannot make one message's reactions unbounded: they travel with it in history.
+    await ann.client.send("", "popular", { room: "team" });
+    for (let i = 0; i < 199; i++) await system.store.toggleReaction("team", 2, `fan-${i}`, "👍");
+    await ben.client.react("team", 2, "👍"); // the 200th
+    await assert.rejects(
+      ann.client.react("team", 2, "👍"),
+      refused(status.RESOURCE_EXHAUSTED, /message 2 of team has 200 reactions, the limit is 200/),
+    );
+    await ben.client.react("team", 2, "👍"); // taking one back is always allowed
     await ann.client.deleteMessage("team", 1);
     await assert.rejects(
       ben.client.react("team", 1, "👍"),
       refused(status.NOT_FOUND, /team has no message 1/),
     );
-    const [gone] = (await ben.client.history("team")).messages;
+    const gone = (await ben.client.history("team")).messages.find((m) => m.seq === 1n);
     assert.deepEqual(gone!.reactions, [], "a deletion takes the reactions with it");
   } finally {
     for (const u of [ann, ben, cat, classic]) u.close();

@@ -196,3 +196,26 @@ Deno.test("a room event says when the member created the room; older records rea
     event: joined,
   });
 });
+
+Deno.test("a change or reaction record with no time or position is unreadable, not retried forever", () => {
+  const change = {
+    type: "message-change",
+    room: "r",
+    seq: 3,
+    deleted: false,
+    content: "x",
+    at: "2026-11-30T12:00:00.000Z",
+    by_user_id: "ann",
+  };
+  assert.equal(decodeDelivery(JSON.stringify(change)).type, "message-change");
+  assert.throws(
+    () => decodeDelivery(JSON.stringify({ ...change, at: "yesterday" })),
+    (err) => err instanceof RecordError && /"at" is not a time: yesterday/.test(err.message),
+  );
+  assert.throws(
+    () => decodeDelivery(JSON.stringify({ ...change, seq: 0 })),
+    /"seq" must be at least 1/,
+  );
+  const reaction = { type: "reaction", room: "r", emoji: "👍", user_id: "b", added: true };
+  assert.throws(() => decodeDelivery(JSON.stringify(reaction)), /"seq" must be at least 1/);
+});

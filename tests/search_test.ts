@@ -5,6 +5,8 @@
  */
 
 import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
+import { encodeRequest, OWN_CONNECTION, rawCall, tokenOf } from "./attack_support.ts";
 import { status } from "@grpc/grpc-js";
 import type { ChatClient } from "../client/chat_client.ts";
 import { newClient, startSystem, waitFor } from "./helpers.ts";
@@ -144,6 +146,22 @@ Deno.test("history: around_seq gives a page centred on a message", async () => {
       ann.historyAround("long", 2n ** 60n, 6),
       refused(status.INVALID_ARGUMENT, /around_seq is \d+, the largest sequence number/),
     );
+    // Both positions at once is no page at all: said, not one of them silently ignored.
+    const raw = new grpc.Client(system.address(), grpc.credentials.createInsecure(), {
+      ...OWN_CONNECTION,
+    });
+    try {
+      const both = await rawCall(
+        raw,
+        "History",
+        encodeRequest("History", { room: "long", beforeSeq: 20n, aroundSeq: 10n }),
+        tokenOf(ann),
+      );
+      assert.equal(both.code, status.INVALID_ARGUMENT);
+      assert.match(both.details, /before_seq and around_seq are both set/);
+    } finally {
+      raw.close();
+    }
   } finally {
     ann.close();
     await system.stop();

@@ -57,6 +57,24 @@ function nonEmpty(kind: string, obj: Json, field: string): string {
   return v;
 }
 
+/** An RFC 3339 time, as gateways write them. */
+function time(kind: string, obj: Json, field: string): string {
+  const v = str(kind, obj, field);
+  if (!Number.isFinite(Date.parse(v))) {
+    throw new RecordError(
+      `Cannot read ${kind} record: "${field}" is not a time: ${v.slice(0, 40)}`,
+    );
+  }
+  return v;
+}
+
+/** A message's place in its room, from 1. */
+function position(kind: string, obj: Json, field: string): number {
+  const v = num(kind, obj, field, 0);
+  if (v < 1) throw new RecordError(`Cannot read ${kind} record: "${field}" must be at least 1`);
+  return v;
+}
+
 function num(kind: string, obj: Json, field: string, fallback: number): number {
   const v = obj[field];
   if (v === undefined || v === null) return fallback;
@@ -275,11 +293,11 @@ export function decodeDelivery(text: string): Delivery {
         type,
         change: {
           room: nonEmpty(k, o, "room"),
-          seq: num(k, o, "seq", 0),
+          seq: position(k, o, "seq"),
           deleted: bool(k, o, "deleted"),
           content: str(k, o, "content"),
           ...mentionsOf(k, o),
-          at: str(k, o, "at"),
+          at: time(k, o, "at"),
           byUserId,
           byDisplayName: str(k, o, "by_display_name", byUserId),
         },
@@ -291,7 +309,7 @@ export function decodeDelivery(text: string): Delivery {
         type,
         event: {
           room: nonEmpty("delivery", o, "room"),
-          seq: num("delivery", o, "seq", 0),
+          seq: position("delivery", o, "seq"),
           emoji: nonEmpty("delivery", o, "emoji"),
           userId,
           displayName: str("delivery", o, "display_name", userId),
