@@ -54,7 +54,9 @@ export function failedTests(output: string): string[] {
   for (let i = start + 1; i < lines.length; i++) {
     const line = lines[i]!;
     if (line.trim() === "FAILURES") break;
-    const test = line.match(/^(\S.*) => (\S+:\d+:\d+)$/);
+    // A test (`name => file:line:col`), or a file whose stray promise failed outside any test.
+    const test = line.match(/^(\S.*) => (\S+:\d+:\d+)$/) ??
+      line.match(/^(\S+) \((uncaught error)\)$/);
     if (!test) continue;
     const error = lines.slice(i + 1, i + 4).find((next) => next.startsWith("error: "));
     const why = error ? `: ${error.slice("error: ".length).slice(0, 300)}` : "";

@@ -143,6 +143,26 @@ Deno.test("steps", async (t) => {
       /^FAILED TEST: steps \.\.\. inner \(\S+sample_test\.ts:5:\d+\): Error: boom$/,
     );
     assert.deepEqual(failedTests("ok | 1 passed | 0 failed (1ms)\n"), []);
+
+    // A promise left to fail outside any test fails the file: that is named too.
+    await Deno.writeTextFile(
+      `${dir}/stray_test.ts`,
+      `Deno.test("leaves a promise behind", async () => {
+  Promise.reject(new Error("stray"));
+  await new Promise((resolve) => setTimeout(resolve, 10));
+});
+`,
+    );
+    const stray = await new Deno.Command(Deno.execPath(), {
+      args: ["test", "--no-check", `${dir}/stray_test.ts`],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const strayOutput = new TextDecoder().decode(stray.stdout);
+    const strayLines = judgeFile("stray_test.ts", parseTestSummary(strayOutput), 1, strayOutput)
+      .lines;
+    assert.equal(strayLines.length, 1, strayOutput);
+    assert.match(strayLines[0]!, /^FAILED TEST: \S+stray_test\.ts \(uncaught error\): .*stray/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
