@@ -6,13 +6,13 @@
  */
 
 import type { Config } from "../core/config.ts";
-import { ChatError, describeError, invalidArgument, unavailable } from "../core/errors.ts";
+import { ChatError, describeError, unavailable } from "../core/errors.ts";
 import type { ChatMessage, MessageChange } from "../core/types.ts";
-import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
-import { checkContent, sendingRate, takeOrRefuse } from "./chat_checks.ts";
+import { checkContent } from "./chat_checks.ts";
+import { targetMessage } from "./chat_targets.ts";
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller } from "./chat_types.ts";
 import type { Mentions } from "./mentions.ts";
@@ -94,20 +94,9 @@ export class Edits {
 
   /** The caller and the message they name, in a room they are a member of. */
   async #target(caller: Caller, action: string, request: { room: string; seq: number }) {
-    const { callers, rooms, store, limiter, config } = this.#options;
+    const { callers } = this.#options;
     const me = await callers.identify(caller, undefined, action);
-    if (!Number.isSafeInteger(request.seq) || request.seq < 1) {
-      throw invalidArgument(`${action}: seq is ${request.seq}; messages are numbered from 1`);
-    }
-    const room = request.room.trim()
-      ? await rooms.memberRoom(action, request.room, me.userId)
-      : DEFAULT_ROOM;
-    // Edits count against the sender's rate like sends: each one is told to every member.
-    takeOrRefuse(action, limiter, me.userId, sendingRate(config));
-    const message = await store.message(room, request.seq);
-    if (!message) {
-      throw new ChatError("not_found", `${action}: ${room} has no message ${request.seq}`);
-    }
+    const message = await targetMessage(this.#options, action, me.userId, request);
     return { me: { ...me, displayName: callers.nameOf(caller, me) }, message };
   }
 

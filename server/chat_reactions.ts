@@ -12,11 +12,10 @@ import {
   MAX_REACTIONS_TOTAL,
   reactionProblem,
 } from "../protocol/reactions.ts";
-import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
-import { sendingRate, takeOrRefuse } from "./chat_checks.ts";
+import { targetMessage } from "./chat_targets.ts";
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller } from "./chat_types.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
@@ -45,21 +44,14 @@ export class Reactions {
 
   /** Toggles the caller's `emoji` on the message; resolves with whether it is now there. */
   async toggle(caller: Caller, request: ReactRequest): Promise<boolean> {
-    const { bus, store, callers, rooms, limiter, config } = this.#options;
+    const { bus, store, callers } = this.#options;
     const action = "Cannot react";
     const me = await callers.identify(caller, undefined, action);
     const problem = reactionProblem(request.emoji);
     if (problem) throw invalidArgument(`${action}: ${problem}`);
-    if (!Number.isSafeInteger(request.seq) || request.seq < 1) {
-      throw invalidArgument(`${action}: seq is ${request.seq}; messages are numbered from 1`);
-    }
-    const room = request.room.trim()
-      ? await rooms.memberRoom(action, request.room, me.userId)
-      : DEFAULT_ROOM;
-    // Each one is told to every member, like a message: it counts against the same rate.
-    takeOrRefuse(action, limiter, me.userId, sendingRate(config));
-    const message = await store.message(room, request.seq);
-    if (!message || message.deleted) {
+    const message = await targetMessage(this.#options, action, me.userId, request);
+    const room = message.room;
+    if (message.deleted) {
       throw new ChatError("not_found", `${action}: ${room} has no message ${request.seq}`);
     }
     const reactions = message.reactions ?? [];

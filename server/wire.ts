@@ -9,6 +9,7 @@ import {
   create,
   type DescMessage,
   fromBinary,
+  type MessageInitShape,
   type MessageShape,
   toBinary,
 } from "@bufbuild/protobuf";
@@ -81,66 +82,65 @@ export function messageToWire(m: ChatMessage): Message {
   });
 }
 
-export function reactionToWire(e: ReactionEvent): Message {
-  const user = { id: e.userId, displayName: e.displayName };
+/**
+ * An event on a stream: no content, from `who` in `room`, stamped now unless `at` says when, with
+ * `event` its one set field (`reaction`, `change`, `roomEvent`, `typing` or `read`).
+ */
+function eventToWire(
+  who: { userId: string; displayName: string },
+  room: string,
+  event: Omit<MessageInitShape<typeof MessageSchema>, "$typeName">,
+  at?: string,
+): Message {
   return create(MessageSchema, {
-    id: e.userId,
-    displayName: e.displayName,
-    timestamp: timestampFromMs(Date.now()),
-    room: e.room,
-    reaction: { room: e.room, seq: BigInt(e.seq), emoji: e.emoji, user, added: e.added },
+    id: who.userId,
+    displayName: who.displayName,
+    timestamp: at === undefined ? timestampFromMs(Date.now()) : timestampOf(at),
+    room,
+    ...event,
+  });
+}
+
+const userOf = (who: { userId: string; displayName: string }) => ({
+  id: who.userId,
+  displayName: who.displayName,
+});
+
+export function reactionToWire(e: ReactionEvent): Message {
+  return eventToWire(e, e.room, {
+    reaction: { room: e.room, seq: BigInt(e.seq), emoji: e.emoji, user: userOf(e), added: e.added },
   });
 }
 
 export function changeToWire(c: MessageChange): Message {
-  return create(MessageSchema, {
-    id: c.byUserId,
-    displayName: c.byDisplayName,
-    timestamp: timestampOf(c.at),
-    room: c.room,
+  const by = { userId: c.byUserId, displayName: c.byDisplayName };
+  return eventToWire(by, c.room, {
     change: {
       room: c.room,
       seq: BigInt(c.seq),
       deleted: c.deleted,
       content: c.content,
       at: timestampOf(c.at),
-      by: { id: c.byUserId, displayName: c.byDisplayName },
+      by: userOf(by),
       mentions: c.mentions ? [...c.mentions] : [],
     },
-  });
+  }, c.at);
 }
 
 export function roomEventToWire(e: RoomEvent): Message {
-  const user = { id: e.userId, displayName: e.displayName };
-  return create(MessageSchema, {
-    id: e.userId,
-    displayName: e.displayName,
-    timestamp: timestampFromMs(Date.now()),
-    room: e.room,
-    roomEvent: { room: e.room, user, joined: e.joined, created: e.created ?? false },
+  return eventToWire(e, e.room, {
+    roomEvent: { room: e.room, user: userOf(e), joined: e.joined, created: e.created ?? false },
   });
 }
 
 export function typingToWire(e: TypingEvent): Message {
-  const user = { id: e.userId, displayName: e.displayName };
-  return create(MessageSchema, {
-    id: e.userId,
-    displayName: e.displayName,
-    timestamp: timestampFromMs(Date.now()),
-    room: e.room,
-    typing: { room: e.room, user, typing: e.typing, expiresInMs: e.expiresInMs },
+  return eventToWire(e, e.room, {
+    typing: { room: e.room, user: userOf(e), typing: e.typing, expiresInMs: e.expiresInMs },
   });
 }
 
 export function readToWire(r: ReadMark): Message {
-  const user = { id: r.userId, displayName: r.displayName };
-  return create(MessageSchema, {
-    id: r.userId,
-    displayName: r.displayName,
-    timestamp: timestampFromMs(Date.now()),
-    room: r.room,
-    read: { room: r.room, user, seq: BigInt(r.seq) },
-  });
+  return eventToWire(r, r.room, { read: { room: r.room, user: userOf(r), seq: BigInt(r.seq) } });
 }
 
 export function presenceToWire(p: Presence): Message {
