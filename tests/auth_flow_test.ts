@@ -4,13 +4,7 @@ import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { UserSchema } from "../protocol/gen/chat_pb.ts";
 import { status } from "@grpc/grpc-js";
-import { connectUser, newClient, startSystem, waitFor } from "./helpers.ts";
-
-const rejects = (code: number, pattern: RegExp) => (err: { code: number; details: string }) => {
-  assert.equal(err.code, code, err.details);
-  assert.match(err.details, pattern);
-  return true;
-};
+import { connectUser, newClient, refused, startSystem, waitFor } from "./helpers.ts";
 
 Deno.test("AUTH=on: the first sign-in creates the account; calls need the token", async () => {
   const system = await startSystem({ config: { auth: "on" } });
@@ -18,7 +12,7 @@ Deno.test("AUTH=on: the first sign-in creates the account; calls need the token"
   try {
     await assert.rejects(
       client.send("ann", "hi"),
-      rejects(
+      refused(
         status.UNAUTHENTICATED,
         /sign in first and send the token as `authorization: Bearer <token>`/,
       ),
@@ -31,7 +25,7 @@ Deno.test("AUTH=on: the first sign-in creates the account; calls need the token"
     assert.equal(again.created, false);
     await assert.rejects(
       newClient(system.address()).signIn("ann", "wrong password"),
-      rejects(status.UNAUTHENTICATED, /wrong password for ann/),
+      refused(status.UNAUTHENTICATED, /wrong password for ann/),
     );
     await client.send("", "signed in");
     await waitFor(async () => (await system.store.lastSeq("general")) === 1);
@@ -51,7 +45,7 @@ Deno.test("AUTH=on: nobody can send or listen as somebody else", async () => {
     await mallory.signIn("mallory", "a long password");
     await assert.rejects(
       mallory.send("alice", "I am alice"),
-      rejects(status.PERMISSION_DENIED, /signed in as mallory, cannot act as alice/),
+      refused(status.PERMISSION_DENIED, /signed in as mallory, cannot act as alice/),
     );
     const stream = connectUser(system.address(), "alice", { client: mallory });
     await waitFor(() => stream.ended !== undefined);
@@ -59,7 +53,7 @@ Deno.test("AUTH=on: nobody can send or listen as somebody else", async () => {
     mallory.token = "not.a.token";
     await assert.rejects(
       mallory.send("", "hi"),
-      rejects(status.UNAUTHENTICATED, /token is invalid/),
+      refused(status.UNAUTHENTICATED, /token is invalid/),
     );
     assert.equal(await system.store.lastSeq("general"), 0, "nothing was published");
   } finally {
@@ -102,7 +96,7 @@ Deno.test("limits: rate limit, streams per user and rooms per user answer clearl
     for (let i = 0; i < 3; i++) await client.send("", `burst ${i}`);
     await assert.rejects(
       client.send("", "one too many"),
-      rejects(
+      refused(
         status.RESOURCE_EXHAUSTED,
         /rate limit is 1 messages per second \(bursts of 3\); retry in \d/,
       ),
@@ -128,7 +122,7 @@ Deno.test("limits: rate limit, streams per user and rooms per user answer clearl
     await client.createRoom("one");
     await assert.rejects(
       client.createRoom("two"),
-      rejects(status.RESOURCE_EXHAUSTED, /dan is in 1 rooms, the limit is 1; leave one first/),
+      refused(status.RESOURCE_EXHAUSTED, /dan is in 1 rooms, the limit is 1; leave one first/),
     );
     assert.equal(await system.store.getRoom("two"), undefined);
   } finally {

@@ -5,7 +5,14 @@
 
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
-import { connectUser, newClient, startSystem, type System, type TestUser } from "./helpers.ts";
+import {
+  connectUser,
+  newClient,
+  refused,
+  startSystem,
+  type System,
+  type TestUser,
+} from "./helpers.ts";
 
 const PASSWORD = "correct horse battery";
 /** Topic changes allowed at once before the rate limit refuses one. */
@@ -16,12 +23,6 @@ async function signedIn(system: System, name: string): Promise<TestUser> {
   await client.signIn(name, PASSWORD);
   return connectUser(system.address(0), name, { client });
 }
-
-const rejects = (code: number, pattern: RegExp) => (err: { code: number; details: string }) => {
-  assert.equal(err.code, code, err.details);
-  assert.match(err.details, pattern);
-  return true;
-};
 
 Deno.test("directory: search by name or topic, member counts, owner-only topics", async () => {
   const system = await startSystem({
@@ -75,57 +76,57 @@ Deno.test("directory: search by name or topic, member counts, owner-only topics"
     // Only the owner, only group rooms.
     await assert.rejects(
       ben.client.setTopic("book-club", "mine now"),
-      rejects(
+      refused(
         status.PERMISSION_DENIED,
         /Cannot set topic: only the owner of room "Book-Club" \(ann\)/,
       ),
     );
     await assert.rejects(
       ann.client.setTopic("General", "x"),
-      rejects(status.FAILED_PRECONDITION, /"General" is the default room, which has no topic/),
+      refused(status.FAILED_PRECONDITION, /"General" is the default room, which has no topic/),
     );
     await assert.rejects(
       ann.client.setTopic("dm:ann:cat", "x"),
-      rejects(status.FAILED_PRECONDITION, /a direct room, which has no topic/),
+      refused(status.FAILED_PRECONDITION, /a direct room, which has no topic/),
     );
     await assert.rejects(
       ann.client.setTopic("no-such-room", "x"),
-      rejects(status.NOT_FOUND, /room "no-such-room" does not exist/),
+      refused(status.NOT_FOUND, /room "no-such-room" does not exist/),
     );
 
     // Hostile fields.
     const invalid = status.INVALID_ARGUMENT;
     await assert.rejects(
       ann.client.setTopic("book-club", "x".repeat(201)),
-      rejects(invalid, /Cannot set topic: the topic is 201 characters, the limit is 200/),
+      refused(invalid, /Cannot set topic: the topic is 201 characters, the limit is 200/),
     );
     await assert.rejects(
       ann.client.setTopic("book-club", "two\nlines"),
-      rejects(invalid, /the topic holds a control character \(U\+000A\)/),
+      refused(invalid, /the topic holds a control character \(U\+000A\)/),
     );
     await assert.rejects(
       ann.client.setTopic("book-club", "evil \u202e txt"),
-      rejects(invalid, /bidirectional control character \(U\+202E\)/),
+      refused(invalid, /bidirectional control character \(U\+202E\)/),
     );
     await assert.rejects(
       ann.client.setTopic("book-club", "nul \u0000"),
-      rejects(invalid, /NUL character/),
+      refused(invalid, /NUL character/),
     );
     await assert.rejects(
       ann.client.setTopic("bad room!", "x"),
-      rejects(invalid, /Cannot set topic: the room name "bad room!" may only hold/),
+      refused(invalid, /Cannot set topic: the room name "bad room!" may only hold/),
     );
     await assert.rejects(
       cat.client.listRooms(true, "q".repeat(65)),
-      rejects(invalid, /Cannot list rooms: the search is 65 characters, the limit is 64/),
+      refused(invalid, /Cannot list rooms: the search is 65 characters, the limit is 64/),
     );
     await assert.rejects(
       cat.client.listRooms(true, "a\tb"),
-      rejects(invalid, /the search holds a control character \(U\+0009\)/),
+      refused(invalid, /the search holds a control character \(U\+0009\)/),
     );
     await assert.rejects(
       cat.client.listRooms(true, "", 201),
-      rejects(invalid, /Cannot list rooms: limit is 201, the most is 200/),
+      refused(invalid, /Cannot list rooms: limit is 201, the most is 200/),
     );
     assert.equal(
       (await cat.client.listRooms(true)).find((r) => r.id === "Book-Club")?.topic,
@@ -136,12 +137,12 @@ Deno.test("directory: search by name or topic, member counts, owner-only topics"
     // An empty topic takes it away; changes count against the rate limit.
     assert.equal((await ann.client.setTopic("book-club", " ")).topic, "");
     assert.deepEqual(await ids("sci-fi"), []);
-    let refused: { code: number; details: string } | undefined;
-    for (let i = 0; i < BURST && !refused; i++) {
-      await ann.client.setTopic("knitting", `round ${i}`).catch((err) => refused = err);
+    let refusal: { code: number; details: string } | undefined;
+    for (let i = 0; i < BURST && !refusal; i++) {
+      await ann.client.setTopic("knitting", `round ${i}`).catch((err) => refusal = err);
     }
-    assert.ok(refused, `at most ${BURST} changes at once`);
-    rejects(status.RESOURCE_EXHAUSTED, /Cannot set topic: the rate limit is/)(refused);
+    assert.ok(refusal, `at most ${BURST} changes at once`);
+    refused(status.RESOURCE_EXHAUSTED, /Cannot set topic: the rate limit is/)(refusal);
   } finally {
     for (const user of [ann, ben, cat]) user.close();
     await system.stop();

@@ -9,7 +9,8 @@ import { createProcessor, type Processor } from "../processor/processor.ts";
 import { MemoryStore } from "../store/memory_store.ts";
 import { createAuth } from "../server/auth.ts";
 import type { Store } from "../store/store.ts";
-import type { ServiceError } from "@grpc/grpc-js";
+import { type ServiceError, status } from "@grpc/grpc-js";
+import assert from "node:assert/strict";
 import { ChatClient, type Message, type StreamOptions } from "../client/chat_client.ts";
 
 const openClients = new Set<ChatClient>();
@@ -154,3 +155,38 @@ export function connectUser(
   }, options);
   return user;
 }
+
+/** The password the tests sign in with. */
+export const TEST_PASSWORD = "correct horse battery";
+
+/**
+ * `name` signed in on gateway `gateway` of `system` (the first sign-in creates the account), with a
+ * stream open (`presenceEvents` by default), once the processor has them online.
+ */
+export async function signedInUser(
+  system: System,
+  name: string,
+  { gateway = 0, presenceEvents = true }: { gateway?: number; presenceEvents?: boolean } = {},
+): Promise<TestUser> {
+  const client = newClient(system.address(gateway));
+  await client.signIn(name, TEST_PASSWORD);
+  const user = connectUser(system.address(gateway), name, { client, presenceEvents });
+  await waitFor(
+    () => system.processor.registry.presenceOf(name, "").online,
+    5000,
+    `${name} online`,
+  );
+  return user;
+}
+
+/** For `assert.rejects`: a gRPC error of status `code` whose details match `pattern`. */
+export const refused =
+  (code: number, pattern: RegExp) => (err: { code: number; details: string }) => {
+    assert.equal(
+      err.code,
+      code,
+      `${status[code]} expected, got ${status[err.code]}: ${err.details}`,
+    );
+    assert.match(err.details, pattern);
+    return true;
+  };

@@ -7,7 +7,7 @@ import { mentionCandidates } from "../protocol/mentions.ts";
 import { MemoryStore } from "../store/memory_store.ts";
 import { MAX_MENTIONS } from "../protocol/limits.ts";
 import { encodeMessage, OWN_CONNECTION, rawCall, tokenOf } from "./attack_support.ts";
-import { connectUser, newClient, startSystem, type System, waitFor } from "./helpers.ts";
+import { signedInUser, startSystem, waitFor } from "./helpers.ts";
 import { newAccount, newRoom } from "./store_contract.ts";
 
 Deno.test("mentionCandidates: names after @, not inside words or addresses, without repeats", () => {
@@ -43,21 +43,11 @@ Deno.test("Mentions.find: only members count, as stored, in the order named", as
   assert.deepEqual(await mentions.find("general", "@cat @dan @eve"), ["cat", "dan"]);
 });
 
-const PASSWORD = "correct horse battery";
-
-async function signedIn(system: System, name: string, gateway: number) {
-  const client = newClient(system.address(gateway));
-  await client.signIn(name, PASSWORD);
-  const user = connectUser(system.address(gateway), name, { client, presenceEvents: true });
-  await waitFor(() => system.processor.registry.presenceOf(name, "").online, 5000, `${name} on`);
-  return user;
-}
-
 Deno.test("mentions across two gateways: set by the server on delivery and in history, never by the client", async () => {
   const system = await startSystem({ gateways: 2, config: { auth: "on" } });
-  const ann = await signedIn(system, "ann", 0);
-  const ben = await signedIn(system, "ben", 1);
-  const cat = await signedIn(system, "cat", 1);
+  const ann = await signedInUser(system, "ann", { gateway: 0 });
+  const ben = await signedInUser(system, "ben", { gateway: 1 });
+  const cat = await signedInUser(system, "cat", { gateway: 1 });
   const attacker = new grpc.Client(system.address(0), grpc.credentials.createInsecure(), {
     ...OWN_CONNECTION,
   });

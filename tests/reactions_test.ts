@@ -3,23 +3,7 @@
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import { reactionProblem } from "../protocol/reactions.ts";
-import { connectUser, newClient, startSystem, type System, waitFor } from "./helpers.ts";
-
-const PASSWORD = "correct horse battery";
-
-async function signedIn(system: System, name: string, gateway: number, presenceEvents = true) {
-  const client = newClient(system.address(gateway));
-  await client.signIn(name, PASSWORD);
-  const user = connectUser(system.address(gateway), name, { client, presenceEvents });
-  await waitFor(() => system.processor.registry.presenceOf(name, "").online, 5000, `${name} on`);
-  return user;
-}
-
-const refused = (code: number, pattern: RegExp) => (err: { code: number; details: string }) => {
-  assert.equal(err.code, code, `${status[err.code]}: ${err.details}`);
-  assert.match(err.details, pattern);
-  return true;
-};
+import { refused, signedInUser, startSystem, waitFor } from "./helpers.ts";
 
 Deno.test("reactionProblem: one emoji as people pick them, nothing else", () => {
   for (const ok of ["👍", "❤️", "👍🏽", "👨‍👩‍👧‍👦", "🇫🇷", "1️⃣", "🏴󠁧󠁢󠁳󠁣󠁴󠁿"]) {
@@ -38,10 +22,10 @@ Deno.test("reactions: a member toggles one; every member's event stream hears; h
     gateways: 2,
     config: { auth: "on", rateLimitPerSecond: 100, rateLimitBurst: 100 },
   });
-  const ann = await signedIn(system, "ann", 0);
-  const ben = await signedIn(system, "ben", 1);
-  const cat = await signedIn(system, "cat", 1);
-  const classic = await signedIn(system, "dan", 0, false);
+  const ann = await signedInUser(system, "ann", { gateway: 0 });
+  const ben = await signedInUser(system, "ben", { gateway: 1 });
+  const cat = await signedInUser(system, "cat", { gateway: 1 });
+  const classic = await signedInUser(system, "dan", { gateway: 0, presenceEvents: false });
   try {
     await ann.client.createRoom("team");
     await ben.client.joinRoom("team");

@@ -4,40 +4,13 @@ import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { RoomSchema } from "../protocol/gen/chat_pb.ts";
 import { status } from "@grpc/grpc-js";
-import {
-  connectUser,
-  newClient,
-  startSystem,
-  type System,
-  type TestUser,
-  waitFor,
-} from "./helpers.ts";
-
-const PASSWORD = "correct horse battery";
-
-async function signedIn(system: System, name: string, gateway = 0): Promise<TestUser> {
-  const client = newClient(system.address(gateway));
-  await client.signIn(name, PASSWORD);
-  const user = connectUser(system.address(gateway), name, { client, presenceEvents: true });
-  await waitFor(
-    () => system.processor.registry.presenceOf(name, "").online,
-    5000,
-    `${name} online`,
-  );
-  return user;
-}
-
-const rejects = (code: number, pattern: RegExp) => (err: { code: number; details: string }) => {
-  assert.equal(err.code, code, err.details);
-  assert.match(err.details, pattern);
-  return true;
-};
+import { refused, signedInUser, startSystem, waitFor } from "./helpers.ts";
 
 Deno.test("rooms: create, join, send, list, leave; only members receive", async () => {
   const system = await startSystem({ gateways: 2, config: { auth: "on" } });
-  const ann = await signedIn(system, "ann", 0);
-  const ben = await signedIn(system, "ben", 1);
-  const cat = await signedIn(system, "cat", 1);
+  const ann = await signedInUser(system, "ann", { gateway: 0 });
+  const ben = await signedInUser(system, "ben", { gateway: 1 });
+  const cat = await signedInUser(system, "cat", { gateway: 1 });
   try {
     const created = await ann.client.createRoom("book-club");
     assert.deepEqual(
@@ -89,41 +62,41 @@ Deno.test("rooms: create, join, send, list, leave; only members receive", async 
 
 Deno.test("membership is enforced: no reading or writing a room you are not in", async () => {
   const system = await startSystem({ config: { auth: "on" } });
-  const ann = await signedIn(system, "ann");
-  const eve = await signedIn(system, "eve");
+  const ann = await signedInUser(system, "ann");
+  const eve = await signedInUser(system, "eve");
   try {
     await ann.client.createRoom("secret");
     await assert.rejects(
       eve.client.send("", "let me in", { room: "secret" }),
-      rejects(status.PERMISSION_DENIED, /eve is not a member of room "secret"; join it first/),
+      refused(status.PERMISSION_DENIED, /eve is not a member of room "secret"; join it first/),
     );
     await assert.rejects(
       eve.client.history("secret"),
-      rejects(status.PERMISSION_DENIED, /Cannot read history: eve is not a member/),
+      refused(status.PERMISSION_DENIED, /Cannot read history: eve is not a member/),
     );
     await assert.rejects(
       eve.client.listOnline("secret"),
-      rejects(status.PERMISSION_DENIED, /not a member/),
+      refused(status.PERMISSION_DENIED, /not a member/),
     );
     await assert.rejects(
       eve.client.send("", "hi", { room: "nowhere" }),
-      rejects(status.NOT_FOUND, /room "nowhere" does not exist/),
+      refused(status.NOT_FOUND, /room "nowhere" does not exist/),
     );
     await assert.rejects(
       ann.client.createRoom("secret"),
-      rejects(status.ALREADY_EXISTS, /already exists/),
+      refused(status.ALREADY_EXISTS, /already exists/),
     );
     await assert.rejects(
       ann.client.createRoom("no spaces please"),
-      rejects(status.INVALID_ARGUMENT, /may only hold letters, digits/),
+      refused(status.INVALID_ARGUMENT, /may only hold letters, digits/),
     );
     await assert.rejects(
       ann.client.createRoom("x".repeat(65)),
-      rejects(status.INVALID_ARGUMENT, /the room name is 65 characters, the limit is 64/),
+      refused(status.INVALID_ARGUMENT, /the room name is 65 characters, the limit is 64/),
     );
     await assert.rejects(
       ann.client.leaveRoom("general"),
-      rejects(status.FAILED_PRECONDITION, /everybody/),
+      refused(status.FAILED_PRECONDITION, /everybody/),
     );
   } finally {
     ann.close();
@@ -134,9 +107,9 @@ Deno.test("membership is enforced: no reading or writing a room you are not in",
 
 Deno.test("direct messages reach exactly the two people", async () => {
   const system = await startSystem({ config: { auth: "on" } });
-  const ann = await signedIn(system, "ann");
-  const ben = await signedIn(system, "ben");
-  const cat = await signedIn(system, "cat");
+  const ann = await signedInUser(system, "ann");
+  const ben = await signedInUser(system, "ben");
+  const cat = await signedInUser(system, "cat");
   try {
     const dm = await ann.client.openDirect("ben");
     assert.deepEqual(
@@ -159,10 +132,10 @@ Deno.test("direct messages reach exactly the two people", async () => {
     await waitFor(() => ben.contents().includes("psst"));
     assert.ok(ann.contents().includes("psst"));
     assert.deepEqual(cat.contents(), []);
-    await assert.rejects(cat.client.joinRoom(dm.id), rejects(status.PERMISSION_DENIED, /direct/));
+    await assert.rejects(cat.client.joinRoom(dm.id), refused(status.PERMISSION_DENIED, /direct/));
     await assert.rejects(
       ann.client.openDirect("nobody"),
-      rejects(status.NOT_FOUND, /no user "nobody"/),
+      refused(status.NOT_FOUND, /no user "nobody"/),
     );
     assert.ok(
       !(await cat.client.listRooms(true)).some((r) => r.direct),
@@ -176,7 +149,7 @@ Deno.test("direct messages reach exactly the two people", async () => {
 
 Deno.test("history pages newest first with beforeSeq", async () => {
   const system = await startSystem({ config: { auth: "on", rateLimitBurst: 100 } });
-  const ann = await signedIn(system, "ann");
+  const ann = await signedInUser(system, "ann");
   try {
     await ann.client.createRoom("log");
     for (let i = 1; i <= 7; i++) await ann.client.send("", `m${i}`, { room: "log" });
@@ -191,7 +164,7 @@ Deno.test("history pages newest first with beforeSeq", async () => {
     assert.equal(last.more, false);
     await assert.rejects(
       ann.client.history("log", 0, 500),
-      rejects(status.INVALID_ARGUMENT, /the most is 200/),
+      refused(status.INVALID_ARGUMENT, /the most is 200/),
     );
   } finally {
     ann.close();

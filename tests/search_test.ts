@@ -9,15 +9,9 @@ import * as grpc from "@grpc/grpc-js";
 import { encodeRequest, OWN_CONNECTION, rawCall, tokenOf } from "./attack_support.ts";
 import { status } from "@grpc/grpc-js";
 import type { ChatClient } from "../client/chat_client.ts";
-import { newClient, startSystem, waitFor } from "./helpers.ts";
+import { newClient, refused, startSystem, waitFor } from "./helpers.ts";
 
 const PASSWORD = "correct horse battery";
-
-const refused = (code: number, pattern: RegExp) => (err: { code: number; details: string }) => {
-  assert.equal(err.code, code, `${status[err.code]}: ${err.details}`);
-  assert.match(err.details, pattern);
-  return true;
-};
 
 async function signedIn(address: string, name: string): Promise<ChatClient> {
   const client = newClient(address);
