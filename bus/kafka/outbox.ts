@@ -9,7 +9,11 @@
  * request per message would queue them behind each other (and, while a leader moves, make each
  * wait out the whole failover in turn). A request that outlives the publish timeout fails its
  * callers, but the lane waits for it to end (kafkajs bounds its retries) before the next, so a
- * partition's records never overtake each other.
+ * partition's records never overtake each other. When a request fails, the records queued behind
+ * it in an ordered lane fail too, unsent: written, they would land before the failed ones that
+ * their callers send again (a processor's deliveries: a gateway takes a room's sequence numbers
+ * in the order Kafka holds them, and one that came after a higher one would be dropped as a
+ * repeat).
  */
 
 import {
@@ -162,11 +166,11 @@ export class Outbox {
         const producer = this.context.producer();
         if (!producer) {
           for (const r of batch) r.reject(this.context.unavailable(r.topic));
+          if (lane.ordered) this.#failBehind(lane);
           continue;
         }
         const sent = this.#send(producer, batch);
-        if (!lane.ordered) continue;
-        await sent;
+        if (lane.ordered && !await sent) this.#failBehind(lane);
       }
     } finally {
       lane.flushing = false;
@@ -174,8 +178,23 @@ export class Outbox {
     }
   }
 
-  /** One produce request; settles its callers, and resolves once kafkajs is done with it. */
-  async #send(producer: Producer, batch: Outgoing[]): Promise<void> {
+  /** Fails, unsent, every record queued in `lane` behind a batch that was not written. */
+  #failBehind(lane: Lane): void {
+    for (const r of lane.outbox.splice(0)) {
+      r.reject(
+        new ChatError(
+          "unavailable",
+          `Cannot publish to ${r.topic}: an earlier record of partition ${r.partition} was not written, and this one may not overtake it`,
+        ),
+      );
+    }
+  }
+
+  /**
+   * One produce request; settles its callers, and resolves once kafkajs is done with it: true
+   * when it was written, false when it failed.
+   */
+  async #send(producer: Producer, batch: Outgoing[]): Promise<boolean> {
     const started = performance.now();
     // A batch comes from one lane: one topic.
     const topic = batch[0]!.topic;
@@ -184,11 +203,13 @@ export class Outbox {
       const sent = await withTimeout(sending, this.context.publishTimeoutMs, "the send");
       this.context.metrics.produced(topic, (performance.now() - started) / 1000, true);
       settleBatch(batch, sent);
+      return true;
     } catch (err) {
       this.context.metrics.produced(topic, (performance.now() - started) / 1000, false);
       this.context.suspect(`publish failed: ${describeError(err)}`);
       for (const r of batch) r.reject(this.context.unavailable(r.topic, err));
-      await sending.catch(() => {});
+      // Timed out but still running: written in the end or not, the lane waits to know.
+      return await sending.then(() => true, () => false);
     }
   }
 }

@@ -1,0 +1,145 @@
+/**
+ * The Kafka outbox's order guarantee under failure, against a producer whose requests the test
+ * settles by hand: a record queued behind a request that fails must never be written before the
+ * failed one is sent again. (A fault run lost an acknowledged message that way: a processor's
+ * delivery of seq 1412 failed while 1413 waited behind it, 1413 was written, and the gateways
+ * then dropped the resent 1412 as a repeat.)
+ */
+
+import assert from "node:assert/strict";
+import type { Producer, RecordMetadata, TopicMessages } from "kafkajs";
+import { ChatError } from "../core/errors.ts";
+import { NO_METRICS } from "../core/metrics.ts";
+import { Outbox } from "../bus/kafka/outbox.ts";
+
+interface Request {
+  values: string[];
+  succeed(): void;
+  fail(): void;
+}
+
+/** A producer that records each `sendBatch` and leaves it pending until the test settles it. */
+function handProducer(): { producer: Producer; requests: Request[]; written: string[] } {
+  const requests: Request[] = [];
+  const written: string[] = [];
+  let offset = 0;
+  const producer = {
+    sendBatch({ topicMessages }: { topicMessages: TopicMessages[] }): Promise<RecordMetadata[]> {
+      const values = topicMessages.flatMap((t) => t.messages.map((m) => String(m.value)));
+      return new Promise((resolve, reject) => {
+        requests.push({
+          values,
+          succeed() {
+            written.push(...values);
+            const baseOffset = String(offset);
+            offset += values.length;
+            resolve(topicMessages.map((t) => ({
+              topicName: t.topic,
+              partition: 0,
+              errorCode: 0,
+              baseOffset,
+            })));
+          },
+          fail: () => reject(new Error("Connection error: connect ECONNREFUSED")),
+        });
+      });
+    },
+  } as unknown as Producer;
+  return { producer, requests, written };
+}
+
+function outboxOver(producer: Producer | undefined, publishTimeoutMs = 60_000): Outbox {
+  return new Outbox({
+    producer: () => producer,
+    publishTimeoutMs,
+    unavailable: (topic, cause) =>
+      new ChatError("unavailable", `Cannot publish to ${topic}: Kafka is unavailable`, { cause }),
+    suspect: () => {},
+    metrics: NO_METRICS,
+  });
+}
+
+/** Settles `promise` into what became of it, for comparing a run's outcomes at once. */
+function outcome(promise: Promise<unknown>): Promise<string> {
+  return promise.then(() => "written", (err: ChatError) => `refused ${err.code}`);
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("a record queued behind a failed request of its partition fails unsent", async () => {
+  const { producer, requests, written } = handProducer();
+  const outbox = outboxOver(producer);
+  const first = outcome(outbox.send("chat-deliveries", 0, "general", "seq 1412", true));
+  const second = outcome(outbox.send("chat-deliveries", 0, "general", "seq 1413", true));
+  await tick();
+  assert.deepEqual(requests.map((r) => r.values), [["seq 1412"]], "one request at a time");
+  requests[0]!.fail();
+  assert.deepEqual(await Promise.all([first, second]), [
+    "refused unavailable",
+    "refused unavailable",
+  ]);
+  await tick();
+  assert.equal(requests.length, 1, "the record behind the failed one was never sent");
+  assert.deepEqual(written, []);
+
+  // Sent again in order by their caller, both are written, in order.
+  const again = [
+    outcome(outbox.send("chat-deliveries", 0, "general", "seq 1412", true)),
+    outcome(outbox.send("chat-deliveries", 0, "general", "seq 1413", true)),
+  ];
+  await tick();
+  requests[1]!.succeed();
+  await tick();
+  requests[2]!.succeed();
+  assert.deepEqual(await Promise.all(again), ["written", "written"]);
+  assert.deepEqual(written, ["seq 1412", "seq 1413"]);
+});
+
+Deno.test("a request that times out and then fails fails what queued behind it", async () => {
+  const { producer, requests, written } = handProducer();
+  const outbox = outboxOver(producer, 20);
+  const first = outcome(outbox.send("chat-deliveries", 0, "general", "seq 1", true));
+  assert.equal(await first, "refused unavailable", "the caller hears of the timeout");
+  // Queued while kafkajs still retries the timed-out request.
+  const second = outcome(outbox.send("chat-deliveries", 0, "general", "seq 2", true));
+  await tick();
+  assert.equal(requests.length, 1, "the lane waits for the timed-out request to end");
+  requests[0]!.fail();
+  assert.equal(await second, "refused unavailable");
+  await tick();
+  assert.equal(requests.length, 1);
+  assert.deepEqual(written, []);
+});
+
+Deno.test("a request that times out but is written lets what queued behind it go", async () => {
+  const { producer, requests, written } = handProducer();
+  const outbox = outboxOver(producer, 20);
+  assert.equal(await outcome(outbox.send("t", 0, "k", "seq 1", true)), "refused unavailable");
+  const second = outcome(outbox.send("t", 0, "k", "seq 2", true));
+  requests[0]!.succeed();
+  await tick();
+  requests[1]!.succeed();
+  assert.equal(await second, "written");
+  assert.deepEqual(written, ["seq 1", "seq 2"], "written in the order they were handed in");
+});
+
+Deno.test("without a producer an ordered lane refuses everything queued", async () => {
+  const outbox = outboxOver(undefined);
+  const outcomes = await Promise.all(
+    ["a", "b", "c"].map((v) => outcome(outbox.send("t", 0, "k", v, true))),
+  );
+  assert.deepEqual(outcomes, Array(3).fill("refused unavailable"));
+});
+
+Deno.test("an unordered lane does not hold records behind a failed request", async () => {
+  const { producer, requests, written } = handProducer();
+  const outbox = outboxOver(producer);
+  const first = outcome(outbox.send("gateway-heartbeats", 0, "a", "beat 1", false));
+  const second = outcome(outbox.send("gateway-heartbeats", 0, "a", "beat 2", false));
+  await tick();
+  assert.equal(requests.length, 2, "each goes at once");
+  requests[0]!.fail();
+  requests[1]!.succeed();
+  assert.deepEqual(await Promise.all([first, second]), ["refused unavailable", "written"]);
+  assert.deepEqual(written, ["beat 2"]);
+});
