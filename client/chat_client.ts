@@ -17,7 +17,13 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Broadcast, type Message, type Room, type User } from "../protocol/gen/chat_pb.ts";
+import {
+  Broadcast,
+  type Message,
+  type Room,
+  type SeenByList,
+  type User,
+} from "../protocol/gen/chat_pb.ts";
 
 export type { Message, Room, User };
 
@@ -252,6 +258,11 @@ export class ChatClient {
   /** The messages of one's rooms (or of `room`) holding every word of `query`, best first. */
   async search(query: string, room = "", limit = 0): Promise<Message[]> {
     return (await this.#unary("search", { query, room, limit })).messages;
+  }
+
+  /** Who read message `seq` of `room` ("seen by N"). */
+  seenBy(room: string, seq: number | bigint): Promise<SeenByList> {
+    return this.#unary("seenBy", { room, seq: BigInt(seq) });
   }
 
   /** Replaces the text of one's own message `seq` of `room`; resolves with it as stored. */

@@ -1,7 +1,8 @@
 /**
  * The terminal client's slash commands (`/rooms`, `/create`, `/join`, `/leave`, `/dm`, `/room`,
- * `/history`, `/search`, `/edit`, `/delete`, `/react`, `/topic`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
- * line, `! ...` when it failed. A command while not connected says so instead of waiting.
+ * `/history`, `/search`, `/edit`, `/delete`, `/react`, `/seen`, `/topic`, `/who`, `/help`,
+ * `/quit`): each asks the session and says what came of it in one line, `! ...` when it failed.
+ * A command while not connected says so instead of waiting.
  */
 
 import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
@@ -26,6 +27,7 @@ export const HELP = [
   "  /edit <text>     replace the text of your last message in the current room",
   "  /delete          delete your last message in the current room",
   "  /react <emoji>   react to the last message in the current room (again: take it back)",
+  "  /seen            who read your last message in the current room",
   "  /topic <text>    set the topic of the current room, if you created it (/topic -: none)",
   "  /who             list the users online",
   "  /help            show this list",
@@ -113,6 +115,8 @@ export async function runCommand(ctx: CommandContext, line: string): Promise<"qu
       return await change(ctx, undefined);
     case "/react":
       return await react(ctx, argument.trim());
+    case "/seen":
+      return await seen(ctx);
     case "/topic":
       return await topic(ctx, argument.trim());
     default:
@@ -165,6 +169,22 @@ async function change(ctx: CommandContext, text: string | undefined): Promise<vo
   if (!answer) return;
   if (text === undefined) ctx.mine.delete(room);
   ctx.write(text === undefined ? "* Message deleted" : "* Message edited");
+}
+
+/** /seen: who read our last message in the current room ("seen by 2: ann, ben"). */
+async function seen(ctx: CommandContext): Promise<void> {
+  const room = ctx.room;
+  const seq = ctx.mine.get(room);
+  const what = "Cannot tell who saw it";
+  if (seq === undefined) {
+    return ctx.write(`! ${what}: you have no message in ${label(ctx, room)} since you connected`);
+  }
+  const answer = await ask(ctx, what, (s) => s.seenBy(room, seq));
+  if (!answer) return;
+  const { users, count: readers } = answer.value;
+  if (readers === 0) return ctx.write("* Nobody has seen your last message yet");
+  const more = readers > users.length ? ` and ${readers - users.length} more` : "";
+  ctx.write(`* Seen by ${readers}: ${users.map(sanitize).join(", ")}${more}`);
 }
 
 /** /topic <text>: sets the current room's topic (the server lets only its owner); "-" takes it away. */

@@ -39,6 +39,7 @@ export type NativeChat = Pick<
   | "markRead"
   | "setTopic"
   | "search"
+  | "seenBy"
   | "historyAround"
 >;
 
@@ -217,6 +218,11 @@ export function grpcTransport(
       ),
     search: (query, room) =>
       call(async () => (await client.search(query, room)).map(toChatMessage)),
+    seenBy: (room, seq) =>
+      call(async () => {
+        const seen = await client.seenBy(room, seq);
+        return { users: seen.users, count: seen.count };
+      }),
     editMessage: (room, seq, content) =>
       call(async () => toChatMessage(await client.editMessage(room, seq, content))),
     deleteMessage: (room, seq) => call(() => client.deleteMessage(room, seq)),

@@ -6,7 +6,7 @@
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
  * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), reactions
  * (`chat_reactions.ts`), search (`chat_search.ts`), who is typing (`chat_typing.ts`), room
- * topics (`chat_topics.ts`), with the field checks they share in `chat_checks.ts` and the requests
+ * topics (`chat_topics.ts`), who saw a message (`chat_seen.ts`), with the field checks they share in `chat_checks.ts` and the requests
  * and answers in `chat_types.ts`.
  */
 
@@ -14,7 +14,7 @@ import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ChatMessage, Presence, ReadMark } from "../core/types.ts";
 import type { Bus } from "../bus/bus.ts";
-import type { Store } from "../store/store.ts";
+import type { SeenBy, Store } from "../store/store.ts";
 import type { Announcer } from "./announcer.ts";
 import type { Auth, SignInResult } from "./auth.ts";
 import { Callers } from "./chat_callers.ts";
@@ -22,6 +22,7 @@ import { type DeleteRequest, type EditRequest, Edits } from "./chat_edits.ts";
 import { Reactions, type ReactRequest } from "./chat_reactions.ts";
 import { Messages } from "./chat_messages.ts";
 import { Search, type SearchRequest } from "./chat_search.ts";
+import { Seen } from "./chat_seen.ts";
 import { Reads } from "./chat_reads.ts";
 import { Rooms } from "./chat_rooms.ts";
 import { Mentions } from "./mentions.ts";
@@ -68,6 +69,8 @@ export interface ChatService {
   setTyping(caller: Caller, room: string, typing: boolean): Promise<void>;
   /** Marks a room read up to `seq` for the caller (`chat_reads.ts`); returns what was accepted. */
   markRead(caller: Caller, room: string, seq: number): Promise<ReadMark>;
+  /** Who read a message of a room the caller is in (`chat_seen.ts`). */
+  seenBy(caller: Caller, room: string, seq: number): Promise<SeenBy>;
   /** The owner of a group room sets its topic (`chat_topics.ts`). */
   setTopic(caller: Caller, room: string, topic: string): Promise<RoomView>;
   /** Writes what waits to be written (read positions): for shutdown. */
@@ -128,6 +131,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const reads = new Reads({ ...options, callers, rooms });
   const topics = new Topics({ ...options, callers, rooms });
   const search = new Search({ ...options, callers, rooms });
+  const seen = new Seen({ ...options, callers, rooms });
   return {
     openStream: async (caller, request, sink) => {
       const handle = typing.watch(await messages.openStream(caller, request, sink));
@@ -151,6 +155,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     markRead: (caller, room, seq) => reads.markRead(caller, room, seq),
     setTopic: (caller, room, topic) => topics.setTopic(caller, room, topic),
     search: (caller, request) => search.search(caller, request),
+    seenBy: (caller, room, seq) => seen.seenBy(caller, room, seq),
     flush: () => reads.flush(),
   };
 }

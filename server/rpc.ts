@@ -166,6 +166,11 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     });
     return { messages: found.map(messageToWire) };
   },
+  async seenBy(service, caller, request) {
+    const seq = seqFromWire("Cannot tell who saw the message", "seq", request.seq);
+    const seen = await service.seenBy(caller, request.room, seq);
+    return { users: seen.userIds, count: seen.count };
+  },
 };
 
 /** Calls the unary `method` with its decoded request; the response is a message of its output type. */

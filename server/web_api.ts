@@ -278,6 +278,7 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     markRead: unary(method.markRead),
     setTopic: unary(method.setTopic),
     search: unary(method.search),
+    seenBy: unary(method.seenBy),
   };
 
   const router = createConnectRouter({

@@ -33,6 +33,7 @@ const OPERATIONS: Record<Operation, true> = {
   markRead: true,
   readStates: true,
   readPositions: true,
+  seenBy: true,
   search: true,
 };
 

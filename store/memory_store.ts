@@ -13,6 +13,7 @@ import {
   type ReadState,
   type Room,
   searchKey,
+  type SeenBy,
   type Store,
   UNREAD_COUNT_MAX,
   withReactions,
@@ -34,6 +35,8 @@ export class MemoryStore implements Store {
   readonly #reactions = new Map<string, { seq: number; emoji: string; user_id: string }[]>();
   /** User id → room id → read position. */
   readonly #readSeqs = new Map<string, Map<string, number>>();
+  /** `room\0user` → when the member joined (ISO). */
+  readonly #joinedAt = new Map<string, string>();
 
   append(message: ChatMessage): Promise<ChatMessage> {
     return Promise.resolve(this.#append(message));
@@ -155,6 +158,7 @@ export class MemoryStore implements Store {
     if (!members) this.#members.set(roomId, members = new Set());
     if (members.has(userId)) return Promise.resolve(false);
     members.add(userId);
+    this.#joinedAt.set(`${roomId}\0${userId}`, new Date().toISOString());
     let rooms = this.#memberOf.get(userId);
     if (!rooms) this.#memberOf.set(userId, rooms = new Set());
     rooms.add(roomId);
@@ -164,6 +168,7 @@ export class MemoryStore implements Store {
   removeMember(roomId: string, userId: string): Promise<boolean> {
     const members = this.#members.get(roomId);
     if (!members?.delete(userId)) return Promise.resolve(false);
+    this.#joinedAt.delete(`${roomId}\0${userId}`);
     if (members.size === 0) this.#members.delete(roomId);
     const rooms = this.#memberOf.get(userId);
     rooms?.delete(roomId);
@@ -254,6 +259,22 @@ export class MemoryStore implements Store {
         compareCodePoints(a.room, b.room) || compareCodePoints(a.userId, b.userId)
       ),
     );
+  }
+
+  seenBy(roomId: string, seq: number, limit: number, membersOnly: boolean): Promise<SeenBy> {
+    const message = this.#rooms.get(roomId)?.[seq - 1];
+    const readers: string[] = [];
+    for (const [userId, mine] of message ? this.#readSeqs : []) {
+      if ((mine.get(roomId) ?? 0) < seq || userId === message!.userId) continue;
+      const joinedAt = this.#joinedAt.get(`${roomId}\0${userId}`);
+      if (membersOnly && (joinedAt === undefined || joinedAt > message!.timestamp)) continue;
+      readers.push(userId);
+    }
+    readers.sort(compareCodePoints);
+    return Promise.resolve({
+      userIds: readers.slice(0, Math.max(1, limit)),
+      count: readers.length,
+    });
   }
 
   search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]> {

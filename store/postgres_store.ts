@@ -55,6 +55,7 @@ import {
   type ReadState,
   type Room,
   searchKey,
+  type SeenBy,
   type Store,
   UNREAD_COUNT_MAX,
   withReactions,
@@ -563,6 +564,25 @@ export class PostgresStore implements Store {
       SELECT room_id AS room, user_id, seq FROM read_positions
       WHERE room_id = ANY(${rooms as string[]}::text[]) ORDER BY room_id, user_id`;
     return rows.map((r) => ({ room: r.room, userId: r.user_id, seq: Number(r.seq) }));
+  }
+
+  async seenBy(
+    roomId: string,
+    seq: number,
+    limit: number,
+    membersOnly: boolean,
+  ): Promise<SeenBy> {
+    this.#open("read read positions");
+    if (hasNul(roomId)) return { userIds: [], count: 0 };
+    // The count of all rows rides on each of the first `limit` (a window over the whole result).
+    const rows = await this.#sql<{ user_id: string; total: string }[]>`
+      SELECT p.user_id, COUNT(*) OVER () AS total
+      FROM read_positions p JOIN messages msg ON msg.room = p.room_id AND msg.seq = ${seq}
+      WHERE p.room_id = ${roomId} AND p.seq >= ${seq} AND p.user_id <> msg.user_id
+        AND (NOT ${membersOnly} OR EXISTS (SELECT 1 FROM members m WHERE m.room_id = ${roomId}
+          AND m.user_id = p.user_id AND m.joined_at <= msg.timestamp))
+      ORDER BY p.user_id LIMIT ${Math.max(1, Math.trunc(limit))}`;
+    return { userIds: rows.map((r) => r.user_id), count: Number(rows[0]?.total ?? 0) };
   }
 
   async search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]> {

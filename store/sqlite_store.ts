@@ -52,6 +52,7 @@ import {
   type ReadState,
   type Room,
   searchKey,
+  type SeenBy,
   type Store,
   UNREAD_COUNT_MAX,
   withReactions,
@@ -234,6 +235,7 @@ export class SqliteStore implements Store {
   readonly #markRead: StatementSync;
   readonly #readStates: StatementSync;
   readonly #readPositions: StatementSync;
+  readonly #seenBy: StatementSync;
   readonly #search: StatementSync;
   #closed = false;
 
@@ -369,6 +371,15 @@ export class SqliteStore implements Store {
     this.#readPositions = db.prepare(
       `SELECT room_id AS room, user_id, seq FROM read_positions
        WHERE room_id IN (SELECT value FROM json_each(?)) ORDER BY room_id, user_id`,
+    );
+    // The count of all rows rides on each of the first `limit` (a window over the whole result).
+    this.#seenBy = db.prepare(
+      `SELECT p.user_id, COUNT(*) OVER () AS total
+       FROM read_positions p JOIN messages msg ON msg.room = p.room_id AND msg.seq = ?2
+       WHERE p.room_id = ?1 AND p.seq >= ?2 AND p.user_id <> msg.user_id
+         AND (?4 = 0 OR EXISTS (SELECT 1 FROM members m WHERE m.room_id = ?1
+           AND m.user_id = p.user_id AND m.joined_at <= msg.timestamp))
+       ORDER BY p.user_id LIMIT ?3`,
     );
     // Best (bm25) first, then newest. The rooms come as a JSON array.
     this.#search = db.prepare(
@@ -649,6 +660,16 @@ export class SqliteStore implements Store {
         seq: number;
       }[];
       return rows.map((r) => ({ room: r.room, userId: r.user_id, seq: Number(r.seq) }));
+    });
+  }
+
+  seenBy(roomId: string, seq: number, limit: number, membersOnly: boolean): Promise<SeenBy> {
+    return this.#call("read read positions", () => {
+      const rows = this.#seenBy.all(roomId, seq, Math.max(1, limit), membersOnly ? 1 : 0) as {
+        user_id: string;
+        total: number;
+      }[];
+      return { userIds: rows.map((r) => r.user_id), count: Number(rows[0]?.total ?? 0) };
     });
   }
 

@@ -56,6 +56,11 @@ export interface ReadState {
 }
 
 /** How far one member read one room. */
+export interface SeenBy {
+  readonly userIds: string[];
+  readonly count: number;
+}
+
 export interface ReadPosition {
   readonly room: string;
   readonly userId: string;
@@ -162,6 +167,14 @@ export interface Store {
    * where a member may see how far the other read.
    */
   readPositions(roomIds: readonly string[]): Promise<ReadPosition[]>;
+  /**
+   * Who read message `seq` of `roomId`: the users whose read position there is at `seq` or
+   * later, other than its sender; with `membersOnly`, only members of the room who joined no
+   * later than the message was sent (a newcomer's position starts at the newest message, which
+   * says nothing of older ones). `count` is all of them, `userIds` the first `limit` (at least 1) by id. In
+   * one query; nobody when there is no such message.
+   */
+  seenBy(roomId: string, seq: number, limit: number, membersOnly: boolean): Promise<SeenBy>;
 
   /**
    * The messages of `roomIds` that contain every word of `query` (its `searchWords`, protocol/search.ts),

@@ -14,6 +14,7 @@ import {
   type HistoryPage,
   type RoomInfo,
   type RoomPosition,
+  type SeenBy,
   type SignedIn,
   type StreamEvent,
 } from "../client/core/model.ts";
@@ -82,6 +83,8 @@ export class FakeChatServer {
   /** The query of each ListRooms with `all` (the directory), in order. */
   readonly directoryQueries: string[] = [];
   readonly reactions: { room: string; seq: number; emoji: string }[] = [];
+  /** What SeenBy answers, by `room/seq`; nobody for any other message. */
+  readonly seen = new Map<string, SeenBy>();
   /** Each SetTyping that reached the server, in order. */
   readonly typings: { room: string; typing: boolean }[] = [];
   /** MarkRead calls, as [room, seq]. */
@@ -212,6 +215,8 @@ export class FakeChatServer {
             !m.deleted && words.every((w) => m.content.toLowerCase().split(/\W+/).includes(w))
           ).reverse();
         }),
+      seenBy: (room, seq) =>
+        answer(() => this.seen.get(`${room}/${seq}`) ?? { users: [], count: 0 }),
       deleteMessage: (room, seq) =>
         answer(() => {
           const log = this.histories.get(room) ?? [];

@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ChatMessage } from "../core/types.ts";
 import { type Account, type Room, type Store, UNREAD_COUNT_MAX } from "../store/store.ts";
 
@@ -871,6 +872,45 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         { room, userId: me, seq: 4 },
       ], "by room, then user; only the rooms asked");
       assert.deepEqual(await store.readPositions([]), []);
+    });
+  });
+
+  test("seen by: who read a message, without its sender, and in a room only members from before it", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("seen-by");
+      const [sender, a, b, late] = ["s", "a", "b", "late"].map((n) => `${n}-seen-${RUN}`) as [
+        string,
+        string,
+        string,
+        string,
+      ];
+      for (const user of [sender, a, b]) await store.addMember(room, user);
+      const now = () => new Date(Date.now() + 1).toISOString();
+      await sleep(5);
+      await store.append(newMessage(room, { userId: sender, timestamp: now() }));
+      await store.append(newMessage(room, { userId: a, timestamp: now() }));
+      await sleep(5);
+      await store.addMember(room, late);
+      await store.markRead(room, a, 2);
+      await store.markRead(room, b, 1);
+      await store.markRead(room, late, 2);
+      await store.markRead(room, sender, 2);
+
+      assert.deepEqual(await store.seenBy(room, 1, 10, true), { userIds: [a, b], count: 2 });
+      assert.deepEqual(
+        await store.seenBy(room, 2, 10, true),
+        { userIds: [sender], count: 1 },
+        "its sender never counts, nor a member who joined after it was sent",
+      );
+      assert.deepEqual(await store.seenBy(room, 1, 1, true), { userIds: [a], count: 2 });
+      assert.deepEqual(
+        await store.seenBy(room, 1, 10, false),
+        { userIds: [a, b, late], count: 3 },
+        "without membersOnly, every position at or past it",
+      );
+      assert.deepEqual(await store.seenBy(room, 3, 10, true), { userIds: [], count: 0 });
+      await store.removeMember(room, b);
+      assert.deepEqual(await store.seenBy(room, 1, 10, true), { userIds: [a], count: 1 });
     });
   });
 

@@ -10,6 +10,8 @@ import {
   MessageSchema,
   type Room,
   RoomSchema,
+  type SeenByList,
+  SeenByListSchema,
   type User,
   UserSchema,
 } from "../protocol/gen/chat_pb.ts";
@@ -381,6 +383,11 @@ class FakeChat implements NativeChat {
   }
   /** What Search answers. */
   found: Message[] = [];
+  /** What SeenBy answers. */
+  seen = { users: [] as string[], count: 0 };
+  seenBy(id: string, seq: number | bigint): Promise<SeenByList> {
+    return this.#room(`SeenBy ${id} ${seq}`, () => create(SeenByListSchema, this.seen));
+  }
   search(query: string, id = ""): Promise<Message[]> {
     return this.#room(`Search ${query} in ${id || "all"}`, () => [...this.found]);
   }
@@ -965,6 +972,25 @@ function roomEvent(chat: FakeChat, room: string, who: string, joined: boolean): 
     roomEvent: { room, user: { id: who, displayName: who }, joined },
   }));
 }
+
+Deno.test("/seen says who read my last message of the room", async () => {
+  const s = session(() => new FakeChat(true));
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  s.keyboard.type("/seen");
+  await s.seen("! Cannot tell who saw it: you have no message in #general since you connected");
+  chat.onMessage!(message({ id: "alice", content: "news", seq: 8 }));
+  chat.onMessage!(message({ id: "bob", content: "ok", seq: 9 }));
+  s.keyboard.type("/seen");
+  await s.seen("* Nobody has seen your last message yet");
+  chat.seen = { users: ["bob", "carol\u001b[2J"], count: 5 };
+  s.keyboard.type("/seen");
+  await s.seen("* Seen by 5: bob, carol^[[2J and 3 more");
+  assert.deepEqual(chat.calls.filter((c) => c.startsWith("SeenBy")), [
+    "SeenBy general 8",
+    "SeenBy general 8",
+  ]);
+});
 
 Deno.test("/edit and /delete change my last message of the room; others' changes print", async () => {
   const s = session(() => new FakeChat(true));

@@ -956,6 +956,29 @@ Deno.test({
       },
     );
 
+    await t.step("seen by: a sender asks who read their message in a group room", async () => {
+      await send(ann.page, "who has read this?");
+      await waitForMessages(ben.page, ["who has read this?"]);
+      const mine = ann.page.locator("li.msg.mine").last();
+      const answer = mine.locator(".msg-seen");
+      // Ben's page marks the newest message read by itself, a moment later (coalesced).
+      await waitFor(
+        async () => {
+          await mine.hover();
+          await mine.getByRole("button", { name: "Seen by…" }).click();
+          await sleep(400);
+          // Whoever else of the earlier steps still has general open may have read it too.
+          return /^Seen by \d+: (\w+, )*ben(,|$)/.test(await answer.textContent() ?? "");
+        },
+        5000,
+        "seen by ben",
+      );
+      assert.doesNotMatch(await answer.textContent() ?? "", /ann/, "never the sender");
+      const theirs = ben.page.locator("li.msg").last();
+      await theirs.hover();
+      assert.equal(await theirs.getByRole("button", { name: "Seen by…" }).count(), 0, "not ben's");
+    });
+
     await t.step(
       "a sender edits and deletes their message; every reader sees it, after a reload too",
       async () => {

@@ -293,6 +293,8 @@ export function ChatScreen(
                 edit: chat.editMessage,
                 delete: chat.deleteMessage,
                 react: chat.react,
+                // Direct rooms say "Seen" by themselves; a group room tells on request.
+                seenBy: chat.current.direct ? undefined : chat.seenBy,
               }}
               seenSeq={chat.current.seenSeq}
               // A found message's page is not the room's newest: reading it marks nothing.

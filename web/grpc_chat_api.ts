@@ -179,6 +179,12 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
         (await client.search({ query, room }, options())).messages.map(toChatMessage)
       ),
 
+    seenBy: (room, seq) =>
+      call(async () => {
+        const seen = await client.seenBy({ room, seq: BigInt(seq) }, options());
+        return { users: seen.users, count: seen.count };
+      }),
+
     editMessage: (room, seq, content) =>
       call(async () =>
         toChatMessage(

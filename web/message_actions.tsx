@@ -1,12 +1,12 @@
 /**
  * Editing and deleting a message in place: the buttons on a message (Edit for one's own, Delete
- * for one's own or any in a room one owns), the box that edits its text, and what a failure
- * said, next to the message it concerns.
+ * for one's own or any in a room one owns, "Seen by" for one's own in a group room), the box that
+ * edits its text, and what a failure said, next to the message it concerns.
  */
 
 import { createContext } from "preact";
 import { useContext, useState } from "preact/hooks";
-import type { ChatMessage } from "../client/core/model.ts";
+import type { ChatMessage, SeenBy } from "../client/core/model.ts";
 import { plainWords } from "./failures.ts";
 
 export interface MessageActions {
@@ -17,6 +17,8 @@ export interface MessageActions {
   delete(seq: number): Promise<void>;
   /** Toggles the reader's reaction `emoji` on message `seq`. */
   react(seq: number, emoji: string): Promise<void>;
+  /** Who read message `seq`; undefined where the room says "Seen" by itself (direct rooms). */
+  seenBy?: (seq: number) => Promise<SeenBy>;
 }
 
 export const MessageActionsContext = createContext<MessageActions | undefined>(undefined);
@@ -60,6 +62,13 @@ function EditBox(
   );
 }
 
+/** "Seen by 2: ben, cat", or that nobody has yet. */
+function seenByText({ users, count }: SeenBy): string {
+  if (count === 0) return "Nobody has seen it yet";
+  const more = count > users.length ? ` and ${count - users.length} more` : "";
+  return `Seen by ${count}: ${users.join(", ")}${more}`;
+}
+
 /**
  * The message's text, or the box that edits it, with the buttons the reader may use and what a
  * refused change said. `text` is how the text shows when not being edited.
@@ -70,6 +79,7 @@ export function EditableText(
   const actions = useContext(MessageActionsContext);
   const [editing, setEditing] = useState(false);
   const [error, setError] = useState<string | undefined>(undefined);
+  const [seen, setSeen] = useState<string | undefined>(undefined);
   if (message.deleted) return <p class="msg-text msg-deleted">This message was deleted.</p>;
   const mine = actions !== undefined && message.userId === actions.myId;
   const mayDelete = actions !== undefined && (mine || actions.owner === actions.myId);
@@ -103,6 +113,22 @@ export function EditableText(
               Edit
             </button>
           )}
+          {mine && actions?.seenBy && (
+            <button
+              type="button"
+              class="msg-action"
+              onClick={async () => {
+                setError(undefined);
+                try {
+                  setSeen(seenByText(await actions.seenBy!(message.seq)));
+                } catch (err) {
+                  setError(plainWords(err));
+                }
+              }}
+            >
+              Seen by…
+            </button>
+          )}
           {mayDelete && (
             <button
               type="button"
@@ -116,6 +142,7 @@ export function EditableText(
           )}
         </span>
       )}
+      {seen && <p class="msg-seen" role="status">{seen}</p>}
       {error && <p class="msg-error" role="alert">{error}</p>}
     </>
   );

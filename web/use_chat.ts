@@ -14,6 +14,7 @@ import type {
   ReactionEvent,
   RoomEvent,
   RoomInfo,
+  SeenBy,
 } from "../client/core/model.ts";
 import { directPeer, isDirect } from "../client/core/rooms.ts";
 import type { RoomReading } from "../client/core/reading.ts";
@@ -157,6 +158,8 @@ export interface ChatState {
   deleteMessage(seq: number): Promise<void>;
   /** Toggles the reader's reaction `emoji` on message `seq` of the current room. */
   react(seq: number, emoji: string): Promise<void>;
+  /** Who read message `seq` of the current room. */
+  seenBy(seq: number): Promise<SeenBy>;
   retryNow(): void;
   /** The reader has the current room's newest message in view: mark it read. */
   seenNewest(): void;
@@ -460,6 +463,7 @@ export function useChat(
       },
       // The stream brings the reaction back to every tab, this one included.
       react: async (seq: number, emoji: string) => await conn().react(current, seq, emoji),
+      seenBy: async (seq: number) => await conn().seenBy(current, seq),
       deleteMessage: async (seq: number) => {
         await conn().deleteMessage(current, seq);
         setRows(current, (rows) =>

@@ -29,6 +29,7 @@ import {
   type RoomEvent,
   type RoomInfo,
   type RoomPosition,
+  type SeenBy,
   type StreamEvent,
 } from "./model.ts";
 import { Outbox, type QueueResult } from "./outbox.ts";
@@ -268,6 +269,11 @@ export class ChatSession {
   /** This user's messages with every word of `query`, in `room` or ("") all their rooms. */
   search(query: string, room = ""): Promise<ChatMessage[]> {
     return this.#call("search", (t) => t.search(query, room));
+  }
+
+  /** Who read message `seq` of `room`: "seen by N" on request. */
+  seenBy(room: string, seq: number): Promise<SeenBy> {
+    return this.#call("tell who saw the message", (t) => t.seenBy(room, seq));
   }
 
   /** Replaces the text of this user's message `seq` of `room`. */

@@ -115,6 +115,12 @@ export interface TypingEvent {
 }
 
 /** A page of a room's history, oldest first; `more` when older messages exist. */
+/** Who read a message: some of them by id, and how many in all. */
+export interface SeenBy {
+  readonly users: string[];
+  readonly count: number;
+}
+
 export interface HistoryPage {
   readonly messages: readonly ChatMessage[];
   readonly more: boolean;
@@ -193,6 +199,8 @@ export interface ChatTransport {
   ): Promise<HistoryPage>;
   /** The messages of this user's rooms (or of `room`, "" for all) with every word of `query`. */
   search(query: string, room: string): Promise<ChatMessage[]>;
+  /** Who read message `seq` of `room` (at most 50 ids, and how many in all). */
+  seenBy(room: string, seq: number): Promise<SeenBy>;
   /** Replaces the text of this user's message `seq` of `room`; resolves with it as stored. */
   editMessage(room: string, seq: number, content: string): Promise<ChatMessage>;
   /** Deletes message `seq` of `room` (this user's, or any in a room this user owns). */
