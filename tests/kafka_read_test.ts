@@ -1,7 +1,8 @@
 /**
  * Reading state on the real cluster, with two gateways and a processor as separate processes
  * (AUTH=on): a user reads on one gateway, the same user's stream on the other gateway gets the
- * read event over the deliveries topic, and a fresh listing there shows nothing unread.
+ * read event over the deliveries topic, and a fresh listing there shows nothing unread; the
+ * sender, on the other gateway, asks who saw the message.
  */
 
 import assert from "node:assert/strict";
@@ -15,7 +16,7 @@ await kafkaBrokers();
 const PASSWORD = "a long password";
 const SLOW = 60_000;
 
-Deno.test("on Kafka: a read on one gateway reaches the reader's stream on the other, and the count", async () => {
+Deno.test("on Kafka: a read on one gateway reaches the reader's stream on the other, the count, and seen by", async () => {
   const deployment = kafkaDeployment({ auth: "on" });
   const processor = deployment.processor();
   const a = deployment.gateway("a");
@@ -48,6 +49,9 @@ Deno.test("on Kafka: a read on one gateway reaches the reader's stream on the ot
     const read = elsewhere.received.find((m) => m.read)!.read!;
     assert.deepEqual([read.room, read.user?.id, read.seq], [room, "alice", 3n]);
     assert.deepEqual([(await listed()).unread, (await listed()).readSeq], [0, 3n]);
+    // The processor stored what gateway a marked; bob, on b, asks who saw his last message.
+    const seen = await bob.seenBy(room, 3);
+    assert.deepEqual([seen.users, seen.count], [["alice"], 1]);
   } finally {
     for (const u of users) u.close();
     await stopAll([a.service, b.service, processor]);
