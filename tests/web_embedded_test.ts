@@ -461,10 +461,17 @@ Deno.test({
         await waitForMessages(ben.page, generalBefore.slice(-3));
         assert.deepEqual((await shownMessages(ben.page)).map((m) => m.text), generalBefore);
 
-        // A message in a room not shown counts as unread there.
-        await send(ann.page, "Room 2 is booked");
+        // A message in a room not shown counts as unread there; one that names ben, as a mention.
+        await send(ann.page, "Room 2 is booked, @ben");
         await waitFor(async () => await unreadIn(ben.page, "design") === 1, 10_000, "unread 1");
         assert.equal(await unreadIn(ben.page, "general"), 0);
+        const design = ben.page.locator('.room-item[data-room="design"]');
+        assert.equal(await design.locator(".mention-badge").textContent(), "@");
+        assert.match(await design.textContent() ?? "", /, 1 mention(?!s)/);
+        assert.equal(
+          await ben.page.locator('.room-item[data-room="general"] .mention-badge').count(),
+          0,
+        );
         await ben.page.getByRole("button", { name: "Rooms and people, 1 unread" }).waitFor();
         await openPanel(ben.page);
         await ben.page.waitForTimeout(300);
@@ -475,10 +482,11 @@ Deno.test({
           10_000,
           "read once shown",
         );
+        assert.equal(await design.locator(".mention-badge").count(), 0, "the mention read too");
         await waitForMessages(ben.page, [
           "Design review at three",
           "I will bring the mockups",
-          "Room 2 is booked",
+          "Room 2 is booked, @ben",
         ]);
 
         // A direct message, started from the online list.
