@@ -9,7 +9,7 @@ import { ChatError, describeError } from "../core/errors.ts";
 import { Liveness } from "../core/liveness.ts";
 import type { Logger } from "../core/logger.ts";
 import { type Metrics, metricsResponse, NO_METRICS } from "../core/metrics.ts";
-import type { Delivery, Presence } from "../core/types.ts";
+import type { ChatMessage, Delivery, Presence } from "../core/types.ts";
 import type { Bus, Subscription } from "../bus/bus.ts";
 import { Announcer } from "./announcer.ts";
 import { type ChatService, createChatService } from "./chat_service.ts";
@@ -165,8 +165,9 @@ export function createGateway(options: GatewayOptions): Gateway {
    * A backlog (after Kafka paused) arrives faster than sockets drain: each delivery waits for
    * the streams that are draining before the next, so no fast reader is cut as slow.
    */
-  function onDelivery(delivery: Delivery): Promise<void> {
+  async function onDelivery(delivery: Delivery): Promise<void> {
     try {
+      if (delivery.type === "message") await fillGap(delivery.message);
       show(delivery);
     } catch (err) {
       // Showing it again would fail the same way and hold up every room behind it on the topic.
@@ -176,6 +177,34 @@ export function createGateway(options: GatewayOptions): Gateway {
       });
     }
     return hub.settle();
+  }
+
+  /**
+   * A room's deliveries come in order of `seq`, each once: one that skips numbers means some were
+   * lost on the way (once, a processor's failed publish overtaken by the next: bus/kafka/outbox.ts).
+   * They are stored before they are delivered, so the streams get them from the store, in order,
+   * before this one; a late copy of one of them is then dropped as a repeat.
+   */
+  async function fillGap(message: ChatMessage): Promise<void> {
+    const missed = hub.missedBefore(message);
+    if (!missed) return;
+    const range = { room: message.room, from: missed.after + 1, to: message.seq - 1 };
+    let found: ChatMessage[];
+    try {
+      found = await store.since(message.room, missed.after, missed.count);
+    } catch (err) {
+      // The message that showed the gap still goes out; its streams can resume past the gap.
+      logger.error("Deliveries of a room skipped messages, and the store cannot give them", {
+        ...range,
+        error: describeError(err),
+      });
+      return;
+    }
+    logger.warn("Deliveries of a room skipped messages: delivering them from the store", {
+      ...range,
+      found: found.length,
+    });
+    for (const m of found) if (m.seq < message.seq) show({ type: "message", message: m });
   }
 
   function show(delivery: Delivery): void {
