@@ -17,7 +17,7 @@ import {
   USER_ID_MAX_LENGTH,
 } from "../protocol/names.ts";
 import type { ClientTimestamp } from "./chat_types.ts";
-import type { RateLimiter } from "./rate_limiter.ts";
+import { RateLimiter } from "./rate_limiter.ts";
 
 /** The longest direct room id: the prefix, two user ids and the ':' between them. */
 const DIRECT_ROOM_MAX_LENGTH = DIRECT_PREFIX.length + 2 * USER_ID_MAX_LENGTH + 1;
@@ -147,4 +147,26 @@ export function sendingRate(
   config: { rateLimitPerSecond: number; rateLimitBurst: number },
 ): { perSecond: number; burst: number; unit: string } {
   return { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst, unit: "messages" };
+}
+
+/**
+ * A per-user rate for calls that read far more than a send (searches, "seen by" lookups), each
+ * kind with a budget of its own under search's settings.
+ */
+export class LookupRate {
+  readonly #limiter: RateLimiter;
+  readonly #rate: { perSecond: number; burst: number; unit: string };
+
+  constructor(config: { searchRatePerSecond: number; searchBurst: number }, unit: string) {
+    this.#limiter = new RateLimiter({
+      ratePerSecond: config.searchRatePerSecond,
+      burst: config.searchBurst,
+    });
+    this.#rate = { perSecond: config.searchRatePerSecond, burst: config.searchBurst, unit };
+  }
+
+  /** Takes one of `userId`'s lookups, or refuses `action` (see {@linkcode takeOrRefuse}). */
+  take(action: string, userId: string): void {
+    takeOrRefuse(action, this.#limiter, userId, this.#rate);
+  }
 }

@@ -12,10 +12,9 @@ import { DEFAULT_ROOM } from "../protocol/names.ts";
 import { SEARCH_QUERY_MAX, searchWords } from "../protocol/search.ts";
 import type { Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
-import { takeOrRefuse } from "./chat_checks.ts";
+import { LookupRate } from "./chat_checks.ts";
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller } from "./chat_types.ts";
-import { RateLimiter } from "./rate_limiter.ts";
 
 export interface SearchRequest {
   readonly query: string;
@@ -38,19 +37,16 @@ export interface SearchOptions {
 
 export class Search {
   readonly #options: SearchOptions;
-  readonly #limiter: RateLimiter;
+  readonly #rate: LookupRate;
 
   constructor(options: SearchOptions) {
     this.#options = options;
-    this.#limiter = new RateLimiter({
-      ratePerSecond: options.config.searchRatePerSecond,
-      burst: options.config.searchBurst,
-    });
+    this.#rate = new LookupRate(options.config, "searches");
   }
 
   /** The caller's messages matching `request.query`, best first. */
   async search(caller: Caller, request: SearchRequest): Promise<ChatMessage[]> {
-    const { store, callers, rooms, config } = this.#options;
+    const { store, callers, rooms } = this.#options;
     const action = "Cannot search";
     const me = await callers.identify(caller, undefined, action);
     const query = request.query.trim();
@@ -67,11 +63,7 @@ export class Search {
     if (request.limit > SEARCH_MAX) {
       throw invalidArgument(`${action}: limit is ${request.limit}, the most is ${SEARCH_MAX}`);
     }
-    takeOrRefuse(action, this.#limiter, me.userId, {
-      perSecond: config.searchRatePerSecond,
-      burst: config.searchBurst,
-      unit: "searches",
-    });
+    this.#rate.take(action, me.userId);
     // After the limit: a refused search reads nothing more.
     const room = request.room.trim()
       ? await rooms.memberRoom(action, request.room, me.userId)

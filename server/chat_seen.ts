@@ -12,10 +12,9 @@ import { ChatError, invalidArgument } from "../core/errors.ts";
 import { DEFAULT_ROOM } from "../protocol/names.ts";
 import type { SeenBy, Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
-import { takeOrRefuse } from "./chat_checks.ts";
+import { LookupRate } from "./chat_checks.ts";
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller } from "./chat_types.ts";
-import { RateLimiter } from "./rate_limiter.ts";
 
 /** The most readers named in an answer; `count` still counts them all. */
 export const SEEN_BY_NAMES_MAX = 50;
@@ -29,30 +28,23 @@ export interface SeenOptions {
 
 export class Seen {
   readonly #options: SeenOptions;
-  readonly #limiter: RateLimiter;
+  readonly #rate: LookupRate;
 
   constructor(options: SeenOptions) {
     this.#options = options;
-    this.#limiter = new RateLimiter({
-      ratePerSecond: options.config.searchRatePerSecond,
-      burst: options.config.searchBurst,
-    });
+    this.#rate = new LookupRate(options.config, "lookups");
   }
 
   /** Who read message `seq` of `name` (empty: the default room); the caller must be a member. */
   async seenBy(caller: Caller, name: string, seq: number): Promise<SeenBy> {
-    const { store, callers, rooms, config } = this.#options;
+    const { store, callers, rooms } = this.#options;
     const action = "Cannot tell who saw the message";
     const me = await callers.identify(caller, undefined, action);
     if (!Number.isSafeInteger(seq) || seq < 1) {
       throw invalidArgument(`${action}: seq is ${seq}; messages are numbered from 1`);
     }
     const room = name.trim() ? await rooms.memberRoom(action, name, me.userId) : DEFAULT_ROOM;
-    takeOrRefuse(action, this.#limiter, me.userId, {
-      perSecond: config.searchRatePerSecond,
-      burst: config.searchBurst,
-      unit: "lookups",
-    });
+    this.#rate.take(action, me.userId);
     if (!await store.message(room, seq)) {
       throw new ChatError("not_found", `${action}: ${room} has no message ${seq}`);
     }
