@@ -163,7 +163,7 @@ Deno.test("a gateway started under umask 000 keeps its data directory 700 and it
       stderr: "piped",
     }).spawn();
     const lines: string[] = [];
-    const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const pump = async (stream: ReadableStream<Uint8Array<ArrayBuffer>>) => {
       for await (const text of stream.pipeThrough(new TextDecoderStream())) {
         lines.push(...text.split("\n"));
       }

@@ -77,6 +77,11 @@ Deno.test({
     assert.equal(await result.count(), 1);
     assert.match((await result.textContent()) ?? "", /#general ben .*the Needle is in the hay/);
     assert.deepEqual(await result.locator("mark").allTextContents(), ["Needle", "hay"]);
+    // The search panel's own styles apply (an unclosed rule before them once hid them all).
+    assert.equal(
+      await page.locator(".search-list").evaluate((list) => getComputedStyle(list).listStyleType),
+      "none",
+    );
 
     await result.click();
     const found = page.locator('li.msg[data-seq="10"]');
