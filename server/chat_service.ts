@@ -6,7 +6,7 @@
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
  * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), reactions
  * (`chat_reactions.ts`), search (`chat_search.ts`), who is typing (`chat_typing.ts`), room
- * topics (`chat_topics.ts`), with the field checks they share in `chat_checks.ts` and the requests
+ * topics (`chat_topics.ts`), blocking users (`chat_blocks.ts`), with the field checks they share in `chat_checks.ts` and the requests
  * and answers in `chat_types.ts`.
  */
 
@@ -17,6 +17,7 @@ import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Announcer } from "./announcer.ts";
 import type { Auth, SignInResult } from "./auth.ts";
+import { Blocks } from "./chat_blocks.ts";
 import { Callers } from "./chat_callers.ts";
 import { type DeleteRequest, type EditRequest, Edits } from "./chat_edits.ts";
 import { Reactions, type ReactRequest } from "./chat_reactions.ts";
@@ -72,6 +73,10 @@ export interface ChatService {
   setTopic(caller: Caller, room: string, topic: string): Promise<RoomView>;
   /** Writes what waits to be written (read positions): for shutdown. */
   flush(): Promise<void>;
+  /** The caller blocks or unblocks a user (`chat_blocks.ts`). */
+  setBlocked(caller: Caller, userId: string, blocked: boolean): Promise<void>;
+  /** The users the caller blocked, sorted. */
+  listBlocked(caller: Caller): Promise<string[]>;
 }
 
 export interface ChatServiceOptions {
@@ -128,6 +133,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const reads = new Reads({ ...options, callers, rooms });
   const topics = new Topics({ ...options, callers, rooms });
   const search = new Search({ ...options, callers, rooms });
+  const blocks = new Blocks({ ...options, callers });
   return {
     openStream: async (caller, request, sink) => {
       const handle = typing.watch(await messages.openStream(caller, request, sink));
@@ -152,5 +158,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     setTopic: (caller, room, topic) => topics.setTopic(caller, room, topic),
     search: (caller, request) => search.search(caller, request),
     flush: () => reads.flush(),
+    setBlocked: (caller, userId, blocked) => blocks.setBlocked(caller, userId, blocked),
+    listBlocked: (caller) => blocks.listBlocked(caller),
   };
 }

@@ -204,6 +204,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       case "read":
         hub.read(delivery.read);
         break;
+      case "block":
+        hub.block(delivery.block);
+        break;
     }
   }
 

@@ -12,6 +12,7 @@ import { ChatError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { type Metrics, NO_METRICS, type QueueDepths } from "../core/metrics.ts";
 import type {
+  BlockChange,
   ChatMessage,
   MessageChange,
   Presence,
@@ -60,6 +61,12 @@ export interface LocalStream {
   readonly lastSeq: Map<string, number>;
   /** While the stream replays missed messages, live ones wait here. */
   backlog: ChatMessage[] | undefined;
+  /**
+   * The users this stream's user blocked: their messages, edits, reactions and typing are
+   * skipped for it (a Set lookup per delivery, the shared frame unchanged). Loaded when the
+   * stream opens; afterwards only the hub changes it ({@linkcode Hub.block}).
+   */
+  blocked?: Set<string>;
 }
 
 export interface HubOptions {
@@ -208,6 +215,7 @@ export class Hub {
     let frame: Uint8Array | undefined;
     let count = 0;
     for (const stream of this.#byRoom.get(message.room) ?? []) {
+      if (stream.blocked?.has(message.userId)) continue;
       if (stream.backlog) {
         stream.backlog.push(message);
         count++;
@@ -222,6 +230,8 @@ export class Hub {
   /** Writes one message to one stream unless it already has it; false when the stream was cut. */
   #write(stream: LocalStream, message: ChatMessage, frame?: Uint8Array): boolean {
     if (message.seq > 0 && message.seq <= (stream.lastSeq.get(message.room) ?? 0)) return true;
+    // Skipped, not a gap: clients resume from the newest they got, and the replay skips it again.
+    if (stream.blocked?.has(message.userId)) return true;
     if (!this.#offer(stream, frame ?? encodeStreamMessage(messageToWire(message)))) return false;
     if (message.seq > 0) stream.lastSeq.set(message.room, message.seq);
     return true;
@@ -290,6 +300,8 @@ export class Hub {
     let frame: Uint8Array | undefined;
     for (const stream of this.#byRoom.get(change.room) ?? []) {
       if (!stream.presenceEvents) continue;
+      // An edit's new text is the blocked author's; a deletion shows nothing of theirs.
+      if (!change.deleted && stream.blocked?.has(change.byUserId)) continue;
       frame ??= encodeStreamMessage(changeToWire(change));
       this.#offer(stream, frame);
     }
@@ -299,7 +311,7 @@ export class Hub {
   reaction(event: ReactionEvent): void {
     let frame: Uint8Array | undefined;
     for (const stream of this.#byRoom.get(event.room) ?? []) {
-      if (!stream.presenceEvents) continue;
+      if (!stream.presenceEvents || stream.blocked?.has(event.userId)) continue;
       frame ??= encodeStreamMessage(reactionToWire(event));
       this.#offer(stream, frame);
     }
@@ -314,6 +326,7 @@ export class Hub {
     let frame: Uint8Array | undefined;
     for (const stream of this.#byRoom.get(event.room) ?? []) {
       if (!stream.presenceEvents || stream.userId === event.userId) continue;
+      if (stream.blocked?.has(event.userId)) continue;
       if (stream.sink.pending() > this.#queueLimit / 2) continue;
       frame ??= encodeStreamMessage(typingToWire(event));
       this.#offer(stream, frame);
@@ -335,6 +348,14 @@ export class Hub {
         frame ??= encodeStreamMessage(readToWire(mark));
         this.#offer(stream, frame);
       }
+    }
+  }
+
+  /** A user blocked or unblocked another: each of the blocker's streams here skips from now on, or not. */
+  block(change: BlockChange): void {
+    for (const stream of this.#byUser.get(change.userId) ?? []) {
+      if (change.blocked) (stream.blocked ??= new Set()).add(change.blockedId);
+      else stream.blocked?.delete(change.blockedId);
     }
   }
 

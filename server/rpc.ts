@@ -166,6 +166,13 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     });
     return { messages: found.map(messageToWire) };
   },
+  async block(service, caller, request) {
+    await service.setBlocked(caller, request.userId, request.blocked);
+    return {};
+  },
+  async listBlocked(service, caller) {
+    return { users: await service.listBlocked(caller) };
+  },
 };
 
 /** Calls the unary `method` with its decoded request; the response is a message of its output type. */

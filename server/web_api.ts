@@ -278,6 +278,8 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     markRead: unary(method.markRead),
     setTopic: unary(method.setTopic),
     search: unary(method.search),
+    block: unary(method.block),
+    listBlocked: unary(method.listBlocked),
   };
 
   const router = createConnectRouter({

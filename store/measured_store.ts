@@ -34,6 +34,9 @@ const OPERATIONS: Record<Operation, true> = {
   readStates: true,
   readPositions: true,
   search: true,
+  setBlocked: true,
+  blockedBy: true,
+  isBlocked: true,
 };
 
 /** `store` with each call timed into `metrics`; `store` itself when metrics are off. */
