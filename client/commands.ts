@@ -1,6 +1,7 @@
 /**
  * The terminal client's slash commands (`/rooms`, `/create`, `/join`, `/leave`, `/dm`, `/room`,
- * `/history`, `/search`, `/edit`, `/delete`, `/react`, `/topic`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
+ * `/history`, `/search`, `/edit`, `/delete`, `/react`, `/topic`, `/block`, `/unblock`, `/blocked`,
+ * `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
  * line, `! ...` when it failed. A command while not connected says so instead of waiting.
  */
 
@@ -27,6 +28,9 @@ export const HELP = [
   "  /delete          delete your last message in the current room",
   "  /react <emoji>   react to the last message in the current room (again: take it back)",
   "  /topic <text>    set the topic of the current room, if you created it (/topic -: none)",
+  "  /block <user>    hide <user>'s messages from you and refuse their direct messages",
+  "  /unblock <user>  undo /block",
+  "  /blocked         list the users you blocked",
   "  /who             list the users online",
   "  /help            show this list",
   "  /quit            leave (Ctrl-D and Ctrl-C also do)",
@@ -115,6 +119,11 @@ export async function runCommand(ctx: CommandContext, line: string): Promise<"qu
       return await react(ctx, argument.trim());
     case "/topic":
       return await topic(ctx, argument.trim());
+    case "/block":
+    case "/unblock":
+      return await block(ctx, command.toLowerCase() === "/block", argument.trim());
+    case "/blocked":
+      return await blocked(ctx);
     default:
       return ctx.write(`! Unknown command ${command}; /help lists the commands`);
   }
@@ -182,6 +191,32 @@ async function topic(ctx: CommandContext, text: string): Promise<void> {
     set
       ? `* Topic of ${label(ctx, room)}: ${sanitize(set)}`
       : `* ${label(ctx, room)} has no topic now`,
+  );
+}
+
+/** /block <user> or /unblock <user> (`@ann` works too). */
+async function block(ctx: CommandContext, blocking: boolean, typed: string): Promise<void> {
+  const verb = blocking ? "block" : "unblock";
+  const user = typed.replace(/^@/, "");
+  if (user === "" || /\s/.test(user)) return ctx.write(`! Usage: /${verb} <user>`);
+  const answer = await ask(ctx, `Cannot ${verb} user`, (s) => s.block(user, blocking));
+  if (!answer) return;
+  ctx.write(
+    blocking
+      ? `* Blocked ${sanitize(user)}: you see nothing more from them, and they cannot message you`
+      : `* Unblocked ${sanitize(user)}`,
+  );
+}
+
+/** /blocked: the users this user blocked. */
+async function blocked(ctx: CommandContext): Promise<void> {
+  const answer = await ask(ctx, "Cannot list blocked users", (s) => s.listBlocked());
+  if (!answer) return;
+  const users = answer.value;
+  ctx.write(
+    users.length === 0
+      ? "* You blocked nobody"
+      : `* Blocked (${users.length}): ${users.map(sanitize).join(", ")}`,
   );
 }
 
