@@ -2,7 +2,7 @@
  * Blocking users through real gRPC on two gateways: the blocker's streams (on one gateway) skip
  * the blocked user's messages, edits, reactions and typing sent through the other, live and on
  * resume; history, search and unread counts leave them out; the blocked user cannot reach the
- * blocker by direct message; unblocking undoes it everywhere. And every refusal of the new fields.
+ * blocker by direct message; unblocking undoes it everywhere. And the limits.
  */
 
 import assert from "node:assert/strict";
@@ -102,25 +102,14 @@ Deno.test("blocking: the blocker hears nothing more from the blocked user, on ev
   }
 });
 
-Deno.test("blocking: hostile user ids, oneself, strangers, no token, too many, too fast", async () => {
+Deno.test("blocking: strangers, too many, too fast (hostile ids: attack_block_test.ts)", async () => {
   const system = await startSystem({
     config: { auth: "on", rateLimitPerSecond: 1, rateLimitBurst: 4 },
   });
   const ann = newClient(system.address());
-  const anonymous = newClient(system.address());
   try {
     await ann.signIn("ann", "correct horse battery");
     await newClient(system.address()).signIn("ben", "correct horse battery");
-    const cases: [string, number, RegExp][] = [
-      ["", status.INVALID_ARGUMENT, /^Cannot block user: the user id is empty/],
-      ["u".repeat(1 << 20), status.INVALID_ARGUMENT, /^Cannot block user: the user id is 1048576/],
-      ["be\u0000n", status.INVALID_ARGUMENT, /NUL character/],
-      ["\u202eben", status.INVALID_ARGUMENT, /bidirectional control character/],
-      ["ANN", status.INVALID_ARGUMENT, /^Cannot block user: that is yourself$/],
-    ];
-    for (const [user, code, pattern] of cases) {
-      await assert.rejects(ann.block(user), refused(code, pattern), JSON.stringify(user));
-    }
     await assert.rejects(
       ann.block("nobody"),
       refused(status.NOT_FOUND, /^Cannot block user: there is no user "nobody"$/),
@@ -129,9 +118,7 @@ Deno.test("blocking: hostile user ids, oneself, strangers, no token, too many, t
       ann.block("ben", false).then(() => ann.block("nobody", false)),
       refused(status.NOT_FOUND, /^Cannot unblock user: there is no user "nobody"$/),
     );
-    await assert.rejects(anonymous.block("ben"), refused(status.UNAUTHENTICATED, /./));
-    await assert.rejects(anonymous.listBlocked(), refused(status.UNAUTHENTICATED, /./));
-    // The rate limit (bursts of 4: three calls above took theirs; refusals of the fields did not).
+    // The rate limit (bursts of 4: three calls above took theirs).
     await ann.block("ben");
     await assert.rejects(
       ann.block("ben"),
@@ -157,7 +144,6 @@ Deno.test("blocking: hostile user ids, oneself, strangers, no token, too many, t
     }
   } finally {
     ann.close();
-    anonymous.close();
     await system.stop();
   }
 });
