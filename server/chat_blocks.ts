@@ -42,9 +42,10 @@ export class Blocks {
   }
 
   /**
-   * Blocks (`blocked` true) or unblocks `userId` for the caller; either is idempotent. The user
-   * must have an account (NOT_FOUND otherwise; with AUTH=off, where nobody needs one, any valid
-   * id). Counts against the sending rate.
+   * Blocks (`blocked` true) or unblocks `userId` for the caller, who must be signed in (blocks
+   * belong to an account, in either auth mode); either is idempotent. The user must have an
+   * account (NOT_FOUND otherwise; with AUTH=off, where nobody needs one, any valid id). Counts
+   * against the sending rate.
    */
   async setBlocked(caller: Caller, userId: string, blocked: boolean): Promise<void> {
     const { store, auth, limiter, callers, config } = this.#options;
