@@ -98,10 +98,15 @@ export class Messages {
     };
     // Early, to refuse before reading the store; and again below.
     checkStreamCount();
+    // With every block told while reading: nothing is awaited from there until `hub.add`.
+    const blocks = hub.openingBlocks(me.userId);
     const [mine, blocked] = await Promise.all([
       store.roomsOf(me.userId),
       store.blockedBy(me.userId),
-    ]);
+    ]).then(([mine, read]) => [mine, blocks(read)] as const, (err) => {
+      blocks();
+      throw err;
+    });
     const rooms = new Set([DEFAULT_ROOM, ...mine.map((r) => r.id)]);
     const positions = resumePositions(request.resume, rooms);
     // Streams opened at the same time all passed the first check while this one read the
@@ -137,7 +142,7 @@ export class Messages {
       rooms,
       lastSeq: new Map(),
       // Changed live from here on by the hub (chat_blocks.ts delivers every block).
-      ...(blocked.length > 0 ? { blocked: new Set(blocked) } : {}),
+      ...(blocked.size > 0 ? { blocked } : {}),
       // Live messages wait while the missed ones are replayed: no gap, no duplicate.
       backlog: positions.size > 0 ? [] : undefined,
       sink: {

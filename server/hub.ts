@@ -94,6 +94,11 @@ export class Hub {
    * here until it is nearly drained or gone, so a stalled one is judged once, not per message.
    */
   readonly #crowded = new Map<LocalStream, { pending: number; drainedAt: number }>();
+  /**
+   * The block changes of users with a stream opening here (reading its list from the store):
+   * applied on top of what it read, so that a change made meanwhile is not missed.
+   */
+  readonly #opening = new Map<string, { streams: number; changes: BlockChange[] }>();
   /** Highest sequence number delivered per room, so that a re-sent delivery is not shown twice. */
   readonly #delivered = new Map<string, number>();
   readonly #logger: Logger;
@@ -353,10 +358,33 @@ export class Hub {
 
   /** A user blocked or unblocked another: each of the blocker's streams here skips from now on, or not. */
   block(change: BlockChange): void {
+    this.#opening.get(change.userId)?.changes.push(change);
     for (const stream of this.#byUser.get(change.userId) ?? []) {
       if (change.blocked) (stream.blocked ??= new Set()).add(change.blockedId);
       else stream.blocked?.delete(change.blockedId);
     }
+  }
+
+  /**
+   * Call before a stream of `userId` reads its blocked users from the store; call what it
+   * returns, exactly once, with what was read (or nothing, when the read failed): it gives the
+   * list with every change told meanwhile applied in order. A change the read saw already is
+   * applied again to no effect, and one it did not see is not lost.
+   */
+  openingBlocks(userId: string): (read?: readonly string[]) => Set<string> {
+    let opening = this.#opening.get(userId);
+    if (!opening) this.#opening.set(userId, opening = { streams: 0, changes: [] });
+    opening.streams++;
+    const seen = opening;
+    return (read = []) => {
+      const blocked = new Set(read);
+      for (const { blockedId, blocked: on } of seen.changes) {
+        if (on) blocked.add(blockedId);
+        else blocked.delete(blockedId);
+      }
+      if (--seen.streams === 0 && this.#opening.get(userId) === seen) this.#opening.delete(userId);
+      return blocked;
+    };
   }
 
   /** Tells the stream `streamId` alone of a read, if it is still open and asked for events. */

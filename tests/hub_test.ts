@@ -257,3 +257,18 @@ Deno.test("a blocker's streams skip the blocked sender's messages, live and repl
   hub.deliver(from(3, "alice"));
   assert.deepEqual(ann.frames.map((f) => decodeStreamMessage(f).seq), [2n, 3n]);
 });
+
+Deno.test("a block told while a stream of the blocker reads its list is not lost", () => {
+  const hub = new Hub({ logger: silentLogger, queueLimit: 10 });
+  const first = hub.openingBlocks("ann");
+  const second = hub.openingBlocks("ann");
+  // Told while both read: one read saw the first change, the other did not.
+  hub.block({ userId: "ann", blockedId: "ben", blocked: true });
+  hub.block({ userId: "ann", blockedId: "cat", blocked: false });
+  hub.block({ userId: "bob", blockedId: "ben", blocked: true }); // someone else's
+  assert.deepEqual([...first(["ben", "cat", "dan"])], ["ben", "dan"]);
+  assert.deepEqual([...second(["cat"])], ["ben"]);
+  // Done: later changes reach streams only, and a failed read still ends its watch.
+  hub.block({ userId: "ann", blockedId: "eve", blocked: true });
+  assert.deepEqual([...hub.openingBlocks("ann")()], []);
+});
