@@ -285,6 +285,16 @@ export class ChatClient {
     await this.#unary("markRead", { room, seq: BigInt(seq) });
   }
 
+  /** Blocks `userId` (`blocked` true) or unblocks them, for this account. */
+  async block(userId: string, blocked = true): Promise<void> {
+    await this.#unary("block", { userId, blocked });
+  }
+
+  /** The users this account blocked, sorted. */
+  async listBlocked(): Promise<string[]> {
+    return (await this.#unary("listBlocked", {})).users;
+  }
+
   /** Resolves once the channel is connected, or rejects after `timeoutMs`. */
   waitForReady(timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {

@@ -1,8 +1,8 @@
 /**
  * The terminal client's slash commands (`/rooms`, `/create`, `/join`, `/leave`, `/dm`, `/room`,
- * `/history`, `/search`, `/edit`, `/delete`, `/react`, `/seen`, `/topic`, `/who`, `/help`,
- * `/quit`): each asks the session and says what came of it in one line, `! ...` when it failed.
- * A command while not connected says so instead of waiting.
+ * `/history`, `/search`, `/edit`, `/delete`, `/react`, `/seen`, `/topic`, `/block`, `/unblock`,
+ * `/blocked`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
+ * line, `! ...` when it failed. A command while not connected says so instead of waiting.
  */
 
 import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
@@ -29,6 +29,9 @@ export const HELP = [
   "  /react <emoji>   react to the last message in the current room (again: take it back)",
   "  /seen            who read your last message in the current room",
   "  /topic <text>    set the topic of the current room, if you created it (/topic -: none)",
+  "  /block <user>    hide <user>'s messages from you and refuse their direct messages",
+  "  /unblock <user>  undo /block",
+  "  /blocked         list the users you blocked",
   "  /who             list the users online",
   "  /help            show this list",
   "  /quit            leave (Ctrl-D and Ctrl-C also do)",
@@ -119,6 +122,11 @@ export async function runCommand(ctx: CommandContext, line: string): Promise<"qu
       return await seen(ctx);
     case "/topic":
       return await topic(ctx, argument.trim());
+    case "/block":
+    case "/unblock":
+      return await block(ctx, command.toLowerCase() === "/block", argument.trim());
+    case "/blocked":
+      return await blocked(ctx);
     default:
       return ctx.write(`! Unknown command ${command}; /help lists the commands`);
   }
@@ -202,6 +210,32 @@ async function topic(ctx: CommandContext, text: string): Promise<void> {
     set
       ? `* Topic of ${label(ctx, room)}: ${sanitize(set)}`
       : `* ${label(ctx, room)} has no topic now`,
+  );
+}
+
+/** /block <user> or /unblock <user> (`@ann` works too). */
+async function block(ctx: CommandContext, blocking: boolean, typed: string): Promise<void> {
+  const verb = blocking ? "block" : "unblock";
+  const user = typed.replace(/^@/, "");
+  if (user === "" || /\s/.test(user)) return ctx.write(`! Usage: /${verb} <user>`);
+  const answer = await ask(ctx, `Cannot ${verb} user`, (s) => s.block(user, blocking));
+  if (!answer) return;
+  ctx.write(
+    blocking
+      ? `* Blocked ${sanitize(user)}: you see nothing more from them, and they cannot message you`
+      : `* Unblocked ${sanitize(user)}`,
+  );
+}
+
+/** /blocked: the users this user blocked. */
+async function blocked(ctx: CommandContext): Promise<void> {
+  const answer = await ask(ctx, "Cannot list blocked users", (s) => s.listBlocked());
+  if (!answer) return;
+  const users = answer.value;
+  ctx.write(
+    users.length === 0
+      ? "* You blocked nobody"
+      : `* Blocked (${users.length}): ${users.map(sanitize).join(", ")}`,
   );
 }
 

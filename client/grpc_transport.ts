@@ -41,6 +41,8 @@ export type NativeChat = Pick<
   | "search"
   | "seenBy"
   | "historyAround"
+  | "block"
+  | "listBlocked"
 >;
 
 const CHANNEL_OPTIONS: grpc.ClientOptions = {
@@ -230,6 +232,8 @@ export function grpcTransport(
     setTyping: (room, typing) =>
       call(() => client.setTyping(room === DEFAULT_ROOM ? "" : room, typing)),
     markRead: (room, seq) => call(() => client.markRead(room, seq)),
+    block: (userId, blocked) => call(() => client.block(userId, blocked)),
+    listBlocked: () => call(() => client.listBlocked()),
     close: () => client.close(),
   };
 }

@@ -117,6 +117,13 @@ export interface ReadMark {
   readonly seq: number;
 }
 
+/** A user blocked another (`blocked`), or unblocked them. */
+export interface BlockChange {
+  readonly userId: string;
+  readonly blockedId: string;
+  readonly blocked: boolean;
+}
+
 /** What the processor (and, for membership and read positions, the gateways) send to every gateway. */
 export type Delivery =
   | { readonly type: "message"; readonly message: ChatMessage }
@@ -132,4 +139,6 @@ export type Delivery =
   /** Sent by the typer's gateway itself, never by a processor. */
   | { readonly type: "typing"; readonly event: TypingEvent }
   /** The gateways tell the reader's streams and, in a direct room, the other member's. */
-  | { readonly type: "read"; readonly read: ReadMark };
+  | { readonly type: "read"; readonly read: ReadMark }
+  /** The blocker's gateway tells every gateway, so that each leaves out what their streams hide. */
+  | { readonly type: "block"; readonly block: BlockChange };

@@ -98,7 +98,16 @@ export class Messages {
     };
     // Early, to refuse before reading the store; and again below.
     checkStreamCount();
-    const rooms = new Set([DEFAULT_ROOM, ...(await store.roomsOf(me.userId)).map((r) => r.id)]);
+    // With every block told while reading: nothing is awaited from there until `hub.add`.
+    const blocks = hub.openingBlocks(me.userId);
+    const [mine, blocked] = await Promise.all([
+      store.roomsOf(me.userId),
+      store.blockedBy(me.userId),
+    ]).then(([mine, read]) => [mine, blocks(read)] as const, (err) => {
+      blocks();
+      throw err;
+    });
+    const rooms = new Set([DEFAULT_ROOM, ...mine.map((r) => r.id)]);
     const positions = resumePositions(request.resume, rooms);
     // Streams opened at the same time all passed the first check while this one read the
     // store: count again with nothing awaited until `hub.add`, or the limit does not hold.
@@ -132,6 +141,8 @@ export class Messages {
       presenceEvents: request.presenceEvents,
       rooms,
       lastSeq: new Map(),
+      // Changed live from here on by the hub (chat_blocks.ts delivers every block).
+      ...(blocked.size > 0 ? { blocked } : {}),
       // Live messages wait while the missed ones are replayed: no gap, no duplicate.
       backlog: positions.size > 0 ? [] : undefined,
       sink: {
@@ -239,7 +250,7 @@ export class Messages {
       : request.beforeSeq > 0
       ? request.beforeSeq
       : undefined;
-    const page = await store.history({ room, beforeSeq, limit: limit + 1 });
+    const page = await store.history({ room, beforeSeq, limit: limit + 1, reader: me.userId });
     return { messages: page.slice(0, limit), more: page.length > limit };
   }
 

@@ -107,13 +107,14 @@ export class Rooms {
 
   /**
    * A direct room takes messages only while both are in it: who left it blocked the other
-   * (LeaveRoom on a direct room), until they open it again themselves.
+   * (LeaveRoom on a direct room), until they open it again themselves. A user the other blocked
+   * (Block, chat_blocks.ts) is told the same, so that a block shows no more than leaving does.
    */
   async requireBothInDirect(action: string, room: string, me: string): Promise<void> {
     const pair = directRoomMembers(room);
     if (!pair) return;
     const other = pair[0] === me ? pair[1] : pair[0];
-    if (!(await this.#store.isMember(room, other))) {
+    if (!(await this.#store.isMember(room, other)) || await this.#store.isBlocked(other, me)) {
       throw permissionDenied(
         `${action}: ${other} left the direct conversation with ${me}; only ${other} can open it again`,
       );
@@ -263,6 +264,12 @@ export class Rooms {
     if (them === me.userId) throw invalidArgument(`${action}: that is yourself`);
     if (them.includes(":") || me.userId.includes(":")) {
       throw invalidArgument(`${action}: a user id may not hold ":"`);
+    }
+    if (await store.isBlocked(them, me.userId)) {
+      // Told as if they had left it: a block shows no more than leaving does.
+      throw permissionDenied(
+        `${action}: ${them} left the direct conversation with ${me.userId}; only ${them} can open it again`,
+      );
     }
     const room = directRoomId(me.userId, them);
     if (!(await store.getRoom(room))) {

@@ -71,6 +71,11 @@ export class Search {
     const searched = room !== undefined
       ? [room]
       : [DEFAULT_ROOM, ...(await store.roomsOf(me.userId)).map((r) => r.id)];
-    return await store.search([...new Set(searched)], query, request.limit || SEARCH_DEFAULT);
+    return await store.search(
+      [...new Set(searched)],
+      query,
+      request.limit || SEARCH_DEFAULT,
+      me.userId,
+    );
   }
 }

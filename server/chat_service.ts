@@ -6,7 +6,7 @@
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
  * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), reactions
  * (`chat_reactions.ts`), search (`chat_search.ts`), who is typing (`chat_typing.ts`), room
- * topics (`chat_topics.ts`), who saw a message (`chat_seen.ts`), with the field checks they share in `chat_checks.ts` and the requests
+ * topics (`chat_topics.ts`), who saw a message (`chat_seen.ts`), blocking users (`chat_blocks.ts`), with the field checks they share in `chat_checks.ts` and the requests
  * and answers in `chat_types.ts`.
  */
 
@@ -17,6 +17,7 @@ import type { Bus } from "../bus/bus.ts";
 import type { SeenBy, Store } from "../store/store.ts";
 import type { Announcer } from "./announcer.ts";
 import type { Auth, SignInResult } from "./auth.ts";
+import { Blocks } from "./chat_blocks.ts";
 import { Callers } from "./chat_callers.ts";
 import { type DeleteRequest, type EditRequest, Edits } from "./chat_edits.ts";
 import { Reactions, type ReactRequest } from "./chat_reactions.ts";
@@ -75,6 +76,10 @@ export interface ChatService {
   setTopic(caller: Caller, room: string, topic: string): Promise<RoomView>;
   /** Writes what waits to be written (read positions): for shutdown. */
   flush(): Promise<void>;
+  /** The caller blocks or unblocks a user (`chat_blocks.ts`). */
+  setBlocked(caller: Caller, userId: string, blocked: boolean): Promise<void>;
+  /** The users the caller blocked, sorted. */
+  listBlocked(caller: Caller): Promise<string[]>;
 }
 
 export interface ChatServiceOptions {
@@ -132,6 +137,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const topics = new Topics({ ...options, callers, rooms });
   const search = new Search({ ...options, callers, rooms });
   const seen = new Seen({ ...options, callers, rooms });
+  const blocks = new Blocks({ ...options, callers });
   return {
     openStream: async (caller, request, sink) => {
       const handle = typing.watch(await messages.openStream(caller, request, sink));
@@ -157,5 +163,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     search: (caller, request) => search.search(caller, request),
     seenBy: (caller, room, seq) => seen.seenBy(caller, room, seq),
     flush: () => reads.flush(),
+    setBlocked: (caller, userId, blocked) => blocks.setBlocked(caller, userId, blocked),
+    listBlocked: (caller) => blocks.listBlocked(caller),
   };
 }

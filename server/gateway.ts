@@ -239,6 +239,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       case "read":
         hub.read(delivery.read);
         break;
+      case "block":
+        hub.block(delivery.block);
+        break;
     }
   }
 

@@ -12,6 +12,7 @@ import { ChatError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import { type Metrics, NO_METRICS, type QueueDepths } from "../core/metrics.ts";
 import type {
+  BlockChange,
   ChatMessage,
   MessageChange,
   Presence,
@@ -60,6 +61,12 @@ export interface LocalStream {
   readonly lastSeq: Map<string, number>;
   /** While the stream replays missed messages, live ones wait here. */
   backlog: ChatMessage[] | undefined;
+  /**
+   * The users this stream's user blocked: their messages, edits, reactions and typing are
+   * skipped for it (a Set lookup per delivery, the shared frame unchanged). Loaded when the
+   * stream opens; afterwards only the hub changes it ({@linkcode Hub.block}).
+   */
+  blocked?: Set<string>;
 }
 
 export interface HubOptions {
@@ -87,6 +94,11 @@ export class Hub {
    * here until it is nearly drained or gone, so a stalled one is judged once, not per message.
    */
   readonly #crowded = new Map<LocalStream, { pending: number; drainedAt: number }>();
+  /**
+   * The block changes of users with a stream opening here (reading its list from the store):
+   * applied on top of what it read, so that a change made meanwhile is not missed.
+   */
+  readonly #opening = new Map<string, { streams: number; changes: BlockChange[] }>();
   /** Highest sequence number delivered per room, so that a re-sent delivery is not shown twice. */
   readonly #delivered = new Map<string, number>();
   readonly #logger: Logger;
@@ -220,6 +232,7 @@ export class Hub {
     let frame: Uint8Array | undefined;
     let count = 0;
     for (const stream of this.#byRoom.get(message.room) ?? []) {
+      if (stream.blocked?.has(message.userId)) continue;
       if (stream.backlog) {
         stream.backlog.push(message);
         count++;
@@ -234,6 +247,8 @@ export class Hub {
   /** Writes one message to one stream unless it already has it; false when the stream was cut. */
   #write(stream: LocalStream, message: ChatMessage, frame?: Uint8Array): boolean {
     if (message.seq > 0 && message.seq <= (stream.lastSeq.get(message.room) ?? 0)) return true;
+    // Skipped, not a gap: clients resume from the newest they got, and the replay skips it again.
+    if (stream.blocked?.has(message.userId)) return true;
     if (!this.#offer(stream, frame ?? encodeStreamMessage(messageToWire(message)))) return false;
     if (message.seq > 0) stream.lastSeq.set(message.room, message.seq);
     return true;
@@ -302,6 +317,8 @@ export class Hub {
     let frame: Uint8Array | undefined;
     for (const stream of this.#byRoom.get(change.room) ?? []) {
       if (!stream.presenceEvents) continue;
+      // An edit's new text is the blocked author's; a deletion shows nothing of theirs.
+      if (!change.deleted && stream.blocked?.has(change.byUserId)) continue;
       frame ??= encodeStreamMessage(changeToWire(change));
       this.#offer(stream, frame);
     }
@@ -311,7 +328,7 @@ export class Hub {
   reaction(event: ReactionEvent): void {
     let frame: Uint8Array | undefined;
     for (const stream of this.#byRoom.get(event.room) ?? []) {
-      if (!stream.presenceEvents) continue;
+      if (!stream.presenceEvents || stream.blocked?.has(event.userId)) continue;
       frame ??= encodeStreamMessage(reactionToWire(event));
       this.#offer(stream, frame);
     }
@@ -326,6 +343,7 @@ export class Hub {
     let frame: Uint8Array | undefined;
     for (const stream of this.#byRoom.get(event.room) ?? []) {
       if (!stream.presenceEvents || stream.userId === event.userId) continue;
+      if (stream.blocked?.has(event.userId)) continue;
       if (stream.sink.pending() > this.#queueLimit / 2) continue;
       frame ??= encodeStreamMessage(typingToWire(event));
       this.#offer(stream, frame);
@@ -348,6 +366,37 @@ export class Hub {
         this.#offer(stream, frame);
       }
     }
+  }
+
+  /** A user blocked or unblocked another: each of the blocker's streams here skips from now on, or not. */
+  block(change: BlockChange): void {
+    this.#opening.get(change.userId)?.changes.push(change);
+    for (const stream of this.#byUser.get(change.userId) ?? []) {
+      if (change.blocked) (stream.blocked ??= new Set()).add(change.blockedId);
+      else stream.blocked?.delete(change.blockedId);
+    }
+  }
+
+  /**
+   * Call before a stream of `userId` reads its blocked users from the store; call what it
+   * returns, exactly once, with what was read (or nothing, when the read failed): it gives the
+   * list with every change told meanwhile applied in order. A change the read saw already is
+   * applied again to no effect, and one it did not see is not lost.
+   */
+  openingBlocks(userId: string): (read?: readonly string[]) => Set<string> {
+    let opening = this.#opening.get(userId);
+    if (!opening) this.#opening.set(userId, opening = { streams: 0, changes: [] });
+    opening.streams++;
+    const seen = opening;
+    return (read = []) => {
+      const blocked = new Set(read);
+      for (const { blockedId, blocked: on } of seen.changes) {
+        if (on) blocked.add(blockedId);
+        else blocked.delete(blockedId);
+      }
+      if (--seen.streams === 0 && this.#opening.get(userId) === seen) this.#opening.delete(userId);
+      return blocked;
+    };
   }
 
   /** Tells the stream `streamId` alone of a read, if it is still open and asked for events. */

@@ -171,6 +171,13 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     const seen = await service.seenBy(caller, request.room, seq);
     return { users: seen.userIds, count: seen.count };
   },
+  async block(service, caller, request) {
+    await service.setBlocked(caller, request.userId, request.blocked);
+    return {};
+  },
+  async listBlocked(service, caller) {
+    return { users: await service.listBlocked(caller) };
+  },
 };
 
 /** Calls the unary `method` with its decoded request; the response is a message of its output type. */

@@ -279,6 +279,8 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     setTopic: unary(method.setTopic),
     search: unary(method.search),
     seenBy: unary(method.seenBy),
+    block: unary(method.block),
+    listBlocked: unary(method.listBlocked),
   };
 
   const router = createConnectRouter({

@@ -35,6 +35,9 @@ const OPERATIONS: Record<Operation, true> = {
   readPositions: true,
   seenBy: true,
   search: true,
+  setBlocked: true,
+  blockedBy: true,
+  isBlocked: true,
 };
 
 /** `store` with each call timed into `metrics`; `store` itself when metrics are off. */

@@ -37,6 +37,8 @@ export class MemoryStore implements Store {
   readonly #readSeqs = new Map<string, Map<string, number>>();
   /** `room\0user` → when the member joined (ISO). */
   readonly #joinedAt = new Map<string, string>();
+  /** User id → the user ids they blocked. */
+  readonly #blocked = new Map<string, Set<string>>();
 
   append(message: ChatMessage): Promise<ChatMessage> {
     return Promise.resolve(this.#append(message));
@@ -103,13 +105,15 @@ export class MemoryStore implements Store {
 
   history(query: HistoryQuery): Promise<ChatMessage[]> {
     const log = this.#rooms.get(query.room) ?? [];
+    const hidden = this.#hiddenFor(query.reader);
     const end = query.beforeSeq === undefined
       ? log.length
       : Math.min(log.length, query.beforeSeq - 1);
-    const start = Math.max(0, end - query.limit);
-    return Promise.resolve(
-      this.#reacted(query.room, log.slice(start, Math.max(start, end)).reverse()),
-    );
+    const page: ChatMessage[] = [];
+    for (let i = end - 1; i >= 0 && page.length < query.limit; i--) {
+      if (!hidden.has(log[i]!.userId)) page.push(log[i]!);
+    }
+    return Promise.resolve(this.#reacted(query.room, page));
   }
 
   since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]> {
@@ -238,7 +242,8 @@ export class MemoryStore implements Store {
       const readSeq = mine?.get(room) ?? 0;
       const log = this.#rooms.get(room) ?? [];
       const newest = log.slice(Math.max(readSeq, log.length - UNREAD_COUNT_MAX));
-      const others = newest.filter((m) => m.userId !== userId);
+      const hidden = this.#hiddenFor(userId);
+      const others = newest.filter((m) => m.userId !== userId && !hidden.has(m.userId));
       return {
         room,
         readSeq,
@@ -277,14 +282,20 @@ export class MemoryStore implements Store {
     });
   }
 
-  search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]> {
+  search(
+    roomIds: readonly string[],
+    query: string,
+    limit: number,
+    reader?: string,
+  ): Promise<ChatMessage[]> {
     const words = searchWords(query);
     const max = Math.max(0, Math.trunc(limit));
     if (words.length === 0 || max === 0) return Promise.resolve([]);
+    const hidden = this.#hiddenFor(reader);
     // Newest first: the memory store does not rank.
     const found = [...new Set(roomIds)].flatMap((room) =>
       (this.#rooms.get(room) ?? []).filter((m) => {
-        if (m.deleted) return false;
+        if (m.deleted || hidden.has(m.userId)) return false;
         const own = wordsIn(m.content);
         return words.every((w) => own.has(w));
       })
@@ -292,7 +303,31 @@ export class MemoryStore implements Store {
     return Promise.resolve(found.slice(0, max));
   }
 
+  setBlocked(userId: string, blockedId: string, blocked: boolean): Promise<boolean> {
+    let mine = this.#blocked.get(userId);
+    if (!blocked) return Promise.resolve(mine?.delete(blockedId) ?? false);
+    if (mine?.has(blockedId)) return Promise.resolve(false);
+    if (!mine) this.#blocked.set(userId, mine = new Set());
+    mine.add(blockedId);
+    return Promise.resolve(true);
+  }
+
+  blockedBy(userId: string): Promise<string[]> {
+    return Promise.resolve([...this.#hiddenFor(userId)].sort(compareCodePoints));
+  }
+
+  isBlocked(userId: string, otherId: string): Promise<boolean> {
+    return Promise.resolve(this.#hiddenFor(userId).has(otherId));
+  }
+
+  /** The senders `reader` blocked (none without a reader). */
+  #hiddenFor(reader: string | undefined): ReadonlySet<string> {
+    return (reader === undefined ? undefined : this.#blocked.get(reader)) ?? NOBODY;
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }
 }
+
+const NOBODY: ReadonlySet<string> = new Set();

@@ -22,7 +22,9 @@
  * Since version 9 each message's
  * words in `search` (a tsvector of its content with the "simple" configuration: no stemming, no
  * stop words, as SQLite's FTS5 finds them), generated from the content so that an edit or a
- * deletion (content emptied) changes it in the same statement, with a GIN index.
+ * deletion (content emptied) changes it in the same statement, with a GIN index. Since version
+ * 13 each user's blocked users (`blocks`), whose messages their history, search and unread
+ * counts leave out.
  *
  * Timestamps are kept as text, exactly as given (RFC 3339), like the other stores.
  */
@@ -62,7 +64,7 @@ import {
 } from "./store.ts";
 
 /** The schema version this code writes (table `store_schema`); bump it with a migration. */
-export const POSTGRES_SCHEMA_VERSION = 9;
+export const POSTGRES_SCHEMA_VERSION = 13;
 
 /** Migration N brings a schema from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<void>))[] = [
@@ -161,6 +163,17 @@ const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<vo
   `ALTER TABLE messages ADD COLUMN search tsvector
      GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, content)) STORED;
    CREATE INDEX messages_search ON messages USING GIN (search);`,
+  // 10, 11: reserved: room roles, removing and muting members.
+  async () => {},
+  async () => {},
+  // 12: reserved: invite-only rooms and invitations.
+  async () => {},
+  // 13: blocked users, one row per blocker and blocked user.
+  `CREATE TABLE blocks (
+     user_id    text COLLATE "C" NOT NULL,
+     blocked_id text COLLATE "C" NOT NULL,
+     PRIMARY KEY (user_id, blocked_id)
+   );`,
 ];
 
 export interface PostgresStoreOptions {
@@ -279,13 +292,15 @@ export class PostgresStore implements Store {
     this.#open("read history");
     const limit = Math.max(0, Math.trunc(query.limit));
     if (limit === 0) return [];
+    // No user id is empty: without a reader nothing is left out.
+    const hidden = this.#notBlocked(query.reader ?? "");
     const rows = query.beforeSeq === undefined
       ? await this.#sql<MessageRow[]>`
           SELECT room, seq, id, user_id, display_name, content, timestamp, mentions, edited_at, deleted FROM messages
-          WHERE room = ${query.room} ORDER BY seq DESC LIMIT ${limit}`
+          WHERE room = ${query.room} AND ${hidden} ORDER BY seq DESC LIMIT ${limit}`
       : await this.#sql<MessageRow[]>`
           SELECT room, seq, id, user_id, display_name, content, timestamp, mentions, edited_at, deleted FROM messages
-          WHERE room = ${query.room} AND seq < ${query.beforeSeq}
+          WHERE room = ${query.room} AND seq < ${query.beforeSeq} AND ${hidden}
           ORDER BY seq DESC LIMIT ${limit}`;
     return await this.#reacted(query.room, rows.map(toMessage));
   }
@@ -536,12 +551,13 @@ export class PostgresStore implements Store {
     >`
       SELECT r.room, COALESCE(p.seq, 0) AS read_seq,
         (SELECT COUNT(*) FROM messages m
-         WHERE m.room = r.room AND m.user_id <> ${userId}
+         WHERE m.room = r.room AND m.user_id <> ${userId} AND ${this.#notBlocked(userId)}
            AND m.seq > GREATEST(COALESCE(p.seq, 0),
              (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.room) - ${UNREAD_COUNT_MAX})
         ) AS unread,
         (SELECT COUNT(*) FROM messages m
          WHERE m.room = r.room AND m.user_id <> ${userId} AND ${userId} = ANY(m.mentions)
+           AND ${this.#notBlocked(userId)}
            AND m.seq > GREATEST(COALESCE(p.seq, 0),
              (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.room) - ${UNREAD_COUNT_MAX})
         ) AS mentions
@@ -585,7 +601,12 @@ export class PostgresStore implements Store {
     return { userIds: rows.map((r) => r.user_id), count: Number(rows[0]?.total ?? 0) };
   }
 
-  async search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]> {
+  async search(
+    roomIds: readonly string[],
+    query: string,
+    limit: number,
+    reader = "",
+  ): Promise<ChatMessage[]> {
     this.#open("search");
     const words = searchWords(query);
     const rooms = roomIds.filter((id) => !hasNul(id));
@@ -596,8 +617,44 @@ export class PostgresStore implements Store {
       SELECT ${this.#sql.unsafe(MESSAGE_COLUMNS)} FROM messages,
         plainto_tsquery('simple'::regconfig, ${words.join(" ")}) AS q
       WHERE search @@ q AND room = ANY(${rooms as string[]}::text[]) AND NOT deleted
+        AND ${this.#notBlocked(reader)}
       ORDER BY ts_rank(search, q) DESC, timestamp DESC LIMIT ${max}`;
     return rows.map(toMessage);
+  }
+
+  async setBlocked(userId: string, blockedId: string, blocked: boolean): Promise<boolean> {
+    const action = blocked ? "block" : "unblock";
+    this.#open(action);
+    refuseNul(action, { userId, blockedId });
+    const rows = blocked
+      ? await this.#sql`
+          INSERT INTO blocks (user_id, blocked_id) VALUES (${userId}, ${blockedId})
+          ON CONFLICT DO NOTHING RETURNING 1`
+      : await this.#sql`
+          DELETE FROM blocks WHERE user_id = ${userId} AND blocked_id = ${blockedId} RETURNING 1`;
+    return rows.length === 1;
+  }
+
+  async blockedBy(userId: string): Promise<string[]> {
+    this.#open("read blocked users");
+    if (hasNul(userId)) return [];
+    const rows = await this.#sql<{ blocked_id: string }[]>`
+      SELECT blocked_id FROM blocks WHERE user_id = ${userId} ORDER BY blocked_id`;
+    return rows.map((r) => r.blocked_id);
+  }
+
+  async isBlocked(userId: string, otherId: string): Promise<boolean> {
+    this.#open("read blocked users");
+    if (hasNul(userId, otherId)) return false;
+    const rows = await this.#sql`
+      SELECT 1 FROM blocks WHERE user_id = ${userId} AND blocked_id = ${otherId}`;
+    return rows.length === 1;
+  }
+
+  /** The condition that leaves out the messages of the senders `reader` blocked. */
+  #notBlocked(reader: string): postgres.Fragment {
+    return this
+      .#sql`user_id NOT IN (SELECT blocked_id FROM blocks WHERE blocks.user_id = ${reader})`;
   }
 
   /** Ends the pool, letting running queries finish (for up to 5 s). */

@@ -18,7 +18,9 @@
  * a full-text index of the messages' words
  * (`messages_fts`, FTS5, contentless: it keeps no copy of the text, and with its secure-delete
  * option an edited or deleted text's words leave the index at once), kept in step with `messages`
- * by triggers; `search_keys` gives each indexed message the rowid FTS5 needs.
+ * by triggers; `search_keys` gives each indexed message the rowid FTS5 needs. Since version 13
+ * each user's blocked users (`blocks`), whose messages their history, search and unread counts
+ * leave out.
  *
  * `node:sqlite` is synchronous: every call blocks the event loop for the length of one statement
  * (or, while another process holds the write lock, for up to the busy timeout).
@@ -65,7 +67,7 @@ const INSERT_COLUMNS = `${V3_COLUMNS}, mentions`;
 const COLUMNS = `${INSERT_COLUMNS}, edited_at, deleted`;
 
 /** The schema version this code writes (`PRAGMA user_version`); bump it with a migration. */
-export const SQLITE_SCHEMA_VERSION = 9;
+export const SQLITE_SCHEMA_VERSION = 13;
 
 /** Migration N brings a database from version N-1 to N; index 0 is version 1. */
 const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
@@ -186,7 +188,21 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
        SELECT id, NEW.content FROM search_keys
        WHERE room = NEW.room AND seq = NEW.seq AND NEW.deleted = 0;
    END;`,
+  // 10, 11: reserved: room roles, removing and muting members.
+  "",
+  "",
+  // 12: reserved: invite-only rooms and invitations.
+  "",
+  // 13: blocked users, one row per blocker and blocked user.
+  `CREATE TABLE blocks (
+     user_id    TEXT NOT NULL,
+     blocked_id TEXT NOT NULL,
+     PRIMARY KEY (user_id, blocked_id)
+   ) WITHOUT ROWID;`,
 ];
+
+/** What a query of messages adds to leave out those of the senders the reader (`?`) blocked. */
+const NOT_BLOCKED = "user_id NOT IN (SELECT blocked_id FROM blocks WHERE blocks.user_id = ?)";
 
 export interface SqliteStoreOptions {
   /** How long to wait for another connection's write lock before failing; default 10 s. */
@@ -237,6 +253,10 @@ export class SqliteStore implements Store {
   readonly #readPositions: StatementSync;
   readonly #seenBy: StatementSync;
   readonly #search: StatementSync;
+  readonly #block: StatementSync;
+  readonly #unblock: StatementSync;
+  readonly #blockedBy: StatementSync;
+  readonly #isBlocked: StatementSync;
   #closed = false;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -272,11 +292,14 @@ export class SqliteStore implements Store {
     this.#insert = db.prepare(
       `INSERT INTO messages (${INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    // The reader is "" when there is none: no user id is empty, so nothing is left out.
     this.#newest = db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?`,
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND ${NOT_BLOCKED}
+       ORDER BY seq DESC LIMIT ?`,
     );
     this.#before = db.prepare(
-      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+      `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq < ? AND ${NOT_BLOCKED}
+       ORDER BY seq DESC LIMIT ?`,
     );
     this.#after = db.prepare(
       `SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq > ? ORDER BY seq ASC LIMIT ?`,
@@ -354,12 +377,13 @@ export class SqliteStore implements Store {
     this.#readStates = db.prepare(
       `SELECT r.value AS room, COALESCE(p.seq, 0) AS read_seq,
          (SELECT COUNT(*) FROM messages m
-          WHERE m.room = r.value AND m.user_id <> ?1
+          WHERE m.room = r.value AND m.user_id <> ?1 AND m.${NOT_BLOCKED.replace("?", "?1")}
             AND m.seq > MAX(COALESCE(p.seq, 0),
               (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.value) - ${UNREAD_COUNT_MAX})
          ) AS unread,
          (SELECT COUNT(*) FROM messages m
           WHERE m.room = r.value AND m.user_id <> ?1 AND m.mentions IS NOT NULL
+            AND m.${NOT_BLOCKED.replace("?", "?1")}
             AND m.seq > MAX(COALESCE(p.seq, 0),
               (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.value) - ${UNREAD_COUNT_MAX})
             AND EXISTS (SELECT 1 FROM json_each(m.mentions) WHERE value = ?1)
@@ -388,8 +412,17 @@ export class SqliteStore implements Store {
        JOIN search_keys k ON k.id = f.rowid
        JOIN messages m ON m.room = k.room AND m.seq = k.seq
        WHERE messages_fts MATCH ?1 AND k.room IN (SELECT value FROM json_each(?2))
+         AND m.${NOT_BLOCKED.replace("?", "?4")}
        ORDER BY f.rank, m.timestamp DESC LIMIT ?3`,
     );
+    this.#block = db.prepare(
+      "INSERT INTO blocks (user_id, blocked_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+    );
+    this.#unblock = db.prepare("DELETE FROM blocks WHERE user_id = ? AND blocked_id = ?");
+    this.#blockedBy = db.prepare(
+      "SELECT blocked_id FROM blocks WHERE user_id = ? ORDER BY blocked_id",
+    );
+    this.#isBlocked = db.prepare("SELECT 1 AS b FROM blocks WHERE user_id = ? AND blocked_id = ?");
   }
 
   async append(message: ChatMessage): Promise<ChatMessage> {
@@ -425,9 +458,10 @@ export class SqliteStore implements Store {
     return this.#call("read history", () => {
       const limit = Math.max(0, Math.trunc(query.limit));
       if (limit === 0) return [];
+      const reader = query.reader ?? "";
       const rows = query.beforeSeq === undefined
-        ? this.#newest.all(query.room, limit)
-        : this.#before.all(query.room, query.beforeSeq, limit);
+        ? this.#newest.all(query.room, reader, limit)
+        : this.#before.all(query.room, query.beforeSeq, reader, limit);
       return this.#reacted(query.room, (rows as unknown as MessageRow[]).map(toMessage));
     });
   }
@@ -673,16 +707,48 @@ export class SqliteStore implements Store {
     });
   }
 
-  search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]> {
+  search(
+    roomIds: readonly string[],
+    query: string,
+    limit: number,
+    reader = "",
+  ): Promise<ChatMessage[]> {
     return this.#call("search", () => {
       const words = searchWords(query);
       const max = Math.max(0, Math.trunc(limit));
       if (words.length === 0 || roomIds.length === 0 || max === 0) return [];
       // Each word a quoted FTS5 string (they hold only letters and digits): no operators.
       const match = words.map((w) => `"${w}"`).join(" ");
-      const rows = this.#search.all(match, JSON.stringify(roomIds), max) as unknown as MessageRow[];
+      const rows = this.#search.all(
+        match,
+        JSON.stringify(roomIds),
+        max,
+        reader,
+      ) as unknown as MessageRow[];
       return rows.map(toMessage);
     });
+  }
+
+  setBlocked(userId: string, blockedId: string, blocked: boolean): Promise<boolean> {
+    return this.#call(blocked ? "block" : "unblock", () => {
+      refuseNul(blocked ? "block" : "unblock", { userId, blockedId });
+      const changes = (blocked ? this.#block : this.#unblock).run(userId, blockedId).changes;
+      return Number(changes) > 0;
+    });
+  }
+
+  blockedBy(userId: string): Promise<string[]> {
+    return this.#call(
+      "read blocked users",
+      () => (this.#blockedBy.all(userId) as { blocked_id: string }[]).map((r) => r.blocked_id),
+    );
+  }
+
+  isBlocked(userId: string, otherId: string): Promise<boolean> {
+    return this.#call(
+      "read blocked users",
+      () => this.#isBlocked.get(userId, otherId) !== undefined,
+    );
   }
 
   close(): Promise<void> {

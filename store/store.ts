@@ -23,6 +23,8 @@ export interface HistoryQuery {
   /** Only messages with a smaller sequence number; omitted means from the newest. */
   readonly beforeSeq?: number;
   readonly limit: number;
+  /** The user reading: the messages of users they blocked ({@linkcode Store.setBlocked}) are left out. */
+  readonly reader?: string;
 }
 
 export interface Account {
@@ -49,7 +51,10 @@ export interface ReadState {
   readonly room: string;
   /** The newest message read (0: none). */
   readonly readSeq: number;
-  /** Messages of others after `readSeq`, counted among the newest {@linkcode UNREAD_COUNT_MAX}. */
+  /**
+   * Messages of others after `readSeq`, counted among the newest {@linkcode UNREAD_COUNT_MAX};
+   * those of users the member blocked do not count.
+   */
   readonly unread: number;
   /** Of those, the ones that mention the member (`ChatMessage.mentions`). */
   readonly mentions: number;
@@ -180,9 +185,25 @@ export interface Store {
    * The messages of `roomIds` that contain every word of `query` (its `searchWords`, protocol/search.ts),
    * without regard to case, best first (each adapter ranks its own way), at most `limit`, without
    * their reactions. Deleted messages are never found, edited ones by their new text only. A
-   * query without words finds nothing; no query is an error.
+   * query without words finds nothing; no query is an error. With a `reader`, the messages of
+   * users they blocked are not found.
    */
-  search(roomIds: readonly string[], query: string, limit: number): Promise<ChatMessage[]>;
+  search(
+    roomIds: readonly string[],
+    query: string,
+    limit: number,
+    reader?: string,
+  ): Promise<ChatMessage[]>;
+
+  /**
+   * `userId` blocks `blockedId` (`blocked` true) or unblocks them; true when that changed what
+   * is stored. Like memberships, the store checks neither account: the caller does.
+   */
+  setBlocked(userId: string, blockedId: string, blocked: boolean): Promise<boolean>;
+  /** The users `userId` blocked, sorted. */
+  blockedBy(userId: string): Promise<string[]>;
+  /** Whether `userId` blocked `otherId`. */
+  isBlocked(userId: string, otherId: string): Promise<boolean>;
 
   close(): Promise<void>;
 }

@@ -440,3 +440,21 @@ Deno.test("directory: the search goes to the server; a topic set is in the rooms
   assert.equal(lists.at(-1)!.find((r) => r.id === "design")?.topic, "Mock-ups first");
   session.stop();
 });
+
+Deno.test("blocking: the list is asked for at each connection and after each block, without case", async () => {
+  const lists: string[][] = [];
+  const { server, session } = setup({ onBlocked: (users) => lists.push([...users]) });
+  server.blocked = ["cat"];
+  session.start();
+  await tick();
+  server.last.open();
+  await tick();
+  assert.deepEqual(session.blocked, ["cat"]);
+  assert.ok(session.isBlocked("CAT"));
+  assert.deepEqual(await session.block("ben"), ["ben", "cat"]);
+  assert.deepEqual(await session.block("cat", false), ["ben"]);
+  assert.equal(session.isBlocked("cat"), false);
+  await session.listBlocked(); // unchanged: not told again
+  assert.deepEqual(lists, [["cat"], ["ben", "cat"], ["ben"]]);
+  session.stop();
+});

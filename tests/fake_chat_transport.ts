@@ -89,6 +89,8 @@ export class FakeChatServer {
   readonly typings: { room: string; typing: boolean }[] = [];
   /** MarkRead calls, as [room, seq]. */
   readonly marks: [string, number][] = [];
+  /** Who this user blocked, as the server keeps it. */
+  blocked: string[] = [];
   /** Each send fails with the next of these, if any. */
   sendErrors: unknown[] = [];
   /** Runs inside the next send (once), before it is recorded. */
@@ -225,6 +227,12 @@ export class FakeChatServer {
         }),
       setTyping: (room, typing) => answer(() => void this.typings.push({ room, typing })),
       markRead: (room, seq) => answer(() => void this.marks.push([room, seq])),
+      block: (userId, blocked) =>
+        answer(() => {
+          this.blocked = this.blocked.filter((id) => id !== userId);
+          if (blocked) this.blocked = [...this.blocked, userId].sort();
+        }),
+      listBlocked: () => answer(() => [...this.blocked]),
       close: () => void (closed = !shared),
     };
     this.transports.push(transport);

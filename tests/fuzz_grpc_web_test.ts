@@ -68,6 +68,8 @@ const SAMPLES: Record<string, object> = {
   DeleteMessage: { room: "general", seq: 1 },
   React: { room: "general", seq: 1, emoji: "👍" },
   SetTopic: { room: "fuzz-room", topic: "Fuzzing, all day" },
+  Block: { userId: "bob", blocked: true },
+  ListBlocked: {},
 };
 
 function frame(

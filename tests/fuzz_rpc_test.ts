@@ -62,6 +62,8 @@ const SAMPLES: Record<string, object> = {
   DeleteMessage: { room: "general", seq: 1 },
   React: { room: "general", seq: 1, emoji: "👍" },
   SetTopic: { room: "fuzz-room", topic: "Fuzzing, all day" },
+  Block: { userId: "bob", blocked: true },
+  ListBlocked: {},
 };
 const METHODS = [...DESCRIPTORS.keys()];
 
@@ -271,6 +273,9 @@ const typedCall: fc.Arbitrary<TypedCall> = fc.oneof(
     typed("SetTopic", (c) => c.setTopic(room, topic))
   ),
   anyString.map((user) => typed("OpenDirect", (c) => c.openDirect(user))),
+  fc.tuple(anyString, fc.boolean()).map(([user, blocked]) =>
+    typed("Block", (c) => c.block(user, blocked))
+  ),
   fc.tuple(anyString, anyUint64, anyUint32).map(([room, before, limit]) =>
     typed("History", (c) => c.history(room, before, limit))
   ),

@@ -232,3 +232,43 @@ Deno.test("typing goes to the room's streams that asked for events, not the type
   assert.equal(elsewhere.frames.length, 0);
   assert.equal(alicesOther.frames.length, 0);
 });
+
+Deno.test("a blocker's streams skip the blocked sender's messages, live and replayed; the others share one frame", async () => {
+  const hub = new Hub({ logger: silentLogger, queueLimit: 10 });
+  const ann = sink();
+  const annPhone = sink();
+  const cat = sink();
+  hub.add(stream("ann-1", ann, false, ["general"], "ann"));
+  const phone = stream("ann-2", annPhone, false, ["general"], "ann");
+  phone.backlog = []; // replaying
+  hub.add(phone);
+  hub.add(stream("cat", cat, false, ["general"]));
+  hub.block({ userId: "ann", blockedId: "alice", blocked: true });
+  const from = (seq: number, userId: string) => ({ ...message(seq), userId });
+  assert.equal(hub.deliver(from(1, "alice")), 1, "only cat's stream");
+  assert.equal(hub.deliver(from(2, "bob")), 3);
+  assert.equal(ann.frames.length, 1);
+  assert.equal(ann.frames[0], cat.frames[1], "the same bytes as the others'");
+  // A replay skips it too, and the skipped sequence number is no gap.
+  assert.ok(await hub.replay(phone, [from(1, "alice"), from(2, "bob")]));
+  hub.goLive(phone);
+  assert.deepEqual(annPhone.frames.map((f) => decodeStreamMessage(f).seq), [2n]);
+  hub.block({ userId: "ann", blockedId: "alice", blocked: false });
+  hub.deliver(from(3, "alice"));
+  assert.deepEqual(ann.frames.map((f) => decodeStreamMessage(f).seq), [2n, 3n]);
+});
+
+Deno.test("a block told while a stream of the blocker reads its list is not lost", () => {
+  const hub = new Hub({ logger: silentLogger, queueLimit: 10 });
+  const first = hub.openingBlocks("ann");
+  const second = hub.openingBlocks("ann");
+  // Told while both read: one read saw the first change, the other did not.
+  hub.block({ userId: "ann", blockedId: "ben", blocked: true });
+  hub.block({ userId: "ann", blockedId: "cat", blocked: false });
+  hub.block({ userId: "bob", blockedId: "ben", blocked: true }); // someone else's
+  assert.deepEqual([...first(["ben", "cat", "dan"])], ["ben", "dan"]);
+  assert.deepEqual([...second(["cat"])], ["ben"]);
+  // Done: later changes reach streams only, and a failed read still ends its watch.
+  hub.block({ userId: "ann", blockedId: "eve", blocked: true });
+  assert.deepEqual([...hub.openingBlocks("ann")()], []);
+});

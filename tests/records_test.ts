@@ -99,6 +99,23 @@ Deno.test("deliveries round-trip", () => {
     /"seq" must be a whole number/,
   );
   assert.throws(() => decodeDelivery('{"type":"read","room":"","user_id":"a"}'), /"room" is empty/);
+  const block = { userId: "ann", blockedId: "ben", blocked: true };
+  const blockRecord = encodeDelivery({ type: "block", block });
+  assert.deepEqual(JSON.parse(blockRecord), {
+    type: "block",
+    user_id: "ann",
+    blocked_id: "ben",
+    blocked: true,
+  });
+  assert.deepEqual(decodeDelivery(blockRecord), { type: "block", block });
+  assert.throws(
+    () => decodeDelivery('{"type":"block","user_id":"ann","blocked_id":"","blocked":true}'),
+    /"blocked_id" is empty/,
+  );
+  assert.throws(
+    () => decodeDelivery('{"type":"block","user_id":"ann","blocked_id":"ben","blocked":1}'),
+    /"blocked" must be true or false/,
+  );
 });
 
 Deno.test("unreadable records fail with a RecordError that says what is wrong", () => {

@@ -1068,4 +1068,68 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       }
     });
   });
+
+  test("blocking is stored per blocker, idempotent, listed sorted, and undone by unblocking", async () => {
+    await withStore(open, async (store) => {
+      const me = `blocker-${RUN}`;
+      const { shuffled, sorted } = sortedIds("blocked");
+      for (const id of shuffled) assert.equal(await store.setBlocked(me, id, true), true, id);
+      assert.equal(await store.setBlocked(me, sorted[0]!, true), false, "blocked already");
+      assert.deepEqual(await store.blockedBy(me), sorted);
+      assert.equal(await store.isBlocked(me, sorted[1]!), true);
+      assert.equal(await store.isBlocked(sorted[1]!, me), false, "blocking is one way");
+      assert.deepEqual(await store.blockedBy(sorted[1]!), []);
+      assert.equal(await store.setBlocked(me, sorted[1]!, false), true);
+      assert.equal(await store.setBlocked(me, sorted[1]!, false), false, "not blocked any more");
+      assert.equal(await store.isBlocked(me, sorted[1]!), false);
+      assert.deepEqual(await store.blockedBy(me), sorted.filter((_, i) => i !== 1));
+    });
+    // Stored: another handle sees it.
+    await withStore(open, async (store) => {
+      assert.equal(await store.isBlocked(`blocker-${RUN}`, sortedIds("blocked").sorted[0]!), true);
+    });
+  });
+
+  test("a reader's history, search and unread counts leave out the users they blocked", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("blocked-history");
+      const me = `reader-${RUN}`;
+      const pest = `pest-${RUN}`;
+      const friend = `friend-${RUN}`;
+      const word = `kiwi${RUN}`;
+      const from = (userId: string, n: number) =>
+        store.append(newMessage(room, { userId, content: `${word} ${n} @${me}`, mentions: [me] }));
+      for (let n = 1; n <= 6; n++) await from(n % 2 === 0 ? pest : friend, n);
+      await store.setBlocked(me, pest, true);
+      // Full pages of what the reader sees: the blocked sender's messages do not take places.
+      assert.deepEqual(seqs(await store.history({ room, limit: 2, reader: me })), [5, 3]);
+      assert.deepEqual(
+        seqs(await store.history({ room, beforeSeq: 3, limit: 2, reader: me })),
+        [1],
+      );
+      assert.deepEqual(seqs(await store.history({ room, limit: 2 })), [6, 5], "no reader: all");
+      assert.deepEqual(
+        seqs(await store.history({ room, limit: 10, reader: friend })),
+        [6, 5, 4, 3, 2, 1],
+        "another reader sees them",
+      );
+      const found = await store.search([room], word, 10, me);
+      assert.deepEqual(found.map((m) => m.seq).sort(), [1, 3, 5]);
+      assert.equal((await store.search([room], word, 10)).length, 6);
+      assert.deepEqual(await store.readStates(me, [room]), [{
+        room,
+        readSeq: 0,
+        unread: 3,
+        mentions: 3,
+      }]);
+      await store.setBlocked(me, pest, false);
+      assert.deepEqual(await store.readStates(me, [room]), [{
+        room,
+        readSeq: 0,
+        unread: 6,
+        mentions: 6,
+      }]);
+      assert.equal((await store.history({ room, limit: 10, reader: me })).length, 6);
+    });
+  });
 }

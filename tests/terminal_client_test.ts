@@ -403,6 +403,17 @@ class FakeChat implements NativeChat {
   listOnline(): Promise<User[]> {
     return Promise.resolve([...this.online]);
   }
+  /** Who alice blocked, as ListBlocked answers (asked at each connection: not in `calls`). */
+  blocked: string[] = [];
+  block(userId: string, blocked = true): Promise<void> {
+    return this.#room(`Block ${userId} ${blocked}`, () => {
+      this.blocked = this.blocked.filter((id) => id !== userId.toLowerCase());
+      if (blocked) this.blocked = [...this.blocked, userId.toLowerCase()].sort();
+    });
+  }
+  listBlocked(): Promise<string[]> {
+    return Promise.resolve([...this.blocked]);
+  }
   /** Each SetTyping, as `room typing` (room "" for general). */
   readonly typings: string[] = [];
   setTyping(id: string, typing: boolean): Promise<void> {
@@ -904,6 +915,36 @@ Deno.test("directory commands: /rooms all <words> searches with topics and count
     "SetTopic book-club Hard sci-fi",
     "SetTopic book-club ",
     "SetTopic book-club mine",
+  ]);
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+});
+
+Deno.test("/block, /unblock and /blocked: the server's list, usage and refusals", async () => {
+  const s = session(() => new FakeChat(true));
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  s.keyboard.type("/blocked", "/block", "/block two words", "/block @Bob", "/blocked");
+  await s.seen("* Blocked (1): bob");
+  assert.ok(s.out.includes("* You blocked nobody"), s.out.join("\n"));
+  assert.ok(s.out.includes("! Usage: /block <user>"));
+  assert.ok(
+    s.out.includes("* Blocked Bob: you see nothing more from them, and they cannot message you"),
+  );
+  s.keyboard.type("/unblock bob", "/blocked");
+  await s.seen("* Unblocked bob");
+  await waitFor(
+    () => s.out.filter((l) => l === "* You blocked nobody").length === 2,
+    5000,
+    "the empty list again",
+  );
+  chat.callError = grpcError(status.NOT_FOUND, 'Cannot block user: there is no user "zed"');
+  s.keyboard.type("/block zed\u001b[31m");
+  await s.seen('! Cannot block user: there is no user "zed"');
+  assert.deepEqual(chat.calls.filter((c) => c.startsWith("Block")), [
+    "Block Bob true",
+    "Block bob false",
+    "Block zed\u001b[31m true",
   ]);
   s.keyboard.end();
   assert.equal(await s.done, 0);

@@ -15,6 +15,7 @@ import { Composer } from "./composer.tsx";
 import { describeStatus } from "./format.ts";
 import { Avatar, LeaveIcon, Logo, MenuIcon } from "./icons.tsx";
 import { MessageList } from "./message_list.tsx";
+import { BlockedList } from "./blocking.tsx";
 import { OnlineList } from "./online_list.tsx";
 import { RoomList } from "./room_list.tsx";
 import { RoomDirectory } from "./room_directory.tsx";
@@ -259,8 +260,16 @@ export function ChatScreen(
             onJoin={after(chat.joinRoom)}
             onOpen={select}
           />
-          <OnlineList users={chat.online} myId={user.id} stale={stale} onMessage={message} />
+          <OnlineList
+            users={chat.online}
+            myId={user.id}
+            stale={stale}
+            onMessage={message}
+            blocked={new Set(chat.blocked)}
+            onBlock={chat.block}
+          />
           {dmError && <p class="panel-error" role="alert">{dmError}</p>}
+          <BlockedList users={chat.blocked} onBlock={chat.block} />
         </aside>
         <main class="conversation" aria-labelledby="room-title">
           <RoomHeader

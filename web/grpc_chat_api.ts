@@ -212,6 +212,14 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
         await client.markRead({ room, seq: BigInt(seq) }, options());
       }),
 
+    block: (userId, blocked) =>
+      call(async () => {
+        await client.block({ userId, blocked }, options());
+      }),
+
+    listBlocked: (signal) =>
+      call(async () => (await client.listBlocked({}, options(signal))).users),
+
     // One transport serves every attempt of the page's session: fetch holds no channel.
     close: () => {},
   };

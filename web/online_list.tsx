@@ -1,15 +1,19 @@
 /** Who is online now: from ListOnline, kept current by presence events; each can be messaged. */
 
 import type { ChatUser } from "../client/core/model.ts";
+import { BlockButton } from "./blocking.tsx";
 import { Avatar, MessageIcon } from "./icons.tsx";
 
 export function OnlineList(
-  { users, myId, stale, onMessage }: {
+  { users, myId, stale, onMessage, blocked, onBlock }: {
     users: readonly ChatUser[];
     myId: string;
     stale: boolean;
     /** Opens the direct conversation with a user. */
     onMessage: (user: ChatUser) => void;
+    /** The ids the reader blocked, and how to block or unblock one (see blocking.tsx). */
+    blocked?: ReadonlySet<string>;
+    onBlock?: (userId: string, blocked: boolean) => Promise<void>;
   },
 ) {
   return (
@@ -39,6 +43,14 @@ export function OnlineList(
               >
                 <MessageIcon />
               </button>
+            )}
+            {u.id !== myId && onBlock && (
+              <BlockButton
+                userId={u.id}
+                name={u.displayName}
+                blocked={blocked?.has(u.id) ?? false}
+                onBlock={onBlock}
+              />
             )}
           </li>
         ))}

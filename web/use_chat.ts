@@ -176,6 +176,10 @@ export interface ChatState {
   inContext: boolean;
   /** Back from a found message's page to the room's newest messages. */
   leaveContext(): void;
+  /** The users the reader blocked, sorted: their messages are not among `entries`. */
+  blocked: readonly string[];
+  /** Blocks `userId` (`blocked` true) or unblocks them. */
+  block(userId: string, blocked: boolean): Promise<void>;
 }
 
 let nextKey = 0;
@@ -235,6 +239,7 @@ export function useChat(
   const [typers, setTypers] = useState<Readonly<Record<string, readonly ChatUser[]>>>({});
   /** Each room's read position, unread count and "seen", kept by the session (and the server). */
   const [reading, setReading] = useState<ReadonlyMap<string, RoomReading>>(new Map());
+  const [blocked, setBlocked] = useState<readonly string[]>([]);
   const [loading, setLoading] = useState<ReadonlySet<string>>(new Set());
   /** Per room, a load of older messages under way, or the one that failed last. */
   const [olderLoads, setOlderLoads] = useState<
@@ -296,6 +301,7 @@ export function useChat(
         ) notifyOfMention(message);
       },
       onReading: (state) => live && setReading(state),
+      onBlocked: (users) => live && setBlocked(users),
       onRoomEvent: (event: RoomEvent) => {
         if (!live || isDirect(event.room) || event.room === DEFAULT_ROOM) return;
         const who = event.user.id === user.id ? "You" : event.user.displayName;
@@ -427,12 +433,16 @@ export function useChat(
           })),
       ).finally(() => olderBusy.current.delete(room));
     };
+    // The server sends nothing more of theirs; what came before the block leaves the view too.
+    const hidden = new Set(blocked);
     return {
       status,
       online,
       rooms: views,
       current: shown,
-      entries,
+      entries: hidden.size === 0
+        ? entries
+        : entries.filter((e) => e.kind !== "message" || !hidden.has(e.message.userId)),
       loadingHistory: loading.has(current),
       older,
       loadOlder,
@@ -508,6 +518,8 @@ export function useChat(
         const newest = entries.findLast((e) => e.kind === "message" && e.message.seq > 0);
         if (newest?.kind === "message") connection.current?.markRead(current, newest.message.seq);
       },
+      blocked,
+      block: async (userId: string, block: boolean) => void await conn().block(userId, block),
     };
   }, [
     status,
@@ -522,6 +534,7 @@ export function useChat(
     starts,
     context,
     focus,
+    blocked,
     user.id,
   ]);
 }

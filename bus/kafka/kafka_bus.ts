@@ -72,6 +72,9 @@ function deliveryKey(delivery: Delivery): string {
       return delivery.event.room;
     case "read":
       return delivery.read.room;
+    case "block":
+      // The blocker's key: one user's blocks and unblocks stay in order.
+      return delivery.block.userId;
     case "gateway-dead":
       return delivery.serverId;
     case "resync":

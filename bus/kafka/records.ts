@@ -260,6 +260,13 @@ export function encodeDelivery(d: Delivery): string {
         display_name: d.read.displayName,
         seq: d.read.seq,
       });
+    case "block":
+      return JSON.stringify({
+        type: "block",
+        user_id: d.block.userId,
+        blocked_id: d.block.blockedId,
+        blocked: d.block.blocked,
+      });
   }
 }
 
@@ -342,6 +349,15 @@ export function decodeDelivery(text: string): Delivery {
         },
       };
     }
+    case "block":
+      return {
+        type,
+        block: {
+          userId: nonEmpty("delivery", o, "user_id"),
+          blockedId: nonEmpty("delivery", o, "blocked_id"),
+          blocked: bool("delivery", o, "blocked"),
+        },
+      };
     default:
       throw new RecordError(`Cannot read delivery record: unknown type "${type}"`);
   }

@@ -13,6 +13,7 @@
 
 import { DEFAULT_ROOM } from "../../protocol/names.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+import { BlockedUsers } from "./blocking.ts";
 import {
   type ChatSessionOptions,
   type ConnectionStatus,
@@ -77,6 +78,7 @@ export class ChatSession {
   readonly #readMarks = new ReadMarks((room, seq) =>
     this.#call("mark read", (t) => t.markRead(room, seq))
   );
+  readonly #blocked = new BlockedUsers();
 
   constructor(options: ChatSessionOptions) {
     this.#o = options;
@@ -117,6 +119,32 @@ export class ChatSession {
 
   get rooms(): readonly RoomInfo[] {
     return this.#roster.rooms;
+  }
+
+  /** The users this user blocked, as the server last listed them (at each connection). */
+  get blocked(): readonly string[] {
+    return this.#blocked.list;
+  }
+
+  /** Whether this user blocked `userId` (as last listed). */
+  isBlocked(userId: string): boolean {
+    return this.#blocked.has(userId);
+  }
+
+  /**
+   * Blocks `userId` (`blocked` true) or unblocks them; resolves with the list as the server then
+   * gives it (which spells each user as their account does).
+   */
+  async block(userId: string, blocked = true): Promise<readonly string[]> {
+    await this.#call(blocked ? "block" : "unblock", (t) => t.block(userId, blocked));
+    return await this.listBlocked();
+  }
+
+  /** The users this user blocked, asked of the server now. */
+  async listBlocked(signal?: AbortSignal): Promise<readonly string[]> {
+    const ids = await this.#call("list blocked users", (t) => t.listBlocked(signal));
+    if (!signal?.aborted && this.#blocked.listed(ids)) this.#o.onBlocked?.(this.#blocked.list);
+    return this.#blocked.list;
   }
 
   /** This user's reading state in `room`: read position, unread count, and "seen". */
@@ -367,6 +395,8 @@ export class ChatSession {
             openedAt = this.#clock.now();
             this.#setStatus({ kind: "connected", since: openedAt, endpoint });
             void this.#refreshOnline(signal);
+            // A server without blocking (or a classic one) leaves the list empty.
+            this.listBlocked(signal).catch(() => {});
           },
           onEvent: (event) => {
             if (!signal.aborted) this.#handle(event);

@@ -211,6 +211,10 @@ export interface ChatTransport {
   setTyping(room: string, typing: boolean): Promise<void>;
   /** Marks `room` read up to `seq` for this user. */
   markRead(room: string, seq: number): Promise<void>;
+  /** Blocks `userId` for this user (`blocked` true), or unblocks them. */
+  block(userId: string, blocked: boolean): Promise<void>;
+  /** The users this user blocked, sorted. */
+  listBlocked(signal?: AbortSignal): Promise<string[]>;
   /**
    * The attempt that used the transport is over: free what it holds (a channel). A transport
    * that a session's attempts share (the page's) may ignore it.

@@ -99,4 +99,6 @@ export interface ChatSessionOptions {
   onReading?: (rooms: ReadonlyMap<string, RoomReading>) => void;
   /** A queued message the server refused: it is dropped. */
   onNotSent?: (message: Outgoing, err: unknown) => void;
+  /** The users this user blocked (sorted), whenever the list the server gave changes. */
+  onBlocked?: (users: readonly string[]) => void;
 }
