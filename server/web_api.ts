@@ -278,6 +278,9 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     markRead: unary(method.markRead),
     setTopic: unary(method.setTopic),
     search: unary(method.search),
+    setRole: unary(method.setRole),
+    removeMember: unary(method.removeMember),
+    muteMember: unary(method.muteMember),
   };
 
   const router = createConnectRouter({

@@ -34,6 +34,12 @@ const OPERATIONS: Record<Operation, true> = {
   readStates: true,
   readPositions: true,
   search: true,
+  setRole: true,
+  moderators: true,
+  setMute: true,
+  mutedUntil: true,
+  addRoomEvent: true,
+  roomEvents: true,
 };
 
 /** `store` with each call timed into `metrics`; `store` itself when metrics are off. */

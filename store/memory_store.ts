@@ -9,11 +9,14 @@ import {
   compareCodePoints,
   groupReactions,
   type HistoryQuery,
+  type MemberRole,
   type ReadPosition,
   type ReadState,
   type Room,
+  type RoomEventSpan,
   searchKey,
   type Store,
+  type StoredRoomEvent,
   UNREAD_COUNT_MAX,
   withReactions,
 } from "./store.ts";
@@ -34,6 +37,12 @@ export class MemoryStore implements Store {
   readonly #reactions = new Map<string, { seq: number; emoji: string; user_id: string }[]>();
   /** User id → room id → read position. */
   readonly #readSeqs = new Map<string, Map<string, number>>();
+  /** Room id → its moderators. */
+  readonly #moderators = new Map<string, Set<string>>();
+  /** Room id → user id → when the mute ends. */
+  readonly #mutes = new Map<string, Map<string, string>>();
+  /** Room id → its events, in the order kept. */
+  readonly #events = new Map<string, StoredRoomEvent[]>();
 
   append(message: ChatMessage): Promise<ChatMessage> {
     return Promise.resolve(this.#append(message));
@@ -269,6 +278,50 @@ export class MemoryStore implements Store {
       })
     ).sort((a, b) => a.timestamp < b.timestamp ? 1 : a.timestamp > b.timestamp ? -1 : 0);
     return Promise.resolve(found.slice(0, max));
+  }
+
+  setRole(roomId: string, userId: string, role: MemberRole): Promise<boolean> {
+    let mods = this.#moderators.get(roomId);
+    if (role === "member") return Promise.resolve(mods?.delete(userId) ?? false);
+    if (!mods) this.#moderators.set(roomId, mods = new Set());
+    const changed = !mods.has(userId);
+    mods.add(userId);
+    return Promise.resolve(changed);
+  }
+
+  moderators(roomId: string): Promise<string[]> {
+    return Promise.resolve([...this.#moderators.get(roomId) ?? []].sort(compareCodePoints));
+  }
+
+  setMute(roomId: string, userId: string, until: string | undefined): Promise<void> {
+    let mutes = this.#mutes.get(roomId);
+    if (until === undefined) mutes?.delete(userId);
+    else {
+      if (!mutes) this.#mutes.set(roomId, mutes = new Map());
+      mutes.set(userId, until);
+    }
+    return Promise.resolve();
+  }
+
+  mutedUntil(roomId: string, userId: string): Promise<string | undefined> {
+    return Promise.resolve(this.#mutes.get(roomId)?.get(userId));
+  }
+
+  addRoomEvent(event: StoredRoomEvent): Promise<void> {
+    let events = this.#events.get(event.room);
+    if (!events) this.#events.set(event.room, events = []);
+    events.push({ ...event });
+    return Promise.resolve();
+  }
+
+  roomEvents(roomId: string, span: RoomEventSpan): Promise<StoredRoomEvent[]> {
+    const max = Math.max(0, Math.trunc(span.limit));
+    if (max === 0) return Promise.resolve([]);
+    const inSpan = (this.#events.get(roomId) ?? []).map((e, i) => ({ e, i })).filter(({ e }) =>
+      (span.after === undefined || e.at > span.after) &&
+      (span.until === undefined || e.at <= span.until)
+    ).sort((a, b) => a.e.at < b.e.at ? -1 : a.e.at > b.e.at ? 1 : a.i - b.i);
+    return Promise.resolve(inSpan.slice(-max).map(({ e }) => ({ ...e })));
   }
 
   close(): Promise<void> {

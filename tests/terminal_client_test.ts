@@ -288,7 +288,11 @@ class FakeChat implements NativeChat {
   /** Room calls, as `CreateRoom book-club`. */
   readonly calls: string[] = [];
   callError: ServiceError | undefined;
-  historyPage: { messages: Message[]; more: boolean } = { messages: [], more: false };
+  historyPage: { messages: Message[]; more: boolean; events: Message[] } = {
+    messages: [],
+    more: false,
+    events: [],
+  };
   online: User[] = [];
   #rejectReady: ((e: Error) => void) | undefined;
 
@@ -369,7 +373,7 @@ class FakeChat implements NativeChat {
     id: string,
     beforeSeq: number | bigint = 0,
     limit = 0,
-  ): Promise<{ messages: Message[]; more: boolean }> {
+  ): Promise<{ messages: Message[]; more: boolean; events: Message[] }> {
     return this.#room(`History ${id} ${beforeSeq} ${limit}`, () => this.historyPage);
   }
   historyAround(
@@ -816,6 +820,7 @@ Deno.test("room commands: create, join, switch, send there, list, history, leave
       message({ room: "book-club", seq, content: `m${seq}`, id: "bob", displayName: "bob" })
     ),
     more: true,
+    events: [],
   };
   s.keyboard.type("/history 3", "/history zero");
   await s.seen(/^! Usage: \/history \[n\]/);
