@@ -15,6 +15,7 @@ import type {
 } from "./core/model.ts";
 import { UNREAD_COUNT_SHOWN } from "./core/reading.ts";
 import { directPeer } from "./core/rooms.ts";
+import { describeRoomEvent } from "./core/room_events.ts";
 
 /** `1000` → `1s`, `1500` → `1.5s`. */
 export function formatDelay(ms: number): string {
@@ -104,6 +105,11 @@ export function formatRoomEvent(event: RoomEvent, me = ""): string {
   const room = roomLabel(event.room, me);
   if (event.created) return `* ${who} created ${room}`;
   return event.joined ? `* ${who} joined ${room}` : `* ${who} left ${room}`;
+}
+
+/** `ann muted carl until 14:05 in #club`: a moderation event, its names made safe to print. */
+export function formatModeration(event: RoomEvent, me: string, now: Date): string {
+  return `${sanitize(describeRoomEvent(event, me, now))} in ${roomLabel(event.room, me)}`;
 }
 
 /**
