@@ -362,7 +362,8 @@ export class Rooms {
     const counts = await store.memberCounts(counted);
     const memberCounts = new Map(counted.map((id, i) => [id, counts[i] ?? 0]));
     return Promise.all(rooms.map(async ({ id, direct, createdBy, topic }) => {
-      const grouped = id !== DEFAULT_ROOM && !direct;
+      // Roles and mutes only where the caller is a member: a directory listing reads none.
+      const grouped = id !== DEFAULT_ROOM && !direct && (memberOf?.has(id) ?? true);
       const moderators = grouped ? await store.moderators(id) : [];
       const mutedUntil = grouped ? await this.#roles.mutedUntil(id, userId) : undefined;
       return {
