@@ -117,6 +117,16 @@ Deno.test({
       10_000,
       "ben, a member again, is offered no Remove",
     );
+    // Muted, ben's page says until when.
+    await ann.page.locator("li.member").filter({ hasText: "ben" }).getByRole("button", {
+      name: "Mute",
+      exact: true,
+    }).click();
+    await benPage.page.locator(".room-muted").waitFor({ timeout: 10_000 });
+    assert.match(
+      (await benPage.page.locator(".room-muted").textContent()) ?? "",
+      /^You are muted here until \d\d:\d\d$/,
+    );
   } finally {
     for (const c of [ben, carl, dan]) c.close();
     await closeAll(browsers);

@@ -43,72 +43,74 @@ export function RoomMembers(
     call.catch((err) => setError(plainWords(err)));
   };
   return (
-    <details class="room-members">
-      <summary>Members</summary>
-      {room.mutedUntil && (
+    <>
+      {room.mutedUntil && room.mutedUntil.getTime() > Date.now() && (
         <p class="room-muted" role="status">
           You are muted here until {clockTime(room.mutedUntil)}
         </p>
       )}
-      {(mine === "owner" || mine === "moderator") && (
-        <label class="mute-choice">
-          Mute for{" "}
-          <select
-            value={mute}
-            onChange={(event) => setMute(Number(event.currentTarget.value))}
-          >
-            {MUTE_CHOICES.map(([label, seconds]) => (
-              <option key={seconds} value={seconds}>{label}</option>
-            ))}
-          </select>
-        </label>
-      )}
-      <ul class="member-list" aria-label="Members">
-        {room.members.map((id) => (
-          <li key={id} class="member">
-            <span class="member-name">{id === myId ? `${id} (you)` : id}</span>
-            {roleOf(id) !== "member" && <span class="member-role">{roleOf(id)}</span>}
-            {mayActOn(id) && (
-              <span class="member-actions">
-                {mine === "owner" && (
+      <details class="room-members">
+        <summary>Members</summary>
+        {(mine === "owner" || mine === "moderator") && (
+          <label class="mute-choice">
+            Mute for{" "}
+            <select
+              value={mute}
+              onChange={(event) => setMute(Number(event.currentTarget.value))}
+            >
+              {MUTE_CHOICES.map(([label, seconds]) => (
+                <option key={seconds} value={seconds}>{label}</option>
+              ))}
+            </select>
+          </label>
+        )}
+        <ul class="member-list" aria-label="Members">
+          {room.members.map((id) => (
+            <li key={id} class="member">
+              <span class="member-name">{id === myId ? `${id} (you)` : id}</span>
+              {roleOf(id) !== "member" && <span class="member-role">{roleOf(id)}</span>}
+              {mayActOn(id) && (
+                <span class="member-actions">
+                  {mine === "owner" && (
+                    <button
+                      type="button"
+                      class="small-button"
+                      onClick={() =>
+                        act(
+                          actions.setRole(id, roleOf(id) === "moderator" ? "member" : "moderator"),
+                        )}
+                    >
+                      {roleOf(id) === "moderator" ? "Make member" : "Make moderator"}
+                    </button>
+                  )}
                   <button
                     type="button"
                     class="small-button"
-                    onClick={() =>
-                      act(
-                        actions.setRole(id, roleOf(id) === "moderator" ? "member" : "moderator"),
-                      )}
+                    onClick={() => act(actions.muteMember(id, mute))}
                   >
-                    {roleOf(id) === "moderator" ? "Make member" : "Make moderator"}
+                    Mute
                   </button>
-                )}
-                <button
-                  type="button"
-                  class="small-button"
-                  onClick={() => act(actions.muteMember(id, mute))}
-                >
-                  Mute
-                </button>
-                <button
-                  type="button"
-                  class="small-button"
-                  onClick={() => act(actions.muteMember(id, 0))}
-                >
-                  Unmute
-                </button>
-                <button
-                  type="button"
-                  class="small-button"
-                  onClick={() => act(actions.removeMember(id))}
-                >
-                  Remove
-                </button>
-              </span>
-            )}
-          </li>
-        ))}
-      </ul>
-      {error && <p class="room-header-error" role="alert">{error}</p>}
-    </details>
+                  <button
+                    type="button"
+                    class="small-button"
+                    onClick={() => act(actions.muteMember(id, 0))}
+                  >
+                    Unmute
+                  </button>
+                  <button
+                    type="button"
+                    class="small-button"
+                    onClick={() => act(actions.removeMember(id))}
+                  >
+                    Remove
+                  </button>
+                </span>
+              )}
+            </li>
+          ))}
+        </ul>
+        {error && <p class="room-header-error" role="alert">{error}</p>}
+      </details>
+    </>
   );
 }
