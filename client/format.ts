@@ -15,7 +15,7 @@ import type {
 } from "./core/model.ts";
 import { UNREAD_COUNT_SHOWN } from "./core/reading.ts";
 import { directPeer } from "./core/rooms.ts";
-import { describeRoomEvent } from "./core/room_events.ts";
+import { clockTime, describeRoomEvent } from "./core/room_events.ts";
 
 /** `1000` → `1s`, `1500` → `1.5s`. */
 export function formatDelay(ms: number): string {
@@ -154,7 +154,12 @@ export function formatRoom(
   const news = unread > 0 ? `, ${unread >= UNREAD_COUNT_SHOWN ? "1000+" : unread} unread` : "";
   const named = mentions > 0 ? `, ${count(mentions, "mention")}` : "";
   const topic = room.topic ? `: ${sanitize(room.topic)}` : "";
-  return `${name} (${who}${current}${news}${named})${topic}`;
+  // Who may moderate here sees it: /mod, /remove and /mute are theirs.
+  const role = room.role === "owner" || room.role === "moderator"
+    ? `, you are its ${room.role}`
+    : "";
+  const muted = room.mutedUntil ? `, you are muted until ${clockTime(room.mutedUntil)}` : "";
+  return `${name} (${who}${current}${news}${named}${role}${muted})${topic}`;
 }
 
 /** `1 message`, `2 messages`. */

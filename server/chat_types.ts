@@ -68,7 +68,10 @@ export interface RoomView {
   topic: string;
   /** How many members it has; 0 for the default room (everybody). */
   memberCount: number;
-  /** The caller's role ("owner" | "moderator" | "member"); "" for general and direct rooms. */
+  /**
+   * The caller's role ("owner" | "moderator" | "member"); "" for general and direct rooms, and in
+   * the directory for rooms the caller is not in.
+   */
   role: string;
   /** The room's moderators, sorted; none for general and direct rooms. */
   moderators: string[];

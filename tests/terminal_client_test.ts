@@ -1030,9 +1030,14 @@ Deno.test("moderation commands reach the server; moderation events print, live a
   const s = session(() => new FakeChat(true));
   await s.seen("Connected to server as user: alice");
   const chat = s.made[0]!;
-  chat.rooms = [room("general"), room("club", ["alice", "bob", "carl"], 3)];
-  s.keyboard.type("/join club", "/room club");
+  chat.rooms = [room("general"), { ...room("club", ["alice", "bob", "carl"], 3), role: "owner" }];
+  s.keyboard.type("/join club", "/room club", "/rooms");
   await s.seen("* Lines you type go to #club");
+  await s.seen(/^\* Your rooms/);
+  assert.ok(
+    s.out.some((l) => l.includes("club (3 members, current, you are its owner)")),
+    s.out.join("\n"),
+  );
   s.keyboard.type(
     "/mod bob",
     "/unmod bob",

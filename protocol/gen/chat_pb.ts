@@ -829,7 +829,8 @@ export type Room = Message$1<"chat.Room"> & {
   memberCount: number;
 
   /**
-   * Additive: the caller's role, "owner" | "moderator" | "member"; "" for general and direct rooms.
+   * Additive: the caller's role, "owner" | "moderator" | "member"; "" for general and direct rooms
+   * (and in the directory, for rooms the caller is not in).
    *
    * @generated from field: string role = 11;
    */
