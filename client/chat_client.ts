@@ -226,6 +226,21 @@ export class ChatClient {
     return this.#unary("setTopic", { room, topic });
   }
 
+  /** The owner of `room` makes `userId` a "moderator" or a "member" again. */
+  setRole(room: string, userId: string, role: string): Promise<Room> {
+    return this.#unary("setRole", { room, userId, role });
+  }
+
+  /** An owner or moderator removes `userId` from `room`. */
+  async removeMember(room: string, userId: string): Promise<void> {
+    await this.#unary("removeMember", { room, userId });
+  }
+
+  /** An owner or moderator mutes `userId` in `room` for `seconds` (0 lifts the mute). */
+  async muteMember(room: string, userId: string, seconds: number): Promise<void> {
+    await this.#unary("muteMember", { room, userId, seconds });
+  }
+
   openDirect(userId: string): Promise<Room> {
     return this.#unary("openDirect", { userId });
   }
@@ -240,9 +255,9 @@ export class ChatClient {
     room: string,
     beforeSeq: number | bigint = 0,
     limit = 0,
-  ): Promise<{ messages: Message[]; more: boolean }> {
+  ): Promise<{ messages: Message[]; more: boolean; events: Message[] }> {
     const page = await this.#unary("history", { room, beforeSeq: BigInt(beforeSeq), limit });
-    return { messages: page.messages, more: page.more };
+    return { messages: page.messages, more: page.more, events: page.events };
   }
 
   /** A page of `room`'s history centred on message `aroundSeq`, newest first ("in context"). */

@@ -1,14 +1,16 @@
 /**
  * The terminal client's slash commands (`/rooms`, `/create`, `/join`, `/leave`, `/dm`, `/room`,
- * `/history`, `/search`, `/edit`, `/delete`, `/react`, `/seen`, `/topic`, `/block`, `/unblock`,
- * `/blocked`, `/who`, `/help`, `/quit`): each asks the session and says what came of it in one
- * line, `! ...` when it failed. A command while not connected says so instead of waiting.
+ * `/history`, `/search`, `/edit`, `/delete`, `/react`, `/seen`, `/topic`, `/mod`, `/unmod`, `/remove`,
+ * `/mute`, `/unmute`, `/block`, `/unblock`, `/blocked`, `/who`, `/help`, `/quit`): each asks the
+ * session and says what came of it in one line, `! ...` when it failed. A command while not
+ * connected says so instead of waiting.
  */
 
 import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
 import type { ChatSession } from "./core/chat_session.ts";
 import type { RoomInfo } from "./core/model.ts";
 import { directPeer } from "./core/rooms.ts";
+import { describeRoomEvent } from "./core/room_events.ts";
 import { QUICK_REACTIONS } from "../protocol/reactions.ts";
 import { count, formatMessage, formatRoom, formatUser, roomLabel, sanitize } from "./format.ts";
 
@@ -28,7 +30,10 @@ export const HELP = [
   "  /delete          delete your last message in the current room",
   "  /react <emoji>   react to the last message in the current room (again: take it back)",
   "  /seen            who read your last message in the current room",
-  "  /topic <text>    set the topic of the current room, if you created it (/topic -: none)",
+  "  /topic <text>    set the topic of the current room, if you own or moderate it (/topic -: none)",
+  "  /mod <user>      make <user> a moderator of the current room (its owner only); /unmod <user>",
+  "  /remove <user>   remove <user> from the current room (its owner and moderators)",
+  "  /mute <user> <minutes>  mute <user> in the current room; /unmute <user>",
   "  /block <user>    hide <user>'s messages from you and refuse their direct messages",
   "  /unblock <user>  undo /block",
   "  /blocked         list the users you blocked",
@@ -127,6 +132,14 @@ export async function runCommand(ctx: CommandContext, line: string): Promise<"qu
       return await block(ctx, command.toLowerCase() === "/block", argument.trim());
     case "/blocked":
       return await blocked(ctx);
+    case "/mod":
+    case "/unmod":
+      return await setRole(ctx, argument.trim(), command.toLowerCase() === "/mod");
+    case "/remove":
+      return await remove(ctx, argument.trim());
+    case "/mute":
+    case "/unmute":
+      return await mute(ctx, argument.trim(), command.toLowerCase() === "/mute");
     default:
       return ctx.write(`! Unknown command ${command}; /help lists the commands`);
   }
@@ -236,6 +249,55 @@ async function blocked(ctx: CommandContext): Promise<void> {
     users.length === 0
       ? "* You blocked nobody"
       : `* Blocked (${users.length}): ${users.map(sanitize).join(", ")}`,
+  );
+}
+
+/** /mod <user> or /unmod <user>: the owner makes a member of the current room a moderator, or not. */
+async function setRole(ctx: CommandContext, user: string, moderator: boolean): Promise<void> {
+  const usage = moderator ? "/mod <user>" : "/unmod <user>";
+  if (user === "" || /\s/.test(user)) return ctx.write(`! Usage: ${usage}`);
+  const room = ctx.room;
+  const role = moderator ? "moderator" : "member";
+  const answer = await ask(ctx, "Cannot set role", (s) => s.setRole(room, user, role));
+  if (answer) ctx.write(`* ${sanitize(user)} is a ${role} of ${label(ctx, room)} now`);
+}
+
+/** /remove <user>: removes a member from the current room. */
+async function remove(ctx: CommandContext, user: string): Promise<void> {
+  if (user === "" || /\s/.test(user)) return ctx.write("! Usage: /remove <user>");
+  const room = ctx.room;
+  const answer = await ask(ctx, "Cannot remove member", (s) => s.removeMember(room, user));
+  if (answer) ctx.write(`* ${sanitize(user)} was removed from ${label(ctx, room)}`);
+}
+
+/** The longest mute the server allows, in minutes (a week). */
+const MUTE_MAX_MINUTES = 7 * 24 * 60;
+
+/** /mute <user> <minutes> or /unmute <user>, in the current room. */
+async function mute(ctx: CommandContext, argument: string, muting: boolean): Promise<void> {
+  const [user = "", minutes = "", ...rest] = argument.split(/\s+/);
+  const n = muting && /^\d+$/.test(minutes) ? Number(minutes) : muting ? NaN : 0;
+  if (
+    user === "" || rest.length > 0 || (!muting && minutes !== "") ||
+    (muting && !(n >= 1 && n <= MUTE_MAX_MINUTES))
+  ) {
+    return ctx.write(
+      muting
+        ? `! Usage: /mute <user> <minutes>, minutes from 1 to ${MUTE_MAX_MINUTES} (a week)`
+        : "! Usage: /unmute <user>",
+    );
+  }
+  const room = ctx.room;
+  const answer = await ask(
+    ctx,
+    muting ? "Cannot mute member" : "Cannot unmute member",
+    (s) => s.muteMember(room, user, n * 60),
+  );
+  if (!answer) return;
+  ctx.write(
+    muting
+      ? `* ${sanitize(user)} is muted in ${label(ctx, room)} for ${count(n, "minute")}`
+      : `* ${sanitize(user)} may speak in ${label(ctx, room)} again`,
   );
 }
 
@@ -378,7 +440,7 @@ async function history(ctx: CommandContext, argument: string): Promise<void> {
   const room = ctx.room;
   const answer = await ask(ctx, "Cannot read history", (s) => s.history(room, n));
   if (!answer) return;
-  const { messages, more } = answer.value;
+  const { messages, more, events = [] } = answer.value;
   if (messages.length === 0) return ctx.write(`* No messages in ${label(ctx, room)} yet`);
   ctx.write(
     `* The last ${count(messages.length, "message")} of ${label(ctx, room)}${
@@ -386,7 +448,19 @@ async function history(ctx: CommandContext, argument: string): Promise<void> {
     }:`,
   );
   const me = ctx.session.user.id;
-  for (const message of messages) ctx.write(formatMessage(message, ctx.now(), room, me));
+  const now = ctx.now();
+  // The kept events (joins, leaves, moderation) among the messages, by time.
+  const lines = [
+    ...messages.map((m) => ({
+      at: m.timestamp?.getTime() ?? 0,
+      line: formatMessage(m, now, room, me),
+    })),
+    ...events.map((e) => ({
+      at: e.at?.getTime() ?? 0,
+      line: `* ${sanitize(describeRoomEvent(e, me, new Date(now)))}`,
+    })),
+  ].sort((a, b) => a.at - b.at);
+  for (const { line } of lines) ctx.write(line);
   const newest = messages.at(-1)!.seq;
   if (newest > 0) ctx.session.markRead(room, newest);
 }

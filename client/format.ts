@@ -15,6 +15,7 @@ import type {
 } from "./core/model.ts";
 import { UNREAD_COUNT_SHOWN } from "./core/reading.ts";
 import { directPeer } from "./core/rooms.ts";
+import { clockTime, describeRoomEvent } from "./core/room_events.ts";
 
 /** `1000` → `1s`, `1500` → `1.5s`. */
 export function formatDelay(ms: number): string {
@@ -106,6 +107,11 @@ export function formatRoomEvent(event: RoomEvent, me = ""): string {
   return event.joined ? `* ${who} joined ${room}` : `* ${who} left ${room}`;
 }
 
+/** `ann muted carl until 14:05 in #club`: a moderation event, its names made safe to print. */
+export function formatModeration(event: RoomEvent, me: string, now: Date): string {
+  return `${sanitize(describeRoomEvent(event, me, now))} in ${roomLabel(event.room, me)}`;
+}
+
 /**
  * `* bob edited a message in #book-club: new text` / `* bob deleted a message in #book-club`
  * (the room is named unless it is `currentRoom`).
@@ -148,7 +154,12 @@ export function formatRoom(
   const news = unread > 0 ? `, ${unread >= UNREAD_COUNT_SHOWN ? "1000+" : unread} unread` : "";
   const named = mentions > 0 ? `, ${count(mentions, "mention")}` : "";
   const topic = room.topic ? `: ${sanitize(room.topic)}` : "";
-  return `${name} (${who}${current}${news}${named})${topic}`;
+  // Who may moderate here sees it: /mod, /remove and /mute are theirs.
+  const role = room.role === "owner" || room.role === "moderator"
+    ? `, you are its ${room.role}`
+    : "";
+  const muted = room.mutedUntil ? `, you are muted until ${clockTime(room.mutedUntil)}` : "";
+  return `${name} (${who}${current}${news}${named}${role}${muted})${topic}`;
 }
 
 /** `1 message`, `2 messages`. */

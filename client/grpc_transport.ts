@@ -38,6 +38,9 @@ export type NativeChat = Pick<
   | "setTyping"
   | "markRead"
   | "setTopic"
+  | "setRole"
+  | "removeMember"
+  | "muteMember"
   | "search"
   | "seenBy"
   | "historyAround"
@@ -206,6 +209,10 @@ export function grpcTransport(
     listRooms: (all, _signal, query) =>
       call(async () => (await client.listRooms(all, query)).map(toRoom)),
     setTopic: (room, topic) => call(async () => toRoom(await client.setTopic(room, topic))),
+    setRole: (room, userId, role) =>
+      call(async () => toRoom(await client.setRole(room, userId, role))),
+    removeMember: (room, userId) => call(() => client.removeMember(room, userId)),
+    muteMember: (room, userId, seconds) => call(() => client.muteMember(room, userId, seconds)),
     createRoom: (room) => call(async () => toRoom(await client.createRoom(room))),
     joinRoom: (room) => call(async () => toRoom(await client.joinRoom(room))),
     leaveRoom: (room) => call(() => client.leaveRoom(room)),

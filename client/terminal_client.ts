@@ -54,6 +54,7 @@ import {
   formatChange,
   formatDelay,
   formatMessage,
+  formatModeration,
   formatPresence,
   formatReaction,
   formatRoomEvent,
@@ -185,7 +186,7 @@ class TerminalClient implements CommandContext {
       onPresence: (user, online) => {
         if (user.id !== this.session.user.id) this.write(formatPresence(user, online));
       },
-      onRoomEvent: (event) => this.#roomEvent(event),
+      onRoomEvent: (event, source) => this.#roomEvent(event, source),
       onNotSent: (message, err) => this.#notSent(message, err),
       onTyping: (room) => {
         if (room === this.room) this.#showPrompt();
@@ -288,8 +289,11 @@ class TerminalClient implements CommandContext {
     );
   }
 
-  #roomEvent(event: RoomEvent): void {
+  #roomEvent(event: RoomEvent, source: "live" | "history"): void {
+    // Kept events from before come with /history, not as news.
+    if (source === "history") return;
     const me = this.session.user.id;
+    if (event.action !== undefined) return this.#moderated(event);
     if (directRoomMembers(event.room)?.includes(me)) return this.#directEvent(event);
     if (event.user.id !== me) return this.write(formatRoomEvent(event, me));
     if (!event.joined) this.#left(event.room);
@@ -324,6 +328,19 @@ class TerminalClient implements CommandContext {
   }
 
   /** We left `room`, here or on another device (or were removed). */
+  /** An owner or moderator acted in a room of ours: `* ann muted carl until 14:05 in #club`. */
+  #moderated(event: RoomEvent): void {
+    const me = this.session.user.id;
+    this.write(`* ${formatModeration(event, me, new Date(this.now()))}`);
+    if (event.action === "removed" && event.user.id === me) {
+      this.leaving.delete(event.room);
+      if (this.room === event.room) {
+        this.room = DEFAULT_ROOM;
+        this.write(`* Lines you type go to #${DEFAULT_ROOM}`);
+      }
+    }
+  }
+
   #left(room: string): void {
     this.#addingPeer.delete(room);
     if (this.leaving.delete(room)) return;

@@ -94,7 +94,28 @@ export interface RoomEvent {
   readonly joined: boolean;
   /** The member joined by creating the room. */
   readonly created?: boolean;
+  /**
+   * A moderation action done to `userId` (for "topic": the one who set it); absent for joining
+   * and leaving, which `joined` tells. "removed" comes with `joined: false`, the others with
+   * `joined: true` (the member stays).
+   */
+  readonly action?: RoomAction;
+  /** Who did it, and their name. */
+  readonly actorId?: string;
+  readonly actorName?: string;
+  /** The new role ("moderator" | "member"), or the new topic ("" when taken away). */
+  readonly detail?: string;
+  /** RFC 3339: when a mute ends. */
+  readonly until?: string;
+  /** RFC 3339: when it happened (stored events always have it). */
+  readonly at?: string;
 }
+
+/** What an owner or moderator did in a room (server/room_moderation.ts). */
+export type RoomAction = "removed" | "muted" | "unmuted" | "role" | "topic";
+
+/** Every {@linkcode RoomAction}, for readers of records from elsewhere. */
+export const ROOM_ACTIONS: readonly RoomAction[] = ["removed", "muted", "unmuted", "role", "topic"];
 
 /**
  * A member started or stopped typing in a room. Ephemeral: it goes from the typer's gateway to

@@ -1,6 +1,7 @@
 /**
  * Editing and deleting messages in the chat service. A sender edits or deletes their own
- * message; a room's owner (its creator) deletes any message in it. The change is stored first
+ * message (not while muted in its room); a room's owner (its creator) or a moderator deletes any
+ * message in it (`room_roles.ts`). The change is stored first
  * (a deleted message's text is kept nowhere), then told to every gateway, whose streams that
  * asked for events show it; history and replays show the stored result.
  */
@@ -17,6 +18,7 @@ import type { Rooms } from "./chat_rooms.ts";
 import type { Caller } from "./chat_types.ts";
 import type { Mentions } from "./mentions.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
+import type { RoomRoles } from "./room_roles.ts";
 
 export interface EditRequest {
   readonly room: string;
@@ -31,11 +33,12 @@ export interface DeleteRequest {
 
 export interface EditsOptions {
   bus: Pick<Bus, "deliver" | "ready">;
-  store: Pick<Store, "message" | "changeMessage" | "getRoom">;
+  store: Pick<Store, "message" | "changeMessage">;
   limiter: RateLimiter;
   callers: Callers;
   rooms: Rooms;
   mentions: Mentions;
+  roles: RoomRoles;
   config: Pick<Config, "maxMessageBytes" | "rateLimitPerSecond" | "rateLimitBurst">;
   /** The server's clock, in milliseconds since the epoch. */
   now: () => number;
@@ -64,6 +67,7 @@ export class Edits {
         `${action}: message ${request.seq} of ${message.room} was deleted`,
       );
     }
+    await this.#options.roles.refuseMuted(action, message.room, me.userId);
     const mentions = await this.#options.mentions.find(message.room, request.content);
     const changed = await this.#apply(action, me, message, {
       deleted: false,
@@ -82,10 +86,13 @@ export class Edits {
   async delete(caller: Caller, request: DeleteRequest): Promise<void> {
     const action = "Cannot delete message";
     const { me, message } = await this.#target(caller, action, request);
-    if (message.userId !== me.userId && !(await this.#owns(me.userId, message.room))) {
+    if (
+      message.userId !== me.userId &&
+      !(await this.#options.roles.mayModerate(message.room, me.userId))
+    ) {
       throw new ChatError(
         "permission_denied",
-        `${action}: message ${request.seq} of ${message.room} is ${message.userId}'s; only its sender or the room's owner deletes it`,
+        `${action}: message ${request.seq} of ${message.room} is ${message.userId}'s; only its sender or the room's owner and moderators delete it`,
       );
     }
     // Deleting twice is not an error: the message is gone either way, and a retry is safe.
@@ -98,11 +105,6 @@ export class Edits {
     const me = await callers.identify(caller, undefined, action);
     const message = await targetMessage(this.#options, action, me.userId, request);
     return { me: { ...me, displayName: callers.nameOf(caller, me) }, message };
-  }
-
-  async #owns(userId: string, room: string): Promise<boolean> {
-    const record = await this.#options.store.getRoom(room);
-    return record !== undefined && !record.direct && record.createdBy === userId;
   }
 
   /** Stores the change, then tells every gateway; UNAVAILABLE when the bus cannot say it will. */

@@ -32,6 +32,9 @@ import type {
 import type { Hub, LocalStream, StreamSink } from "./hub.ts";
 import type { Mentions } from "./mentions.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
+import type { RoomEventLog } from "./room_events.ts";
+import type { RoomRoles } from "./room_roles.ts";
+import type { StoredRoomEvent } from "../store/store.ts";
 
 export interface MessagesOptions {
   bus: Pick<Bus, "append" | "ready">;
@@ -42,6 +45,8 @@ export interface MessagesOptions {
   callers: Callers;
   rooms: Rooms;
   mentions: Mentions;
+  roles: RoomRoles;
+  events: RoomEventLog;
   logger: Logger;
   config: Pick<
     Config,
@@ -185,6 +190,7 @@ export class Messages {
       ? await rooms.memberRoom(action, request.room, me.userId)
       : DEFAULT_ROOM;
     await rooms.requireBothInDirect(action, room, me.userId);
+    await this.#options.roles.refuseMuted(action, room, me.userId);
     takeOrRefuse(action, limiter, me.userId, sendingRate(config));
     const mentions = await this.#options.mentions.find(room, request.content);
     const message: ChatMessage = {
@@ -227,8 +233,8 @@ export class Messages {
   async history(
     caller: Caller,
     request: HistoryRequest,
-  ): Promise<{ messages: ChatMessage[]; more: boolean }> {
-    const { store, callers, rooms } = this.#options;
+  ): Promise<{ messages: ChatMessage[]; more: boolean; events: StoredRoomEvent[] }> {
+    const { store, callers, rooms, events } = this.#options;
     const action = "Cannot read history";
     const me = await callers.identify(caller, undefined, action);
     const room = request.room.trim()
@@ -251,7 +257,9 @@ export class Messages {
       ? request.beforeSeq
       : undefined;
     const page = await store.history({ room, beforeSeq, limit: limit + 1, reader: me.userId });
-    return { messages: page.slice(0, limit), more: page.length > limit };
+    const messages = page.slice(0, limit);
+    const more = page.length > limit;
+    return { messages, more, events: await events.forPage(room, messages, more, beforeSeq) };
   }
 
   /** Replays what the stream missed, room by room, letting other work run between rooms. */

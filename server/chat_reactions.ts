@@ -19,6 +19,7 @@ import { targetMessage } from "./chat_targets.ts";
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller } from "./chat_types.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
+import type { RoomRoles } from "./room_roles.ts";
 
 export interface ReactRequest {
   readonly room: string;
@@ -32,6 +33,7 @@ export interface ReactionsOptions {
   limiter: RateLimiter;
   callers: Callers;
   rooms: Rooms;
+  roles: RoomRoles;
   config: Pick<Config, "rateLimitPerSecond" | "rateLimitBurst">;
 }
 
@@ -54,6 +56,7 @@ export class Reactions {
     if (message.deleted) {
       throw new ChatError("not_found", `${action}: ${room} has no message ${request.seq}`);
     }
+    await this.#options.roles.refuseMuted(action, room, me.userId);
     const reactions = message.reactions ?? [];
     const same = reactions.find((r) => r.emoji === request.emoji);
     const adding = !same?.users.includes(me.userId);

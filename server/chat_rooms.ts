@@ -5,11 +5,10 @@
  */
 
 import type { Config } from "../core/config.ts";
-import { ChatError, describeError, invalidArgument } from "../core/errors.ts";
+import { ChatError, invalidArgument } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Presence, RoomEvent } from "../core/types.ts";
 import { DEFAULT_ROOM, DIRECT_PREFIX, directRoomId, directRoomMembers } from "../protocol/names.ts";
-import type { Fanout } from "../bus/bus.ts";
 import {
   DIRECTORY_DEFAULT_LIMIT,
   DIRECTORY_MAX_LIMIT,
@@ -28,12 +27,11 @@ import {
   seconds,
 } from "./chat_checks.ts";
 import type { Caller, RoomListing, RoomView } from "./chat_types.ts";
-import type { Hub } from "./hub.ts";
 import { RateLimiter } from "./rate_limiter.ts";
+import type { RoomEventLog } from "./room_events.ts";
+import type { RoomRoles } from "./room_roles.ts";
 
 export interface RoomsOptions {
-  bus: Fanout;
-  hub: Hub;
   store: Store;
   auth: Pick<Auth, "mode">;
   callers: Callers;
@@ -48,32 +46,35 @@ export interface RoomsOptions {
   >;
   /** The current presence view (from the processor's registry). */
   online: () => Presence[];
+  /** Where joins and leaves are kept and told. */
+  events: RoomEventLog;
+  roles: RoomRoles;
 }
 
 /** What a view of a room takes from its record; the default room has none. */
 type RoomRecord = Pick<Room, "direct"> & Partial<Pick<Room, "createdBy" | "topic">>;
 
 export class Rooms {
-  readonly #bus: Fanout;
-  readonly #hub: Hub;
   readonly #store: Store;
   readonly #auth: Pick<Auth, "mode">;
   readonly #callers: Callers;
   readonly #logger: Logger;
   readonly #config: RoomsOptions["config"];
   readonly #online: () => Presence[];
+  readonly #events: RoomEventLog;
+  readonly #roles: RoomRoles;
   /** New direct rooms per initiator; none when `directRoomsPerMinute` is 0. */
   readonly #directLimiter: RateLimiter | undefined;
 
   constructor(options: RoomsOptions) {
-    this.#bus = options.bus;
-    this.#hub = options.hub;
     this.#store = options.store;
     this.#auth = options.auth;
     this.#callers = options.callers;
     this.#logger = options.logger;
     this.#config = options.config;
     this.#online = options.online;
+    this.#events = options.events;
+    this.#roles = options.roles;
     this.#directLimiter = options.config.directRoomsPerMinute > 0
       ? new RateLimiter({
         ratePerSecond: options.config.directRoomsPerMinute / 60,
@@ -202,6 +203,8 @@ export class Rooms {
       room = await this.memberRoom(action, typed, me.userId);
       await this.#store.removeMember(room, me.userId);
     }
+    // A moderator who leaves is one no more, also when they join again.
+    await this.#store.setRole(room, me.userId, "member");
     await this.#announce({
       room,
       userId: me.userId,
@@ -365,18 +368,27 @@ export class Rooms {
     const counted = rooms.filter((r) => r.id !== DEFAULT_ROOM).map((r) => r.id);
     const counts = await store.memberCounts(counted);
     const memberCounts = new Map(counted.map((id, i) => [id, counts[i] ?? 0]));
-    return Promise.all(rooms.map(async ({ id, direct, createdBy, topic }) => ({
-      id,
-      direct,
-      members: id === DEFAULT_ROOM ? [] : await store.members(id),
-      lastSeq: await store.lastSeq(id),
-      owner: direct ? "" : createdBy ?? "",
-      readSeq: states.get(id)?.readSeq ?? 0,
-      unread: states.get(id)?.unread ?? 0,
-      mentions: states.get(id)?.mentions ?? 0,
-      topic: direct ? "" : topic ?? "",
-      memberCount: memberCounts.get(id) ?? 0,
-    })));
+    return Promise.all(rooms.map(async ({ id, direct, createdBy, topic }) => {
+      // Roles and mutes only where the caller is a member: a directory listing reads none.
+      const grouped = id !== DEFAULT_ROOM && !direct && (memberOf?.has(id) ?? true);
+      const moderators = grouped ? await store.moderators(id) : [];
+      const mutedUntil = grouped ? await this.#roles.mutedUntil(id, userId) : undefined;
+      return {
+        id,
+        direct,
+        members: id === DEFAULT_ROOM ? [] : await store.members(id),
+        lastSeq: await store.lastSeq(id),
+        owner: direct ? "" : createdBy ?? "",
+        readSeq: states.get(id)?.readSeq ?? 0,
+        unread: states.get(id)?.unread ?? 0,
+        mentions: states.get(id)?.mentions ?? 0,
+        topic: direct ? "" : topic ?? "",
+        memberCount: memberCounts.get(id) ?? 0,
+        role: grouped ? this.#roles.roleIn({ createdBy: createdBy ?? "" }, moderators, userId) : "",
+        moderators,
+        ...(mutedUntil ? { mutedUntil } : {}),
+      };
+    }));
   }
 
   /**
@@ -417,17 +429,8 @@ export class Rooms {
     }
   }
 
-  /** Tells every gateway (this one included) that a member joined or left. */
+  /** Keeps the event that a member joined or left, and tells every gateway (this one included). */
   async #announce(event: RoomEvent): Promise<void> {
-    try {
-      await this.#bus.deliver({ type: "room-event", event });
-    } catch (err) {
-      // The membership is stored; streams elsewhere pick it up when they reconnect.
-      this.#logger.warn("Room event not published", {
-        room: event.room,
-        error: describeError(err),
-      });
-      this.#hub.roomEvent(event);
-    }
+    await this.#events.record(event);
   }
 }

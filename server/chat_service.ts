@@ -6,13 +6,16 @@
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
  * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), reactions
  * (`chat_reactions.ts`), search (`chat_search.ts`), who is typing (`chat_typing.ts`), room
- * topics (`chat_topics.ts`), who saw a message (`chat_seen.ts`), blocking users (`chat_blocks.ts`), with the field checks they share in `chat_checks.ts` and the requests
- * and answers in `chat_types.ts`.
+ * topics (`chat_topics.ts`), who saw a message (`chat_seen.ts`), blocking users (`chat_blocks.ts`),
+ * roles and moderation (`room_roles.ts`, `room_moderation.ts`) and the room events that are kept
+ * (`room_events.ts`), with the field checks they share in `chat_checks.ts` and the requests and
+ * answers in `chat_types.ts`.
  */
 
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ChatMessage, Presence, ReadMark } from "../core/types.ts";
+import type { StoredRoomEvent } from "../store/store.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { SeenBy, Store } from "../store/store.ts";
 import type { Announcer } from "./announcer.ts";
@@ -29,6 +32,14 @@ import { Rooms } from "./chat_rooms.ts";
 import { Mentions } from "./mentions.ts";
 import { Typing } from "./chat_typing.ts";
 import { Topics } from "./chat_topics.ts";
+import { RoomRoles } from "./room_roles.ts";
+import { RoomEventLog } from "./room_events.ts";
+import {
+  type MemberRequest,
+  Moderation,
+  type MuteRequest,
+  type RoleRequest,
+} from "./room_moderation.ts";
 import type {
   Caller,
   HistoryRequest,
@@ -59,7 +70,7 @@ export interface ChatService {
   history(
     caller: Caller,
     request: HistoryRequest,
-  ): Promise<{ messages: ChatMessage[]; more: boolean }>;
+  ): Promise<{ messages: ChatMessage[]; more: boolean; events: StoredRoomEvent[] }>;
   editMessage(caller: Caller, request: EditRequest): Promise<ChatMessage>;
   deleteMessage(caller: Caller, request: DeleteRequest): Promise<void>;
   /** Toggles the caller's reaction; resolves with whether it is now there. */
@@ -74,6 +85,12 @@ export interface ChatService {
   seenBy(caller: Caller, room: string, seq: number): Promise<SeenBy>;
   /** The owner of a group room sets its topic (`chat_topics.ts`). */
   setTopic(caller: Caller, room: string, topic: string): Promise<RoomView>;
+  /** The owner makes a member a moderator or a member again (`room_moderation.ts`). */
+  setRole(caller: Caller, request: RoleRequest): Promise<RoomView>;
+  /** An owner or moderator removes a member from a room. */
+  removeMember(caller: Caller, request: MemberRequest): Promise<void>;
+  /** An owner or moderator mutes a member for a while, or lifts the mute. */
+  muteMember(caller: Caller, request: MuteRequest): Promise<void>;
   /** Writes what waits to be written (read positions): for shutdown. */
   flush(): Promise<void>;
   /** The caller blocks or unblocks a user (`chat_blocks.ts`). */
@@ -120,21 +137,34 @@ export interface ChatServiceOptions {
 
 export function createChatService(options: ChatServiceOptions): ChatService {
   const { auth } = options;
+  const now = options.now ?? Date.now;
   const callers = new Callers(options);
-  const rooms = new Rooms({ ...options, callers });
+  const roles = new RoomRoles({ ...options, now });
+  const events = new RoomEventLog({ ...options, now });
+  const rooms = new Rooms({ ...options, callers, roles, events });
   const mentions = new Mentions(options);
   const messages = new Messages({
     ...options,
     callers,
     rooms,
     mentions,
+    roles,
+    events,
     now: options.now ?? Date.now,
   });
-  const edits = new Edits({ ...options, callers, rooms, mentions, now: options.now ?? Date.now });
-  const reactions = new Reactions({ ...options, callers, rooms });
-  const typing = new Typing({ ...options, callers, rooms, now: options.now ?? Date.now });
+  const edits = new Edits({
+    ...options,
+    callers,
+    rooms,
+    mentions,
+    roles,
+    now: options.now ?? Date.now,
+  });
+  const reactions = new Reactions({ ...options, callers, rooms, roles });
+  const typing = new Typing({ ...options, callers, rooms, roles, now: options.now ?? Date.now });
   const reads = new Reads({ ...options, callers, rooms });
-  const topics = new Topics({ ...options, callers, rooms });
+  const topics = new Topics({ ...options, callers, rooms, roles, events });
+  const moderation = new Moderation({ ...options, callers, rooms, roles, events, now });
   const search = new Search({ ...options, callers, rooms });
   const seen = new Seen({ ...options, callers, rooms });
   const blocks = new Blocks({ ...options, callers });
@@ -162,6 +192,9 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     setTopic: (caller, room, topic) => topics.setTopic(caller, room, topic),
     search: (caller, request) => search.search(caller, request),
     seenBy: (caller, room, seq) => seen.seenBy(caller, room, seq),
+    setRole: (caller, request) => moderation.setRole(caller, request),
+    removeMember: (caller, request) => moderation.remove(caller, request),
+    muteMember: (caller, request) => moderation.mute(caller, request),
     flush: () => reads.flush(),
     setBlocked: (caller, userId, blocked) => blocks.setBlocked(caller, userId, blocked),
     listBlocked: (caller) => blocks.listBlocked(caller),

@@ -1,8 +1,8 @@
 /**
- * Room topics in the chat service: the owner (creator) of a group room says what it is about,
- * and everyone sees it in the room's listing (`Room.topic`) and finds the room by it in the
- * directory. No live event tells streams of a change: the bus's records stay as they are, and a
- * client sees the new topic when it next lists its rooms.
+ * Room topics in the chat service: the owner (creator) or a moderator of a group room says what
+ * it is about, and everyone sees it in the room's listing (`Room.topic`) and finds the room by it
+ * in the directory. A change is kept as a room event ("topic", with the new topic) and told to
+ * the members' streams that asked for events (`room_events.ts`).
  */
 
 import type { Config } from "../core/config.ts";
@@ -22,12 +22,16 @@ import {
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller, RoomView } from "./chat_types.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
+import type { RoomEventLog } from "./room_events.ts";
+import type { RoomRoles } from "./room_roles.ts";
 
 export interface TopicsOptions {
   store: Pick<Store, "getRoom" | "setTopic">;
   limiter: RateLimiter;
   callers: Callers;
   rooms: Rooms;
+  roles: RoomRoles;
+  events: RoomEventLog;
   config: Pick<Config, "rateLimitPerSecond" | "rateLimitBurst">;
 }
 
@@ -38,9 +42,9 @@ export class Topics {
     this.#options = options;
   }
 
-  /** Sets (or, with "", takes away) the topic of `room`; only its owner may. */
+  /** Sets (or, with "", takes away) the topic of `room`; only its owner and moderators may. */
   async setTopic(caller: Caller, room: string, topic: string): Promise<RoomView> {
-    const { store, callers, rooms, limiter, config } = this.#options;
+    const { store, callers, rooms, roles, events, limiter, config } = this.#options;
     const action = "Cannot set topic";
     const me = await callers.identify(caller, undefined, action);
     const text = topic.trim();
@@ -62,15 +66,28 @@ export class Topics {
         `${action}: "${name}" is a direct room, which has no topic`,
       );
     }
-    if (record.createdBy !== me.userId) {
+    if (!(await roles.mayModerate(record.id, me.userId))) {
       throw permissionDenied(
-        `${action}: only the owner of room "${record.id}" (${record.createdBy}) may set its topic`,
+        `${action}: only the owner of room "${record.id}" (${record.createdBy}) and its moderators may set its topic`,
       );
     }
     // A topic is shown to everyone who lists rooms: changes count against the sending rate.
     takeOrRefuse(action, limiter, me.userId, sendingRate(config));
     const stored = await store.setTopic(record.id, text);
     if (!stored) throw notFound(`${action}: room "${record.id}" does not exist`);
+    if ((record.topic ?? "") !== text) {
+      const displayName = callers.nameOf(caller, me);
+      await events.record({
+        room: record.id,
+        userId: me.userId,
+        displayName,
+        joined: true,
+        action: "topic",
+        actorId: me.userId,
+        actorName: displayName,
+        detail: text,
+      });
+    }
     return rooms.view(me.userId, stored);
   }
 }

@@ -68,6 +68,15 @@ export interface RoomView {
   topic: string;
   /** How many members it has; 0 for the default room (everybody). */
   memberCount: number;
+  /**
+   * The caller's role ("owner" | "moderator" | "member"); "" for general and direct rooms, and in
+   * the directory for rooms the caller is not in.
+   */
+  role: string;
+  /** The room's moderators, sorted; none for general and direct rooms. */
+  moderators: string[];
+  /** RFC 3339: when the caller's mute in the room ends; absent when not muted. */
+  mutedUntil?: string;
 }
 
 /** What a listing of rooms asks for. */

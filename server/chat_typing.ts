@@ -18,6 +18,7 @@ import type { Caller, StreamHandle } from "./chat_types.ts";
 import type { Hub } from "./hub.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import { TypingGate } from "./typing_gate.ts";
+import type { RoomRoles } from "./room_roles.ts";
 
 /**
  * How long a receiver shows a `true`: clients repeat it every 2 s while typing
@@ -43,6 +44,7 @@ export interface TypingOptions {
   hub: Hub;
   callers: Callers;
   rooms: Rooms;
+  roles: RoomRoles;
   logger: Logger;
   /** The server's clock, in milliseconds. */
   now: () => number;
@@ -81,6 +83,8 @@ export class Typing {
       );
     }
     const id = await rooms.memberRoom(action, named, me.userId);
+    // Stopping is always allowed: a muted member's client may still clear what it showed.
+    if (typing) await this.#o.roles.refuseMuted(action, id, me.userId);
     if (!this.#gate.pass(me.userId, id, typing, this.#o.now())) return;
     await this.#send({
       room: id,

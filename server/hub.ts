@@ -294,7 +294,9 @@ export class Hub {
   roomEvent(event: RoomEvent): void {
     // Told: the room's streams before the change and after it, which differ only by the member's.
     const told = new Set(this.#byRoom.get(event.room));
-    for (const stream of this.#byUser.get(event.userId) ?? []) {
+    // Joining, leaving and being removed move the member; the other actions leave them in it.
+    const moves = event.action === undefined || event.action === "removed";
+    for (const stream of moves ? this.#byUser.get(event.userId) ?? [] : []) {
       if (event.joined) {
         told.add(stream);
         stream.rooms.add(event.room);

@@ -18,7 +18,7 @@ import type { Logger } from "../core/logger.ts";
 import type { Broadcast, Connect, Message } from "../protocol/gen/chat_pb.ts";
 import type { ChatService } from "./chat_service.ts";
 import type { Caller, OpenStreamRequest, SendRequest } from "./chat_types.ts";
-import { messageToWire, roomToWire, seqFromWire } from "./wire.ts";
+import { messageToWire, roomEventToWire, roomToWire, seqFromWire } from "./wire.ts";
 
 type Methods = typeof Broadcast.method;
 type UnaryName = {
@@ -120,7 +120,11 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
       limit: request.limit,
       aroundSeq: seqFromWire("Cannot read history", "around_seq", request.aroundSeq),
     });
-    return { messages: page.messages.map(messageToWire), more: page.more };
+    return {
+      messages: page.messages.map(messageToWire),
+      more: page.more,
+      events: page.events.map(roomEventToWire),
+    };
   },
   async editMessage(service, caller, request) {
     return messageToWire(
@@ -177,6 +181,27 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
   },
   async listBlocked(service, caller) {
     return { users: await service.listBlocked(caller) };
+  },
+  async setRole(service, caller, request) {
+    return roomToWire(
+      await service.setRole(caller, {
+        room: request.room,
+        userId: request.userId,
+        role: request.role,
+      }),
+    );
+  },
+  async removeMember(service, caller, request) {
+    await service.removeMember(caller, { room: request.room, userId: request.userId });
+    return {};
+  },
+  async muteMember(service, caller, request) {
+    await service.muteMember(caller, {
+      room: request.room,
+      userId: request.userId,
+      seconds: request.seconds,
+    });
+    return {};
   },
 };
 

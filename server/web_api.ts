@@ -281,6 +281,9 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     seenBy: unary(method.seenBy),
     block: unary(method.block),
     listBlocked: unary(method.listBlocked),
+    setRole: unary(method.setRole),
+    removeMember: unary(method.removeMember),
+    muteMember: unary(method.muteMember),
   };
 
   const router = createConnectRouter({

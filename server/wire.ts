@@ -129,8 +129,18 @@ export function changeToWire(c: MessageChange): Message {
 
 export function roomEventToWire(e: RoomEvent): Message {
   return eventToWire(e, e.room, {
-    roomEvent: { room: e.room, user: userOf(e), joined: e.joined, created: e.created ?? false },
-  });
+    roomEvent: {
+      room: e.room,
+      user: userOf(e),
+      joined: e.joined,
+      created: e.created ?? false,
+      action: e.action ?? "",
+      ...(e.actorId ? { actor: { id: e.actorId, displayName: e.actorName ?? e.actorId } } : {}),
+      detail: e.detail ?? "",
+      ...(e.until ? { until: timestampOf(e.until) } : {}),
+      ...(e.at ? { at: timestampOf(e.at) } : {}),
+    },
+  }, e.at);
 }
 
 export function typingToWire(e: TypingEvent): Message {
@@ -165,6 +175,9 @@ export function roomToWire(room: RoomView): Room {
     mentions: room.mentions,
     topic: room.topic,
     memberCount: room.memberCount,
+    role: room.role,
+    moderators: room.moderators,
+    ...(room.mutedUntil ? { mutedUntil: timestampOf(room.mutedUntil) } : {}),
   });
 }
 

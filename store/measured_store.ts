@@ -38,6 +38,12 @@ const OPERATIONS: Record<Operation, true> = {
   setBlocked: true,
   blockedBy: true,
   isBlocked: true,
+  setRole: true,
+  moderators: true,
+  setMute: true,
+  mutedUntil: true,
+  addRoomEvent: true,
+  roomEvents: true,
 };
 
 /** `store` with each call timed into `metrics`; `store` itself when metrics are off. */

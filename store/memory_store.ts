@@ -9,12 +9,15 @@ import {
   compareCodePoints,
   groupReactions,
   type HistoryQuery,
+  type MemberRole,
   type ReadPosition,
   type ReadState,
   type Room,
+  type RoomEventSpan,
   searchKey,
   type SeenBy,
   type Store,
+  type StoredRoomEvent,
   UNREAD_COUNT_MAX,
   withReactions,
 } from "./store.ts";
@@ -39,6 +42,12 @@ export class MemoryStore implements Store {
   readonly #joinedAt = new Map<string, string>();
   /** User id → the user ids they blocked. */
   readonly #blocked = new Map<string, Set<string>>();
+  /** Room id → its moderators. */
+  readonly #moderators = new Map<string, Set<string>>();
+  /** Room id → user id → when the mute ends. */
+  readonly #mutes = new Map<string, Map<string, string>>();
+  /** Room id → its events, in the order kept. */
+  readonly #events = new Map<string, StoredRoomEvent[]>();
 
   append(message: ChatMessage): Promise<ChatMessage> {
     return Promise.resolve(this.#append(message));
@@ -323,6 +332,50 @@ export class MemoryStore implements Store {
   /** The senders `reader` blocked (none without a reader). */
   #hiddenFor(reader: string | undefined): ReadonlySet<string> {
     return (reader === undefined ? undefined : this.#blocked.get(reader)) ?? NOBODY;
+  }
+
+  setRole(roomId: string, userId: string, role: MemberRole): Promise<boolean> {
+    let mods = this.#moderators.get(roomId);
+    if (role === "member") return Promise.resolve(mods?.delete(userId) ?? false);
+    if (!mods) this.#moderators.set(roomId, mods = new Set());
+    const changed = !mods.has(userId);
+    mods.add(userId);
+    return Promise.resolve(changed);
+  }
+
+  moderators(roomId: string): Promise<string[]> {
+    return Promise.resolve([...this.#moderators.get(roomId) ?? []].sort(compareCodePoints));
+  }
+
+  setMute(roomId: string, userId: string, until: string | undefined): Promise<void> {
+    let mutes = this.#mutes.get(roomId);
+    if (until === undefined) mutes?.delete(userId);
+    else {
+      if (!mutes) this.#mutes.set(roomId, mutes = new Map());
+      mutes.set(userId, until);
+    }
+    return Promise.resolve();
+  }
+
+  mutedUntil(roomId: string, userId: string): Promise<string | undefined> {
+    return Promise.resolve(this.#mutes.get(roomId)?.get(userId));
+  }
+
+  addRoomEvent(event: StoredRoomEvent): Promise<void> {
+    let events = this.#events.get(event.room);
+    if (!events) this.#events.set(event.room, events = []);
+    events.push({ ...event });
+    return Promise.resolve();
+  }
+
+  roomEvents(roomId: string, span: RoomEventSpan): Promise<StoredRoomEvent[]> {
+    const max = Math.max(0, Math.trunc(span.limit));
+    if (max === 0) return Promise.resolve([]);
+    const inSpan = (this.#events.get(roomId) ?? []).map((e, i) => ({ e, i })).filter(({ e }) =>
+      (span.after === undefined || e.at > span.after) &&
+      (span.until === undefined || e.at <= span.until)
+    ).sort((a, b) => a.e.at < b.e.at ? -1 : a.e.at > b.e.at ? 1 : a.i - b.i);
+    return Promise.resolve(inSpan.slice(-max).map(({ e }) => ({ ...e })));
   }
 
   close(): Promise<void> {

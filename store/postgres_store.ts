@@ -22,7 +22,9 @@
  * Since version 9 each message's
  * words in `search` (a tsvector of its content with the "simple" configuration: no stemming, no
  * stop words, as SQLite's FTS5 finds them), generated from the content so that an edit or a
- * deletion (content emptied) changes it in the same statement, with a GIN index. Since version
+ * deletion (content emptied) changes it in the same statement, with a GIN index. Since version 10
+ * rooms keep their moderators (`room_roles`) and mutes (`room_mutes`), since version 11 their
+ * events (`room_events`: joined, left, removed, muted, role and topic changes). Since version
  * 13 each user's blocked users (`blocks`), whose messages their history, search and unread
  * counts leave out.
  *
@@ -49,16 +51,25 @@ import {
   toRoom,
 } from "./rows.ts";
 import {
+  ROOM_EVENT_COLUMNS,
+  type RoomEventRow,
+  roomEventValues,
+  toRoomEvent,
+} from "./room_event_rows.ts";
+import {
   type Account,
   groupReactions,
   type HistoryQuery,
   legacyNameKeys,
+  type MemberRole,
   type ReadPosition,
   type ReadState,
   type Room,
+  type RoomEventSpan,
   searchKey,
   type SeenBy,
   type Store,
+  type StoredRoomEvent,
   UNREAD_COUNT_MAX,
   withReactions,
 } from "./store.ts";
@@ -163,9 +174,33 @@ const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<vo
   `ALTER TABLE messages ADD COLUMN search tsvector
      GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, content)) STORED;
    CREATE INDEX messages_search ON messages USING GIN (search);`,
-  // 10, 11: reserved: room roles, removing and muting members.
-  async () => {},
-  async () => {},
+  // 10: room roles (the owner is the creator; moderators are kept) and mutes.
+  `CREATE TABLE room_roles (
+     room_id text COLLATE "C" NOT NULL,
+     user_id text COLLATE "C" NOT NULL,
+     role    text NOT NULL,
+     PRIMARY KEY (room_id, user_id)
+   );
+   CREATE TABLE room_mutes (
+     room_id text COLLATE "C" NOT NULL,
+     user_id text COLLATE "C" NOT NULL,
+     until   text NOT NULL,
+     PRIMARY KEY (room_id, user_id)
+   );`,
+  // 11: room events (joined, left, removed, muted, roles, topics), read by time for history.
+  `CREATE TABLE room_events (
+     id           bigserial PRIMARY KEY,
+     room_id      text COLLATE "C" NOT NULL,
+     kind         text NOT NULL,
+     user_id      text NOT NULL,
+     display_name text NOT NULL,
+     actor_id     text NOT NULL,
+     actor_name   text NOT NULL,
+     detail       text,
+     until        text,
+     at           text COLLATE "C" NOT NULL
+   );
+   CREATE INDEX room_events_room_at ON room_events (room_id, at);`,
   // 12: reserved: invite-only rooms and invitations.
   async () => {},
   // 13: blocked users, one row per blocker and blocked user.
@@ -655,6 +690,71 @@ export class PostgresStore implements Store {
   #notBlocked(reader: string): postgres.Fragment {
     return this
       .#sql`user_id NOT IN (SELECT blocked_id FROM blocks WHERE blocks.user_id = ${reader})`;
+  }
+
+  async setRole(roomId: string, userId: string, role: MemberRole): Promise<boolean> {
+    this.#open("set role");
+    refuseNul("set role", { roomId, userId });
+    const done = role === "moderator"
+      ? await this.#sql`
+        INSERT INTO room_roles (room_id, user_id, role) VALUES (${roomId}, ${userId}, 'moderator')
+        ON CONFLICT DO NOTHING`
+      : await this.#sql`DELETE FROM room_roles WHERE room_id = ${roomId} AND user_id = ${userId}`;
+    return done.count === 1;
+  }
+
+  async moderators(roomId: string): Promise<string[]> {
+    this.#open("read roles");
+    if (hasNul(roomId)) return [];
+    const rows = await this.#sql<{ user_id: string }[]>`
+      SELECT user_id FROM room_roles WHERE room_id = ${roomId} AND role = 'moderator'
+      ORDER BY user_id`;
+    return rows.map((r) => r.user_id);
+  }
+
+  async setMute(roomId: string, userId: string, until: string | undefined): Promise<void> {
+    this.#open("set mute");
+    if (until === undefined) {
+      if (hasNul(roomId, userId)) return;
+      await this.#sql`DELETE FROM room_mutes WHERE room_id = ${roomId} AND user_id = ${userId}`;
+      return;
+    }
+    refuseNul("set mute", { roomId, userId, until });
+    await this.#sql`
+      INSERT INTO room_mutes (room_id, user_id, until) VALUES (${roomId}, ${userId}, ${until})
+      ON CONFLICT (room_id, user_id) DO UPDATE SET until = excluded.until`;
+  }
+
+  async mutedUntil(roomId: string, userId: string): Promise<string | undefined> {
+    this.#open("read mute");
+    if (hasNul(roomId, userId)) return undefined;
+    const [row] = await this.#sql<{ until: string }[]>`
+      SELECT until FROM room_mutes WHERE room_id = ${roomId} AND user_id = ${userId}`;
+    return row?.until;
+  }
+
+  async addRoomEvent(event: StoredRoomEvent): Promise<void> {
+    this.#open("store room event");
+    await this.#sql.unsafe(
+      `INSERT INTO room_events (${ROOM_EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      roomEventValues(event),
+    );
+  }
+
+  async roomEvents(roomId: string, span: RoomEventSpan): Promise<StoredRoomEvent[]> {
+    this.#open("read room events");
+    const max = Math.max(0, Math.trunc(span.limit));
+    if (max === 0 || hasNul(roomId, span.after ?? "", span.until ?? "")) return [];
+    // The newest `limit` in the span, turned oldest first.
+    const rows = await this.#sql<RoomEventRow[]>`
+      SELECT ${this.#sql.unsafe(ROOM_EVENT_COLUMNS)} FROM (
+        SELECT id, ${this.#sql.unsafe(ROOM_EVENT_COLUMNS)} FROM room_events
+        WHERE room_id = ${roomId}
+          AND (${span.after ?? null}::text IS NULL OR at > ${span.after ?? null}::text)
+          AND (${span.until ?? null}::text IS NULL OR at <= ${span.until ?? null}::text)
+        ORDER BY at DESC, id DESC LIMIT ${max}
+      ) newest ORDER BY at, id`;
+    return rows.map(toRoomEvent);
   }
 
   /** Ends the pool, letting running queries finish (for up to 5 s). */

@@ -18,7 +18,9 @@
  * a full-text index of the messages' words
  * (`messages_fts`, FTS5, contentless: it keeps no copy of the text, and with its secure-delete
  * option an edited or deleted text's words leave the index at once), kept in step with `messages`
- * by triggers; `search_keys` gives each indexed message the rowid FTS5 needs. Since version 13
+ * by triggers; `search_keys` gives each indexed message the rowid FTS5 needs. Since version 10
+ * rooms keep their moderators (`room_roles`) and mutes (`room_mutes`), since version 11 their
+ * events (`room_events`: joined, left, removed, muted, role and topic changes). Since version 13
  * each user's blocked users (`blocks`), whose messages their history, search and unread counts
  * leave out.
  *
@@ -46,16 +48,25 @@ import {
   toRoom,
 } from "./rows.ts";
 import {
+  ROOM_EVENT_COLUMNS,
+  type RoomEventRow,
+  roomEventValues,
+  toRoomEvent,
+} from "./room_event_rows.ts";
+import {
   type Account,
   groupReactions,
   type HistoryQuery,
   legacyNameKeys,
+  type MemberRole,
   type ReadPosition,
   type ReadState,
   type Room,
+  type RoomEventSpan,
   searchKey,
   type SeenBy,
   type Store,
+  type StoredRoomEvent,
   UNREAD_COUNT_MAX,
   withReactions,
 } from "./store.ts";
@@ -188,9 +199,33 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
        SELECT id, NEW.content FROM search_keys
        WHERE room = NEW.room AND seq = NEW.seq AND NEW.deleted = 0;
    END;`,
-  // 10, 11: reserved: room roles, removing and muting members.
-  "",
-  "",
+  // 10: room roles (the owner is the creator; moderators are kept) and mutes.
+  `CREATE TABLE room_roles (
+     room_id TEXT NOT NULL,
+     user_id TEXT NOT NULL,
+     role    TEXT NOT NULL,
+     PRIMARY KEY (room_id, user_id)
+   ) WITHOUT ROWID;
+   CREATE TABLE room_mutes (
+     room_id TEXT NOT NULL,
+     user_id TEXT NOT NULL,
+     until   TEXT NOT NULL,
+     PRIMARY KEY (room_id, user_id)
+   ) WITHOUT ROWID;`,
+  // 11: room events (joined, left, removed, muted, roles, topics), read by time for history.
+  `CREATE TABLE room_events (
+     id           INTEGER PRIMARY KEY,
+     room_id      TEXT NOT NULL,
+     kind         TEXT NOT NULL,
+     user_id      TEXT NOT NULL,
+     display_name TEXT NOT NULL,
+     actor_id     TEXT NOT NULL,
+     actor_name   TEXT NOT NULL,
+     detail       TEXT,
+     until        TEXT,
+     at           TEXT NOT NULL
+   );
+   CREATE INDEX room_events_room_at ON room_events (room_id, at);`,
   // 12: reserved: invite-only rooms and invitations.
   "",
   // 13: blocked users, one row per blocker and blocked user.
@@ -257,6 +292,14 @@ export class SqliteStore implements Store {
   readonly #unblock: StatementSync;
   readonly #blockedBy: StatementSync;
   readonly #isBlocked: StatementSync;
+  readonly #setModerator: StatementSync;
+  readonly #unsetModerator: StatementSync;
+  readonly #moderators: StatementSync;
+  readonly #setMute: StatementSync;
+  readonly #unmute: StatementSync;
+  readonly #mutedUntil: StatementSync;
+  readonly #addRoomEvent: StatementSync;
+  readonly #roomEvents: StatementSync;
   #closed = false;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -341,6 +384,33 @@ export class SqliteStore implements Store {
     );
     this.#addMember = db.prepare(
       "INSERT INTO members (room_id, user_id, joined_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    );
+    this.#setModerator = db.prepare(
+      `INSERT INTO room_roles (room_id, user_id, role) VALUES (?, ?, 'moderator')
+       ON CONFLICT DO NOTHING`,
+    );
+    this.#unsetModerator = db.prepare("DELETE FROM room_roles WHERE room_id = ? AND user_id = ?");
+    this.#moderators = db.prepare(
+      "SELECT user_id FROM room_roles WHERE room_id = ? AND role = 'moderator' ORDER BY user_id",
+    );
+    this.#setMute = db.prepare(
+      `INSERT INTO room_mutes (room_id, user_id, until) VALUES (?, ?, ?)
+       ON CONFLICT (room_id, user_id) DO UPDATE SET until = excluded.until`,
+    );
+    this.#unmute = db.prepare("DELETE FROM room_mutes WHERE room_id = ? AND user_id = ?");
+    this.#mutedUntil = db.prepare(
+      "SELECT until FROM room_mutes WHERE room_id = ? AND user_id = ?",
+    );
+    this.#addRoomEvent = db.prepare(
+      `INSERT INTO room_events (${ROOM_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    // The newest `limit` in the span, turned oldest first.
+    this.#roomEvents = db.prepare(
+      `SELECT ${ROOM_EVENT_COLUMNS} FROM (
+         SELECT id, ${ROOM_EVENT_COLUMNS} FROM room_events
+         WHERE room_id = ?1 AND (?2 IS NULL OR at > ?2) AND (?3 IS NULL OR at <= ?3)
+         ORDER BY at DESC, id DESC LIMIT ?4
+       ) ORDER BY at, id`,
     );
     this.#removeMember = db.prepare("DELETE FROM members WHERE room_id = ? AND user_id = ?");
     this.#isMember = db.prepare("SELECT 1 AS yes FROM members WHERE room_id = ? AND user_id = ?");
@@ -763,6 +833,59 @@ export class SqliteStore implements Store {
    * Runs `body` (node:sqlite is synchronous) unless the store is closed; what it throws becomes a
    * rejected promise, as the port's other adapters report failures.
    */
+  setRole(roomId: string, userId: string, role: MemberRole): Promise<boolean> {
+    return this.#call("set role", () => {
+      refuseNul("set role", { roomId, userId });
+      const statement = role === "moderator" ? this.#setModerator : this.#unsetModerator;
+      return Number(statement.run(roomId, userId).changes) === 1;
+    });
+  }
+
+  moderators(roomId: string): Promise<string[]> {
+    return this.#call(
+      "read roles",
+      () =>
+        (this.#moderators.all(roomId) as unknown as { user_id: string }[]).map((r) => r.user_id),
+    );
+  }
+
+  setMute(roomId: string, userId: string, until: string | undefined): Promise<void> {
+    return this.#call("set mute", () => {
+      if (until === undefined) this.#unmute.run(roomId, userId);
+      else {
+        refuseNul("set mute", { roomId, userId, until });
+        this.#setMute.run(roomId, userId, until);
+      }
+    });
+  }
+
+  mutedUntil(roomId: string, userId: string): Promise<string | undefined> {
+    return this.#call("read mute", () => {
+      const row = this.#mutedUntil.get(roomId, userId) as { until: string } | undefined;
+      return row?.until;
+    });
+  }
+
+  addRoomEvent(event: StoredRoomEvent): Promise<void> {
+    return this.#call("store room event", () => {
+      this.#addRoomEvent.run(...roomEventValues(event));
+    });
+  }
+
+  roomEvents(roomId: string, span: RoomEventSpan): Promise<StoredRoomEvent[]> {
+    return this.#call("read room events", () => {
+      const max = Math.max(0, Math.trunc(span.limit));
+      if (max === 0) return [];
+      const rows = this.#roomEvents.all(
+        roomId,
+        span.after ?? null,
+        span.until ?? null,
+        max,
+      ) as unknown as RoomEventRow[];
+      return rows.map(toRoomEvent);
+    });
+  }
+
   #call<T>(action: string, body: () => T): Promise<T> {
     return Promise.try(() => {
       if (this.#closed) {

@@ -16,7 +16,7 @@
  */
 
 import { nameKey } from "../protocol/names.ts";
-import type { ChatMessage, MessageChange, Reaction } from "../core/types.ts";
+import type { ChatMessage, MessageChange, Reaction, RoomEvent } from "../core/types.ts";
 
 export interface HistoryQuery {
   readonly room: string;
@@ -70,6 +70,21 @@ export interface ReadPosition {
   readonly room: string;
   readonly userId: string;
   readonly seq: number;
+}
+
+/** A member's role that is kept; the owner is the room's creator (`Room.createdBy`). */
+export type MemberRole = "moderator" | "member";
+
+/** A room event as kept: every stored event says when it happened. */
+export type StoredRoomEvent = RoomEvent & { readonly at: string };
+
+/** Which of a room's stored events to read: `after < at <= until`, the newest `limit` of them. */
+export interface RoomEventSpan {
+  /** RFC 3339; omitted: from the first. */
+  readonly after?: string;
+  /** RFC 3339; omitted: up to the newest. */
+  readonly until?: string;
+  readonly limit: number;
 }
 
 /**
@@ -205,7 +220,28 @@ export interface Store {
   /** Whether `userId` blocked `otherId`. */
   isBlocked(userId: string, otherId: string): Promise<boolean>;
 
+  /**
+   * Makes `userId` a moderator of `roomId`, or ("member") takes that away; true when it changed.
+   * Like memberships, the store checks neither the room nor the user.
+   */
+  setRole(roomId: string, userId: string, role: MemberRole): Promise<boolean>;
+  /** The moderators of `roomId`, sorted. */
+  moderators(roomId: string): Promise<string[]>;
+  /** Mutes `userId` in `roomId` until `until` (RFC 3339), or lifts the mute (undefined). */
+  setMute(roomId: string, userId: string, until: string | undefined): Promise<void>;
+  /** When `userId`'s mute in `roomId` ends (RFC 3339, maybe past), or undefined when none is kept. */
+  mutedUntil(roomId: string, userId: string): Promise<string | undefined>;
+  /** Keeps a room event (joined, left, created, and the moderation actions). */
+  addRoomEvent(event: StoredRoomEvent): Promise<void>;
+  /** The stored events of `roomId` in `span`, oldest first (ties in the order kept). */
+  roomEvents(roomId: string, span: RoomEventSpan): Promise<StoredRoomEvent[]>;
+
   close(): Promise<void>;
+}
+
+/** `event`'s kind as the SQL adapters keep it: its action, or created, joined or left. */
+export function roomEventKind(event: RoomEvent): string {
+  return event.action ?? (event.created ? "created" : event.joined ? "joined" : "left");
 }
 
 /** `message` as `change` leaves it (what every adapter stores); a deleted one stays as it is. */

@@ -458,3 +458,53 @@ Deno.test("blocking: the list is asked for at each connection and after each blo
   assert.deepEqual(lists, [["cat"], ["ben", "cat"], ["ben"]]);
   session.stop();
 });
+
+Deno.test("moderation: calls reach the server; kept events come with history, a role change lists the rooms again", async () => {
+  const events: [string, string][] = [];
+  const lists: (readonly { id: string; moderators?: readonly string[] }[])[] = [];
+  const { server, session } = setup({
+    onRoomEvent: (event, source) =>
+      events.push([
+        source,
+        `${event.action ?? (event.joined ? "joined" : "left")} ${event.user.id}`,
+      ]),
+    onRooms: (rooms) => lists.push(rooms),
+  });
+  session.start();
+  await tick();
+  server.last.open();
+  await tick();
+  await session.joinRoom("design");
+  const made = await session.setRole("design", "ben", "moderator");
+  assert.deepEqual(made.moderators, ["ben"]);
+  assert.deepEqual(lists.at(-1)!.find((r) => r.id === "design")?.moderators, ["ben"]);
+  await session.muteMember("design", "carl", 600);
+  await session.muteMember("design", "carl", 0);
+  await session.removeMember("design", "carl");
+  assert.deepEqual(server.moderation, [
+    "SetRole design ben moderator",
+    "MuteMember design carl 600",
+    "MuteMember design carl 0",
+    "RemoveMember design carl",
+  ]);
+
+  const ben = { id: "ben", displayName: "Ben" };
+  server.roomEvents.set("design", [{ room: "design", user: ben, joined: false, at: new Date(1) }]);
+  await session.loadHistory("design", 20);
+  const listed = lists.length;
+  server.last.emit({
+    type: "room",
+    event: {
+      room: "design",
+      user: ben,
+      joined: true,
+      action: "role",
+      detail: "member",
+      at: undefined,
+    },
+  });
+  for (let i = 0; i < 10 && lists.length === listed; i++) await tick();
+  assert.ok(lists.length > listed, "the rooms are listed again");
+  assert.deepEqual(events, [["history", "left ben"], ["live", "role ben"]]);
+  session.stop();
+});

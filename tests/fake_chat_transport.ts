@@ -12,6 +12,7 @@ import {
   type ChatTransport,
   type ChatUser,
   type HistoryPage,
+  type RoomEvent,
   type RoomInfo,
   type RoomPosition,
   type SeenBy,
@@ -91,6 +92,10 @@ export class FakeChatServer {
   readonly marks: [string, number][] = [];
   /** Who this user blocked, as the server keeps it. */
   blocked: string[] = [];
+  /** SetRole, RemoveMember and MuteMember calls, as "SetRole room user role" and so on. */
+  readonly moderation: string[] = [];
+  /** The kept room events of each room, which every history page carries. */
+  readonly roomEvents = new Map<string, RoomEvent[]>();
   /** Each send fails with the next of these, if any. */
   sendErrors: unknown[] = [];
   /** Runs inside the next send (once), before it is recorded. */
@@ -185,6 +190,19 @@ export class FakeChatServer {
           this.rooms = this.rooms.map((r) => r.id === name ? room : r);
           return room;
         }),
+      setRole: (name, userId, role) =>
+        answer(() => {
+          const room = this.rooms.find((r) => r.id === name) ?? this.#room(name);
+          const moderators = (room.moderators ?? []).filter((m) => m !== userId);
+          return {
+            ...room,
+            moderators: role === "moderator" ? [...moderators, userId] : moderators,
+          };
+        }, () => this.moderation.push(`SetRole ${name} ${userId} ${role}`)),
+      removeMember: (name, userId) =>
+        answer(() => {}, () => this.moderation.push(`RemoveMember ${name} ${userId}`)),
+      muteMember: (name, userId, seconds) =>
+        answer(() => {}, () => this.moderation.push(`MuteMember ${name} ${userId} ${seconds}`)),
       createRoom: (name) => answer(() => this.#room(name)),
       joinRoom: (name) => answer(() => this.#room(name)),
       leaveRoom: (name) =>
@@ -197,7 +215,11 @@ export class FakeChatServer {
           .filter((m) => end === 0 || m.seq < end);
         const messages = older.slice(-limit);
         const more = older.length > messages.length;
-        return answer(() => ({ messages, more }), () => this.historyRequests.push(room));
+        const events = this.roomEvents.get(room) ?? [];
+        return answer(
+          () => ({ messages, more, events }),
+          () => this.historyRequests.push(room),
+        );
       },
       editMessage: (room, seq, content) =>
         answer(() => {

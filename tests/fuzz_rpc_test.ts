@@ -272,6 +272,15 @@ const typedCall: fc.Arbitrary<TypedCall> = fc.oneof(
   fc.tuple(anyString, anyString).map(([room, topic]) =>
     typed("SetTopic", (c) => c.setTopic(room, topic))
   ),
+  fc.tuple(anyString, anyString, anyString).map(([room, user, role]) =>
+    typed("SetRole", (c) => c.setRole(room, user, role))
+  ),
+  fc.tuple(anyString, anyString).map(([room, user]) =>
+    typed("RemoveMember", (c) => c.removeMember(room, user))
+  ),
+  fc.tuple(anyString, anyString, anyUint32).map(([room, user, seconds]) =>
+    typed("MuteMember", (c) => c.muteMember(room, user, seconds))
+  ),
   anyString.map((user) => typed("OpenDirect", (c) => c.openDirect(user))),
   fc.tuple(anyString, fc.boolean()).map(([user, blocked]) =>
     typed("Block", (c) => c.block(user, blocked))

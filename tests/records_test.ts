@@ -214,6 +214,45 @@ Deno.test("a room event says when the member created the room; older records rea
   });
 });
 
+Deno.test("a room event tells moderation actions in added fields; an unknown action is unreadable", () => {
+  const event = {
+    room: "team",
+    userId: "cat",
+    displayName: "Cat",
+    joined: true,
+    action: "muted" as const,
+    actorId: "ann",
+    actorName: "Ann",
+    until: "2030-01-01T10:00:00.000Z",
+    at: "2030-01-01T09:00:00.000Z",
+  };
+  const text = encodeDelivery({ type: "room-event", event });
+  assert.deepEqual(Object.keys(JSON.parse(text)), [
+    "type",
+    "room",
+    "user_id",
+    "display_name",
+    "joined",
+    "action",
+    "actor_id",
+    "actor_display_name",
+    "until",
+    "at",
+  ]);
+  assert.deepEqual(decodeDelivery(text), { type: "room-event", event });
+  const topic = { ...event, action: "topic" as const, detail: "", until: undefined };
+  delete topic.until;
+  assert.deepEqual(decodeDelivery(encodeDelivery({ type: "room-event", event: topic })), {
+    type: "room-event",
+    event: topic,
+  });
+  assert.throws(
+    () => decodeDelivery(text.replace('"muted"', '"banned"')),
+    /unknown room action "banned"/,
+  );
+  assert.throws(() => decodeDelivery(text.replace('"2030-01-01T10', '"never')), /"until"/);
+});
+
 Deno.test("a change or reaction record with no time or position is unreadable, not retried forever", () => {
   const change = {
     type: "message-change",

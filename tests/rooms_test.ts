@@ -22,6 +22,7 @@ Deno.test("rooms: create, join, send, list, leave; only members receive", async 
         lastSeq: 0n,
         owner: "ann",
         memberCount: 1,
+        role: "owner",
       }),
     );
     await ben.client.joinRoom("book-club");

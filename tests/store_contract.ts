@@ -1132,4 +1132,99 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.equal((await store.history({ room, limit: 10, reader: me })).length, 6);
     });
   });
+
+  test("roles, mutes and room events are kept per room, events read by time span", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("Moderated");
+      const other = roomName("Moderated-other");
+      assert.deepEqual(await store.moderators(room), []);
+      assert.equal(await store.setRole(room, "ben", "moderator"), true);
+      assert.equal(await store.setRole(room, "ben", "moderator"), false, "already one");
+      assert.equal(await store.setRole(room, "Ämy", "moderator"), true);
+      assert.equal(await store.setRole(room, "amy", "moderator"), true);
+      assert.deepEqual(await store.moderators(room), ["amy", "ben", "Ämy"].sort());
+      assert.deepEqual(await store.moderators(other), []);
+      assert.equal(await store.setRole(room, "ben", "member"), true);
+      assert.equal(await store.setRole(room, "ben", "member"), false, "not one any more");
+      assert.deepEqual(await store.moderators(room), ["amy", "Ämy"].sort());
+
+      assert.equal(await store.mutedUntil(room, "carl"), undefined);
+      await store.setMute(room, "carl", "2030-01-01T10:00:00.000Z");
+      await store.setMute(room, "carl", "2030-01-01T11:00:00.000Z");
+      assert.equal(await store.mutedUntil(room, "carl"), "2030-01-01T11:00:00.000Z");
+      assert.equal(await store.mutedUntil(other, "carl"), undefined);
+      await store.setMute(room, "carl", undefined);
+      await store.setMute(room, "carl", undefined);
+      assert.equal(await store.mutedUntil(room, "carl"), undefined);
+
+      const at = (minute: number) => new Date(Date.UTC(2025, 0, 1, 0, minute)).toISOString();
+      const events = [
+        { room, userId: "ann", displayName: "Ann", joined: true, created: true, at: at(1) },
+        { room, userId: "ben", displayName: "Ben", joined: true, at: at(2) },
+        {
+          room,
+          userId: "ben",
+          displayName: "Ben",
+          joined: true,
+          action: "role" as const,
+          actorId: "ann",
+          actorName: "Ann",
+          detail: "moderator",
+          at: at(3),
+        },
+        {
+          room,
+          userId: "carl",
+          displayName: "Carl 🐈",
+          joined: true,
+          action: "muted" as const,
+          actorId: "ben",
+          actorName: "Ben",
+          until: at(30),
+          at: at(4),
+        },
+        {
+          room,
+          userId: "carl",
+          displayName: "Carl 🐈",
+          joined: false,
+          action: "removed" as const,
+          actorId: "ann",
+          actorName: "Ann",
+          at: at(5),
+        },
+        { room, userId: "ben", displayName: "Ben", joined: false, at: at(5) },
+        {
+          room,
+          userId: "ann",
+          displayName: "Ann",
+          joined: true,
+          action: "topic" as const,
+          actorId: "ann",
+          actorName: "Ann",
+          detail: "",
+          at: at(6),
+        },
+      ];
+      for (const event of events) await store.addRoomEvent(event);
+      await store.addRoomEvent({ ...events[1]!, room: other });
+      assert.deepEqual(await store.roomEvents(room, { limit: 100 }), events);
+      assert.deepEqual(
+        await store.roomEvents(room, { after: at(2), until: at(5), limit: 100 }),
+        events.slice(2, 6),
+        "after is left out, until kept; ties in the order kept",
+      );
+      assert.deepEqual(
+        await store.roomEvents(room, { until: at(5), limit: 2 }),
+        events.slice(4, 6),
+        "the newest of the span",
+      );
+      assert.deepEqual(await store.roomEvents(room, { after: at(6), limit: 10 }), []);
+      assert.deepEqual(await store.roomEvents(room, { limit: 0 }), []);
+      assert.deepEqual(await store.roomEvents(other, { limit: 10 }), [{
+        ...events[1]!,
+        room: other,
+      }]);
+    });
+  });
 }

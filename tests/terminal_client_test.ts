@@ -290,7 +290,11 @@ class FakeChat implements NativeChat {
   /** Room calls, as `CreateRoom book-club`. */
   readonly calls: string[] = [];
   callError: ServiceError | undefined;
-  historyPage: { messages: Message[]; more: boolean } = { messages: [], more: false };
+  historyPage: { messages: Message[]; more: boolean; events: Message[] } = {
+    messages: [],
+    more: false,
+    events: [],
+  };
   online: User[] = [];
   #rejectReady: ((e: Error) => void) | undefined;
 
@@ -364,6 +368,15 @@ class FakeChat implements NativeChat {
   setTopic(id: string, topic: string): Promise<Room> {
     return this.#room(`SetTopic ${id} ${topic}`, () => ({ ...room(id, ["alice"]), topic }));
   }
+  setRole(id: string, userId: string, role: string): Promise<Room> {
+    return this.#room(`SetRole ${id} ${userId} ${role}`, () => room(id, ["alice", userId]));
+  }
+  removeMember(id: string, userId: string): Promise<void> {
+    return this.#room(`RemoveMember ${id} ${userId}`, () => undefined);
+  }
+  muteMember(id: string, userId: string, seconds: number): Promise<void> {
+    return this.#room(`MuteMember ${id} ${userId} ${seconds}`, () => undefined);
+  }
   openDirect(userId: string): Promise<Room> {
     return this.#room(`OpenDirect ${userId}`, () => room(`dm:alice:${userId}`, ["alice", userId]));
   }
@@ -371,7 +384,7 @@ class FakeChat implements NativeChat {
     id: string,
     beforeSeq: number | bigint = 0,
     limit = 0,
-  ): Promise<{ messages: Message[]; more: boolean }> {
+  ): Promise<{ messages: Message[]; more: boolean; events: Message[] }> {
     return this.#room(`History ${id} ${beforeSeq} ${limit}`, () => this.historyPage);
   }
   historyAround(
@@ -834,6 +847,7 @@ Deno.test("room commands: create, join, switch, send there, list, history, leave
       message({ room: "book-club", seq, content: `m${seq}`, id: "bob", displayName: "bob" })
     ),
     more: true,
+    events: [],
   };
   s.keyboard.type("/history 3", "/history zero");
   await s.seen(/^! Usage: \/history \[n\]/);
@@ -1075,6 +1089,127 @@ Deno.test("/edit and /delete change my last message of the room; others' changes
     "[15:04:05] alice: new (edited)",
   );
   assert.equal(formatMessage(shown({ content: "", deleted: true })), "[15:04:05] alice: (deleted)");
+  s.stop.abort();
+  assert.equal(await s.done, 0);
+});
+
+Deno.test("moderation commands reach the server; moderation events print, live and in /history", async () => {
+  const s = session(() => new FakeChat(true));
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  chat.rooms = [room("general"), { ...room("club", ["alice", "bob", "carl"], 3), role: "owner" }];
+  s.keyboard.type("/join club", "/room club", "/rooms");
+  await s.seen("* Lines you type go to #club");
+  await s.seen(/^\* Your rooms/);
+  assert.ok(
+    s.out.some((l) => l.includes("club (3 members, current, you are its owner)")),
+    s.out.join("\n"),
+  );
+  s.keyboard.type(
+    "/mod bob",
+    "/unmod bob",
+    "/mute carl 15",
+    "/unmute carl",
+    "/remove carl",
+    "/mute carl",
+    "/mute carl 0",
+    "/mute carl 10081",
+    "/unmute carl 5",
+    "/remove",
+  );
+  await s.seen("! Usage: /remove <user>");
+  assert.deepEqual(chat.calls.filter((c) => /Role|Member /.test(c)), [
+    "SetRole club bob moderator",
+    "SetRole club bob member",
+    "MuteMember club carl 900",
+    "MuteMember club carl 0",
+    "RemoveMember club carl",
+  ]);
+  for (
+    const line of [
+      "* bob is a moderator of #club now",
+      "* bob is a member of #club now",
+      "* carl is muted in #club for 15 minutes",
+      "* carl may speak in #club again",
+      "* carl was removed from #club",
+      "! Usage: /unmute <user>",
+    ]
+  ) assert.ok(s.out.includes(line), `${line}\n${s.out.join("\n")}`);
+  assert.equal(
+    s.out.filter((l) => l.startsWith("! Usage: /mute <user> <minutes>")).length,
+    3,
+  );
+
+  const ann = { id: "ann", displayName: "Ann" };
+  // The day of the terminal's clock: a mute ending that day shows its time only.
+  const until = new Date(2024, 0, 2, 14, 5);
+  /** A room event on the wire; its fields as the generated RoomEvent takes them. */
+  const event = (fields: Record<string, unknown>) =>
+    message({
+      id: "",
+      content: "",
+      room: "club",
+      roomEvent: { room: "club", joined: true, actor: ann, ...fields } as never,
+    });
+  chat.onMessage!(
+    event({ user: { id: "bob", displayName: "Bob" }, action: "role", detail: "moderator" }),
+  );
+  chat.onMessage!(event({
+    user: { id: "carl", displayName: "Carl" },
+    action: "muted",
+    until: timestampFromDate(until),
+  }));
+  chat.onMessage!(
+    event({ user: { id: "carl", displayName: "Carl" }, action: "removed", joined: false }),
+  );
+  chat.onMessage!(event({ user: ann, action: "topic", detail: "Evil\u001b[2J" }));
+  await s.seen(/^\* Ann set the topic to/);
+  for (
+    const line of [
+      "* Ann made Bob a moderator in #club",
+      "* Ann muted Carl until 14:05 in #club",
+      "* Ann removed Carl in #club",
+    ]
+  ) assert.ok(s.out.includes(line), `${line}\n${s.out.join("\n")}`);
+  assert.ok(!s.out.some((l) => l.includes("\u001b")), "control characters are not printed raw");
+
+  // Removed ourselves: lines go back to general.
+  chat.onMessage!(
+    event({ user: { id: "alice", displayName: "alice" }, action: "removed", joined: false }),
+  );
+  await s.seen("* Ann removed you in #club");
+  await s.seen("* Lines you type go to #general");
+
+  // History merges the kept events among the messages by time.
+  chat.historyPage = {
+    messages: [
+      message({ room: "general", seq: 2, content: "later" }),
+      message({
+        room: "general",
+        seq: 1,
+        content: "first",
+        timestamp: timestampFromDate(new Date(2024, 0, 2, 15, 0)),
+      }),
+    ],
+    more: false,
+    events: [
+      event({
+        user: { id: "ben", displayName: "ben" },
+        joined: false,
+        actor: undefined,
+        at: timestampFromDate(new Date(2024, 0, 2, 15, 1)),
+      }),
+    ],
+  };
+  s.keyboard.type("/history 2");
+  await s.seen(/^\* The last 2 messages of #general/);
+  await s.seen("[15:04:05] alice: later");
+  const at = s.out.findIndex((l) => l.startsWith("* The last 2 messages of #general"));
+  assert.deepEqual(s.out.slice(at + 1, at + 4), [
+    "[15:00:00] alice: first",
+    "* ben left",
+    "[15:04:05] alice: later",
+  ]);
   s.stop.abort();
   assert.equal(await s.done, 0);
 });

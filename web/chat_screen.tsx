@@ -20,6 +20,7 @@ import { OnlineList } from "./online_list.tsx";
 import { RoomList } from "./room_list.tsx";
 import { RoomDirectory } from "./room_directory.tsx";
 import { RoomTopic } from "./room_topic.tsx";
+import { type MemberActions, RoomMembers } from "./room_members.tsx";
 import { SearchPanel } from "./search_panel.tsx";
 import { type RoomView, useChat } from "./use_chat.ts";
 import { NotificationsToggle } from "./mention_notifications.tsx";
@@ -70,11 +71,12 @@ function ConnectionBanner(
 }
 
 function RoomHeader(
-  { room, myId, onLeave, onSetTopic }: {
+  { room, myId, onLeave, onSetTopic, actions }: {
     room: RoomView;
     myId: string;
     onLeave: () => Promise<void>;
     onSetTopic: (topic: string) => Promise<void>;
+    actions: MemberActions;
   },
 ) {
   const [error, setError] = useState<string | undefined>(undefined);
@@ -97,9 +99,12 @@ function RoomHeader(
       {!room.direct && room.id !== DEFAULT_ROOM && (
         <RoomTopic
           topic={room.topic ?? ""}
-          editable={room.owner === myId}
+          editable={room.role === "owner" || room.role === "moderator"}
           onSave={onSetTopic}
         />
+      )}
+      {!room.direct && room.id !== DEFAULT_ROOM && (
+        <RoomMembers room={room} myId={myId} actions={actions} />
       )}
       {room.id !== DEFAULT_ROOM && (
         <button
@@ -278,6 +283,7 @@ export function ChatScreen(
             myId={user.id}
             onLeave={() => chat.leaveRoom(chat.current.id)}
             onSetTopic={chat.setTopic}
+            actions={chat}
           />
           <div class="conversation-body">
             <ConnectionBanner status={chat.status} onRetry={chat.retryNow} />
@@ -299,6 +305,7 @@ export function ChatScreen(
               actions={{
                 myId: user.id,
                 owner: chat.current.owner ?? "",
+                moderates: chat.current.role === "owner" || chat.current.role === "moderator",
                 edit: chat.editMessage,
                 delete: chat.deleteMessage,
                 react: chat.react,

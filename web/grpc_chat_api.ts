@@ -152,6 +152,15 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
     setTopic: (room, topic) =>
       call(async () => toRoom(await client.setTopic({ room, topic }, options()))),
 
+    setRole: (room, userId, role) =>
+      call(async () => toRoom(await client.setRole({ room, userId, role }, options()))),
+
+    removeMember: (room, userId) =>
+      call(async () => void await client.removeMember({ room, userId }, options())),
+
+    muteMember: (room, userId, seconds) =>
+      call(async () => void await client.muteMember({ room, userId, seconds }, options())),
+
     createRoom: (room) => call(async () => toRoom(await client.createRoom({ room }, options()))),
 
     joinRoom: (room) => call(async () => toRoom(await client.joinRoom({ room }, options()))),

@@ -13,6 +13,8 @@ export interface MessageActions {
   readonly myId: string;
   /** Who may delete any message of the room; "" when nobody may. */
   readonly owner: string;
+  /** Whether the reader moderates the room (owner or moderator): they delete any message too. */
+  readonly moderates?: boolean;
   edit(seq: number, content: string): Promise<void>;
   delete(seq: number): Promise<void>;
   /** Toggles the reader's reaction `emoji` on message `seq`. */
@@ -82,7 +84,8 @@ export function EditableText(
   const [seen, setSeen] = useState<string | undefined>(undefined);
   if (message.deleted) return <p class="msg-text msg-deleted">This message was deleted.</p>;
   const mine = actions !== undefined && message.userId === actions.myId;
-  const mayDelete = actions !== undefined && (mine || actions.owner === actions.myId);
+  const mayDelete = actions !== undefined &&
+    (mine || actions.owner === actions.myId || actions.moderates === true);
   const run = async (change: () => Promise<void>) => {
     setError(undefined);
     try {

@@ -22,6 +22,7 @@ import type { ConnectionStatus } from "../client/core/session_options.ts";
 import type { BackoffOptions } from "../client/core/backoff.ts";
 import { describeFailure, plainWords } from "./failures.ts";
 import { notifyOfMention } from "./mention_notifications.tsx";
+import { describeRoomEvent } from "../client/core/room_events.ts";
 
 /** How many recent messages are loaded when a room is first shown. */
 export const HISTORY_PAGE = 50;
@@ -148,8 +149,14 @@ export interface ChatState {
   joinRoom(name: string): Promise<void>;
   /** The directory: every public room whose name or topic holds `query` ("" for all). */
   browseRooms(query: string): Promise<readonly RoomInfo[]>;
-  /** Sets the current room's topic (its owner only; "" takes it away). */
+  /** Sets the current room's topic (its owner and moderators only; "" takes it away). */
   setTopic(topic: string): Promise<void>;
+  /** The current room's owner makes `userId` a "moderator" or a "member" again. */
+  setRole(userId: string, role: "moderator" | "member"): Promise<void>;
+  /** An owner or moderator removes `userId` from the current room. */
+  removeMember(userId: string): Promise<void>;
+  /** An owner or moderator mutes `userId` in the current room for `seconds` (0 lifts it). */
+  muteMember(userId: string, seconds: number): Promise<void>;
   openDirect(userId: string): Promise<void>;
   leaveRoom(room: string): Promise<void>;
   /** Replaces the text of one's own message `seq` of the current room. */
@@ -186,6 +193,34 @@ let nextKey = 0;
 
 function messageKey(m: ChatMessage): string {
   return m.seq > 0 ? `${m.room}#${m.seq}` : m.messageId || `m${nextKey++}`;
+}
+
+/** The time a row stands for: a message's timestamp, a note's. */
+function timeOf(e: Entry): number | undefined {
+  return e.kind === "note" ? e.at.getTime() : e.message.timestamp?.getTime();
+}
+
+/**
+ * A room event as a quiet line ("ben left", "ann removed carl"), keyed by room, time and text, so
+ * the same event live and again from history shows once.
+ */
+export function noteOf(event: RoomEvent, me: string): Entry & { kind: "note" } {
+  const at = event.at ?? new Date();
+  const text = describeRoomEvent(event, me);
+  return { kind: "note", key: `e:${event.room}:${at.getTime()}:${text}`, text, at };
+}
+
+/**
+ * Puts a note in its place by time: after every row not newer than it (a kept event loaded with
+ * history goes among the messages of its time); once only.
+ */
+export function insertNote(entries: readonly Entry[], note: Entry & { kind: "note" }): Entry[] {
+  if (entries.some((e) => e.key === note.key)) return entries.slice();
+  const at = note.at.getTime();
+  let i = entries.length;
+  while (i > 0 && (timeOf(entries[i - 1]!) ?? -Infinity) > at) i--;
+  const next = [...entries.slice(0, i), note, ...entries.slice(i)];
+  return next.length > MAX_ENTRIES ? next.slice(next.length - MAX_ENTRIES) : next;
 }
 
 /** Puts a message in its place by sequence number (history comes after live messages). */
@@ -304,15 +339,8 @@ export function useChat(
       onBlocked: (users) => live && setBlocked(users),
       onRoomEvent: (event: RoomEvent) => {
         if (!live || isDirect(event.room) || event.room === DEFAULT_ROOM) return;
-        const who = event.user.id === user.id ? "You" : event.user.displayName;
-        const text = `${who} ${
-          event.created ? "created the room" : event.joined ? "joined" : "left"
-        }`;
-        const at = event.at ?? new Date();
-        addEntry(event.room, (entries) => {
-          const next = [...entries, { kind: "note" as const, key: `n${nextKey++}`, text, at }];
-          return next.length > MAX_ENTRIES ? next.slice(next.length - MAX_ENTRIES) : next;
-        });
+        const note = noteOf(event, user.id);
+        addEntry(event.room, (entries) => insertNote(entries, note));
       },
       onChange: (change) => {
         if (live) changeEntries(change.room, (entries) => applyChange(entries, change));
@@ -420,7 +448,11 @@ export function useChat(
       setOlderLoads((prev) => ({ ...prev, [room]: { kind: "loading" } }));
       conn.history(room, HISTORY_PAGE, first).then(
         (page) => {
-          setRows(room, (rows) => prependMessages(rows, page.messages));
+          setRows(room, (rows) =>
+            (page.events ?? []).reduce(
+              (all, event) => insertNote(all, noteOf(event, user.id)),
+              prependMessages(rows, page.messages),
+            ));
           if (!page.more) {
             setStarts((prev) => ({ ...prev, [room]: page.messages[0]?.seq ?? first }));
           }
@@ -454,6 +486,11 @@ export function useChat(
       joinRoom: async (name: string) => select((await conn().joinRoom(name)).id),
       browseRooms: async (query: string) => await conn().listRooms(true, query),
       setTopic: async (topic: string) => void await conn().setTopic(current, topic),
+      setRole: async (userId: string, role: "moderator" | "member") =>
+        void await conn().setRole(current, userId, role),
+      removeMember: async (userId: string) => await conn().removeMember(current, userId),
+      muteMember: async (userId: string, seconds: number) =>
+        await conn().muteMember(current, userId, seconds),
       openDirect: async (userId: string) => select((await conn().openDirect(userId)).id),
       leaveRoom: async (room: string) => await conn().leaveRoom(room),
       // The stream brings the change to every tab, this one included; applying the answer too

@@ -13,7 +13,10 @@ import type {
   Delivery,
   Heartbeat,
   Presence,
+  RoomAction,
+  RoomEvent,
 } from "../../core/types.ts";
+import { ROOM_ACTIONS } from "../../core/types.ts";
 
 export class RecordError extends Error {
   constructor(message: string) {
@@ -220,6 +223,12 @@ export function encodeDelivery(d: Delivery): string {
         display_name: d.event.displayName,
         joined: d.event.joined,
         ...(d.event.created ? { created: true } : {}),
+        ...(d.event.action ? { action: d.event.action } : {}),
+        ...(d.event.actorId ? { actor_id: d.event.actorId } : {}),
+        ...(d.event.actorName ? { actor_display_name: d.event.actorName } : {}),
+        ...(d.event.detail !== undefined ? { detail: d.event.detail } : {}),
+        ...(d.event.until ? { until: d.event.until } : {}),
+        ...(d.event.at ? { at: d.event.at } : {}),
       });
     case "message-change":
       return JSON.stringify({
@@ -290,6 +299,8 @@ export function decodeDelivery(text: string): Delivery {
           displayName: str("delivery", o, "display_name", userId),
           joined: bool("delivery", o, "joined"),
           ...(o.created === true ? { created: true } : {}),
+          ...roomActionOf(o),
+          ...(o.at !== undefined && o.at !== null ? { at: time("delivery", o, "at") } : {}),
         },
       };
     }
@@ -361,6 +372,26 @@ export function decodeDelivery(text: string): Delivery {
     default:
       throw new RecordError(`Cannot read delivery record: unknown type "${type}"`);
   }
+}
+
+/**
+ * The additive fields of a room event that tells a moderation action: an action this build does
+ * not know, or a field of the wrong type, is refused rather than shown as a join or leave.
+ */
+function roomActionOf(o: Json): Partial<RoomEvent> {
+  const k = "delivery";
+  if (o.action === undefined || o.action === null || o.action === "") return {};
+  const action = str(k, o, "action");
+  if (!(ROOM_ACTIONS as readonly string[]).includes(action)) {
+    throw new RecordError(`Cannot read ${k} record: unknown room action "${action.slice(0, 40)}"`);
+  }
+  const actorId = str(k, o, "actor_id", "");
+  return {
+    action: action as RoomAction,
+    ...(actorId ? { actorId, actorName: str(k, o, "actor_display_name", actorId) } : {}),
+    ...(o.detail !== undefined && o.detail !== null ? { detail: str(k, o, "detail") } : {}),
+    ...(o.until !== undefined && o.until !== null ? { until: time(k, o, "until") } : {}),
+  };
 }
 
 /**

@@ -276,6 +276,27 @@ export class ChatSession {
     return updated;
   }
 
+  /** The owner of `room` makes `userId` a "moderator" or a "member" again; the room as now. */
+  async setRole(room: string, userId: string, role: string): Promise<RoomInfo> {
+    const updated = await this.#call("set the role", (t) => t.setRole(room, userId, role));
+    this.#roster.add(updated);
+    this.#emitRooms();
+    return updated;
+  }
+
+  /** An owner or moderator removes `userId` from `room`. */
+  removeMember(room: string, userId: string): Promise<void> {
+    return this.#call("remove the member", (t) => t.removeMember(room, userId));
+  }
+
+  /** An owner or moderator mutes `userId` in `room` for `seconds` (0 lifts the mute). */
+  muteMember(room: string, userId: string, seconds: number): Promise<void> {
+    return this.#call(
+      seconds === 0 ? "unmute the member" : "mute the member",
+      (t) => t.muteMember(room, userId, seconds),
+    );
+  }
+
   /** Who the server lists online now. */
   listOnline(): Promise<ChatUser[]> {
     return this.#call("list who is online", (t) => t.listOnline());
@@ -329,6 +350,7 @@ export class ChatSession {
     const loading = this.history(room, limit).then(
       (page) => {
         for (const m of page.messages) this.#accept(m, "history");
+        for (const e of page.events ?? []) this.#o.onRoomEvent?.(e, "history");
       },
       (err) => {
         this.#history.delete(room);
@@ -576,7 +598,7 @@ export class ChatSession {
         return;
       case "room":
         this.#applyRoomEvent(event.event);
-        this.#o.onRoomEvent?.(event.event);
+        this.#o.onRoomEvent?.(event.event, "live");
         return;
       case "change":
         this.#o.onChange?.(event.change);
@@ -613,6 +635,9 @@ export class ChatSession {
         return;
       case "changed":
         this.#emitRooms();
+        return;
+      case "refresh":
+        this.#refreshRooms().catch(() => {});
     }
   }
 

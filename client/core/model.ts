@@ -55,7 +55,10 @@ export interface MessageChange {
   readonly by: ChatUser;
 }
 
-/** A member joined or left a room this user is in (or this user joined or left one). */
+/**
+ * A member joined or left a room this user is in (or this user joined or left one), or an owner
+ * or moderator acted on a member (`action`).
+ */
 export interface RoomEvent {
   readonly room: string;
   readonly user: ChatUser;
@@ -63,6 +66,14 @@ export interface RoomEvent {
   /** The member joined by creating the room. */
   readonly created?: boolean;
   readonly at: Date | undefined;
+  /** "removed", "muted", "unmuted", "role" or "topic"; none for joining and leaving. */
+  readonly action?: string;
+  /** Who did it. */
+  readonly actor?: ChatUser;
+  /** The new role, or the new topic. */
+  readonly detail?: string;
+  /** When a mute ends. */
+  readonly until?: Date;
 }
 
 /** A room as ListRooms, CreateRoom, JoinRoom and OpenDirect describe it. */
@@ -84,6 +95,12 @@ export interface RoomInfo {
   readonly topic?: string;
   /** How many members it has, when the server said (0 for the default room: everybody). */
   readonly memberCount?: number;
+  /** This user's role: "owner", "moderator" or "member"; none for general and direct rooms. */
+  readonly role?: string;
+  /** The room's moderators. */
+  readonly moderators?: readonly string[];
+  /** When this user's mute in the room ends; none when not muted. */
+  readonly mutedUntil?: Date;
 }
 
 /** Where the stream should continue in one room: after `lastSeq`. */
@@ -124,6 +141,8 @@ export interface SeenBy {
 export interface HistoryPage {
   readonly messages: readonly ChatMessage[];
   readonly more: boolean;
+  /** The room's kept events in the span of these messages, oldest first. */
+  readonly events?: readonly RoomEvent[];
 }
 
 /** The answer to a sign-in. */
@@ -207,6 +226,12 @@ export interface ChatTransport {
   deleteMessage(room: string, seq: number): Promise<void>;
   /** Adds this user's `emoji` to message `seq` of `room`, or takes it back. */
   react(room: string, seq: number, emoji: string): Promise<void>;
+  /** The owner of `room` makes `userId` a "moderator" or a "member" again; the room as now. */
+  setRole(room: string, userId: string, role: string): Promise<RoomInfo>;
+  /** An owner or moderator removes `userId` from `room`. */
+  removeMember(room: string, userId: string): Promise<void>;
+  /** An owner or moderator mutes `userId` in `room` for `seconds` (0 lifts the mute). */
+  muteMember(room: string, userId: string, seconds: number): Promise<void>;
   /** Tells the other members of `room` that this user is typing there, or stopped. */
   setTyping(room: string, typing: boolean): Promise<void>;
   /** Marks `room` read up to `seq` for this user. */

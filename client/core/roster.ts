@@ -83,12 +83,17 @@ export class Roster {
   }
 
   /**
-   * Applies a room event: `left` when this user left the room, `unknown` when this user is in
-   * a room not known yet (learn of it from ListRooms), `changed` when a member list changed.
+   * Applies a room event: `left` when this user left the room (or was removed), `unknown` when
+   * this user is in a room not known yet (learn of it from ListRooms), `changed` when a member
+   * list changed, `refresh` when a role, mute or topic of a known room changed (list it again).
    */
-  roomEvent(event: RoomEvent): "left" | "unknown" | "changed" | undefined {
+  roomEvent(event: RoomEvent): "left" | "unknown" | "changed" | "refresh" | undefined {
     const known = this.#rooms.get(event.room);
     const me = this.me().id;
+    // A role, mute or topic changed: the room's listing says how it stands now.
+    if (event.action !== undefined && event.action !== "removed") {
+      return known ? "refresh" : undefined;
+    }
     if (event.user.id === me) {
       // Joined or left here, on another device, or someone opened a direct conversation.
       if (!event.joined) return "left";

@@ -84,7 +84,11 @@ export interface ChatSessionOptions {
   onMessage?: (message: ChatMessage, source: "live" | "history") => void;
   /** Every presence event, as it comes. */
   onPresence?: (user: ChatUser, online: boolean) => void;
-  onRoomEvent?: (event: RoomEvent) => void;
+  /**
+   * A room event: `live` as it happens, `history` when kept by the server and loaded with the
+   * room's history (joins, leaves and moderation from before).
+   */
+  onRoomEvent?: (event: RoomEvent, source: "live" | "history") => void;
   /** A message of one of this user's rooms was edited or deleted. */
   onChange?: (change: MessageChange) => void;
   /** Someone added or took back a reaction in one of this user's rooms. */

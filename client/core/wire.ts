@@ -6,7 +6,14 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Message, Room, User } from "../../protocol/gen/chat_pb.ts";
 import { DEFAULT_ROOM } from "../../protocol/names.ts";
-import type { ChatMessage, ChatUser, HistoryPage, RoomInfo, StreamEvent } from "./model.ts";
+import type {
+  ChatMessage,
+  ChatUser,
+  HistoryPage,
+  RoomEvent,
+  RoomInfo,
+  StreamEvent,
+} from "./model.ts";
 
 /**
  * Whether a streamed message is a keep-alive (an empty `chat.Message`), which the gateway sends
@@ -49,6 +56,9 @@ export function toRoom(r: Room): RoomInfo {
     mentions: r.mentions,
     topic: r.topic,
     memberCount: r.memberCount,
+    ...(r.role ? { role: r.role } : {}),
+    moderators: r.moderators,
+    ...(r.mutedUntil ? { mutedUntil: timestampDate(r.mutedUntil) } : {}),
   };
 }
 
@@ -64,17 +74,8 @@ export function toStreamEvent(m: Message): StreamEvent | undefined {
     return user && { type: "presence", user, online: m.presence.online };
   }
   if (m.roomEvent) {
-    const user = toUser(m.roomEvent.user) ?? sender(m);
-    return user && {
-      type: "room",
-      event: {
-        room: m.roomEvent.room || m.room || DEFAULT_ROOM,
-        user,
-        joined: m.roomEvent.joined,
-        created: m.roomEvent.created,
-        at: m.timestamp ? timestampDate(m.timestamp) : undefined,
-      },
-    };
+    const event = toRoomEvent(m);
+    return event && { type: "room", event };
   }
   if (m.read) {
     const user = toUser(m.read.user) ?? sender(m);
@@ -127,10 +128,36 @@ export function toStreamEvent(m: Message): StreamEvent | undefined {
   return { type: "message", message: toChatMessage(m) };
 }
 
-/** A History answer (newest first on the wire) as a page, oldest first, of chat messages. */
-export function toHistoryPage(page: { messages: readonly Message[]; more: boolean }): HistoryPage {
+/** A message with `roomEvent` set as the event; undefined when it names nobody. */
+function toRoomEvent(m: Message): RoomEvent | undefined {
+  const e = m.roomEvent;
+  const user = toUser(e?.user) ?? sender(m);
+  if (!e || !user) return undefined;
+  const actor = toUser(e.actor);
+  const at = e.at ?? m.timestamp;
+  return {
+    room: e.room || m.room || DEFAULT_ROOM,
+    user,
+    joined: e.joined,
+    created: e.created,
+    at: at ? timestampDate(at) : undefined,
+    ...(e.action ? { action: e.action } : {}),
+    ...(actor ? { actor } : {}),
+    ...(e.detail || e.action === "topic" ? { detail: e.detail } : {}),
+    ...(e.until ? { until: timestampDate(e.until) } : {}),
+  };
+}
+
+/**
+ * A History answer (newest first on the wire) as a page, oldest first, of chat messages, with
+ * the room's kept events of its span (oldest first).
+ */
+export function toHistoryPage(
+  page: { messages: readonly Message[]; more: boolean; events?: readonly Message[] },
+): HistoryPage {
   const messages = page.messages.filter((m) => m.content !== "" || m.deleted).map(
     toChatMessage,
   );
-  return { messages: messages.reverse(), more: page.more };
+  const events = (page.events ?? []).flatMap((m) => toRoomEvent(m) ?? []);
+  return { messages: messages.reverse(), more: page.more, events };
 }

@@ -21,7 +21,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIukDCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSHQoEcmVhZBgLIAEoCzIPLmNoYXQuUmVhZEV2ZW50EiEKBnR5cGluZxgKIAEoCzIRLmNoYXQuVHlwaW5nRXZlbnQSEAoIbWVudGlvbnMYDCADKAkSIwoGY2hhbmdlGA0gASgLMhMuY2hhdC5NZXNzYWdlQ2hhbmdlEi0KCWVkaXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgPIAEoCBIhCglyZWFjdGlvbnMYECADKAsyDi5jaGF0LlJlYWN0aW9uEiUKCHJlYWN0aW9uGBEgASgLMhMuY2hhdC5SZWFjdGlvbkV2ZW50IigKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEg0KBXVzZXJzGAIgAygJImIKDVJlYWN0aW9uRXZlbnQSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSGAoEdXNlchgEIAEoCzIKLmNoYXQuVXNlchINCgVhZGRlZBgFIAEoCCI7Cg9SZWFjdGlvblJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkingEKDU1lc3NhZ2VDaGFuZ2USDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDwoHZGVsZXRlZBgDIAEoCBIPCgdjb250ZW50GAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCgJieRgGIAEoCzIKLmNoYXQuVXNlchIQCghtZW50aW9ucxgHIAMoCSI5CgtFZGl0UmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdjb250ZW50GAMgASgJIioKDURlbGV0ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCJUCglSb29tRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBmpvaW5lZBgDIAEoCBIPCgdjcmVhdGVkGAQgASgIIlwKC1R5cGluZ0V2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZ0eXBpbmcYAyABKAgSFQoNZXhwaXJlc19pbl9tcxgEIAEoDSJACglSZWFkRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEgsKA3NlcRgDIAEoBCIdCg1PbmxpbmVSZXF1ZXN0EgwKBHJvb20YASABKAkiKAoLT25saW5lVXNlcnMSGQoFdXNlcnMYASADKAsyCi5jaGF0LlVzZXIiSQoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiegoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIPCgdjcmVhdGVkGAMgASgIEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhsKC1Jvb21SZXF1ZXN0EgwKBHJvb20YASABKAkiIAoNRGlyZWN0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIq0BCgRSb29tEgoKAmlkGAEgASgJEg4KBmRpcmVjdBgCIAEoCBIPCgdtZW1iZXJzGAMgAygJEhAKCGxhc3Rfc2VxGAQgASgEEhAKCHJlYWRfc2VxGAUgASgEEg4KBnVucmVhZBgGIAEoDRIQCghtZW50aW9ucxgIIAEoDRINCgVvd25lchgHIAEoCRINCgV0b3BpYxgJIAEoCRIUCgxtZW1iZXJfY291bnQYCiABKA0iPQoQTGlzdFJvb21zUmVxdWVzdBILCgNhbGwYASABKAgSDQoFcXVlcnkYAiABKAkSDQoFbGltaXQYAyABKA0iKwoMVG9waWNSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFdG9waWMYAiABKAkiJQoIUm9vbUxpc3QSGQoFcm9vbXMYASADKAsyCi5jaGF0LlJvb20iVQoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRISCgpiZWZvcmVfc2VxGAIgASgEEg0KBWxpbWl0GAMgASgNEhIKCmFyb3VuZF9zZXEYBCABKAQiLQoNVHlwaW5nUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBnR5cGluZxgCIAEoCCIoCgtSZWFkUmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBCI8CgtIaXN0b3J5UGFnZRIfCghtZXNzYWdlcxgBIAMoCzINLmNoYXQuTWVzc2FnZRIMCgRtb3JlGAIgASgIIjsKDVNlYXJjaFJlcXVlc3QSDQoFcXVlcnkYASABKAkSDAoEcm9vbRgCIAEoCRINCgVsaW1pdBgDIAEoDSIwCg1TZWFyY2hSZXN1bHRzEh8KCG1lc3NhZ2VzGAEgAygLMg0uY2hhdC5NZXNzYWdlIioKDVNlZW5CeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQiKgoKU2VlbkJ5TGlzdBINCgV1c2VycxgBIAMoCRINCgVjb3VudBgCIAEoDSIwCgxCbG9ja1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIPCgdibG9ja2VkGAIgASgIIhIKEEJsb2NrTGlzdFJlcXVlc3QiGgoJQmxvY2tMaXN0Eg0KBXVzZXJzGAEgAygJMtIHCglCcm9hZGNhc3QSLgoMQ3JlYXRlU3RyZWFtEg0uY2hhdC5Db25uZWN0Gg0uY2hhdC5NZXNzYWdlMAESLgoQQnJvYWRjYXN0TWVzc2FnZRINLmNoYXQuTWVzc2FnZRoLLmNoYXQuQ2xvc2USNAoKTGlzdE9ubGluZRITLmNoYXQuT25saW5lUmVxdWVzdBoRLmNoYXQuT25saW5lVXNlcnMSMwoGU2lnbkluEhMuY2hhdC5TaWduSW5SZXF1ZXN0GhQuY2hhdC5TaWduSW5SZXNwb25zZRIrCgpDcmVhdGVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoKLmNoYXQuUm9vbRIpCghKb2luUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKwoJTGVhdmVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoLLmNoYXQuQ2xvc2USMwoJTGlzdFJvb21zEhYuY2hhdC5MaXN0Um9vbXNSZXF1ZXN0Gg4uY2hhdC5Sb29tTGlzdBItCgpPcGVuRGlyZWN0EhMuY2hhdC5EaXJlY3RSZXF1ZXN0GgouY2hhdC5Sb29tEjIKB0hpc3RvcnkSFC5jaGF0Lkhpc3RvcnlSZXF1ZXN0GhEuY2hhdC5IaXN0b3J5UGFnZRIqCghNYXJrUmVhZBIRLmNoYXQuUmVhZFJlcXVlc3QaCy5jaGF0LkNsb3NlEi8KC0VkaXRNZXNzYWdlEhEuY2hhdC5FZGl0UmVxdWVzdBoNLmNoYXQuTWVzc2FnZRIxCg1EZWxldGVNZXNzYWdlEhMuY2hhdC5EZWxldGVSZXF1ZXN0GgsuY2hhdC5DbG9zZRIrCgVSZWFjdBIVLmNoYXQuUmVhY3Rpb25SZXF1ZXN0GgsuY2hhdC5DbG9zZRItCglTZXRUeXBpbmcSEy5jaGF0LlR5cGluZ1JlcXVlc3QaCy5jaGF0LkNsb3NlEioKCFNldFRvcGljEhIuY2hhdC5Ub3BpY1JlcXVlc3QaCi5jaGF0LlJvb20SMgoGU2VhcmNoEhMuY2hhdC5TZWFyY2hSZXF1ZXN0GhMuY2hhdC5TZWFyY2hSZXN1bHRzEi8KBlNlZW5CeRITLmNoYXQuU2VlbkJ5UmVxdWVzdBoQLmNoYXQuU2VlbkJ5TGlzdBIoCgVCbG9jaxISLmNoYXQuQmxvY2tSZXF1ZXN0GgsuY2hhdC5DbG9zZRI2CgtMaXN0QmxvY2tlZBIWLmNoYXQuQmxvY2tMaXN0UmVxdWVzdBoPLmNoYXQuQmxvY2tMaXN0YgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIukDCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSHQoEcmVhZBgLIAEoCzIPLmNoYXQuUmVhZEV2ZW50EiEKBnR5cGluZxgKIAEoCzIRLmNoYXQuVHlwaW5nRXZlbnQSEAoIbWVudGlvbnMYDCADKAkSIwoGY2hhbmdlGA0gASgLMhMuY2hhdC5NZXNzYWdlQ2hhbmdlEi0KCWVkaXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgPIAEoCBIhCglyZWFjdGlvbnMYECADKAsyDi5jaGF0LlJlYWN0aW9uEiUKCHJlYWN0aW9uGBEgASgLMhMuY2hhdC5SZWFjdGlvbkV2ZW50IigKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEg0KBXVzZXJzGAIgAygJImIKDVJlYWN0aW9uRXZlbnQSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSGAoEdXNlchgEIAEoCzIKLmNoYXQuVXNlchINCgVhZGRlZBgFIAEoCCI7Cg9SZWFjdGlvblJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkingEKDU1lc3NhZ2VDaGFuZ2USDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDwoHZGVsZXRlZBgDIAEoCBIPCgdjb250ZW50GAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCgJieRgGIAEoCzIKLmNoYXQuVXNlchIQCghtZW50aW9ucxgHIAMoCSI5CgtFZGl0UmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdjb250ZW50GAMgASgJIioKDURlbGV0ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCLiAQoJUm9vbUV2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZqb2luZWQYAyABKAgSDwoHY3JlYXRlZBgEIAEoCBIOCgZhY3Rpb24YBSABKAkSGQoFYWN0b3IYBiABKAsyCi5jaGF0LlVzZXISDgoGZGV0YWlsGAcgASgJEikKBXVudGlsGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJhdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXAoLVHlwaW5nRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBnR5cGluZxgDIAEoCBIVCg1leHBpcmVzX2luX21zGAQgASgNIkAKCVJlYWRFdmVudBIMCgRyb29tGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISCwoDc2VxGAMgASgEIh0KDU9ubGluZVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIoCgtPbmxpbmVVc2VycxIZCgV1c2VycxgBIAMoCzIKLmNoYXQuVXNlciJJCg1TaWduSW5SZXF1ZXN0EhAKCHVzZXJuYW1lGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCSJ6Cg5TaWduSW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg8KB2NyZWF0ZWQYAyABKAgSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiGwoLUm9vbVJlcXVlc3QSDAoEcm9vbRgBIAEoCSIgCg1EaXJlY3RSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkigAIKBFJvb20SCgoCaWQYASABKAkSDgoGZGlyZWN0GAIgASgIEg8KB21lbWJlcnMYAyADKAkSEAoIbGFzdF9zZXEYBCABKAQSEAoIcmVhZF9zZXEYBSABKAQSDgoGdW5yZWFkGAYgASgNEhAKCG1lbnRpb25zGAggASgNEg0KBW93bmVyGAcgASgJEg0KBXRvcGljGAkgASgJEhQKDG1lbWJlcl9jb3VudBgKIAEoDRIMCgRyb2xlGAsgASgJEhIKCm1vZGVyYXRvcnMYDCADKAkSLwoLbXV0ZWRfdW50aWwYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj0KEExpc3RSb29tc1JlcXVlc3QSCwoDYWxsGAEgASgIEg0KBXF1ZXJ5GAIgASgJEg0KBWxpbWl0GAMgASgNIisKDFRvcGljUmVxdWVzdBIMCgRyb29tGAEgASgJEg0KBXRvcGljGAIgASgJIiUKCFJvb21MaXN0EhkKBXJvb21zGAEgAygLMgouY2hhdC5Sb29tIlUKDkhpc3RvcnlSZXF1ZXN0EgwKBHJvb20YASABKAkSEgoKYmVmb3JlX3NlcRgCIAEoBBINCgVsaW1pdBgDIAEoDRISCgphcm91bmRfc2VxGAQgASgEIi0KDVR5cGluZ1JlcXVlc3QSDAoEcm9vbRgBIAEoCRIOCgZ0eXBpbmcYAiABKAgiKAoLUmVhZFJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQiWwoLSGlzdG9yeVBhZ2USHwoIbWVzc2FnZXMYASADKAsyDS5jaGF0Lk1lc3NhZ2USDAoEbW9yZRgCIAEoCBIdCgZldmVudHMYAyADKAsyDS5jaGF0Lk1lc3NhZ2UiOwoNU2VhcmNoUmVxdWVzdBINCgVxdWVyeRgBIAEoCRIMCgRyb29tGAIgASgJEg0KBWxpbWl0GAMgASgNIjAKDVNlYXJjaFJlc3VsdHMSHwoIbWVzc2FnZXMYASADKAsyDS5jaGF0Lk1lc3NhZ2UiKgoNU2VlbkJ5UmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBCIqCgpTZWVuQnlMaXN0Eg0KBXVzZXJzGAEgAygJEg0KBWNvdW50GAIgASgNIjAKDEJsb2NrUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg8KB2Jsb2NrZWQYAiABKAgiEgoQQmxvY2tMaXN0UmVxdWVzdCIaCglCbG9ja0xpc3QSDQoFdXNlcnMYASADKAkiOgoLUm9sZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEgwKBHJvbGUYAyABKAkiLgoNTWVtYmVyUmVxdWVzdBIMCgRyb29tGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiPQoLTXV0ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg8KB3NlY29uZHMYAyABKA0y3AgKCUJyb2FkY2FzdBIuCgxDcmVhdGVTdHJlYW0SDS5jaGF0LkNvbm5lY3QaDS5jaGF0Lk1lc3NhZ2UwARIuChBCcm9hZGNhc3RNZXNzYWdlEg0uY2hhdC5NZXNzYWdlGgsuY2hhdC5DbG9zZRI0CgpMaXN0T25saW5lEhMuY2hhdC5PbmxpbmVSZXF1ZXN0GhEuY2hhdC5PbmxpbmVVc2VycxIzCgZTaWduSW4SEy5jaGF0LlNpZ25JblJlcXVlc3QaFC5jaGF0LlNpZ25JblJlc3BvbnNlEisKCkNyZWF0ZVJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEikKCEpvaW5Sb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoKLmNoYXQuUm9vbRIrCglMZWF2ZVJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgsuY2hhdC5DbG9zZRIzCglMaXN0Um9vbXMSFi5jaGF0Lkxpc3RSb29tc1JlcXVlc3QaDi5jaGF0LlJvb21MaXN0Ei0KCk9wZW5EaXJlY3QSEy5jaGF0LkRpcmVjdFJlcXVlc3QaCi5jaGF0LlJvb20SMgoHSGlzdG9yeRIULmNoYXQuSGlzdG9yeVJlcXVlc3QaES5jaGF0Lkhpc3RvcnlQYWdlEioKCE1hcmtSZWFkEhEuY2hhdC5SZWFkUmVxdWVzdBoLLmNoYXQuQ2xvc2USLwoLRWRpdE1lc3NhZ2USES5jaGF0LkVkaXRSZXF1ZXN0Gg0uY2hhdC5NZXNzYWdlEjEKDURlbGV0ZU1lc3NhZ2USEy5jaGF0LkRlbGV0ZVJlcXVlc3QaCy5jaGF0LkNsb3NlEisKBVJlYWN0EhUuY2hhdC5SZWFjdGlvblJlcXVlc3QaCy5jaGF0LkNsb3NlEi0KCVNldFR5cGluZxITLmNoYXQuVHlwaW5nUmVxdWVzdBoLLmNoYXQuQ2xvc2USKgoIU2V0VG9waWMSEi5jaGF0LlRvcGljUmVxdWVzdBoKLmNoYXQuUm9vbRIyCgZTZWFyY2gSEy5jaGF0LlNlYXJjaFJlcXVlc3QaEy5jaGF0LlNlYXJjaFJlc3VsdHMSLwoGU2VlbkJ5EhMuY2hhdC5TZWVuQnlSZXF1ZXN0GhAuY2hhdC5TZWVuQnlMaXN0EigKBUJsb2NrEhIuY2hhdC5CbG9ja1JlcXVlc3QaCy5jaGF0LkNsb3NlEjYKC0xpc3RCbG9ja2VkEhYuY2hhdC5CbG9ja0xpc3RSZXF1ZXN0Gg8uY2hhdC5CbG9ja0xpc3QSKAoHU2V0Um9sZRIRLmNoYXQuUm9sZVJlcXVlc3QaCi5jaGF0LlJvb20SMAoMUmVtb3ZlTWVtYmVyEhMuY2hhdC5NZW1iZXJSZXF1ZXN0GgsuY2hhdC5DbG9zZRIsCgpNdXRlTWVtYmVyEhEuY2hhdC5NdXRlUmVxdWVzdBoLLmNoYXQuQ2xvc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.User
@@ -510,6 +510,42 @@ export type RoomEvent = Message$1<"chat.RoomEvent"> & {
    * @generated from field: bool created = 4;
    */
   created: boolean;
+
+  /**
+   * Additive: a moderation action ("removed", "muted", "unmuted", "role", "topic"); "" keeps
+   * today's meaning: joined or left, by `joined`. `user` is whom it was done to.
+   *
+   * @generated from field: string action = 5;
+   */
+  action: string;
+
+  /**
+   * Additive: who did it.
+   *
+   * @generated from field: chat.User actor = 6;
+   */
+  actor?: User | undefined;
+
+  /**
+   * Additive: the new role, the new topic...
+   *
+   * @generated from field: string detail = 7;
+   */
+  detail: string;
+
+  /**
+   * Additive: when a mute ends.
+   *
+   * @generated from field: google.protobuf.Timestamp until = 8;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * Additive: when it happened.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 9;
+   */
+  at?: Timestamp | undefined;
 };
 
 /**
@@ -791,6 +827,28 @@ export type Room = Message$1<"chat.Room"> & {
    * @generated from field: uint32 member_count = 10;
    */
   memberCount: number;
+
+  /**
+   * Additive: the caller's role, "owner" | "moderator" | "member"; "" for general and direct rooms
+   * (and in the directory, for rooms the caller is not in).
+   *
+   * @generated from field: string role = 11;
+   */
+  role: string;
+
+  /**
+   * Additive: the room's moderators (the owner is not listed), sorted.
+   *
+   * @generated from field: repeated string moderators = 12;
+   */
+  moderators: string[];
+
+  /**
+   * Additive: when the caller's own mute in this room ends; unset when not muted.
+   *
+   * @generated from field: google.protobuf.Timestamp muted_until = 13;
+   */
+  mutedUntil?: Timestamp | undefined;
 };
 
 /**
@@ -985,6 +1043,15 @@ export type HistoryPage = Message$1<"chat.HistoryPage"> & {
    * @generated from field: bool more = 2;
    */
   more: boolean;
+
+  /**
+   * Additive: the room's stored events (joined, left, removed, muted, role and topic changes)
+   * in the span of this page's messages, oldest first, each a Message with room_event set;
+   * at most 100.
+   *
+   * @generated from field: repeated chat.Message events = 3;
+   */
+  events: Message[];
 };
 
 /**
@@ -1154,6 +1221,86 @@ export type BlockList = Message$1<"chat.BlockList"> & {
  */
 export const BlockListSchema: GenMessage<BlockList> = /*@__PURE__*/
   messageDesc(file_chat, 35);
+
+/**
+ * @generated from message chat.RoleRequest
+ */
+export type RoleRequest = Message$1<"chat.RoleRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * "moderator" or "member".
+   *
+   * @generated from field: string role = 3;
+   */
+  role: string;
+};
+
+/**
+ * Describes the message chat.RoleRequest.
+ * Use `create(RoleRequestSchema)` to create a new message.
+ */
+export const RoleRequestSchema: GenMessage<RoleRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 36);
+
+/**
+ * @generated from message chat.MemberRequest
+ */
+export type MemberRequest = Message$1<"chat.MemberRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message chat.MemberRequest.
+ * Use `create(MemberRequestSchema)` to create a new message.
+ */
+export const MemberRequestSchema: GenMessage<MemberRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 37);
+
+/**
+ * @generated from message chat.MuteRequest
+ */
+export type MuteRequest = Message$1<"chat.MuteRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * 1..604800 (a week); 0 lifts the mute.
+   *
+   * @generated from field: uint32 seconds = 3;
+   */
+  seconds: number;
+};
+
+/**
+ * Describes the message chat.MuteRequest.
+ * Use `create(MuteRequestSchema)` to create a new message.
+ */
+export const MuteRequestSchema: GenMessage<MuteRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 38);
 
 /**
  * @generated from service chat.Broadcast
@@ -1363,6 +1510,38 @@ export const Broadcast: GenService<{
     methodKind: "unary";
     input: typeof BlockListRequestSchema;
     output: typeof BlockListSchema;
+  },
+  /**
+   * Additive: the owner of a group room makes a member a moderator or a member again
+   * (role "moderator" | "member").
+   *
+   * @generated from rpc chat.Broadcast.SetRole
+   */
+  setRole: {
+    methodKind: "unary";
+    input: typeof RoleRequestSchema;
+    output: typeof RoomSchema;
+  },
+  /**
+   * Additive: an owner or moderator removes a member from a group room; their streams stop
+   * getting the room at once.
+   *
+   * @generated from rpc chat.Broadcast.RemoveMember
+   */
+  removeMember: {
+    methodKind: "unary";
+    input: typeof MemberRequestSchema;
+    output: typeof CloseSchema;
+  },
+  /**
+   * Additive: an owner or moderator mutes a member for `seconds` (1..604800; 0 lifts it).
+   *
+   * @generated from rpc chat.Broadcast.MuteMember
+   */
+  muteMember: {
+    methodKind: "unary";
+    input: typeof MuteRequestSchema;
+    output: typeof CloseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat, 0);
