@@ -94,6 +94,19 @@ export interface RoomEvent {
   readonly joined: boolean;
   /** The member joined by creating the room. */
   readonly created?: boolean;
+  /**
+   * What happened when it is more than joining or leaving ("invite-only", "open", "invited"):
+   * then `userId` is whom it is about (the invitee; the actor for a change of access), and
+   * `joined` is false and changes no membership.
+   */
+  readonly action?: string;
+  /** Who did the action, and their name. */
+  readonly actorId?: string;
+  readonly actorName?: string;
+  /** What the action set; absent when nothing. */
+  readonly detail?: string;
+  /** RFC 3339: when the action happened. */
+  readonly at?: string;
 }
 
 /**
@@ -125,6 +138,11 @@ export type Delivery =
   /** The processor declared this gateway dead; if it is alive after all it re-announces. */
   | { readonly type: "gateway-dead"; readonly serverId: string }
   | { readonly type: "room-event"; readonly event: RoomEvent }
+  /**
+   * A member of a room did something to it (made it invite-only, invited someone): every
+   * gateway tells the room's streams and those of whom it is about; no membership changes.
+   */
+  | { readonly type: "room-action"; readonly event: RoomEvent }
   /** A gateway changed a stored message: every gateway tells the room's streams. */
   | { readonly type: "message-change"; readonly change: MessageChange }
   /** A gateway stored a reaction (or took one back): every gateway tells the room's streams. */

@@ -6,7 +6,7 @@
  * (`chat_callers.ts`), rooms and who of them is online (`chat_rooms.ts`), streams, sending and
  * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), reactions
  * (`chat_reactions.ts`), search (`chat_search.ts`), who is typing (`chat_typing.ts`), room
- * topics (`chat_topics.ts`), with the field checks they share in `chat_checks.ts` and the requests
+ * topics (`chat_topics.ts`), invite-only rooms and invitations (`chat_invitations.ts`), with the field checks they share in `chat_checks.ts` and the requests
  * and answers in `chat_types.ts`.
  */
 
@@ -27,6 +27,7 @@ import { Rooms } from "./chat_rooms.ts";
 import { Mentions } from "./mentions.ts";
 import { Typing } from "./chat_typing.ts";
 import { Topics } from "./chat_topics.ts";
+import { Invitations, type InviteRequest } from "./chat_invitations.ts";
 import type {
   Caller,
   HistoryRequest,
@@ -70,6 +71,10 @@ export interface ChatService {
   markRead(caller: Caller, room: string, seq: number): Promise<ReadMark>;
   /** The owner of a group room sets its topic (`chat_topics.ts`). */
   setTopic(caller: Caller, room: string, topic: string): Promise<RoomView>;
+  /** The owner of a group room makes it invite-only or open (`chat_invitations.ts`). */
+  setRoomAccess(caller: Caller, room: string, inviteOnly: boolean): Promise<RoomView>;
+  /** The owner of a group room invites a user to it (`chat_invitations.ts`). */
+  invite(caller: Caller, request: InviteRequest): Promise<void>;
   /** Writes what waits to be written (read positions): for shutdown. */
   flush(): Promise<void>;
 }
@@ -128,6 +133,12 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const reads = new Reads({ ...options, callers, rooms });
   const topics = new Topics({ ...options, callers, rooms });
   const search = new Search({ ...options, callers, rooms });
+  const invitations = new Invitations({
+    ...options,
+    callers,
+    rooms,
+    now: options.now ?? Date.now,
+  });
   return {
     openStream: async (caller, request, sink) => {
       const handle = typing.watch(await messages.openStream(caller, request, sink));
@@ -145,11 +156,14 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     createRoom: (caller, room) => rooms.createRoom(caller, room),
     joinRoom: (caller, room) => rooms.joinRoom(caller, room),
     leaveRoom: (caller, room) => rooms.leaveRoom(caller, room),
-    listRooms: (caller, listing) => rooms.listRooms(caller, listing),
+    listRooms: (caller, listing) =>
+      listing.invitations ? invitations.list(caller, listing) : rooms.listRooms(caller, listing),
     openDirect: (caller, other) => rooms.openDirect(caller, other),
     setTyping: (caller, room, isTyping) => typing.setTyping(caller, room, isTyping),
     markRead: (caller, room, seq) => reads.markRead(caller, room, seq),
     setTopic: (caller, room, topic) => topics.setTopic(caller, room, topic),
+    setRoomAccess: (caller, room, inviteOnly) => invitations.setAccess(caller, room, inviteOnly),
+    invite: (caller, request) => invitations.invite(caller, request),
     search: (caller, request) => search.search(caller, request),
     flush: () => reads.flush(),
   };

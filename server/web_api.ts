@@ -278,6 +278,8 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     markRead: unary(method.markRead),
     setTopic: unary(method.setTopic),
     search: unary(method.search),
+    setRoomAccess: unary(method.setRoomAccess),
+    invite: unary(method.invite),
   };
 
   const router = createConnectRouter({

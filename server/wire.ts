@@ -128,6 +128,21 @@ export function changeToWire(c: MessageChange): Message {
 }
 
 export function roomEventToWire(e: RoomEvent): Message {
+  if (e.action) {
+    // An action is from its actor, at the time it happened.
+    const actor = { userId: e.actorId ?? e.userId, displayName: e.actorName ?? e.displayName };
+    return eventToWire(actor, e.room, {
+      roomEvent: {
+        room: e.room,
+        user: userOf(e),
+        joined: false,
+        action: e.action,
+        actor: userOf(actor),
+        detail: e.detail ?? "",
+        ...(e.at ? { at: timestampOf(e.at) } : {}),
+      },
+    }, e.at);
+  }
   return eventToWire(e, e.room, {
     roomEvent: { room: e.room, user: userOf(e), joined: e.joined, created: e.created ?? false },
   });
@@ -165,6 +180,8 @@ export function roomToWire(room: RoomView): Room {
     mentions: room.mentions,
     topic: room.topic,
     memberCount: room.memberCount,
+    inviteOnly: room.inviteOnly,
+    invited: room.invited,
   });
 }
 

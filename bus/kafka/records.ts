@@ -221,6 +221,18 @@ export function encodeDelivery(d: Delivery): string {
         joined: d.event.joined,
         ...(d.event.created ? { created: true } : {}),
       });
+    case "room-action":
+      return JSON.stringify({
+        type: "room-action",
+        room: d.event.room,
+        user_id: d.event.userId,
+        display_name: d.event.displayName,
+        action: d.event.action,
+        actor_id: d.event.actorId,
+        actor_name: d.event.actorName,
+        ...(d.event.detail ? { detail: d.event.detail } : {}),
+        at: d.event.at,
+      });
     case "message-change":
       return JSON.stringify({
         type: "message-change",
@@ -283,6 +295,26 @@ export function decodeDelivery(text: string): Delivery {
           displayName: str("delivery", o, "display_name", userId),
           joined: bool("delivery", o, "joined"),
           ...(o.created === true ? { created: true } : {}),
+        },
+      };
+    }
+    case "room-action": {
+      const k = "delivery";
+      const userId = nonEmpty(k, o, "user_id");
+      const actorId = nonEmpty(k, o, "actor_id");
+      const detail = str(k, o, "detail", "");
+      return {
+        type,
+        event: {
+          room: nonEmpty(k, o, "room"),
+          userId,
+          displayName: str(k, o, "display_name", userId),
+          joined: false,
+          action: nonEmpty(k, o, "action"),
+          actorId,
+          actorName: str(k, o, "actor_name", actorId),
+          ...(detail ? { detail } : {}),
+          at: time(k, o, "at"),
         },
       };
     }

@@ -21,7 +21,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat.proto.
  */
 export const file_chat: GenFile = /*@__PURE__*/
-  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIukDCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSHQoEcmVhZBgLIAEoCzIPLmNoYXQuUmVhZEV2ZW50EiEKBnR5cGluZxgKIAEoCzIRLmNoYXQuVHlwaW5nRXZlbnQSEAoIbWVudGlvbnMYDCADKAkSIwoGY2hhbmdlGA0gASgLMhMuY2hhdC5NZXNzYWdlQ2hhbmdlEi0KCWVkaXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgPIAEoCBIhCglyZWFjdGlvbnMYECADKAsyDi5jaGF0LlJlYWN0aW9uEiUKCHJlYWN0aW9uGBEgASgLMhMuY2hhdC5SZWFjdGlvbkV2ZW50IigKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEg0KBXVzZXJzGAIgAygJImIKDVJlYWN0aW9uRXZlbnQSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSGAoEdXNlchgEIAEoCzIKLmNoYXQuVXNlchINCgVhZGRlZBgFIAEoCCI7Cg9SZWFjdGlvblJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkingEKDU1lc3NhZ2VDaGFuZ2USDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDwoHZGVsZXRlZBgDIAEoCBIPCgdjb250ZW50GAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCgJieRgGIAEoCzIKLmNoYXQuVXNlchIQCghtZW50aW9ucxgHIAMoCSI5CgtFZGl0UmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdjb250ZW50GAMgASgJIioKDURlbGV0ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCJUCglSb29tRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEg4KBmpvaW5lZBgDIAEoCBIPCgdjcmVhdGVkGAQgASgIIlwKC1R5cGluZ0V2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZ0eXBpbmcYAyABKAgSFQoNZXhwaXJlc19pbl9tcxgEIAEoDSJACglSZWFkRXZlbnQSDAoEcm9vbRgBIAEoCRIYCgR1c2VyGAIgASgLMgouY2hhdC5Vc2VyEgsKA3NlcRgDIAEoBCIdCg1PbmxpbmVSZXF1ZXN0EgwKBHJvb20YASABKAkiKAoLT25saW5lVXNlcnMSGQoFdXNlcnMYASADKAsyCi5jaGF0LlVzZXIiSQoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiegoOU2lnbkluUmVzcG9uc2USDQoFdG9rZW4YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIPCgdjcmVhdGVkGAMgASgIEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhsKC1Jvb21SZXF1ZXN0EgwKBHJvb20YASABKAkiIAoNRGlyZWN0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIq0BCgRSb29tEgoKAmlkGAEgASgJEg4KBmRpcmVjdBgCIAEoCBIPCgdtZW1iZXJzGAMgAygJEhAKCGxhc3Rfc2VxGAQgASgEEhAKCHJlYWRfc2VxGAUgASgEEg4KBnVucmVhZBgGIAEoDRIQCghtZW50aW9ucxgIIAEoDRINCgVvd25lchgHIAEoCRINCgV0b3BpYxgJIAEoCRIUCgxtZW1iZXJfY291bnQYCiABKA0iPQoQTGlzdFJvb21zUmVxdWVzdBILCgNhbGwYASABKAgSDQoFcXVlcnkYAiABKAkSDQoFbGltaXQYAyABKA0iKwoMVG9waWNSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFdG9waWMYAiABKAkiJQoIUm9vbUxpc3QSGQoFcm9vbXMYASADKAsyCi5jaGF0LlJvb20iVQoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRISCgpiZWZvcmVfc2VxGAIgASgEEg0KBWxpbWl0GAMgASgNEhIKCmFyb3VuZF9zZXEYBCABKAQiLQoNVHlwaW5nUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBnR5cGluZxgCIAEoCCIoCgtSZWFkUmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBCI8CgtIaXN0b3J5UGFnZRIfCghtZXNzYWdlcxgBIAMoCzINLmNoYXQuTWVzc2FnZRIMCgRtb3JlGAIgASgIIjsKDVNlYXJjaFJlcXVlc3QSDQoFcXVlcnkYASABKAkSDAoEcm9vbRgCIAEoCRINCgVsaW1pdBgDIAEoDSIwCg1TZWFyY2hSZXN1bHRzEh8KCG1lc3NhZ2VzGAEgAygLMg0uY2hhdC5NZXNzYWdlMr8GCglCcm9hZGNhc3QSLgoMQ3JlYXRlU3RyZWFtEg0uY2hhdC5Db25uZWN0Gg0uY2hhdC5NZXNzYWdlMAESLgoQQnJvYWRjYXN0TWVzc2FnZRINLmNoYXQuTWVzc2FnZRoLLmNoYXQuQ2xvc2USNAoKTGlzdE9ubGluZRITLmNoYXQuT25saW5lUmVxdWVzdBoRLmNoYXQuT25saW5lVXNlcnMSMwoGU2lnbkluEhMuY2hhdC5TaWduSW5SZXF1ZXN0GhQuY2hhdC5TaWduSW5SZXNwb25zZRIrCgpDcmVhdGVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoKLmNoYXQuUm9vbRIpCghKb2luUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKwoJTGVhdmVSb29tEhEuY2hhdC5Sb29tUmVxdWVzdBoLLmNoYXQuQ2xvc2USMwoJTGlzdFJvb21zEhYuY2hhdC5MaXN0Um9vbXNSZXF1ZXN0Gg4uY2hhdC5Sb29tTGlzdBItCgpPcGVuRGlyZWN0EhMuY2hhdC5EaXJlY3RSZXF1ZXN0GgouY2hhdC5Sb29tEjIKB0hpc3RvcnkSFC5jaGF0Lkhpc3RvcnlSZXF1ZXN0GhEuY2hhdC5IaXN0b3J5UGFnZRIqCghNYXJrUmVhZBIRLmNoYXQuUmVhZFJlcXVlc3QaCy5jaGF0LkNsb3NlEi8KC0VkaXRNZXNzYWdlEhEuY2hhdC5FZGl0UmVxdWVzdBoNLmNoYXQuTWVzc2FnZRIxCg1EZWxldGVNZXNzYWdlEhMuY2hhdC5EZWxldGVSZXF1ZXN0GgsuY2hhdC5DbG9zZRIrCgVSZWFjdBIVLmNoYXQuUmVhY3Rpb25SZXF1ZXN0GgsuY2hhdC5DbG9zZRItCglTZXRUeXBpbmcSEy5jaGF0LlR5cGluZ1JlcXVlc3QaCy5jaGF0LkNsb3NlEioKCFNldFRvcGljEhIuY2hhdC5Ub3BpY1JlcXVlc3QaCi5jaGF0LlJvb20SMgoGU2VhcmNoEhMuY2hhdC5TZWFyY2hSZXF1ZXN0GhMuY2hhdC5TZWFyY2hSZXN1bHRzYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CgpjaGF0LnByb3RvEgRjaGF0IigKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJIukDCgdNZXNzYWdlEgoKAmlkGAEgASgJEg8KB2NvbnRlbnQYAiABKAkSLQoJdGltZXN0YW1wGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgptZXNzYWdlX2lkGAQgASgJEgwKBHJvb20YBSABKAkSCwoDc2VxGAYgASgEEhQKDGRpc3BsYXlfbmFtZRgHIAEoCRIlCghwcmVzZW5jZRgIIAEoCzITLmNoYXQuUHJlc2VuY2VFdmVudBIjCgpyb29tX2V2ZW50GAkgASgLMg8uY2hhdC5Sb29tRXZlbnQSHQoEcmVhZBgLIAEoCzIPLmNoYXQuUmVhZEV2ZW50EiEKBnR5cGluZxgKIAEoCzIRLmNoYXQuVHlwaW5nRXZlbnQSEAoIbWVudGlvbnMYDCADKAkSIwoGY2hhbmdlGA0gASgLMhMuY2hhdC5NZXNzYWdlQ2hhbmdlEi0KCWVkaXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGVsZXRlZBgPIAEoCBIhCglyZWFjdGlvbnMYECADKAsyDi5jaGF0LlJlYWN0aW9uEiUKCHJlYWN0aW9uGBEgASgLMhMuY2hhdC5SZWFjdGlvbkV2ZW50IigKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEg0KBXVzZXJzGAIgAygJImIKDVJlYWN0aW9uRXZlbnQSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSGAoEdXNlchgEIAEoCzIKLmNoYXQuVXNlchINCgVhZGRlZBgFIAEoCCI7Cg9SZWFjdGlvblJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkingEKDU1lc3NhZ2VDaGFuZ2USDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQSDwoHZGVsZXRlZBgDIAEoCBIPCgdjb250ZW50GAQgASgJEiYKAmF0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCgJieRgGIAEoCzIKLmNoYXQuVXNlchIQCghtZW50aW9ucxgHIAMoCSI5CgtFZGl0UmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBBIPCgdjb250ZW50GAMgASgJIioKDURlbGV0ZVJlcXVlc3QSDAoEcm9vbRgBIAEoCRILCgNzZXEYAiABKAQicAoHQ29ubmVjdBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBmFjdGl2ZRgCIAEoCBIXCg9wcmVzZW5jZV9ldmVudHMYAyABKAgSIgoGcmVzdW1lGAQgAygLMhIuY2hhdC5Sb29tUG9zaXRpb24iLgoMUm9vbVBvc2l0aW9uEgwKBHJvb20YASABKAkSEAoIbGFzdF9zZXEYAiABKAQiBwoFQ2xvc2UiOQoNUHJlc2VuY2VFdmVudBIYCgR1c2VyGAEgASgLMgouY2hhdC5Vc2VyEg4KBm9ubGluZRgCIAEoCCK3AQoJUm9vbUV2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchIOCgZqb2luZWQYAyABKAgSDwoHY3JlYXRlZBgEIAEoCBIOCgZhY3Rpb24YBSABKAkSGQoFYWN0b3IYBiABKAsyCi5jaGF0LlVzZXISDgoGZGV0YWlsGAcgASgJEiYKAmF0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJcCgtUeXBpbmdFdmVudBIMCgRyb29tGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDgoGdHlwaW5nGAMgASgIEhUKDWV4cGlyZXNfaW5fbXMYBCABKA0iQAoJUmVhZEV2ZW50EgwKBHJvb20YASABKAkSGAoEdXNlchgCIAEoCzIKLmNoYXQuVXNlchILCgNzZXEYAyABKAQiHQoNT25saW5lUmVxdWVzdBIMCgRyb29tGAEgASgJIigKC09ubGluZVVzZXJzEhkKBXVzZXJzGAEgAygLMgouY2hhdC5Vc2VyIkkKDVNpZ25JblJlcXVlc3QSEAoIdXNlcm5hbWUYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJInoKDlNpZ25JblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEhgKBHVzZXIYAiABKAsyCi5jaGF0LlVzZXISDwoHY3JlYXRlZBgDIAEoCBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIbCgtSb29tUmVxdWVzdBIMCgRyb29tGAEgASgJIiAKDURpcmVjdFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSLTAQoEUm9vbRIKCgJpZBgBIAEoCRIOCgZkaXJlY3QYAiABKAgSDwoHbWVtYmVycxgDIAMoCRIQCghsYXN0X3NlcRgEIAEoBBIQCghyZWFkX3NlcRgFIAEoBBIOCgZ1bnJlYWQYBiABKA0SEAoIbWVudGlvbnMYCCABKA0SDQoFb3duZXIYByABKAkSDQoFdG9waWMYCSABKAkSFAoMbWVtYmVyX2NvdW50GAogASgNEhMKC2ludml0ZV9vbmx5GA4gASgIEg8KB2ludml0ZWQYDyABKAgiUgoQTGlzdFJvb21zUmVxdWVzdBILCgNhbGwYASABKAgSDQoFcXVlcnkYAiABKAkSDQoFbGltaXQYAyABKA0SEwoLaW52aXRhdGlvbnMYBCABKAgiKwoMVG9waWNSZXF1ZXN0EgwKBHJvb20YASABKAkSDQoFdG9waWMYAiABKAkiJQoIUm9vbUxpc3QSGQoFcm9vbXMYASADKAsyCi5jaGF0LlJvb20iVQoOSGlzdG9yeVJlcXVlc3QSDAoEcm9vbRgBIAEoCRISCgpiZWZvcmVfc2VxGAIgASgEEg0KBWxpbWl0GAMgASgNEhIKCmFyb3VuZF9zZXEYBCABKAQiLQoNVHlwaW5nUmVxdWVzdBIMCgRyb29tGAEgASgJEg4KBnR5cGluZxgCIAEoCCIoCgtSZWFkUmVxdWVzdBIMCgRyb29tGAEgASgJEgsKA3NlcRgCIAEoBCI8CgtIaXN0b3J5UGFnZRIfCghtZXNzYWdlcxgBIAMoCzINLmNoYXQuTWVzc2FnZRIMCgRtb3JlGAIgASgIIjsKDVNlYXJjaFJlcXVlc3QSDQoFcXVlcnkYASABKAkSDAoEcm9vbRgCIAEoCRINCgVsaW1pdBgDIAEoDSIwCg1TZWFyY2hSZXN1bHRzEh8KCG1lc3NhZ2VzGAEgAygLMg0uY2hhdC5NZXNzYWdlIjIKDUFjY2Vzc1JlcXVlc3QSDAoEcm9vbRgBIAEoCRITCgtpbnZpdGVfb25seRgCIAEoCCIuCg1JbnZpdGVSZXF1ZXN0EgwKBHJvb20YASABKAkSDwoHdXNlcl9pZBgCIAEoCTKdBwoJQnJvYWRjYXN0Ei4KDENyZWF0ZVN0cmVhbRINLmNoYXQuQ29ubmVjdBoNLmNoYXQuTWVzc2FnZTABEi4KEEJyb2FkY2FzdE1lc3NhZ2USDS5jaGF0Lk1lc3NhZ2UaCy5jaGF0LkNsb3NlEjQKCkxpc3RPbmxpbmUSEy5jaGF0Lk9ubGluZVJlcXVlc3QaES5jaGF0Lk9ubGluZVVzZXJzEjMKBlNpZ25JbhITLmNoYXQuU2lnbkluUmVxdWVzdBoULmNoYXQuU2lnbkluUmVzcG9uc2USKwoKQ3JlYXRlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCi5jaGF0LlJvb20SKQoISm9pblJvb20SES5jaGF0LlJvb21SZXF1ZXN0GgouY2hhdC5Sb29tEisKCUxlYXZlUm9vbRIRLmNoYXQuUm9vbVJlcXVlc3QaCy5jaGF0LkNsb3NlEjMKCUxpc3RSb29tcxIWLmNoYXQuTGlzdFJvb21zUmVxdWVzdBoOLmNoYXQuUm9vbUxpc3QSLQoKT3BlbkRpcmVjdBITLmNoYXQuRGlyZWN0UmVxdWVzdBoKLmNoYXQuUm9vbRIyCgdIaXN0b3J5EhQuY2hhdC5IaXN0b3J5UmVxdWVzdBoRLmNoYXQuSGlzdG9yeVBhZ2USKgoITWFya1JlYWQSES5jaGF0LlJlYWRSZXF1ZXN0GgsuY2hhdC5DbG9zZRIvCgtFZGl0TWVzc2FnZRIRLmNoYXQuRWRpdFJlcXVlc3QaDS5jaGF0Lk1lc3NhZ2USMQoNRGVsZXRlTWVzc2FnZRITLmNoYXQuRGVsZXRlUmVxdWVzdBoLLmNoYXQuQ2xvc2USKwoFUmVhY3QSFS5jaGF0LlJlYWN0aW9uUmVxdWVzdBoLLmNoYXQuQ2xvc2USLQoJU2V0VHlwaW5nEhMuY2hhdC5UeXBpbmdSZXF1ZXN0GgsuY2hhdC5DbG9zZRIqCghTZXRUb3BpYxISLmNoYXQuVG9waWNSZXF1ZXN0GgouY2hhdC5Sb29tEjIKBlNlYXJjaBITLmNoYXQuU2VhcmNoUmVxdWVzdBoTLmNoYXQuU2VhcmNoUmVzdWx0cxIwCg1TZXRSb29tQWNjZXNzEhMuY2hhdC5BY2Nlc3NSZXF1ZXN0GgouY2hhdC5Sb29tEioKBkludml0ZRITLmNoYXQuSW52aXRlUmVxdWVzdBoLLmNoYXQuQ2xvc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message chat.User
@@ -510,6 +510,35 @@ export type RoomEvent = Message$1<"chat.RoomEvent"> & {
    * @generated from field: bool created = 4;
    */
   created: boolean;
+
+  /**
+   * Additive: what happened, when it is more than joining or leaving ("invite-only", "open",
+   * "invited", ...); "" keeps the meaning above (joined or left, by `joined`).
+   *
+   * @generated from field: string action = 5;
+   */
+  action: string;
+
+  /**
+   * Additive: who did it.
+   *
+   * @generated from field: chat.User actor = 6;
+   */
+  actor?: User | undefined;
+
+  /**
+   * Additive: what the action set (the new role, the new topic...); "" when nothing.
+   *
+   * @generated from field: string detail = 7;
+   */
+  detail: string;
+
+  /**
+   * Additive: when it happened.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 9;
+   */
+  at?: Timestamp | undefined;
 };
 
 /**
@@ -791,6 +820,21 @@ export type Room = Message$1<"chat.Room"> & {
    * @generated from field: uint32 member_count = 10;
    */
   memberCount: number;
+
+  /**
+   * Additive: only members and those its owner invited may join it (SetRoomAccess); an
+   * invite-only room is not in the directory for those who are not in it.
+   *
+   * @generated from field: bool invite_only = 14;
+   */
+  inviteOnly: boolean;
+
+  /**
+   * Additive: the caller is invited to the room and not yet a member (ListRooms invitations).
+   *
+   * @generated from field: bool invited = 15;
+   */
+  invited: boolean;
 };
 
 /**
@@ -827,6 +871,14 @@ export type ListRoomsRequest = Message$1<"chat.ListRoomsRequest"> & {
    * @generated from field: uint32 limit = 3;
    */
   limit: number;
+
+  /**
+   * Additive: instead, the rooms the caller is invited to and not yet in, newest invitation
+   * first (at most `limit`; not together with `all`).
+   *
+   * @generated from field: bool invitations = 4;
+   */
+  invitations: boolean;
 };
 
 /**
@@ -1048,6 +1100,54 @@ export const SearchResultsSchema: GenMessage<SearchResults> = /*@__PURE__*/
   messageDesc(file_chat, 30);
 
 /**
+ * @generated from message chat.AccessRequest
+ */
+export type AccessRequest = Message$1<"chat.AccessRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * true: only members and invited users may join; false: anyone may.
+   *
+   * @generated from field: bool invite_only = 2;
+   */
+  inviteOnly: boolean;
+};
+
+/**
+ * Describes the message chat.AccessRequest.
+ * Use `create(AccessRequestSchema)` to create a new message.
+ */
+export const AccessRequestSchema: GenMessage<AccessRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 31);
+
+/**
+ * @generated from message chat.InviteRequest
+ */
+export type InviteRequest = Message$1<"chat.InviteRequest"> & {
+  /**
+   * @generated from field: string room = 1;
+   */
+  room: string;
+
+  /**
+   * The user to invite (an account's id).
+   *
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message chat.InviteRequest.
+ * Use `create(InviteRequestSchema)` to create a new message.
+ */
+export const InviteRequestSchema: GenMessage<InviteRequest> = /*@__PURE__*/
+  messageDesc(file_chat, 32);
+
+/**
  * @generated from service chat.Broadcast
  */
 export const Broadcast: GenService<{
@@ -1218,6 +1318,30 @@ export const Broadcast: GenService<{
     methodKind: "unary";
     input: typeof SearchRequestSchema;
     output: typeof SearchResultsSchema;
+  },
+  /**
+   * Additive: the owner of a group room makes it invite-only or open again (PERMISSION_DENIED
+   * for anyone else, FAILED_PRECONDITION for general and direct rooms, counted against the rate
+   * limit). Members' streams with presence_events get a room event ("invite-only" or "open").
+   *
+   * @generated from rpc chat.Broadcast.SetRoomAccess
+   */
+  setRoomAccess: {
+    methodKind: "unary";
+    input: typeof AccessRequestSchema;
+    output: typeof RoomSchema;
+  },
+  /**
+   * Additive: the owner of a group room invites an existing user, who may then join it even
+   * when it is invite-only (the invitation is used up by joining; LeaveRoom declines it). The
+   * invitee's and the members' streams with presence_events get a room event ("invited").
+   *
+   * @generated from rpc chat.Broadcast.Invite
+   */
+  invite: {
+    methodKind: "unary";
+    input: typeof InviteRequestSchema;
+    output: typeof CloseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat, 0);
