@@ -10,9 +10,11 @@ import type {
   ChatUser,
   MessageChange,
   ReactionEvent,
+  RoomAction,
   RoomEvent,
   RoomInfo,
 } from "./core/model.ts";
+import { describeRoomAction, invitesMe } from "./core/invitations.ts";
 import { UNREAD_COUNT_SHOWN } from "./core/reading.ts";
 import { directPeer } from "./core/rooms.ts";
 
@@ -104,6 +106,23 @@ export function formatRoomEvent(event: RoomEvent, me = ""): string {
   const room = roomLabel(event.room, me);
   if (event.created) return `* ${who} created ${room}`;
   return event.joined ? `* ${who} joined ${room}` : `* ${who} left ${room}`;
+}
+
+/**
+ * `* ann invited you to #plans: /join plans, or /leave plans to decline`, `* ann made #plans
+ * invite-only`.
+ */
+export function formatRoomAction(event: RoomAction, me = ""): string {
+  const text = describeRoomAction(
+    event,
+    me,
+    (room) => roomLabel(room, me),
+    (user) => sanitize(formatUser(user.id, user.displayName)),
+  );
+  const room = sanitize(event.room);
+  return invitesMe(event, me)
+    ? `* ${text}: /join ${room}, or /leave ${room} to decline`
+    : `* ${text}`;
 }
 
 /**

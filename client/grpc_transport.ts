@@ -38,6 +38,9 @@ export type NativeChat = Pick<
   | "setTyping"
   | "markRead"
   | "setTopic"
+  | "setRoomAccess"
+  | "invite"
+  | "listInvitations"
   | "search"
   | "historyAround"
 >;
@@ -203,6 +206,10 @@ export function grpcTransport(
     listRooms: (all, _signal, query) =>
       call(async () => (await client.listRooms(all, query)).map(toRoom)),
     setTopic: (room, topic) => call(async () => toRoom(await client.setTopic(room, topic))),
+    setRoomAccess: (room, inviteOnly) =>
+      call(async () => toRoom(await client.setRoomAccess(room, inviteOnly))),
+    invite: (room, userId) => call(() => client.invite(room, userId)),
+    listInvitations: () => call(async () => (await client.listInvitations()).map(toRoom)),
     createRoom: (room) => call(async () => toRoom(await client.createRoom(room))),
     joinRoom: (room) => call(async () => toRoom(await client.joinRoom(room))),
     leaveRoom: (room) => call(() => client.leaveRoom(room)),

@@ -56,6 +56,7 @@ import {
   formatMessage,
   formatPresence,
   formatReaction,
+  formatRoomAction,
   formatRoomEvent,
   roomLabel,
   sanitize,
@@ -186,6 +187,12 @@ class TerminalClient implements CommandContext {
         if (user.id !== this.session.user.id) this.write(formatPresence(user, online));
       },
       onRoomEvent: (event) => this.#roomEvent(event),
+      onRoomAction: (event) => {
+        // Our own actions are answered by the command.
+        if (event.actor.id !== this.session.user.id) {
+          this.write(formatRoomAction(event, this.session.user.id));
+        }
+      },
       onNotSent: (message, err) => this.#notSent(message, err),
       onTyping: (room) => {
         if (room === this.room) this.#showPrompt();

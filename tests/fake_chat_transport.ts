@@ -84,6 +84,10 @@ export class FakeChatServer {
   readonly reactions: { room: string; seq: number; emoji: string }[] = [];
   /** Each SetTyping that reached the server, in order. */
   readonly typings: { room: string; typing: boolean }[] = [];
+  /** Invite calls, as [room, user id]. */
+  readonly invites: [string, string][] = [];
+  /** What ListRooms with invitations answers. */
+  invitations: RoomInfo[] = [];
   /** MarkRead calls, as [room, seq]. */
   readonly marks: [string, number][] = [];
   /** Each send fails with the next of these, if any. */
@@ -180,6 +184,17 @@ export class FakeChatServer {
           this.rooms = this.rooms.map((r) => r.id === name ? room : r);
           return room;
         }),
+      setRoomAccess: (name, inviteOnly) =>
+        answer(() => {
+          const room = {
+            ...(this.rooms.find((r) => r.id === name) ?? this.#room(name)),
+            inviteOnly,
+          };
+          this.rooms = this.rooms.map((r) => r.id === name ? room : r);
+          return room;
+        }),
+      invite: (room, userId) => answer(() => void this.invites.push([room, userId])),
+      listInvitations: () => answer(() => [...this.invitations]),
       createRoom: (name) => answer(() => this.#room(name)),
       joinRoom: (name) => answer(() => this.#room(name)),
       leaveRoom: (name) =>

@@ -11,6 +11,7 @@ import type {
   ChatUser,
   MessageChange,
   ReactionEvent,
+  RoomAction,
   RoomEvent,
   RoomInfo,
 } from "./model.ts";
@@ -85,6 +86,10 @@ export interface ChatSessionOptions {
   /** Every presence event, as it comes. */
   onPresence?: (user: ChatUser, online: boolean) => void;
   onRoomEvent?: (event: RoomEvent) => void;
+  /** Someone did something to a room: changed its access, invited someone (this user too). */
+  onRoomAction?: (event: RoomAction) => void;
+  /** The rooms this user is invited to (newest invitation first), whenever that changes. */
+  onInvitations?: (rooms: readonly RoomInfo[]) => void;
   /** A message of one of this user's rooms was edited or deleted. */
   onChange?: (change: MessageChange) => void;
   /** Someone added or took back a reaction in one of this user's rooms. */

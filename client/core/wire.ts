@@ -49,6 +49,8 @@ export function toRoom(r: Room): RoomInfo {
     mentions: r.mentions,
     topic: r.topic,
     memberCount: r.memberCount,
+    inviteOnly: r.inviteOnly,
+    invited: r.invited,
   };
 }
 
@@ -62,6 +64,22 @@ export function toStreamEvent(m: Message): StreamEvent | undefined {
   if (m.presence) {
     const user = toUser(m.presence.user) ?? sender(m);
     return user && { type: "presence", user, online: m.presence.online };
+  }
+  if (m.roomEvent?.action) {
+    const actor = toUser(m.roomEvent.actor) ?? sender(m);
+    const user = toUser(m.roomEvent.user) ?? actor;
+    const at = m.roomEvent.at ?? m.timestamp;
+    return user && actor && {
+      type: "room-action",
+      event: {
+        room: m.roomEvent.room || m.room || DEFAULT_ROOM,
+        action: m.roomEvent.action,
+        user,
+        actor,
+        detail: m.roomEvent.detail,
+        at: at ? timestampDate(at) : undefined,
+      },
+    };
   }
   if (m.roomEvent) {
     const user = toUser(m.roomEvent.user) ?? sender(m);
