@@ -19,6 +19,7 @@ import { OnlineList } from "./online_list.tsx";
 import { RoomList } from "./room_list.tsx";
 import { RoomDirectory } from "./room_directory.tsx";
 import { RoomTopic } from "./room_topic.tsx";
+import { Invitations, RoomAccess } from "./invitations.tsx";
 import { SearchPanel } from "./search_panel.tsx";
 import { type RoomView, useChat } from "./use_chat.ts";
 import { NotificationsToggle } from "./mention_notifications.tsx";
@@ -69,11 +70,13 @@ function ConnectionBanner(
 }
 
 function RoomHeader(
-  { room, myId, onLeave, onSetTopic }: {
+  { room, myId, onLeave, onSetTopic, onSetAccess, onInvite }: {
     room: RoomView;
     myId: string;
     onLeave: () => Promise<void>;
     onSetTopic: (topic: string) => Promise<void>;
+    onSetAccess: (inviteOnly: boolean) => Promise<void>;
+    onInvite: (userId: string) => Promise<void>;
   },
 ) {
   const [error, setError] = useState<string | undefined>(undefined);
@@ -98,6 +101,14 @@ function RoomHeader(
           topic={room.topic ?? ""}
           editable={room.owner === myId}
           onSave={onSetTopic}
+        />
+      )}
+      {!room.direct && room.id !== DEFAULT_ROOM && (
+        <RoomAccess
+          inviteOnly={room.inviteOnly ?? false}
+          manager={room.owner === myId}
+          onSetAccess={onSetAccess}
+          onInvite={onInvite}
         />
       )}
       {room.id !== DEFAULT_ROOM && (
@@ -245,6 +256,11 @@ export function ChatScreen(
               setPanelOpen(false);
             }}
           />
+          <Invitations
+            invitations={chat.invitations}
+            onJoin={after(chat.joinRoom)}
+            onDecline={chat.declineInvitation}
+          />
           <RoomList
             rooms={chat.rooms}
             current={chat.current.id}
@@ -269,6 +285,8 @@ export function ChatScreen(
             myId={user.id}
             onLeave={() => chat.leaveRoom(chat.current.id)}
             onSetTopic={chat.setTopic}
+            onSetAccess={chat.setRoomAccess}
+            onInvite={chat.invite}
           />
           <div class="conversation-body">
             <ConnectionBanner status={chat.status} onRetry={chat.retryNow} />

@@ -12,9 +12,11 @@ import type {
   ChatUser,
   MessageChange,
   ReactionEvent,
+  RoomAction,
   RoomEvent,
   RoomInfo,
 } from "../client/core/model.ts";
+import { describeRoomAction, invitesMe } from "../client/core/invitations.ts";
 import { directPeer, isDirect } from "../client/core/rooms.ts";
 import type { RoomReading } from "../client/core/reading.ts";
 import type { ConnectionStatus } from "../client/core/session_options.ts";
@@ -123,6 +125,13 @@ export interface RoomView extends RoomInfo {
   readonly seenSeq: number;
 }
 
+/** An invitation as the side panel shows it. */
+export interface InvitationView {
+  readonly room: RoomInfo;
+  /** Who invited this user, when the page heard the invitation come. */
+  readonly from?: string;
+}
+
 export interface ChatState {
   status: ConnectionStatus;
   online: readonly ChatUser[];
@@ -149,6 +158,14 @@ export interface ChatState {
   browseRooms(query: string): Promise<readonly RoomInfo[]>;
   /** Sets the current room's topic (its owner only; "" takes it away). */
   setTopic(topic: string): Promise<void>;
+  /** The rooms this user is invited to, newest first (join them with `joinRoom`). */
+  invitations: readonly InvitationView[];
+  /** Makes the current room invite-only or open (its owner only). */
+  setRoomAccess(inviteOnly: boolean): Promise<void>;
+  /** Invites `userId` to the current room (its owner only). */
+  invite(userId: string): Promise<void>;
+  /** Declines the invitation to `room`. */
+  declineInvitation(room: string): Promise<void>;
   openDirect(userId: string): Promise<void>;
   leaveRoom(room: string): Promise<void>;
   /** Replaces the text of one's own message `seq` of the current room. */
@@ -230,6 +247,9 @@ export function useChat(
   const [current, setCurrent] = useState(DEFAULT_ROOM);
   const [byRoom, setByRoom] = useState<Readonly<Record<string, readonly Entry[]>>>({});
   const [typers, setTypers] = useState<Readonly<Record<string, readonly ChatUser[]>>>({});
+  const [invitations, setInvitations] = useState<readonly RoomInfo[]>([]);
+  /** Who invited this user to each room, as heard while the page was open. */
+  const [inviters, setInviters] = useState<Readonly<Record<string, string>>>({});
   /** Each room's read position, unread count and "seen", kept by the session (and the server). */
   const [reading, setReading] = useState<ReadonlyMap<string, RoomReading>>(new Map());
   const [loading, setLoading] = useState<ReadonlySet<string>>(new Set());
@@ -274,6 +294,12 @@ export function useChat(
       addEntry(room, update);
       setContext((c) => c && c.room === room ? { ...c, entries: update(c.entries) } : c);
     };
+    /** A quiet line in `room`'s conversation (someone joined, the room became invite-only). */
+    const addNote = (room: string, text: string, at = new Date()) =>
+      addEntry(room, (entries) => {
+        const next = [...entries, { kind: "note" as const, key: `n${nextKey++}`, text, at }];
+        return next.length > MAX_ENTRIES ? next.slice(next.length - MAX_ENTRIES) : next;
+      });
     const conn = new ChatSession({
       user,
       connect: () => api,
@@ -299,12 +325,19 @@ export function useChat(
         const text = `${who} ${
           event.created ? "created the room" : event.joined ? "joined" : "left"
         }`;
-        const at = event.at ?? new Date();
-        addEntry(event.room, (entries) => {
-          const next = [...entries, { kind: "note" as const, key: `n${nextKey++}`, text, at }];
-          return next.length > MAX_ENTRIES ? next.slice(next.length - MAX_ENTRIES) : next;
-        });
+        addNote(event.room, text, event.at);
       },
+      onRoomAction: (event: RoomAction) => {
+        if (!live) return;
+        if (invitesMe(event, user.id)) {
+          setInviters((prev) => ({ ...prev, [event.room]: event.actor.displayName }));
+          return;
+        }
+        const text = describeRoomAction(event, user.id, () => "the room");
+        // A sentence starts with "You"; a name stays as its owner spells it.
+        addNote(event.room, text.replace(/^you /, "You "), event.at);
+      },
+      onInvitations: (list) => live && setInvitations(list),
       onChange: (change) => {
         if (live) changeEntries(change.room, (entries) => applyChange(entries, change));
       },
@@ -441,6 +474,11 @@ export function useChat(
       joinRoom: async (name: string) => select((await conn().joinRoom(name)).id),
       browseRooms: async (query: string) => await conn().listRooms(true, query),
       setTopic: async (topic: string) => void await conn().setTopic(current, topic),
+      invitations: invitations.map((room) => ({ room, from: inviters[room.id] })),
+      setRoomAccess: async (inviteOnly: boolean) =>
+        void await conn().setRoomAccess(current, inviteOnly),
+      invite: async (userId: string) => await conn().invite(current, userId),
+      declineInvitation: async (room: string) => await conn().leaveRoom(room),
       openDirect: async (userId: string) => select((await conn().openDirect(userId)).id),
       leaveRoom: async (room: string) => await conn().leaveRoom(room),
       // The stream brings the change to every tab, this one included; applying the answer too
@@ -513,6 +551,8 @@ export function useChat(
     byRoom,
     reading,
     typers,
+    invitations,
+    inviters,
     loading,
     olderLoads,
     starts,
