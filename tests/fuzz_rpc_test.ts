@@ -62,6 +62,8 @@ const SAMPLES: Record<string, object> = {
   DeleteMessage: { room: "general", seq: 1 },
   React: { room: "general", seq: 1, emoji: "👍" },
   SetTopic: { room: "fuzz-room", topic: "Fuzzing, all day" },
+  SetRoomAccess: { room: "fuzz-room", inviteOnly: true },
+  Invite: { room: "fuzz-room", userId: "bob" },
 };
 const METHODS = [...DESCRIPTORS.keys()];
 
@@ -270,6 +272,13 @@ const typedCall: fc.Arbitrary<TypedCall> = fc.oneof(
   fc.tuple(anyString, anyString).map(([room, topic]) =>
     typed("SetTopic", (c) => c.setTopic(room, topic))
   ),
+  fc.tuple(anyString, fc.boolean()).map(([room, inviteOnly]) =>
+    typed("SetRoomAccess", (c) => c.setRoomAccess(room, inviteOnly))
+  ),
+  fc.tuple(anyString, anyString).map(([room, user]) =>
+    typed("Invite", (c) => c.invite(room, user))
+  ),
+  anyUint32.map((limit) => typed("ListRooms", (c) => c.listInvitations(limit))),
   anyString.map((user) => typed("OpenDirect", (c) => c.openDirect(user))),
   fc.tuple(anyString, anyUint64, anyUint32).map(([room, before, limit]) =>
     typed("History", (c) => c.history(room, before, limit))
