@@ -48,7 +48,7 @@ export function mayManageRoom(room: Room, userId: string): Promise<boolean> {
 
 /**
  * Lets `userId` into `room` (a stored group room they are not in): uses up their invitation if
- * they have one, and refuses an invite-only room without one.
+ * they have one, and refuses an invite-only room without one, unless they may manage it.
  */
 export async function admit(
   store: Pick<Store, "uninvite">,
@@ -57,7 +57,7 @@ export async function admit(
   userId: string,
 ): Promise<void> {
   const invited = await store.uninvite(room.id, userId);
-  if (room.inviteOnly && !invited) {
+  if (room.inviteOnly && !invited && !(await mayManageRoom(room, userId))) {
     throw permissionDenied(
       `${action} ${room.id}: it is invite-only and you have no invitation; ask its owner (${room.createdBy}) to invite you`,
     );
