@@ -245,6 +245,21 @@ export class ChatClient {
     return this.#unary("openDirect", { userId });
   }
 
+  /** Makes `room` invite-only, or open again (its owner only). */
+  setRoomAccess(room: string, inviteOnly: boolean): Promise<Room> {
+    return this.#unary("setRoomAccess", { room, inviteOnly });
+  }
+
+  /** Invites `userId` to `room` (its owner only). */
+  async invite(room: string, userId: string): Promise<void> {
+    await this.#unary("invite", { room, userId });
+  }
+
+  /** The rooms this user is invited to, newest invitation first. */
+  async listInvitations(limit = 0): Promise<Room[]> {
+    return (await this.#unary("listRooms", { invitations: true, limit })).rooms;
+  }
+
   /** Tells the room's other members that this user is typing there, or stopped. */
   async setTyping(room: string, typing: boolean): Promise<void> {
     await this.#unary("setTyping", { room, typing });

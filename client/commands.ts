@@ -1,9 +1,9 @@
 /**
  * The terminal client's slash commands (`/rooms`, `/create`, `/join`, `/leave`, `/dm`, `/room`,
  * `/history`, `/search`, `/edit`, `/delete`, `/react`, `/seen`, `/topic`, `/mod`, `/unmod`, `/remove`,
- * `/mute`, `/unmute`, `/block`, `/unblock`, `/blocked`, `/who`, `/help`, `/quit`): each asks the
- * session and says what came of it in one line, `! ...` when it failed. A command while not
- * connected says so instead of waiting.
+ * `/mute`, `/unmute`, `/private`, `/public`, `/invite`, `/invites`, `/block`, `/unblock`, `/blocked`,
+ * `/who`, `/help`, `/quit`): each asks the session and says what came of it in one line, `! ...`
+ * when it failed. A command while not connected says so instead of waiting.
  */
 
 import { DEFAULT_ROOM, nameKey } from "../protocol/names.ts";
@@ -37,6 +37,10 @@ export const HELP = [
   "  /block <user>    hide <user>'s messages from you and refuse their direct messages",
   "  /unblock <user>  undo /block",
   "  /blocked         list the users you blocked",
+  "  /private         make the current room invite-only, if you own or moderate it (/public: open)",
+  "  /invite <user>   invite <user> to the current room, if you own or moderate it",
+  "  /invites         the rooms you are invited to (/join <room> to join, /leave <room>",
+  "                   to decline)",
   "  /who             list the users online",
   "  /help            show this list",
   "  /quit            leave (Ctrl-D and Ctrl-C also do)",
@@ -140,6 +144,13 @@ export async function runCommand(ctx: CommandContext, line: string): Promise<"qu
     case "/mute":
     case "/unmute":
       return await mute(ctx, argument.trim(), command.toLowerCase() === "/mute");
+    case "/private":
+    case "/public":
+      return await access(ctx, command.toLowerCase() === "/private");
+    case "/invite":
+      return await invite(ctx, argument.trim());
+    case "/invites":
+      return await invitations(ctx);
     default:
       return ctx.write(`! Unknown command ${command}; /help lists the commands`);
   }
@@ -400,11 +411,14 @@ async function leave(ctx: CommandContext, typed: string): Promise<void> {
     );
   }
   const id = room ?? roomArgument(typed);
+  const invited = room === undefined &&
+    ctx.session.invitations.some((r) => nameKey(r.id) === nameKey(id));
   ctx.leaving.add(id);
   if (!await ask(ctx, "Cannot leave room", (s) => s.leaveRoom(id))) {
     ctx.leaving.delete(id);
     return;
   }
+  if (invited) return ctx.write(`* Declined the invitation to #${sanitize(id)}`);
   if (ctx.room === id) {
     ctx.room = DEFAULT_ROOM;
     ctx.write(`* Left ${label(ctx, id)}; lines you type go to #${DEFAULT_ROOM}`);
@@ -477,4 +491,50 @@ async function search(ctx: CommandContext, query: string): Promise<void> {
   const me = ctx.session.user.id;
   // As seen from no room: every line names the room it is in.
   for (const message of found) ctx.write(formatMessage(message, ctx.now(), "", me));
+}
+
+/** /private or /public: makes the current room invite-only or open (its owner only). */
+async function access(ctx: CommandContext, inviteOnly: boolean): Promise<void> {
+  const room = ctx.room;
+  const answer = await ask(
+    ctx,
+    "Cannot set room access",
+    (s) => s.setRoomAccess(room, inviteOnly),
+  );
+  if (!answer) return;
+  ctx.write(
+    answer.value.inviteOnly
+      ? `* ${label(ctx, room)} is invite-only: only its members and those you /invite may join`
+      : `* ${label(ctx, room)} is open: anyone may join`,
+  );
+}
+
+/** /invite <user>: invites someone to the current room (its owner only). */
+async function invite(ctx: CommandContext, typed: string): Promise<void> {
+  const userId = typed.replace(/^@/, "");
+  if (userId === "") return ctx.write("! Usage: /invite <user>");
+  const room = ctx.room;
+  if (await ask(ctx, "Cannot invite", (s) => s.invite(room, userId))) {
+    ctx.write(`* Invited ${sanitize(userId)} to ${label(ctx, room)}`);
+  }
+}
+
+/** /invites: the rooms we are invited to, newest first. */
+async function invitations(ctx: CommandContext): Promise<void> {
+  const answer = await ask(ctx, "Cannot list invitations", (s) => s.listInvitations());
+  if (!answer) return;
+  const rooms = answer.value;
+  if (rooms.length === 0) return ctx.write("* You have no invitations");
+  ctx.write([
+    `* Your invitations (${rooms.length}):`,
+    ...rooms.map((room) => {
+      const id = sanitize(room.id);
+      const about = [
+        room.owner ? `from ${sanitize(room.owner)}` : "",
+        room.inviteOnly ? "invite-only" : "",
+        count(room.memberCount ?? room.members.length, "member"),
+      ].filter((part) => part !== "").join(", ");
+      return `  #${id} (${about}): /join ${id}, or /leave ${id} to decline`;
+    }),
+  ].join("\n"));
 }

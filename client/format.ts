@@ -10,9 +10,11 @@ import type {
   ChatUser,
   MessageChange,
   ReactionEvent,
+  RoomAction,
   RoomEvent,
   RoomInfo,
 } from "./core/model.ts";
+import { describeRoomAction, invitesMe } from "./core/invitations.ts";
 import { UNREAD_COUNT_SHOWN } from "./core/reading.ts";
 import { directPeer } from "./core/rooms.ts";
 import { clockTime, describeRoomEvent } from "./core/room_events.ts";
@@ -110,6 +112,23 @@ export function formatRoomEvent(event: RoomEvent, me = ""): string {
 /** `ann muted carl until 14:05 in #club`: a moderation event, its names made safe to print. */
 export function formatModeration(event: RoomEvent, me: string, now: Date): string {
   return `${sanitize(describeRoomEvent(event, me, now))} in ${roomLabel(event.room, me)}`;
+}
+
+/**
+ * `* ann invited you to #plans: /join plans, or /leave plans to decline`, `* ann made #plans
+ * invite-only`.
+ */
+export function formatRoomAction(event: RoomAction, me = ""): string {
+  const text = describeRoomAction(
+    event,
+    me,
+    (room) => roomLabel(room, me),
+    (user) => sanitize(formatUser(user.id, user.displayName)),
+  );
+  const room = sanitize(event.room);
+  return invitesMe(event, me)
+    ? `* ${text}: /join ${room}, or /leave ${room} to decline`
+    : `* ${text}`;
 }
 
 /**

@@ -41,6 +41,9 @@ export type NativeChat = Pick<
   | "setRole"
   | "removeMember"
   | "muteMember"
+  | "setRoomAccess"
+  | "invite"
+  | "listInvitations"
   | "search"
   | "seenBy"
   | "historyAround"
@@ -213,6 +216,10 @@ export function grpcTransport(
       call(async () => toRoom(await client.setRole(room, userId, role))),
     removeMember: (room, userId) => call(() => client.removeMember(room, userId)),
     muteMember: (room, userId, seconds) => call(() => client.muteMember(room, userId, seconds)),
+    setRoomAccess: (room, inviteOnly) =>
+      call(async () => toRoom(await client.setRoomAccess(room, inviteOnly))),
+    invite: (room, userId) => call(() => client.invite(room, userId)),
+    listInvitations: () => call(async () => (await client.listInvitations()).map(toRoom)),
     createRoom: (room) => call(async () => toRoom(await client.createRoom(room))),
     joinRoom: (room) => call(async () => toRoom(await client.joinRoom(room))),
     leaveRoom: (room) => call(() => client.leaveRoom(room)),

@@ -57,6 +57,7 @@ import {
   formatModeration,
   formatPresence,
   formatReaction,
+  formatRoomAction,
   formatRoomEvent,
   roomLabel,
   sanitize,
@@ -187,6 +188,12 @@ class TerminalClient implements CommandContext {
         if (user.id !== this.session.user.id) this.write(formatPresence(user, online));
       },
       onRoomEvent: (event, source) => this.#roomEvent(event, source),
+      onRoomAction: (event) => {
+        // Our own actions are answered by the command.
+        if (event.actor.id !== this.session.user.id) {
+          this.write(formatRoomAction(event, this.session.user.id));
+        }
+      },
       onNotSent: (message, err) => this.#notSent(message, err),
       onTyping: (room) => {
         if (room === this.room) this.#showPrompt();

@@ -95,9 +95,11 @@ export interface RoomEvent {
   /** The member joined by creating the room. */
   readonly created?: boolean;
   /**
-   * A moderation action done to `userId` (for "topic": the one who set it); absent for joining
-   * and leaving, which `joined` tells. "removed" comes with `joined: false`, the others with
-   * `joined: true` (the member stays).
+   * A moderation action done to `userId` (for "topic" and a change of access: the one who did
+   * it; for "invited": the invitee); absent for joining and leaving, which `joined` tells.
+   * "removed" comes with `joined: false`, the others with `joined: true` (the member stays),
+   * except the invitation and access actions, which come as `room-action` deliveries with
+   * `joined: false` and change no membership.
    */
   readonly action?: RoomAction;
   /** Who did it, and their name. */
@@ -112,10 +114,27 @@ export interface RoomEvent {
 }
 
 /** What an owner or moderator did in a room (server/room_moderation.ts). */
-export type RoomAction = "removed" | "muted" | "unmuted" | "role" | "topic";
+export type RoomAction =
+  | "removed"
+  | "muted"
+  | "unmuted"
+  | "role"
+  | "topic"
+  | "invite-only"
+  | "open"
+  | "invited";
 
 /** Every {@linkcode RoomAction}, for readers of records from elsewhere. */
-export const ROOM_ACTIONS: readonly RoomAction[] = ["removed", "muted", "unmuted", "role", "topic"];
+export const ROOM_ACTIONS: readonly RoomAction[] = [
+  "removed",
+  "muted",
+  "unmuted",
+  "role",
+  "topic",
+  "invite-only",
+  "open",
+  "invited",
+];
 
 /**
  * A member started or stopped typing in a room. Ephemeral: it goes from the typer's gateway to
@@ -153,6 +172,11 @@ export type Delivery =
   /** The processor declared this gateway dead; if it is alive after all it re-announces. */
   | { readonly type: "gateway-dead"; readonly serverId: string }
   | { readonly type: "room-event"; readonly event: RoomEvent }
+  /**
+   * A member of a room did something to it (made it invite-only, invited someone): every
+   * gateway tells the room's streams and those of whom it is about; no membership changes.
+   */
+  | { readonly type: "room-action"; readonly event: RoomEvent }
   /** A gateway changed a stored message: every gateway tells the room's streams. */
   | { readonly type: "message-change"; readonly change: MessageChange }
   /** A gateway stored a reaction (or took one back): every gateway tells the room's streams. */

@@ -27,6 +27,7 @@ import {
   seconds,
 } from "./chat_checks.ts";
 import type { Caller, RoomListing, RoomView } from "./chat_types.ts";
+import { admit, decline } from "./chat_invitations.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import type { RoomEventLog } from "./room_events.ts";
 import type { RoomRoles } from "./room_roles.ts";
@@ -52,7 +53,7 @@ export interface RoomsOptions {
 }
 
 /** What a view of a room takes from its record; the default room has none. */
-type RoomRecord = Pick<Room, "direct"> & Partial<Pick<Room, "createdBy" | "topic">>;
+type RoomRecord = Pick<Room, "direct"> & Partial<Pick<Room, "createdBy" | "topic" | "inviteOnly">>;
 
 export class Rooms {
   readonly #store: Store;
@@ -174,6 +175,7 @@ export class Rooms {
     }
     if (!member) {
       await this.#checkRoomCount(action, me.userId);
+      await admit(store, action, found, me.userId);
       await store.addMember(room, me.userId);
       // What was said before one joined is there to scroll, not unread.
       await store.markRead(room, me.userId, await store.lastSeq(room));
@@ -189,7 +191,8 @@ export class Rooms {
 
   /**
    * Leaving a direct room also blocks it: the other can send nothing more to it, nor add the
-   * leaver back with OpenDirect, until the leaver opens it again.
+   * leaver back with OpenDirect, until the leaver opens it again. Leaving a room one is only
+   * invited to declines the invitation.
    */
   async leaveRoom(caller: Caller, name: string): Promise<void> {
     const action = "Cannot leave room";
@@ -200,6 +203,7 @@ export class Rooms {
     }
     let room = typed;
     if (!(await this.#store.removeMember(room, me.userId))) {
+      if (await decline(this.#store, typed, me.userId)) return;
       room = await this.memberRoom(action, typed, me.userId);
       await this.#store.removeMember(room, me.userId);
     }
@@ -229,7 +233,7 @@ export class Rooms {
     }
     const limit = listing.limit || DIRECTORY_DEFAULT_LIMIT;
     const mine = await this.#store.roomsOf(me.userId);
-    const rooms = listing.all ? await this.#store.listRooms(limit, query) : mine;
+    const rooms = listing.all ? await this.#store.listRooms(limit, query, me.userId) : mine;
     const listed = [
       ...(!listing.all || DEFAULT_ROOM.includes(searchKey(query))
         ? [{ id: DEFAULT_ROOM, direct: false }]
@@ -246,6 +250,11 @@ export class Rooms {
   /** `room` (a stored record) as `userId` sees it. */
   view(userId: string, room: Room): Promise<RoomView> {
     return this.#viewFor(userId, room.id, room);
+  }
+
+  /** `rooms` (stored records) as `userId`, who is not in them, sees them: without read state. */
+  viewsFromOutside(userId: string, rooms: readonly Room[]): Promise<RoomView[]> {
+    return this.#views(userId, rooms, new Set());
   }
 
   /**
@@ -368,7 +377,7 @@ export class Rooms {
     const counted = rooms.filter((r) => r.id !== DEFAULT_ROOM).map((r) => r.id);
     const counts = await store.memberCounts(counted);
     const memberCounts = new Map(counted.map((id, i) => [id, counts[i] ?? 0]));
-    return Promise.all(rooms.map(async ({ id, direct, createdBy, topic }) => {
+    return Promise.all(rooms.map(async ({ id, direct, createdBy, topic, inviteOnly }) => {
       // Roles and mutes only where the caller is a member: a directory listing reads none.
       const grouped = id !== DEFAULT_ROOM && !direct && (memberOf?.has(id) ?? true);
       const moderators = grouped ? await store.moderators(id) : [];
@@ -387,6 +396,8 @@ export class Rooms {
         role: grouped ? this.#roles.roleIn({ createdBy: createdBy ?? "" }, moderators, userId) : "",
         moderators,
         ...(mutedUntil ? { mutedUntil } : {}),
+        inviteOnly: inviteOnly ?? false,
+        invited: false,
       };
     }));
   }

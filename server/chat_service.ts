@@ -7,9 +7,9 @@
  * history (`chat_messages.ts`), editing and deleting (`chat_edits.ts`), reactions
  * (`chat_reactions.ts`), search (`chat_search.ts`), who is typing (`chat_typing.ts`), room
  * topics (`chat_topics.ts`), who saw a message (`chat_seen.ts`), blocking users (`chat_blocks.ts`),
- * roles and moderation (`room_roles.ts`, `room_moderation.ts`) and the room events that are kept
- * (`room_events.ts`), with the field checks they share in `chat_checks.ts` and the requests and
- * answers in `chat_types.ts`.
+ * roles and moderation (`room_roles.ts`, `room_moderation.ts`), invite-only rooms and invitations
+ * (`chat_invitations.ts`) and the room events that are kept (`room_events.ts`), with the field
+ * checks they share in `chat_checks.ts` and the requests and answers in `chat_types.ts`.
  */
 
 import type { Config } from "../core/config.ts";
@@ -40,6 +40,7 @@ import {
   type MuteRequest,
   type RoleRequest,
 } from "./room_moderation.ts";
+import { Invitations, type InviteRequest } from "./chat_invitations.ts";
 import type {
   Caller,
   HistoryRequest,
@@ -91,6 +92,10 @@ export interface ChatService {
   removeMember(caller: Caller, request: MemberRequest): Promise<void>;
   /** An owner or moderator mutes a member for a while, or lifts the mute. */
   muteMember(caller: Caller, request: MuteRequest): Promise<void>;
+  /** The owner of a group room makes it invite-only or open (`chat_invitations.ts`). */
+  setRoomAccess(caller: Caller, room: string, inviteOnly: boolean): Promise<RoomView>;
+  /** The owner of a group room invites a user to it (`chat_invitations.ts`). */
+  invite(caller: Caller, request: InviteRequest): Promise<void>;
   /** Writes what waits to be written (read positions): for shutdown. */
   flush(): Promise<void>;
   /** The caller blocks or unblocks a user (`chat_blocks.ts`). */
@@ -168,6 +173,12 @@ export function createChatService(options: ChatServiceOptions): ChatService {
   const search = new Search({ ...options, callers, rooms });
   const seen = new Seen({ ...options, callers, rooms });
   const blocks = new Blocks({ ...options, callers });
+  const invitations = new Invitations({
+    ...options,
+    callers,
+    rooms,
+    now: options.now ?? Date.now,
+  });
   return {
     openStream: async (caller, request, sink) => {
       const handle = typing.watch(await messages.openStream(caller, request, sink));
@@ -185,11 +196,14 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     createRoom: (caller, room) => rooms.createRoom(caller, room),
     joinRoom: (caller, room) => rooms.joinRoom(caller, room),
     leaveRoom: (caller, room) => rooms.leaveRoom(caller, room),
-    listRooms: (caller, listing) => rooms.listRooms(caller, listing),
+    listRooms: (caller, listing) =>
+      listing.invitations ? invitations.list(caller, listing) : rooms.listRooms(caller, listing),
     openDirect: (caller, other) => rooms.openDirect(caller, other),
     setTyping: (caller, room, isTyping) => typing.setTyping(caller, room, isTyping),
     markRead: (caller, room, seq) => reads.markRead(caller, room, seq),
     setTopic: (caller, room, topic) => topics.setTopic(caller, room, topic),
+    setRoomAccess: (caller, room, inviteOnly) => invitations.setAccess(caller, room, inviteOnly),
+    invite: (caller, request) => invitations.invite(caller, request),
     search: (caller, request) => search.search(caller, request),
     seenBy: (caller, room, seq) => seen.seenBy(caller, room, seq),
     setRole: (caller, request) => moderation.setRole(caller, request),

@@ -77,6 +77,10 @@ export interface RoomView {
   moderators: string[];
   /** RFC 3339: when the caller's mute in the room ends; absent when not muted. */
   mutedUntil?: string;
+  /** Only members and invited users may join it. */
+  inviteOnly: boolean;
+  /** The caller is invited to it and not a member yet (in the listing of invitations). */
+  invited: boolean;
 }
 
 /** What a listing of rooms asks for. */
@@ -85,8 +89,10 @@ export interface RoomListing {
   all: boolean;
   /** With `all`: only rooms whose id or topic holds it, without regard to case; "" for all. */
   query: string;
-  /** With `all`: at most this many rooms; 0 means the default. */
+  /** With `all` or `invitations`: at most this many rooms; 0 means the default. */
   limit: number;
+  /** Instead, the rooms the caller is invited to (not together with `all`). */
+  invitations?: boolean;
 }
 
 export interface HistoryRequest {

@@ -227,6 +227,9 @@ export function createGateway(options: GatewayOptions): Gateway {
       case "room-event":
         hub.roomEvent(delivery.event);
         break;
+      case "room-action":
+        hub.roomAction(delivery.event);
+        break;
       case "message-change":
         hub.change(delivery.change);
         break;

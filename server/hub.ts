@@ -314,6 +314,22 @@ export class Hub {
     }
   }
 
+  /**
+   * Someone did something to a room (changed its access, invited someone): the room's streams
+   * and those of whom it is about (an invitee, not in the room yet) are told, if they asked for
+   * events. Nobody's membership changes.
+   */
+  roomAction(event: RoomEvent): void {
+    const told = new Set(this.#byRoom.get(event.room));
+    for (const stream of this.#byUser.get(event.userId) ?? []) told.add(stream);
+    let frame: Uint8Array | undefined;
+    for (const stream of told) {
+      if (!stream.presenceEvents) continue;
+      frame ??= encodeStreamMessage(roomEventToWire(event));
+      this.#offer(stream, frame);
+    }
+  }
+
   /** A message of a room was edited or deleted: the room's streams that asked for events are told. */
   change(change: MessageChange): void {
     let frame: Uint8Array | undefined;

@@ -107,7 +107,12 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
     return {};
   },
   async listRooms(service, caller, request) {
-    const listing = { all: request.all, query: request.query, limit: request.limit };
+    const listing = {
+      all: request.all,
+      query: request.query,
+      limit: request.limit,
+      invitations: request.invitations,
+    };
     return { rooms: (await service.listRooms(caller, listing)).map(roomToWire) };
   },
   async openDirect(service, caller, request) {
@@ -156,6 +161,13 @@ const UNARY: { [K in UnaryName]: Unary<K> } = {
   },
   async setTopic(service, caller, request) {
     return roomToWire(await service.setTopic(caller, request.room, request.topic));
+  },
+  async setRoomAccess(service, caller, request) {
+    return roomToWire(await service.setRoomAccess(caller, request.room, request.inviteOnly));
+  },
+  async invite(service, caller, request) {
+    await service.invite(caller, { room: request.room, userId: request.userId });
+    return {};
   },
   async markRead(service, caller, request) {
     const seq = seqFromWire("Cannot mark read", "seq", request.seq);

@@ -284,6 +284,8 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     setRole: unary(method.setRole),
     removeMember: unary(method.removeMember),
     muteMember: unary(method.muteMember),
+    setRoomAccess: unary(method.setRoomAccess),
+    invite: unary(method.invite),
   };
 
   const router = createConnectRouter({

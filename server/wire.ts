@@ -5,6 +5,7 @@
  * types, become numbers here with a range check, so the service never sees a lossy number.
  */
 
+import { ACCESS_ACTIONS } from "../protocol/room_actions.ts";
 import {
   create,
   type DescMessage,
@@ -128,6 +129,21 @@ export function changeToWire(c: MessageChange): Message {
 }
 
 export function roomEventToWire(e: RoomEvent): Message {
+  if (e.action && ACCESS_ACTIONS.has(e.action)) {
+    // An invitation or a change of access is from its actor, at the time it happened.
+    const actor = { userId: e.actorId ?? e.userId, displayName: e.actorName ?? e.displayName };
+    return eventToWire(actor, e.room, {
+      roomEvent: {
+        room: e.room,
+        user: userOf(e),
+        joined: false,
+        action: e.action,
+        actor: userOf(actor),
+        detail: e.detail ?? "",
+        ...(e.at ? { at: timestampOf(e.at) } : {}),
+      },
+    }, e.at);
+  }
   return eventToWire(e, e.room, {
     roomEvent: {
       room: e.room,
@@ -178,6 +194,8 @@ export function roomToWire(room: RoomView): Room {
     role: room.role,
     moderators: room.moderators,
     ...(room.mutedUntil ? { mutedUntil: timestampOf(room.mutedUntil) } : {}),
+    inviteOnly: room.inviteOnly,
+    invited: room.invited,
   });
 }
 

@@ -9,6 +9,7 @@ import {
   compareCodePoints,
   groupReactions,
   type HistoryQuery,
+  type Invitation,
   type MemberRole,
   type ReadPosition,
   type ReadState,
@@ -48,6 +49,8 @@ export class MemoryStore implements Store {
   readonly #mutes = new Map<string, Map<string, string>>();
   /** Room id → its events, in the order kept. */
   readonly #events = new Map<string, StoredRoomEvent[]>();
+  /** Room id → invited user id → the pending invitation. */
+  readonly #invitations = new Map<string, Map<string, Invitation>>();
 
   append(message: ChatMessage): Promise<ChatMessage> {
     return Promise.resolve(this.#append(message));
@@ -207,12 +210,14 @@ export class MemoryStore implements Store {
     return Promise.resolve(rooms.sort((a, b) => compareCodePoints(a.id, b.id)));
   }
 
-  listRooms(limit: number, search = ""): Promise<Room[]> {
+  listRooms(limit: number, search = "", viewer?: string): Promise<Room[]> {
     const max = Math.max(0, Math.trunc(limit));
     if (max === 0) return Promise.resolve([]);
     const wanted = searchKey(search);
     const rooms = [...this.#roomRecords.values()].filter((room) =>
       !room.direct &&
+      (!room.inviteOnly ||
+        (viewer !== undefined && (this.#members.get(room.id)?.has(viewer) ?? false))) &&
       (searchKey(room.id).includes(wanted) || searchKey(room.topic ?? "").includes(wanted))
     ).sort((a, b) => compareCodePoints(a.id, b.id));
     return Promise.resolve(rooms.slice(0, max).map((room) => ({ ...room })));
@@ -226,6 +231,53 @@ export class MemoryStore implements Store {
     const stored: Room = topic === "" ? rest : { ...rest, topic };
     this.#roomRecords.set(key, stored);
     return Promise.resolve({ ...stored });
+  }
+
+  setInviteOnly(roomId: string, inviteOnly: boolean): Promise<Room | undefined> {
+    const key = nameKey(roomId);
+    const room = this.#roomRecords.get(key);
+    if (room?.id !== roomId) return Promise.resolve(undefined);
+    const { inviteOnly: _old, ...rest } = room;
+    const stored: Room = inviteOnly ? { ...rest, inviteOnly: true } : rest;
+    this.#roomRecords.set(key, stored);
+    return Promise.resolve({ ...stored });
+  }
+
+  invite(invitation: Invitation): Promise<boolean> {
+    let invited = this.#invitations.get(invitation.roomId);
+    if (!invited) this.#invitations.set(invitation.roomId, invited = new Map());
+    if (invited.has(invitation.userId)) return Promise.resolve(false);
+    invited.set(invitation.userId, { ...invitation });
+    return Promise.resolve(true);
+  }
+
+  uninvite(roomId: string, userId: string): Promise<boolean> {
+    const invited = this.#invitations.get(roomId);
+    if (!invited?.delete(userId)) return Promise.resolve(false);
+    if (invited.size === 0) this.#invitations.delete(roomId);
+    return Promise.resolve(true);
+  }
+
+  isInvited(roomId: string, userId: string): Promise<boolean> {
+    return Promise.resolve(this.#invitations.get(roomId)?.has(userId) ?? false);
+  }
+
+  invitationCount(roomId: string): Promise<number> {
+    return Promise.resolve(this.#invitations.get(roomId)?.size ?? 0);
+  }
+
+  invitationsOf(userId: string, limit: number): Promise<Room[]> {
+    const max = Math.max(0, Math.trunc(limit));
+    const mine: { room: Room; at: string }[] = [];
+    for (const [roomId, invited] of this.#invitations) {
+      const invitation = invited.get(userId);
+      const room = this.#roomRecords.get(nameKey(roomId));
+      if (invitation && room?.id === roomId) mine.push({ room, at: invitation.invitedAt });
+    }
+    mine.sort((a, b) =>
+      a.at < b.at ? 1 : a.at > b.at ? -1 : compareCodePoints(a.room.id, b.room.id)
+    );
+    return Promise.resolve(mine.slice(0, max).map(({ room }) => ({ ...room })));
   }
 
   memberCounts(roomIds: readonly string[]): Promise<number[]> {

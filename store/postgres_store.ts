@@ -27,6 +27,8 @@
  * events (`room_events`: joined, left, removed, muted, role and topic changes). Since version
  * 13 each user's blocked users (`blocks`), whose messages their history, search and unread
  * counts leave out.
+ * Since version 12 a room may be invite-only (`invite_only`) and `invitations` keeps the pending
+ * invitations.
  *
  * Timestamps are kept as text, exactly as given (RFC 3339), like the other stores.
  */
@@ -60,6 +62,7 @@ import {
   type Account,
   groupReactions,
   type HistoryQuery,
+  type Invitation,
   legacyNameKeys,
   type MemberRole,
   type ReadPosition,
@@ -201,8 +204,16 @@ const MIGRATIONS: readonly (string | ((q: postgres.TransactionSql) => Promise<vo
      at           text COLLATE "C" NOT NULL
    );
    CREATE INDEX room_events_room_at ON room_events (room_id, at);`,
-  // 12: reserved: invite-only rooms and invitations.
-  async () => {},
+  // 12: invite-only rooms and pending invitations.
+  `ALTER TABLE rooms ADD COLUMN invite_only boolean NOT NULL DEFAULT false;
+   CREATE TABLE invitations (
+     room_id    text COLLATE "C" NOT NULL,
+     user_id    text COLLATE "C" NOT NULL,
+     invited_by text NOT NULL,
+     invited_at text NOT NULL,
+     PRIMARY KEY (room_id, user_id)
+   );
+   CREATE INDEX invitations_user_id ON invitations (user_id, invited_at);`,
   // 13: blocked users, one row per blocker and blocked user.
   `CREATE TABLE blocks (
      user_id    text COLLATE "C" NOT NULL,
@@ -230,8 +241,16 @@ export function redactUrl(url: string): string {
   return maskUrl(url);
 }
 
+/** What a room read back holds. */
+const ROOM_COLUMNS = "id, direct, created_by, created_at, topic, invite_only";
+
 const MESSAGE_COLUMNS =
   "room, seq, id, user_id, display_name, content, timestamp, mentions, edited_at, deleted";
+
+/** {@linkcode ROOM_COLUMNS} of the table aliased `alias`. */
+function roomColumnsOf(alias: string): string {
+  return ROOM_COLUMNS.split(", ").map((c) => `${alias}.${c}`).join(", ");
+}
 
 /** Thrown inside an append's savepoint to roll it back when the id is already stored. */
 class AlreadyStored extends Error {}
@@ -456,7 +475,7 @@ export class PostgresStore implements Store {
       VALUES (${room.id}, ${room.direct}, ${room.createdBy}, ${room.createdAt}, ${nameKey(room.id)},
               ${searchKey(room.id)})
       ON CONFLICT DO NOTHING
-      RETURNING id, direct, created_by, created_at, topic`;
+      RETURNING ${this.#sql.unsafe(ROOM_COLUMNS)}`;
     if (inserted) return { room: toRoom(inserted), created: true };
     const stored = await this.getRoom(room.id);
     if (!stored) throw new Error(`Cannot create room ${room.id}: it conflicted but cannot be read`);
@@ -467,7 +486,7 @@ export class PostgresStore implements Store {
     this.#open("read room");
     if (hasNul(id)) return undefined;
     const [row] = await this.#sql<RoomRow[]>`
-      SELECT id, direct, created_by, created_at, topic FROM rooms
+      SELECT ${this.#sql.unsafe(ROOM_COLUMNS)} FROM rooms
       WHERE id = ${id} OR name_key = ${nameKey(id)} ORDER BY id = ${id} DESC LIMIT 1`;
     return row && toRoom(row);
   }
@@ -511,22 +530,26 @@ export class PostgresStore implements Store {
     this.#open("read rooms");
     if (hasNul(userId)) return [];
     const rows = await this.#sql<RoomRow[]>`
-      SELECT r.id, r.direct, r.created_by, r.created_at, r.topic
+      SELECT ${this.#sql.unsafe(roomColumnsOf("r"))}
       FROM members m JOIN rooms r ON r.id = m.room_id
       WHERE m.user_id = ${userId} ORDER BY r.id`;
     return rows.map(toRoom);
   }
 
-  async listRooms(limit: number, search = ""): Promise<Room[]> {
+  async listRooms(limit: number, search = "", viewer?: string): Promise<Room[]> {
     this.#open("list rooms");
     const max = Math.max(0, Math.trunc(limit));
     if (max === 0 || hasNul(search)) return [];
     const wanted = searchKey(search);
+    // A viewer with a NUL is nobody's member: no invite-only room for them.
+    const member = viewer === undefined || hasNul(viewer) ? null : viewer;
     // strpos, not LIKE: a search holding '%' or '_' means those characters.
     const rows = await this.#sql<RoomRow[]>`
-      SELECT id, direct, created_by, created_at, topic FROM rooms
+      SELECT ${this.#sql.unsafe(ROOM_COLUMNS)} FROM rooms
       WHERE NOT direct
         AND (${wanted} = '' OR strpos(id_key, ${wanted}) > 0 OR strpos(topic_key, ${wanted}) > 0)
+        AND (NOT invite_only OR EXISTS (
+          SELECT 1 FROM members WHERE room_id = rooms.id AND user_id = ${member}::text))
       ORDER BY id LIMIT ${max}`;
     return rows.map(toRoom);
   }
@@ -536,8 +559,64 @@ export class PostgresStore implements Store {
     refuseNul("set topic", { roomId, topic });
     const [row] = await this.#sql<RoomRow[]>`
       UPDATE rooms SET topic = ${topic}, topic_key = ${searchKey(topic)} WHERE id = ${roomId}
-      RETURNING id, direct, created_by, created_at, topic`;
+      RETURNING ${this.#sql.unsafe(ROOM_COLUMNS)}`;
     return row && toRoom(row);
+  }
+
+  async setInviteOnly(roomId: string, inviteOnly: boolean): Promise<Room | undefined> {
+    this.#open("set room access");
+    if (hasNul(roomId)) return undefined;
+    const [row] = await this.#sql<RoomRow[]>`
+      UPDATE rooms SET invite_only = ${inviteOnly} WHERE id = ${roomId}
+      RETURNING ${this.#sql.unsafe(ROOM_COLUMNS)}`;
+    return row && toRoom(row);
+  }
+
+  async invite(invitation: Invitation): Promise<boolean> {
+    this.#open("invite");
+    refuseNul("invite", { ...invitation });
+    const inserted = await this.#sql`
+      INSERT INTO invitations (room_id, user_id, invited_by, invited_at)
+      VALUES (${invitation.roomId}, ${invitation.userId}, ${invitation.invitedBy},
+              ${invitation.invitedAt})
+      ON CONFLICT DO NOTHING
+      RETURNING 1`;
+    return inserted.length === 1;
+  }
+
+  async uninvite(roomId: string, userId: string): Promise<boolean> {
+    this.#open("drop invitation");
+    if (hasNul(roomId, userId)) return false;
+    const deleted = await this.#sql`
+      DELETE FROM invitations WHERE room_id = ${roomId} AND user_id = ${userId} RETURNING 1`;
+    return deleted.length === 1;
+  }
+
+  async isInvited(roomId: string, userId: string): Promise<boolean> {
+    this.#open("read invitations");
+    if (hasNul(roomId, userId)) return false;
+    const rows = await this.#sql`
+      SELECT 1 FROM invitations WHERE room_id = ${roomId} AND user_id = ${userId}`;
+    return rows.length === 1;
+  }
+
+  async invitationCount(roomId: string): Promise<number> {
+    this.#open("read invitations");
+    if (hasNul(roomId)) return 0;
+    const [row] = await this.#sql<{ n: string }[]>`
+      SELECT COUNT(*) AS n FROM invitations WHERE room_id = ${roomId}`;
+    return Number(row?.n ?? 0);
+  }
+
+  async invitationsOf(userId: string, limit: number): Promise<Room[]> {
+    this.#open("read invitations");
+    const max = Math.max(0, Math.trunc(limit));
+    if (max === 0 || hasNul(userId)) return [];
+    const rows = await this.#sql<RoomRow[]>`
+      SELECT ${this.#sql.unsafe(roomColumnsOf("r"))}
+      FROM invitations i JOIN rooms r ON r.id = i.room_id
+      WHERE i.user_id = ${userId} ORDER BY i.invited_at DESC, r.id LIMIT ${max}`;
+    return rows.map(toRoom);
   }
 
   async memberCounts(roomIds: readonly string[]): Promise<number[]> {

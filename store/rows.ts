@@ -43,6 +43,8 @@ export interface RoomRow {
   created_at: string;
   /** '' when none (schema version 8 on). */
   topic: string;
+  /** 0 or 1 in SQLite, a boolean in PostgreSQL (schema version 12 on). */
+  invite_only: boolean | number;
 }
 
 export function toMessage(row: MessageRow): ChatMessage {
@@ -80,6 +82,7 @@ export function toRoom(row: RoomRow): Room {
     createdBy: row.created_by,
     createdAt: row.created_at,
     ...(row.topic ? { topic: row.topic } : {}),
+    ...(Number(row.invite_only) === 1 ? { inviteOnly: true } : {}),
   };
 }
 

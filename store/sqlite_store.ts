@@ -23,6 +23,8 @@
  * events (`room_events`: joined, left, removed, muted, role and topic changes). Since version 13
  * each user's blocked users (`blocks`), whose messages their history, search and unread counts
  * leave out.
+ * Since version 12 a room may be invite-only (`invite_only`) and `invitations` keeps the pending
+ * invitations.
  *
  * `node:sqlite` is synchronous: every call blocks the event loop for the length of one statement
  * (or, while another process holds the write lock, for up to the busy timeout).
@@ -57,6 +59,7 @@ import {
   type Account,
   groupReactions,
   type HistoryQuery,
+  type Invitation,
   legacyNameKeys,
   type MemberRole,
   type ReadPosition,
@@ -226,8 +229,16 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
      at           TEXT NOT NULL
    );
    CREATE INDEX room_events_room_at ON room_events (room_id, at);`,
-  // 12: reserved: invite-only rooms and invitations.
-  "",
+  // 12: invite-only rooms and pending invitations.
+  `ALTER TABLE rooms ADD COLUMN invite_only INTEGER NOT NULL DEFAULT 0 CHECK (invite_only IN (0, 1));
+   CREATE TABLE invitations (
+     room_id    TEXT NOT NULL,
+     user_id    TEXT NOT NULL,
+     invited_by TEXT NOT NULL,
+     invited_at TEXT NOT NULL,
+     PRIMARY KEY (room_id, user_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX invitations_user_id ON invitations (user_id, invited_at);`,
   // 13: blocked users, one row per blocker and blocked user.
   `CREATE TABLE blocks (
      user_id    TEXT NOT NULL,
@@ -248,7 +259,7 @@ export interface SqliteStoreOptions {
 const ACCOUNT_COLUMNS = "id, display_name, password_hash, created_at";
 const ROOM_COLUMNS = "id, direct, created_by, created_at";
 /** What a room read back holds. */
-const ROOM_FIELDS = `${ROOM_COLUMNS}, topic`;
+const ROOM_FIELDS = `${ROOM_COLUMNS}, topic, invite_only`;
 
 export class SqliteStore implements Store {
   /** Opens (and creates, with its parent directories) the database at `path`, or ":memory:". */
@@ -282,6 +293,12 @@ export class SqliteStore implements Store {
   readonly #roomsOf: StatementSync;
   readonly #listRooms: StatementSync;
   readonly #setTopic: StatementSync;
+  readonly #setInviteOnly: StatementSync;
+  readonly #invite: StatementSync;
+  readonly #uninvite: StatementSync;
+  readonly #isInvited: StatementSync;
+  readonly #invitationCount: StatementSync;
+  readonly #invitationsOf: StatementSync;
   readonly #memberCounts: StatementSync;
   readonly #markRead: StatementSync;
   readonly #readStates: StatementSync;
@@ -418,18 +435,40 @@ export class SqliteStore implements Store {
       "SELECT user_id FROM members WHERE room_id = ? ORDER BY user_id",
     );
     this.#roomsOf = db.prepare(
-      `SELECT r.id, r.direct, r.created_by, r.created_at, r.topic
+      `SELECT ${ROOM_FIELDS.split(", ").map((c) => `r.${c}`).join(", ")}
        FROM members m JOIN rooms r ON r.id = m.room_id
        WHERE m.user_id = ? ORDER BY r.id`,
     );
-    // instr, not LIKE: a search holding '%' or '_' means those characters.
+    // instr, not LIKE: a search holding '%' or '_' means those characters. An invite-only room
+    // only for its members (?3 NULL: nobody's).
     this.#listRooms = db.prepare(
       `SELECT ${ROOM_FIELDS} FROM rooms
        WHERE direct = 0 AND (?1 = '' OR instr(id_key, ?1) > 0 OR instr(topic_key, ?1) > 0)
+         AND (invite_only = 0
+              OR EXISTS (SELECT 1 FROM members WHERE room_id = rooms.id AND user_id = ?3))
        ORDER BY id LIMIT ?2`,
     );
     this.#setTopic = db.prepare(
       `UPDATE rooms SET topic = ?, topic_key = ? WHERE id = ? RETURNING ${ROOM_FIELDS}`,
+    );
+    this.#setInviteOnly = db.prepare(
+      `UPDATE rooms SET invite_only = ? WHERE id = ? RETURNING ${ROOM_FIELDS}`,
+    );
+    this.#invite = db.prepare(
+      `INSERT INTO invitations (room_id, user_id, invited_by, invited_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT DO NOTHING`,
+    );
+    this.#uninvite = db.prepare("DELETE FROM invitations WHERE room_id = ? AND user_id = ?");
+    this.#isInvited = db.prepare(
+      "SELECT 1 AS yes FROM invitations WHERE room_id = ? AND user_id = ?",
+    );
+    this.#invitationCount = db.prepare(
+      "SELECT COUNT(*) AS n FROM invitations WHERE room_id = ?",
+    );
+    this.#invitationsOf = db.prepare(
+      `SELECT ${ROOM_FIELDS.split(", ").map((c) => `r.${c}`).join(", ")}
+       FROM invitations i JOIN rooms r ON r.id = i.room_id
+       WHERE i.user_id = ? ORDER BY i.invited_at DESC, r.id LIMIT ?`,
     );
     this.#memberCounts = db.prepare(
       `SELECT (SELECT COUNT(*) FROM members WHERE room_id = r.value) AS n
@@ -696,11 +735,12 @@ export class SqliteStore implements Store {
     );
   }
 
-  listRooms(limit: number, search = ""): Promise<Room[]> {
+  listRooms(limit: number, search = "", viewer?: string): Promise<Room[]> {
     return this.#call("list rooms", () => {
       const max = Math.max(0, Math.trunc(limit));
       if (max === 0 || hasNul(search)) return [];
-      return (this.#listRooms.all(searchKey(search), max) as unknown as RoomRow[]).map(toRoom);
+      const rows = this.#listRooms.all(searchKey(search), max, viewer ?? null);
+      return (rows as unknown as RoomRow[]).map(toRoom);
     });
   }
 
@@ -709,6 +749,50 @@ export class SqliteStore implements Store {
       refuseNul("set topic", { roomId, topic });
       const row = this.#setTopic.get(topic, searchKey(topic), roomId) as RoomRow | undefined;
       return row && toRoom(row);
+    });
+  }
+
+  setInviteOnly(roomId: string, inviteOnly: boolean): Promise<Room | undefined> {
+    return this.#call("set room access", () => {
+      const row = this.#setInviteOnly.get(inviteOnly ? 1 : 0, roomId) as RoomRow | undefined;
+      return row && toRoom(row);
+    });
+  }
+
+  invite(invitation: Invitation): Promise<boolean> {
+    return this.#call("invite", () => {
+      refuseNul("invite", { ...invitation });
+      const { roomId, userId, invitedBy, invitedAt } = invitation;
+      return Number(this.#invite.run(roomId, userId, invitedBy, invitedAt).changes) === 1;
+    });
+  }
+
+  uninvite(roomId: string, userId: string): Promise<boolean> {
+    return this.#call(
+      "drop invitation",
+      () => Number(this.#uninvite.run(roomId, userId).changes) === 1,
+    );
+  }
+
+  isInvited(roomId: string, userId: string): Promise<boolean> {
+    return this.#call(
+      "read invitations",
+      () => this.#isInvited.get(roomId, userId) !== undefined,
+    );
+  }
+
+  invitationCount(roomId: string): Promise<number> {
+    return this.#call(
+      "read invitations",
+      () => Number((this.#invitationCount.get(roomId) as { n: number }).n),
+    );
+  }
+
+  invitationsOf(userId: string, limit: number): Promise<Room[]> {
+    return this.#call("read invitations", () => {
+      const max = Math.max(0, Math.trunc(limit));
+      if (max === 0) return [];
+      return (this.#invitationsOf.all(userId, max) as unknown as RoomRow[]).map(toRoom);
     });
   }
 

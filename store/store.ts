@@ -44,6 +44,21 @@ export interface Room {
   readonly createdAt: string;
   /** What the room is about, set by its owner ({@linkcode Store.setTopic}); absent when none. */
   readonly topic?: string;
+  /**
+   * Only members and invited users may join ({@linkcode Store.setInviteOnly}); absent when anyone
+   * may. Listed by {@linkcode Store.listRooms} only to its members.
+   */
+  readonly inviteOnly?: boolean;
+}
+
+/** A pending invitation: `userId` may join `roomId` (even an invite-only one) once. */
+export interface Invitation {
+  /** The room's stored spelling. */
+  readonly roomId: string;
+  readonly userId: string;
+  readonly invitedBy: string;
+  /** RFC 3339, kept exactly as given; the newest come first in {@linkcode Store.invitationsOf}. */
+  readonly invitedAt: string;
 }
 
 /** Where a member is in a room: what they read, and how much from others came after it. */
@@ -157,14 +172,36 @@ export interface Store {
   roomsOf(userId: string): Promise<Room[]>;
   /**
    * Rooms that are not direct, sorted by id, at most `limit`; with a `search`, only those whose
-   * id or topic holds it, without regard to case ({@linkcode searchKey}).
+   * id or topic holds it, without regard to case ({@linkcode searchKey}). An invite-only room is
+   * listed only when `viewer` is a member of it.
    */
-  listRooms(limit: number, search?: string): Promise<Room[]>;
+  listRooms(limit: number, search?: string, viewer?: string): Promise<Room[]>;
   /**
    * Sets the topic of the room stored as `roomId` (its exact spelling; "" takes it away) and
    * returns the room as now stored, or undefined when there is no such room. A new room has none.
    */
   setTopic(roomId: string, topic: string): Promise<Room | undefined>;
+  /**
+   * Makes the room stored as `roomId` (its exact spelling) invite-only or open and returns it as
+   * now stored, or undefined when there is no such room. A new room is open.
+   */
+  setInviteOnly(roomId: string, inviteOnly: boolean): Promise<Room | undefined>;
+  /**
+   * Stores a pending invitation; false when `userId` is invited to the room already (the first
+   * invitation stays). Like memberships, the store checks neither the room nor the user.
+   */
+  invite(invitation: Invitation): Promise<boolean>;
+  /** Drops `userId`'s invitation to `roomId` (used up, or declined); false when there was none. */
+  uninvite(roomId: string, userId: string): Promise<boolean>;
+  /** Whether `userId` has a pending invitation to `roomId`. */
+  isInvited(roomId: string, userId: string): Promise<boolean>;
+  /** How many pending invitations `roomId` has. */
+  invitationCount(roomId: string): Promise<number>;
+  /**
+   * The rooms `userId` has pending invitations to (only rooms that were created), newest
+   * invitation first (then by room id), at most `limit`.
+   */
+  invitationsOf(userId: string, limit: number): Promise<Room[]>;
   /** How many members each of `roomIds` has, in that order, in one query whatever their number. */
   memberCounts(roomIds: readonly string[]): Promise<number[]>;
   /** The highest sequence number stored in a room (0 when empty). */

@@ -508,3 +508,59 @@ Deno.test("moderation: calls reach the server; kept events come with history, a 
   assert.deepEqual(events, [["history", "left ben"], ["live", "role ben"]]);
   session.stop();
 });
+
+Deno.test("invitations: asked on connect, again when one comes live, dropped on join and decline", async () => {
+  const lists: string[][] = [];
+  const actions: string[] = [];
+  const { server, session } = setup({
+    onInvitations: (rooms) => lists.push(rooms.map((r) => r.id)),
+    onRoomAction: (event) => actions.push(`${event.actor.id} ${event.action} ${event.room}`),
+  });
+  server.invitations = [{
+    id: "plans",
+    direct: false,
+    members: ["ann"],
+    lastSeq: 0,
+    invited: true,
+  }];
+  session.start();
+  await tick();
+  server.last.open();
+  await tick();
+  assert.deepEqual(session.invitations.map((r) => r.id), ["plans"], "asked on connect");
+  server.invitations = [
+    { id: "picnic", direct: false, members: ["bob"], lastSeq: 0, invited: true },
+    ...server.invitations,
+  ];
+  const ben = { id: "ben", displayName: "Ben" };
+  server.last.emit({
+    type: "room-action",
+    event: { room: "picnic", action: "invited", user: ben, actor: ben, detail: "", at: undefined },
+  });
+  const me = session.user;
+  server.last.emit({
+    type: "room-action",
+    event: { room: "picnic", action: "invited", user: me, actor: ben, detail: "", at: undefined },
+  });
+  await tick();
+  assert.deepEqual(actions, ["ben invited picnic", "ben invited picnic"]);
+  assert.deepEqual(session.invitations.map((r) => r.id), ["picnic", "plans"], "asked again");
+  await session.joinRoom("picnic");
+  assert.deepEqual(session.invitations.map((r) => r.id), ["plans"], "used up");
+  await session.leaveRoom("plans");
+  assert.deepEqual(lists.at(-1), [], "declined");
+  // A change of access of one of my rooms shows in my rooms; nobody left.
+  server.last.emit({
+    type: "room-action",
+    event: {
+      room: "picnic",
+      action: "invite-only",
+      user: ben,
+      actor: ben,
+      detail: "",
+      at: undefined,
+    },
+  });
+  assert.equal(session.rooms.find((r) => r.id === "picnic")?.inviteOnly, true);
+  session.stop();
+});

@@ -88,6 +88,10 @@ export class FakeChatServer {
   readonly seen = new Map<string, SeenBy>();
   /** Each SetTyping that reached the server, in order. */
   readonly typings: { room: string; typing: boolean }[] = [];
+  /** Invite calls, as [room, user id]. */
+  readonly invites: [string, string][] = [];
+  /** What ListRooms with invitations answers. */
+  invitations: RoomInfo[] = [];
   /** MarkRead calls, as [room, seq]. */
   readonly marks: [string, number][] = [];
   /** Who this user blocked, as the server keeps it. */
@@ -203,6 +207,17 @@ export class FakeChatServer {
         answer(() => {}, () => this.moderation.push(`RemoveMember ${name} ${userId}`)),
       muteMember: (name, userId, seconds) =>
         answer(() => {}, () => this.moderation.push(`MuteMember ${name} ${userId} ${seconds}`)),
+      setRoomAccess: (name, inviteOnly) =>
+        answer(() => {
+          const room = {
+            ...(this.rooms.find((r) => r.id === name) ?? this.#room(name)),
+            inviteOnly,
+          };
+          this.rooms = this.rooms.map((r) => r.id === name ? room : r);
+          return room;
+        }),
+      invite: (room, userId) => answer(() => void this.invites.push([room, userId])),
+      listInvitations: () => answer(() => [...this.invitations]),
       createRoom: (name) => answer(() => this.#room(name)),
       joinRoom: (name) => answer(() => this.#room(name)),
       leaveRoom: (name) =>

@@ -64,6 +64,8 @@ const SAMPLES: Record<string, object> = {
   SetTopic: { room: "fuzz-room", topic: "Fuzzing, all day" },
   Block: { userId: "bob", blocked: true },
   ListBlocked: {},
+  SetRoomAccess: { room: "fuzz-room", inviteOnly: true },
+  Invite: { room: "fuzz-room", userId: "bob" },
 };
 const METHODS = [...DESCRIPTORS.keys()];
 
@@ -281,6 +283,13 @@ const typedCall: fc.Arbitrary<TypedCall> = fc.oneof(
   fc.tuple(anyString, anyString, anyUint32).map(([room, user, seconds]) =>
     typed("MuteMember", (c) => c.muteMember(room, user, seconds))
   ),
+  fc.tuple(anyString, fc.boolean()).map(([room, inviteOnly]) =>
+    typed("SetRoomAccess", (c) => c.setRoomAccess(room, inviteOnly))
+  ),
+  fc.tuple(anyString, anyString).map(([room, user]) =>
+    typed("Invite", (c) => c.invite(room, user))
+  ),
+  anyUint32.map((limit) => typed("ListRooms", (c) => c.listInvitations(limit))),
   anyString.map((user) => typed("OpenDirect", (c) => c.openDirect(user))),
   fc.tuple(anyString, fc.boolean()).map(([user, blocked]) =>
     typed("Block", (c) => c.block(user, blocked))

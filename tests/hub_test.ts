@@ -199,6 +199,39 @@ Deno.test("a user's every stream follows its joins", () => {
   assert.equal(hub.deliver(message(1, "z")), 2);
 });
 
+Deno.test("a room action tells the room's watchers and whom it is about, and moves nobody", () => {
+  const hub = new Hub({ logger: silentLogger, queueLimit: 10 });
+  const member = sink();
+  const classic = sink();
+  const invitee = sink();
+  const outsider = sink();
+  hub.add(stream("member", member, true, ["plans"]));
+  hub.add(stream("classic", classic, false, ["plans"]));
+  hub.add(stream("invitee", invitee, true, ["general"], "ben"));
+  hub.add(stream("outsider", outsider, true, ["general"]));
+  hub.roomAction({
+    room: "plans",
+    userId: "ben",
+    displayName: "Ben",
+    joined: false,
+    action: "invited",
+    actorId: "ann",
+    actorName: "Ann",
+    at: "2026-11-30T12:00:00.000Z",
+  });
+  assert.equal(member.frames.length, 1);
+  assert.equal(invitee.frames.length, 1, "the invitee, not in the room yet");
+  assert.equal(classic.frames.length + outsider.frames.length, 0);
+  const told = decodeStreamMessage(invitee.frames[0]!);
+  assert.equal(told.id, "ann", "from the actor");
+  assert.deepEqual(
+    [told.roomEvent?.action, told.roomEvent?.user?.id, told.roomEvent?.actor?.displayName],
+    ["invited", "ben", "Ann"],
+  );
+  assert.equal(told.roomEvent?.at?.seconds, BigInt(Date.parse("2026-11-30T12:00:00Z") / 1000));
+  assert.equal(hub.deliver(message(1, "plans")), 2, "the invitee does not receive the room");
+});
+
 Deno.test("typing goes to the room's streams that asked for events, not the typer's, and never cuts a stream", () => {
   const hub = new Hub({ logger: silentLogger, queueLimit: 10 });
   const bob = sink();

@@ -128,6 +128,13 @@ Deno.test("postgres store: schema and constraints", async () => {
       "topic text",
       "topic_key text",
       "id_key text",
+      "invite_only boolean",
+    ]);
+    assert.deepEqual(await tableColumns("invitations"), [
+      "room_id text C",
+      "user_id text C",
+      "invited_by text",
+      "invited_at text",
     ]);
     assert.deepEqual(await tableColumns("members"), [
       "room_id text C",

@@ -253,6 +253,41 @@ Deno.test("a room event tells moderation actions in added fields; an unknown act
   assert.throws(() => decodeDelivery(text.replace('"2030-01-01T10', '"never')), /"until"/);
 });
 
+Deno.test("a room action (an invitation, a change of access) keeps its actor and time; no membership", () => {
+  const event = {
+    room: "plans",
+    userId: "ben",
+    displayName: "Ben",
+    joined: false,
+    action: "invited" as const,
+    actorId: "ann",
+    actorName: "Ann",
+    at: "2026-11-30T12:00:00.000Z",
+  };
+  const text = encodeDelivery({ type: "room-action", event });
+  assert.equal(JSON.parse(text).detail, undefined, "no detail, no field");
+  assert.deepEqual(decodeDelivery(text), { type: "room-action", event });
+  const detailed = { ...event, action: "role" as const, detail: "moderator" };
+  assert.deepEqual(decodeDelivery(encodeDelivery({ type: "room-action", event: detailed })), {
+    type: "room-action",
+    event: detailed,
+  });
+  const record = JSON.parse(text);
+  for (const field of ["action", "actor_id", "at", "room", "user_id"]) {
+    assert.throws(
+      () => decodeDelivery(JSON.stringify({ ...record, [field]: "" })),
+      RecordError,
+      field,
+    );
+  }
+  // A record that says it joined someone changes no membership all the same.
+  assert.equal(
+    (decodeDelivery(JSON.stringify({ ...record, joined: true })) as { event: { joined: boolean } })
+      .event.joined,
+    false,
+  );
+});
+
 Deno.test("a change or reaction record with no time or position is unreadable, not retried forever", () => {
   const change = {
     type: "message-change",

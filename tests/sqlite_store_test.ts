@@ -257,6 +257,13 @@ Deno.test("sqlite store: schema of accounts, rooms and members", async () => {
       { name: "topic", pk: 0 },
       { name: "topic_key", pk: 0 },
       { name: "id_key", pk: 0 },
+      { name: "invite_only", pk: 0 },
+    ]);
+    assert.deepEqual(columns("invitations"), [
+      { name: "room_id", pk: 1 },
+      { name: "user_id", pk: 2 },
+      { name: "invited_by", pk: 0 },
+      { name: "invited_at", pk: 0 },
     ]);
     assert.deepEqual(columns("members"), [
       { name: "room_id", pk: 1 },
@@ -267,6 +274,7 @@ Deno.test("sqlite store: schema of accounts, rooms and members", async () => {
       db.prepare(`SELECT name FROM pragma_index_info('${index}') ORDER BY seqno`).all()
         .map((r) => r.name);
     assert.deepEqual(indexColumns("members_user_id"), ["user_id", "room_id"]);
+    assert.deepEqual(indexColumns("invitations_user_id"), ["user_id", "invited_at"]);
     assert.deepEqual(indexColumns("accounts_name_key"), ["name_key"]);
     assert.deepEqual(indexColumns("rooms_name_key"), ["name_key"]);
     // Unique indexes: the case-less names, and a message id per sender (not per world).

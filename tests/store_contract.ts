@@ -777,6 +777,83 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
     });
   });
 
+  test("setInviteOnly keeps the room's access; listRooms shows an invite-only room to its members only", async () => {
+    await withStore(open, async (store) => {
+      const room = newRoom(roomName("Private"));
+      const open_ = newRoom(roomName("private-open"));
+      for (const r of [room, open_]) await store.createRoom(r);
+      assert.equal((await store.getRoom(room.id))?.inviteOnly, undefined, "a new room is open");
+      assert.deepEqual(await store.setInviteOnly(room.id, true), { ...room, inviteOnly: true });
+      assert.deepEqual(await store.getRoom(room.id.toLowerCase()), { ...room, inviteOnly: true });
+      await store.setTopic(room.id, "plans");
+      assert.deepEqual(await store.getRoom(room.id), { ...room, inviteOnly: true, topic: "plans" });
+      await store.addMember(room.id, "insider");
+      assert.deepEqual(await store.roomsOf("insider"), [
+        { ...room, inviteOnly: true, topic: "plans" },
+      ]);
+      const ids = async (viewer?: string) =>
+        (await store.listRooms(100_000, `private`, viewer)).map((r) => r.id).filter((id) =>
+          id.endsWith(RUN)
+        );
+      assert.deepEqual(await ids(), [open_.id], "nobody's: not listed");
+      assert.deepEqual(await ids("outsider"), [open_.id]);
+      assert.deepEqual(await ids("insider"), [room.id, open_.id].sort(byCodePoint));
+      assert.deepEqual(await ids("INSIDER"), [open_.id], "memberships by the stored spelling");
+      assert.deepEqual(await ids("nul\u0000"), [open_.id]);
+      assert.deepEqual(
+        (await store.listRooms(1, "private", "outsider")).map((r) => r.id),
+        [open_.id],
+        "the limit counts only listed rooms",
+      );
+      assert.deepEqual(await store.setInviteOnly(room.id, false), { ...room, topic: "plans" });
+      assert.deepEqual(await ids("outsider"), [room.id, open_.id].sort(byCodePoint));
+      assert.equal(await store.setInviteOnly(roomName("no-such-room"), true), undefined);
+      assert.equal(await store.setInviteOnly(room.id.toUpperCase(), true), undefined);
+    });
+  });
+
+  test("invitations: one per room and user, dropped once, listed newest first", async () => {
+    await withStore(open, async (store) => {
+      const [a, b, c] = ["invite-a", "invite-b", "invite-c"].map((id) => newRoom(roomName(id)));
+      for (const r of [a!, b!, c!]) await store.createRoom(r);
+      const guest = `guest-${RUN}`;
+      const at = (ms: number) => new Date(Date.UTC(2024, 0, 4, 0, 0, 0, ms)).toISOString();
+      const invite = (room: Room, userId: string, ms: number, invitedBy = "host") =>
+        store.invite({ roomId: room.id, userId, invitedBy, invitedAt: at(ms) });
+      assert.equal(await store.isInvited(a!.id, guest), false);
+      assert.equal(await invite(a!, guest, 1), true);
+      assert.equal(await invite(a!, guest, 9, "other"), false, "invited already");
+      assert.equal(await invite(c!, guest, 3), true);
+      assert.equal(await invite(b!, guest, 2), true);
+      assert.equal(await invite(b!, "someone-else", 5), true);
+      assert.equal(await store.isInvited(a!.id, guest), true);
+      assert.equal(await store.isInvited(a!.id, guest.toUpperCase()), false);
+      assert.equal(await store.invitationCount(b!.id), 2);
+      assert.equal(await store.invitationCount(roomName("nobody-invited")), 0);
+      assert.deepEqual(await store.invitationsOf(guest, 10), [c!, b!, a!], "newest first");
+      assert.deepEqual(await store.invitationsOf(guest, 2), [c!, b!]);
+      assert.deepEqual(await store.invitationsOf(guest, 0), []);
+      await store.setInviteOnly(c!.id, true);
+      assert.deepEqual((await store.invitationsOf(guest, 1))[0], { ...c!, inviteOnly: true });
+      assert.equal(await store.uninvite(c!.id, guest), true);
+      assert.equal(await store.uninvite(c!.id, guest), false, "used up");
+      assert.equal(await store.isInvited(c!.id, guest), false);
+      assert.deepEqual(await store.invitationsOf(guest, 10), [b!, a!]);
+      assert.equal(await invite(c!, guest, 0), true, "invited again after");
+      assert.deepEqual(await store.invitationsOf(guest, 10), [b!, a!, { ...c!, inviteOnly: true }]);
+      // Only rooms that were created are listed.
+      await store.invite({
+        roomId: roomName("never-created"),
+        userId: guest,
+        invitedBy: "host",
+        invitedAt: at(50),
+      });
+      assert.equal((await store.invitationsOf(guest, 10)).length, 3);
+      assert.equal(await store.isInvited("nul\u0000", guest), false);
+      assert.equal(await store.uninvite("nul\u0000", guest), false);
+    });
+  });
+
   test("memberCounts counts the members of many rooms in order", async () => {
     await withStore(open, async (store) => {
       const [a, b, empty] = ["count-a", "count-b", "count-empty"].map(roomName);

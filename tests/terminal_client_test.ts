@@ -377,6 +377,21 @@ class FakeChat implements NativeChat {
   muteMember(id: string, userId: string, seconds: number): Promise<void> {
     return this.#room(`MuteMember ${id} ${userId} ${seconds}`, () => undefined);
   }
+  setRoomAccess(id: string, inviteOnly: boolean): Promise<Room> {
+    return this.#room(
+      `SetRoomAccess ${id} ${inviteOnly}`,
+      () => ({ ...room(id, ["alice"]), inviteOnly }),
+    );
+  }
+  invite(id: string, userId: string): Promise<void> {
+    return this.#room(`Invite ${id} ${userId}`, () => undefined);
+  }
+  /** What ListRooms with invitations answers: asked on every connect, so not in `calls`. */
+  invitations: Room[] = [];
+  listInvitations(): Promise<Room[]> {
+    if (!this.up) return Promise.reject(grpcError(status.UNAVAILABLE, REFUSED));
+    return Promise.resolve([...this.invitations]);
+  }
   openDirect(userId: string): Promise<Room> {
     return this.#room(`OpenDirect ${userId}`, () => room(`dm:alice:${userId}`, ["alice", userId]));
   }
@@ -959,6 +974,80 @@ Deno.test("/block, /unblock and /blocked: the server's list, usage and refusals"
     "Block Bob true",
     "Block bob false",
     "Block zed\u001b[31m true",
+  ]);
+  s.keyboard.end();
+  assert.equal(await s.done, 0);
+});
+
+Deno.test("invitation commands: /private, /public, /invite, /invites; an invitation prints with how to join or decline", async () => {
+  const s = session(() => new FakeChat(true));
+  await s.seen("Connected to server as user: alice");
+  const chat = s.made[0]!;
+  s.keyboard.type("/join plans", "/room plans", "/private", "/invite", "/invite @ben", "/public");
+  await s.seen("* #plans is open: anyone may join");
+  assert.ok(
+    s.out.includes("* #plans is invite-only: only its members and those you /invite may join"),
+  );
+  assert.ok(s.out.includes("! Usage: /invite <user>"));
+  assert.ok(s.out.includes("* Invited ben to #plans"));
+  chat.callError = grpcError(
+    status.PERMISSION_DENIED,
+    'Cannot invite: only the owner of room "plans" (bob) may',
+  );
+  s.keyboard.type("/invite cat");
+  await s.seen('! Cannot invite: only the owner of room "plans" (bob) may');
+  chat.callError = undefined;
+
+  // Ann invites alice to her room: it prints live, with the way in and out.
+  chat.onMessage!(message({
+    id: "ann",
+    content: "",
+    roomEvent: {
+      room: "picnic",
+      user: { id: "alice", displayName: "alice" },
+      actor: { id: "ann", displayName: "Ann\u001b[2J" },
+      action: "invited",
+    },
+  }));
+  await s.seen(
+    /^\* Ann\^\[\[2J \(ann\) invited you to #picnic: \/join picnic, or \/leave picnic to decline$/,
+  );
+  chat.onMessage!(message({
+    id: "ann",
+    content: "",
+    roomEvent: {
+      room: "plans",
+      user: { id: "ann", displayName: "ann" },
+      actor: { id: "ann", displayName: "ann" },
+      action: "invite-only",
+    },
+  }));
+  await s.seen("* ann made #plans invite-only");
+  chat.invitations = [
+    create(RoomSchema, {
+      id: "picnic",
+      owner: "ann",
+      inviteOnly: true,
+      memberCount: 2,
+      invited: true,
+    }),
+  ];
+  s.keyboard.type("/invites");
+  await s.seen(
+    "* Your invitations (1):\n  #picnic (from ann, invite-only, 2 members): /join picnic, or /leave picnic to decline",
+  );
+  s.keyboard.type("/leave picnic");
+  await s.seen("* Declined the invitation to #picnic");
+  chat.invitations = [];
+  s.keyboard.type("/invites");
+  await s.seen("* You have no invitations");
+  assert.deepEqual(chat.calls.filter((c) => !c.startsWith("ListRooms false")), [
+    "JoinRoom plans",
+    "SetRoomAccess plans true",
+    "Invite plans ben",
+    "SetRoomAccess plans false",
+    "Invite plans cat",
+    "LeaveRoom picnic",
   ]);
   s.keyboard.end();
   assert.equal(await s.done, 0);

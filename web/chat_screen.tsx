@@ -21,6 +21,7 @@ import { RoomList } from "./room_list.tsx";
 import { RoomDirectory } from "./room_directory.tsx";
 import { RoomTopic } from "./room_topic.tsx";
 import { type MemberActions, RoomMembers } from "./room_members.tsx";
+import { Invitations, RoomAccess } from "./invitations.tsx";
 import { SearchPanel } from "./search_panel.tsx";
 import { type RoomView, useChat } from "./use_chat.ts";
 import { NotificationsToggle } from "./mention_notifications.tsx";
@@ -71,12 +72,14 @@ function ConnectionBanner(
 }
 
 function RoomHeader(
-  { room, myId, onLeave, onSetTopic, actions }: {
+  { room, myId, onLeave, onSetTopic, actions, onSetAccess, onInvite }: {
     room: RoomView;
     myId: string;
     onLeave: () => Promise<void>;
     onSetTopic: (topic: string) => Promise<void>;
     actions: MemberActions;
+    onSetAccess: (inviteOnly: boolean) => Promise<void>;
+    onInvite: (userId: string) => Promise<void>;
   },
 ) {
   const [error, setError] = useState<string | undefined>(undefined);
@@ -104,7 +107,15 @@ function RoomHeader(
         />
       )}
       {!room.direct && room.id !== DEFAULT_ROOM && (
-        <RoomMembers room={room} myId={myId} actions={actions} />
+        <>
+          <RoomMembers room={room} myId={myId} actions={actions} />
+          <RoomAccess
+            inviteOnly={room.inviteOnly ?? false}
+            manager={room.role === "owner" || room.role === "moderator"}
+            onSetAccess={onSetAccess}
+            onInvite={onInvite}
+          />
+        </>
       )}
       {room.id !== DEFAULT_ROOM && (
         <button
@@ -251,6 +262,11 @@ export function ChatScreen(
               setPanelOpen(false);
             }}
           />
+          <Invitations
+            invitations={chat.invitations}
+            onJoin={after(chat.joinRoom)}
+            onDecline={chat.declineInvitation}
+          />
           <RoomList
             rooms={chat.rooms}
             current={chat.current.id}
@@ -284,6 +300,8 @@ export function ChatScreen(
             onLeave={() => chat.leaveRoom(chat.current.id)}
             onSetTopic={chat.setTopic}
             actions={chat}
+            onSetAccess={chat.setRoomAccess}
+            onInvite={chat.invite}
           />
           <div class="conversation-body">
             <ConnectionBanner status={chat.status} onRetry={chat.retryNow} />

@@ -161,6 +161,19 @@ export function grpcWebTransport(baseUrl: string, token?: string): ChatTransport
     muteMember: (room, userId, seconds) =>
       call(async () => void await client.muteMember({ room, userId, seconds }, options())),
 
+    setRoomAccess: (room, inviteOnly) =>
+      call(async () => toRoom(await client.setRoomAccess({ room, inviteOnly }, options()))),
+
+    invite: (room, userId) =>
+      call(async () => {
+        await client.invite({ room, userId }, options());
+      }),
+
+    listInvitations: (signal) =>
+      call(async () =>
+        (await client.listRooms({ invitations: true }, options(signal))).rooms.map(toRoom)
+      ),
+
     createRoom: (room) => call(async () => toRoom(await client.createRoom({ room }, options()))),
 
     joinRoom: (room) => call(async () => toRoom(await client.joinRoom({ room }, options()))),

@@ -12,10 +12,12 @@ import type {
   ChatUser,
   MessageChange,
   ReactionEvent,
+  RoomAction,
   RoomEvent,
   RoomInfo,
   SeenBy,
 } from "../client/core/model.ts";
+import { describeRoomAction, invitesMe } from "../client/core/invitations.ts";
 import { directPeer, isDirect } from "../client/core/rooms.ts";
 import type { RoomReading } from "../client/core/reading.ts";
 import type { ConnectionStatus } from "../client/core/session_options.ts";
@@ -125,6 +127,13 @@ export interface RoomView extends RoomInfo {
   readonly seenSeq: number;
 }
 
+/** An invitation as the side panel shows it. */
+export interface InvitationView {
+  readonly room: RoomInfo;
+  /** Who invited this user, when the page heard the invitation come. */
+  readonly from?: string;
+}
+
 export interface ChatState {
   status: ConnectionStatus;
   online: readonly ChatUser[];
@@ -157,6 +166,14 @@ export interface ChatState {
   removeMember(userId: string): Promise<void>;
   /** An owner or moderator mutes `userId` in the current room for `seconds` (0 lifts it). */
   muteMember(userId: string, seconds: number): Promise<void>;
+  /** The rooms this user is invited to, newest first (join them with `joinRoom`). */
+  invitations: readonly InvitationView[];
+  /** Makes the current room invite-only or open (its owner only). */
+  setRoomAccess(inviteOnly: boolean): Promise<void>;
+  /** Invites `userId` to the current room (its owner only). */
+  invite(userId: string): Promise<void>;
+  /** Declines the invitation to `room`. */
+  declineInvitation(room: string): Promise<void>;
   openDirect(userId: string): Promise<void>;
   leaveRoom(room: string): Promise<void>;
   /** Replaces the text of one's own message `seq` of the current room. */
@@ -272,6 +289,9 @@ export function useChat(
   const [current, setCurrent] = useState(DEFAULT_ROOM);
   const [byRoom, setByRoom] = useState<Readonly<Record<string, readonly Entry[]>>>({});
   const [typers, setTypers] = useState<Readonly<Record<string, readonly ChatUser[]>>>({});
+  const [invitations, setInvitations] = useState<readonly RoomInfo[]>([]);
+  /** Who invited this user to each room, as heard while the page was open. */
+  const [inviters, setInviters] = useState<Readonly<Record<string, string>>>({});
   /** Each room's read position, unread count and "seen", kept by the session (and the server). */
   const [reading, setReading] = useState<ReadonlyMap<string, RoomReading>>(new Map());
   const [blocked, setBlocked] = useState<readonly string[]>([]);
@@ -317,6 +337,12 @@ export function useChat(
       addEntry(room, update);
       setContext((c) => c && c.room === room ? { ...c, entries: update(c.entries) } : c);
     };
+    /** A quiet line in `room`'s conversation (someone joined, the room became invite-only). */
+    const addNote = (room: string, text: string, at = new Date()) =>
+      addEntry(room, (entries) => {
+        const next = [...entries, { kind: "note" as const, key: `n${nextKey++}`, text, at }];
+        return next.length > MAX_ENTRIES ? next.slice(next.length - MAX_ENTRIES) : next;
+      });
     const conn = new ChatSession({
       user,
       connect: () => api,
@@ -342,6 +368,17 @@ export function useChat(
         const note = noteOf(event, user.id);
         addEntry(event.room, (entries) => insertNote(entries, note));
       },
+      onRoomAction: (event: RoomAction) => {
+        if (!live) return;
+        if (invitesMe(event, user.id)) {
+          setInviters((prev) => ({ ...prev, [event.room]: event.actor.displayName }));
+          return;
+        }
+        const text = describeRoomAction(event, user.id, () => "the room");
+        // A sentence starts with "You"; a name stays as its owner spells it.
+        addNote(event.room, text.replace(/^you /, "You "), event.at);
+      },
+      onInvitations: (list) => live && setInvitations(list),
       onChange: (change) => {
         if (live) changeEntries(change.room, (entries) => applyChange(entries, change));
       },
@@ -491,6 +528,11 @@ export function useChat(
       removeMember: async (userId: string) => await conn().removeMember(current, userId),
       muteMember: async (userId: string, seconds: number) =>
         await conn().muteMember(current, userId, seconds),
+      invitations: invitations.map((room) => ({ room, from: inviters[room.id] })),
+      setRoomAccess: async (inviteOnly: boolean) =>
+        void await conn().setRoomAccess(current, inviteOnly),
+      invite: async (userId: string) => await conn().invite(current, userId),
+      declineInvitation: async (room: string) => await conn().leaveRoom(room),
       openDirect: async (userId: string) => select((await conn().openDirect(userId)).id),
       leaveRoom: async (room: string) => await conn().leaveRoom(room),
       // The stream brings the change to every tab, this one included; applying the answer too
@@ -566,6 +608,8 @@ export function useChat(
     byRoom,
     reading,
     typers,
+    invitations,
+    inviters,
     loading,
     olderLoads,
     starts,

@@ -63,6 +63,7 @@ function deliveryKey(delivery: Delivery): string {
     case "message":
       return delivery.message.room;
     case "room-event":
+    case "room-action":
     case "typing":
       return delivery.event.room;
     case "message-change":

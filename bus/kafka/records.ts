@@ -230,6 +230,18 @@ export function encodeDelivery(d: Delivery): string {
         ...(d.event.until ? { until: d.event.until } : {}),
         ...(d.event.at ? { at: d.event.at } : {}),
       });
+    case "room-action":
+      return JSON.stringify({
+        type: "room-action",
+        room: d.event.room,
+        user_id: d.event.userId,
+        display_name: d.event.displayName,
+        action: d.event.action,
+        actor_id: d.event.actorId,
+        actor_name: d.event.actorName,
+        ...(d.event.detail ? { detail: d.event.detail } : {}),
+        at: d.event.at,
+      });
     case "message-change":
       return JSON.stringify({
         type: "message-change",
@@ -301,6 +313,26 @@ export function decodeDelivery(text: string): Delivery {
           ...(o.created === true ? { created: true } : {}),
           ...roomActionOf(o),
           ...(o.at !== undefined && o.at !== null ? { at: time("delivery", o, "at") } : {}),
+        },
+      };
+    }
+    case "room-action": {
+      const k = "delivery";
+      const userId = nonEmpty(k, o, "user_id");
+      const actorId = nonEmpty(k, o, "actor_id");
+      const detail = str(k, o, "detail", "");
+      return {
+        type,
+        event: {
+          room: nonEmpty(k, o, "room"),
+          userId,
+          displayName: str(k, o, "display_name", userId),
+          joined: false,
+          action: knownAction(nonEmpty(k, o, "action")),
+          actorId,
+          actorName: str(k, o, "actor_name", actorId),
+          ...(detail ? { detail } : {}),
+          at: time(k, o, "at"),
         },
       };
     }
@@ -378,16 +410,23 @@ export function decodeDelivery(text: string): Delivery {
  * The additive fields of a room event that tells a moderation action: an action this build does
  * not know, or a field of the wrong type, is refused rather than shown as a join or leave.
  */
+/** `action` as one of {@linkcode ROOM_ACTIONS}; a record with another is unreadable. */
+function knownAction(action: string): RoomAction {
+  if (!(ROOM_ACTIONS as readonly string[]).includes(action)) {
+    throw new RecordError(
+      `Cannot read delivery record: unknown room action "${action.slice(0, 40)}"`,
+    );
+  }
+  return action as RoomAction;
+}
+
 function roomActionOf(o: Json): Partial<RoomEvent> {
   const k = "delivery";
   if (o.action === undefined || o.action === null || o.action === "") return {};
-  const action = str(k, o, "action");
-  if (!(ROOM_ACTIONS as readonly string[]).includes(action)) {
-    throw new RecordError(`Cannot read ${k} record: unknown room action "${action.slice(0, 40)}"`);
-  }
+  const action = knownAction(str(k, o, "action"));
   const actorId = str(k, o, "actor_id", "");
   return {
-    action: action as RoomAction,
+    action,
     ...(actorId ? { actorId, actorName: str(k, o, "actor_display_name", actorId) } : {}),
     ...(o.detail !== undefined && o.detail !== null ? { detail: str(k, o, "detail") } : {}),
     ...(o.until !== undefined && o.until !== null ? { until: time(k, o, "until") } : {}),

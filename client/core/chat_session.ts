@@ -27,12 +27,14 @@ import {
   type ChatUser,
   codeOf,
   type HistoryPage,
+  type RoomAction,
   type RoomEvent,
   type RoomInfo,
   type RoomPosition,
   type SeenBy,
   type StreamEvent,
 } from "./model.ts";
+import { InvitationList, invitesMe } from "./invitations.ts";
 import { Outbox, type QueueResult } from "./outbox.ts";
 import { RoomPositions } from "./positions.ts";
 import { Reading, ReadMarks, type RoomReading } from "./reading.ts";
@@ -68,6 +70,7 @@ export class ChatSession {
   #failures = 0;
   #endpointIndex = 0;
   readonly #roster = new Roster(() => this.#user);
+  readonly #invitations = new InvitationList();
   /** Rooms whose recent history has been loaded, or is being loaded. */
   #history = new Map<string, Promise<void>>();
   readonly #typers: TypingBoard;
@@ -145,6 +148,11 @@ export class ChatSession {
     const ids = await this.#call("list blocked users", (t) => t.listBlocked(signal));
     if (!signal?.aborted && this.#blocked.listed(ids)) this.#o.onBlocked?.(this.#blocked.list);
     return this.#blocked.list;
+  }
+
+  /** The rooms this user is invited to, newest invitation first, as last heard. */
+  get invitations(): readonly RoomInfo[] {
+    return this.#invitations.rooms;
   }
 
   /** This user's reading state in `room`: read position, unread count, and "seen". */
@@ -245,9 +253,11 @@ export class ChatSession {
     return this.#addRoom(await this.#call("create room", (t) => t.createRoom(name)));
   }
 
-  /** Joins an existing room. */
+  /** Joins an existing room (which uses up an invitation to it). */
   async joinRoom(name: string): Promise<RoomInfo> {
-    return this.#addRoom(await this.#call("join room", (t) => t.joinRoom(name)));
+    const room = this.#addRoom(await this.#call("join room", (t) => t.joinRoom(name)));
+    if (this.#invitations.drop(room.id)) this.#emitInvitations();
+    return room;
   }
 
   /** Opens the direct conversation with `userId`. */
@@ -255,9 +265,36 @@ export class ChatSession {
     return this.#addRoom(await this.#call("open direct messages", (t) => t.openDirect(userId)));
   }
 
+  /** Leaves `room`, or declines the invitation to it when this user is only invited. */
   async leaveRoom(room: string): Promise<void> {
     await this.#call("leave room", (t) => t.leaveRoom(room));
     this.#dropRoom(room);
+    if (this.#invitations.drop(room)) this.#emitInvitations();
+  }
+
+  /** Makes `room` invite-only or open (its owner only); the room as now listed. */
+  async setRoomAccess(room: string, inviteOnly: boolean): Promise<RoomInfo> {
+    const updated = await this.#call(
+      "set the room's access",
+      (t) => t.setRoomAccess(room, inviteOnly),
+    );
+    this.#roster.add(updated);
+    this.#emitRooms();
+    return updated;
+  }
+
+  /** Invites `userId` to `room` (its owner only). */
+  invite(room: string, userId: string): Promise<void> {
+    return this.#call("invite", (t) => t.invite(room, userId));
+  }
+
+  /** The rooms this user is invited to, asked of the server now (and kept: `invitations`). */
+  async listInvitations(signal?: AbortSignal): Promise<readonly RoomInfo[]> {
+    const rooms = await this.#call("list invitations", (t) => t.listInvitations(signal));
+    if (signal?.aborted) return rooms;
+    this.#invitations.listed(rooms);
+    this.#emitInvitations();
+    return rooms;
   }
 
   /**
@@ -419,6 +456,8 @@ export class ChatSession {
             void this.#refreshOnline(signal);
             // A server without blocking (or a classic one) leaves the list empty.
             this.listBlocked(signal).catch(() => {});
+            // Invitations that came while away. A server without them (classic) has none.
+            if (transport.token !== undefined) this.listInvitations(signal).catch(() => {});
           },
           onEvent: (event) => {
             if (!signal.aborted) this.#handle(event);
@@ -600,6 +639,10 @@ export class ChatSession {
         this.#applyRoomEvent(event.event);
         this.#o.onRoomEvent?.(event.event, "live");
         return;
+      case "room-action":
+        this.#applyRoomAction(event.event);
+        this.#o.onRoomAction?.(event.event);
+        return;
       case "change":
         this.#o.onChange?.(event.change);
         return;
@@ -641,6 +684,15 @@ export class ChatSession {
     }
   }
 
+  #applyRoomAction(event: RoomAction): void {
+    if (event.action === "invite-only" || event.action === "open") {
+      if (this.#roster.access(event.room, event.action === "invite-only")) this.#emitRooms();
+    } else if (invitesMe(event, this.#user.id)) {
+      // The list comes from the server, which has the room as the invitation sees it.
+      this.listInvitations().catch(() => {});
+    }
+  }
+
   #accept(message: ChatMessage, source: "live" | "history"): void {
     if (!this.#positions.accept(message, source)) return;
     // What was being typed has arrived.
@@ -655,6 +707,10 @@ export class ChatSession {
 
   #emitRooms(): void {
     this.#o.onRooms?.(this.rooms);
+  }
+
+  #emitInvitations(): void {
+    this.#o.onInvitations?.(this.invitations);
   }
 
   #emitReading(): void {

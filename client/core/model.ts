@@ -101,6 +101,23 @@ export interface RoomInfo {
   readonly moderators?: readonly string[];
   /** When this user's mute in the room ends; none when not muted. */
   readonly mutedUntil?: Date;
+  /** Only members and invited users may join it. */
+  readonly inviteOnly?: boolean;
+  /** This user is invited to it and not in it yet (in the list of invitations). */
+  readonly invited?: boolean;
+}
+
+/**
+ * Someone did something to a room: made it invite-only or open ("invite-only", "open"), invited
+ * `user` ("invited"), or an action this client does not know yet. `user` is whom it is about.
+ */
+export interface RoomAction {
+  readonly room: string;
+  readonly action: string;
+  readonly user: ChatUser;
+  readonly actor: ChatUser;
+  readonly detail: string;
+  readonly at: Date | undefined;
 }
 
 /** Where the stream should continue in one room: after `lastSeq`. */
@@ -114,6 +131,7 @@ export type StreamEvent =
   | { readonly type: "message"; readonly message: ChatMessage }
   | { readonly type: "presence"; readonly user: ChatUser; readonly online: boolean }
   | { readonly type: "room"; readonly event: RoomEvent }
+  | { readonly type: "room-action"; readonly event: RoomAction }
   | { readonly type: "change"; readonly change: MessageChange }
   | { readonly type: "reaction"; readonly event: ReactionEvent }
   | { readonly type: "typing"; readonly event: TypingEvent }
@@ -200,6 +218,12 @@ export interface ChatTransport {
   listRooms(all: boolean, signal?: AbortSignal, query?: string): Promise<RoomInfo[]>;
   /** Sets the topic of `room` (its owner only; "" takes it away); resolves with the room. */
   setTopic(room: string, topic: string): Promise<RoomInfo>;
+  /** Makes `room` invite-only or open (its owner only); resolves with the room. */
+  setRoomAccess(room: string, inviteOnly: boolean): Promise<RoomInfo>;
+  /** Invites `userId` to `room` (its owner only). */
+  invite(room: string, userId: string): Promise<void>;
+  /** The rooms this user is invited to, newest invitation first. */
+  listInvitations(signal?: AbortSignal): Promise<RoomInfo[]>;
   createRoom(name: string): Promise<RoomInfo>;
   joinRoom(name: string): Promise<RoomInfo>;
   leaveRoom(name: string): Promise<void>;

@@ -1,7 +1,7 @@
 /**
  * A room event in words, the same in the terminal and the page: "ben left", "You joined",
  * "ann made ben a moderator", "ann muted carl until 14:05", "ann removed carl", "ann set the
- * topic to “…”". This user is "You" (or "you" after a verb).
+ * topic to “…”", "ann invited ben". This user is "You" (or "you" after a verb).
  */
 
 import type { ChatUser, RoomEvent } from "./model.ts";
@@ -39,6 +39,12 @@ export function describeRoomEvent(event: RoomEvent, me: string, now = new Date()
       return event.detail
         ? `${actor} set the topic to “${event.detail}”`
         : `${actor} took the topic away`;
+    case "invite-only":
+      return `${actor} made the room invite-only`;
+    case "open":
+      return `${actor} opened the room to everyone`;
+    case "invited":
+      return `${actor} invited ${target}`;
   }
   if (event.created) return `${who} created the room`;
   return event.joined ? `${who} joined` : `${who} left`;

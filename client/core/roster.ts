@@ -82,6 +82,13 @@ export class Roster {
     return room !== DEFAULT_ROOM && this.#rooms.delete(room);
   }
 
+  /** `room`, if this user is in it, became invite-only or open; whether it was known. */
+  access(room: string, inviteOnly: boolean): boolean {
+    const known = this.#rooms.get(room);
+    if (known) this.#rooms.set(room, { ...known, inviteOnly });
+    return known !== undefined;
+  }
+
   /**
    * Applies a room event: `left` when this user left the room (or was removed), `unknown` when
    * this user is in a room not known yet (learn of it from ListRooms), `changed` when a member

@@ -11,6 +11,7 @@ import type {
   ChatUser,
   MessageChange,
   ReactionEvent,
+  RoomAction,
   RoomEvent,
   RoomInfo,
 } from "./model.ts";
@@ -89,6 +90,10 @@ export interface ChatSessionOptions {
    * room's history (joins, leaves and moderation from before).
    */
   onRoomEvent?: (event: RoomEvent, source: "live" | "history") => void;
+  /** Someone did something to a room: changed its access, invited someone (this user too). */
+  onRoomAction?: (event: RoomAction) => void;
+  /** The rooms this user is invited to (newest invitation first), whenever that changes. */
+  onInvitations?: (rooms: readonly RoomInfo[]) => void;
   /** A message of one of this user's rooms was edited or deleted. */
   onChange?: (change: MessageChange) => void;
   /** Someone added or took back a reaction in one of this user's rooms. */

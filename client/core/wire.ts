@@ -3,6 +3,7 @@
  * native gRPC and the gRPC-Web transports, which carry the same protobuf-es types.
  */
 
+import { ACCESS_ACTIONS } from "../../protocol/room_actions.ts";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Message, Room, User } from "../../protocol/gen/chat_pb.ts";
 import { DEFAULT_ROOM } from "../../protocol/names.ts";
@@ -59,6 +60,8 @@ export function toRoom(r: Room): RoomInfo {
     ...(r.role ? { role: r.role } : {}),
     moderators: r.moderators,
     ...(r.mutedUntil ? { mutedUntil: timestampDate(r.mutedUntil) } : {}),
+    inviteOnly: r.inviteOnly,
+    invited: r.invited,
   };
 }
 
@@ -72,6 +75,22 @@ export function toStreamEvent(m: Message): StreamEvent | undefined {
   if (m.presence) {
     const user = toUser(m.presence.user) ?? sender(m);
     return user && { type: "presence", user, online: m.presence.online };
+  }
+  if (m.roomEvent && ACCESS_ACTIONS.has(m.roomEvent.action)) {
+    const actor = toUser(m.roomEvent.actor) ?? sender(m);
+    const user = toUser(m.roomEvent.user) ?? actor;
+    const at = m.roomEvent.at ?? m.timestamp;
+    return user && actor && {
+      type: "room-action",
+      event: {
+        room: m.roomEvent.room || m.room || DEFAULT_ROOM,
+        action: m.roomEvent.action,
+        user,
+        actor,
+        detail: m.roomEvent.detail,
+        at: at ? timestampDate(at) : undefined,
+      },
+    };
   }
   if (m.roomEvent) {
     const event = toRoomEvent(m);
