@@ -219,7 +219,7 @@ async function seen(ctx: CommandContext): Promise<void> {
   ctx.write(`* Seen by ${readers}: ${users.map(sanitize).join(", ")}${more}`);
 }
 
-/** /topic <text>: sets the current room's topic (the server lets only its owner); "-" takes it away. */
+/** /topic <text>: sets the current room's topic (the server lets its owner and moderators); "-" takes it away. */
 async function topic(ctx: CommandContext, text: string): Promise<void> {
   if (text === "") return ctx.write("! Usage: /topic <text>, or /topic - to take it away");
   const room = ctx.room;
@@ -493,7 +493,7 @@ async function search(ctx: CommandContext, query: string): Promise<void> {
   for (const message of found) ctx.write(formatMessage(message, ctx.now(), "", me));
 }
 
-/** /private or /public: makes the current room invite-only or open (its owner only). */
+/** /private or /public: makes the current room invite-only or open (its owner and moderators). */
 async function access(ctx: CommandContext, inviteOnly: boolean): Promise<void> {
   const room = ctx.room;
   const answer = await ask(
@@ -509,7 +509,7 @@ async function access(ctx: CommandContext, inviteOnly: boolean): Promise<void> {
   );
 }
 
-/** /invite <user>: invites someone to the current room (its owner only). */
+/** /invite <user>: invites someone to the current room (its owner and moderators). */
 async function invite(ctx: CommandContext, typed: string): Promise<void> {
   const userId = typed.replace(/^@/, "");
   if (userId === "") return ctx.write("! Usage: /invite <user>");

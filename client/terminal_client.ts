@@ -334,7 +334,6 @@ class TerminalClient implements CommandContext {
     this.write(`* ${peer} opened your direct conversation again; /room @${peer} to answer`);
   }
 
-  /** We left `room`, here or on another device (or were removed). */
   /** An owner or moderator acted in a room of ours: `* ann muted carl until 14:05 in #club`. */
   #moderated(event: RoomEvent): void {
     const me = this.session.user.id;
@@ -348,6 +347,7 @@ class TerminalClient implements CommandContext {
     }
   }
 
+  /** We left `room`, here or on another device (or were removed). */
   #left(room: string): void {
     this.#addingPeer.delete(room);
     if (this.leaving.delete(room)) return;

@@ -105,6 +105,7 @@ export interface InvitationsOptions {
     | "isInvited"
     | "invitationCount"
     | "invitationsOf"
+    | "isBlocked"
     | "moderators"
     | "addRoomEvent"
   >;
@@ -172,6 +173,8 @@ export class Invitations {
       );
     }
     takeOrRefuse(action, limiter, me.userId, sendingRate(config));
+    // Someone who blocked the inviter hears nothing of them, and is not told so: answered as done.
+    if (await store.isBlocked(invitee, me.userId)) return;
     this.#requireBus(action);
     const at = new Date(now()).toISOString();
     if (!(await store.isInvited(room.id, invitee))) {

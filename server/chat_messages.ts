@@ -274,7 +274,7 @@ export class Messages {
       while (true) {
         const page = await store.since(room, after, REPLAY_PAGE);
         if (!(await hub.replay(stream, page))) return;
-        if (page.length < REPLAY_PAGE) break;
+        if (page.length < REPLAY_PAGE || !stream.rooms.has(room)) break;
         after = page.at(-1)!.seq;
       }
     }

@@ -71,6 +71,8 @@ export class Topics {
         `${action}: only the owner of room "${record.id}" (${record.createdBy}) and its moderators may set its topic`,
       );
     }
+    // A topic is told to every member: a muted moderator may not say it this way either.
+    await roles.refuseMuted(action, record.id, me.userId);
     // A topic is shown to everyone who lists rooms: changes count against the sending rate.
     takeOrRefuse(action, limiter, me.userId, sendingRate(config));
     const stored = await store.setTopic(record.id, text);

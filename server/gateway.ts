@@ -210,7 +210,12 @@ export function createGateway(options: GatewayOptions): Gateway {
       ...range,
       delivering: found.length,
     });
-    for (const m of found) if (m.seq < message.seq) show({ type: "message", message: m });
+    for (const m of found) {
+      if (m.seq >= message.seq) break;
+      show({ type: "message", message: m });
+      // As between deliveries: a fast reader drains before the next, and is not cut as slow.
+      await hub.settle();
+    }
   }
 
   function show(delivery: Delivery): void {

@@ -264,7 +264,10 @@ export class Hub {
         if (!this.#streams.has(stream.streamId)) return false;
         await sleep(10);
       }
-      if (!this.#streams.has(stream.streamId) || !this.#write(stream, message)) return false;
+      if (!this.#streams.has(stream.streamId)) return false;
+      // Removed from the room (or left it) while waiting: nothing of it from now on.
+      if (!stream.rooms.has(message.room)) return true;
+      if (!this.#write(stream, message)) return false;
     }
     return true;
   }

@@ -100,9 +100,10 @@ export class Moderation {
     const action = "Cannot remove member";
     const target = await this.#target(caller, action, request, "moderator");
     const { store, events } = this.#o;
-    if (!(await store.removeMember(target.room.id, target.userId))) return; // removed meanwhile
-    // A moderator who is removed is one no more, also when they join again.
+    // A moderator who is removed is one no more, also when they join again; demoted first, so
+    // that no join between the two steps gets into an invite-only room as a moderator.
     await store.setRole(target.room.id, target.userId, "member");
+    if (!(await store.removeMember(target.room.id, target.userId))) return; // removed meanwhile
     await events.record({ ...this.#about(target), joined: false, action: "removed" });
   }
 

@@ -3,6 +3,7 @@
  * (created, joined, left, or a moderation action) in one column, and back.
  */
 
+import { ACCESS_ACTIONS } from "../protocol/room_actions.ts";
 import { ROOM_ACTIONS, type RoomAction } from "../core/types.ts";
 import { refuseNul } from "./rows.ts";
 import { roomEventKind, type StoredRoomEvent } from "./store.ts";
@@ -57,7 +58,8 @@ export function toRoomEvent(row: RoomEventRow): StoredRoomEvent {
     room: row.room_id,
     userId: row.user_id,
     displayName: row.display_name,
-    joined: row.kind !== "left" && row.kind !== "removed",
+    // Access events (an invitation, invite-only, open) change no membership.
+    joined: row.kind !== "left" && row.kind !== "removed" && !ACCESS_ACTIONS.has(row.kind),
     ...(row.kind === "created" ? { created: true } : {}),
     ...(action ? { action } : {}),
     ...(row.actor_id ? { actorId: row.actor_id, actorName: row.actor_name || row.actor_id } : {}),

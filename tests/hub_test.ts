@@ -305,3 +305,27 @@ Deno.test("a block told while a stream of the blocker reads its list is not lost
   hub.block({ userId: "ann", blockedId: "eve", blocked: true });
   assert.deepEqual([...hub.openingBlocks("ann")()], []);
 });
+
+Deno.test("a replay that waits for a slow reader stops at a removal from the room", async () => {
+  const hub = new Hub({ logger: silentLogger, queueLimit: 10 });
+  const carl = sink();
+  const stream0 = stream("carl-1", carl, true, ["club"], "carl");
+  stream0.backlog = [];
+  hub.add(stream0);
+  carl.hold(6); // past half its queue: the replay waits before the next message
+  const replaying = hub.replay(stream0, [message(1, "club"), message(2, "club")]);
+  hub.roomEvent({
+    room: "club",
+    userId: "carl",
+    displayName: "carl",
+    joined: false,
+    action: "removed",
+  });
+  carl.hold(0);
+  assert.ok(await replaying, "the stream itself goes on");
+  assert.deepEqual(
+    carl.frames.map((f) => decodeStreamMessage(f)).filter((m) => m.content).map((m) => m.seq),
+    [],
+    "nothing of the room after the removal",
+  );
+});

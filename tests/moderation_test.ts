@@ -293,3 +293,40 @@ Deno.test("moderation: hostile rooms, user ids, roles and seconds are refused wi
     await system.stop();
   }
 });
+
+Deno.test("moderation meets blocking and invitations: a muted moderator sets no topic, a blocker gets no invitation, a removed moderator is none", async () => {
+  const system = await startSystem({ config: { auth: "on" } });
+  const ann = await signedInUser(system, "ann");
+  const ben = await signedInUser(system, "ben");
+  const cat = await signedInUser(system, "cat");
+  try {
+    await ann.client.createRoom("club");
+    for (const u of [ben, cat]) await u.client.joinRoom("club");
+    await ann.client.setRole("club", "ben", "moderator");
+    await ann.client.muteMember("club", "ben", 600);
+    // A topic is told to every member: muted, a moderator may not say it that way either.
+    await assert.rejects(
+      ben.client.setTopic("club", "buy my stuff"),
+      refused(status.PERMISSION_DENIED, /Cannot set topic: ben is muted in room "club" until /),
+    );
+    assert.equal((await system.store.getRoom("club"))?.topic ?? "", "");
+
+    // Cat blocked ann: ann's invitation is answered as done, and cat hears nothing of it.
+    await cat.client.block("ann", true);
+    await ann.client.createRoom("plans");
+    await ann.client.invite("plans", "cat");
+    assert.deepEqual(await cat.client.listInvitations(), [], "no invitation from a blocked user");
+    assert.equal(
+      cat.received.some((m) => m.roomEvent?.action === "invited"),
+      false,
+      "no live invitation either",
+    );
+
+    // A moderator removed is a member at once, before the removal: no moderator's way back.
+    await ann.client.muteMember("club", "ben", 0);
+    await ann.client.removeMember("club", "ben");
+    assert.deepEqual(await system.store.moderators("club"), []);
+  } finally {
+    await system.stop();
+  }
+});

@@ -1302,6 +1302,19 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
         ...events[1]!,
         room: other,
       }]);
+      // An invitation changes no membership, and reads back so.
+      const invited = {
+        room: roomName("Moderated-invited"),
+        userId: "cat",
+        displayName: "Cat",
+        joined: false,
+        action: "invited" as const,
+        actorId: "ann",
+        actorName: "Ann",
+        at: at(7),
+      };
+      await store.addRoomEvent(invited);
+      assert.deepEqual(await store.roomEvents(invited.room, { limit: 10 }), [invited]);
     });
   });
 }

@@ -14,6 +14,7 @@ import {
   openBrowser,
   PASSWORD,
   PHONE,
+  roomByName,
   send,
   shownMessages,
   type TestBrowser,
@@ -208,6 +209,52 @@ Deno.test({
     await Deno.mkdir(SCREENSHOTS, { recursive: true });
     await ann.page.screenshot({ path: `${SCREENSHOTS}/kafka-desktop.png` });
     await ben.page.screenshot({ path: `${SCREENSHOTS}/kafka-phone.png` });
+
+    // What a chat is expected to do today, across the gateways: the pages on A, the terminal on B.
+    const club = `club-${crypto.randomUUID().slice(0, 6)}`;
+    await roomByName(ann.page, club, "Create");
+    await ann.page.locator(`.room-item[data-room="${club}"][aria-current="true"]`).waitFor();
+    await carl.write(`/join ${club}\n/room ${club}\n`);
+    await carl.waitForLine(new RegExp(`Lines you type go to #${club}`), SLOW_MS);
+    // A mention from the terminal is marked on the page of the one it names.
+    await carl.write("Five, for @ann\n");
+    await waitForMessages(ann.page, ["Five, for @ann"], SLOW_MS);
+    const five = ann.page.locator("li.msg").filter({ hasText: "Five, for" });
+    assert.equal(await five.locator(".mention-me").textContent(), "@ann");
+    // A reaction and an edit from the terminal reach the page.
+    await carl.write("/react 👍\n");
+    const thumbs = five.locator(".reaction", { hasText: "👍" });
+    await waitFor(
+      async () =>
+        (await thumbs.count()) === 1 && (await thumbs.getAttribute("aria-label")) === "👍 1",
+      SLOW_MS,
+      "carl's 👍 on ann's page",
+    );
+    await carl.write("/edit Five, for @ann (fixed)\n");
+    await waitForMessages(ann.page, ["Five, for @ann (fixed)"], SLOW_MS);
+    assert.equal(await five.locator(".msg-edited").textContent(), "(edited)");
+    // The page's edit and reaction reach the terminal.
+    await send(ann.page, "Six, from ann");
+    await carl.waitForLine(/ann: Six, from ann$/, SLOW_MS);
+    // Ann, the room's owner, mutes carl from the member list: his next line is refused on B.
+    await ann.page.locator(".room-members summary").click();
+    await ann.page.locator("li.member").filter({ hasText: "carl" }).getByRole("button", {
+      name: "Mute",
+      exact: true,
+    }).click();
+    await waitFor(
+      async () =>
+        (await ann.page.locator("li.note").allTextContents()).some((t) => /muted carl/.test(t)),
+      SLOW_MS,
+      "the kept mute event on ann's page",
+    );
+    await carl.write("Seven, while muted\n");
+    await carl.waitForLine(/muted/, SLOW_MS);
+    assert.equal(
+      (await shownMessages(ann.page)).filter((m) => m.text === "Seven, while muted").length,
+      0,
+      "a muted member's line is not delivered",
+    );
 
     // Carl quits the terminal client: both pages see him go.
     await carl.write("/quit\n");

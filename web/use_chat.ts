@@ -168,9 +168,9 @@ export interface ChatState {
   muteMember(userId: string, seconds: number): Promise<void>;
   /** The rooms this user is invited to, newest first (join them with `joinRoom`). */
   invitations: readonly InvitationView[];
-  /** Makes the current room invite-only or open (its owner only). */
+  /** Makes the current room invite-only or open (its owner and moderators). */
   setRoomAccess(inviteOnly: boolean): Promise<void>;
-  /** Invites `userId` to the current room (its owner only). */
+  /** Invites `userId` to the current room (its owner and moderators). */
   invite(userId: string): Promise<void>;
   /** Declines the invitation to `room`. */
   declineInvitation(room: string): Promise<void>;
