@@ -34,6 +34,7 @@ import {
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller, RoomListing, RoomView } from "./chat_types.ts";
 import type { Hub } from "./hub.ts";
+import type { RoomRoles } from "./room_roles.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 
 /**
@@ -43,30 +44,18 @@ import type { RateLimiter } from "./rate_limiter.ts";
 export const MAX_PENDING_INVITATIONS = 1000;
 
 /**
- * Who may change a group room's access and invite to it: those who may moderate it, its owner
- * (creator) and its moderators (`room_roles.ts`).
- */
-export async function mayManageRoom(
-  store: Pick<Store, "moderators">,
-  room: Room,
-  userId: string,
-): Promise<boolean> {
-  if (room.direct) return false;
-  return room.createdBy === userId || (await store.moderators(room.id)).includes(userId);
-}
-
-/**
  * Lets `userId` into `room` (a stored group room they are not in): uses up their invitation if
  * they have one, and refuses an invite-only room without one, unless they may manage it.
  */
 export async function admit(
-  store: Pick<Store, "uninvite" | "moderators">,
+  store: Pick<Store, "uninvite">,
+  roles: Pick<RoomRoles, "mayModerateRoom">,
   action: string,
   room: Room,
   userId: string,
 ): Promise<void> {
   const invited = await store.uninvite(room.id, userId);
-  if (room.inviteOnly && !invited && !(await mayManageRoom(store, room, userId))) {
+  if (room.inviteOnly && !invited && !(await roles.mayModerateRoom(room, userId))) {
     throw permissionDenied(
       `${action} ${room.id}: it is invite-only and you have no invitation; ask its owner (${room.createdBy}) or a moderator to invite you`,
     );
@@ -106,10 +95,11 @@ export interface InvitationsOptions {
     | "invitationCount"
     | "invitationsOf"
     | "isBlocked"
-    | "moderators"
     | "addRoomEvent"
   >;
   auth: Pick<Auth, "mode">;
+  /** Who may manage a room: its owner and moderators. */
+  roles: Pick<RoomRoles, "mayModerateRoom">;
   limiter: RateLimiter;
   callers: Callers;
   rooms: Rooms;
@@ -236,7 +226,7 @@ export class Invitations {
     const room = await store.getRoom(typed);
     if (!room) throw notFound(`${action}: room "${typed}" does not exist`);
     if (room.direct) throw notGroup(room.id);
-    if (!(await mayManageRoom(store, room, userId))) {
+    if (!(await this.#options.roles.mayModerateRoom(room, userId))) {
       throw permissionDenied(
         `${action}: only the owner of room "${room.id}" (${room.createdBy}) or its moderators may`,
       );

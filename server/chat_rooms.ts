@@ -175,7 +175,7 @@ export class Rooms {
     }
     if (!member) {
       await this.#checkRoomCount(action, me.userId);
-      await admit(store, action, found, me.userId);
+      await admit(store, this.#roles, action, found, me.userId);
       await store.addMember(room, me.userId);
       // What was said before one joined is there to scroll, not unread.
       await store.markRead(room, me.userId, await store.lastSeq(room));

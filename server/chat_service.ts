@@ -177,6 +177,7 @@ export function createChatService(options: ChatServiceOptions): ChatService {
     ...options,
     callers,
     rooms,
+    roles,
     now: options.now ?? Date.now,
   });
   return {

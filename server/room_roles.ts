@@ -51,6 +51,15 @@ export class RoomRoles {
     return role === "owner" || role === "moderator";
   }
 
+  /** {@linkcode mayModerate} for a group room whose record the caller read already. */
+  async mayModerateRoom(
+    room: Pick<Room, "id" | "createdBy" | "direct">,
+    userId: string,
+  ): Promise<boolean> {
+    if (room.direct || room.id === DEFAULT_ROOM) return false;
+    return room.createdBy === userId || (await this.#store.moderators(room.id)).includes(userId);
+  }
+
   /** When `userId`'s mute in `roomId` ends (RFC 3339), or undefined when not muted now. */
   async mutedUntil(roomId: string, userId: string): Promise<string | undefined> {
     if (roomId === DEFAULT_ROOM) return undefined;
