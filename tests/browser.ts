@@ -311,3 +311,24 @@ export async function roomByName(page: Page, name: string, action: "Join" | "Cre
 export function notes(page: Page): Promise<string[]> {
   return page.locator("li.note").allTextContents();
 }
+
+let built: Promise<void> | undefined;
+
+/**
+ * Builds the page from the sources as they are now (an older build in web/dist would not know
+ * the features under test), once per test process.
+ */
+export function buildPage(): Promise<void> {
+  built ??= (async () => {
+    const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "build"],
+      cwd: new URL("..", import.meta.url).pathname,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (code !== 0) {
+      throw new Error(`deno task build failed: ${new TextDecoder().decode(stderr)}`);
+    }
+  })();
+  return built;
+}

@@ -5,22 +5,16 @@
  */
 
 import assert from "node:assert/strict";
-import { closeAll, join, openBrowser, type TestBrowser, waitForMessages } from "./browser.ts";
+import {
+  buildPage,
+  closeAll,
+  join,
+  openBrowser,
+  PASSWORD,
+  type TestBrowser,
+  waitForMessages,
+} from "./browser.ts";
 import { connectUser, newClient, startSystem, waitFor } from "./helpers.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-const PASSWORD = "correct horse battery";
-
-/** Builds the page from the sources as they are now (an older build would not know blocking). */
-async function build(): Promise<void> {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "build"],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (code !== 0) throw new Error(`deno task build failed: ${new TextDecoder().decode(stderr)}`);
-}
 
 Deno.test({
   name: "web page: Block on the online list hides a person's messages; Unblock brings them back",
@@ -28,7 +22,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  await build();
+  await buildPage();
   const system = await startSystem({ config: { auth: "on" } });
   const browsers: TestBrowser[] = [];
   const ben = newClient(system.address());

@@ -6,22 +6,17 @@
  */
 
 import assert from "node:assert/strict";
-import { closeAll, join, notes, openBrowser, roomByName, type TestBrowser } from "./browser.ts";
+import {
+  buildPage,
+  closeAll,
+  join,
+  notes,
+  openBrowser,
+  PASSWORD,
+  roomByName,
+  type TestBrowser,
+} from "./browser.ts";
 import { newClient, startSystem, waitFor } from "./helpers.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-const PASSWORD = "correct horse battery";
-
-/** Builds the page from the sources as they are now (an older build would not know moderation). */
-async function build(): Promise<void> {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "build"],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (code !== 0) throw new Error(`deno task build failed: ${new TextDecoder().decode(stderr)}`);
-}
 
 Deno.test({
   name: "web page: the owner moderates from the member list; the event lines survive a reload",
@@ -29,7 +24,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  await build();
+  await buildPage();
   const system = await startSystem({ config: { auth: "on" } });
   const browsers: TestBrowser[] = [];
   const [ben, carl, dan] = [
