@@ -4,7 +4,7 @@
  * and the steps a person takes on the chat page.
  */
 
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
 import { waitFor } from "./helpers.ts";
 
 export const CHROMIUM_PATH = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
@@ -331,4 +331,22 @@ export function buildPage(): Promise<void> {
     }
   })();
   return built;
+}
+
+/**
+ * Clicks one of a message's buttons (Edit, Delete, Seen by…, Add a reaction), which show while
+ * the pointer is over the message, as a user does: points at the message, and points again when
+ * the list moved it from under the pointer before the click (a row above grew, or one came in).
+ */
+export async function clickMessageAction(row: Locator, name: string, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    await row.hover();
+    try {
+      await row.getByRole("button", { name }).click({ timeout: 1000 });
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+  }
 }

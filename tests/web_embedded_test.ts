@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import type { Page, Route } from "playwright-core";
 import {
   blur,
+  clickMessageAction,
   closeAll,
   currentRoom,
   DESKTOP,
@@ -924,8 +925,7 @@ Deno.test({
         await send(ann.page, "lunch at noon?");
         await waitForMessages(ben.page, ["lunch at noon?"]);
         const atBen = ben.page.locator("li.msg").last();
-        await atBen.hover();
-        await atBen.getByRole("button", { name: "Add a reaction" }).click();
+        await clickMessageAction(atBen, "Add a reaction");
         await atBen.getByRole("button", { name: "React with 👍" }).click();
         const atAnn = ann.page.locator("li.msg").last();
         const thumbs = atAnn.locator(".reaction", { hasText: "👍" });
@@ -972,8 +972,7 @@ Deno.test({
       // Ben's page marks the newest message read by itself, a moment later (coalesced).
       await waitFor(
         async () => {
-          await mine.hover();
-          await mine.getByRole("button", { name: "Seen by…" }).click();
+          await clickMessageAction(mine, "Seen by…");
           await sleep(400);
           // Whoever else of the earlier steps still has general open may have read it too.
           return /^Seen by \d+: (\w+, )*ben(,|$)/.test(await answer.textContent() ?? "");
@@ -993,8 +992,7 @@ Deno.test({
         await send(ann.page, "teh plan is ready");
         await waitForMessages(ben.page, ["teh plan is ready"]);
         const mine = ann.page.locator("li.msg.mine").last();
-        await mine.hover();
-        await mine.getByRole("button", { name: "Edit" }).click();
+        await clickMessageAction(mine, "Edit");
         const box = ann.page.getByLabel("Edit message");
         assert.equal(await box.inputValue(), "teh plan is ready");
         await box.fill("the plan is **ready**");
@@ -1008,8 +1006,7 @@ Deno.test({
         assert.equal(await theirs.locator(".msg-action").count(), 0);
 
         ann.page.once("dialog", (dialog) => dialog.accept());
-        await mine.hover();
-        await mine.getByRole("button", { name: "Delete" }).click();
+        await clickMessageAction(mine, "Delete");
         await waitForMessages(ann.page, ["This message was deleted."]);
         await waitForMessages(ben.page, ["This message was deleted."]);
         await ann.page.reload();
