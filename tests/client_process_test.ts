@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readLines } from "../client/terminal_io.ts";
 import type { Gateway } from "../server/gateway.ts";
 import { newClient, startSystem, waitFor } from "./helpers.ts";
-import { screen } from "./terminal_screen.ts";
+import { hasScript, spawnInTerminal } from "./terminal_process.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MAIN = new URL("../client/main.ts", import.meta.url).pathname;
@@ -106,54 +106,6 @@ function spawnClientWith(
     },
   };
   return self;
-}
-
-/** util-linux `script`, which runs a command on a pseudo-terminal of its own. */
-const SCRIPT = "/usr/bin/script";
-const hasScript = await Deno.stat(SCRIPT).then(() => true, () => false);
-
-/** A client process on a terminal (a pseudo-terminal), typed at key by key and read as a screen. */
-function spawnInTerminal(password: string, ...args: string[]) {
-  const command = [Deno.execPath(), "run", "-A", MAIN, ...args].map((a) => `'${a}'`).join(" ");
-  const child = new Deno.Command(SCRIPT, {
-    args: ["-qfec", command, "/dev/null"],
-    cwd: ROOT,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", CHAT_SERVER: "", CHAT_PASSWORD: password, COLUMNS: "100" },
-  }).spawn();
-  let output = "";
-  let errors = "";
-  const decoder = new TextDecoder();
-  const reading = child.stdout.pipeTo(
-    new WritableStream({ write: (chunk) => void (output += decoder.decode(chunk)) }),
-  );
-  const readingErrors = child.stderr.pipeTo(
-    new WritableStream({ write: (chunk) => void (errors += decoder.decode(chunk)) }),
-  );
-  const keyboard = child.stdin.getWriter();
-  // Rows as they read, without the prompt's trailing space.
-  const shown = () => screen(output).map((row) => row.trimEnd()).filter((row) => row !== "");
-  return {
-    shown,
-    keys: (text: string) => keyboard.write(encoder.encode(text)),
-    /** Waits until the screen's rows, or its last row, pass `check`. */
-    async see(what: string, check: (rows: string[]) => boolean, timeoutMs = 15_000) {
-      await waitFor(() => check(shown()), timeoutMs, `${what} on:\n${shown().join("\n")}`);
-    },
-    status: child.status,
-    stderr: () => errors,
-    async dispose() {
-      await keyboard.close().catch(() => {});
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already gone */ }
-      await child.status;
-      await reading.catch(() => {});
-      await readingErrors.catch(() => {});
-    },
-  };
 }
 
 const connected = (user: string) => new RegExp(`^Connected to server as user: ${user}$`);

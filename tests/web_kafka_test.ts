@@ -1,13 +1,14 @@
 /**
- * The web page on the Kafka deployment, every part its own process: the
- * processor, gateway A (two browser users) and gateway B (a terminal client),
- * all on the test cluster (tests/fixtures.ts: KAFKA_BROKERS, or the local
- * cluster it starts), with sign-in on (the default): the processes share one
- * store (an SQLite file) and one token secret.
+ * The web page on the Kafka deployment (tests/kafka_web_deployment.ts: the processor, gateway A
+ * with two browser users, gateway B with a terminal client, all their own processes on the test
+ * cluster), once on PostgreSQL and once on SQLite: the basics (messages everywhere in order, a
+ * reload, presence) and, across the gateways, a mention, a reaction, an edit and a mute.
+ * tests/web_kafka_features_test.ts goes through the other features on the same deployment.
  */
 
 import assert from "node:assert/strict";
 import {
+  buildPage,
   closeAll,
   DESKTOP,
   join,
@@ -24,69 +25,20 @@ import {
 } from "./browser.ts";
 import { waitFor } from "./helpers.ts";
 import { kafkaBrokers } from "./fixtures.ts";
-import { freePort, type Service, spawn, stopAll } from "./processes.ts";
+import { type Service, spawn } from "./processes.ts";
+import {
+  SLOW_MS,
+  startWebDeployment,
+  type StoreKind,
+  STORES,
+  type WebDeployment,
+} from "./kafka_web_deployment.ts";
 
-const brokers = await kafkaBrokers();
+// The cluster first: its start is not counted against the first test.
+await kafkaBrokers();
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SCREENSHOTS = Deno.env.get("SCREENSHOTS_DIR") ?? `${ROOT}.tmp/screenshots`;
-/** Presence goes gateway → Kafka → processor → Kafka → gateways: allow for a slow machine. */
-const SLOW_MS = 60_000;
-
-interface Gateway {
-  service: Service;
-  grpc: string;
-  http: string;
-}
-
-function startGateway(name: string, common: Record<string, string>): Gateway {
-  const grpcPort = freePort();
-  const httpPort = freePort();
-  const service = spawn(`gateway-${name}`, "main.ts", {
-    env: {
-      ...common,
-      BUS: "kafka",
-      SERVER_ID: `web-${name}-${crypto.randomUUID().slice(0, 8)}`,
-      GRPC_PORT: String(grpcPort),
-      HTTP_PORT: String(httpPort),
-    },
-  });
-  return { service, grpc: `127.0.0.1:${grpcPort}`, http: `http://127.0.0.1:${httpPort}` };
-}
-
-async function untilReady(g: Gateway): Promise<void> {
-  await g.service.waitForLine(/Gateway listening/, SLOW_MS);
-  await waitFor(
-    async () => {
-      try {
-        const res = await fetch(`${g.http}/readyz`);
-        await res.body?.cancel();
-        return res.status === 200;
-      } catch {
-        return false;
-      }
-    },
-    SLOW_MS,
-    `${g.service.name} /readyz`,
-  );
-}
-
-/** Builds the page unless a build is there (`deno task test` builds it first). */
-async function ensureBuilt(): Promise<void> {
-  try {
-    await Deno.stat(`${ROOT}web/dist/index.html`);
-    return;
-  } catch {
-    // Not built yet.
-  }
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "build"],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (code !== 0) throw new Error(`deno task build failed: ${new TextDecoder().decode(stderr)}`);
-}
 
 /** The terminal client's chat lines (`[12:00:00] ann: text`), as `sender: text`. */
 function clientMessages(client: Service): string[] {
@@ -95,32 +47,22 @@ function clientMessages(client: Service): string[] {
     .filter((line): line is string => line !== undefined);
 }
 
-Deno.test({
-  name: "web page on Kafka: browsers on gateway A, a terminal client on gateway B",
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
-  await ensureBuilt();
-  const dataDir = await Deno.makeTempDir({ prefix: "chat-web-kafka-" });
-  // Shared by every process: accounts, rooms and history in one SQLite file (not the test run's
-  // PostgreSQL), and one token secret, so that a token from gateway A works on gateway B.
-  const common = {
-    KAFKA_BROKERS: brokers,
-    HEARTBEAT_TIMEOUT_MS: "3000",
-    HEARTBEAT_INTERVAL_MS: "500",
-    DATABASE_PATH: `${dataDir}/chat.db`,
-    DATABASE_URL: "",
-    AUTH_SECRET: crypto.randomUUID() + crypto.randomUUID(),
-  };
-  const services: Service[] = [];
-  const browsers: TestBrowser[] = [];
-  try {
-    services.push(spawn("processor", "processor.ts", { env: common }));
-    const a = startGateway("a", common);
-    const b = startGateway("b", common);
-    services.push(a.service, b.service);
-    await Promise.all([untilReady(a), untilReady(b)]);
+for (const kind of STORES) {
+  Deno.test({
+    name: `web page on Kafka and ${kind}: browsers on gateway A, a terminal client on gateway B`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: () => basics(kind),
+  });
+}
 
+async function basics(kind: StoreKind): Promise<void> {
+  await buildPage();
+  const browsers: TestBrowser[] = [];
+  let deployment: WebDeployment | undefined;
+  try {
+    deployment = await startWebDeployment(kind);
+    const { a, b, services } = deployment;
     const ann = await openBrowser({ viewport: DESKTOP });
     browsers.push(ann);
     const ben = await openBrowser({ viewport: PHONE });
@@ -266,7 +208,6 @@ Deno.test({
     for (const x of browsers) assert.deepEqual(x.pageErrors, [], "no uncaught errors in the page");
   } finally {
     await closeAll(browsers);
-    await stopAll(services);
-    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    await deployment?.stop();
   }
-});
+}
