@@ -13,7 +13,6 @@ import { ChatError, describeError, invalidArgument, unavailable } from "../core/
 import type { Logger } from "../core/logger.ts";
 import type { RoomEvent } from "../core/types.ts";
 import type { Bus } from "../bus/bus.ts";
-import { DIRECT_PREFIX } from "../protocol/names.ts";
 import {
   DIRECTORY_DEFAULT_LIMIT,
   DIRECTORY_MAX_LIMIT,
@@ -24,7 +23,6 @@ import type { Auth } from "./auth.ts";
 import type { Callers } from "./chat_callers.ts";
 import {
   checkUserId,
-  isDefaultRoom,
   notFound,
   permissionDenied,
   refuse,
@@ -86,7 +84,6 @@ export interface InvitationsOptions {
   hub: Pick<Hub, "roomAction">;
   store: Pick<
     Store,
-    | "getRoom"
     | "getAccount"
     | "isMember"
     | "setInviteOnly"
@@ -99,7 +96,7 @@ export interface InvitationsOptions {
   >;
   auth: Pick<Auth, "mode">;
   /** Who may manage a room: its owner and moderators. */
-  roles: Pick<RoomRoles, "mayModerateRoom">;
+  roles: Pick<RoomRoles, "managedRoom">;
   limiter: RateLimiter;
   callers: Callers;
   rooms: Rooms;
@@ -121,7 +118,7 @@ export class Invitations {
     const { store, callers, rooms, limiter, config, now } = this.#options;
     const action = "Cannot set room access";
     const me = await callers.identify(caller, undefined, action);
-    const room = await this.#managed(action, name, me.userId);
+    const { room } = await this.#options.roles.managedRoom(action, name, me.userId, "moderator");
     // Every member is told of a change: changes count against the sending rate.
     takeOrRefuse(action, limiter, me.userId, sendingRate(config));
     if ((room.inviteOnly ?? false) === inviteOnly) return rooms.view(me.userId, room);
@@ -151,7 +148,12 @@ export class Invitations {
     const action = "Cannot invite";
     const me = await callers.identify(caller, undefined, action);
     const named = checkUserId(action, request.userId);
-    const room = await this.#managed(action, request.room, me.userId);
+    const { room } = await this.#options.roles.managedRoom(
+      action,
+      request.room,
+      me.userId,
+      "moderator",
+    );
     // Usernames compare without case: the invitation names the account's own spelling.
     const account = await store.getAccount(named);
     if (auth.mode === "on" && !account) throw notFound(`${action}: there is no user "${named}"`);
@@ -206,32 +208,6 @@ export class Invitations {
     const invited = await store.invitationsOf(me.userId, listing.limit || DIRECTORY_DEFAULT_LIMIT);
     const views = await rooms.viewsFromOutside(me.userId, invited);
     return views.map((view) => ({ ...view, invited: true }));
-  }
-
-  /**
-   * The stored group room `name` names, when `userId` may manage it; else the refusal:
-   * FAILED_PRECONDITION for general and direct rooms, NOT_FOUND, PERMISSION_DENIED.
-   */
-  async #managed(action: string, name: string, userId: string): Promise<Room> {
-    const { store, rooms } = this.#options;
-    const typed = rooms.checkName(action, name);
-    const notGroup = (id: string) =>
-      new ChatError(
-        "failed_precondition",
-        `${action}: "${id}" is ${
-          isDefaultRoom(id) ? "the default room, open to everybody" : "a direct room"
-        }; only group rooms have access and invitations`,
-      );
-    if (isDefaultRoom(typed) || typed.startsWith(DIRECT_PREFIX)) throw notGroup(typed);
-    const room = await store.getRoom(typed);
-    if (!room) throw notFound(`${action}: room "${typed}" does not exist`);
-    if (room.direct) throw notGroup(room.id);
-    if (!(await this.#options.roles.mayModerateRoom(room, userId))) {
-      throw permissionDenied(
-        `${action}: only the owner of room "${room.id}" (${room.createdBy}) or its moderators may`,
-      );
-    }
-    return room;
   }
 
   /** UNAVAILABLE before anything is stored, when the bus could not tell anybody. */

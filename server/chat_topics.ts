@@ -6,19 +6,10 @@
  */
 
 import type { Config } from "../core/config.ts";
-import { ChatError } from "../core/errors.ts";
-import { DIRECT_PREFIX } from "../protocol/names.ts";
 import { topicProblem } from "../protocol/directory.ts";
 import type { Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
-import {
-  isDefaultRoom,
-  notFound,
-  permissionDenied,
-  refuse,
-  sendingRate,
-  takeOrRefuse,
-} from "./chat_checks.ts";
+import { notFound, refuse, sendingRate, takeOrRefuse } from "./chat_checks.ts";
 import type { Rooms } from "./chat_rooms.ts";
 import type { Caller, RoomView } from "./chat_types.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
@@ -26,11 +17,11 @@ import type { RoomEventLog } from "./room_events.ts";
 import type { RoomRoles } from "./room_roles.ts";
 
 export interface TopicsOptions {
-  store: Pick<Store, "getRoom" | "setTopic">;
+  store: Pick<Store, "setTopic">;
   limiter: RateLimiter;
   callers: Callers;
   rooms: Rooms;
-  roles: RoomRoles;
+  roles: Pick<RoomRoles, "managedRoom" | "refuseMuted">;
   events: RoomEventLog;
   config: Pick<Config, "rateLimitPerSecond" | "rateLimitBurst">;
 }
@@ -49,28 +40,7 @@ export class Topics {
     const me = await callers.identify(caller, undefined, action);
     const text = topic.trim();
     refuse(action, topicProblem(text));
-    const name = rooms.checkName(action, room);
-    if (isDefaultRoom(name) || name.startsWith(DIRECT_PREFIX)) {
-      throw new ChatError(
-        "failed_precondition",
-        `${action}: "${name}" is ${
-          isDefaultRoom(name) ? "the default" : "a direct"
-        } room, which has no topic`,
-      );
-    }
-    const record = await store.getRoom(name);
-    if (!record) throw notFound(`${action}: room "${name}" does not exist`);
-    if (record.direct) {
-      throw new ChatError(
-        "failed_precondition",
-        `${action}: "${name}" is a direct room, which has no topic`,
-      );
-    }
-    if (!(await roles.mayModerate(record.id, me.userId))) {
-      throw permissionDenied(
-        `${action}: only the owner of room "${record.id}" (${record.createdBy}) and its moderators may set its topic`,
-      );
-    }
+    const { room: record } = await roles.managedRoom(action, room, me.userId, "moderator");
     // A topic is told to every member: a muted moderator may not say it this way either.
     await roles.refuseMuted(action, record.id, me.userId);
     // A topic is shown to everyone who lists rooms: changes count against the sending rate.

@@ -44,7 +44,7 @@ export interface ModerationOptions {
   bus: Pick<Bus, "ready">;
   store: Pick<
     Store,
-    "getRoom" | "members" | "moderators" | "getAccount" | "setRole" | "removeMember" | "setMute"
+    "members" | "getAccount" | "setRole" | "removeMember" | "setMute"
   >;
   limiter: RateLimiter;
   callers: Callers;
@@ -141,30 +141,15 @@ export class Moderation {
     request: MemberRequest,
     needed: "owner" | "moderator",
   ): Promise<Target> {
-    const { callers, rooms, roles, store, limiter, config, bus } = this.#o;
+    const { callers, roles, store, limiter, config, bus } = this.#o;
     const me = await callers.identify(caller, undefined, action);
     const named = checkUserId(action, request.userId);
-    const id = await rooms.memberRoom(action, request.room, me.userId);
-    const room = await store.getRoom(id);
-    if (!room || room.direct || room.id !== id) {
-      throw new ChatError(
-        "failed_precondition",
-        `${action}: "${id}" is ${
-          room?.direct ? "a direct" : "the default"
-        } room, which has no roles`,
-      );
-    }
-    const moderators = await store.moderators(room.id);
-    const mine = roles.roleIn(room, moderators, me.userId);
-    if (mine === "member" || (needed === "owner" && mine !== "owner")) {
-      throw permissionDenied(
-        `${action}: ${me.userId} is ${
-          mine === "member" ? "a member" : "a moderator"
-        } of room "${room.id}"; only ${
-          needed === "owner" ? `its owner (${room.createdBy})` : "its owner and moderators"
-        } may`,
-      );
-    }
+    const { room, moderators, role: mine } = await roles.managedRoom(
+      action,
+      request.room,
+      me.userId,
+      needed,
+    );
     // Members are kept by their account's spelling: a name typed in another case finds them.
     const userId = (await store.members(room.id)).find((m) => nameKey(m) === nameKey(named));
     if (userId === undefined) {

@@ -63,13 +63,13 @@ Deno.test("AUTH=on: hostile SetRoomAccess and Invite fields get INVALID_ARGUMENT
           "closing someone else's room",
           () => mallory.setRoomAccess("plans", false),
           status.PERMISSION_DENIED,
-          /^Cannot set room access: only the owner of room "plans" \(olga\) or its moderators may$/,
+          /^Cannot set room access: mallory is not a member of room "plans"; only its owner \(olga\) and moderators may$/,
         ],
         [
           "inviting oneself into someone else's room",
           () => mallory.invite("plans", "mallory"),
           status.PERMISSION_DENIED,
-          /^Cannot invite: only the owner of room "plans" \(olga\) or its moderators may$/,
+          /^Cannot invite: mallory is not a member of room "plans"; only its owner \(olga\) and moderators may$/,
         ],
         [
           "an empty user id",

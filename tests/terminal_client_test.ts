@@ -934,10 +934,12 @@ Deno.test("directory commands: /rooms all <words> searches with topics and count
   assert.ok(s.out.includes("* Topic of #book-club: Hard sci-fi"));
   chat.callError = grpcError(
     status.PERMISSION_DENIED,
-    'Cannot set topic: only the owner of room "book-club" (bob) may set its topic',
+    'Cannot set topic: alice is a member of room "book-club"; only its owner (bob) and moderators may',
   );
   s.keyboard.type("/topic mine");
-  await s.seen('! Cannot set topic: only the owner of room "book-club" (bob) may set its topic');
+  await s.seen(
+    '! Cannot set topic: alice is a member of room "book-club"; only its owner (bob) and moderators may',
+  );
   assert.deepEqual(chat.calls.filter((c) => !c.startsWith("ListRooms false")), [
     "ListRooms true sci fi",
     "JoinRoom book-club",
@@ -992,10 +994,12 @@ Deno.test("invitation commands: /private, /public, /invite, /invites; an invitat
   assert.ok(s.out.includes("* Invited ben to #plans"));
   chat.callError = grpcError(
     status.PERMISSION_DENIED,
-    'Cannot invite: only the owner of room "plans" (bob) may',
+    'Cannot invite: alice is a member of room "plans"; only its owner (bob) and moderators may',
   );
   s.keyboard.type("/invite cat");
-  await s.seen('! Cannot invite: only the owner of room "plans" (bob) may');
+  await s.seen(
+    '! Cannot invite: alice is a member of room "plans"; only its owner (bob) and moderators may',
+  );
   chat.callError = undefined;
 
   // Ann invites alice to her room: it prints live, with the way in and out.
