@@ -1,15 +1,16 @@
 /**
- * The Kafka deployment for the page and terminal tests, every part its own process: the
- * processor and two gateways (A and B) on the test cluster, with sign-in on, sharing one store
- * and one token secret (a token from gateway A works on gateway B). The store is either
+ * The Kafka deployment for the page and terminal tests (tests/processes.ts `kafkaDeployment`),
+ * every part its own process: the processor and two gateways (A and B) on the test cluster,
+ * with sign-in on, sharing one store and one token secret (a token from gateway A works on
+ * gateway B). The store is either
  * PostgreSQL (a database of its own on the test server, dropped at the end) or SQLite (a file
  * in a temporary folder), so that each test runs on both.
  */
 
 import postgres from "postgres";
-import { waitFor } from "./helpers.ts";
-import { databaseUrl, kafkaBrokers } from "./fixtures.ts";
-import { freePort, type Service, spawn, stopAll } from "./processes.ts";
+import { databaseUrl } from "./fixtures.ts";
+import { kafkaDeployment, type Service, stopAll } from "./processes.ts";
+import type { GatewayProcess } from "../scripts/processes.ts";
 import { openStore } from "../store/open_store.ts";
 import { silentLogger } from "../core/logger.ts";
 
@@ -19,17 +20,9 @@ export const SLOW_MS = 60_000;
 export type StoreKind = "PostgreSQL" | "SQLite";
 export const STORES: readonly StoreKind[] = ["PostgreSQL", "SQLite"];
 
-export interface WebGateway {
-  service: Service;
-  /** `host:port` for gRPC clients. */
-  grpc: string;
-  /** The page's address. */
-  http: string;
-}
-
 export interface WebDeployment {
-  a: WebGateway;
-  b: WebGateway;
+  a: GatewayProcess;
+  b: GatewayProcess;
   /** Every process, to add more (a terminal client) and have them stopped too. */
   services: Service[];
   /** The texts of `room`'s messages as the store holds them, oldest first. */
@@ -74,59 +67,21 @@ async function storage(kind: StoreKind): Promise<Storage> {
   };
 }
 
-function startGateway(name: string, env: Record<string, string>): WebGateway {
-  const grpcPort = freePort();
-  const httpPort = freePort();
-  const service = spawn(`gateway-${name}`, "main.ts", {
-    env: {
-      ...env,
-      BUS: "kafka",
-      SERVER_ID: `web-${name}-${crypto.randomUUID().slice(0, 8)}`,
-      GRPC_PORT: String(grpcPort),
-      HTTP_PORT: String(httpPort),
-    },
-  });
-  return { service, grpc: `127.0.0.1:${grpcPort}`, http: `http://127.0.0.1:${httpPort}` };
-}
-
-async function untilReady(g: WebGateway): Promise<void> {
-  await g.service.waitForLine(/Gateway listening/, SLOW_MS);
-  await waitFor(
-    async () => {
-      try {
-        const res = await fetch(`${g.http}/readyz`);
-        await res.body?.cancel();
-        return res.status === 200;
-      } catch {
-        return false;
-      }
-    },
-    SLOW_MS,
-    `${g.service.name} /readyz`,
-  );
-}
-
 /** Starts the processor and gateways A and B on a new store of `kind`; ready when it returns. */
 export async function startWebDeployment(kind: StoreKind): Promise<WebDeployment> {
   const store = await storage(kind);
-  const env = {
-    KAFKA_BROKERS: await kafkaBrokers(),
-    HEARTBEAT_TIMEOUT_MS: "3000",
-    HEARTBEAT_INTERVAL_MS: "500",
-    AUTH_SECRET: crypto.randomUUID() + crypto.randomUUID(),
-    ...store.env,
-  };
   const services: Service[] = [];
   const stop = async () => {
     await stopAll(services);
     await store.drop();
   };
   try {
-    services.push(spawn("processor", "processor.ts", { env }));
-    const a = startGateway("a", env);
-    const b = startGateway("b", env);
+    const deployment = kafkaDeployment({ auth: "on" });
+    services.push(deployment.processor("processor", store.env));
+    const a = deployment.gateway("gateway-a", store.env);
+    const b = deployment.gateway("gateway-b", store.env);
     services.push(a.service, b.service);
-    await Promise.all([untilReady(a), untilReady(b)]);
+    await Promise.all([a.ready(SLOW_MS), b.ready(SLOW_MS)]);
     // Each process says which store it opened: the test runs on the one it names.
     const opened = new RegExp(`Opened the ${kind} store`);
     await Promise.all(services.map((s) => s.waitForLine(opened, SLOW_MS)));

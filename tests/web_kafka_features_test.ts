@@ -267,14 +267,53 @@ async function features(kind: StoreKind): Promise<void> {
     await carl.keys("/dm ben\r");
     await seeRow(carl, "the refusal", /^! .*ben left the direct conversation with carl/);
 
-    // What they said is in the deployment's store.
-    assert.deepEqual(await deployment.stored(club), [
+    // Moderation: ann, the club's owner, makes carl a moderator from the member list (his
+    // /rooms says so) and deletes his line for everyone; his terminal is told.
+    await ann.page.locator(".room-members summary").click();
+    await ann.page.locator("li.member").filter({ hasText: "carl" }).getByRole("button", {
+      name: "Make moderator",
+    }).click();
+    await seeRow(carl, "made a moderator", /ann made you a moderator/);
+    from = carl.shown().length;
+    await carl.keys("/rooms\r");
+    await seeRow(
+      carl,
+      "his role in /rooms",
+      new RegExp(`^  ${club} \\(3 members, current, you are its moderator\\)`),
+    );
+    ann.page.once("dialog", (dialog) => dialog.accept());
+    await clickMessageAction(
+      ann.page.locator("li.msg").filter({ hasText: "can ben see this?" }),
+      "Delete",
+    );
+    await seeRow(carl, "the deletion", /^\* ann deleted a message$/);
+    await waitFor(
+      async () => !(await shownMessages(ann.page)).some((m) => m.text === "can ben see this?"),
+      SLOW_MS,
+      "the deleted line gone from ann's page",
+    );
+
+    // A direct conversation: carl opens it in his terminal, which reads ann's message there as
+    // it prints it; her page on the other gateway says "Seen".
+    await carl.keys("/dm ann\r");
+    await carl.see("the direct room's prompt", (rows) => prompt(rows) === "@ann>", SLOW_MS);
+    const direct = ann.page.locator('.room-item[data-room="dm:ann:carl"]');
+    await direct.waitFor({ timeout: SLOW_MS });
+    await openRoom(ann.page, "dm:ann:carl");
+    await send(ann.page, "see you on friday");
+    await seeRow(carl, "ann's direct message", /ann: see you on friday$/);
+    await ann.page.locator("li.seen").waitFor({ timeout: SLOW_MS });
+    await carl.keys("me too\r");
+    await waitForMessages(ann.page, ["see you on friday", "me too"], SLOW_MS);
+
+    // What they said is in the deployment's store; the deleted text is not.
+    assert.deepEqual((await deployment.stored(club)).filter((text) => text !== ""), [
       "quokkas are welcome",
       "@ann bring the dice",
       "who has read this?",
-      "can ben see this?",
       "after carl's question",
     ]);
+    assert.deepEqual(await deployment.stored("dm:ann:carl"), ["see you on friday", "me too"]);
 
     await carl.keys("/quit\r");
     assert.equal((await carl.status).code, 0, "the terminal client leaves cleanly");
