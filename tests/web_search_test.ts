@@ -6,23 +6,17 @@
  */
 
 import assert from "node:assert/strict";
-import { closeAll, join, openBrowser, type TestBrowser, waitForMessages } from "./browser.ts";
+import {
+  buildPage,
+  closeAll,
+  join,
+  openBrowser,
+  PASSWORD,
+  type TestBrowser,
+  waitForMessages,
+} from "./browser.ts";
 import { newClient, startSystem, waitFor } from "./helpers.ts";
 import { snippet } from "../web/search_panel.tsx";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-const PASSWORD = "correct horse battery";
-
-/** Builds the page from the sources as they are now (an older build would not know search). */
-async function build(): Promise<void> {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "build"],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (code !== 0) throw new Error(`deno task build failed: ${new TextDecoder().decode(stderr)}`);
-}
 
 Deno.test("snippet: the matching words marked, a long text cut around the first", () => {
   assert.deepEqual(snippet("Hay, the needle!", ["needle", "hay"]), [
@@ -49,7 +43,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  await build();
+  await buildPage();
   // Ben writes 120 lines in a row to set the scene: not a flood.
   const system = await startSystem({
     config: { auth: "on", rateLimitPerSecond: 1000, rateLimitBurst: 1000 },

@@ -6,21 +6,16 @@
 
 import assert from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { closeAll, join, openBrowser, send, type TestBrowser, waitForMessages } from "./browser.ts";
+import {
+  buildPage,
+  closeAll,
+  join,
+  openBrowser,
+  send,
+  type TestBrowser,
+  waitForMessages,
+} from "./browser.ts";
 import { startSystem, waitFor } from "./helpers.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-
-/** Builds the page from the sources as they are now (an older build would not know typing). */
-async function build(): Promise<void> {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "build"],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (code !== 0) throw new Error(`deno task build failed: ${new TextDecoder().decode(stderr)}`);
-}
 
 /** The line under the messages. */
 const typingLine = (page: Page) => page.locator(".typing").textContent();
@@ -42,7 +37,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  await build();
+  await buildPage();
   const system = await startSystem({ config: { auth: "on" } });
   const browsers: TestBrowser[] = [];
   try {
