@@ -119,37 +119,54 @@ export function leaderFor(key: string, topic = TOPICS.chatting.name): Promise<nu
  * once the group is stable (empty while it rebalances). A processor's client id is its
  * `KAFKA_CLIENT_ID`.
  */
-export function processorAssignments(): Promise<Map<string, number[]>> {
+export async function processorAssignments(): Promise<Map<string, number[]>> {
+  return (await processorGroup()).held;
+}
+
+/** The group's state and, once it is stable, what each processor holds (see above). */
+function processorGroup(): Promise<{ state: string; held: Map<string, number[]> }> {
   return withAdmin(async (admin) => {
     const { groups: [group] } = await admin.describeGroups([PROCESSOR_GROUP]);
     const held = new Map<string, number[]>();
-    if (group?.state !== "Stable") return held;
+    if (group?.state !== "Stable") return { state: group?.state ?? "missing", held };
     for (const member of group.members) {
       const assignment = AssignerProtocol.MemberAssignment.decode(member.memberAssignment);
       held.set(member.clientId, assignment?.assignment[TOPICS.chatting.name] ?? []);
     }
-    return held;
+    return { state: group.state, held };
   });
 }
 
 /**
  * Waits until the group is stable with exactly `clientIds` in it and `chatting`'s partitions
- * shared among them: the processors are ready to take messages.
+ * shared among them: the processors are ready to take messages. On a timeout it says what it
+ * saw last: the group's state and members, or why the cluster could not tell.
  */
 export async function processorsHolding(clientIds: string[], timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const start = Date.now();
+  const deadline = start + timeoutMs;
+  let seen = "nothing yet";
   for (;;) {
-    const held = await processorAssignments().catch(() => new Map<string, number[]>());
-    const partitions = [...held.values()].flat().length;
-    if (
-      held.size === clientIds.length && clientIds.every((id) => held.has(id)) &&
-      partitions === TOPICS.chatting.partitions
-    ) return;
+    const asked = Date.now();
+    try {
+      const { state, held } = await processorGroup();
+      const partitions = [...held.values()].flat().length;
+      if (
+        held.size === clientIds.length && clientIds.every((id) => held.has(id)) &&
+        partitions === TOPICS.chatting.partitions
+      ) return;
+      seen = `${state} ${JSON.stringify([...held])}`;
+    } catch (err) {
+      seen = `no answer: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    seen += ` (asked ${Math.round((asked - start) / 1000)} s in, answered in ${
+      Date.now() - asked
+    } ms)`;
     if (Date.now() > deadline) {
       throw new Error(
-        `The processor group is not ${clientIds.join(", ")} after ${timeoutMs} ms: ${
-          JSON.stringify([...held])
-        }`,
+        `The processor group is not ${
+          clientIds.join(", ")
+        } after ${timeoutMs} ms; last seen: ${seen}`,
       );
     }
     await sleep(500);
