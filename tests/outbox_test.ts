@@ -7,15 +7,16 @@
  */
 
 import assert from "node:assert/strict";
-import type { Producer, RecordMetadata, TopicMessages } from "kafkajs";
+import kafkajs, { type Producer, type RecordMetadata, type TopicMessages } from "kafkajs";
 import { ChatError } from "../core/errors.ts";
 import { NO_METRICS } from "../core/metrics.ts";
-import { Outbox } from "../bus/kafka/outbox.ts";
+import { isOutOfStep, Outbox } from "../bus/kafka/outbox.ts";
 
 interface Request {
   values: string[];
   succeed(): void;
-  fail(): void;
+  /** Fails it with `error`, by default a lost connection. */
+  fail(error?: Error): void;
 }
 
 /** A producer that records each `sendBatch` and leaves it pending until the test settles it. */
@@ -40,7 +41,7 @@ function handProducer(): { producer: Producer; requests: Request[]; written: str
               baseOffset,
             })));
           },
-          fail: () => reject(new Error("Connection error: connect ECONNREFUSED")),
+          fail: (error = new Error("Connection error: connect ECONNREFUSED")) => reject(error),
         });
       });
     },
@@ -48,13 +49,18 @@ function handProducer(): { producer: Producer; requests: Request[]; written: str
   return { producer, requests, written };
 }
 
-function outboxOver(producer: Producer | undefined, publishTimeoutMs = 60_000): Outbox {
+function outboxOver(
+  producer: Producer | undefined,
+  publishTimeoutMs = 60_000,
+  outOfStep: (producer: Producer, reason: string) => void = () => {},
+): Outbox {
   return new Outbox({
     producer: () => producer,
     publishTimeoutMs,
     unavailable: (topic, cause) =>
       new ChatError("unavailable", `Cannot publish to ${topic}: Kafka is unavailable`, { cause }),
     suspect: () => {},
+    outOfStep,
     metrics: NO_METRICS,
   });
 }
@@ -142,4 +148,60 @@ Deno.test("an unordered lane does not hold records behind a failed request", asy
   requests[1]!.succeed();
   assert.deepEqual(await Promise.all([first, second]), ["refused unavailable", "written"]);
   assert.deepEqual(written, ["beat 2"]);
+});
+
+// kafkajs's own classes, built as kafkajs builds them (its typings leave out these arguments;
+// they are not named exports of its CommonJS module).
+const ProtocolError = kafkajs.KafkaJSProtocolError as unknown as new (
+  e: { type: string; code: number; retriable: boolean; message: string },
+) => Error;
+const NonRetriableError = kafkajs.KafkaJSNonRetriableError as unknown as new (
+  e: Error,
+  options: { cause: Error },
+) => Error;
+
+/** What kafkajs rejects a send with when the broker refuses it with `type`: wrapped, given up on. */
+function refusedByBroker(type: string, message: string): Error {
+  const refusal = new ProtocolError({ type, code: 45, retriable: false, message });
+  return new NonRetriableError(refusal, { cause: refusal });
+}
+
+Deno.test("a producer out of step with the broker's record numbers is handed over to be replaced", async () => {
+  const { producer, requests } = handProducer();
+  const handed: [Producer, string][] = [];
+  const outbox = outboxOver(producer, 60_000, (p, reason) => handed.push([p, reason]));
+  const lost = outcome(outbox.send("chat-deliveries", 1, "general", "seq 7", true));
+  await tick();
+  requests[0]!.fail(new Error("Connection error: connect ECONNREFUSED"));
+  assert.equal(await lost, "refused unavailable");
+  assert.deepEqual(handed, [], "a lost connection is not a numbering problem");
+  await tick(); // the lane is done with the failed request
+
+  const refused = outcome(outbox.send("chat-deliveries", 1, "general", "seq 7", true));
+  await tick();
+  requests[1]!.fail(
+    refusedByBroker(
+      "OUT_OF_ORDER_SEQUENCE_NUMBER",
+      "The broker received an out of order sequence number",
+    ),
+  );
+  assert.equal(await refused, "refused unavailable");
+  assert.equal(handed.length, 1);
+  assert.equal(handed[0]![0], producer, "the producer that was refused");
+  assert.match(handed[0]![1], /out of order sequence number/);
+});
+
+Deno.test("isOutOfStep: the broker's numbering refusals, bare or wrapped, and nothing else", () => {
+  for (
+    const type of ["OUT_OF_ORDER_SEQUENCE_NUMBER", "UNKNOWN_PRODUCER_ID", "INVALID_PRODUCER_EPOCH"]
+  ) {
+    assert.ok(isOutOfStep(refusedByBroker(type, type)), type);
+    assert.ok(
+      isOutOfStep(new ProtocolError({ type, code: 0, retriable: false, message: type })),
+      type,
+    );
+  }
+  assert.equal(isOutOfStep(refusedByBroker("NOT_LEADER_FOR_PARTITION", "not leader")), false);
+  assert.equal(isOutOfStep(new Error("Connection error")), false);
+  assert.equal(isOutOfStep(undefined), false);
 });

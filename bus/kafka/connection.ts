@@ -161,6 +161,12 @@ export class KafkaConnection implements TopicLog {
       publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
       unavailable: (topic, cause) => this.#unavailable(topic, cause),
       suspect: (reason) => this.#health.suspect(reason),
+      outOfStep: (producer, reason) => {
+        if (producer !== this.#producer) return;
+        this.#lost(
+          `the producer's record numbers went out of step with the broker's (${reason}); starting a new producer`,
+        );
+      },
     });
     this.#context = {
       kafka: this.#kafka,

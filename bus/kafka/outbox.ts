@@ -14,6 +14,13 @@
  * their callers send again (a processor's deliveries: a gateway takes a room's sequence numbers
  * in the order Kafka holds them, and one that came after a higher one would be dropped as a
  * repeat).
+ *
+ * kafkajs's idempotent producer numbers each partition's records, and cannot mend a gap between
+ * its numbers and the broker's: a request the broker wrote but the client saw fail (the
+ * connection cut after the write), sent again with other records in it, is refused as out of
+ * order, and so is every request after it, for good. The outbox hands such a failure to its
+ * connection, which replaces the producer (a new producer id numbers from zero); a record
+ * written twice that way is a repeat, which readers drop.
  */
 
 import {
@@ -85,6 +92,22 @@ export function partitionOf(key: string, partitions: number): number {
   return defaultPartitioner({ topic: "", partitionMetadata, message: { key, value: null } });
 }
 
+/** The broker's answers that say a producer's record numbers no longer match its own. */
+const OUT_OF_STEP = new Set([
+  "OUT_OF_ORDER_SEQUENCE_NUMBER",
+  "UNKNOWN_PRODUCER_ID",
+  "INVALID_PRODUCER_EPOCH",
+]);
+
+/** Whether `err` (or an error it wraps: kafkajs wraps what it gives up on) is one of those. */
+export function isOutOfStep(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const type = (e as { type?: unknown }).type;
+    if (typeof type === "string" && OUT_OF_STEP.has(type)) return true;
+  }
+  return false;
+}
+
 function topicMessagesOf(batch: Outgoing[]): TopicMessages[] {
   const byTopic = new Map<string, TopicMessages>();
   for (const r of batch) {
@@ -129,6 +152,11 @@ export interface OutboxContext {
   unavailable(topic: string, cause?: unknown): ChatError;
   /** A send failed in a way that may mean Kafka is gone. */
   suspect(reason: string): void;
+  /**
+   * `producer`'s record numbers and the broker's went out of step: no request of it will be
+   * taken again until it is replaced.
+   */
+  outOfStep(producer: Producer, reason: string): void;
   /** Times each produce request. */
   readonly metrics: Metrics;
 }
@@ -207,6 +235,7 @@ export class Outbox {
     } catch (err) {
       this.context.metrics.produced(topic, (performance.now() - started) / 1000, false);
       this.context.suspect(`publish failed: ${describeError(err)}`);
+      if (isOutOfStep(err)) this.context.outOfStep(producer, describeError(err));
       for (const r of batch) r.reject(this.context.unavailable(r.topic, err));
       // Timed out but still running: written in the end or not, the lane waits to know.
       return await sending.then(() => true, () => false);
