@@ -4,7 +4,8 @@
  * client on a terminal of its own, all their own processes on the test cluster), once on
  * PostgreSQL and once on SQLite. The three use the features as people do, each across the
  * gateways: the room directory, typing, unread counts and mentions, "seen by", search,
- * invitations and blocking. At the end the store holds what they said.
+ * invitations, blocking, a moderator and a deletion, "Seen" in a direct conversation, and read
+ * state on a second device. At the end the store holds what they said.
  *
  * tests/web_kafka_test.ts runs the same deployment for the basics, mentions, reactions, edits
  * and a mute.
@@ -27,6 +28,7 @@ import {
   unreadIn,
   waitForMessages,
   waitForOnlineToInclude,
+  waitForStatus,
 } from "./browser.ts";
 import { waitFor } from "./helpers.ts";
 import { kafkaBrokers } from "./fixtures.ts";
@@ -306,12 +308,36 @@ async function features(kind: StoreKind): Promise<void> {
     await carl.keys("me too\r");
     await waitForMessages(ann.page, ["see you on friday", "me too"], SLOW_MS);
 
+    // Reading state follows ann to a second device on the other gateway: a line for the club
+    // is unread on both, reading it on one clears it on the other, and a reload keeps it so.
+    const annToo = await openBrowser();
+    browsers.push(annToo);
+    await join(annToo.page, b.http, "ann");
+    for (const page of [ann.page, annToo.page]) await openRoom(page, "general");
+    await carl.keys(`/room ${club}\r`);
+    await carl.see("back in the club", (rows) => prompt(rows) === `#${club}>`, SLOW_MS);
+    await carl.keys("one more for the club\r");
+    for (const page of [ann.page, annToo.page]) {
+      await waitFor(async () => await unreadIn(page, club) === 1, SLOW_MS, "unread on each");
+    }
+    await openRoom(ann.page, club);
+    await waitFor(
+      async () => await unreadIn(annToo.page, club) === 0,
+      SLOW_MS,
+      "read on the other device",
+    );
+    await annToo.page.reload();
+    await waitForStatus(annToo.page, "connected", SLOW_MS);
+    await annToo.page.locator(`.room-item[data-room="${club}"]`).waitFor({ timeout: SLOW_MS });
+    assert.equal(await unreadIn(annToo.page, club), 0, "still read after a reload");
+
     // What they said is in the deployment's store; the deleted text is not.
     assert.deepEqual((await deployment.stored(club)).filter((text) => text !== ""), [
       "quokkas are welcome",
       "@ann bring the dice",
       "who has read this?",
       "after carl's question",
+      "one more for the club",
     ]);
     assert.deepEqual(await deployment.stored("dm:ann:carl"), ["see you on friday", "me too"]);
 
