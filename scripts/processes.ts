@@ -207,6 +207,11 @@ export interface DeploymentOptions {
   heartbeatTimeoutMs?: number;
   /** As for {@linkcode spawn}. */
   echo?: boolean;
+  /**
+   * The store's settings for every process (`DATABASE_URL`, `DATABASE_PATH`); by default an
+   * SQLite file in a new temporary folder, whatever PostgreSQL the caller's environment names.
+   */
+  store?: Record<string, string>;
 }
 
 /** How long one `/readyz` request may take before it counts as no answer. */
@@ -216,9 +221,10 @@ export function kafkaDeployment(options: DeploymentOptions): Deployment {
   const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 3000;
   const common = {
     KAFKA_BROKERS: options.brokers,
-    DATABASE_PATH: `${Deno.makeTempDirSync({ prefix: "chat-kafka-deployment-" })}/chat.db`,
-    // The processes share the SQLite file, whatever PostgreSQL the caller's environment names.
-    DATABASE_URL: "",
+    ...(options.store ?? {
+      DATABASE_PATH: `${Deno.makeTempDirSync({ prefix: "chat-kafka-deployment-" })}/chat.db`,
+      DATABASE_URL: "",
+    }),
     AUTH: options.auth ?? "off",
     AUTH_SECRET: crypto.randomUUID() + crypto.randomUUID(),
     HEARTBEAT_INTERVAL_MS: "500",

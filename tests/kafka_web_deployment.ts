@@ -51,7 +51,12 @@ async function storage(kind: StoreKind): Promise<Storage> {
   const server = await databaseUrl();
   const name = `chat_web_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
   const admin = postgres(server, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`CREATE DATABASE ${name}`);
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  } catch (err) {
+    await admin.end({ timeout: 5 });
+    throw err;
+  }
   const url = new URL(server);
   url.pathname = `/${name}`;
   return {
@@ -76,10 +81,10 @@ export async function startWebDeployment(kind: StoreKind): Promise<WebDeployment
     await store.drop();
   };
   try {
-    const deployment = kafkaDeployment({ auth: "on" });
-    services.push(deployment.processor("processor", store.env));
-    const a = deployment.gateway("gateway-a", store.env);
-    const b = deployment.gateway("gateway-b", store.env);
+    const deployment = kafkaDeployment({ auth: "on", store: store.env });
+    services.push(deployment.processor());
+    const a = deployment.gateway("gateway-a");
+    const b = deployment.gateway("gateway-b");
     services.push(a.service, b.service);
     await Promise.all([a.ready(SLOW_MS), b.ready(SLOW_MS)]);
     // Each process says which store it opened: the test runs on the one it names.
