@@ -200,6 +200,57 @@ kafkaTest(
   },
 );
 
+kafkaTest(
+  "a failed write puts the producer in doubt: a new one takes over, the old one is closed",
+  async () => {
+    // Records over 1 KiB are refused by the broker (MESSAGE_TOO_LARGE): a failed write on demand.
+    const topic: KafkaTopicSpec = {
+      name: unique("doubt"),
+      partitions: 1,
+      replicationFactor: 3,
+      configs: { "max.message.bytes": "1024" },
+    };
+    const log = memoryLogger("debug");
+    const bus = new KafkaConnection({
+      brokers,
+      clientId: "bus-test-doubt",
+      topics: [topic],
+      logger: log,
+    });
+    try {
+      await bus.start();
+      await waitFor(() => bus.ready(), 30_000, "the bus to be ready");
+      await bus.publish(topic.name, "k", "before");
+      await assert.rejects(bus.publish(topic.name, "k", "x".repeat(4096)), (err) => {
+        assert.ok(err instanceof ChatError);
+        assert.equal(err.code, "unavailable");
+        return true;
+      });
+      // Until the new producer is connected, publishes are refused, never sent by the old one.
+      await waitFor(
+        () => bus.publish(topic.name, "k", "after").then(() => true, () => false),
+        30_000,
+        "a write through the new producer",
+      );
+      await waitFor(
+        () => log.lines.some((l) => l.includes("Closed the Kafka producer that was in doubt")),
+        30_000,
+        "the old producer closed",
+      );
+      const order = log.lines.filter((l) =>
+        /may have been made: starting a new producer|A new Kafka producer took over/.test(l)
+      );
+      assert.equal(order.length, 2, order.join("\n"));
+      const offsets = await withAdmin((admin) => admin.fetchTopicOffsets(topic.name));
+      assert.equal(offsets[0]!.high, "2", "before and after written, the refused one not");
+    } finally {
+      await bus.close();
+      await deleteTopics([topic]);
+    }
+    assertNoUnhandledRejection();
+  },
+);
+
 /** Runs without a cluster: nothing listens on port 1. */
 kafkaTest(
   "without a reachable broker: start resolves, not ready, publish rejects unavailable, close is clean",

@@ -7,10 +7,10 @@
  */
 
 import assert from "node:assert/strict";
-import kafkajs, { type Producer, type RecordMetadata, type TopicMessages } from "kafkajs";
+import type { Producer, RecordMetadata, TopicMessages } from "kafkajs";
 import { ChatError } from "../core/errors.ts";
 import { NO_METRICS } from "../core/metrics.ts";
-import { isOutOfStep, Outbox } from "../bus/kafka/outbox.ts";
+import { Outbox } from "../bus/kafka/outbox.ts";
 
 interface Request {
   values: string[];
@@ -52,7 +52,7 @@ function handProducer(): { producer: Producer; requests: Request[]; written: str
 function outboxOver(
   producer: Producer | undefined,
   publishTimeoutMs = 60_000,
-  outOfStep: (producer: Producer, reason: string) => void = () => {},
+  inDoubt: (producer: Producer, reason: string) => void = () => {},
 ): Outbox {
   return new Outbox({
     producer: () => producer,
@@ -60,7 +60,7 @@ function outboxOver(
     unavailable: (topic, cause) =>
       new ChatError("unavailable", `Cannot publish to ${topic}: Kafka is unavailable`, { cause }),
     suspect: () => {},
-    outOfStep,
+    inDoubt,
     metrics: NO_METRICS,
   });
 }
@@ -150,58 +150,73 @@ Deno.test("an unordered lane does not hold records behind a failed request", asy
   assert.deepEqual(written, ["beat 2"]);
 });
 
-// kafkajs's own classes, built as kafkajs builds them (its typings leave out these arguments;
-// they are not named exports of its CommonJS module).
-const ProtocolError = kafkajs.KafkaJSProtocolError as unknown as new (
-  e: { type: string; code: number; retriable: boolean; message: string },
-) => Error;
-const NonRetriableError = kafkajs.KafkaJSNonRetriableError as unknown as new (
-  e: Error,
-  options: { cause: Error },
-) => Error;
-
-/** What kafkajs rejects a send with when the broker refuses it with `type`: wrapped, given up on. */
-function refusedByBroker(type: string, message: string): Error {
-  const refusal = new ProtocolError({ type, code: 45, retriable: false, message });
-  return new NonRetriableError(refusal, { cause: refusal });
-}
-
-Deno.test("a producer out of step with the broker's record numbers is handed over to be replaced", async () => {
+Deno.test("a failed request puts its producer in doubt before its lane sends again", async () => {
   const { producer, requests } = handProducer();
-  const handed: [Producer, string][] = [];
-  const outbox = outboxOver(producer, 60_000, (p, reason) => handed.push([p, reason]));
-  const lost = outcome(outbox.send("chat-deliveries", 1, "general", "seq 7", true));
+  let current: Producer | undefined = producer;
+  const doubted: [Producer, string][] = [];
+  const outbox = new Outbox({
+    producer: () => current,
+    publishTimeoutMs: 60_000,
+    unavailable: (topic, cause) =>
+      new ChatError("unavailable", `Cannot publish to ${topic}: Kafka is unavailable`, { cause }),
+    suspect: () => {},
+    // As the connection does: no producer until a new one is connected.
+    inDoubt: (p, reason) => {
+      doubted.push([p, reason]);
+      current = undefined;
+    },
+    metrics: NO_METRICS,
+  });
+  const written = outcome(outbox.send("chatting", 0, "general", "m1", true));
   await tick();
-  requests[0]!.fail(new Error("Connection error: connect ECONNREFUSED"));
-  assert.equal(await lost, "refused unavailable");
-  assert.deepEqual(handed, [], "a lost connection is not a numbering problem");
-  await tick(); // the lane is done with the failed request
+  requests[0]!.succeed();
+  assert.equal(await written, "written");
+  assert.deepEqual(doubted, [], "a written request leaves the producer alone");
 
-  const refused = outcome(outbox.send("chat-deliveries", 1, "general", "seq 7", true));
+  // The broker may have written it, the client cannot tell: the next request would be numbered
+  // as if it had not been.
+  const failed = outcome(outbox.send("chatting", 0, "general", "m2", true));
   await tick();
-  requests[1]!.fail(
-    refusedByBroker(
-      "OUT_OF_ORDER_SEQUENCE_NUMBER",
-      "The broker received an out of order sequence number",
-    ),
+  requests[1]!.fail(new Error("Connection error: socket hang up"));
+  assert.equal(await failed, "refused unavailable");
+  assert.equal(doubted.length, 1);
+  assert.equal(doubted[0]![0], producer, "the producer that sent it");
+  assert.match(doubted[0]![1], /socket hang up/);
+  await tick();
+  assert.equal(
+    await outcome(outbox.send("chatting", 0, "general", "m3", true)),
+    "refused unavailable",
   );
-  assert.equal(await refused, "refused unavailable");
-  assert.equal(handed.length, 1);
-  assert.equal(handed[0]![0], producer, "the producer that was refused");
-  assert.match(handed[0]![1], /out of order sequence number/);
+  assert.equal(requests.length, 2, "nothing more went out through the doubted producer");
 });
 
-Deno.test("isOutOfStep: the broker's numbering refusals, bare or wrapped, and nothing else", () => {
-  for (
-    const type of ["OUT_OF_ORDER_SEQUENCE_NUMBER", "UNKNOWN_PRODUCER_ID", "INVALID_PRODUCER_EPOCH"]
-  ) {
-    assert.ok(isOutOfStep(refusedByBroker(type, type)), type);
-    assert.ok(
-      isOutOfStep(new ProtocolError({ type, code: 0, retriable: false, message: type })),
-      type,
-    );
-  }
-  assert.equal(isOutOfStep(refusedByBroker("NOT_LEADER_FOR_PARTITION", "not leader")), false);
-  assert.equal(isOutOfStep(new Error("Connection error")), false);
-  assert.equal(isOutOfStep(undefined), false);
+Deno.test("a request that timed out is in doubt once kafkajs gives up on it, not before", async () => {
+  const { producer, requests } = handProducer();
+  const doubted: Producer[] = [];
+  const outbox = outboxOver(producer, 20, (p) => doubted.push(p));
+  const late = outcome(outbox.send("chatting", 0, "general", "m1", true));
+  await tick();
+  assert.equal(await late, "refused unavailable", "its caller hears at the timeout");
+  assert.deepEqual(doubted, [], "kafkajs is still trying");
+  requests[0]!.fail();
+  await tick();
+  assert.deepEqual(doubted, [producer]);
+});
+
+Deno.test("settled: resolves once kafkajs is done with every request of the producer", async () => {
+  const { producer, requests } = handProducer();
+  const outbox = outboxOver(producer, 20);
+  await outbox.settled(producer); // none out
+  const one = outcome(outbox.send("chatting", 0, "general", "m1", true));
+  const other = outcome(outbox.send("chatting", 1, "general", "m2", true));
+  await tick();
+  let settled = false;
+  const waiting = outbox.settled(producer).then(() => settled = true);
+  assert.equal(await one, "refused unavailable", "timed out, still running");
+  requests[0]!.succeed();
+  await tick();
+  assert.equal(settled, false, "the other partition's request is still out");
+  requests[1]!.fail();
+  await waiting;
+  assert.equal(await other, "refused unavailable");
 });

@@ -110,6 +110,8 @@ export class KafkaConnection implements TopicLog {
   readonly #onFatal: ((error: Error) => void) | undefined;
   #admin: Admin | undefined;
   #producer: Producer | undefined;
+  /** Producers being closed once kafkajs is done with their requests, or being connected. */
+  readonly #retiring = new Set<Promise<unknown>>();
   #ready = false;
   #started = false;
   #lastError = "not connected yet";
@@ -161,12 +163,7 @@ export class KafkaConnection implements TopicLog {
       publishTimeoutMs: options.publishTimeoutMs ?? 30_000,
       unavailable: (topic, cause) => this.#unavailable(topic, cause),
       suspect: (reason) => this.#health.suspect(reason),
-      outOfStep: (producer, reason) => {
-        if (producer !== this.#producer) return;
-        this.#lost(
-          `the producer's record numbers went out of step with the broker's (${reason}); starting a new producer`,
-        );
-      },
+      inDoubt: (producer, reason) => this.#renewProducer(producer, reason),
     });
     this.#context = {
       kafka: this.#kafka,
@@ -259,6 +256,13 @@ export class KafkaConnection implements TopicLog {
     this.#throwIfClosed();
     await this.#topics.ensure(admin);
     this.#throwIfClosed();
+    const producer = this.#newProducer();
+    this.#producer = producer;
+    await producer.connect();
+    this.#throwIfClosed();
+  }
+
+  #newProducer(): Producer {
     const producer = this.#kafka.producer({
       idempotent: true,
       // Kafka allows at most 5 for idempotence. kafkajs sends one produce request per broker at
@@ -273,9 +277,46 @@ export class KafkaConnection implements TopicLog {
     producer.on(producer.events.DISCONNECT, () => {
       if (producer === this.#producer) this.#lost("the Kafka producer disconnected");
     });
-    this.#producer = producer;
-    await producer.connect();
-    this.#throwIfClosed();
+    return producer;
+  }
+
+  /**
+   * A request of `old` failed and may have been written (bus/kafka/outbox.ts): from now on
+   * publishes are refused until a new producer is connected, and `old` is closed once kafkajs is
+   * done with its requests (closed earlier, a request still retrying would connect it again).
+   * When the new producer cannot connect, Kafka is treated as lost.
+   */
+  #renewProducer(old: Producer, reason: string): void {
+    if (old !== this.#producer || this.#closed) return;
+    this.#producer = undefined;
+    this.#lastError = `starting a new producer after a failed write (${reason})`;
+    this.#logger.warn("A write to Kafka failed and may have been made: starting a new producer", {
+      reason,
+    });
+    const retiring = this.#outbox.settled(old)
+      .then(() => settleWithin(old.disconnect(), 5000))
+      .then(() => this.#logger.info("Closed the Kafka producer that was in doubt"))
+      .finally(() => this.#retiring.delete(retiring));
+    this.#retiring.add(retiring);
+    const producer = this.#newProducer();
+    const connecting = producer.connect().then(
+      () => {
+        if (this.#closed || this.#connecting || this.#producer !== undefined) {
+          void settleWithin(producer.disconnect(), 5000);
+          return;
+        }
+        this.#producer = producer;
+        if (this.#ready) this.#lastError = "";
+        this.#logger.info("A new Kafka producer took over");
+      },
+      (err) => {
+        void settleWithin(producer.disconnect(), 5000);
+        if (this.#producer === undefined) {
+          this.#lost(`a new producer could not connect: ${describeError(err)}`);
+        }
+      },
+    ).finally(() => this.#retiring.delete(connecting));
+    this.#retiring.add(connecting);
   }
 
   #throwIfClosed(): void {
@@ -376,6 +417,7 @@ export class KafkaConnection implements TopicLog {
     await settleWithin(Promise.allSettled(subscriptions.map((s) => s.close())), left());
     await this.#health.stop(Math.min(left(), 1000));
     await this.#disposeClients(Math.max(left(), 1000));
+    await settleWithin(Promise.allSettled([...this.#retiring]), Math.max(left(), 1000));
     this.#logger.info("Kafka bus closed");
   }
 

@@ -15,12 +15,14 @@
  * in the order Kafka holds them, and one that came after a higher one would be dropped as a
  * repeat).
  *
- * kafkajs's idempotent producer numbers each partition's records, and cannot mend a gap between
- * its numbers and the broker's: a request the broker wrote but the client saw fail (the
- * connection cut after the write), sent again with other records in it, is refused as out of
- * order, and so is every request after it, for good. The outbox hands such a failure to its
- * connection, which replaces the producer (a new producer id numbers from zero); a record
- * written twice that way is a repeat, which readers drop.
+ * kafkajs's idempotent producer numbers each partition's records, and after a request fails it
+ * numbers the next one as if the failed one had not been written. If the broker did write it (the
+ * connection cut after the write, a timeout), the next request is taken for a repeat of it when
+ * it holds as many records, and answered as written although it was not; with another count it is
+ * refused as out of order, for good. So after any failed request the producer's numbering is in
+ * doubt: the outbox hands the producer to its connection to be replaced (a new producer id numbers
+ * from zero) before the lane sends again, and tells when that producer's last request is done,
+ * to close it then. A record written twice that way is a repeat, which readers drop.
  */
 
 import {
@@ -92,22 +94,6 @@ export function partitionOf(key: string, partitions: number): number {
   return defaultPartitioner({ topic: "", partitionMetadata, message: { key, value: null } });
 }
 
-/** The broker's answers that say a producer's record numbers no longer match its own. */
-const OUT_OF_STEP = new Set([
-  "OUT_OF_ORDER_SEQUENCE_NUMBER",
-  "UNKNOWN_PRODUCER_ID",
-  "INVALID_PRODUCER_EPOCH",
-]);
-
-/** Whether `err` (or an error it wraps: kafkajs wraps what it gives up on) is one of those. */
-export function isOutOfStep(err: unknown): boolean {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const type = (e as { type?: unknown }).type;
-    if (typeof type === "string" && OUT_OF_STEP.has(type)) return true;
-  }
-  return false;
-}
-
 function topicMessagesOf(batch: Outgoing[]): TopicMessages[] {
   const byTopic = new Map<string, TopicMessages>();
   for (const r of batch) {
@@ -153,16 +139,19 @@ export interface OutboxContext {
   /** A send failed in a way that may mean Kafka is gone. */
   suspect(reason: string): void;
   /**
-   * `producer`'s record numbers and the broker's went out of step: no request of it will be
-   * taken again until it is replaced.
+   * A request of `producer` failed, and may have been written all the same: its record numbers
+   * may no longer match the broker's, so it must send nothing more (see above). Called before
+   * the lane sends again.
    */
-  outOfStep(producer: Producer, reason: string): void;
+  inDoubt(producer: Producer, reason: string): void;
   /** Times each produce request. */
   readonly metrics: Metrics;
 }
 
 export class Outbox {
   readonly #lanes = new Map<string, Lane>();
+  /** Each producer's requests kafkajs is not done with, and who waits for them to be done. */
+  readonly #inFlight = new Map<Producer, { count: number; done: (() => void)[] }>();
 
   constructor(private readonly context: OutboxContext) {}
 
@@ -218,15 +207,25 @@ export class Outbox {
     }
   }
 
+  /** Resolves once kafkajs is done with every request of `producer` (at once when none is out). */
+  settled(producer: Producer): Promise<void> {
+    const entry = this.#inFlight.get(producer);
+    if (!entry) return Promise.resolve();
+    return new Promise((resolve) => entry.done.push(resolve));
+  }
+
   /**
    * One produce request; settles its callers, and resolves once kafkajs is done with it: true
-   * when it was written, false when it failed.
+   * when it was written, false when it failed (the producer is then handed over as in doubt).
    */
   async #send(producer: Producer, batch: Outgoing[]): Promise<boolean> {
     const started = performance.now();
     // A batch comes from one lane: one topic.
     const topic = batch[0]!.topic;
-    const sending = producer.sendBatch({ acks: -1, topicMessages: topicMessagesOf(batch) });
+    const sending = this.#track(
+      producer,
+      producer.sendBatch({ acks: -1, topicMessages: topicMessagesOf(batch) }),
+    );
     try {
       const sent = await withTimeout(sending, this.context.publishTimeoutMs, "the send");
       this.context.metrics.produced(topic, (performance.now() - started) / 1000, true);
@@ -235,10 +234,27 @@ export class Outbox {
     } catch (err) {
       this.context.metrics.produced(topic, (performance.now() - started) / 1000, false);
       this.context.suspect(`publish failed: ${describeError(err)}`);
-      if (isOutOfStep(err)) this.context.outOfStep(producer, describeError(err));
       for (const r of batch) r.reject(this.context.unavailable(r.topic, err));
       // Timed out but still running: written in the end or not, the lane waits to know.
-      return await sending.then(() => true, () => false);
+      const written = await sending.then(() => true, (failure) => {
+        this.context.inDoubt(producer, describeError(failure));
+        return false;
+      });
+      return written;
     }
+  }
+
+  /** Counts `request` among `producer`'s requests in flight until kafkajs is done with it. */
+  #track<T>(producer: Producer, request: Promise<T>): Promise<T> {
+    let entry = this.#inFlight.get(producer);
+    if (!entry) this.#inFlight.set(producer, entry = { count: 0, done: [] });
+    entry.count++;
+    const done = () => {
+      if (--entry.count > 0) return;
+      this.#inFlight.delete(producer);
+      for (const resolve of entry.done) resolve();
+    };
+    request.then(done, done);
+    return request;
   }
 }
