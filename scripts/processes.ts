@@ -23,8 +23,36 @@ import { setTimeout as sleep } from "node:timers/promises";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const encoder = new TextEncoder();
 
-/** A free TCP port on 127.0.0.1 (bound once, then released). */
+/** The ports the kernel lends to outgoing connections (Linux's default when it cannot tell). */
+function ephemeralPorts(): { low: number; high: number } {
+  try {
+    const [low, high] = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range")
+      .trim().split(/\s+/).map(Number);
+    if (low! > 1024 && high! >= low!) return { low: low!, high: high! };
+  } catch {
+    // Not Linux, or not readable.
+  }
+  return { low: 32768, high: 60999 };
+}
+
+/**
+ * A free TCP port on 127.0.0.1 (bound once, then released) for a process to listen on, chosen
+ * below the kernel's ephemeral range: a port from that range can be taken by any outgoing
+ * connection (a Kafka client's) before the process binds it, which once failed a CI run with
+ * EADDRINUSE. Random, so that test processes starting at once rarely pick the same one.
+ */
 export function freePort(): number {
+  const { low } = ephemeralPorts();
+  const from = Math.min(20_000, low - 1000);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = from + Math.floor(Math.random() * (low - from));
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch {
+      // Taken: try another.
+    }
+  }
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();

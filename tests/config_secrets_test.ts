@@ -8,16 +8,9 @@
 import assert from "node:assert/strict";
 import { describeConfig, loadConfig } from "../core/config.ts";
 import { maskUrl, scrubUrlSecrets, UNPARSEABLE_URL } from "../core/url_secrets.ts";
+import { freePort } from "../scripts/processes.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-
-/** A TCP port on 127.0.0.1 that nothing listens on (bound once, then released). */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 Deno.test("maskUrl: the user-info password", () => {
   assert.equal(maskUrl("postgres://chat:s3cret@db:5432/chat"), "postgres://chat:***@db:5432/chat");
