@@ -226,14 +226,15 @@ kafkaTest(
         assert.equal(err.code, "unavailable");
         return true;
       });
-      // Until the new producer is connected, publishes are refused, never sent by the old one.
+      // Until the new producer is connected, this partition's publishes are refused, never sent
+      // by the old one.
       await waitFor(
         () => bus.publish(topic.name, "k", "after").then(() => true, () => false),
         30_000,
         "a write through the new producer",
       );
       await waitFor(
-        () => log.lines.some((l) => l.includes("Closed the Kafka producer that was in doubt")),
+        () => log.lines.some((l) => l.includes("Closed a Kafka producer that was replaced")),
         30_000,
         "the old producer closed",
       );

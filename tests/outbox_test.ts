@@ -49,13 +49,14 @@ function handProducer(): { producer: Producer; requests: Request[]; written: str
   return { producer, requests, written };
 }
 
+/** An outbox over `producer`, or over whichever producer `producer()` names at each request. */
 function outboxOver(
-  producer: Producer | undefined,
+  producer: Producer | undefined | (() => Producer | undefined),
   publishTimeoutMs = 60_000,
   inDoubt: (producer: Producer, reason: string) => void = () => {},
 ): Outbox {
   return new Outbox({
-    producer: () => producer,
+    producer: typeof producer === "function" ? producer : () => producer,
     publishTimeoutMs,
     unavailable: (topic, cause) =>
       new ChatError("unavailable", `Cannot publish to ${topic}: Kafka is unavailable`, { cause }),
@@ -74,7 +75,10 @@ const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 Deno.test("a record queued behind a failed request of its partition fails unsent", async () => {
   const { producer, requests, written } = handProducer();
-  const outbox = outboxOver(producer);
+  // After the failure the connection puts a new producer in: here, a second one.
+  const next = handProducer();
+  let current = producer;
+  const outbox = outboxOver(() => current, 60_000, () => current = next.producer);
   const first = outcome(outbox.send("chat-deliveries", 0, "general", "seq 1412", true));
   const second = outcome(outbox.send("chat-deliveries", 0, "general", "seq 1413", true));
   await tick();
@@ -94,11 +98,11 @@ Deno.test("a record queued behind a failed request of its partition fails unsent
     outcome(outbox.send("chat-deliveries", 0, "general", "seq 1413", true)),
   ];
   await tick();
-  requests[1]!.succeed();
+  next.requests[0]!.succeed();
   await tick();
-  requests[2]!.succeed();
+  next.requests[1]!.succeed();
   assert.deepEqual(await Promise.all(again), ["written", "written"]);
-  assert.deepEqual(written, ["seq 1412", "seq 1413"]);
+  assert.deepEqual(next.written, ["seq 1412", "seq 1413"]);
 });
 
 Deno.test("a request that times out and then fails fails what queued behind it", async () => {
@@ -150,44 +154,57 @@ Deno.test("an unordered lane does not hold records behind a failed request", asy
   assert.deepEqual(written, ["beat 2"]);
 });
 
-Deno.test("a failed request puts its producer in doubt before its lane sends again", async () => {
-  const { producer, requests } = handProducer();
-  let current: Producer | undefined = producer;
+Deno.test("a failed request keeps its producer from that partition until a new one is there", async () => {
+  const old = handProducer();
+  const fresh = handProducer();
+  let current: Producer = old.producer;
   const doubted: [Producer, string][] = [];
-  const outbox = new Outbox({
+  // The producer follows `current`, as the connection's does.
+  const over = new Outbox({
     producer: () => current,
     publishTimeoutMs: 60_000,
     unavailable: (topic, cause) =>
       new ChatError("unavailable", `Cannot publish to ${topic}: Kafka is unavailable`, { cause }),
     suspect: () => {},
-    // As the connection does: no producer until a new one is connected.
-    inDoubt: (p, reason) => {
-      doubted.push([p, reason]);
-      current = undefined;
-    },
+    inDoubt: (p, reason) => doubted.push([p, reason]),
     metrics: NO_METRICS,
   });
-  const written = outcome(outbox.send("chatting", 0, "general", "m1", true));
+  const written = outcome(over.send("chatting", 0, "general", "m1", true));
   await tick();
-  requests[0]!.succeed();
+  old.requests[0]!.succeed();
   assert.equal(await written, "written");
   assert.deepEqual(doubted, [], "a written request leaves the producer alone");
 
   // The broker may have written it, the client cannot tell: the next request would be numbered
   // as if it had not been.
-  const failed = outcome(outbox.send("chatting", 0, "general", "m2", true));
+  const failed = outcome(over.send("chatting", 0, "general", "m2", true));
   await tick();
-  requests[1]!.fail(new Error("Connection error: socket hang up"));
+  old.requests[1]!.fail(new Error("Connection error: socket hang up"));
   assert.equal(await failed, "refused unavailable");
   assert.equal(doubted.length, 1);
-  assert.equal(doubted[0]![0], producer, "the producer that sent it");
+  assert.equal(doubted[0]![0], old.producer, "the producer that sent it");
   assert.match(doubted[0]![1], /socket hang up/);
   await tick();
   assert.equal(
-    await outcome(outbox.send("chatting", 0, "general", "m3", true)),
+    await outcome(over.send("chatting", 0, "general", "m3", true)),
     "refused unavailable",
   );
-  assert.equal(requests.length, 2, "nothing more went out through the doubted producer");
+  assert.equal(old.requests.length, 2, "nothing more to that partition through it");
+
+  // Another partition's numbering is sound: it keeps writing through the old producer.
+  const elsewhere = outcome(over.send("chatting", 1, "room-b", "m4", true));
+  await tick();
+  assert.deepEqual(old.requests.map((r) => r.values), [["m1"], ["m2"], ["m4"]]);
+  old.requests[2]!.fail();
+  assert.equal(await elsewhere, "refused unavailable");
+
+  // A new producer took over: the partition writes again.
+  current = fresh.producer;
+  const again = outcome(over.send("chatting", 0, "general", "m5", true));
+  await tick();
+  assert.deepEqual(fresh.requests.map((r) => r.values), [["m5"]]);
+  fresh.requests[0]!.succeed();
+  assert.equal(await again, "written");
 });
 
 Deno.test("a request that timed out is in doubt once kafkajs gives up on it, not before", async () => {

@@ -112,6 +112,7 @@ export class KafkaConnection implements TopicLog {
   #producer: Producer | undefined;
   /** Producers being closed once kafkajs is done with their requests, or being connected. */
   readonly #retiring = new Set<Promise<unknown>>();
+  #renewing: Promise<unknown> | undefined;
   #ready = false;
   #started = false;
   #lastError = "not connected yet";
@@ -281,42 +282,50 @@ export class KafkaConnection implements TopicLog {
   }
 
   /**
-   * A request of `old` failed and may have been written (bus/kafka/outbox.ts): from now on
-   * publishes are refused until a new producer is connected, and `old` is closed once kafkajs is
-   * done with its requests (closed earlier, a request still retrying would connect it again).
-   * When the new producer cannot connect, Kafka is treated as lost.
+   * A request of `old` failed and may have been written (bus/kafka/outbox.ts): a new producer is
+   * connected and takes over (meanwhile the outbox keeps `old` from the partition in doubt, and
+   * the other partitions keep writing through it). When the new one cannot connect, Kafka is
+   * treated as lost.
    */
   #renewProducer(old: Producer, reason: string): void {
-    if (old !== this.#producer || this.#closed) return;
-    this.#producer = undefined;
-    this.#lastError = `starting a new producer after a failed write (${reason})`;
+    if (old !== this.#producer || this.#closed || this.#renewing) return;
     this.#logger.warn("A write to Kafka failed and may have been made: starting a new producer", {
       reason,
     });
-    const retiring = this.#outbox.settled(old)
-      .then(() => settleWithin(old.disconnect(), 5000))
-      .then(() => this.#logger.info("Closed the Kafka producer that was in doubt"))
-      .finally(() => this.#retiring.delete(retiring));
-    this.#retiring.add(retiring);
     const producer = this.#newProducer();
-    const connecting = producer.connect().then(
+    const renewing = producer.connect().then(
       () => {
-        if (this.#closed || this.#connecting || this.#producer !== undefined) {
-          void settleWithin(producer.disconnect(), 5000);
-          return;
+        if (this.#closed || this.#connecting || this.#producer !== old) {
+          return settleWithin(producer.disconnect(), 5000);
         }
         this.#producer = producer;
-        if (this.#ready) this.#lastError = "";
+        this.#retire(old);
         this.#logger.info("A new Kafka producer took over");
       },
-      (err) => {
-        void settleWithin(producer.disconnect(), 5000);
-        if (this.#producer === undefined) {
+      async (err) => {
+        await settleWithin(producer.disconnect(), 5000);
+        if (this.#producer === old) {
           this.#lost(`a new producer could not connect: ${describeError(err)}`);
         }
       },
-    ).finally(() => this.#retiring.delete(connecting));
-    this.#retiring.add(connecting);
+    ).finally(() => {
+      this.#retiring.delete(renewing);
+      this.#renewing = undefined;
+    });
+    this.#renewing = renewing;
+    this.#retiring.add(renewing);
+  }
+
+  /**
+   * Closes `producer` once kafkajs is done with its requests: closed earlier, a request still
+   * retrying would connect it again, and nothing would close it then.
+   */
+  #retire(producer: Producer): void {
+    const retiring = this.#outbox.settled(producer)
+      .then(() => settleWithin(producer.disconnect(), 5000))
+      .then(() => this.#logger.info("Closed a Kafka producer that was replaced"))
+      .finally(() => this.#retiring.delete(retiring));
+    this.#retiring.add(retiring);
   }
 
   #throwIfClosed(): void {
@@ -416,19 +425,23 @@ export class KafkaConnection implements TopicLog {
     this.#subscriptions.clear();
     await settleWithin(Promise.allSettled(subscriptions.map((s) => s.close())), left());
     await this.#health.stop(Math.min(left(), 1000));
-    await this.#disposeClients(Math.max(left(), 1000));
+    await this.#disposeClients(Math.max(left(), 1000), true);
     await settleWithin(Promise.allSettled([...this.#retiring]), Math.max(left(), 1000));
     this.#logger.info("Kafka bus closed");
   }
 
-  /** Disconnects the producer (flushing it) and the admin client; never throws. */
-  async #disposeClients(timeoutMs = 5000): Promise<void> {
+  /**
+   * Disconnects the admin client and the producer; never throws. When reconnecting, the
+   * producer is retired (closed once its requests are done) rather than closed under them.
+   */
+  async #disposeClients(timeoutMs = 5000, closing = false): Promise<void> {
     const producer = this.#producer;
     const admin = this.#admin;
     this.#producer = undefined;
     this.#admin = undefined;
     const pending: Promise<unknown>[] = [];
-    if (producer) pending.push(producer.disconnect());
+    if (producer && closing) pending.push(producer.disconnect());
+    else if (producer) this.#retire(producer);
     if (admin) pending.push(admin.disconnect());
     await settleWithin(Promise.allSettled(pending), timeoutMs);
   }

@@ -22,7 +22,9 @@
  * refused as out of order, for good. So after any failed request the producer's numbering is in
  * doubt: the outbox hands the producer to its connection to be replaced (a new producer id numbers
  * from zero) before the lane sends again, and tells when that producer's last request is done,
- * to close it then. A record written twice that way is a repeat, which readers drop.
+ * to close it then. Until the new producer is there, that lane refuses its records; the other
+ * lanes go on with the old producer, whose numbering of their partitions is sound. A record
+ * written twice that way is a repeat, which readers drop.
  */
 
 import {
@@ -140,8 +142,7 @@ export interface OutboxContext {
   suspect(reason: string): void;
   /**
    * A request of `producer` failed, and may have been written all the same: its record numbers
-   * may no longer match the broker's, so it must send nothing more (see above). Called before
-   * the lane sends again.
+   * for that partition may no longer match the broker's (see above), so it is to be replaced.
    */
   inDoubt(producer: Producer, reason: string): void;
   /** Times each produce request. */
@@ -152,6 +153,8 @@ export class Outbox {
   readonly #lanes = new Map<string, Lane>();
   /** Each producer's requests kafkajs is not done with, and who waits for them to be done. */
   readonly #inFlight = new Map<Producer, { count: number; done: (() => void)[] }>();
+  /** The lanes (`topic/partition`) each producer may no longer write to: a request failed. */
+  readonly #doubted = new WeakMap<Producer, Set<string>>();
 
   constructor(private readonly context: OutboxContext) {}
 
@@ -181,12 +184,17 @@ export class Outbox {
       while (lane.outbox.length > 0) {
         const batch = takeBatch(lane.outbox);
         const producer = this.context.producer();
-        if (!producer) {
-          for (const r of batch) r.reject(this.context.unavailable(r.topic));
+        if (!producer || this.#doubted.get(producer)?.has(name)) {
+          const cause = producer && new Error(
+            `a write to partition ${
+              batch[0]!.partition
+            } failed and may have been made; waiting for a new producer`,
+          );
+          for (const r of batch) r.reject(this.context.unavailable(r.topic, cause));
           if (lane.ordered) this.#failBehind(lane);
           continue;
         }
-        const sent = this.#send(producer, batch);
+        const sent = this.#send(producer, batch, name);
         if (lane.ordered && !await sent) this.#failBehind(lane);
       }
     } finally {
@@ -216,9 +224,10 @@ export class Outbox {
 
   /**
    * One produce request; settles its callers, and resolves once kafkajs is done with it: true
-   * when it was written, false when it failed (the producer is then handed over as in doubt).
+   * when it was written, false when it failed (the producer then writes to `lane` no more, and
+   * is handed over as in doubt).
    */
-  async #send(producer: Producer, batch: Outgoing[]): Promise<boolean> {
+  async #send(producer: Producer, batch: Outgoing[], lane: string): Promise<boolean> {
     const started = performance.now();
     // A batch comes from one lane: one topic.
     const topic = batch[0]!.topic;
@@ -236,11 +245,13 @@ export class Outbox {
       this.context.suspect(`publish failed: ${describeError(err)}`);
       for (const r of batch) r.reject(this.context.unavailable(r.topic, err));
       // Timed out but still running: written in the end or not, the lane waits to know.
-      const written = await sending.then(() => true, (failure) => {
+      return await sending.then(() => true, (failure) => {
+        let lanes = this.#doubted.get(producer);
+        if (!lanes) this.#doubted.set(producer, lanes = new Set());
+        lanes.add(lane);
         this.context.inDoubt(producer, describeError(failure));
         return false;
       });
-      return written;
     }
   }
 
