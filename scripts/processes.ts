@@ -35,17 +35,24 @@ function ephemeralPorts(): { low: number; high: number } {
   return { low: 32768, high: 60999 };
 }
 
+/** The ports {@linkcode freePort} handed out in this process: never handed out twice. */
+const handedOut = new Set<number>();
+
 /**
  * A free TCP port on 127.0.0.1 (bound once, then released) for a process to listen on, chosen
  * below the kernel's ephemeral range: a port from that range can be taken by any outgoing
  * connection (a Kafka client's) before the process binds it, which once failed a CI run with
- * EADDRINUSE. Random, so that test processes starting at once rarely pick the same one.
+ * EADDRINUSE. Never one this process handed out before: its processes start together, and two
+ * random picks may be the same port (the likeliest reason a gateway later lost its HTTP port to
+ * EADDRINUSE, below that range, while its deployment started).
  */
 export function freePort(): number {
   const { low } = ephemeralPorts();
   const from = Math.min(20_000, low - 1000);
   for (let attempt = 0; attempt < 100; attempt++) {
     const port = from + Math.floor(Math.random() * (low - from));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
       return port;
