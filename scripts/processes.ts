@@ -23,16 +23,17 @@ import { setTimeout as sleep } from "node:timers/promises";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const encoder = new TextEncoder();
 
-/** The ports the kernel lends to outgoing connections (Linux's default when it cannot tell). */
-function ephemeralPorts(): { low: number; high: number } {
+/** The first port the kernel lends to outgoing connections (Linux's default when unreadable). */
+function ephemeralPortsStart(): number {
   try {
-    const [low, high] = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range")
-      .trim().split(/\s+/).map(Number);
-    if (low! > 1024 && high! >= low!) return { low: low!, high: high! };
+    const low = Number(
+      Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").trim().split(/\s+/)[0],
+    );
+    if (low > 1024) return low;
   } catch {
     // Not Linux, or not readable.
   }
-  return { low: 32768, high: 60999 };
+  return 32768;
 }
 
 /** The ports {@linkcode freePort} handed out in this process: never handed out twice. */
@@ -47,7 +48,7 @@ const handedOut = new Set<number>();
  * EADDRINUSE, below that range, while its deployment started).
  */
 export function freePort(): number {
-  const { low } = ephemeralPorts();
+  const low = ephemeralPortsStart();
   const from = Math.min(20_000, low - 1000);
   for (let attempt = 0; attempt < 100; attempt++) {
     const port = from + Math.floor(Math.random() * (low - from));

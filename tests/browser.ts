@@ -293,6 +293,27 @@ export async function openRoom(page: Page, id: string): Promise<void> {
   });
 }
 
+/** The line under the messages that says who is typing ("" when nobody is). */
+export function typingLine(page: Page): Promise<string | null> {
+  return page.locator(".typing").textContent();
+}
+
+/** Waits until the typing line reads `text`; says what it read when it does not. */
+export async function waitForTypingLine(
+  page: Page,
+  text: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  let last: string | null = null;
+  await waitFor(
+    async () => (last = await typingLine(page)) === text,
+    timeoutMs,
+    `the typing line to read ${JSON.stringify(text)}`,
+  ).catch((err) => {
+    throw new Error(`${err.message}; it reads ${JSON.stringify(last)}`);
+  });
+}
+
 /** The unread count shown next to room `id` (0 when none is shown). */
 export async function unreadIn(page: Page, id: string): Promise<number> {
   // One read of the page: a badge that goes between a count and a read must not stall the test.

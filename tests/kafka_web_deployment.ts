@@ -2,17 +2,21 @@
  * The Kafka deployment for the page and terminal tests (tests/processes.ts `kafkaDeployment`),
  * every part its own process: the processor and two gateways (A and B) on the test cluster,
  * with sign-in on, sharing one store and one token secret (a token from gateway A works on
- * gateway B). The store is either
- * PostgreSQL (a database of its own on the test server, dropped at the end) or SQLite (a file
- * in a temporary folder), so that each test runs on both.
+ * gateway B). The store is either PostgreSQL (a database of its own on the test server, dropped
+ * at the end) or SQLite (a file in a temporary folder), so that each test runs on both.
  */
 
 import postgres from "postgres";
-import { databaseUrl } from "./fixtures.ts";
+import { databaseUrl, kafkaBrokers } from "./fixtures.ts";
 import { kafkaDeployment, type Service, stopAll } from "./processes.ts";
 import type { GatewayProcess } from "../scripts/processes.ts";
 import { openStore } from "../store/open_store.ts";
 import { silentLogger } from "../core/logger.ts";
+import { loadConfig } from "../core/config.ts";
+
+// The cluster first, for the test files that use this: its start is not counted against their
+// first test.
+await kafkaBrokers();
 
 /** Everything crosses Kafka through the processor: allow for a slow machine. */
 export const SLOW_MS = 60_000;
@@ -33,8 +37,6 @@ export interface WebDeployment {
 interface Storage {
   /** What the processes are told. */
   env: Record<string, string>;
-  /** The same, for opening the store here. */
-  config: { databaseUrl: string | undefined; databasePath: string };
   drop(): Promise<void>;
 }
 
@@ -44,7 +46,6 @@ async function storage(kind: StoreKind): Promise<Storage> {
     const dir = await Deno.makeTempDir({ prefix: "chat-web-kafka-" });
     return {
       env: { DATABASE_PATH: `${dir}/chat.db`, DATABASE_URL: "" },
-      config: { databaseUrl: undefined, databasePath: `${dir}/chat.db` },
       drop: () => Deno.remove(dir, { recursive: true }).catch(() => {}),
     };
   }
@@ -61,7 +62,6 @@ async function storage(kind: StoreKind): Promise<Storage> {
   url.pathname = `/${name}`;
   return {
     env: { DATABASE_URL: url.href },
-    config: { databaseUrl: url.href, databasePath: "" },
     drop: async () => {
       try {
         await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
@@ -95,7 +95,7 @@ export async function startWebDeployment(kind: StoreKind): Promise<WebDeployment
       b,
       services,
       async stored(room) {
-        const reader = await openStore(store.config, silentLogger);
+        const reader = await openStore(loadConfig(store.env), silentLogger);
         try {
           return (await reader.since(room, 0, 1000)).map((m) => m.content);
         } finally {

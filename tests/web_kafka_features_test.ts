@@ -12,7 +12,6 @@
  */
 
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   buildPage,
@@ -30,9 +29,9 @@ import {
   waitForMessages,
   waitForOnlineToInclude,
   waitForStatus,
+  waitForTypingLine,
 } from "./browser.ts";
 import { waitFor } from "./helpers.ts";
-import { kafkaBrokers } from "./fixtures.ts";
 import {
   SLOW_MS,
   startWebDeployment,
@@ -41,14 +40,6 @@ import {
   type WebDeployment,
 } from "./kafka_web_deployment.ts";
 import { hasScript, spawnInTerminal, type TerminalProcess } from "./terminal_process.ts";
-
-// The cluster first: its start is not counted against the first test.
-await kafkaBrokers();
-
-/** The line under the messages that says who is typing. */
-function typingLine(page: Page): Promise<string> {
-  return page.locator(".typing").textContent().then((text) => text ?? "");
-}
 
 /** A line of the terminal's screen matching `pattern`, waited for. */
 async function seeRow(terminal: TerminalProcess, what: string, pattern: RegExp): Promise<void> {
@@ -135,11 +126,7 @@ async function features(kind: StoreKind): Promise<void> {
     // Typing: carl types without sending, and ann (on the other gateway) sees it; ann types and
     // carl's prompt says so. Sending ends it.
     await carl.keys("quokkas are");
-    await waitFor(
-      async () => (await typingLine(ann.page)) === "carl is typing…",
-      SLOW_MS,
-      "carl typing on ann's page",
-    );
+    await waitForTypingLine(ann.page, "carl is typing…", SLOW_MS);
     await ann.page.getByLabel("Message", { exact: true }).fill("who brings");
     await carl.see(
       "ann typing in carl's prompt",
@@ -149,7 +136,7 @@ async function features(kind: StoreKind): Promise<void> {
     await carl.keys(" welcome\r");
     await waitForMessages(ann.page, ["quokkas are welcome"], SLOW_MS);
     await waitForMessages(ben.page, ["quokkas are welcome"], SLOW_MS);
-    await waitFor(async () => (await typingLine(ann.page)) === "", SLOW_MS, "no typing line");
+    await waitForTypingLine(ann.page, "", SLOW_MS);
     await ann.page.getByLabel("Message", { exact: true }).fill("");
 
     // Unread counts and mentions: ann reads general, carl names her in the club; the room list

@@ -24,7 +24,6 @@ import {
   waitForStatus,
 } from "./browser.ts";
 import { waitFor } from "./helpers.ts";
-import { kafkaBrokers } from "./fixtures.ts";
 import { type Service, spawn } from "./processes.ts";
 import {
   SLOW_MS,
@@ -33,9 +32,6 @@ import {
   STORES,
   type WebDeployment,
 } from "./kafka_web_deployment.ts";
-
-// The cluster first: its start is not counted against the first test.
-await kafkaBrokers();
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const SCREENSHOTS = Deno.env.get("SCREENSHOTS_DIR") ?? `${ROOT}.tmp/screenshots`;

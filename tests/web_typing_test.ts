@@ -5,7 +5,6 @@
  */
 
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
 import {
   buildPage,
   closeAll,
@@ -13,23 +12,11 @@ import {
   openBrowser,
   send,
   type TestBrowser,
+  typingLine,
   waitForMessages,
+  waitForTypingLine,
 } from "./browser.ts";
-import { startSystem, waitFor } from "./helpers.ts";
-
-/** The line under the messages. */
-const typingLine = (page: Page) => page.locator(".typing").textContent();
-
-async function waitForTypingLine(page: Page, text: string): Promise<void> {
-  let last: string | null = null;
-  await waitFor(
-    async () => (last = await typingLine(page)) === text,
-    10_000,
-    `the typing line to read ${JSON.stringify(text)}`,
-  ).catch((err) => {
-    throw new Error(`${err.message}; it reads ${JSON.stringify(last)}`);
-  });
-}
+import { startSystem } from "./helpers.ts";
 
 Deno.test({
   name: "web page: ben sees ann typing under the messages, and the line goes once she sends",
