@@ -1,9 +1,11 @@
 /**
  * The bus ports: the only way gateways and processors talk to each other, in the chat's words.
  *
- * A gateway appends messages to their room's log and announces the streams it opens and closes;
- * the processors handle both in order and fan what they stored out to every gateway; presence
- * and heartbeats are published and observed. How that travels (topics, keys, partitions, JSON
+ * A gateway appends messages to their room's log and follows the logs to deliver them: one hop,
+ * each message with its position in its room's log as `seq`. It announces the streams it opens
+ * and closes. The processors handle both in order: they store the messages (history) and keep the
+ * registry; what else changes in a room (membership, edits, reactions) is fanned out to every
+ * gateway; presence and heartbeats are published and observed. How that travels (topics, keys, partitions, JSON
  * records, consumer groups, dead letters) is the adapter's business: `MemoryBus` serves one
  * process, `KafkaBus` (bus/kafka/) many machines. tests/bus_contract.ts holds both to the same
  * behaviour.
@@ -27,10 +29,12 @@ export interface ProcessorHandlers {
   /**
    * Consecutive messages of the room logs, oldest first: one or more of one room, or of rooms
    * that share a log partition (Kafka), handled together so that storing and fanning them out
-   * costs one transaction and one send for all. A refusal (`invalid_argument`) of a run of
-   * several means one of them is bad: the bus then hands each on its own to find it.
+   * costs one transaction for all. Each comes with its position (`seq`) when the log gives
+   * positions (Kafka), else with 0. Resolves with the messages as stored (their positions given).
+   * A refusal (`invalid_argument`) of a run of several means one of them is bad: the bus then
+   * hands each on its own to find it.
    */
-  messages(messages: readonly ChatMessage[]): Promise<void>;
+  messages(messages: readonly ChatMessage[]): Promise<readonly ChatMessage[]>;
   connection(event: ConnectionEvent): Promise<void>;
   /**
    * This processor took over rooms and users (it started, or another one left or joined): what
@@ -54,9 +58,21 @@ export interface RoomLogs {
    * moves to another when it leaves.
    */
   process(handlers: ProcessorHandlers): Promise<Subscription>;
+  /**
+   * Receives every message appended after this call resolved, with its position in its room's
+   * log as `seq`, one at a time: a room's in order, each once (a retried send that is in the log
+   * twice comes once). The next comes once the handler's promise resolved (a gateway slows the
+   * flow to its readers' pace).
+   */
+  follow(handler: (message: ChatMessage) => Promise<void>): Promise<Subscription>;
+  /**
+   * Resolves once the store holds every message of `room` that `follow` handed this process;
+   * rejects with an `unavailable` ChatError when the processors do not get there in time.
+   */
+  stored(room: string, signal?: AbortSignal): Promise<void>;
 }
 
-/** What processors (and gateways, for room membership and read positions) send to every gateway. */
+/** What processors and gateways send to every gateway besides the messages themselves. */
 export interface Fanout {
   /** Sends `delivery` to every gateway; deliveries of one room keep their order. */
   deliver(delivery: Delivery): Promise<void>;

@@ -3,9 +3,11 @@
  * tests. It serves one process only; several machines need the Kafka adapter (bus/kafka/).
  *
  * Room logs are queues, one per room and one per user, all handled by one processor at a time
- * (the first to join; the others stand by and take over when it leaves). Deliveries and
- * heartbeats go to every subscriber in turn; presence keeps the latest record of each user who
- * is online, for observers that come later.
+ * (the first to join; the others stand by and take over when it leaves). The log gives no
+ * positions: the processor's store numbers the messages, and followers get each message once it
+ * is stored, so the store always holds what they were handed. Deliveries and heartbeats go to
+ * every subscriber in turn; presence keeps the latest record of each user who is online, for
+ * observers that come later.
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
@@ -112,6 +114,9 @@ export class MemoryBus implements Bus {
   /** One queue per room and per user. */
   readonly #logs = new Map<string, Queue<Logged>>();
   readonly #deliveryQueues = new Set<Queue<Delivery>>();
+  readonly #followerQueues = new Set<Queue<ChatMessage>>();
+  /** Each room's newest position handed to followers: a retried send comes back stored once. */
+  readonly #followed = new Map<string, number>();
   readonly #heartbeatQueues = new Set<Queue<Heartbeat>>();
   readonly #presenceQueues = new Set<Queue<Presence>>();
   readonly #online = new Map<string, Presence>();
@@ -250,9 +255,15 @@ export class MemoryBus implements Bus {
       (run) => {
         const first = run[0]!;
         // A room's queue holds only messages, a user's only connection events.
-        return "message" in first
-          ? handlers.messages(run.flatMap((item) => "message" in item ? [item.message] : []))
-          : handlers.connection(first.connection);
+        if (!("message" in first)) return handlers.connection(first.connection);
+        return handlers.messages(run.flatMap((item) => "message" in item ? [item.message] : []))
+          .then((stored) => {
+            for (const m of stored) {
+              if (m.seq <= (this.#followed.get(m.room) ?? 0)) continue;
+              this.#followed.set(m.room, m.seq);
+              for (const queue of this.#followerQueues) queue.push(m);
+            }
+          });
       },
     );
     this.#processors.push(handlers);
@@ -274,6 +285,15 @@ export class MemoryBus implements Bus {
       for (const processor of processors) processor.onTakeOver?.();
       this.#pumpLogs();
     });
+  }
+
+  follow(handler: (message: ChatMessage) => Promise<void>): Promise<Subscription> {
+    return this.#subscribe(this.#followerQueues, handler, "Follower");
+  }
+
+  /** Followers get messages once stored. */
+  stored(): Promise<void> {
+    return Promise.resolve();
   }
 
   deliver(delivery: Delivery): Promise<void> {

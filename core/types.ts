@@ -11,7 +11,10 @@ export interface ChatMessage {
   /** RFC 3339. */
   readonly timestamp: string;
   readonly room: string;
-  /** Position in the room, from 1; 0 until the processor has stored it. */
+  /**
+   * Position in the room's log, from 1: increasing with the room's order, not dense (Kafka: the
+   * offset + 1 in its partition, shared with other rooms). 0 until the log has it.
+   */
   readonly seq: number;
   /** The members the content names as `@id`, as the gateway found them (server/mentions.ts). */
   readonly mentions?: readonly string[];
@@ -164,9 +167,11 @@ export interface BlockChange {
   readonly blocked: boolean;
 }
 
-/** What the processor (and, for membership and read positions, the gateways) send to every gateway. */
+/**
+ * What processors and gateways send to every gateway besides the messages, which gateways read
+ * from the room logs themselves (`RoomLogs.follow`).
+ */
 export type Delivery =
-  | { readonly type: "message"; readonly message: ChatMessage }
   /** Gateways re-announce every open stream (a processor lost or rebuilt its registry). */
   | { readonly type: "resync"; readonly reason: string }
   /** The processor declared this gateway dead; if it is alive after all it re-announces. */

@@ -1,5 +1,5 @@
 /**
- * The Message Processor: stores and routes chat messages, keeps the registry
+ * The Message Processor: stores chat messages (the history), keeps the registry
  * of who is on which gateway, and cleans up after gateways that went silent.
  * A message the store refuses for its content (`invalid_argument`) is set aside by the bus (Kafka:
  * the dead-letter topic) instead of blocking its room.
@@ -67,13 +67,14 @@ export function createProcessor(options: ProcessorOptions): Processor {
       (err) => logger.debug("Processor heartbeat not sent", { error: describeError(err) }),
     );
 
-  /** One store transaction for the run, and its deliveries sent together (one produce). */
-  async function handleMessages(messages: readonly ChatMessage[]): Promise<void> {
+  /**
+   * One store transaction for the run. The gateways deliver the messages from the log
+   * themselves: storing is off their path.
+   */
+  async function handleMessages(messages: readonly ChatMessage[]): Promise<ChatMessage[]> {
     const stored = await store.appendAll(messages);
-    // Handed to the bus in order and all at once: Kafka's outbox sends what queued together in
-    // one request per partition, in this order.
-    await Promise.all(stored.map((message) => bus.deliver({ type: "message", message })));
-    for (const m of stored) logger.debug("Message routed", { room: m.room, seq: m.seq, id: m.id });
+    for (const m of stored) logger.debug("Message stored", { room: m.room, seq: m.seq, id: m.id });
+    return stored;
   }
 
   async function handleConnection(event: ConnectionEvent): Promise<void> {

@@ -32,7 +32,7 @@ export interface DeleteRequest {
 }
 
 export interface EditsOptions {
-  bus: Pick<Bus, "deliver" | "ready">;
+  bus: Pick<Bus, "deliver" | "ready" | "stored">;
   store: Pick<Store, "message" | "changeMessage">;
   limiter: RateLimiter;
   callers: Callers;

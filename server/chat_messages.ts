@@ -37,7 +37,7 @@ import type { RoomRoles } from "./room_roles.ts";
 import type { StoredRoomEvent } from "../store/store.ts";
 
 export interface MessagesOptions {
-  bus: Pick<Bus, "append" | "ready">;
+  bus: Pick<Bus, "append" | "ready" | "stored">;
   hub: Hub;
   store: Store;
   limiter: RateLimiter;
@@ -264,11 +264,14 @@ export class Messages {
 
   /** Replays what the stream missed, room by room, letting other work run between rooms. */
   async #replayMissed(stream: LocalStream, positions: Map<string, number>): Promise<void> {
-    const { hub, store } = this.#options;
+    const { hub, store, bus } = this.#options;
     for (const [room, lastSeq] of positions) {
       // Yields to the event loop, so that a long replay lets other calls (and health checks) run.
       await sleep(0);
       if (!stream.rooms.has(room)) continue; // left meanwhile
+      // What this gateway showed before the stream was added is read from the store, after it
+      // comes live (the stream's backlog): the store must hold all of the first part.
+      await bus.stored(room);
       let after = Math.max(lastSeq, stream.lastSeq.get(room) ?? 0);
       stream.lastSeq.set(room, after);
       while (true) {

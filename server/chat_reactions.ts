@@ -28,7 +28,7 @@ export interface ReactRequest {
 }
 
 export interface ReactionsOptions {
-  bus: Pick<Bus, "deliver" | "ready">;
+  bus: Pick<Bus, "deliver" | "ready" | "stored">;
   store: Pick<Store, "message" | "toggleReaction">;
   limiter: RateLimiter;
   callers: Callers;

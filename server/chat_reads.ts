@@ -10,7 +10,7 @@ import { describeError, invalidArgument } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ReadMark } from "../core/types.ts";
 import { DEFAULT_ROOM, directRoomMembers } from "../protocol/names.ts";
-import type { Fanout } from "../bus/bus.ts";
+import type { Fanout, RoomLogs } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
 import type { Rooms } from "./chat_rooms.ts";
@@ -19,7 +19,7 @@ import type { Hub } from "./hub.ts";
 import { ReadCoalescer } from "./read_coalescer.ts";
 
 export interface ReadsOptions {
-  bus: Fanout;
+  bus: Fanout & Pick<RoomLogs, "stored">;
   hub: Hub;
   store: Store;
   callers: Callers;
@@ -99,6 +99,14 @@ export class Reads {
   /** Stores a position and, when it moved, tells every gateway. */
   async #write(mark: ReadMark): Promise<void> {
     const { store, bus, hub, logger } = this.#options;
+    // A read of a message just shown: the store may not have it yet, and would take the mark for
+    // one past its newest. Without the processors, the mark is stored as far as the store goes.
+    await bus.stored(mark.room).catch((err) =>
+      logger.warn("Read position stored before the processors caught up", {
+        room: mark.room,
+        error: describeError(err),
+      })
+    );
     const seq = await store.markRead(mark.room, mark.userId, mark.seq);
     if (seq === undefined) return;
     const read = { ...mark, seq };

@@ -10,6 +10,8 @@
 import type { Config } from "../core/config.ts";
 import { ChatError, invalidArgument } from "../core/errors.ts";
 import { DEFAULT_ROOM } from "../protocol/names.ts";
+import type { RoomLogs } from "../bus/bus.ts";
+import { storedMessage } from "./chat_targets.ts";
 import type { SeenBy, Store } from "../store/store.ts";
 import type { Callers } from "./chat_callers.ts";
 import { LookupRate } from "./chat_checks.ts";
@@ -21,6 +23,7 @@ export const SEEN_BY_NAMES_MAX = 50;
 
 export interface SeenOptions {
   store: Pick<Store, "message" | "seenBy">;
+  bus: Pick<RoomLogs, "stored">;
   callers: Callers;
   rooms: Rooms;
   config: Pick<Config, "searchRatePerSecond" | "searchBurst">;
@@ -45,7 +48,7 @@ export class Seen {
     }
     const room = name.trim() ? await rooms.memberRoom(action, name, me.userId) : DEFAULT_ROOM;
     this.#rate.take(action, me.userId);
-    if (!await store.message(room, seq)) {
+    if (!await storedMessage(this.#options, room, seq)) {
       throw new ChatError("not_found", `${action}: ${room} has no message ${seq}`);
     }
     return await store.seenBy(room, seq, SEEN_BY_NAMES_MAX, room !== DEFAULT_ROOM);

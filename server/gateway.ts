@@ -162,12 +162,25 @@ export function createGateway(options: GatewayOptions): Gateway {
   }
 
   /**
-   * A backlog (after Kafka paused) arrives faster than sockets drain: each delivery waits for
-   * the streams that are draining before the next, so no fast reader is cut as slow.
+   * A backlog (after Kafka paused) arrives faster than sockets drain: each message or delivery
+   * waits for the streams that are draining before the next, so no fast reader is cut as slow.
    */
-  async function onDelivery(delivery: Delivery): Promise<void> {
+  function onMessage(message: ChatMessage): Promise<void> {
     try {
-      if (delivery.type === "message") await fillGap(delivery.message);
+      metrics.delivered(hub.deliver(message), message.timestamp);
+    } catch (err) {
+      // Showing it again would fail the same way and hold up every room behind it in the log.
+      logger.error("Cannot show a message; skipped", {
+        room: message.room,
+        seq: message.seq,
+        error: describeError(err),
+      });
+    }
+    return hub.settle();
+  }
+
+  function onDelivery(delivery: Delivery): Promise<void> {
+    try {
       show(delivery);
     } catch (err) {
       // Showing it again would fail the same way and hold up every room behind it on the topic.
@@ -179,50 +192,8 @@ export function createGateway(options: GatewayOptions): Gateway {
     return hub.settle();
   }
 
-  /**
-   * A room's deliveries come in order of `seq`, each once: one that skips numbers means some were
-   * lost on the way (once, a processor's failed publish overtaken by the next: bus/kafka/outbox.ts).
-   * They are stored before they are delivered, so the streams get them from the store, in order,
-   * before this one; a late copy of one of them is then dropped as a repeat.
-   */
-  async function fillGap(message: ChatMessage): Promise<void> {
-    const missed = hub.missedBefore(message);
-    if (!missed) return;
-    const range = { room: message.room, from: missed.after + 1, to: message.seq - 1 };
-    let found: ChatMessage[];
-    try {
-      // No more than a stream may hold: a wider gap (a gateway cut off from Kafka for long) is
-      // filled only in part, as the warning says; a client that reconnects resumes past it.
-      found = await store.since(
-        message.room,
-        missed.after,
-        Math.min(missed.count, config.streamQueueLimit),
-      );
-    } catch (err) {
-      // The message that showed the gap still goes out; its streams can resume past the gap.
-      logger.error("Deliveries of a room skipped messages, and the store cannot give them", {
-        ...range,
-        error: describeError(err),
-      });
-      return;
-    }
-    logger.warn("Deliveries of a room skipped messages: delivering them from the store", {
-      ...range,
-      delivering: found.length,
-    });
-    for (const m of found) {
-      if (m.seq >= message.seq) break;
-      show({ type: "message", message: m });
-      // As between deliveries: a fast reader drains before the next, and is not cut as slow.
-      await hub.settle();
-    }
-  }
-
   function show(delivery: Delivery): void {
     switch (delivery.type) {
-      case "message":
-        metrics.delivered(hub.deliver(delivery.message), delivery.message.timestamp);
-        break;
       case "resync":
         reannounce(delivery.reason);
         break;
@@ -293,6 +264,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         announcer.nudge();
       });
       subscriptions.push(
+        await bus.follow(onMessage),
         await bus.onDelivery(onDelivery),
         await bus.observeHeartbeats((hb) => liveness.beat(hb.serverId, Date.now())),
         await bus.observePresence(onPresence),

@@ -209,18 +209,6 @@ export class Hub {
     return { deepest, crowded };
   }
 
-  /**
-   * The messages of `message`'s room this hub has not been given before it: the range between
-   * the newest it delivered and `message`, or undefined when there is none (or when it knows no
-   * earlier message of the room, as after a start).
-   */
-  missedBefore(message: ChatMessage): { after: number; count: number } | undefined {
-    const last = this.#delivered.get(message.room) ?? 0;
-    return last > 0 && message.seq > last + 1
-      ? { after: last, count: message.seq - last - 1 }
-      : undefined;
-  }
-
   /** Delivers a stored message to every local stream of its room; returns how many got it. */
   deliver(message: ChatMessage): number {
     const last = this.#delivered.get(message.room) ?? 0;

@@ -151,7 +151,7 @@ export function busContract(
     const connections: ConnectionEvent[] = [];
     const taken = { count: 0 };
     const subscription = await bus.process({
-      messages: (run) => (messages.push(...run), Promise.resolve()),
+      messages: (run) => (messages.push(...run), Promise.resolve(run)),
       connection: (e) => (connections.push(e), Promise.resolve()),
       onTakeOver: () => taken.count++,
     });
@@ -211,7 +211,7 @@ export function busContract(
               return Promise.reject(new Error("the store is away"));
             }
             handled.push(...run.map((m) => m.id));
-            return Promise.resolve();
+            return Promise.resolve(run);
           },
           connection: () => Promise.resolve(),
           onTakeOver: () => handled.push("taken"),
@@ -244,7 +244,7 @@ export function busContract(
               return Promise.reject(invalidArgument("Cannot store message: poison"));
             }
             handled.push(...run.map((m) => m.id));
-            return Promise.resolve();
+            return Promise.resolve(run);
           },
           connection: () => Promise.resolve(),
           onTakeOver: () => taken = true,
@@ -269,6 +269,7 @@ export function busContract(
           messages: async (run) => {
             runs.push(run.map((m) => m.id));
             if (runs.length === 1) await busy.promise;
+            return run;
           },
           connection: () => Promise.resolve(),
           onTakeOver: () => taken = true,
@@ -319,7 +320,6 @@ export function busContract(
       for (let n = 0; n < 10; n++) {
         const room = `room${n % 2}`;
         const kinds = [
-          () => ({ type: "message" as const, message: { ...message(room, n), seq: n + 1 } }),
           () => roomEvent(room, n),
           () => typing(room, n),
           () => readMark(room, n),
@@ -333,9 +333,7 @@ export function busContract(
       await until(() => got[0].length >= 10 && got[1].length >= 10, "10 deliveries each");
       await sleep(quietMs);
       const roomOf = (d: Delivery) =>
-        d.type === "message"
-          ? d.message.room
-          : d.type === "room-event" || d.type === "typing" || d.type === "reaction"
+        d.type === "room-event" || d.type === "typing" || d.type === "reaction"
           ? d.event.room
           : d.type === "read"
           ? d.read.room
@@ -355,6 +353,96 @@ export function busContract(
       await busA!.deliver({ type: "gateway-dead", serverId: "gw9" });
       await until(() => got[1].length >= 12, "resync and gateway-dead");
       assert.deepEqual(got[1].slice(10).map((d) => d.type).sort(), ["gateway-dead", "resync"]);
+    }));
+
+  /**
+   * A processor whose store numbers what the log left unnumbered, room by room, and keeps one
+   * copy of a retried send, as the stores do; `hold` keeps it busy until resolved.
+   */
+  async function storingProcessor(bus: Bus, subscriptions: Subscription[]) {
+    const stored = new Map<string, ChatMessage>();
+    const newest = new Map<string, number>();
+    const state = { taken: false, hold: Promise.resolve() };
+    subscriptions.push(
+      await bus.process({
+        messages: async (run) => {
+          await state.hold;
+          return run.map((m) => {
+            const key = `${m.userId}/${m.id}`;
+            const first = stored.get(key);
+            if (first) return first;
+            const seq = m.seq > 0 ? m.seq : (newest.get(m.room) ?? 0) + 1;
+            newest.set(m.room, seq);
+            const kept = { ...m, seq };
+            stored.set(key, kept);
+            return kept;
+          });
+        },
+        connection: () => Promise.resolve(),
+        onTakeOver: () => state.taken = true,
+      }),
+    );
+    await until(() => state.taken, "the processor to take over");
+    return { stored, state };
+  }
+
+  test("every follower gets every message appended after it followed, once, in each room's order, with increasing positions", () =>
+    withBuses(2, async ([busA, busB], subs) => {
+      await storingProcessor(busA!, subs);
+      const got: [ChatMessage[], ChatMessage[]] = [[], []];
+      for (const [i, bus] of [busA!, busB!].entries()) {
+        subs.push(await bus.follow((m) => (got[i]!.push(m), Promise.resolve())));
+      }
+      const sent: ChatMessage[] = [];
+      for (let n = 0; n < 12; n++) {
+        const m = message(`room${n % 3}`, n);
+        sent.push(m);
+        await (n % 2 ? busA! : busB!).append(m);
+      }
+      // A retried send: the same sender and id again.
+      await busB!.append(sent[4]!);
+      await until(() => got.every((g) => g.length >= 12), "12 messages on each follower");
+      await sleep(quietMs);
+      for (const messages of got) {
+        assert.equal(messages.length, 12, "each once, the retried one too");
+        for (const room of ["room0", "room1", "room2"]) {
+          const mine = messages.filter((m) => m.room === room);
+          assert.deepEqual(ids(mine, room), ids(sent, room), room);
+          const positions = mine.map((m) => m.seq);
+          assert.ok(positions[0]! > 0, `${room} has positions`);
+          assert.deepEqual(positions, [...positions].sort((a, b) => a - b), `${room} increases`);
+          assert.equal(new Set(positions).size, positions.length, `${room}: one per message`);
+        }
+      }
+      assert.deepEqual(
+        got[0].map((m) => [m.id, m.seq]),
+        got[1].map((m) => [m.id, m.seq]),
+        "every follower sees the same positions",
+      );
+    }));
+
+  test("stored() resolves once the processors stored what the follower was handed", () =>
+    withBuses(1, async ([bus], subs) => {
+      const processor = await storingProcessor(bus!, subs);
+      const got: ChatMessage[] = [];
+      subs.push(await bus!.follow((m) => (got.push(m), Promise.resolve())));
+      await bus!.append(message("general", 0));
+      await until(() => got.length === 1, "the first message");
+      const allStored = () => got.every((m) => processor.stored.has(`${m.userId}/${m.id}`));
+      await bus!.stored("general");
+      assert.ok(allStored(), "stored when stored() resolved");
+      const release = Promise.withResolvers<void>();
+      processor.state.hold = release.promise;
+      await bus!.append(message("general", 1));
+      // Kafka hands it on before it is stored, the memory bus once stored: either way, stored()
+      // resolves only when what was handed is stored.
+      await sleep(quietMs);
+      const waiting = bus!.stored("general").then(allStored);
+      await sleep(quietMs);
+      release.resolve();
+      assert.ok(await waiting, "everything handed was stored when stored() resolved");
+      await until(() => got.length === 2, "the second message");
+      assert.ok(processor.stored.has("alice/general-1"));
     }));
 
   test("a delivery handler gets the next delivery only once its promise resolved", () =>

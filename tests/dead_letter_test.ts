@@ -40,23 +40,36 @@ function kafkaBusOverFake(logger = memoryLogger("warn")) {
   return { log, bus: new KafkaBus({ log, names: kafkaNames(), logger }) };
 }
 
-/** A processor on the Kafka adapter over a stand-in log, with what it routes collected. */
+/** `store`, with what it stored collected in `into`. */
+function collecting(store: Store, into: ChatMessage[]): Store {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === "appendAll") {
+        return async (messages: readonly ChatMessage[]) => {
+          const stored = await target.appendAll(messages);
+          into.push(...stored);
+          return stored;
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** A processor on the Kafka adapter over a stand-in log, with what it stores collected. */
 async function setup(options: { store?: Store } = {}) {
   const logger = memoryLogger("warn");
   const { log, bus } = kafkaBusOverFake(logger);
-  const store = options.store ?? new MemoryStore();
+  const messages: ChatMessage[] = [];
+  const store = collecting(options.store ?? new MemoryStore(), messages);
   const processor = createProcessor({
     bus,
     store,
     logger,
     config: { heartbeatTimeoutMs: 60_000, heartbeatIntervalMs: 60_000 },
   });
-  const messages: ChatMessage[] = [];
   await bus.start();
-  await bus.onDelivery((d) => {
-    if (d.type === "message") messages.push(d.message);
-    return Promise.resolve();
-  });
   await processor.start();
   return {
     log,
@@ -205,7 +218,7 @@ Deno.test("property: poison on `chatting` goes to the dead-letter topic; every v
           assert.equal(d.consumer, PROCESSOR_GROUP);
           assert.match(d.reason, /^Cannot read chat message record: /);
         }
-        // Valid messages: delivered once each, in publish order within their room.
+        // Valid messages: stored once each, in publish order within their room.
         for (const room of ["general", "r1", "r2"]) {
           const sent = published.filter((p) => p.entry.kind === "valid" && p.entry.room === room)
             .map((p) => p.id);

@@ -29,7 +29,7 @@ Deno.test("MemoryBus: messages appended before any processor joined wait for the
     await bus.append(room(2));
     const handled: string[] = [];
     await bus.process({
-      messages: (run) => (handled.push(...run.map((m) => m.id)), Promise.resolve()),
+      messages: (run) => (handled.push(...run.map((m) => m.id)), Promise.resolve(run)),
       connection: () => Promise.resolve(),
     });
     await waitFor(() => handled.length === 2, 1000, "both messages");

@@ -17,6 +17,8 @@ export class FakeTopicLog implements TopicLog {
   #started = false;
   /** What handlers threw (each time the record was handed again). */
   readonly failures: string[] = [];
+  /** Each group's next record of each topic ("group/topic" → offset). */
+  readonly #committed = new Map<string, number>();
   /** Called before each publish; a rejection refuses it (Kafka away for that topic). */
   refuse: (topic: string) => Promise<void> = () => Promise.resolve();
 
@@ -71,6 +73,7 @@ export class FakeTopicLog implements TopicLog {
             try {
               await (runs ? runs.handler(run) : options.handler(run[0]!));
               next.set(topic, at + run.length);
+              if (options.group) this.#committed.set(`${options.group}/${topic}`, at + run.length);
             } catch (err) {
               this.failures.push(`${topic}/${at}: ${err instanceof Error ? err.message : err}`);
               await sleep(5, undefined, { signal }).catch(() => {});
@@ -90,6 +93,14 @@ export class FakeTopicLog implements TopicLog {
         return Promise.resolve();
       },
     });
+  }
+
+  partitionOf(): number {
+    return 0;
+  }
+
+  committed(group: string, topic: string): Promise<Map<number, number>> {
+    return Promise.resolve(new Map([[0, this.#committed.get(`${group}/${topic}`) ?? -1]]));
   }
 
   close(): Promise<void> {

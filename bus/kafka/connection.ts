@@ -358,6 +358,18 @@ export class KafkaConnection implements TopicLog {
     return this.#topics.partitions(topic);
   }
 
+  partitionOf(topic: string, key: string): number | undefined {
+    const partitions = this.#topics.partitions(topic);
+    return partitions === undefined ? undefined : partitionOf(key, partitions);
+  }
+
+  async committed(group: string, topic: string): Promise<Map<number, number>> {
+    const admin = this.#admin;
+    if (!admin || !this.ready()) throw this.#unavailable(topic);
+    const [found] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    return new Map((found?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+  }
+
   /** Resolves once Kafka acknowledged the record; rejects with an `unavailable` ChatError otherwise. */
   publish(topic: string, key: string, value: string): Promise<Published> {
     const spec = this.#specs.find((t) => t.name === topic);

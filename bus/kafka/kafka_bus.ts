@@ -37,10 +37,13 @@ import {
   encodePresence,
   RecordError,
 } from "./records.ts";
+import { positionOf, RecentSends, StoredWatch } from "./positions.ts";
 import { type KafkaNames, kafkaNames } from "./topics.ts";
 import type { LogRecord, RecordHandler, TopicLog } from "./types.ts";
 
 export interface KafkaBusOptions extends Omit<KafkaConnectionOptions, "topics"> {
+  /** How long `stored` waits for the processors (default 10 s). */
+  storedTimeoutMs?: number;
   /**
    * Puts every topic and the processors' group under `<namespace>.` (see `kafkaNames`), for
    * deployments or test runs that share a cluster. Unset: the contract's names.
@@ -53,6 +56,7 @@ export interface KafkaBusParts {
   readonly log: TopicLog;
   readonly names: KafkaNames;
   readonly logger: Logger;
+  readonly storedTimeoutMs?: number;
 }
 
 const encoder = new TextEncoder();
@@ -60,8 +64,6 @@ const encoder = new TextEncoder();
 /** The key of a delivery: one room's deliveries stay on one partition, in order. */
 function deliveryKey(delivery: Delivery): string {
   switch (delivery.type) {
-    case "message":
-      return delivery.message.room;
     case "room-event":
     case "room-action":
     case "typing":
@@ -98,12 +100,20 @@ export class KafkaBus implements Bus {
   readonly #names: KafkaNames;
   readonly #logger: Logger;
   readonly #setAsideRecords = new WeakSet<LogRecord>();
+  readonly #stored: StoredWatch;
 
   /** A bus over a Kafka cluster. */
   static connect(options: KafkaBusOptions): KafkaBus {
     const names = kafkaNames(options.namespace);
     const log = new KafkaConnection({ ...options, topics: Object.values(names.topics) });
-    return new KafkaBus({ log, names, logger: options.logger });
+    return new KafkaBus({
+      log,
+      names,
+      logger: options.logger,
+      ...(options.storedTimeoutMs !== undefined
+        ? { storedTimeoutMs: options.storedTimeoutMs }
+        : {}),
+    });
   }
 
   /** A bus over `parts.log`: a `KafkaConnection`, or a stand-in where the point is the records. */
@@ -111,6 +121,12 @@ export class KafkaBus implements Bus {
     this.#connection = parts.log;
     this.#names = parts.names;
     this.#logger = parts.logger;
+    const chatting = this.#names.topics.chatting.name;
+    this.#stored = new StoredWatch({
+      partitionOf: (room) => this.#connection.partitionOf(chatting, room),
+      committed: () => this.#connection.committed(this.#names.processorGroup, chatting),
+      timeoutMs: parts.storedTimeoutMs ?? 10_000,
+    });
   }
 
   start(): Promise<void> {
@@ -181,7 +197,7 @@ export class KafkaBus implements Bus {
       );
       if (this.#setAsideRecords.has(record)) continue;
       try {
-        readable.push({ record, message: decodeChatMessage(record.value) });
+        readable.push({ record, message: positioned(record) });
       } catch (err) {
         if (!isPoison(err)) throw err;
         await this.#setAside(record, err);
@@ -189,12 +205,15 @@ export class KafkaBus implements Bus {
     }
     if (readable.length === 0) return;
     try {
+      // What they stored goes nowhere from here: the gateways read the same records themselves.
       await handlers.messages(readable.map((r) => r.message));
     } catch (err) {
       if (!isPoison(err)) throw err;
       if (readable.length === 1) return await this.#setAside(readable[0]!.record, err);
       for (const { record, message } of readable) {
-        await this.#deadLettering(() => handlers.messages([message]))(record);
+        await this.#deadLettering(async () => {
+          await handlers.messages([message]);
+        })(record);
       }
     }
   }
@@ -238,6 +257,46 @@ export class KafkaBus implements Bus {
       deadLetter: `${at.topic}/${at.partition}/${at.offset}`,
     });
     this.#setAsideRecords.add(record);
+  }
+
+  follow(handler: (message: ChatMessage) => Promise<void>): Promise<Subscription> {
+    // A follower of its own: two followers in one process would each need to skip the repeats.
+    const recent = new RecentSends();
+    return this.#connection.subscribe({
+      topics: [this.#names.topics.chatting.name],
+      from: "latest",
+      handler: async (record) => {
+        let message: ChatMessage;
+        try {
+          message = positioned(record);
+        } catch (err) {
+          if (!(err instanceof RecordError)) throw err;
+          // The processors set it aside as a dead letter; here it is only not shown.
+          this.#logger.warn("Skipping unreadable record", {
+            topic: record.topic,
+            partition: record.partition,
+            offset: record.offset,
+            error: err.message,
+          });
+          return;
+        }
+        if (!recent.firstTime(record.partition, message)) {
+          this.#logger.debug("Dropped a retried send already delivered", {
+            room: message.room,
+            id: message.id,
+            offset: record.offset,
+          });
+          return;
+        }
+        // Counted before it is shown: a stream opened meanwhile reads it from the store.
+        this.#stored.handed(record);
+        await handler(message);
+      },
+    });
+  }
+
+  stored(room: string, signal?: AbortSignal): Promise<void> {
+    return this.#stored.stored(room, signal);
   }
 
   /** Reads `topic` from `from` on, handing each readable record to `handle`. */
@@ -305,4 +364,9 @@ export class KafkaBus implements Bus {
   observeHeartbeats(handler: (heartbeat: Heartbeat) => void): Promise<Subscription> {
     return this.#observe(this.#names.topics.heartbeats.name, "latest", decodeHeartbeat, handler);
   }
+}
+
+/** The chat message of a `chatting` record, with its position in the log as `seq`. */
+function positioned(record: LogRecord): ChatMessage {
+  return { ...decodeChatMessage(record.value), seq: positionOf(record) };
 }

@@ -209,8 +209,6 @@ export function decodePresence(text: string): Presence {
 
 export function encodeDelivery(d: Delivery): string {
   switch (d.type) {
-    case "message":
-      return `{"type":"message","message":${encodeChatMessage(d.message)}}`;
     case "resync":
       return JSON.stringify({ type: "resync", reason: d.reason });
     case "gateway-dead":
@@ -295,8 +293,6 @@ export function decodeDelivery(text: string): Delivery {
   const o = parseObject("delivery", text);
   const type = str("delivery", o, "type");
   switch (type) {
-    case "message":
-      return { type, message: decodeChatMessage(JSON.stringify(o.message ?? null)) };
     case "resync":
       return { type, reason: str("delivery", o, "reason", "") };
     case "gateway-dead":

@@ -67,5 +67,9 @@ export interface TopicLog {
   /** Resolves once the record is acknowledged; rejects with an `unavailable` ChatError otherwise. */
   publish(topic: string, key: string, value: string): Promise<Published>;
   subscribe(options: SubscribeOptions): Promise<{ close(): Promise<void> }>;
+  /** The partition `publish` writes `key`'s records of `topic` to; undefined before connected. */
+  partitionOf(topic: string, key: string): number | undefined;
+  /** `group`'s committed offsets of `topic` (the next record it reads, -1: none), by partition. */
+  committed(group: string, topic: string): Promise<Map<number, number>>;
   close(): Promise<void>;
 }

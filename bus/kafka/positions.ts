@@ -1,0 +1,124 @@
+/**
+ * Positions in the room logs: a message's `seq` is where Kafka wrote it in its room's partition
+ * of `chatting` (the offset + 1), so every gateway and every processor that reads the record
+ * knows its position without asking anyone, and delivery needs one Kafka hop. The positions of
+ * one room increase with the order of its messages but are not dense: the partition carries
+ * other rooms' messages too. (Centrifugo's publication offsets, with Kafka's offsets as the
+ * counter.)
+ *
+ * Two things the readers of a log have to agree on besides the position:
+ *
+ * - **Retried sends.** A send whose write was in doubt (bus/kafka/outbox.ts) is retried by its
+ *   client with the same message id and may be in the log twice. Each reader hands on the first
+ *   copy and drops a later one it saw within the last `RECENT_SENDS` records of the partition;
+ *   the store keeps the first too (idempotent by sender and id).
+ * - **What the store holds.** A gateway hands a message to its streams as soon as it reads it,
+ *   while the processors store it a moment later. Whatever reads the store about messages a
+ *   gateway has shown (a resume, a reaction to the newest message) waits first until the
+ *   processors' group has committed past what this gateway handed on: the processors commit a
+ *   record's offset only once it is stored.
+ */
+
+import { setTimeout as sleep } from "node:timers/promises";
+import { ChatError, describeError } from "../../core/errors.ts";
+import type { ChatMessage } from "../../core/types.ts";
+import type { LogRecord } from "./types.ts";
+
+/** How many records back of each partition a reader remembers the sends of. */
+export const RECENT_SENDS = 10_000;
+/** How often a waiting `stored` asks Kafka for the processors' positions. */
+const STORED_POLL_MS = 20;
+
+/** The position of `record` in its partition: its offset + 1 (positions start at 1). */
+export function positionOf(record: LogRecord): number {
+  return Number(record.offset) + 1;
+}
+
+/**
+ * The sends seen in the last `limit` records of each partition: `firstTime` is false for a
+ * message whose sender and id came before.
+ */
+export class RecentSends {
+  readonly #byPartition = new Map<number, { keys: Set<string>; order: string[]; next: number }>();
+
+  constructor(private readonly limit = RECENT_SENDS) {}
+
+  firstTime(partition: number, message: ChatMessage): boolean {
+    let recent = this.#byPartition.get(partition);
+    if (!recent) this.#byPartition.set(partition, recent = { keys: new Set(), order: [], next: 0 });
+    // The sender and id, as the store's idempotence counts them; NUL cannot be in a user id.
+    const key = `${message.userId}\u0000${message.id}`;
+    if (recent.keys.has(key)) return false;
+    if (recent.order.length < this.limit) recent.order.push(key);
+    else {
+      recent.keys.delete(recent.order[recent.next]!);
+      recent.order[recent.next] = key;
+      recent.next = (recent.next + 1) % this.limit;
+    }
+    recent.keys.add(key);
+    return true;
+  }
+}
+
+/** What `StoredWatch` needs from Kafka. */
+export interface StoredWatchParts {
+  /** The partition of the room log `room`, or undefined before the bus connected once. */
+  partitionOf(room: string): number | undefined;
+  /** The processors' group's committed offsets (the next record each will read) per partition. */
+  committed(): Promise<Map<number, number>>;
+  /** How long `stored` waits before it gives up. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * Which records this gateway handed on, and whether the processors stored them yet: `stored`
+ * resolves once the store holds every message of a room that `handed` was told of.
+ */
+export class StoredWatch {
+  /** partition → the offset of the newest record handed on. */
+  readonly #handed = new Map<number, number>();
+  /** partition → the processors' committed offset, as last read. */
+  #committed = new Map<number, number>();
+  #reading: Promise<void> | undefined;
+
+  constructor(private readonly parts: StoredWatchParts) {}
+
+  handed(record: LogRecord): void {
+    const offset = Number(record.offset);
+    if (offset > (this.#handed.get(record.partition) ?? -1)) {
+      this.#handed.set(record.partition, offset);
+    }
+  }
+
+  async stored(room: string, signal?: AbortSignal): Promise<void> {
+    const partition = this.parts.partitionOf(room);
+    if (partition === undefined) return;
+    const handed = this.#handed.get(partition);
+    if (handed === undefined) return;
+    const deadline = performance.now() + this.parts.timeoutMs;
+    let failure = "";
+    while ((this.#committed.get(partition) ?? -1) <= handed) {
+      if (performance.now() > deadline || signal?.aborted) {
+        throw new ChatError(
+          "unavailable",
+          `Cannot read room ${room}'s history: the processors have not stored its newest messages within ${this.parts.timeoutMs} ms (${
+            failure ||
+            `stored up to position ${this.#committed.get(partition) ?? 0} of ${handed + 1}`
+          }); try again`,
+        );
+      }
+      try {
+        // One reading of the committed offsets at a time, shared by every waiting call.
+        this.#reading ??= this.parts.committed().then((c) => {
+          this.#committed = c;
+        }).finally(() => this.#reading = undefined);
+        await this.#reading;
+        failure = "";
+      } catch (err) {
+        failure = `cannot read their positions: ${describeError(err)}`;
+      }
+      if ((this.#committed.get(partition) ?? -1) > handed) return;
+      await sleep(STORED_POLL_MS, undefined, signal ? { signal } : {}).catch(() => {});
+    }
+  }
+}
