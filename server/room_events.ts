@@ -18,7 +18,7 @@ export const EVENTS_PER_PAGE = 100;
 export interface RoomEventLogOptions {
   bus: Fanout;
   hub: Hub;
-  store: Pick<Store, "addRoomEvent" | "roomEvents" | "message">;
+  store: Pick<Store, "addRoomEvent" | "roomEvents" | "since">;
   logger: Logger;
   /** The server's clock, in milliseconds since the epoch. */
   now: () => number;
@@ -72,7 +72,8 @@ export class RoomEventLog {
     if (!newest || !oldest) {
       return beforeSeq ? [] : await store.roomEvents(room, { limit: EVENTS_PER_PAGE });
     }
-    const next = await store.message(room, newest.seq + 1);
+    // Positions may leave gaps: the next message is the first after the newest, not newest + 1.
+    const [next] = await store.since(room, newest.seq, 1);
     return await store.roomEvents(room, {
       ...(more ? { after: oldest.timestamp } : {}),
       ...(next ? { until: next.timestamp } : {}),

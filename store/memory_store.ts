@@ -1,4 +1,9 @@
-/** The in-memory store, for tests and for a process that keeps no history on disk. */
+/**
+ * The in-memory store, for tests and for a process that keeps no history on disk.
+ *
+ * A room's messages are kept in an array sorted by seq; positions may leave gaps, so a message is
+ * found by binary search over it, never by its seq as an index.
+ */
 
 import { nameKey } from "../protocol/names.ts";
 import { searchWords, wordsIn } from "../protocol/search.ts";
@@ -6,11 +11,13 @@ import type { ChatMessage, MessageChange } from "../core/types.ts";
 import {
   type Account,
   applyChange,
+  checkPosition,
   compareCodePoints,
   groupReactions,
   type HistoryQuery,
   type Invitation,
   type MemberRole,
+  positionAfter,
   type ReadPosition,
   type ReadState,
   type Room,
@@ -24,6 +31,7 @@ import {
 } from "./store.ts";
 
 export class MemoryStore implements Store {
+  /** Room id → its messages, by seq. */
   readonly #rooms = new Map<string, ChatMessage[]>();
   /** Sender's user id → message id → the stored message. */
   readonly #bySender = new Map<string, Map<string, ChatMessage>>();
@@ -52,25 +60,47 @@ export class MemoryStore implements Store {
   /** Room id → invited user id → the pending invitation. */
   readonly #invitations = new Map<string, Map<string, Invitation>>();
 
-  append(message: ChatMessage): Promise<ChatMessage> {
-    return Promise.resolve(this.#append(message));
+  async append(message: ChatMessage): Promise<ChatMessage> {
+    return (await this.appendAll([message]))[0]!;
   }
 
   appendAll(messages: readonly ChatMessage[]): Promise<ChatMessage[]> {
-    return Promise.resolve(messages.map((message) => this.#append(message)));
+    const added: ChatMessage[] = [];
+    try {
+      for (const message of messages) checkPosition(message);
+      return Promise.resolve(messages.map((message) => this.#append(message, added)));
+    } catch (error) {
+      // All or none: what this call added is each room's newest, taken off newest first.
+      for (const stored of added.reverse()) {
+        this.#rooms.get(stored.room)!.pop();
+        this.#bySender.get(stored.userId)!.delete(stored.id);
+      }
+      return Promise.reject(error);
+    }
   }
 
   message(room: string, seq: number): Promise<ChatMessage | undefined> {
-    const stored = this.#rooms.get(room)?.[seq - 1];
+    const stored = this.#find(room, seq)?.stored;
     return Promise.resolve(stored && this.#reacted(room, [stored])[0]);
   }
 
+  /** The message at `seq` of `room` and its index in the room's array, or undefined. */
+  #find(
+    room: string,
+    seq: number,
+  ): { log: ChatMessage[]; at: number; stored: ChatMessage } | undefined {
+    const log = this.#rooms.get(room) ?? [];
+    const at = firstIndex(log, (m) => m.seq >= seq);
+    const stored = log[at];
+    return stored?.seq === seq ? { log, at, stored } : undefined;
+  }
+
   changeMessage(change: MessageChange): Promise<ChatMessage | undefined> {
-    const log = this.#rooms.get(change.room);
-    const stored = log?.[change.seq - 1];
-    if (!log || !stored) return Promise.resolve(undefined);
+    const found = this.#find(change.room, change.seq);
+    if (!found) return Promise.resolve(undefined);
+    const { log, at, stored } = found;
     const changed = applyChange(stored, change);
-    log[change.seq - 1] = changed;
+    log[at] = changed;
     this.#bySender.get(stored.userId)?.set(stored.id, changed);
     if (changed.deleted) {
       const rows = this.#reactions.get(change.room);
@@ -85,7 +115,7 @@ export class MemoryStore implements Store {
     userId: string,
     emoji: string,
   ): Promise<boolean | undefined> {
-    const stored = this.#rooms.get(room)?.[seq - 1];
+    const stored = this.#find(room, seq)?.stored;
     if (!stored || stored.deleted) return Promise.resolve(undefined);
     let rows = this.#reactions.get(room);
     if (!rows) this.#reactions.set(room, rows = []);
@@ -102,14 +132,16 @@ export class MemoryStore implements Store {
     return withReactions(messages, groupReactions(rows));
   }
 
-  #append(message: ChatMessage): ChatMessage {
+  /** Stores `message` (noting it in `added`) unless it is a repeat; throws when it is refused. */
+  #append(message: ChatMessage, added: ChatMessage[]): ChatMessage {
     let mine = this.#bySender.get(message.userId);
     const existing = mine?.get(message.id);
     if (existing) return existing;
     let log = this.#rooms.get(message.room);
     if (!log) this.#rooms.set(message.room, log = []);
-    const stored = { ...message, seq: log.length + 1 };
+    const stored = { ...message, seq: positionAfter(message, log.at(-1)?.seq ?? 0) };
     log.push(stored);
+    added.push(stored);
     if (!mine) this.#bySender.set(message.userId, mine = new Map());
     mine.set(stored.id, stored);
     return stored;
@@ -118,9 +150,8 @@ export class MemoryStore implements Store {
   history(query: HistoryQuery): Promise<ChatMessage[]> {
     const log = this.#rooms.get(query.room) ?? [];
     const hidden = this.#hiddenFor(query.reader);
-    const end = query.beforeSeq === undefined
-      ? log.length
-      : Math.min(log.length, query.beforeSeq - 1);
+    const beforeSeq = query.beforeSeq;
+    const end = beforeSeq === undefined ? log.length : firstIndex(log, (m) => m.seq >= beforeSeq);
     const page: ChatMessage[] = [];
     for (let i = end - 1; i >= 0 && page.length < query.limit; i--) {
       if (!hidden.has(log[i]!.userId)) page.push(log[i]!);
@@ -130,7 +161,8 @@ export class MemoryStore implements Store {
 
   since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]> {
     const log = this.#rooms.get(room) ?? [];
-    return Promise.resolve(this.#reacted(room, log.slice(afterSeq, afterSeq + limit)));
+    const start = firstIndex(log, (m) => m.seq > afterSeq);
+    return Promise.resolve(this.#reacted(room, log.slice(start, start + limit)));
   }
 
   createAccount(account: Account): Promise<{ account: Account; created: boolean }> {
@@ -285,12 +317,12 @@ export class MemoryStore implements Store {
   }
 
   lastSeq(roomId: string): Promise<number> {
-    return Promise.resolve(this.#rooms.get(roomId)?.length ?? 0);
+    return Promise.resolve(this.#rooms.get(roomId)?.at(-1)?.seq ?? 0);
   }
 
   markRead(roomId: string, userId: string, seq: number): Promise<number | undefined> {
     let mine = this.#readSeqs.get(userId);
-    const next = Math.min(seq, this.#rooms.get(roomId)?.length ?? 0);
+    const next = Math.min(seq, this.#rooms.get(roomId)?.at(-1)?.seq ?? 0);
     if (next <= (mine?.get(roomId) ?? 0)) return Promise.resolve(undefined);
     if (!mine) this.#readSeqs.set(userId, mine = new Map());
     mine.set(roomId, next);
@@ -302,7 +334,8 @@ export class MemoryStore implements Store {
     return Promise.resolve(roomIds.map((room) => {
       const readSeq = mine?.get(room) ?? 0;
       const log = this.#rooms.get(room) ?? [];
-      const newest = log.slice(Math.max(readSeq, log.length - UNREAD_COUNT_MAX));
+      const unreadFrom = firstIndex(log, (m) => m.seq > readSeq);
+      const newest = log.slice(Math.max(unreadFrom, log.length - UNREAD_COUNT_MAX));
       const hidden = this.#hiddenFor(userId);
       const others = newest.filter((m) => m.userId !== userId && !hidden.has(m.userId));
       return {
@@ -328,7 +361,7 @@ export class MemoryStore implements Store {
   }
 
   seenBy(roomId: string, seq: number, limit: number, membersOnly: boolean): Promise<SeenBy> {
-    const message = this.#rooms.get(roomId)?.[seq - 1];
+    const message = this.#find(roomId, seq)?.stored;
     const readers: string[] = [];
     for (const [userId, mine] of message ? this.#readSeqs : []) {
       if ((mine.get(roomId) ?? 0) < seq || userId === message!.userId) continue;
@@ -436,3 +469,15 @@ export class MemoryStore implements Store {
 }
 
 const NOBODY: ReadonlySet<string> = new Set();
+
+/** The first index of `log` (by seq) whose message passes `from`; all after it pass too. */
+function firstIndex(log: readonly ChatMessage[], from: (message: ChatMessage) => boolean): number {
+  let low = 0;
+  let high = log.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (from(log[mid]!)) high = mid;
+    else low = mid + 1;
+  }
+  return low;
+}

@@ -1,12 +1,16 @@
 /**
  * The PostgreSQL store, through `npm:postgres` (a pool of connections per store).
  *
- * Sequence numbers come from a counter row per room (`room_seqs.last_seq`; the table was `rooms`
- * in schema version 1): an append increments it and inserts the message in one transaction (a
- * run of messages: one transaction, a savepoint each), so concurrent appenders (in any number of
- * processes) queue on that row and each gets the next number. When the message id is already
- * stored, its savepoint is rolled back (the counter with it, so no gap) and the stored copy is
- * returned.
+ * Sequence numbers come from a counter row per room (`room_seqs.last_seq`, the room's newest
+ * position; the table was `rooms` in schema version 1): an append moves it (to the position the
+ * message comes with, else one past it) and inserts the message in one transaction (a run of
+ * messages: one transaction, a savepoint each), so concurrent appenders (in any number of
+ * processes) queue on that row. A given position that is not after the counter does not move it,
+ * and the message is refused unless it is a repeat. When the message id is already stored, its
+ * savepoint is rolled back (the counter with it) and the stored copy is returned.
+ *
+ * Positions are `bigint` columns, which the driver reads back as text: `Number` of it is exact up
+ * to 2^53-1, the most a position may be.
  *
  * Accounts, rooms and memberships live in tables `accounts`, `rooms` and `members` (schema version
  * 2). Their id columns use the "C" collation, so that ids sort by code point whatever the
@@ -60,10 +64,12 @@ import {
 } from "./room_event_rows.ts";
 import {
   type Account,
+  checkPosition,
   groupReactions,
   type HistoryQuery,
   type Invitation,
   legacyNameKeys,
+  logWentBack,
   type MemberRole,
   type ReadPosition,
   type ReadState,
@@ -252,7 +258,10 @@ function roomColumnsOf(alias: string): string {
   return ROOM_COLUMNS.split(", ").map((c) => `${alias}.${c}`).join(", ");
 }
 
-/** Thrown inside an append's savepoint to roll it back when the id is already stored. */
+/**
+ * Thrown inside an append's savepoint to roll it back when the id is already stored, or (for a
+ * position not after the room's newest) may be: either way the stored copy is looked for.
+ */
 class AlreadyStored extends Error {}
 
 export class PostgresStore implements Store {
@@ -297,21 +306,33 @@ export class PostgresStore implements Store {
 
   async appendAll(messages: readonly ChatMessage[]): Promise<ChatMessage[]> {
     this.#open("append");
-    for (const message of messages) refuseNulInMessage(message);
+    for (const message of messages) {
+      refuseNulInMessage(message);
+      checkPosition(message);
+    }
     if (messages.length === 0) return [];
     return await this.#sql.begin(async (q) => {
       const stored: ChatMessage[] = [];
       for (const message of messages) {
+        const given = message.seq;
         try {
-          // A savepoint per message: one already stored rolls back its own counter increment
-          // (no gap), not the others'.
+          // A savepoint per message: one already stored rolls back its own counter move, not
+          // the others'. A given position moves the counter only forward; not moving it says the
+          // position is not after the room's newest.
           stored.push(
             await q.savepoint(async (sp) => {
-              const [counter] = await sp<{ last_seq: string }[]>`
-                INSERT INTO room_seqs (room, last_seq) VALUES (${message.room}, 1)
-                ON CONFLICT (room) DO UPDATE SET last_seq = room_seqs.last_seq + 1
-                RETURNING last_seq`;
-              const seq = Number(counter!.last_seq);
+              const [counter] = given === 0
+                ? await sp<{ last_seq: string }[]>`
+                  INSERT INTO room_seqs (room, last_seq) VALUES (${message.room}, 1)
+                  ON CONFLICT (room) DO UPDATE SET last_seq = room_seqs.last_seq + 1
+                  RETURNING last_seq`
+                : await sp<{ last_seq: string }[]>`
+                  INSERT INTO room_seqs (room, last_seq) VALUES (${message.room}, ${given})
+                  ON CONFLICT (room) DO UPDATE SET last_seq = EXCLUDED.last_seq
+                  WHERE room_seqs.last_seq < EXCLUDED.last_seq
+                  RETURNING last_seq`;
+              if (!counter) throw new AlreadyStored();
+              const seq = Number(counter.last_seq);
               const inserted = await sp`
                 INSERT INTO messages (room, seq, id, user_id, display_name, content, timestamp,
                                       mentions)
@@ -330,12 +351,19 @@ export class PostgresStore implements Store {
           const [row] = await q<MessageRow[]>`
             SELECT room, seq, id, user_id, display_name, content, timestamp, mentions, edited_at, deleted
             FROM messages WHERE user_id = ${message.userId} AND id = ${message.id}`;
-          if (!row) {
+          if (row) {
+            stored.push(toMessage(row));
+            continue;
+          }
+          if (given === 0) {
             throw new Error(
               `Cannot append message ${message.id}: it conflicted but cannot be read`,
             );
           }
-          stored.push(toMessage(row));
+          // Not a repeat: the room's log went backwards. The whole run is refused.
+          const [counter] = await q<{ last_seq: string }[]>`
+            SELECT last_seq FROM room_seqs WHERE room = ${message.room}`;
+          throw logWentBack(message, Number(counter?.last_seq ?? 0));
         }
       }
       return stored;
@@ -659,21 +687,22 @@ export class PostgresStore implements Store {
       return roomIds.map((room) => ({ room, readSeq: 0, unread: 0, mentions: 0 }));
     }
     // Each count walks the (room, seq) key from the later of the read position and the newest
-    // UNREAD_COUNT_MAX messages.
+    // UNREAD_COUNT_MAX messages (those after the one below them: positions may leave gaps, so no
+    // subtraction finds it).
+    const belowUnreadWindow = this.#sql`COALESCE((SELECT seq FROM messages WHERE room = r.room
+      ORDER BY seq DESC LIMIT 1 OFFSET ${UNREAD_COUNT_MAX}), 0)`;
     const rows = await this.#sql<
       { room: string; read_seq: string; unread: string; mentions: string }[]
     >`
       SELECT r.room, COALESCE(p.seq, 0) AS read_seq,
         (SELECT COUNT(*) FROM messages m
          WHERE m.room = r.room AND m.user_id <> ${userId} AND ${this.#notBlocked(userId)}
-           AND m.seq > GREATEST(COALESCE(p.seq, 0),
-             (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.room) - ${UNREAD_COUNT_MAX})
+           AND m.seq > GREATEST(COALESCE(p.seq, 0), ${belowUnreadWindow})
         ) AS unread,
         (SELECT COUNT(*) FROM messages m
          WHERE m.room = r.room AND m.user_id <> ${userId} AND ${userId} = ANY(m.mentions)
            AND ${this.#notBlocked(userId)}
-           AND m.seq > GREATEST(COALESCE(p.seq, 0),
-             (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.room) - ${UNREAD_COUNT_MAX})
+           AND m.seq > GREATEST(COALESCE(p.seq, 0), ${belowUnreadWindow})
         ) AS mentions
       FROM unnest(${roomIds as string[]}::text[]) WITH ORDINALITY AS r(room, i)
       LEFT JOIN read_positions p ON p.user_id = ${userId} AND p.room_id = r.room

@@ -3,8 +3,8 @@
  *
  * Several processes may share one file: the database runs in WAL mode (readers never block the
  * writer) with a busy timeout, and {@linkcode SqliteStore.appendAll} takes the write lock up front
- * (`BEGIN IMMEDIATE`) before it reads the room's last sequence number, so two appenders can never
- * pick the same number or leave a gap.
+ * (`BEGIN IMMEDIATE`) before it reads the room's newest sequence number, so two appenders can never
+ * pick the same number, nor store a given position that is not after the newest.
  *
  * Accounts, rooms and memberships live in tables `accounts`, `rooms` and `members` (schema version
  * 2); ids are compared and sorted with SQLite's BINARY collation, i.e. by code point. Since
@@ -57,11 +57,13 @@ import {
 } from "./room_event_rows.ts";
 import {
   type Account,
+  checkPosition,
   groupReactions,
   type HistoryQuery,
   type Invitation,
   legacyNameKeys,
   type MemberRole,
+  positionAfter,
   type ReadPosition,
   type ReadState,
   type Room,
@@ -246,6 +248,13 @@ const MIGRATIONS: readonly (string | ((db: DatabaseSync) => void))[] = [
      PRIMARY KEY (user_id, blocked_id)
    ) WITHOUT ROWID;`,
 ];
+
+/**
+ * The seq of the message just below the newest {@linkcode UNREAD_COUNT_MAX} of room `r.value`
+ * (0 when the room holds no more than those).
+ */
+const BELOW_UNREAD_WINDOW = `COALESCE((SELECT seq FROM messages WHERE room = r.value
+  ORDER BY seq DESC LIMIT 1 OFFSET ${UNREAD_COUNT_MAX}), 0)`;
 
 /** What a query of messages adds to leave out those of the senders the reader (`?`) blocked. */
 const NOT_BLOCKED = "user_id NOT IN (SELECT blocked_id FROM blocks WHERE blocks.user_id = ?)";
@@ -482,19 +491,18 @@ export class SqliteStore implements Store {
        RETURNING seq`,
     );
     // The rooms come as a JSON array; each count walks the (room, seq) key from the later of the
-    // read position and the newest UNREAD_COUNT_MAX messages.
+    // read position and the newest UNREAD_COUNT_MAX messages (those after the one below them:
+    // positions may leave gaps, so no subtraction finds it).
     this.#readStates = db.prepare(
       `SELECT r.value AS room, COALESCE(p.seq, 0) AS read_seq,
          (SELECT COUNT(*) FROM messages m
           WHERE m.room = r.value AND m.user_id <> ?1 AND m.${NOT_BLOCKED.replace("?", "?1")}
-            AND m.seq > MAX(COALESCE(p.seq, 0),
-              (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.value) - ${UNREAD_COUNT_MAX})
+            AND m.seq > MAX(COALESCE(p.seq, 0), ${BELOW_UNREAD_WINDOW})
          ) AS unread,
          (SELECT COUNT(*) FROM messages m
           WHERE m.room = r.value AND m.user_id <> ?1 AND m.mentions IS NOT NULL
             AND m.${NOT_BLOCKED.replace("?", "?1")}
-            AND m.seq > MAX(COALESCE(p.seq, 0),
-              (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = r.value) - ${UNREAD_COUNT_MAX})
+            AND m.seq > MAX(COALESCE(p.seq, 0), ${BELOW_UNREAD_WINDOW})
             AND EXISTS (SELECT 1 FROM json_each(m.mentions) WHERE value = ?1)
          ) AS mentions
        FROM json_each(?2) r
@@ -540,14 +548,17 @@ export class SqliteStore implements Store {
 
   appendAll(messages: readonly ChatMessage[]): Promise<ChatMessage[]> {
     return this.#call("append", () => {
-      for (const message of messages) refuseNulInMessage(message);
+      for (const message of messages) {
+        refuseNulInMessage(message);
+        checkPosition(message);
+      }
       return transaction(this.#db, () =>
         messages.map((message) => {
           // Read under the write lock: another process may have stored it meanwhile.
           const stored = this.#byId.get(message.userId, message.id) as MessageRow | undefined;
           if (stored) return toMessage(stored);
-          const { seq: last } = this.#lastSeq.get(message.room) as { seq: number };
-          const seq = Number(last) + 1;
+          const { seq: newest } = this.#lastSeq.get(message.room) as { seq: number };
+          const seq = positionAfter(message, Number(newest));
           this.#insert.run(
             message.room,
             seq,

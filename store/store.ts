@@ -2,6 +2,11 @@
  * The storage port: chat history with per-room sequence numbers, and the accounts, rooms and
  * memberships that rooms, direct messages and sign-in build on.
  *
+ * A room's sequence numbers (its messages' positions) increase but need not be dense: a message
+ * may come with its position already given (its place in the room's log on the bus), and the
+ * positions of one room may leave gaps between consecutive messages. No adapter and no caller may
+ * count messages by subtracting positions or find one at "the previous position + 1".
+ *
  * Adapters (memory, SQLite, PostgreSQL) are held to one contract suite,
  * `tests/store_contract.ts`.
  *
@@ -15,6 +20,7 @@
  * all-lower-case one among them, else to the oldest.
  */
 
+import { ChatError, invalidArgument } from "../core/errors.ts";
 import { nameKey } from "../protocol/names.ts";
 import type { ChatMessage, MessageChange, Reaction, RoomEvent } from "../core/types.ts";
 
@@ -110,21 +116,29 @@ export const UNREAD_COUNT_MAX = 1000;
 
 export interface Store {
   /**
-   * Stores a message and gives it the room's next sequence number. Idempotent by sender and
-   * message id: storing a message whose (userId, id) is stored already returns the first stored
-   * copy (a retried send). The same id from another sender is another message.
+   * Stores a message at its position in the room: the `seq` it comes with when that is above 0
+   * (the bus gave it), else the room's newest position + 1. Idempotent by sender and message id:
+   * storing a message whose (userId, id) is stored already returns the first stored copy, with
+   * its stored seq, whatever seq the repeat carries (a retried send). The same id from another
+   * sender is another message.
+   *
+   * A given position that is not after the room's newest stored one (and is not a repeat) means
+   * the room's log went backwards: refused with a `failed_precondition` {@linkcode ChatError}
+   * ({@linkcode positionAfter}). A `seq` that is not a whole number from 0 to 2^53-1 is refused
+   * as `invalid_argument`, repeat or not ({@linkcode checkPosition}).
    */
   append(message: ChatMessage): Promise<ChatMessage>;
   /**
-   * `append` for several messages, in order, in one transaction: all are stored or none. What
-   * the processor does with a run of messages from the bus.
+   * `append` for several messages, in order, in one transaction: all are stored or none (a
+   * refused one refuses the call). Positions given within the call must increase per room as
+   * well. What the processor does with a run of messages from the bus.
    */
   appendAll(messages: readonly ChatMessage[]): Promise<ChatMessage[]>;
   /** Newest first. */
   history(query: HistoryQuery): Promise<ChatMessage[]>;
   /** Oldest first: the messages of `room` after `afterSeq`, at most `limit`. */
   since(room: string, afterSeq: number, limit: number): Promise<ChatMessage[]>;
-  /** The message at `seq` of `room`, or undefined. */
+  /** The message at `seq` of `room`, or undefined (also for a position in a gap). */
   message(room: string, seq: number): Promise<ChatMessage | undefined>;
   /**
    * Applies an edit (new content and mentions, `editedAt` set) or a deletion (content and
@@ -274,6 +288,40 @@ export interface Store {
   roomEvents(roomId: string, span: RoomEventSpan): Promise<StoredRoomEvent[]>;
 
   close(): Promise<void>;
+}
+
+/**
+ * The position `message` (its `seq` passed {@linkcode checkPosition}) is stored at when its
+ * room's newest stored position is `newest`: its own `seq` when given, else `newest + 1`. A given
+ * position not after `newest` means the room's log went backwards (its topic recreated, say):
+ * the store's state does not fit, the record is not bad, so the refusal is `failed_precondition`:
+ * not `invalid_argument`, which would have the bus set the record aside and go on past the
+ * mismatch, nor `unavailable`, which says a wait will mend it. Callers check for a repeat (same
+ * sender and id) first: a repeat returns its stored copy whatever it carries.
+ */
+export function positionAfter(message: ChatMessage, newest: number): number {
+  if (message.seq === 0) return newest + 1;
+  if (message.seq > newest) return message.seq;
+  throw logWentBack(message, newest);
+}
+
+/**
+ * Refuses a `seq` that is not a position at all (a whole number from 0 to 2^53-1), before
+ * anything of the call is looked up or stored.
+ */
+export function checkPosition(message: ChatMessage): void {
+  if (Number.isSafeInteger(message.seq) && message.seq >= 0) return;
+  throw invalidArgument(
+    `Cannot store message ${message.id} in room ${message.room}: position ${message.seq} is not a whole number from 0 to 2^53-1`,
+  );
+}
+
+/** The refusal of a position given to `message` that is not after its room's `newest`. */
+export function logWentBack(message: ChatMessage, newest: number): ChatError {
+  return new ChatError(
+    "failed_precondition",
+    `Cannot store message ${message.id} in room ${message.room}: position ${message.seq} is not after the room's newest, ${newest}; the room log went backwards (was the topic recreated?)`,
+  );
 }
 
 /** `event`'s kind as the SQL adapters keep it: its action, or created, joined or left. */

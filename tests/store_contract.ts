@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
+import { ChatError, type ErrorCode } from "../core/errors.ts";
 import type { ChatMessage } from "../core/types.ts";
 import { type Account, type Room, type Store, UNREAD_COUNT_MAX } from "../store/store.ts";
 
@@ -105,6 +106,14 @@ async function appendMany(store: Store, room: string, count: number): Promise<Ch
 }
 
 const seqs = (messages: readonly ChatMessage[]) => messages.map((m) => m.seq);
+
+/** Checks that `error` is a {@linkcode ChatError} with `code` whose message matches `text`. */
+const refusedWith = (code: ErrorCode, text: RegExp) => (error: unknown) => {
+  assert.ok(error instanceof ChatError, `a ChatError, not ${error}`);
+  assert.equal(error.code, code);
+  assert.match(error.message, text);
+  return true;
+};
 const range = (from: number, to: number) =>
   Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 
@@ -1048,6 +1057,155 @@ export function storeContract(name: string, open: () => Promise<Store>): void {
       assert.equal((await store.readStates(me, [room]))[0]!.unread, UNREAD_COUNT_MAX - 5);
       await store.markRead(room, me, UNREAD_COUNT_MAX);
       assert.equal((await store.readStates(me, [room]))[0]!.unread, 5);
+    });
+  });
+
+  test("given positions are kept, gaps and all, and every query works across the gaps", async () => {
+    await withStore(open, async (store) => {
+      const a = roomName("sparse-a");
+      const b = roomName("sparse-b");
+      const far = 1_000_000_000_000 + 3;
+      const given = [
+        newMessage(a, { seq: 5 }),
+        newMessage(b, { seq: 2 }),
+        newMessage(a, { seq: 9, content: "ninth" }),
+        newMessage(a, { seq: far, content: "farthest sparseword" }),
+        newMessage(b, { seq: 2 ** 53 - 2 }),
+      ];
+      const stored = await store.appendAll(given);
+      assert.deepEqual(stored, given, "each kept at the position it came with");
+      const [at5, , at9, atFar] = stored as [ChatMessage, ChatMessage, ChatMessage, ChatMessage];
+      assert.deepEqual(await store.since(a, 0, 10), [at5, at9, atFar]);
+      assert.deepEqual(await store.since(a, 5, 10), [at9, atFar]);
+      assert.deepEqual(await store.since(a, 6, 1), [at9]);
+      assert.deepEqual(await store.since(a, far, 10), []);
+      assert.deepEqual(await store.history({ room: a, limit: 10 }), [atFar, at9, at5]);
+      assert.deepEqual(await store.history({ room: a, beforeSeq: far, limit: 10 }), [at9, at5]);
+      assert.deepEqual(await store.history({ room: a, beforeSeq: far, limit: 1 }), [at9]);
+      assert.deepEqual(await store.history({ room: a, beforeSeq: 8, limit: 10 }), [at5]);
+      assert.deepEqual(await store.history({ room: a, beforeSeq: 5, limit: 10 }), []);
+      assert.deepEqual(await store.message(a, 9), at9);
+      assert.deepEqual(await store.message(a, far), atFar);
+      assert.equal(await store.message(a, 6), undefined, "a gap holds no message");
+      assert.equal(await store.message(a, 3), undefined);
+      assert.equal(await store.lastSeq(a), far);
+      assert.equal(await store.lastSeq(b), 2 ** 53 - 2);
+
+      const at = "2024-06-01T00:00:00.000Z";
+      const edited = { ...at9, content: "ninth, edited", editedAt: at };
+      const change = {
+        room: a,
+        seq: 9,
+        deleted: false,
+        content: "ninth, edited",
+        at,
+        byUserId: at9.userId,
+        byDisplayName: at9.displayName,
+      };
+      assert.deepEqual(await store.changeMessage(change), edited);
+      assert.equal(await store.changeMessage({ ...change, seq: 6 }), undefined);
+      assert.equal(await store.toggleReaction(a, far, "ann", "👍"), true);
+      assert.equal(await store.toggleReaction(a, 6, "ann", "👍"), undefined);
+      const reacted = { ...atFar, reactions: [{ emoji: "👍", users: ["ann"] }] };
+      assert.deepEqual(await store.message(a, far), reacted);
+      assert.deepEqual(await store.history({ room: a, limit: 10 }), [reacted, edited, at5]);
+      assert.deepEqual(
+        (await store.search([a], "SparseWord", 10)).map((m) => m.seq),
+        [far],
+      );
+
+      const reader = `sparse-reader-${RUN}`;
+      assert.equal(await store.markRead(a, reader, 7), 7);
+      assert.deepEqual(await store.readStates(reader, [a, b]), [
+        { room: a, readSeq: 7, unread: 2, mentions: 0 },
+        { room: b, readSeq: 0, unread: 2, mentions: 0 },
+      ], "unread counts count messages, not positions");
+      assert.equal(await store.markRead(a, reader, 2 ** 53 - 1), far, "clipped to the newest");
+      assert.deepEqual(await store.readStates(reader, [a]), [
+        { room: a, readSeq: far, unread: 0, mentions: 0 },
+      ]);
+      assert.deepEqual(await store.readPositions([a]), [{ room: a, userId: reader, seq: far }]);
+      assert.deepEqual(await store.seenBy(a, 9, 10, false), { userIds: [reader], count: 1 });
+      assert.deepEqual(await store.seenBy(a, 6, 10, false), { userIds: [], count: 0 });
+
+      const next = await store.append(newMessage(a));
+      assert.equal(next.seq, far + 1, "a message without a position goes after the newest");
+      const last = await store.append(newMessage(b));
+      assert.equal(last.seq, 2 ** 53 - 1, "the largest position round-trips exactly");
+      assert.deepEqual(await store.message(b, 2 ** 53 - 1), last);
+      assert.deepEqual(seqs(await store.since(b, 2, 10)), [2 ** 53 - 2, 2 ** 53 - 1]);
+    });
+  });
+
+  test("a repeat returns the first stored copy whatever position it carries", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("sparse-repeat");
+      const first = await store.append(newMessage(room, { seq: 10 }));
+      assert.equal(first.seq, 10);
+      for (const seq of [20, 10, 3, 0]) {
+        assert.deepEqual(await store.append({ ...first, seq, content: "again" }), first);
+      }
+      const later = newMessage(room, { seq: 11 });
+      assert.deepEqual(await store.appendAll([later, { ...first, seq: 4 }]), [later, first]);
+      assert.deepEqual(await store.since(room, 0, 10), [first, later]);
+    });
+  });
+
+  test("a position not after the room's newest is refused, and nothing of that call is stored", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("sparse-backwards");
+      const other = roomName("sparse-backwards-other");
+      const at40 = await store.append(newMessage(room, { seq: 40 }));
+      const ahead = newMessage(room, { seq: 41 });
+      const elsewhere = newMessage(other, { seq: 1 });
+      const back = newMessage(room, { seq: 12 });
+      await assert.rejects(
+        store.appendAll([elsewhere, ahead, back]),
+        refusedWith(
+          "failed_precondition",
+          new RegExp(
+            `^Cannot store message ${back.id} in room ${room}: position 12 is not after the room's newest, 41; the room log went backwards`,
+          ),
+        ),
+      );
+      assert.deepEqual(await store.since(room, 0, 10), [at40], "nothing of the call is stored");
+      assert.deepEqual(await store.since(other, 0, 10), []);
+      const equal = newMessage(room, { seq: 40 });
+      await assert.rejects(store.append(equal), refusedWith("failed_precondition", /newest, 40;/));
+      await assert.rejects(
+        store.appendAll([newMessage(room, { seq: 50 }), newMessage(room, { seq: 45 })]),
+        refusedWith("failed_precondition", /position 45 is not after the room's newest, 50;/),
+        "positions within one call increase per room too",
+      );
+      for (const seq of [-1, 1.5, 2 ** 53, Number.NaN]) {
+        for (const message of [newMessage(room, { seq }), { ...at40, seq }]) {
+          await assert.rejects(
+            store.append(message),
+            refusedWith("invalid_argument", /is not a whole number from 0 to 2\^53-1$/),
+            "not a position, even on a repeat",
+          );
+        }
+      }
+      assert.equal(await store.lastSeq(room), 40);
+      assert.deepEqual(await store.appendAll([elsewhere, ahead]), [elsewhere, ahead]);
+      assert.equal((await store.append(newMessage(room))).seq, 42);
+    });
+  });
+
+  test("an unread count looks at the newest UNREAD_COUNT_MAX messages, however far apart", async () => {
+    await withStore(open, async (store) => {
+      const room = roomName("unread-sparse");
+      const run = Array.from(
+        { length: UNREAD_COUNT_MAX + 5 },
+        (_, i) => newMessage(room, { seq: 10 * (i + 1) }),
+      );
+      await store.appendAll(run);
+      const me = `sparse-long-${RUN}`;
+      assert.deepEqual(await store.readStates(me, [room]), [
+        { room, readSeq: 0, unread: UNREAD_COUNT_MAX, mentions: 0 },
+      ]);
+      await store.markRead(room, me, 105);
+      assert.equal((await store.readStates(me, [room]))[0]!.unread, UNREAD_COUNT_MAX - 5);
     });
   });
 
