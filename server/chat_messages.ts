@@ -249,13 +249,14 @@ export class Messages {
       );
     }
     const limit = request.limit || HISTORY_DEFAULT;
-    // Around a message: the page ends half a limit after it (newer ones are read by scrolling).
     const around = request.aroundSeq ?? 0;
-    const beforeSeq = around > 0
-      ? Math.min(around + Math.floor(limit / 2) + 1, Number.MAX_SAFE_INTEGER)
-      : request.beforeSeq > 0
-      ? request.beforeSeq
-      : undefined;
+    let beforeSeq = request.beforeSeq > 0 ? request.beforeSeq : undefined;
+    if (around > 0) {
+      // Around a message: the page ends half a limit of messages after it (newer ones are read
+      // by scrolling). Positions have gaps: where that is, the store says.
+      const newer = await store.since(room, around, Math.floor(limit / 2));
+      beforeSeq = Math.min((newer.at(-1)?.seq ?? around) + 1, Number.MAX_SAFE_INTEGER);
+    }
     const page = await store.history({ room, beforeSeq, limit: limit + 1, reader: me.userId });
     const messages = page.slice(0, limit);
     const more = page.length > limit;
