@@ -67,15 +67,16 @@ Deno.test("user-connections records keep the original fields", () => {
 });
 
 Deno.test("deliveries round-trip", () => {
-  const message = {
-    id: "m",
-    userId: "u",
-    displayName: "U",
-    content: "c",
-    timestamp: "t",
-    room: "r",
-    seq: 4,
-  };
+  // Messages are not deliveries: gateways read them from the room logs. An older processor's
+  // message delivery is a record no gateway reads (skipped as unreadable).
+  assert.throws(
+    () =>
+      decodeDelivery(JSON.stringify({
+        type: "message",
+        message: { id: "m", user_id: "u", content: "c", timestamp: "t", room: "r", seq: 4 },
+      })),
+    RecordError,
+  );
   assert.deepEqual(decodeDelivery(encodeDelivery({ type: "gateway-dead", serverId: "gw" })), {
     type: "gateway-dead",
     serverId: "gw",
