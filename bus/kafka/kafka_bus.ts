@@ -12,7 +12,7 @@
  * would be noise: an unreadable delivery, presence or heartbeat is logged and skipped.
  */
 
-import { ChatError } from "../../core/errors.ts";
+import { ChatError, describeError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type {
   ChatMessage,
@@ -259,11 +259,12 @@ export class KafkaBus implements Bus {
     this.#setAsideRecords.add(record);
   }
 
-  follow(handler: (message: ChatMessage) => Promise<void>): Promise<Subscription> {
+  async follow(handler: (message: ChatMessage) => Promise<void>): Promise<Subscription> {
+    const chatting = this.#names.topics.chatting.name;
     // A follower of its own: two followers in one process would each need to skip the repeats.
     const recent = new RecentSends();
-    return this.#connection.subscribe({
-      topics: [this.#names.topics.chatting.name],
+    const subscription = await this.#connection.subscribe({
+      topics: [chatting],
       from: "latest",
       handler: async (record) => {
         let message: ChatMessage;
@@ -280,7 +281,7 @@ export class KafkaBus implements Bus {
           });
           return;
         }
-        if (!recent.firstTime(record.partition, message)) {
+        if (recent.seen(record.partition, message)) {
           this.#logger.debug("Dropped a retried send already delivered", {
             room: message.room,
             id: message.id,
@@ -291,8 +292,17 @@ export class KafkaBus implements Bus {
         // Counted before it is shown: a stream opened meanwhile reads it from the store.
         this.#stored.handed(record);
         await handler(message);
+        recent.add(record.partition, message);
       },
     });
+    // Where it starts: what came before is the store's to give, once the processors have it.
+    // Kafka away now: the follower starts once it is back, and nothing was shown before.
+    await this.#connection.ends(chatting).then(
+      (ends) => this.#stored.startsAt(ends),
+      (err) =>
+        this.#logger.warn("Cannot read where the room logs end", { error: describeError(err) }),
+    );
+    return subscription;
   }
 
   stored(room: string, signal?: AbortSignal): Promise<void> {

@@ -35,20 +35,24 @@ export function positionOf(record: LogRecord): number {
 }
 
 /**
- * The sends seen in the last `limit` records of each partition: `firstTime` is false for a
- * message whose sender and id came before.
+ * The sends shown from the last `limit` records of each partition: `seen` is true for a message
+ * whose sender and id came before. A message is added once shown, so that one whose showing
+ * failed is not taken for a repeat when it comes again.
  */
 export class RecentSends {
   readonly #byPartition = new Map<number, { keys: Set<string>; order: string[]; next: number }>();
 
   constructor(private readonly limit = RECENT_SENDS) {}
 
-  firstTime(partition: number, message: ChatMessage): boolean {
+  seen(partition: number, message: ChatMessage): boolean {
+    return this.#byPartition.get(partition)?.keys.has(keyOf(message)) ?? false;
+  }
+
+  add(partition: number, message: ChatMessage): void {
     let recent = this.#byPartition.get(partition);
     if (!recent) this.#byPartition.set(partition, recent = { keys: new Set(), order: [], next: 0 });
-    // The sender and id, as the store's idempotence counts them; NUL cannot be in a user id.
-    const key = `${message.userId}\u0000${message.id}`;
-    if (recent.keys.has(key)) return false;
+    const key = keyOf(message);
+    if (recent.keys.has(key)) return;
     if (recent.order.length < this.limit) recent.order.push(key);
     else {
       recent.keys.delete(recent.order[recent.next]!);
@@ -56,8 +60,12 @@ export class RecentSends {
       recent.next = (recent.next + 1) % this.limit;
     }
     recent.keys.add(key);
-    return true;
   }
+}
+
+/** The sender and id, as the store's idempotence counts them; NUL cannot be in a user id. */
+function keyOf(message: ChatMessage): string {
+  return `${message.userId}\u0000${message.id}`;
 }
 
 /** What `StoredWatch` needs from Kafka. */
@@ -84,10 +92,20 @@ export class StoredWatch {
   constructor(private readonly parts: StoredWatchParts) {}
 
   handed(record: LogRecord): void {
-    const offset = Number(record.offset);
-    if (offset > (this.#handed.get(record.partition) ?? -1)) {
-      this.#handed.set(record.partition, offset);
-    }
+    this.#hand(record.partition, Number(record.offset));
+  }
+
+  /**
+   * A follower starts at the end of the log (`ends`: each partition's next offset): everything
+   * before it counts as handed on. The processors may not have stored all of it yet, and a stream
+   * that resumes here would otherwise read the store before they did and never see the rest.
+   */
+  startsAt(ends: ReadonlyMap<number, number>): void {
+    for (const [partition, next] of ends) this.#hand(partition, next - 1);
+  }
+
+  #hand(partition: number, offset: number): void {
+    if (offset > (this.#handed.get(partition) ?? -1)) this.#handed.set(partition, offset);
   }
 
   async stored(room: string, signal?: AbortSignal): Promise<void> {

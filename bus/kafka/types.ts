@@ -69,6 +69,8 @@ export interface TopicLog {
   subscribe(options: SubscribeOptions): Promise<{ close(): Promise<void> }>;
   /** The partition `publish` writes `key`'s records of `topic` to; undefined before connected. */
   partitionOf(topic: string, key: string): number | undefined;
+  /** Where `topic` ends now: the offset of its next record, by partition. */
+  ends(topic: string): Promise<Map<number, number>>;
   /** `group`'s committed offsets of `topic` (the next record it reads, -1: none), by partition. */
   committed(group: string, topic: string): Promise<Map<number, number>>;
   close(): Promise<void>;

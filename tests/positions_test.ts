@@ -1,0 +1,72 @@
+/** Positions in the room logs (bus/kafka/positions.ts): retried sends, and what the store holds. */
+
+import assert from "node:assert/strict";
+import { ChatError } from "../core/errors.ts";
+import type { ChatMessage } from "../core/types.ts";
+import { positionOf, RecentSends, StoredWatch } from "../bus/kafka/positions.ts";
+import type { LogRecord } from "../bus/kafka/types.ts";
+
+const message = (userId: string, id: string): ChatMessage => ({
+  id,
+  userId,
+  displayName: userId,
+  content: "hi",
+  timestamp: "2026-12-01T00:00:00.000Z",
+  room: "general",
+  seq: 0,
+});
+const record = (partition: number, offset: number): LogRecord => ({
+  topic: "chatting",
+  partition,
+  offset: String(offset),
+  key: "general",
+  value: "{}",
+});
+
+Deno.test("a message's position is its offset + 1", () => {
+  assert.equal(positionOf(record(0, 0)), 1);
+  assert.equal(positionOf(record(1, 2 ** 40)), 2 ** 40 + 1);
+});
+
+Deno.test("recent sends: a retried send is seen once shown, per sender and partition, within the limit", () => {
+  const recent = new RecentSends(3);
+  assert.equal(recent.seen(0, message("ann", "m1")), false);
+  recent.add(0, message("ann", "m1"));
+  assert.equal(recent.seen(0, message("ann", "m1")), true);
+  assert.equal(recent.seen(0, message("bob", "m1")), false, "another sender's id is another send");
+  assert.equal(recent.seen(1, message("ann", "m1")), false, "another partition");
+  for (const id of ["m2", "m3", "m4"]) recent.add(0, message("ann", id));
+  assert.equal(recent.seen(0, message("ann", "m1")), false, "older than the last 3");
+  assert.equal(recent.seen(0, message("ann", "m4")), true);
+});
+
+Deno.test("stored() waits until the processors committed past what was handed, and from the start", async () => {
+  let committed = new Map<number, number>();
+  const watch = new StoredWatch({
+    partitionOf: (room) => room === "general" ? 0 : 1,
+    committed: () => Promise.resolve(committed),
+    timeoutMs: 2000,
+  });
+  await watch.stored("general"); // nothing handed: at once
+  watch.startsAt(new Map([[0, 5], [1, 0]]));
+  let done = false;
+  const waiting = watch.stored("general").then(() => done = true);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(done, false, "offsets 0-4 came before the follower started");
+  committed = new Map([[0, 5]]);
+  await waiting;
+  await watch.stored("random"); // partition 1: nothing before the start
+  const short = new StoredWatch({
+    partitionOf: () => 0,
+    committed: () => Promise.resolve(new Map([[0, 3]])),
+    timeoutMs: 50,
+  });
+  short.handed(record(0, 7));
+  await assert.rejects(
+    short.stored("general"),
+    (err: unknown) =>
+      err instanceof ChatError && err.code === "unavailable" &&
+      /processors have not stored its newest messages within 50 ms \(stored up to position 3 of 8\)/
+        .test(err.message),
+  );
+});
