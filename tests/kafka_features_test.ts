@@ -100,14 +100,8 @@ Deno.test("two processors: every room's order is the same for every member on ev
         ours(u).filter((m) => m.room === room).map((m) => ({ seq: m.seq, text: m.content }));
       assert.deepEqual(seen(aliceStream), seen(bobStream), `room ${room}: same order for both`);
       const seqs = seen(aliceStream).map((m) => m.seq);
+      // Positions in the room's partition, which other rooms share: rising, not dense.
       assert.ok(seqs.every((q, i) => i === 0 || q > seqs[i - 1]!), `room ${room}: rising seq`);
-      if (room !== "general") {
-        assert.deepEqual(
-          seqs,
-          Array.from({ length: perRoom * 2 }, (_, i) => BigInt(i + 1)),
-          `room ${room}: sequence 1..${perRoom * 2} without gaps`,
-        );
-      }
       for (const who of ["a", "b"]) {
         const mine = seen(aliceStream).map((m) => m.text.split(" ")[2]!).filter((t) =>
           t.startsWith(who)
