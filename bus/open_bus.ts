@@ -77,6 +77,7 @@ export function openBus(
     return KafkaBus.connect({
       brokers: config.kafkaBrokers,
       clientId: config.kafkaClientId,
+      logEpoch: config.kafkaLogEpoch,
       logger: logger.with({ component: "kafka" }),
       replication: {
         replicationFactor: config.kafkaReplicationFactor,

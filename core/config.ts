@@ -12,6 +12,7 @@ import {
   type Env,
   int,
   intAtLeast,
+  intAtMost,
   oneOf,
   optionalInt,
   pair,
@@ -19,6 +20,7 @@ import {
   requires,
 } from "./settings.ts";
 import { maskUrl } from "./url_secrets.ts";
+import { MAX_LOG_EPOCH } from "../bus/kafka/positions.ts";
 
 export type BusKind = "memory" | "kafka";
 
@@ -149,6 +151,11 @@ export interface Config {
   kafkaReplicationFactor: number | undefined;
   /** Copies a write needs before Kafka acknowledges it (`KAFKA_MIN_INSYNC_REPLICAS`); unset → min(2, factor). */
   kafkaMinInsyncReplicas: number | undefined;
+  /**
+   * The room logs' epoch (`KAFKA_LOG_EPOCH`, 0 to MAX_LOG_EPOCH): positions are epoch × 2^40 +
+   * offset + 1. Raised after `chatting` was recreated, so that positions keep going up.
+   */
+  kafkaLogEpoch: number;
   /**
    * How long a send may wait for Kafka before it answers UNAVAILABLE (`SEND_TIMEOUT_MS`), well
    * under the 10 s deadline clients commonly set, so a client never has to guess from
@@ -285,6 +292,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     kafkaSaslPassword: env.KAFKA_SASL_PASSWORD || undefined,
     kafkaReplicationFactor: optionalInt(env, "KAFKA_REPLICATION_FACTOR", 1),
     kafkaMinInsyncReplicas: optionalInt(env, "KAFKA_MIN_INSYNC_REPLICAS", 1),
+    kafkaLogEpoch: intAtMost(env, "KAFKA_LOG_EPOCH", 0, MAX_LOG_EPOCH),
     sendTimeoutMs: int(env, "SEND_TIMEOUT_MS", 5000),
     allowUnsafeDeno: bool(env, "ALLOW_UNSAFE_DENO", false),
     signInFreeFailures: int(env, "SIGNIN_FREE_FAILURES", 5),

@@ -29,6 +29,17 @@ export function intAtLeast(env: Env, name: string, fallback: number, min: number
   return value;
 }
 
+/** A whole number of at most `max`, `fallback` when unset. */
+export function intAtMost(env: Env, name: string, fallback: number, max: number): number {
+  const value = int(env, name, fallback);
+  if (value > max) {
+    throw new Error(
+      `Cannot read configuration: ${name} is "${env[name]}", expected at most ${max}`,
+    );
+  }
+  return value;
+}
+
 /** A whole number of at least `min`, or undefined when unset. */
 export function optionalInt(env: Env, name: string, min: number): number | undefined {
   if (env[name] === undefined || env[name] === "") return undefined;

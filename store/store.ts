@@ -320,7 +320,7 @@ export function checkPosition(message: ChatMessage): void {
 export function logWentBack(message: ChatMessage, newest: number): ChatError {
   return new ChatError(
     "failed_precondition",
-    `Cannot store message ${message.id} in room ${message.room}: position ${message.seq} is not after the room's newest, ${newest}; the room log went backwards (was the topic recreated?)`,
+    `Cannot store message ${message.id} in room ${message.room}: position ${message.seq} is not after the room's newest, ${newest}; the room log went backwards (was the topic recreated? Then raise KAFKA_LOG_EPOCH)`,
   );
 }
 

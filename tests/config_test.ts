@@ -36,6 +36,13 @@ Deno.test("a bad setting is refused with a message naming it", () => {
     () => loadConfig({ BUS: "redis" }),
     /BUS is "redis", expected one of memory, kafka/,
   );
+  // Positions past 2^53 would not be exact: the epoch stops where they would.
+  assert.equal(loadConfig({}).kafkaLogEpoch, 0);
+  assert.equal(loadConfig({ KAFKA_LOG_EPOCH: "8190" }).kafkaLogEpoch, 8190);
+  assert.throws(
+    () => loadConfig({ KAFKA_LOG_EPOCH: "8191" }),
+    /KAFKA_LOG_EPOCH is "8191", expected at most 8190/,
+  );
 });
 
 Deno.test("the start-up banner hides database passwords", () => {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { ChatError } from "../core/errors.ts";
 import type { ChatMessage } from "../core/types.ts";
-import { positionOf, RecentSends, StoredWatch } from "../bus/kafka/positions.ts";
+import { MAX_LOG_EPOCH, positionOf, RecentSends, StoredWatch } from "../bus/kafka/positions.ts";
 import type { LogRecord } from "../bus/kafka/types.ts";
 
 const message = (userId: string, id: string): ChatMessage => ({
@@ -23,9 +23,13 @@ const record = (partition: number, offset: number): LogRecord => ({
   value: "{}",
 });
 
-Deno.test("a message's position is its offset + 1", () => {
+Deno.test("a message's position is its epoch's base + its offset + 1, exact up to the last epoch", () => {
   assert.equal(positionOf(record(0, 0)), 1);
-  assert.equal(positionOf(record(1, 2 ** 40)), 2 ** 40 + 1);
+  assert.equal(positionOf(record(1, 41)), 42);
+  assert.equal(positionOf(record(0, 0), 1), 2 ** 40 + 1, "a new epoch starts above the old one");
+  assert.equal(MAX_LOG_EPOCH, 8190);
+  const last = positionOf(record(0, 2 ** 40 - 1), MAX_LOG_EPOCH);
+  assert.ok(Number.isSafeInteger(last), `${last} is exact`);
 });
 
 Deno.test("recent sends: a retried send is seen once shown, per sender and partition, within the limit", () => {

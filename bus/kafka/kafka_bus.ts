@@ -44,6 +44,8 @@ import type { LogRecord, RecordHandler, TopicLog } from "./types.ts";
 export interface KafkaBusOptions extends Omit<KafkaConnectionOptions, "topics"> {
   /** How long `stored` waits for the processors (default 10 s). */
   storedTimeoutMs?: number;
+  /** The room logs' epoch (bus/kafka/positions.ts; default 0). */
+  logEpoch?: number;
   /**
    * Puts every topic and the processors' group under `<namespace>.` (see `kafkaNames`), for
    * deployments or test runs that share a cluster. Unset: the contract's names.
@@ -57,6 +59,7 @@ export interface KafkaBusParts {
   readonly names: KafkaNames;
   readonly logger: Logger;
   readonly storedTimeoutMs?: number;
+  readonly logEpoch?: number;
 }
 
 const encoder = new TextEncoder();
@@ -101,6 +104,7 @@ export class KafkaBus implements Bus {
   readonly #logger: Logger;
   readonly #setAsideRecords = new WeakSet<LogRecord>();
   readonly #stored: StoredWatch;
+  readonly #epoch: number;
 
   /** A bus over a Kafka cluster. */
   static connect(options: KafkaBusOptions): KafkaBus {
@@ -113,6 +117,7 @@ export class KafkaBus implements Bus {
       ...(options.storedTimeoutMs !== undefined
         ? { storedTimeoutMs: options.storedTimeoutMs }
         : {}),
+      ...(options.logEpoch !== undefined ? { logEpoch: options.logEpoch } : {}),
     });
   }
 
@@ -121,6 +126,7 @@ export class KafkaBus implements Bus {
     this.#connection = parts.log;
     this.#names = parts.names;
     this.#logger = parts.logger;
+    this.#epoch = parts.logEpoch ?? 0;
     const chatting = this.#names.topics.chatting.name;
     this.#stored = new StoredWatch({
       partitionOf: (room) => this.#connection.partitionOf(chatting, room),
@@ -197,7 +203,7 @@ export class KafkaBus implements Bus {
       );
       if (this.#setAsideRecords.has(record)) continue;
       try {
-        readable.push({ record, message: positioned(record) });
+        readable.push({ record, message: this.#positioned(record) });
       } catch (err) {
         if (!isPoison(err)) throw err;
         await this.#setAside(record, err);
@@ -269,7 +275,7 @@ export class KafkaBus implements Bus {
       handler: async (record) => {
         let message: ChatMessage;
         try {
-          message = positioned(record);
+          message = this.#positioned(record);
         } catch (err) {
           if (!(err instanceof RecordError)) throw err;
           // The processors set it aside as a dead letter; here it is only not shown.
@@ -303,6 +309,11 @@ export class KafkaBus implements Bus {
         this.#logger.warn("Cannot read where the room logs end", { error: describeError(err) }),
     );
     return subscription;
+  }
+
+  /** The chat message of a `chatting` record, with its position in the log as `seq`. */
+  #positioned(record: LogRecord): ChatMessage {
+    return { ...decodeChatMessage(record.value), seq: positionOf(record, this.#epoch) };
   }
 
   stored(room: string, signal?: AbortSignal): Promise<void> {
@@ -374,9 +385,4 @@ export class KafkaBus implements Bus {
   observeHeartbeats(handler: (heartbeat: Heartbeat) => void): Promise<Subscription> {
     return this.#observe(this.#names.topics.heartbeats.name, "latest", decodeHeartbeat, handler);
   }
-}
-
-/** The chat message of a `chatting` record, with its position in the log as `seq`. */
-function positioned(record: LogRecord): ChatMessage {
-  return { ...decodeChatMessage(record.value), seq: positionOf(record) };
 }

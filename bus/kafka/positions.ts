@@ -4,7 +4,8 @@
  * knows its position without asking anyone, and delivery needs one Kafka hop. The positions of
  * one room increase with the order of its messages but are not dense: the partition carries
  * other rooms' messages too. (Centrifugo's publication offsets, with Kafka's offsets as the
- * counter.)
+ * counter, and its epoch.) A recreated `chatting` topic starts its offsets again at 0: the
+ * operator raises the epoch (`KAFKA_LOG_EPOCH`), and positions go on above every earlier one.
  *
  * Two things the readers of a log have to agree on besides the position:
  *
@@ -29,9 +30,14 @@ export const RECENT_SENDS = 10_000;
 /** How often a waiting `stored` asks Kafka for the processors' positions. */
 const STORED_POLL_MS = 20;
 
-/** The position of `record` in its partition: its offset + 1 (positions start at 1). */
-export function positionOf(record: LogRecord): number {
-  return Number(record.offset) + 1;
+/** Offsets one epoch spans: a partition of 2^40 records, far more than a log keeps. */
+const EPOCH_SPAN = 2 ** 40;
+/** The highest epoch whose positions stay exact in a JavaScript number (below 2^53). */
+export const MAX_LOG_EPOCH = 2 ** 53 / EPOCH_SPAN - 2;
+
+/** The position of `record` in its partition: epoch × 2^40 + its offset + 1 (from 1). */
+export function positionOf(record: LogRecord, epoch = 0): number {
+  return epoch * EPOCH_SPAN + Number(record.offset) + 1;
 }
 
 /**
