@@ -163,10 +163,11 @@ Deno.test("metrics of gateways and a processor on Kafka move with a chat", async
     assert.ok(processorLag.every((s) => s.labels.group === "chatting-processor-group"));
     assert.ok(processorLag.every((s) => /^\d+$/.test(s.labels.partition ?? "")));
     for (const at of ["a", "b"] as const) {
-      for (const topic of ["chatting", "chat-deliveries"]) {
-        const own = lag(after[at], topic).filter((s) => s.labels.group === "private");
-        assert.ok(own.length >= 1, `gateway ${at} reports its lag on ${topic}`);
-        assert.ok(own.every((s) => s.value >= 0));
+      const own = lag(after[at], "chatting");
+      assert.ok(own.length >= 1, `gateway ${at} reports its lag on chatting, which it follows`);
+      // `chat-deliveries` carries what changes in rooms; a gateway that read none has no lag yet.
+      for (const s of [...own, ...lag(after[at], "chat-deliveries")]) {
+        assert.ok(s.labels.group === "private" && s.value >= 0, JSON.stringify(s));
       }
     }
     // The store: the processor appended the messages (a run per call), the gateways read
