@@ -234,10 +234,13 @@ export async function kafkajsEndToEnd(
       timer = setTimeout(() => resolve(false), waitMs);
       arrived = (got) => got === key && resolve(true);
     });
-    await producer.send({ topic: FLOOR_TOPIC, acks: -1, messages: [{ key, value }] });
-    const ok = await back;
-    clearTimeout(timer);
-    return ok;
+    try {
+      await producer.send({ topic: FLOOR_TOPIC, acks: -1, messages: [{ key, value }] });
+      return await back;
+    } finally {
+      // Also when the send fails: a pending wait would keep the bench alive for up to 30 s.
+      clearTimeout(timer);
+    }
   };
   const h = histogram();
   try {
