@@ -10,9 +10,13 @@
  *   (acks=all), records per second and send latency percentiles (whole milliseconds).
  *
  * Both run on topic `bench-floor`, created with the partitions and replication of `chatting`.
+ * Beside them, `kafkajsEndToEnd` runs EndToEndLatency's loop with the client the service uses:
+ * what one Kafka hop costs on this runtime before any of the service's own work.
  */
 
 import { Kafka, logLevel } from "kafkajs";
+import { CONSUMER_SETTINGS } from "../bus/kafka/subscription.ts";
+import { histogram, percentiles, recordMs } from "./stats.ts";
 import { TOPICS } from "../bus/kafka/topics.ts";
 import { applyReplication, chooseReplication } from "../bus/kafka/replication.ts";
 
@@ -156,6 +160,8 @@ export interface FloorOptions {
 
 export interface FloorResult {
   end_to_end: EndToEndResult;
+  /** EndToEndLatency's loop with kafkajs in Deno, in milliseconds (not truncated). */
+  kafkajs_end_to_end: { p50: number; p99: number; p999: number };
   producer: ProducerPerfResult;
   /** The two command lines, as run. */
   commands: string[];
@@ -186,10 +192,81 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
     "acks=all",
   ];
   const e2e = await java(e2eArgs, 300_000);
+  const kafkajs = await kafkajsEndToEnd(options.brokers, options.messages, options.bytes);
   const perf = await java(perfArgs, 300_000);
   return {
     end_to_end: parseEndToEnd(e2e),
+    kafkajs_end_to_end: kafkajs,
     producer: parseProducerPerformance(perf),
     commands: [e2eArgs, perfArgs].map((a) => `java -cp 'kafka/.jars/*' ${a.join(" ")}`),
   };
+}
+
+/**
+ * EndToEndLatency's loop (one record at a time, produced with acks=all and consumed back before
+ * the next) with kafkajs, configured as the service uses it: an idempotent producer
+ * (bus/kafka/connection.ts) and a consumer of a group of its own with the gateways' settings
+ * (bus/kafka/subscription.ts). The consumer reads from the end, which kafkajs settles only at
+ * its first fetch: records are sent until one comes back before anything is counted, and the
+ * first tenth of the loop warms up uncounted.
+ */
+export async function kafkajsEndToEnd(
+  brokers: string,
+  messages: number,
+  bytes: number,
+): Promise<{ p50: number; p99: number; p999: number }> {
+  const kafka = new Kafka({
+    clientId: "chat-bench-floor-kafkajs",
+    brokers: brokers.split(","),
+    logLevel: logLevel.NOTHING,
+  });
+  const producer = kafka.producer({ idempotent: true, allowAutoTopicCreation: false });
+  const consumer = kafka.consumer({
+    groupId: `chat-bench-floor-${crypto.randomUUID()}`,
+    ...CONSUMER_SETTINGS,
+  });
+  const value = "x".repeat(bytes);
+  let arrived: ((key: string) => void) | undefined;
+  /** Sends a record keyed `key`; resolves with whether it came back within `waitMs`. */
+  const roundTrip = async (key: string, waitMs: number): Promise<boolean> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const back = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), waitMs);
+      arrived = (got) => got === key && resolve(true);
+    });
+    try {
+      await producer.send({ topic: FLOOR_TOPIC, acks: -1, messages: [{ key, value }] });
+      return await back;
+    } finally {
+      // Also when the send fails: a pending wait would keep the bench alive for up to 30 s.
+      clearTimeout(timer);
+    }
+  };
+  const h = histogram();
+  try {
+    await producer.connect();
+    await consumer.connect();
+    await consumer.subscribe({ topic: FLOOR_TOPIC, fromBeginning: false });
+    await consumer.run({
+      eachMessage: ({ message }) => Promise.resolve(arrived?.(message.key?.toString() ?? "")),
+    });
+    let probes = 0;
+    while (!await roundTrip(`probe-${probes}`, 1000)) {
+      if (++probes === 60) throw new Error("kafkajs: no record came back within 60 s");
+    }
+    for (let i = 0; i < messages; i++) {
+      const started = performance.now();
+      if (!await roundTrip(`${i}`, 30_000)) {
+        throw new Error(`kafkajs: record ${i} did not come back within 30 s`);
+      }
+      if (i >= messages / 10) recordMs(h, performance.now() - started);
+    }
+  } finally {
+    arrived = undefined;
+    await consumer.disconnect().catch(() => {});
+    await producer.disconnect().catch(() => {});
+  }
+  const { p50, p99, p999 } = percentiles(h);
+  h.destroy();
+  return { p50, p99, p999 };
 }

@@ -282,9 +282,14 @@ async function main(): Promise<number> {
           await attempt("floor: Kafka's EndToEndLatency and ProducerPerformance", async () => {
             say("running EndToEndLatency and ProducerPerformance");
             const r = await runFloor({ brokers, bytes: args.bytes, ...p.floor });
-            floor = { p50: r.end_to_end.p50, p99: r.end_to_end.p99 };
+            const kafkajs = r.kafkajs_end_to_end;
+            floor = {
+              p50: r.end_to_end.p50,
+              p99: r.end_to_end.p99,
+              kafkajs: { p50: kafkajs.p50, p99: kafkajs.p99 },
+            };
             console.log(
-              `EndToEndLatency: avg ${r.end_to_end.avg_ms} ms, p50 ${r.end_to_end.p50}, p99 ${r.end_to_end.p99}, p99.9 ${r.end_to_end.p999} ms; ProducerPerformance: ${r.producer.records_per_s} records/s, p50 ${r.producer.p50}, p99 ${r.producer.p99} ms`,
+              `EndToEndLatency: avg ${r.end_to_end.avg_ms} ms, p50 ${r.end_to_end.p50}, p99 ${r.end_to_end.p99}, p99.9 ${r.end_to_end.p999} ms; the same loop with kafkajs: p50 ${kafkajs.p50}, p99 ${kafkajs.p99}, p99.9 ${kafkajs.p999} ms; ProducerPerformance: ${r.producer.records_per_s} records/s, p50 ${r.producer.p50}, p99 ${r.producer.p99} ms`,
             );
             return [{
               scenario: "floor",

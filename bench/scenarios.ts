@@ -39,7 +39,11 @@ export interface Entry {
   publish_ms: { p50: number; p99: number; max: number } | null;
   lost: number;
   duplicated: number;
-  kafka_floor_e2e_ms: { p50: number; p99: number } | null;
+  /**
+   * Kafka's EndToEndLatency in the same run, and the same loop with kafkajs, the service's
+   * client, on this runtime (`kafkajs`).
+   */
+  kafka_floor_e2e_ms: { p50: number; p99: number; kafkajs?: { p50: number; p99: number } } | null;
   /** Peak resident memory per process during the run. */
   rss_mib: Record<string, number>;
   /** CPU time / wall time per process during the run (1 = one core). */

@@ -361,7 +361,9 @@ Deno.test("sqlite store: openStore picks SQLite when no URL is set", async () =>
 /**
  * Runs `body` in `count` processes at once, each with `store` open on the SQLite file at `path`
  * and its own `name` ("p0", "p1", ...). Each says it is ready, then waits for "go", so that all
- * start together. `body` ends with `return <JSON value>`; the values come back in process order.
+ * start together; `await pace(ms)` in `body` waits until `ms` after that common start, which keeps
+ * the processes side by side even when the machine runs one of them late. `body` ends with
+ * `return <JSON value>`; the values come back in process order.
  */
 async function raceInProcesses(path: string, count: number, body: string): Promise<unknown[]> {
   const barrier = await Deno.makeTempDir({ dir, prefix: "barrier-" });
@@ -373,10 +375,15 @@ async function raceInProcesses(path: string, count: number, body: string): Promi
     const name = Deno.env.get("NAME");
     const store = await SqliteStore.open(Deno.env.get("DB"));
     Deno.writeTextFileSync(barrier + "/ready-" + name, "");
+    let start;
     for (;;) {
-      try { Deno.statSync(barrier + "/go"); break; } catch { /* not yet */ }
+      try { start = Number(Deno.readTextFileSync(barrier + "/go")); break; } catch { /* not yet */ }
       await sleep(1);
     }
+    const pace = async (ms) => {
+      const wait = start + ms - Date.now();
+      if (wait > 0) await sleep(wait);
+    };
     const result = await (async () => { ${body} })();
     await store.close();
     Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(result)));
@@ -392,7 +399,9 @@ async function raceInProcesses(path: string, count: number, body: string): Promi
     }).output());
   const deadline = Date.now() + 60_000;
   while ([...Deno.readDirSync(barrier)].length < count && Date.now() < deadline) await sleep(10);
-  await Deno.writeTextFile(`${barrier}/go`, "");
+  // Written whole under another name first, so that no process reads it half-written.
+  await Deno.writeTextFile(`${barrier}/go.tmp`, String(Date.now() + 100));
+  await Deno.rename(`${barrier}/go.tmp`, `${barrier}/go`);
   const outputs = await Promise.all(children);
   return outputs.map((output, p) => {
     assert.ok(output.success, `process p${p} failed: ${new TextDecoder().decode(output.stderr)}`);
@@ -413,6 +422,7 @@ Deno.test("sqlite store: appenders in four processes on one file never share or 
       timestamp: new Date().toISOString(), room: "race", seq: 0 });
     const out = {};
     for (let i = 0; i < ${OWN}; i++) {
+      await pace(i * 2);
       const own = await store.append(message(name + "-" + i));
       out[own.id] = own.seq;
       if (i % 5 === 0 && i / 5 < ${SHARED}) {

@@ -32,7 +32,7 @@ import type { LogRecord, SubscribeOptions } from "./types.ts";
 import { pause, settleWithin, withTimeout } from "./waits.ts";
 
 /** Consumer settings: short fetch waits keep delivery, heartbeats and `close()` prompt. */
-const CONSUMER_SETTINGS = {
+export const CONSUMER_SETTINGS = {
   maxWaitTimeInMs: 250,
   heartbeatInterval: 1000,
   sessionTimeout: 10_000,
