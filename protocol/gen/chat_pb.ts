@@ -87,7 +87,8 @@ export type Message = Message$1<"chat.Message"> & {
   room: string;
 
   /**
-   * Position of the message in its room, 1, 2, 3, ... set by the processor.
+   * Position of the message in its room, rising with its order but not
+   * dense (in Kafka mode its place in the room log). Set by the server.
    *
    * @generated from field: uint64 seq = 6;
    */
