@@ -37,7 +37,12 @@ export const MAX_LOG_EPOCH = 2 ** 53 / EPOCH_SPAN - 2;
 
 /** The position of `record` in its partition: epoch × 2^40 + its offset + 1 (from 1). */
 export function positionOf(record: LogRecord, epoch = 0): number {
-  return epoch * EPOCH_SPAN + Number(record.offset) + 1;
+  return positionAt(Number(record.offset), epoch);
+}
+
+/** The position of the record at `offset`. */
+export function positionAt(offset: number, epoch = 0): number {
+  return epoch * EPOCH_SPAN + offset + 1;
 }
 
 /**
@@ -86,7 +91,8 @@ export interface StoredWatchParts {
 
 /**
  * Which records this gateway handed on, and whether the processors stored them yet: `stored`
- * resolves once the store holds every message of a room that `handed` was told of.
+ * resolves once the store holds every message of a room that `handed` was told of. What names a
+ * message by position waits on `handedOffset` (server/delivery_order.ts).
  */
 export class StoredWatch {
   /** partition → the offset of the newest record handed on. */
@@ -108,6 +114,15 @@ export class StoredWatch {
    */
   startsAt(ends: ReadonlyMap<number, number>): void {
     for (const [partition, next] of ends) this.#hand(partition, next - 1);
+  }
+
+  /**
+   * The offset of the newest record handed on from `room`'s partition (what came before the
+   * follower started counts); undefined while the follower knows no place in it yet.
+   */
+  handedOffset(room: string): number | undefined {
+    const partition = this.parts.partitionOf(room);
+    return partition === undefined ? undefined : this.#handed.get(partition);
   }
 
   #hand(partition: number, offset: number): void {
