@@ -128,29 +128,40 @@ export class DeliveryOrder {
   #release(room: string): void {
     const waiting = this.#rooms.get(room);
     if (!waiting) return;
-    clearTimeout(waiting.timer);
     const handed = this.#options.handed(room);
     const now = performance.now();
     const { items } = waiting;
+    const early: { count: number; first?: number } = { count: 0 };
     let shown = 0;
     for (; shown < items.length; shown++) {
       const { delivery, seq, until } = items[shown]!;
       if (seq > handed) {
         if (now < until) break;
-        this.#options.logger.warn(
-          "Showing a delivery before the message it names: this gateway's follower did not hand it on in time",
-          { room, type: delivery.type, seq, handed, waitedMs: this.#waitMs },
-        );
+        early.first ??= seq;
+        early.count++;
       }
       this.#options.show(delivery);
     }
+    if (early.count > 0) {
+      // One line per room and pass: a follower away for long would otherwise log every change.
+      this.#options.logger.warn(
+        `Showing deliveries before the messages they name: this gateway's follower did not hand them on within ${this.#waitMs} ms`,
+        { room, ...early, handed },
+      );
+    }
+    if (shown === 0 && waiting.timer !== undefined) return;
     items.splice(0, shown);
     this.#count -= shown;
     if (shown > 0) {
       this.#freed.resolve();
       this.#freed = Promise.withResolvers();
     }
+    clearTimeout(waiting.timer);
     if (items.length === 0) return void this.#rooms.delete(room);
-    waiting.timer = setTimeout(() => this.#release(room), items[0]!.until - now);
+    // Set again only when the oldest changed: the follower calls this for every message.
+    waiting.timer = setTimeout(() => {
+      waiting.timer = undefined;
+      this.#release(room);
+    }, items[0]!.until - now);
   }
 }

@@ -119,8 +119,8 @@ Deno.test("a change whose message does not come in time is shown anyway, with a 
     await waitFor(() => order.held === 0, 5000, "the held deliveries to be shown");
     assert.deepEqual(shown, ["message-change team 9", "typing team"]);
     assert.equal(logger.lines.length, 1);
-    assert.match(logger.lines[0]!, /Showing a delivery before the message it names/);
-    assert.match(logger.lines[0]!, /seq=9/);
+    assert.match(logger.lines[0]!, /Showing deliveries before the messages they name/);
+    assert.match(logger.lines[0]!, /count=1 first=9 /);
   } finally {
     order.close();
   }
