@@ -17,6 +17,19 @@ export interface Subscription {
   close(): Promise<void>;
 }
 
+/** A follower of the room logs (`RoomLogs.follow`), and how far it got. */
+export interface Following extends Subscription {
+  /**
+   * How far this follower has handed on the log of `room`: every message the log holds now of
+   * the room at a position up to the answer has been passed to the handler (the newest in the
+   * same turn as the handler's call, before it resolved), or came before the follower started
+   * and never will be. Infinity when none of the room is on its way, or when the bus cannot tell
+   * (Kafka never reached). What else changes in a room and names a message by its position waits
+   * on this (server/delivery_order.ts).
+   */
+  handed(room: string): number;
+}
+
 /**
  * What the processors do with the room logs and the connection events. Messages of one room
  * come in the order they were appended, connection events of one user in the order announced;
@@ -64,7 +77,7 @@ export interface RoomLogs {
    * twice comes once). The next comes once the handler's promise resolved (a gateway slows the
    * flow to its readers' pace).
    */
-  follow(handler: (message: ChatMessage) => Promise<void>): Promise<Subscription>;
+  follow(handler: (message: ChatMessage) => Promise<void>): Promise<Following>;
   /**
    * Resolves once the store holds every message of `room` that `follow` handed this process;
    * rejects with an `unavailable` ChatError when the processors do not get there in time.

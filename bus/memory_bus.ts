@@ -14,7 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ChatError, describeError } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ChatMessage, ConnectionEvent, Delivery, Heartbeat, Presence } from "../core/types.ts";
-import type { Bus, ProcessorHandlers, Subscription } from "./bus.ts";
+import type { Bus, Following, ProcessorHandlers, Subscription } from "./bus.ts";
 
 export interface MemoryBusOptions {
   logger: Logger;
@@ -99,6 +99,32 @@ class Queue<T> {
   }
 }
 
+/**
+ * How far one follower got with each room: the newest position given to its queue and the
+ * newest handed to its handler, for the rooms with messages still on their way to it.
+ */
+class FollowerProgress {
+  readonly #given = new Map<string, number>();
+  readonly #handed = new Map<string, number>();
+
+  given(message: ChatMessage): void {
+    this.#given.set(message.room, message.seq);
+  }
+
+  /** Called in the same turn as the handler, before it. */
+  handing(message: ChatMessage): void {
+    const { room, seq } = message;
+    if (!this.#given.has(room)) return;
+    if (this.#given.get(room)! > seq) return void this.#handed.set(room, seq);
+    this.#given.delete(room);
+    this.#handed.delete(room);
+  }
+
+  handed(room: string): number {
+    return this.#given.has(room) ? this.#handed.get(room) ?? 0 : Infinity;
+  }
+}
+
 export class MemoryBus implements Bus {
   readonly #logger: Logger;
   readonly #retryDelayMs: number;
@@ -115,6 +141,7 @@ export class MemoryBus implements Bus {
   readonly #logs = new Map<string, Queue<Logged>>();
   readonly #deliveryQueues = new Set<Queue<Delivery>>();
   readonly #followerQueues = new Set<Queue<ChatMessage>>();
+  readonly #followers = new WeakMap<Queue<ChatMessage>, FollowerProgress>();
   /** Each room's newest position handed to followers: a retried send comes back stored once. */
   readonly #followed = new Map<string, number>();
   readonly #heartbeatQueues = new Set<Queue<Heartbeat>>();
@@ -177,19 +204,29 @@ export class MemoryBus implements Bus {
     what: string,
     backlog: readonly T[] = [],
   ): Promise<Subscription> {
+    return Promise.resolve(this.#queue(queues, handler, what, backlog).subscription);
+  }
+
+  #queue<T>(
+    queues: Set<Queue<T>>,
+    handler: (item: T) => Promise<void>,
+    what: string,
+    backlog: readonly T[] = [],
+  ): { queue: Queue<T>; subscription: Subscription } {
     const closed = new AbortController();
     const signal = AbortSignal.any([this.#abort.signal, closed.signal]);
     const handle = (run: readonly T[]) => handler(run[0]!);
     const queue = new Queue(() => handle, this.#retryFailed<T>(what), this.#retryDelayMs, signal);
     queues.add(queue);
     for (const item of backlog) queue.push(item);
-    return Promise.resolve({
+    const subscription = {
       close: () => {
         closed.abort();
         queues.delete(queue);
         return Promise.resolve();
       },
-    });
+    };
+    return { queue, subscription };
   }
 
   #log(key: string, item: Logged): void {
@@ -261,7 +298,10 @@ export class MemoryBus implements Bus {
             for (const m of stored) {
               if (m.seq <= (this.#followed.get(m.room) ?? 0)) continue;
               this.#followed.set(m.room, m.seq);
-              for (const queue of this.#followerQueues) queue.push(m);
+              for (const queue of this.#followerQueues) {
+                this.#followers.get(queue)?.given(m);
+                queue.push(m);
+              }
             }
           });
       },
@@ -287,8 +327,14 @@ export class MemoryBus implements Bus {
     });
   }
 
-  follow(handler: (message: ChatMessage) => Promise<void>): Promise<Subscription> {
-    return this.#subscribe(this.#followerQueues, handler, "Follower");
+  follow(handler: (message: ChatMessage) => Promise<void>): Promise<Following> {
+    const progress = new FollowerProgress();
+    const { queue, subscription } = this.#queue(this.#followerQueues, (message) => {
+      progress.handing(message);
+      return handler(message);
+    }, "Follower");
+    this.#followers.set(queue, progress);
+    return Promise.resolve({ ...subscription, handed: (room) => progress.handed(room) });
   }
 
   /** Followers get messages once stored. */

@@ -10,7 +10,7 @@ import { Liveness } from "../core/liveness.ts";
 import type { Logger } from "../core/logger.ts";
 import { type Metrics, metricsResponse, NO_METRICS } from "../core/metrics.ts";
 import type { ChatMessage, Delivery, Presence } from "../core/types.ts";
-import type { Bus, Subscription } from "../bus/bus.ts";
+import type { Bus, Following, Subscription } from "../bus/bus.ts";
 import { Announcer } from "./announcer.ts";
 import { type ChatService, createChatService } from "./chat_service.ts";
 import { countedChat } from "./chat_metrics.ts";
@@ -19,6 +19,7 @@ import { createWebApi } from "./web_api.ts";
 import { createHttpHandler, type HttpHandler, type HttpServer, serveHttp } from "./http_server.ts";
 import type { ConnectionLimits, GuardStats } from "./connection_guard.ts";
 import { Hub } from "./hub.ts";
+import { DeliveryOrder } from "./delivery_order.ts";
 import type { Auth } from "./auth.ts";
 import { RateLimiter } from "./rate_limiter.ts";
 import type { Store } from "../store/store.ts";
@@ -78,6 +79,12 @@ export function createGateway(options: GatewayOptions): Gateway {
     serverId === config.serverId ||
     liveness.isAlive(serverId, Date.now(), config.heartbeatTimeoutMs);
   const subscriptions: Subscription[] = [];
+  let following: Following | undefined;
+  const order = new DeliveryOrder({
+    handed: (room) => following?.handed(room) ?? Infinity,
+    show,
+    logger,
+  });
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   let httpServer: HttpServer | undefined;
   let grpcPort = 0;
@@ -176,12 +183,18 @@ export function createGateway(options: GatewayOptions): Gateway {
         error: describeError(err),
       });
     }
+    order.advanced();
     return hub.settle();
   }
 
-  function onDelivery(delivery: Delivery): Promise<void> {
+  async function onDelivery(delivery: Delivery): Promise<void> {
+    await order.accept(delivery);
+    await hub.settle();
+  }
+
+  function show(delivery: Delivery): void {
     try {
-      show(delivery);
+      showNow(delivery);
     } catch (err) {
       // Showing it again would fail the same way and hold up every room behind it on the topic.
       logger.error("Cannot show a delivery; skipped", {
@@ -189,10 +202,9 @@ export function createGateway(options: GatewayOptions): Gateway {
         error: describeError(err),
       });
     }
-    return hub.settle();
   }
 
-  function show(delivery: Delivery): void {
+  function showNow(delivery: Delivery): void {
     switch (delivery.type) {
       case "resync":
         reannounce(delivery.reason);
@@ -263,8 +275,9 @@ export function createGateway(options: GatewayOptions): Gateway {
         sendHeartbeat();
         announcer.nudge();
       });
+      following = await bus.follow(onMessage);
       subscriptions.push(
-        await bus.follow(onMessage),
+        following,
         await bus.onDelivery(onDelivery),
         await bus.observeHeartbeats((hb) => liveness.beat(hb.serverId, Date.now())),
         await bus.observePresence(onPresence),
@@ -319,6 +332,7 @@ export function createGateway(options: GatewayOptions): Gateway {
       await grpc.close(1000);
       await httpServer?.shutdown();
       await Promise.all(subscriptions.splice(0).map((s) => s.close()));
+      order.close();
       logger.info("Gateway stopped");
     },
   };

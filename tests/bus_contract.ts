@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Bus, Subscription } from "../bus/bus.ts";
+import type { Bus, Following, Subscription } from "../bus/bus.ts";
 import { ChatError, invalidArgument } from "../core/errors.ts";
 import type { ChatMessage, ConnectionEvent, Delivery, Presence } from "../core/types.ts";
 import { waitFor } from "./helpers.ts";
@@ -449,6 +449,31 @@ export function busContract(
       assert.ok(await waiting, "everything handed was stored when stored() resolved");
       await until(() => got.length === 2, "the second message");
       assert.ok(processor.stored.has("alice/general-1"));
+    }));
+
+  test("a follower's handed(room) counts what came before it, and each message as its handler is called", () =>
+    withBuses(1, async ([bus], subs) => {
+      await storingProcessor(bus!, subs);
+      const all: ChatMessage[] = [];
+      subs.push(await bus!.follow((m) => (all.push(m), Promise.resolve())));
+      await bus!.append(message("before", 0));
+      await until(() => all.length === 1, "the message before the second follower");
+      const release = Promise.withResolvers<void>();
+      const seen: { seq: number; handed: number }[] = [];
+      const following: Following = await bus!.follow(async (m) => {
+        seen.push({ seq: m.seq, handed: following.handed(m.room) });
+        await release.promise;
+      });
+      subs.push(following);
+      assert.ok(following.handed("before") >= all[0]!.seq, "what came before counts as handed");
+      await bus!.append(message("held", 0));
+      await bus!.append(message("held", 1));
+      await until(() => all.length === 3 && seen.length === 1, "both at the first follower");
+      const [first, second] = all.slice(1);
+      assert.ok(seen[0]!.handed >= first!.seq, "handed as its handler is called");
+      assert.ok(following.handed("held") < second!.seq, "the second is not handed yet");
+      release.resolve();
+      await until(() => following.handed("held") >= second!.seq, "the second handed");
     }));
 
   test("a delivery handler gets the next delivery only once its promise resolved", () =>

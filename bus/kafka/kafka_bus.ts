@@ -21,7 +21,7 @@ import type {
   Heartbeat,
   Presence,
 } from "../../core/types.ts";
-import type { Bus, ProcessorHandlers, Subscription } from "../bus.ts";
+import type { Bus, Following, ProcessorHandlers, Subscription } from "../bus.ts";
 import { KafkaConnection, type KafkaConnectionOptions } from "./connection.ts";
 import {
   decodeChatMessage,
@@ -37,7 +37,7 @@ import {
   encodePresence,
   RecordError,
 } from "./records.ts";
-import { positionOf, RecentSends, StoredWatch } from "./positions.ts";
+import { HandedOffsets, positionAt, positionOf, RecentSends, StoredWatch } from "./positions.ts";
 import { type KafkaNames, kafkaNames } from "./topics.ts";
 import type { LogRecord, RecordHandler, TopicLog } from "./types.ts";
 
@@ -265,10 +265,11 @@ export class KafkaBus implements Bus {
     this.#setAsideRecords.add(record);
   }
 
-  async follow(handler: (message: ChatMessage) => Promise<void>): Promise<Subscription> {
+  async follow(handler: (message: ChatMessage) => Promise<void>): Promise<Following> {
     const chatting = this.#names.topics.chatting.name;
     // A follower of its own: two followers in one process would each need to skip the repeats.
     const recent = new RecentSends();
+    const handed = new HandedOffsets();
     const subscription = await this.#connection.subscribe({
       topics: [chatting],
       from: "latest",
@@ -295,8 +296,10 @@ export class KafkaBus implements Bus {
           });
           return;
         }
-        // Counted before it is shown: a stream opened meanwhile reads it from the store.
+        // Counted before it is shown: a stream opened meanwhile reads it from the store. In the
+        // same turn as the handler's call, which shows it, so `handed` is never ahead of it.
         this.#stored.handed(record);
+        handed.hand(record.partition, Number(record.offset));
         await handler(message);
         recent.add(record.partition, message);
       },
@@ -304,11 +307,23 @@ export class KafkaBus implements Bus {
     // Where it starts: what came before is the store's to give, once the processors have it.
     // Kafka away now: the follower starts once it is back, and nothing was shown before.
     await this.#connection.ends(chatting).then(
-      (ends) => this.#stored.startsAt(ends),
+      (ends) => {
+        this.#stored.startsAt(ends);
+        handed.startsAt(ends);
+      },
       (err) =>
         this.#logger.warn("Cannot read where the room logs end", { error: describeError(err) }),
     );
-    return subscription;
+    return {
+      close: () => subscription.close(),
+      // Kafka away when it started: nothing is held back until the follower hands on a record
+      // of the partition (it starts at the partition's end, whenever it gets there).
+      handed: (room) => {
+        const partition = this.#connection.partitionOf(chatting, room);
+        const offset = partition === undefined ? undefined : handed.get(partition);
+        return offset === undefined ? Infinity : positionAt(offset, this.#epoch);
+      },
+    };
   }
 
   /** The chat message of a `chatting` record, with its position in the log as `seq`. */

@@ -37,7 +37,12 @@ export const MAX_LOG_EPOCH = 2 ** 53 / EPOCH_SPAN - 2;
 
 /** The position of `record` in its partition: epoch × 2^40 + its offset + 1 (from 1). */
 export function positionOf(record: LogRecord, epoch = 0): number {
-  return epoch * EPOCH_SPAN + Number(record.offset) + 1;
+  return positionAt(Number(record.offset), epoch);
+}
+
+/** The position of the record at `offset`. */
+export function positionAt(offset: number, epoch = 0): number {
+  return epoch * EPOCH_SPAN + offset + 1;
 }
 
 /**
@@ -84,13 +89,31 @@ export interface StoredWatchParts {
   readonly timeoutMs: number;
 }
 
+/** partition → the offset of the newest record handed on: how far a follower got. */
+export class HandedOffsets {
+  readonly #offsets = new Map<number, number>();
+
+  hand(partition: number, offset: number): void {
+    if (offset > (this.#offsets.get(partition) ?? -1)) this.#offsets.set(partition, offset);
+  }
+
+  /** A follower starts at `ends` (each partition's next offset): what came before counts. */
+  startsAt(ends: ReadonlyMap<number, number>): void {
+    for (const [partition, next] of ends) this.hand(partition, next - 1);
+  }
+
+  /** Undefined while the follower knows no place in `partition` yet. */
+  get(partition: number): number | undefined {
+    return this.#offsets.get(partition);
+  }
+}
+
 /**
  * Which records this gateway handed on, and whether the processors stored them yet: `stored`
  * resolves once the store holds every message of a room that `handed` was told of.
  */
 export class StoredWatch {
-  /** partition → the offset of the newest record handed on. */
-  readonly #handed = new Map<number, number>();
+  readonly #handed = new HandedOffsets();
   /** partition → the processors' committed offset, as last read. */
   #committed = new Map<number, number>();
   #reading: Promise<void> | undefined;
@@ -98,7 +121,7 @@ export class StoredWatch {
   constructor(private readonly parts: StoredWatchParts) {}
 
   handed(record: LogRecord): void {
-    this.#hand(record.partition, Number(record.offset));
+    this.#handed.hand(record.partition, Number(record.offset));
   }
 
   /**
@@ -107,11 +130,7 @@ export class StoredWatch {
    * that resumes here would otherwise read the store before they did and never see the rest.
    */
   startsAt(ends: ReadonlyMap<number, number>): void {
-    for (const [partition, next] of ends) this.#hand(partition, next - 1);
-  }
-
-  #hand(partition: number, offset: number): void {
-    if (offset > (this.#handed.get(partition) ?? -1)) this.#handed.set(partition, offset);
+    this.#handed.startsAt(ends);
   }
 
   async stored(room: string, signal?: AbortSignal): Promise<void> {
