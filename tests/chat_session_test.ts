@@ -118,6 +118,27 @@ Deno.test("resume: rooms start where ListRooms says; a reconnect leaves no gap a
   session.stop();
 });
 
+Deno.test("resume: a send the service logged twice, under two positions, is shown once", async () => {
+  const { server, clock, shown, session } = setup();
+  session.start();
+  await tick();
+  server.last.open();
+  const first = inRoom("general", 3, "retried");
+  server.last.emit({ type: "message", message: first });
+  // The retry came later than the gateways remember sends: logged again, with a newer position.
+  server.last.emit({ type: "message", message: { ...first, seq: 9 } });
+  server.last.emit({ type: "message", message: { ...inRoom("general", 10), userId: "carl" } });
+  // Another sender's message with the same id is another message.
+  server.last.emit({ type: "message", message: { ...first, seq: 11, userId: "carl" } });
+  assert.deepEqual(shown, ["retried", "general 10", "retried"]);
+  server.last.fail(new ChatError("UNAVAILABLE", "gone"));
+  await tick();
+  clock.advance(1000);
+  await tick();
+  assert.deepEqual(server.last.resume, [{ room: "general", lastSeq: 11 }]);
+  session.stop();
+});
+
 Deno.test("outbox: lines queued offline go once connected, in order; a refusal is reported", async () => {
   const { server, session, notSent } = setup();
   session.start();

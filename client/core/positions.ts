@@ -7,13 +7,17 @@
 import { DEFAULT_MAX_RESUME_ROOMS } from "../../protocol/limits.ts";
 import type { ChatMessage, RoomPosition } from "./model.ts";
 
-/** How many messages are remembered to drop repeats that carry no newer position. */
-const SEEN_LIMIT = 5000;
+/** How many keys (two per message) are remembered to drop repeats. */
+const SEEN_LIMIT = 10_000;
 
 export class RoomPositions {
   /** The newest sequence number known per room, in the order rooms were learned of. */
   readonly #lastSeq = new Map<string, number>();
-  /** (room, seq) keys, or message ids of messages without a seq, already passed on. */
+  /**
+   * (room, seq) keys, and (room, sender, message id) keys, of messages already passed on. The
+   * second catches a retried send that the service logged twice, under two positions, when the
+   * retry came later than the gateways remember sends (their last 10,000 per log partition).
+   */
   readonly #seen = new Set<string>();
   readonly #seenOrder: string[] = [];
 
@@ -48,16 +52,20 @@ export class RoomPositions {
   accept(message: ChatMessage, source: "live" | "history"): boolean {
     const position = this.#lastSeq.get(message.room) ?? 0;
     if (source === "live" && message.seq > 0 && message.seq <= position) return false;
-    const key = message.seq > 0
-      ? `${message.room}\u0000${message.seq}`
-      : message.messageId && `id\u0000${message.messageId}`;
-    if (key) {
-      if (this.#seen.has(key)) return false;
+    const keys = [
+      message.seq > 0 && `${message.room}\u0000${message.seq}`,
+      message.messageId &&
+      `id\u0000${message.room}\u0000${message.userId}\u0000${message.messageId}`,
+    ].filter((key): key is string => Boolean(key));
+    const repeat = keys.some((key) => this.#seen.has(key));
+    // A repeat under a newer position still moves the resume point past it.
+    if (message.seq > position) this.#lastSeq.set(message.room, message.seq);
+    if (repeat) return false;
+    for (const key of keys) {
       this.#seen.add(key);
       this.#seenOrder.push(key);
       if (this.#seenOrder.length > SEEN_LIMIT) this.#seen.delete(this.#seenOrder.shift()!);
     }
-    if (message.seq > position) this.#lastSeq.set(message.room, message.seq);
     return true;
   }
 }
