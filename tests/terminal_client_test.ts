@@ -789,7 +789,9 @@ Deno.test("a reconnect resumes from the last seq seen per room; nothing prints t
     { room: "book-club", lastSeq: 9 },
   ]);
   const say = (chat: FakeChat, room: string, seq: number, content = `${room} ${seq}`) =>
-    chat.onMessage!(message({ id: "bob", displayName: "bob", room, seq, content }));
+    chat.onMessage!(
+      message({ id: "bob", displayName: "bob", room, seq, content, messageId: `${room}-${seq}` }),
+    );
   say(first, "general", 4, "old");
   say(first, "general", 5);
   say(first, "general", 6);
