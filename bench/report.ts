@@ -62,6 +62,26 @@ function kafkajsHop(e: Entry): string {
   }x EndToEndLatency's, p99 ${ms(kafkajs.p99)}`;
 }
 
+/**
+ * The gRPC ends alone at the same load (the phase on the native gRPC floor), and with kafkajs's hop
+ * the least a one-hop design can reach on this runtime: a message is a send, one Kafka hop, and a
+ * stream write.
+ */
+function oneHopFloor(e: Entry): string {
+  const ends = e.grpc_ends_ms;
+  if (!ends) return "";
+  const text = `; the gRPC ends alone, the same load on a minimal grpc-js server: p50 ${
+    ms(ends.p50)
+  }, p99 ${ms(ends.p99)}`;
+  const kafkajs = e.kafka_floor_e2e_ms?.kafkajs;
+  const floor = e.kafka_floor_e2e_ms?.p50;
+  if (!kafkajs || !floor || !e.e2e_ms) return text;
+  const hop = kafkajs.p50 + ends.p50;
+  return `${text}; one hop's floor on this runtime (kafkajs's hop + the gRPC ends): p50 ${
+    ms(hop)
+  } = ${num(hop / floor, 2)}x EndToEndLatency's, the service ${num(e.e2e_ms.p50 / hop, 2)}x it`;
+}
+
 /** Each process's CPU time per delivery of the run, in µs. */
 function cpuPerDelivery(e: Entry): string {
   const rate = e.deliveries_per_s ?? 0;
@@ -111,7 +131,7 @@ export function verdicts(entries: Entry[]): Verdict[] {
         ms(l.kafka_floor_e2e_ms?.p50)
       }, p99 ${ms(l.e2e_ms?.p99)} = ${num(p99, 2)}x its ${ms(l.kafka_floor_e2e_ms?.p99)}, ${
         clean(l)
-      }${kafkajsHop(l)}`,
+      }${kafkajsHop(l)}${oneHopFloor(l)}`,
       target:
         `p50 ≤ ${t.p50Ratio}x and p99 ≤ ${t.p99Ratio}x Kafka's EndToEndLatency in the same run`,
     });
@@ -335,6 +355,7 @@ export interface DocInput {
 export function markdown(input: DocInput): string {
   const { entries, machine: m } = input;
   const floor = find(entries, "floor");
+  const light = find(entries, "kafka-light");
   const idle = find(entries, "idle");
   const slow = find(entries, "slow");
   const fanout = find(entries, "fanout");
@@ -394,6 +415,11 @@ export function markdown(input: DocInput): string {
       ...(fd.kafkajs_end_to_end
         ? [
           `- EndToEndLatency's loop with kafkajs in Deno, the client and settings the service uses (bench/floor.ts \`kafkajsEndToEnd\`): p50 ${fd.kafkajs_end_to_end.p50} ms, p99 ${fd.kafkajs_end_to_end.p99} ms, p99.9 ${fd.kafkajs_end_to_end.p999} ms.`,
+        ]
+        : []),
+      ...(light?.grpc_ends_ms
+        ? [
+          `- The gRPC ends alone: kafka-light's load (${light.streams} streams, ${light.rate} msg/s, ${light.seconds} s) on the native gRPC floor (bench/grpc_floor.ts), a send and the stream writes with no bus between: p50 ${light.grpc_ends_ms.p50} ms, p99 ${light.grpc_ends_ms.p99} ms.`,
         ]
         : []),
       "",
