@@ -109,7 +109,15 @@ function plan(smoke: boolean, bytes: number) {
     floor: smoke ? { messages: 200, records: 5_000 } : { messages: 2_000, records: 100_000 },
     "kafka-light": open(
       smoke
-        ? { scenario: "kafka-light", mode: "kafka", streams: 4, gateways: 2, rate: 5, seconds: 3 }
+        ? {
+          scenario: "kafka-light",
+          mode: "kafka",
+          streams: 4,
+          gateways: 2,
+          rate: 5,
+          seconds: 3,
+          grpcEnds: true,
+        }
         : {
           scenario: "kafka-light",
           mode: "kafka",
@@ -117,6 +125,7 @@ function plan(smoke: boolean, bytes: number) {
           gateways: 2,
           rate: 10,
           seconds: 20,
+          grpcEnds: true,
         },
     ),
     kafka: open(

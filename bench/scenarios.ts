@@ -44,6 +44,11 @@ export interface Entry {
    * client, on this runtime (`kafkajs`).
    */
   kafka_floor_e2e_ms: { p50: number; p99: number; kafkajs?: { p50: number; p99: number } } | null;
+  /**
+   * The same phase against the native gRPC floor (bench/grpc_floor.ts) in the same run: what the
+   * gRPC ends of a message (the send and the stream) cost alone at this load, with no bus at all.
+   */
+  grpc_ends_ms?: { p50: number; p99: number };
   /** Peak resident memory per process during the run. */
   rss_mib: Record<string, number>;
   /** CPU time / wall time per process during the run (1 = one core). */
@@ -116,43 +121,65 @@ export interface OpenLoopSpec extends Shape {
   /** Streams per client process. */
   perProcess: number;
   floor: Entry["kafka_floor_e2e_ms"];
+  /** Also run the measured phase against the native gRPC floor (`grpc_ends_ms`). */
+  grpcEnds?: boolean;
 }
 
 /** An open-loop scenario (and its sweep phases, reported as scenario `sweep`). */
-export function runOpenLoop(spec: OpenLoopSpec, say: Say): Promise<Entry[]> {
+export async function runOpenLoop(spec: OpenLoopSpec, say: Say): Promise<Entry[]> {
   const start = () => spec.mode === "kafka" ? startKafka(spec.gateways) : startEmbedded();
-  return withSystem(start, async (system) => {
-    say(`opening ${num(spec.streams)} streams`);
-    const load = await Load.open(system, spec.streams, spec.perProcess);
-    try {
-      const reached = await load.reachAll(spec.mode === "kafka" ? 120_000 : 60_000, say);
-      if (reached < spec.streams) {
-        throw new Error(`Only ${reached} of ${spec.streams} streams got a warm-up message`);
-      }
-      const phase = (label: string, rate: number, seconds: number) =>
-        load.phase({
-          label,
-          rate,
-          messages: Math.max(1, Math.round(rate * seconds)),
-          bytes: spec.bytes,
-          drainMs: spec.drainMs,
-        }, say);
-      await phase(`${spec.scenario} warm-up`, spec.rate, spec.warmSeconds);
-      const out: Entry[] = [];
+  const out = await withSystem(start, async (system) => {
+    const out: Entry[] = [];
+    await openLoop(system, spec, say, async (phase) => {
       for (const rate of spec.sweep ?? []) {
         const seconds = spec.sweepSeconds ?? spec.seconds;
         const r = await phase(`sweep ${rate} msg/s`, rate, seconds);
-        out.push(
-          entry({ ...spec, scenario: "sweep", rate, seconds }, r, spec.floor),
-        );
+        out.push(entry({ ...spec, scenario: "sweep", rate, seconds }, r, spec.floor));
       }
-      const r = await phase(spec.scenario, spec.rate, spec.seconds);
-      out.push(entry(spec, r, spec.floor));
-      return out;
-    } finally {
-      await load.close();
-    }
+      out.push(entry(spec, await phase(spec.scenario, spec.rate, spec.seconds), spec.floor));
+    });
+    return out;
   });
+  if (spec.grpcEnds) {
+    const main = out.at(-1)!;
+    await withSystem(startGrpcFloor, (floor) =>
+      openLoop(floor, spec, say, async (phase) => {
+        const { e2e } = await phase(`${spec.scenario} on the gRPC floor`, spec.rate, spec.seconds);
+        main.grpc_ends_ms = { p50: e2e.p50, p99: e2e.p99 };
+      }));
+  }
+  return out;
+}
+
+type Phase = (label: string, rate: number, seconds: number) => Promise<PhaseResult>;
+
+/** Opens `spec`'s streams on `system`, warms up at its rate, then lets `measure` run phases. */
+async function openLoop(
+  system: SystemUnderTest,
+  spec: OpenLoopSpec,
+  say: Say,
+  measure: (phase: Phase) => Promise<void>,
+): Promise<void> {
+  say(`opening ${num(spec.streams)} streams`);
+  const load = await Load.open(system, spec.streams, spec.perProcess);
+  try {
+    const reached = await load.reachAll(spec.mode === "kafka" ? 120_000 : 60_000, say);
+    if (reached < spec.streams) {
+      throw new Error(`Only ${reached} of ${spec.streams} streams got a warm-up message`);
+    }
+    const phase: Phase = (label, rate, seconds) =>
+      load.phase({
+        label,
+        rate,
+        messages: Math.max(1, Math.round(rate * seconds)),
+        bytes: spec.bytes,
+        drainMs: spec.drainMs,
+      }, say);
+    await phase(`${spec.scenario} warm-up`, spec.rate, spec.warmSeconds);
+    await measure(phase);
+  } finally {
+    await load.close();
+  }
 }
 
 export interface FanoutSpec {
