@@ -41,7 +41,7 @@ export interface Following extends Subscription {
 export interface ProcessorHandlers {
   /**
    * Consecutive messages of the room logs, oldest first: one or more of one room, or of rooms
-   * that share a log partition (Kafka), handled together so that storing and fanning them out
+   * that share a log partition (Kafka), handled together so that storing them
    * costs one transaction for all. Each comes with its position (`seq`) when the log gives
    * positions (Kafka), else with 0. Resolves with the messages as stored (their positions given).
    * A refusal (`invalid_argument`) of a run of several means one of them is bad: the bus then

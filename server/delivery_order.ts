@@ -9,11 +9,12 @@
  * overtake an edit); other rooms go on.
  *
  * Bounded twice:
- * - **In time.** A delivery is held at most `waitMs` (30 s by default) from its arrival, then
+ * - **In time.** A delivery is held at most `waitMs` (10 s by default) from its arrival, then
  *   shown anyway with a warning: its message may never come to this follower (Kafka away, a
- *   follower being replaced after a stall; the subscription's own watchdog gives up on a stuck
- *   consumer after 15 s). A change shown early beats a change lost; a follower held up by slow
- *   readers releases what waited on it within that time.
+ *   follower being replaced after a stall). A change shown early beats a change lost. It stays
+ *   under the 15 s after which a subscription whose handler has not returned is taken for stuck
+ *   (bus/kafka/subscription.ts): the fan-out's consumer, waiting here at the limit below, would
+ *   be replaced and would hand its deliveries again.
  * - **In number.** At most `limit` deliveries (10 000 by default) are held at once; while that
  *   many are, the next one is not taken: the fan-out waits as it does for slow readers, and no
  *   longer than the time bound of the oldest held.
@@ -23,7 +24,7 @@ import type { Logger } from "../core/logger.ts";
 import type { Delivery } from "../core/types.ts";
 
 /** How long a delivery waits for the message it names. */
-export const DELIVERY_WAIT_MS = 30_000;
+export const DELIVERY_WAIT_MS = 10_000;
 /** The most deliveries held at once. */
 export const HELD_DELIVERIES_LIMIT = 10_000;
 
@@ -110,9 +111,13 @@ export class DeliveryOrder {
     this.#release(room);
   }
 
-  /** The follower handed on a message: shows what waited for it. */
-  advanced(): void {
-    for (const room of this.#rooms.keys()) this.#release(room);
+  /**
+   * The follower handed on a message of `room`: shows what waited for it. Only that room: a
+   * delivery waits for a message of its own room, and a follower catching up must not scan every
+   * held room for each message.
+   */
+  advanced(room: string): void {
+    this.#release(room);
   }
 
   /** Drops what is held, for a gateway that stopped (its streams are closed). */

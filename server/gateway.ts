@@ -183,7 +183,7 @@ export function createGateway(options: GatewayOptions): Gateway {
         error: describeError(err),
       });
     }
-    order.advanced();
+    order.advanced(message.room);
     return hub.settle();
   }
 

@@ -53,7 +53,7 @@ function ordered(options: { waitMs?: number; limit?: number; logger?: typeof sil
   const hand = (room: string, seq: number) => {
     handed.set(room, seq);
     shown.push(`message ${room} ${seq}`);
-    order.advanced();
+    order.advanced(room);
   };
   return { order, shown, hand };
 }

@@ -120,7 +120,13 @@ kafkaTest(
       replicationFactor: 3,
       configs: { "cleanup.policy": "compact", "retention.ms": "3600000" },
     };
-    const small: KafkaTopicSpec = { name: unique("small"), partitions: 2, replicationFactor: 2 };
+    // Positioned, as `chatting` is: the warning says what adding partitions takes.
+    const small: KafkaTopicSpec = {
+      name: unique("small"),
+      partitions: 2,
+      replicationFactor: 2,
+      positioned: true,
+    };
     const topics = [created, compact, small];
     await withAdmin(async (admin) => {
       await admin.createTopics({
@@ -176,6 +182,7 @@ kafkaTest(
       const warning = log.lines.find((l) => l.includes("WARN") && l.includes(small.name));
       assert.ok(warning, `a warning about ${small.name} in:\n${log.lines.join("\n")}`);
       assert.match(warning, /has 1 partitions, fewer than the 2 specified/);
+      assert.match(warning, /stop every gateway and processor, .* and raise KAFKA_LOG_EPOCH/);
 
       // Keys that the specified 2 partitions would put on partition 1, which does not exist.
       const keys = Array.from({ length: 20 }, (_, i) => `key-${i}`);

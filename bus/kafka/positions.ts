@@ -24,6 +24,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { ChatError, describeError } from "../../core/errors.ts";
 import type { ChatMessage } from "../../core/types.ts";
 import type { LogRecord } from "./types.ts";
+import { withTimeout } from "./waits.ts";
 
 /** How many records back of each partition a reader remembers the sends of. */
 export const RECENT_SENDS = 10_000;
@@ -155,7 +156,13 @@ export class StoredWatch {
         this.#reading ??= this.parts.committed().then((c) => {
           this.#committed = c;
         }).finally(() => this.#reading = undefined);
-        await this.#reading;
+        // A hung read (kafkajs retries a request for up to a minute) must not hold the caller
+        // past its deadline.
+        await withTimeout(
+          this.#reading,
+          Math.max(1, deadline - performance.now()),
+          "reading the processors' offsets",
+        );
         failure = "";
       } catch (err) {
         failure = `cannot read their positions: ${describeError(err)}`;

@@ -156,7 +156,9 @@ export class TopicAdmin {
           if (count < spec.partitions) {
             this.#logger.warn(
               `Kafka topic ${spec.name} has ${count} partitions, fewer than the ${spec.partitions} specified; ` +
-                "the topic is used as it is (add partitions with kafka-topics --alter)",
+                (spec.positioned
+                  ? "the topic is used as it is; adding partitions moves rooms to other partitions, whose positions start lower: stop every gateway and processor, add them with kafka-topics --alter, and raise KAFKA_LOG_EPOCH"
+                  : "the topic is used as it is (add partitions with kafka-topics --alter)"),
               { topic: spec.name, partitions: count, specified: spec.partitions },
             );
           }

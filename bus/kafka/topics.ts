@@ -19,6 +19,11 @@ export interface KafkaTopicSpec {
    * at once, never behind an earlier one Kafka has not taken yet (a leader moving away).
    */
   readonly unordered?: true;
+  /**
+   * Its offsets are the positions of what it carries (`chatting`: each message's `seq`, see
+   * positions.ts), so adding partitions moves keys to partitions whose positions start lower.
+   */
+  readonly positioned?: true;
   /** Extra topic-level configs, for example `cleanup.policy`. */
   readonly configs?: Readonly<Record<string, string>>;
 }
@@ -29,7 +34,7 @@ export interface KafkaTopicSpec {
  * on three brokers): each carries data whose loss loses or misroutes messages.
  */
 export const TOPICS = {
-  chatting: { name: "chatting", partitions: 2 },
+  chatting: { name: "chatting", partitions: 2, positioned: true },
   userConnections: { name: "user-connections", partitions: 3 },
   heartbeats: {
     name: "gateway-heartbeats",
