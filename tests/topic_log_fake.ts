@@ -107,10 +107,6 @@ export class FakeTopicLog implements TopicLog {
     return 0;
   }
 
-  ends(topic: string): Promise<Map<number, number>> {
-    return Promise.resolve(new Map([[0, this.values(topic).length]]));
-  }
-
   committed(group: string, topic: string): Promise<Map<number, number>> {
     return Promise.resolve(new Map([[0, this.#committed.get(`${group}/${topic}`) ?? -1]]));
   }

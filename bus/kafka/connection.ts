@@ -363,14 +363,6 @@ export class KafkaConnection implements TopicLog {
     return partitions === undefined ? undefined : partitionOf(key, partitions);
   }
 
-  async ends(topic: string): Promise<Map<number, number>> {
-    const admin = this.#admin;
-    if (!admin || !this.ready()) throw this.#unavailable(topic);
-    return new Map(
-      (await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, Number(p.high)]),
-    );
-  }
-
   async committed(group: string, topic: string): Promise<Map<number, number>> {
     const admin = this.#admin;
     if (!admin || !this.ready()) throw this.#unavailable(topic);

@@ -77,8 +77,6 @@ export interface TopicLog {
   /** Resolves once the record is acknowledged; rejects with an `unavailable` ChatError otherwise. */
   publish(topic: string, key: string, value: string): Promise<Published>;
   subscribe(options: SubscribeOptions): Promise<{ close(): Promise<void> }>;
-  /** Where `topic` ends now: the offset of its next record, by partition. */
-  ends(topic: string): Promise<Map<number, number>>;
   /** The partition `publish` writes `key`'s records of `topic` to; undefined before connected. */
   partitionOf(topic: string, key: string): number | undefined;
   /** `group`'s committed offsets of `topic` (the next record it reads, -1: none), by partition. */
