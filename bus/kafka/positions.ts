@@ -12,7 +12,9 @@
  * - **Retried sends.** A send whose write was in doubt (bus/kafka/outbox.ts) is retried by its
  *   client with the same message id and may be in the log twice. Each reader hands on the first
  *   copy and drops a later one it saw within the last `RECENT_SENDS` records of the partition;
- *   the store keeps the first too (idempotent by sender and id).
+ *   the store keeps the first too (idempotent by sender and id). A gateway's follower that starts
+ *   reads those records back first (from the partition's start when it holds fewer), only to
+ *   remember their sends: a retry after its start of a send made before is dropped there too.
  * - **What the store holds.** A gateway hands a message to its streams as soon as it reads it,
  *   while the processors store it a moment later. Whatever reads the store about messages a
  *   gateway has shown (a resume, a reaction to the newest message) waits first until the
@@ -102,8 +104,8 @@ export class StoredWatch {
   }
 
   /**
-   * A follower starts at the end of the log (`ends`: each partition's next offset): everything
-   * before it counts as handed on. The processors may not have stored all of it yet, and a stream
+   * A follower starts showing at the end of the log (`ends`: each partition's next offset, when
+   * its consumer first started): everything before it counts as handed on. The processors may not have stored all of it yet, and a stream
    * that resumes here would otherwise read the store before they did and never see the rest.
    */
   startsAt(ends: ReadonlyMap<number, number>): void {
