@@ -59,7 +59,7 @@ export class FakeTopicLog implements TopicLog {
     const next = new Map(options.topics.map((topic) => {
       const end = this.values(topic).length;
       if (back === undefined) return [topic, 0];
-      options.onStart?.(topic, new Map([[0, end]]));
+      if (options.group === undefined) options.onStart?.(topic, new Map([[0, end]]));
       return [topic, Math.max(0, end - back)];
     }));
     let running = false;

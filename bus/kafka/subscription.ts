@@ -247,7 +247,7 @@ export class KafkaSubscription {
     this.#throwIfClosed();
     // "latest" for a private subscription means: from now on, whenever the consumer joins; `back`
     // as far back from there. A replaced consumer resumes from the offsets committed instead
-    // (kafkajs commits a seek at once).
+    // (kafkajs commits a seek as it applies it).
     const { from } = this.options;
     const back = from === "latest" ? 0 : typeof from === "object" ? from.back : undefined;
     let start: Start = { seeks: [], ends: new Map() };
