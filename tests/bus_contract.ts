@@ -427,6 +427,23 @@ export function busContract(
       );
     }));
 
+  test("a follower that starts between a send and its retry does not show the retry", () =>
+    withBuses(2, async ([busA, busB], subs) => {
+      const processor = await storingProcessor(busA!, subs);
+      const sent = message("general", 0);
+      await busA!.append(sent);
+      // Stored too: the memory bus hands its followers what is stored after they follow.
+      await until(() => processor.stored.has("alice/general-0"), "the first copy stored");
+      // Another gateway (re)starts: the first copy came before, the retry comes after.
+      const got: ChatMessage[] = [];
+      subs.push(await busB!.follow((m) => (got.push(m), Promise.resolve())));
+      await busA!.append(sent);
+      await busA!.append(message("general", 1));
+      await until(() => got.length >= 1, "the next message");
+      await sleep(quietMs);
+      assert.deepEqual(ids(got), ["general-1"], "neither the first copy nor its retry");
+    }));
+
   test("stored() resolves once the processors stored what the follower was handed", () =>
     withBuses(1, async ([bus], subs) => {
       const processor = await storingProcessor(bus!, subs);

@@ -259,6 +259,77 @@ kafkaTest(
   },
 );
 
+kafkaTest(
+  "a private subscription `back` n records starts n before each partition's end, never below its start, and says where the end was",
+  async () => {
+    const topic: KafkaTopicSpec = { name: unique("back"), partitions: 1, replicationFactor: 3 };
+    const bus = new KafkaConnection({
+      brokers,
+      clientId: "bus-test-back",
+      topics: [topic],
+      logger,
+      retryDelayMs: 50,
+    });
+    const subscriptions: { close(): Promise<void> }[] = [];
+    try {
+      await bus.start();
+      await waitFor(() => bus.ready(), 30_000, "the bus to be ready");
+      for (let n = 0; n < 5; n++) await bus.publish(topic.name, "k", `r${n}`);
+      // The partition now starts at offset 2, as after retention.
+      await withAdmin(async (admin) => {
+        // kafkajs finds the partition's leader in the metadata it loaded.
+        await retrying(() => admin.fetchTopicMetadata({ topics: [topic.name] }));
+        await admin.deleteTopicRecords({
+          topic: topic.name,
+          partitions: [{ partition: 0, offset: "2" }],
+        });
+      });
+      const read = async (back: number) => {
+        const got = { ends: [] as string[], offsets: [] as string[] };
+        subscriptions.push(
+          await bus.subscribe({
+            topics: [topic.name],
+            from: { back },
+            onStart: (t, ends) => got.ends.push(`${t === topic.name}:${[...ends].join(";")}`),
+            handler: (record) => (got.offsets.push(record.offset), Promise.resolve()),
+          }),
+        );
+        return got;
+      };
+      const far = await read(10);
+      const near = await read(2);
+      assert.deepEqual([far.ends, near.ends], [["true:0,5"], ["true:0,5"]], "ended at 5");
+      await bus.publish(topic.name, "k", "r5");
+      await waitFor(
+        () => far.offsets.length >= 4 && near.offsets.length >= 3,
+        15_000,
+        "what is there and the new record",
+      );
+      assert.deepEqual(far.offsets, ["2", "3", "4", "5"], "from the partition's start");
+      assert.deepEqual(near.offsets, ["3", "4", "5"], "the last 2 before the end");
+      await assert.rejects(
+        bus.subscribe({
+          topics: [topic.name],
+          group: `${topic.name}-group`,
+          from: { back: 1 },
+          handler: () => Promise.resolve(),
+        }),
+        (err) => {
+          assert.ok(err instanceof ChatError);
+          assert.equal(err.code, "invalid_argument");
+          assert.match(err.message, /^Cannot subscribe group .*: only a private subscription/);
+          return true;
+        },
+      );
+    } finally {
+      for (const subscription of subscriptions) await subscription.close();
+      await bus.close();
+      await deleteTopics([topic]);
+    }
+    assertNoUnhandledRejection();
+  },
+);
+
 /** Runs without a cluster: nothing listens on port 1. */
 kafkaTest(
   "without a reachable broker: start resolves, not ready, publish rejects unavailable, close is clean",

@@ -51,8 +51,12 @@ Deno.test("stored() waits until the processors committed past what was handed, a
     committed: () => Promise.resolve(committed),
     timeoutMs: 2000,
   });
-  await watch.stored("general"); // nothing handed: at once
+  let started = false;
+  const beforeStart = watch.stored("random").then(() => started = true);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(started, false, "before the follower started, nobody knows what it will skip");
   watch.startsAt(new Map([[0, 5], [1, 0]]));
+  await beforeStart; // partition 1: nothing before the start
   let done = false;
   const waiting = watch.stored("general").then(() => done = true);
   await new Promise((r) => setTimeout(r, 60));
@@ -65,6 +69,13 @@ Deno.test("stored() waits until the processors committed past what was handed, a
     committed: () => Promise.resolve(new Map([[0, 3]])),
     timeoutMs: 50,
   });
+  await assert.rejects(
+    short.stored("general"),
+    (err: unknown) =>
+      err instanceof ChatError && err.code === "unavailable" &&
+      /has not started reading the room logs within 50 ms/.test(err.message),
+  );
+  short.startsAt(new Map([[0, 0]]));
   short.handed(record(0, 7));
   await assert.rejects(
     short.stored("general"),

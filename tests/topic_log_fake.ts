@@ -1,9 +1,9 @@
 /**
  * A stand-in for `KafkaConnection` (bus/kafka/types.ts `TopicLog`) for tests of what the Kafka
- * adapter does with records (codecs, dead letters, skipping) without a cluster: one partition
- * per topic, every subscription reads every record from its start point, one at a time (or, for
- * topics of `runs`, every record waiting at once), and a handler that throws gets the same
- * record (or run) again after a pause.
+ * adapter does with records (codecs, dead letters, skipping, reading back) without a cluster: one
+ * partition per topic, starting at offset 0; every subscription reads every record from its start
+ * point, one at a time (or, for topics of `runs`, every record waiting at once), and a handler
+ * that throws gets the same record (or run) again after a pause.
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
@@ -54,9 +54,14 @@ export class FakeTopicLog implements TopicLog {
   subscribe(options: SubscribeOptions): Promise<{ close(): Promise<void> }> {
     const closed = new AbortController();
     const signal = AbortSignal.any([this.#abort.signal, closed.signal]);
-    const next = new Map(
-      options.topics.map((t) => [t, options.from === "earliest" ? 0 : this.values(t).length]),
-    );
+    const { from } = options;
+    const back = from === "latest" ? 0 : typeof from === "object" ? from.back : undefined;
+    const next = new Map(options.topics.map((topic) => {
+      const end = this.values(topic).length;
+      if (back === undefined) return [topic, 0];
+      if (options.group === undefined) options.onStart?.(topic, new Map([[0, end]]));
+      return [topic, Math.max(0, end - back)];
+    }));
     let running = false;
     const read = async () => {
       if (running) return;
@@ -85,7 +90,10 @@ export class FakeTopicLog implements TopicLog {
       }
     };
     this.#readers.add(read);
-    queueMicrotask(() => options.onAssigned?.());
+    queueMicrotask(() => {
+      options.onAssigned?.();
+      void read();
+    });
     return Promise.resolve({
       close: () => {
         closed.abort();
@@ -97,10 +105,6 @@ export class FakeTopicLog implements TopicLog {
 
   partitionOf(): number {
     return 0;
-  }
-
-  ends(topic: string): Promise<Map<number, number>> {
-    return Promise.resolve(new Map([[0, this.values(topic).length]]));
   }
 
   committed(group: string, topic: string): Promise<Map<number, number>> {

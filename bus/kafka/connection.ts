@@ -363,14 +363,6 @@ export class KafkaConnection implements TopicLog {
     return partitions === undefined ? undefined : partitionOf(key, partitions);
   }
 
-  async ends(topic: string): Promise<Map<number, number>> {
-    const admin = this.#admin;
-    if (!admin || !this.ready()) throw this.#unavailable(topic);
-    return new Map(
-      (await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, Number(p.high)]),
-    );
-  }
-
   async committed(group: string, topic: string): Promise<Map<number, number>> {
     const admin = this.#admin;
     if (!admin || !this.ready()) throw this.#unavailable(topic);
@@ -417,10 +409,17 @@ export class KafkaConnection implements TopicLog {
         `Cannot subscribe to ${unknown.join(",") || "no topics"}: the topic is not known`,
       );
     }
+    if (options.group !== undefined && typeof options.from === "object") {
+      // A group's members would each move its shared position back at every start.
+      throw new ChatError(
+        "invalid_argument",
+        `Cannot subscribe group ${options.group}: only a private subscription starts records back`,
+      );
+    }
     const subscription = new KafkaSubscription(this.#context, options, this.#clientId);
     this.#subscriptions.add(subscription);
-    // When Kafka is up, wait until the consumer is subscribed (and a private "latest" one has its
-    // position); otherwise it starts once the bus is ready.
+    // When Kafka is up, wait until the consumer is subscribed (and a private "latest" or `back`
+    // one has its position); otherwise it starts once the bus is ready.
     await settleWithin(subscription.ensureRunning(), SUBSCRIBE_WAIT_MS);
     return {
       close: async () => {

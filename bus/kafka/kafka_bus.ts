@@ -12,7 +12,7 @@
  * would be noise: an unreadable delivery, presence or heartbeat is logged and skipped.
  */
 
-import { ChatError, describeError } from "../../core/errors.ts";
+import { ChatError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
 import type {
   ChatMessage,
@@ -37,7 +37,14 @@ import {
   encodePresence,
   RecordError,
 } from "./records.ts";
-import { HandedOffsets, positionAt, positionOf, RecentSends, StoredWatch } from "./positions.ts";
+import {
+  HandedOffsets,
+  positionAt,
+  positionOf,
+  RECENT_SENDS,
+  RecentSends,
+  StoredWatch,
+} from "./positions.ts";
 import { type KafkaNames, kafkaNames } from "./topics.ts";
 import type { LogRecord, RecordHandler, TopicLog } from "./types.ts";
 
@@ -270,22 +277,40 @@ export class KafkaBus implements Bus {
     // A follower of its own: two followers in one process would each need to skip the repeats.
     const recent = new RecentSends();
     const handed = new HandedOffsets();
+    /** Each partition's end when the follower started: the records from there on are shown. */
+    let liveFrom: ReadonlyMap<number, number> = new Map();
     const subscription = await this.#connection.subscribe({
       topics: [chatting],
-      from: "latest",
+      // What came just before the start is read back, only to remember its sends: a retry of
+      // one of them after the start is a repeat here too.
+      from: { back: RECENT_SENDS },
+      onStart: (_, ends) => {
+        liveFrom = ends;
+        // What came before is the store's to give, once the processors have it.
+        this.#stored.startsAt(ends);
+        handed.startsAt(ends);
+      },
       handler: async (record) => {
+        const live = Number(record.offset) >= (liveFrom.get(record.partition) ?? 0);
         let message: ChatMessage;
         try {
           message = this.#positioned(record);
         } catch (err) {
           if (!(err instanceof RecordError)) throw err;
-          // The processors set it aside as a dead letter; here it is only not shown.
-          this.#logger.warn("Skipping unreadable record", {
-            topic: record.topic,
-            partition: record.partition,
-            offset: record.offset,
-            error: err.message,
-          });
+          // The processors set it aside as a dead letter; here it is only not shown (and one read
+          // back was warned of when it came).
+          if (live) {
+            this.#logger.warn("Skipping unreadable record", {
+              topic: record.topic,
+              partition: record.partition,
+              offset: record.offset,
+              error: err.message,
+            });
+          }
+          return;
+        }
+        if (!live) {
+          recent.add(record.partition, message);
           return;
         }
         if (recent.seen(record.partition, message)) {
@@ -304,20 +329,10 @@ export class KafkaBus implements Bus {
         recent.add(record.partition, message);
       },
     });
-    // Where it starts: what came before is the store's to give, once the processors have it.
-    // Kafka away now: the follower starts once it is back, and nothing was shown before.
-    await this.#connection.ends(chatting).then(
-      (ends) => {
-        this.#stored.startsAt(ends);
-        handed.startsAt(ends);
-      },
-      (err) =>
-        this.#logger.warn("Cannot read where the room logs end", { error: describeError(err) }),
-    );
     return {
       close: () => subscription.close(),
-      // Kafka away when it started: nothing is held back until the follower hands on a record
-      // of the partition (it starts at the partition's end, whenever it gets there).
+      // Kafka away when it started: nothing is held back until the follower starts (at the
+      // partitions' ends, whenever Kafka is back).
       handed: (room) => {
         const partition = this.#connection.partitionOf(chatting, room);
         const offset = partition === undefined ? undefined : handed.get(partition);

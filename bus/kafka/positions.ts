@@ -12,7 +12,9 @@
  * - **Retried sends.** A send whose write was in doubt (bus/kafka/outbox.ts) is retried by its
  *   client with the same message id and may be in the log twice. Each reader hands on the first
  *   copy and drops a later one it saw within the last `RECENT_SENDS` records of the partition;
- *   the store keeps the first too (idempotent by sender and id).
+ *   the store keeps the first too (idempotent by sender and id). A gateway's follower that starts
+ *   reads those records back first (from the partition's start when it holds fewer), only to
+ *   remember their sends: a retry after its start of a send made before is dropped there too.
  * - **What the store holds.** A gateway hands a message to its streams as soon as it reads it,
  *   while the processors store it a moment later. Whatever reads the store about messages a
  *   gateway has shown (a resume, a reaction to the newest message) waits first until the
@@ -118,6 +120,9 @@ export class StoredWatch {
   /** partition → the processors' committed offset, as last read. */
   #committed = new Map<number, number>();
   #reading: Promise<void> | undefined;
+  /** Resolved once the follower started: before that, nobody knows what it will not show. */
+  readonly #started = Promise.withResolvers<void>();
+  #isStarted = false;
 
   constructor(private readonly parts: StoredWatchParts) {}
 
@@ -126,20 +131,37 @@ export class StoredWatch {
   }
 
   /**
-   * A follower starts at the end of the log (`ends`: each partition's next offset): everything
-   * before it counts as handed on. The processors may not have stored all of it yet, and a stream
-   * that resumes here would otherwise read the store before they did and never see the rest.
+   * A follower starts showing at the end of the log (`ends`: each partition's next offset, when
+   * its consumer first started): everything before it counts as handed on. The processors may
+   * not have stored all of it yet, and a stream that resumes here would otherwise read the store
+   * before they did and never see the rest.
    */
   startsAt(ends: ReadonlyMap<number, number>): void {
     this.#handed.startsAt(ends);
+    this.#isStarted = true;
+    this.#started.resolve();
   }
 
   async stored(room: string, signal?: AbortSignal): Promise<void> {
+    const deadline = performance.now() + this.parts.timeoutMs;
+    // Before the follower started (Kafka away since this gateway started), the store may lack
+    // messages the follower will start after: a stream resuming now would never get them.
+    while (!this.#isStarted) {
+      if (performance.now() > deadline || signal?.aborted) {
+        throw new ChatError(
+          "unavailable",
+          `Cannot read room ${room}'s history yet: this gateway has not started reading the room logs within ${this.parts.timeoutMs} ms (Kafka is unreachable); try again`,
+        );
+      }
+      await Promise.race([
+        this.#started.promise,
+        sleep(STORED_POLL_MS, undefined, signal ? { signal } : {}).catch(() => {}),
+      ]);
+    }
     const partition = this.parts.partitionOf(room);
     if (partition === undefined) return;
     const handed = this.#handed.get(partition);
     if (handed === undefined) return;
-    const deadline = performance.now() + this.parts.timeoutMs;
     let failure = "";
     while ((this.#committed.get(partition) ?? -1) <= handed) {
       if (performance.now() > deadline || signal?.aborted) {

@@ -70,6 +70,12 @@ function recordOf(topic: string, partition: number, message: KafkaMessage): LogR
   };
 }
 
+/** Where a private subscription's first consumer starts, and where its topics ended then. */
+interface Start {
+  readonly seeks: { topic: string; partition: number; offset: string }[];
+  readonly ends: Map<string, Map<number, number>>;
+}
+
 export class KafkaSubscription {
   readonly groupId: string;
   readonly isPrivate: boolean;
@@ -239,17 +245,24 @@ export class KafkaSubscription {
 
     await consumer.connect();
     this.#throwIfClosed();
-    // "latest" for a private subscription means: from now on, whenever the consumer joins.
-    let seeks: { topic: string; partition: number; offset: string }[] = [];
-    if (this.isPrivate && this.options.from === "latest" && !this.#startedOnce) {
-      seeks = await this.#endOffsets();
+    // "latest" for a private subscription means: from now on, whenever the consumer joins; `back`
+    // as far back from there. A replaced consumer resumes from the offsets committed instead
+    // (kafkajs commits a seek as it applies it).
+    const { from } = this.options;
+    const back = from === "latest" ? 0 : typeof from === "object" ? from.back : undefined;
+    let start: Start = { seeks: [], ends: new Map() };
+    if (this.isPrivate && back !== undefined && !this.#startedOnce) {
+      start = await this.#startOffsets(back);
       this.#throwIfClosed();
     }
     await consumer.subscribe({
       topics: [...this.options.topics],
-      fromBeginning: this.options.from === "earliest",
+      // `back` reads what came before its end offsets: should its position ever fall below a
+      // partition's start (retention), kafkajs resets it to the start, not past what is left.
+      fromBeginning: from !== "latest",
     });
     this.#throwIfClosed();
+    for (const [topic, ends] of start.ends) this.options.onStart?.(topic, ends);
     // run() resolves only after the group join; joining goes on in the background.
     consumer.run(
       this.options.runs
@@ -265,21 +278,29 @@ export class KafkaSubscription {
     });
     // The consumer group exists from the first synchronous step of run(): seeks apply on the
     // first fetch after the join.
-    for (const seek of seeks) consumer.seek(seek);
+    for (const seek of start.seeks) consumer.seek(seek);
     this.#startedOnce = true;
     this.#logger.debug("Kafka consumer started");
   }
 
-  async #endOffsets(): Promise<{ topic: string; partition: number; offset: string }[]> {
+  /**
+   * Where each partition starts: `back` records before its end, never below its start (kafkajs
+   * would take an offset out of range for a reset).
+   */
+  async #startOffsets(back: number): Promise<Start> {
     const admin = this.bus.admin();
     if (!admin) throw new Error("the admin client is not connected");
-    const seeks: { topic: string; partition: number; offset: string }[] = [];
+    const start: Start = { seeks: [], ends: new Map() };
     for (const topic of this.options.topics) {
+      const ends = new Map<number, number>();
       for (const p of await admin.fetchTopicOffsets(topic)) {
-        seeks.push({ topic, partition: p.partition, offset: p.high });
+        const offset = Math.max(Number(p.low), Number(p.high) - back);
+        start.seeks.push({ topic, partition: p.partition, offset: String(offset) });
+        ends.set(p.partition, Number(p.high));
       }
+      start.ends.set(topic, ends);
     }
-    return seeks;
+    return start;
   }
 
   #throwIfClosed(): void {

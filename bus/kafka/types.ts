@@ -37,8 +37,18 @@ export interface SubscribeOptions {
    * is private and sees every record.
    */
   readonly group?: string;
-  /** Where a private subscription, or a group with no position yet, starts. */
-  readonly from: "earliest" | "latest";
+  /**
+   * Where a private subscription, or a group with no position yet, starts. `{ back: n }`, for a
+   * private subscription only, starts each partition `n` records before its end, never before its
+   * start: a reader that needs to know what came just before it (bus/kafka/positions.ts).
+   */
+  readonly from: "earliest" | "latest" | { readonly back: number };
+  /**
+   * For a private subscription from "latest" or `back`: called with where each partition of
+   * `topic` ended when its first consumer started (not at `subscribe`: Kafka may be away then),
+   * before any record is handed. The records from there on came after the start.
+   */
+  readonly onStart?: (topic: string, ends: ReadonlyMap<number, number>) => void;
   /**
    * Called for each record, one at a time per partition. When it throws, the same record is
    * handed again after a pause: nothing is skipped.
@@ -69,8 +79,6 @@ export interface TopicLog {
   subscribe(options: SubscribeOptions): Promise<{ close(): Promise<void> }>;
   /** The partition `publish` writes `key`'s records of `topic` to; undefined before connected. */
   partitionOf(topic: string, key: string): number | undefined;
-  /** Where `topic` ends now: the offset of its next record, by partition. */
-  ends(topic: string): Promise<Map<number, number>>;
   /** `group`'s committed offsets of `topic` (the next record it reads, -1: none), by partition. */
   committed(group: string, topic: string): Promise<Map<number, number>>;
   close(): Promise<void>;
