@@ -84,6 +84,11 @@ export class KafkaSubscription {
   #closing: Promise<void> | undefined;
   #closed = false;
   #startedOnce = false;
+  /**
+   * Where the first consumer was to start: a first start that failed after reading it is tried
+   * again from the same place, so that nothing appended meanwhile falls between two starts.
+   */
+  #firstStart: Start | undefined;
   #failures = 0;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #abort = new AbortController();
@@ -252,7 +257,7 @@ export class KafkaSubscription {
     const back = from === "latest" ? 0 : typeof from === "object" ? from.back : undefined;
     let start: Start = { seeks: [], ends: new Map() };
     if (this.isPrivate && back !== undefined && !this.#startedOnce) {
-      start = await this.#startOffsets(back);
+      start = this.#firstStart ??= await this.#startOffsets(back);
       this.#throwIfClosed();
     }
     await consumer.subscribe({
