@@ -251,6 +251,10 @@ export class Messages {
     const limit = request.limit || HISTORY_DEFAULT;
     const around = request.aroundSeq ?? 0;
     let beforeSeq = request.beforeSeq > 0 ? request.beforeSeq : undefined;
+    // The newest page must hold what this gateway's streams were shown: a session that loads it
+    // and then goes live would otherwise never see a message shown before the processors stored
+    // it. Older pages and pages around a shown message are behind that already.
+    if (beforeSeq === undefined && around === 0) await this.#options.bus.stored(room);
     if (around > 0) {
       // Around a message: the page ends half a limit of messages after it (newer ones are read
       // by scrolling). Positions have gaps: where that is, the store says.

@@ -3,7 +3,13 @@
 import assert from "node:assert/strict";
 import { ChatError } from "../core/errors.ts";
 import type { ChatMessage } from "../core/types.ts";
-import { MAX_LOG_EPOCH, positionOf, RecentSends, StoredWatch } from "../bus/kafka/positions.ts";
+import {
+  HandedOffsets,
+  MAX_LOG_EPOCH,
+  positionOf,
+  RecentSends,
+  StoredWatch,
+} from "../bus/kafka/positions.ts";
 import type { LogRecord } from "../bus/kafka/types.ts";
 
 const message = (userId: string, id: string): ChatMessage => ({
@@ -84,4 +90,21 @@ Deno.test("stored() waits until the processors committed past what was handed, a
       /processors have not stored its newest messages within 50 ms \(stored up to position 3 of 8\)/
         .test(err.message),
   );
+});
+
+Deno.test("a partition empty at the start is known at -1: what names its first message waits for it", async () => {
+  const handed = new HandedOffsets();
+  handed.startsAt(new Map([[0, 0], [1, 4]]));
+  assert.equal(handed.get(0), -1, "known, before its first record");
+  assert.equal(handed.get(1), 3);
+  assert.equal(handed.get(2), undefined, "a partition the start did not name");
+  handed.hand(0, 0);
+  assert.equal(handed.get(0), 0);
+  const watch = new StoredWatch({
+    partitionOf: () => 0,
+    committed: () => Promise.reject(new Error("not asked: nothing was handed on")),
+    timeoutMs: 50,
+  });
+  watch.startsAt(new Map([[0, 0]]));
+  await watch.stored("general");
 });

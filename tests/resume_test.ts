@@ -1,7 +1,9 @@
 /** Resume: a reconnecting client gets exactly what it missed, then live messages, on any gateway. */
 
 import assert from "node:assert/strict";
-import { connectUser, newClient, startSystem, waitFor } from "./helpers.ts";
+import { MemoryBus } from "../bus/memory_bus.ts";
+import { silentLogger } from "../core/logger.ts";
+import { connectUser, newClient, startSystem, TEST_PASSWORD, waitFor } from "./helpers.ts";
 
 Deno.test("a client that reconnects to another gateway gets what it missed: no gap, no duplicate", async () => {
   const system = await startSystem({
@@ -86,6 +88,38 @@ Deno.test("a send retried with the same message id is shown once", async () => {
     assert.equal((await system.store.history({ room: "general", limit: 10 })).length, 2);
   } finally {
     user.close();
+    await system.stop();
+  }
+});
+
+Deno.test("the newest history page waits until the store holds what the gateway showed; older pages do not", async () => {
+  // A bus whose processors lag: what its follower showed is not stored until `gate` opens.
+  class LaggingBus extends MemoryBus {
+    gate = Promise.withResolvers<void>();
+    asked: string[] = [];
+    override stored(room = ""): Promise<void> {
+      this.asked.push(room);
+      return this.gate.promise;
+    }
+  }
+  const bus = new LaggingBus({ logger: silentLogger, retryDelayMs: 20 });
+  const system = await startSystem({ bus });
+  const client = newClient(system.address());
+  try {
+    await client.signIn("sender", TEST_PASSWORD);
+    await client.send("sender", "one");
+    await waitFor(async () => (await system.store.lastSeq("general")) === 1);
+    assert.equal((await client.history("general", 2)).messages.length, 1, "an older page at once");
+    assert.deepEqual(bus.asked, []);
+    let answered = false;
+    const newest = client.history("general").then((page) => (answered = true, page));
+    await waitFor(() => bus.asked.length === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answered, false, "the newest page waits for the store");
+    bus.gate.resolve();
+    assert.deepEqual((await newest).messages.map((m) => m.content), ["one"]);
+  } finally {
+    client.close();
     await system.stop();
   }
 });

@@ -97,10 +97,14 @@ export class HandedOffsets {
   readonly #offsets = new Map<number, number>();
 
   hand(partition: number, offset: number): void {
-    if (offset > (this.#offsets.get(partition) ?? -1)) this.#offsets.set(partition, offset);
+    const known = this.#offsets.get(partition);
+    if (known === undefined || offset > known) this.#offsets.set(partition, offset);
   }
 
-  /** A follower starts at `ends` (each partition's next offset): what came before counts. */
+  /**
+   * A follower starts at `ends` (each partition's next offset): what came before counts. An empty
+   * partition counts as known at -1, so that what names its first messages waits for them.
+   */
   startsAt(ends: ReadonlyMap<number, number>): void {
     for (const [partition, next] of ends) this.hand(partition, next - 1);
   }
@@ -161,7 +165,8 @@ export class StoredWatch {
     const partition = this.parts.partitionOf(room);
     if (partition === undefined) return;
     const handed = this.#handed.get(partition);
-    if (handed === undefined) return;
+    // Nothing handed on from this partition (it was empty at the start): nothing to wait for.
+    if (handed === undefined || handed < 0) return;
     let failure = "";
     while ((this.#committed.get(partition) ?? -1) <= handed) {
       if (performance.now() > deadline || signal?.aborted) {
