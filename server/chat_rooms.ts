@@ -5,7 +5,7 @@
  */
 
 import type { Config } from "../core/config.ts";
-import { ChatError, invalidArgument } from "../core/errors.ts";
+import { ChatError, describeError, invalidArgument } from "../core/errors.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Presence, RoomEvent } from "../core/types.ts";
 import { DEFAULT_ROOM, DIRECT_PREFIX, directRoomId, directRoomMembers } from "../protocol/names.ts";
@@ -15,6 +15,7 @@ import {
   roomSearchProblem,
 } from "../protocol/directory.ts";
 import { type Room, searchKey, type Store } from "../store/store.ts";
+import type { Bus } from "../bus/bus.ts";
 import type { Auth } from "./auth.ts";
 import type { Callers } from "./chat_callers.ts";
 import {
@@ -50,6 +51,8 @@ export interface RoomsOptions {
   /** Where joins and leaves are kept and told. */
   events: RoomEventLog;
   roles: RoomRoles;
+  /** Whether the store holds what this gateway's streams were shown (bus/bus.ts `stored`). */
+  bus: Pick<Bus, "stored">;
 }
 
 /** What a view of a room takes from its record; the default room has none. */
@@ -64,6 +67,7 @@ export class Rooms {
   readonly #online: () => Presence[];
   readonly #events: RoomEventLog;
   readonly #roles: RoomRoles;
+  readonly #bus: Pick<Bus, "stored">;
   /** New direct rooms per initiator; none when `directRoomsPerMinute` is 0. */
   readonly #directLimiter: RateLimiter | undefined;
 
@@ -76,6 +80,7 @@ export class Rooms {
     this.#online = options.online;
     this.#events = options.events;
     this.#roles = options.roles;
+    this.#bus = options.bus;
     this.#directLimiter = options.config.directRoomsPerMinute > 0
       ? new RateLimiter({
         ratePerSecond: options.config.directRoomsPerMinute / 60,
@@ -371,6 +376,19 @@ export class Rooms {
   ): Promise<RoomView[]> {
     const store = this.#store;
     const read = memberOf ? rooms.filter((r) => memberOf.has(r.id)) : rooms;
+    // Unread counts and newest positions as the caller's streams were shown them: a listing right
+    // after a message went by must count it. Processors away: after the wait, what the store has
+    // (a client resumes from a position, and a resume waits for the store itself).
+    await Promise.all(
+      [...new Set(rooms.map((r) => r.id))].map((room) =>
+        this.#bus.stored(room).catch((err) =>
+          this.#logger.debug("Listing rooms from a store that lags", {
+            room,
+            error: describeError(err),
+          })
+        )
+      ),
+    );
     const states = new Map(
       (await store.readStates(userId, read.map((r) => r.id))).map((s) => [s.room, s]),
     );

@@ -92,16 +92,17 @@ Deno.test("a send retried with the same message id is shown once", async () => {
   }
 });
 
-Deno.test("the newest history page waits until the store holds what the gateway showed; older pages do not", async () => {
-  // A bus whose processors lag: what its follower showed is not stored until `gate` opens.
-  class LaggingBus extends MemoryBus {
-    gate = Promise.withResolvers<void>();
-    asked: string[] = [];
-    override stored(room = ""): Promise<void> {
-      this.asked.push(room);
-      return this.gate.promise;
-    }
+/** A bus whose processors lag: what its follower showed is not stored until `gate` settles. */
+class LaggingBus extends MemoryBus {
+  gate = Promise.withResolvers<void>();
+  asked: string[] = [];
+  override stored(room = ""): Promise<void> {
+    this.asked.push(room);
+    return this.gate.promise;
   }
+}
+
+Deno.test("the newest history page waits until the store holds what the gateway showed; older pages do not", async () => {
   const bus = new LaggingBus({ logger: silentLogger, retryDelayMs: 20 });
   const system = await startSystem({ bus });
   const client = newClient(system.address());
@@ -118,6 +119,27 @@ Deno.test("the newest history page waits until the store holds what the gateway 
     assert.equal(answered, false, "the newest page waits for the store");
     bus.gate.resolve();
     assert.deepEqual((await newest).messages.map((m) => m.content), ["one"]);
+  } finally {
+    client.close();
+    await system.stop();
+  }
+});
+
+Deno.test("a room listing counts what the gateway showed: it waits for the store, and answers when the wait fails", async () => {
+  const bus = new LaggingBus({ logger: silentLogger, retryDelayMs: 20 });
+  const system = await startSystem({ bus });
+  const client = newClient(system.address());
+  try {
+    await client.signIn("sender", TEST_PASSWORD);
+    await client.send("sender", "one");
+    let answered = false;
+    const listing = client.listRooms().then((rooms) => (answered = true, rooms));
+    await waitFor(() => bus.asked.includes("general"));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answered, false, "the listing waits for the store");
+    bus.gate.reject(new Error("the processors are away"));
+    const general = (await listing).find((r) => r.id === "general")!;
+    assert.equal(general.lastSeq, 1n, "then answers from the store");
   } finally {
     client.close();
     await system.stop();
