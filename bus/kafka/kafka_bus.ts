@@ -299,14 +299,7 @@ export class KafkaBus implements Bus {
           if (!(err instanceof RecordError)) throw err;
           // The processors set it aside as a dead letter; here it is only not shown (and one read
           // back was warned of when it came).
-          if (live) {
-            this.#logger.warn("Skipping unreadable record", {
-              topic: record.topic,
-              partition: record.partition,
-              offset: record.offset,
-              error: err.message,
-            });
-          }
+          if (live) this.#skipUnreadable(record, err);
           return;
         }
         if (!live) {
@@ -350,6 +343,16 @@ export class KafkaBus implements Bus {
     return this.#stored.stored(room, signal);
   }
 
+  /** Passes over a record this reader cannot decode, with a warning (the processors dead-letter it). */
+  #skipUnreadable(record: LogRecord, err: RecordError): void {
+    this.#logger.warn("Skipping unreadable record", {
+      topic: record.topic,
+      partition: record.partition,
+      offset: record.offset,
+      error: err.message,
+    });
+  }
+
   /** Reads `topic` from `from` on, handing each readable record to `handle`. */
   #observe<T>(
     topic: string,
@@ -366,12 +369,7 @@ export class KafkaBus implements Bus {
           item = decode(record.value);
         } catch (err) {
           if (!(err instanceof RecordError)) throw err;
-          this.#logger.warn("Skipping unreadable record", {
-            topic: record.topic,
-            partition: record.partition,
-            offset: record.offset,
-            error: err.message,
-          });
+          this.#skipUnreadable(record, err);
           return;
         }
         await handle(item);
