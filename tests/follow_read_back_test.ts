@@ -11,16 +11,11 @@ import { memoryLogger } from "../core/logger.ts";
 import type { ChatMessage } from "../core/types.ts";
 import { waitFor } from "./helpers.ts";
 import { FakeTopicLog } from "./topic_log_fake.ts";
+import { newMessage } from "./store_contract.ts";
 
-const message = (userId: string, id: string): ChatMessage => ({
-  id,
-  userId,
-  displayName: userId,
-  content: "hi",
-  timestamp: "2026-12-01T00:00:00.000Z",
-  room: "general",
-  seq: 0,
-});
+/** A send of `userId`'s with message id `id`: what a reader remembers it by. */
+const message = (userId: string, id: string): ChatMessage =>
+  newMessage("general", { userId, id, displayName: userId });
 
 Deno.test("a starting follower reads back the log from its start, shows none of it, and drops the retries of its sends", async () => {
   const logger = memoryLogger("debug");

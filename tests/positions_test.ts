@@ -11,16 +11,11 @@ import {
   StoredWatch,
 } from "../bus/kafka/positions.ts";
 import type { LogRecord } from "../bus/kafka/types.ts";
+import { newMessage } from "./store_contract.ts";
 
-const message = (userId: string, id: string): ChatMessage => ({
-  id,
-  userId,
-  displayName: userId,
-  content: "hi",
-  timestamp: "2026-12-01T00:00:00.000Z",
-  room: "general",
-  seq: 0,
-});
+/** A send of `userId`'s with message id `id`: what a reader remembers it by. */
+const message = (userId: string, id: string): ChatMessage =>
+  newMessage("general", { userId, id, displayName: userId });
 const record = (partition: number, offset: number): LogRecord => ({
   topic: "chatting",
   partition,

@@ -3,7 +3,15 @@
 import assert from "node:assert/strict";
 import { MemoryBus } from "../bus/memory_bus.ts";
 import { silentLogger } from "../core/logger.ts";
-import { connectUser, newClient, startSystem, TEST_PASSWORD, waitFor } from "./helpers.ts";
+import type { ChatClient } from "../client/chat_client.ts";
+import {
+  connectUser,
+  newClient,
+  startSystem,
+  type System,
+  TEST_PASSWORD,
+  waitFor,
+} from "./helpers.ts";
 
 Deno.test("a client that reconnects to another gateway gets what it missed: no gap, no duplicate", async () => {
   const system = await startSystem({
@@ -102,13 +110,28 @@ class LaggingBus extends MemoryBus {
   }
 }
 
-Deno.test("the newest history page waits until the store holds what the gateway showed; older pages do not", async () => {
+/**
+ * Runs `body` on a system over a `LaggingBus`, with a signed-in client that sent "one" to the
+ * default room; stops both afterwards.
+ */
+async function withLaggingStore(
+  body: (bus: LaggingBus, system: System, client: ChatClient) => Promise<void>,
+): Promise<void> {
   const bus = new LaggingBus({ logger: silentLogger, retryDelayMs: 20 });
   const system = await startSystem({ bus });
   const client = newClient(system.address());
   try {
     await client.signIn("sender", TEST_PASSWORD);
     await client.send("sender", "one");
+    await body(bus, system, client);
+  } finally {
+    client.close();
+    await system.stop();
+  }
+}
+
+Deno.test("the newest history page waits until the store holds what the gateway showed; older pages do not", () =>
+  withLaggingStore(async (bus, system, client) => {
     await waitFor(async () => (await system.store.lastSeq("general")) === 1);
     assert.equal((await client.history("general", 2)).messages.length, 1, "an older page at once");
     assert.deepEqual(bus.asked, []);
@@ -119,19 +142,10 @@ Deno.test("the newest history page waits until the store holds what the gateway 
     assert.equal(answered, false, "the newest page waits for the store");
     bus.gate.resolve();
     assert.deepEqual((await newest).messages.map((m) => m.content), ["one"]);
-  } finally {
-    client.close();
-    await system.stop();
-  }
-});
+  }));
 
-Deno.test("a room listing counts what the gateway showed: it waits for the store, and answers when the wait fails", async () => {
-  const bus = new LaggingBus({ logger: silentLogger, retryDelayMs: 20 });
-  const system = await startSystem({ bus });
-  const client = newClient(system.address());
-  try {
-    await client.signIn("sender", TEST_PASSWORD);
-    await client.send("sender", "one");
+Deno.test("a room listing counts what the gateway showed: it waits for the store, and answers when the wait fails", () =>
+  withLaggingStore(async (bus, _system, client) => {
     let answered = false;
     const listing = client.listRooms().then((rooms) => (answered = true, rooms));
     await waitFor(() => bus.asked.includes("general"));
@@ -140,8 +154,4 @@ Deno.test("a room listing counts what the gateway showed: it waits for the store
     bus.gate.reject(new Error("the processors are away"));
     const general = (await listing).find((r) => r.id === "general")!;
     assert.equal(general.lastSeq, 1n, "then answers from the store");
-  } finally {
-    client.close();
-    await system.stop();
-  }
-});
+  }));
