@@ -96,9 +96,11 @@ export function verdicts(entries: Entry[]): Verdict[] {
   if (k) {
     const t = TARGETS.kafka;
     const offered = k.streams * k.rate;
-    // The embedded gateway at the same load, in the same run (the embedded scenario's sweep).
+    // The embedded gateway at the same load over native gRPC, in the same run (the embedded
+    // scenario's sweep): web-fanout's open-loop phase has the same shape but another transport.
     const same = entries.find((e) =>
-      e.mode === "embedded" && e.streams === k.streams && e.rate === k.rate && e.e2e_ms
+      (e.scenario === "embedded" || e.scenario === "sweep") && e.streams === k.streams &&
+      e.rate === k.rate && e.e2e_ms
     );
     const ratio = same && k.e2e_ms ? k.e2e_ms.p99 / same.e2e_ms!.p99 : NaN;
     out.push({

@@ -194,6 +194,15 @@ Deno.test("targets fail on a loss, a duplicate, a slow p99 or too little load", 
   assert.equal(pass({ ...kafka, streams: 40 }), false, "a smaller run proves nothing");
   assert.equal(pass({ ...kafka, deliveries_per_s: 15_000 }), false, "it did not keep up");
   assert.equal(verdicts([kafka])[0]!.pass, false, "no embedded run at that load to compare with");
+  // The browser path's open-loop phase has the same streams and rate, over gRPC-Web: not the
+  // embedded gateway's native gRPC, whatever the order of the entries.
+  const webSameLoad = {
+    ...embeddedSameLoad,
+    scenario: "web-fanout",
+    e2e_ms: { ...kafka.e2e_ms!, p99: 20 },
+  };
+  assert.equal(verdicts([kafka, webSameLoad, embeddedSameLoad])[0]!.pass, true);
+  assert.equal(verdicts([kafka, webSameLoad])[0]!.pass, false);
   // kafka-light against EndToEndLatency (p50 5 ms, p99 20 ms): at most 1.5x and 2x.
   const light = { ...kafka, scenario: "kafka-light", streams: 10, rate: 10 };
   const lightPass = (p50: number, p99: number) =>
