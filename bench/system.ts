@@ -16,6 +16,8 @@
  *   gRPC-Web fan-out server, to compare the gateway's HTTP port with.
  */
 
+import { BROKERS, NODE_IDS } from "../kafka/layout.ts";
+import { nodePid } from "../kafka/nodes.ts";
 import { freePort, kafkaDeployment, type Service, spawn, stopAll } from "../scripts/processes.ts";
 
 export interface SystemUnderTest {
@@ -24,7 +26,7 @@ export interface SystemUnderTest {
   addresses: string[];
   /** The gateways' HTTP ports (the browser API), `http://host:port`, in the order of `addresses`. */
   httpUrls: string[];
-  /** Process name → pid, for memory and CPU. */
+  /** Process name → pid, for memory and CPU (in Kafka mode the local brokers' too). */
   pids: Record<string, number>;
   /** Output lines of a process so far. */
   output(name: string): string[];
@@ -47,12 +49,13 @@ function system(
   addresses: string[],
   httpUrls: string[],
   dir = "",
+  others: Record<string, number> = {},
 ) {
   return {
     mode,
     addresses,
     httpUrls,
-    pids: Object.fromEntries(services.map((s) => [s.name, s.process.pid])),
+    pids: { ...Object.fromEntries(services.map((s) => [s.name, s.process.pid])), ...others },
     output: (name: string) => services.find((s) => s.name === name)?.output ?? [],
     async stop() {
       await stopAll(services);
@@ -158,11 +161,32 @@ export async function startKafka(gateways: number): Promise<SystemUnderTest> {
     );
     services.push(...gws.map((g) => g.service));
     await Promise.all(gws.map((g) => g.ready(90_000)));
-    return system("kafka", services, gws.map((g) => g.grpc), gws.map((g) => g.http));
+    return system(
+      "kafka",
+      services,
+      gws.map((g) => g.grpc),
+      gws.map((g) => g.http),
+      "",
+      await localBrokers(brokers),
+    );
   } catch (err) {
     await stopAll(services);
     throw err;
   }
+}
+
+/**
+ * The brokers of this repository's cluster (kafka/cluster.ts) among `brokers`, by name: they
+ * share the machine with the service, so their CPU per delivery is reported beside its own.
+ */
+async function localBrokers(brokers: string): Promise<Record<string, number>> {
+  const named = new Set(brokers.split(","));
+  const pids: Record<string, number> = {};
+  for (const [i, node] of NODE_IDS.entries()) {
+    const pid = named.has(BROKERS[i]!) ? await nodePid(node) : undefined;
+    if (pid !== undefined) pids[`broker-${node}`] = pid;
+  }
+  return pids;
 }
 
 /** Deno subcommands that only read the code. */
