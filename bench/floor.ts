@@ -11,9 +11,13 @@
  *
  * Both run on topic `bench-floor`, created with the partitions and replication of `chatting`.
  * Beside them, `kafkajsEndToEnd` runs EndToEndLatency's loop with the client the service uses:
- * what one Kafka hop costs on this runtime before any of the service's own work.
+ * what one Kafka hop costs on this runtime before any of the service's own work. It runs twice:
+ * back to back as EndToEndLatency does, and paced as kafka-light sends (one record every 1/rate
+ * s), because a record that finds the brokers and the consumer idle takes longer than one that
+ * follows another at once.
  */
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { Kafka, logLevel } from "kafkajs";
 import { CONSUMER_SETTINGS } from "../bus/kafka/subscription.ts";
 import { histogram, percentiles, recordMs } from "./stats.ts";
@@ -156,12 +160,16 @@ export interface FloorOptions {
   /** Records of the ProducerPerformance run. */
   records: number;
   bytes: number;
+  /** The paced kafkajs loop: this many records, one every 1/rate s (kafka-light's rate). */
+  paced: { messages: number; rate: number };
 }
 
 export interface FloorResult {
   end_to_end: EndToEndResult;
   /** EndToEndLatency's loop with kafkajs in Deno, in milliseconds (not truncated). */
   kafkajs_end_to_end: { p50: number; p99: number; p999: number };
+  /** The same loop, one record every 1/rate s. */
+  kafkajs_paced: { p50: number; p99: number; p999: number; rate: number };
   producer: ProducerPerfResult;
   /** The two command lines, as run. */
   commands: string[];
@@ -193,10 +201,13 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
   ];
   const e2e = await java(e2eArgs, 300_000);
   const kafkajs = await kafkajsEndToEnd(options.brokers, options.messages, options.bytes);
+  const { messages, rate } = options.paced;
+  const paced = await kafkajsEndToEnd(options.brokers, messages, options.bytes, rate);
   const perf = await java(perfArgs, 300_000);
   return {
     end_to_end: parseEndToEnd(e2e),
     kafkajs_end_to_end: kafkajs,
+    kafkajs_paced: { ...paced, rate },
     producer: parseProducerPerformance(perf),
     commands: [e2eArgs, perfArgs].map((a) => `java -cp 'kafka/.jars/*' ${a.join(" ")}`),
   };
@@ -208,12 +219,14 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
  * (bus/kafka/connection.ts) and a consumer of a group of its own with the gateways' settings
  * (bus/kafka/subscription.ts). The consumer reads from the end, which kafkajs settles only at
  * its first fetch: records are sent until one comes back before anything is counted, and the
- * first tenth of the loop warms up uncounted.
+ * first tenth of the loop warms up uncounted. With `rate`, record i is sent at i/rate s from the
+ * start (or at once, when the one before came back later than that).
  */
 export async function kafkajsEndToEnd(
   brokers: string,
   messages: number,
   bytes: number,
+  rate?: number,
 ): Promise<{ p50: number; p99: number; p999: number }> {
   const kafka = new Kafka({
     clientId: "chat-bench-floor-kafkajs",
@@ -254,7 +267,10 @@ export async function kafkajsEndToEnd(
     while (!await roundTrip(`probe-${probes}`, 1000)) {
       if (++probes === 60) throw new Error("kafkajs: no record came back within 60 s");
     }
+    const t0 = performance.now();
     for (let i = 0; i < messages; i++) {
+      const due = rate ? t0 + (i * 1000) / rate - performance.now() : 0;
+      if (due > 0) await sleep(due);
       const started = performance.now();
       if (!await roundTrip(`${i}`, 30_000)) {
         throw new Error(`kafkajs: record ${i} did not come back within 30 s`);

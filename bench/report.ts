@@ -57,15 +57,28 @@ function kafkajsHop(e: Entry): string {
   const kafkajs = e.kafka_floor_e2e_ms?.kafkajs;
   const floor = e.kafka_floor_e2e_ms?.p50;
   if (!kafkajs || !floor) return "";
+  const paced = pacedHop(e);
   return `; one hop with kafkajs on this runtime, the same loop: p50 ${ms(kafkajs.p50)} = ${
     num(kafkajs.p50 / floor, 2)
-  }x EndToEndLatency's, p99 ${ms(kafkajs.p99)}`;
+  }x EndToEndLatency's, p99 ${ms(kafkajs.p99)}${
+    paced
+      ? `; paced as this load sends (${paced.rate} records/s): p50 ${ms(paced.p50)}, p99 ${
+        ms(paced.p99)
+      }`
+      : ""
+  }`;
+}
+
+/** The kafkajs loop paced at `e`'s own rate, when the floor ran it so. */
+function pacedHop(e: Entry): { p50: number; p99: number; rate: number } | undefined {
+  const paced = e.kafka_floor_e2e_ms?.kafkajsPaced;
+  return paced && paced.rate === e.rate ? paced : undefined;
 }
 
 /**
  * The gRPC ends alone at the same load (the phase on the native gRPC floor), and with kafkajs's hop
- * the least a one-hop design can reach on this runtime: a message is a send, one Kafka hop, and a
- * stream write.
+ * at the same pace (back to back when the floor did not pace it) the least a one-hop design can
+ * reach on this runtime: a message is a send, one Kafka hop, and a stream write.
  */
 function oneHopFloor(e: Entry): string {
   const ends = e.grpc_ends_ms;
@@ -73,13 +86,16 @@ function oneHopFloor(e: Entry): string {
   const text = `; the gRPC ends alone, the same load on a minimal grpc-js server: p50 ${
     ms(ends.p50)
   }, p99 ${ms(ends.p99)}`;
-  const kafkajs = e.kafka_floor_e2e_ms?.kafkajs;
+  const paced = pacedHop(e);
+  const kafkajs = paced ?? e.kafka_floor_e2e_ms?.kafkajs;
   const floor = e.kafka_floor_e2e_ms?.p50;
   if (!kafkajs || !floor || !e.e2e_ms) return text;
   const hop = kafkajs.p50 + ends.p50;
-  return `${text}; one hop's floor on this runtime (kafkajs's hop + the gRPC ends): p50 ${
-    ms(hop)
-  } = ${num(hop / floor, 2)}x EndToEndLatency's, the service ${num(e.e2e_ms.p50 / hop, 2)}x it`;
+  return `${text}; one hop's floor on this runtime (kafkajs's hop${
+    paced ? " at this pace" : ""
+  } + the gRPC ends): p50 ${ms(hop)} = ${num(hop / floor, 2)}x EndToEndLatency's, the service ${
+    num(e.e2e_ms.p50 / hop, 2)
+  }x it`;
 }
 
 /** Each process's CPU time per delivery of the run, in µs. */
@@ -367,6 +383,7 @@ export function markdown(input: DocInput): string {
       end_to_end: Record<string, number>;
       /** Absent in results from before it was measured. */
       kafkajs_end_to_end?: Record<string, number>;
+      kafkajs_paced?: Record<string, number>;
       producer: Record<string, number>;
       commands: string[];
     }
@@ -417,6 +434,13 @@ export function markdown(input: DocInput): string {
       ...(fd.kafkajs_end_to_end
         ? [
           `- EndToEndLatency's loop with kafkajs in Deno, the client and settings the service uses (bench/floor.ts \`kafkajsEndToEnd\`): p50 ${fd.kafkajs_end_to_end.p50} ms, p99 ${fd.kafkajs_end_to_end.p99} ms, p99.9 ${fd.kafkajs_end_to_end.p999} ms.`,
+        ]
+        : []),
+      ...(fd.kafkajs_paced
+        ? [
+          `- The same kafkajs loop paced as kafka-light sends, one record every ${
+            num(1000 / fd.kafkajs_paced.rate!)
+          } ms: p50 ${fd.kafkajs_paced.p50} ms, p99 ${fd.kafkajs_paced.p99} ms, p99.9 ${fd.kafkajs_paced.p999} ms.`,
         ]
         : []),
       ...(light?.grpc_ends_ms

@@ -43,7 +43,13 @@ export interface Entry {
    * Kafka's EndToEndLatency in the same run, and the same loop with kafkajs, the service's
    * client, on this runtime (`kafkajs`).
    */
-  kafka_floor_e2e_ms: { p50: number; p99: number; kafkajs?: { p50: number; p99: number } } | null;
+  kafka_floor_e2e_ms: {
+    p50: number;
+    p99: number;
+    kafkajs?: { p50: number; p99: number };
+    /** The kafkajs loop paced at `rate` records per second (kafka-light's). */
+    kafkajsPaced?: { p50: number; p99: number; rate: number };
+  } | null;
   /**
    * The same phase against the native gRPC floor (bench/grpc_floor.ts) in the same run: what the
    * gRPC ends of a message (the send and the stream) cost alone at this load, with no bus at all.
