@@ -14,9 +14,10 @@
  * Scenarios: floor, kafka-light, kafka, embedded (with its rate sweep), fanout, idle, slow,
  * metrics (the gateway's CPU per delivery with METRICS=on and off), grpc-floor (the gateway's CPU
  * per delivery against a minimal grpc-js fan-out server's, bench/grpc_floor.ts), web-fanout and
- * web-idle (the browser path, gRPC-Web, against a minimal Deno.serve server's, bench/web_floor.ts). The
- * Kafka scenarios need the floor and bring it along. Kafka: the cluster in KAFKA_BROKERS, or else
- * the local one of kafka/cluster.ts, started (and stopped) like `deno task test` does.
+ * web-idle (the browser path, gRPC-Web, against a minimal Deno.serve server's, bench/web_floor.ts;
+ * web-fanout also against the same on node:http). The Kafka scenarios need the floor and bring it
+ * along. Kafka: the cluster in KAFKA_BROKERS, or else the local one of kafka/cluster.ts, started
+ * (and stopped) like `deno task test` does.
  *
  * Exit status 0 even when a target is missed (a benchmark reports); 1 when a scenario could not
  * run, or in `--smoke` when a delivery was lost or duplicated. `--smoke` writes

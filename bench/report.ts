@@ -98,6 +98,19 @@ function oneHopFloor(e: Entry): string {
   }x it`;
 }
 
+/**
+ * The same minimal server on node:http, which the gateway's HTTP port is built on: how much of the
+ * browser path's cost over Deno.serve is that choice, and how much the gateway's own.
+ */
+function nodeFloor(e: Entry, gateway: number): string {
+  const node = Number(e.details?.cpu_us_per_delivery_node_floor ?? NaN);
+  const deno = Number(e.details?.cpu_us_per_delivery_floor ?? NaN);
+  if (!Number.isFinite(node)) return "";
+  return `; the same minimal server on node:http, as the gateway's HTTP port: ${num(node, 2)} µs, ${
+    num(node / deno, 2)
+  }x Deno.serve's, the gateway ${num(gateway / node, 2)}x it`;
+}
+
 /** Each process's CPU time per delivery of the run, in µs. */
 function cpuPerDelivery(e: Entry): string {
   const rate = e.deliveries_per_s ?? 0;
@@ -235,7 +248,7 @@ export function verdicts(entries: Entry[]): Verdict[] {
       what: `browser path (gRPC-Web) against Deno.serve, fan-out to ${w.streams} streams`,
       measured: `${num(web, 2)} µs of gateway CPU per delivery, ${
         num(Number(w.details?.cpu_us_per_delivery_floor), 2)
-      } µs for a minimal Deno.serve fan-out server: ${num(ratio, 2)}x`,
+      } µs for a minimal Deno.serve fan-out server: ${num(ratio, 2)}x${nodeFloor(w, web)}`,
       target: `at most ${TARGETS.web.maxFloorRatio}x the floor's CPU per delivery`,
     });
     // The native path's figure from this run: the gRPC floor scenario's gateway, or metrics off.
@@ -548,7 +561,13 @@ function browserPath(entries: Entry[]): string[] {
         num(Number(d.cpu_us_per_delivery_floor), 2)
       } µs for the floor (${num(Number(d.deliveries_per_s_floor))} deliveries/s): ${
         num(Number(d.ratio), 2)
-      }x. At ${d.latency_rate} msg/s (${
+      }x${
+        d.cpu_us_per_delivery_node_floor === undefined
+          ? ""
+          : `; the same floor on node:http (bench/web_floor.ts --node, writing the messages of one event-loop turn to each connection as one HTTP/1.1 chunk, as the gateway does): ${
+            num(Number(d.cpu_us_per_delivery_node_floor), 2)
+          } µs (${num(Number(d.deliveries_per_s_node_floor))} deliveries/s)`
+      }. At ${d.latency_rate} msg/s (${
         num(fanout.streams * Number(d.latency_rate))
       } deliveries/s), open loop: gateway p50 ${ms(fanout.e2e_ms?.p50)}, p99 ${
         ms(fanout.e2e_ms?.p99)
@@ -704,11 +723,21 @@ const WHERE_THE_TIME_GOES: readonly string[] = [
   "calls (0.2-0.3 per delivery), 37 % of the gateway's ticks. What is left above the floor is not",
   "framing: each message costs the gateway about 0.5 ms before its fan-out (the BroadcastMessage",
   "call through node:http and Connect, the chat service, the SQLite write, the processor; 56-61 µs",
-  "per delivery against the floor's 5 with 10 streams), 0.5 µs per delivery at 1,000 streams; and",
-  "each write goes through node:net's Writable in JavaScript (a write request, a nextTick) where",
-  "Deno.serve writes from Rust. An idle gRPC-Web stream holds 84-92 KiB on the embedded gateway",
-  "(node:http's request and response, Connect's call, the stream body, the processor's entries) and",
-  "63 KiB on Deno.serve.",
+  "per delivery against the floor's 5 with 10 streams), 0.5 µs per delivery at 1,000 streams. It",
+  "is not node:http either: the same minimal server on node:http (bench/web_floor.ts --node),",
+  "writing the messages of a turn to each connection as one HTTP/1.1 chunk through node:net as the",
+  "gateway does, cost 1.17 and 1.27 µs per delivery in two runs of 2026-12-01 (`deno task bench",
+  "--only=web-fanout`), 0.69x and 0.73x Deno.serve's, with the gateway at 1.84x and 1.91x it (and",
+  "1.28x, 1.29x and 1.39x Deno.serve's in three runs, so the 1.3x target is met in some runs and",
+  "missed in others). Under V8's profiler (`BENCH_PROFILE=/tmp/prof deno task bench",
+  "--only=web-fanout`, the last run of each server) the gateway and the node:http floor spent",
+  "about as many ticks in the kernel's `send()` (865 and 840 of 2,327 and 1,222); of the",
+  "gateway's other ticks, 363 were JavaScript (Connect's call machinery for each send, an",
+  "AbortSignal and its DOMException per call, node:http's request handling), 505 the Deno binary",
+  "(the floor's: 174), 183 garbage collection and 257 native code the profiler cannot name. What is",
+  "left above the floor is the gateway's own work per message, not its HTTP server. An idle",
+  "gRPC-Web stream holds 84-92 KiB on the embedded gateway (node:http's request and response,",
+  "Connect's call, the stream body, the processor's entries) and 63 KiB on Deno.serve.",
 ];
 
 /** The chart of docs/benchmarks.md: the embedded scenario with its sweep as lines, Kafka as points. */

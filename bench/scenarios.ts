@@ -479,18 +479,21 @@ export function fanoutCost(
 }
 
 /**
- * Fan-out runs of two settings, `pairs` of each, alternating; per setting, CPU per delivery summed
- * over its runs (CPU time is counted in clock ticks of 10 ms) and its mean deliveries per second.
+ * Fan-out runs of some settings, `pairs` rounds of one run each, the order turned by one every
+ * round (two settings alternate); per setting, CPU per delivery summed over its runs (CPU time is
+ * counted in clock ticks of 10 ms) and its mean deliveries per second.
  */
 export async function compareCost<K extends string>(
   pairs: number,
-  settings: readonly [K, K],
+  settings: readonly K[],
   run: (setting: K) => Promise<CostRun>,
 ): Promise<{ runs: CostRun[]; usPerDelivery(k: K): number; deliveriesPerSecond(k: K): number }> {
   const runs: CostRun[] = [];
-  for (let pair = 0; pair < pairs; pair++) {
-    const [a, b] = pair % 2 === 0 ? settings : [settings[1], settings[0]];
-    runs.push(await run(a), await run(b));
+  for (let round = 0; round < pairs; round++) {
+    const turn = round % settings.length;
+    for (const setting of [...settings.slice(turn), ...settings.slice(0, turn)]) {
+      runs.push(await run(setting));
+    }
   }
   const of = (k: K) => runs.filter((r) => r.setting === k);
   return {

@@ -21,7 +21,7 @@ import { nodePid } from "../kafka/nodes.ts";
 import { freePort, kafkaDeployment, type Service, spawn, stopAll } from "../scripts/processes.ts";
 
 export interface SystemUnderTest {
-  mode: "embedded" | "kafka" | "grpc-floor" | "web-floor";
+  mode: "embedded" | "kafka" | "grpc-floor" | "web-floor" | "web-node-floor";
   /** The gateways' gRPC `host:port`. */
   addresses: string[];
   /** The gateways' HTTP ports (the browser API), `http://host:port`, in the order of `addresses`. */
@@ -110,11 +110,15 @@ export async function startEmbedded(env: Record<string, string> = {}): Promise<S
 }
 
 /** A floor server, bench/<name>.ts, as process `name` on a free port. */
-async function startFloor(name: "grpc-floor" | "web-floor") {
+async function startFloor(
+  name: "grpc-floor" | "web-floor",
+  process: string = name,
+  flags: string[] = [],
+) {
   const port = freePort();
-  const service = spawn(name, `bench/${name.replace("-", "_")}.ts`, {
-    args: [String(port)],
-    denoFlags: profiled(name),
+  const service = spawn(process, `bench/${name.replace("-", "_")}.ts`, {
+    args: [String(port), ...flags],
+    denoFlags: profiled(process),
   });
   try {
     await service.waitForLine(/Floor listening/, 60_000);
@@ -135,6 +139,12 @@ export async function startGrpcFloor(): Promise<SystemUnderTest> {
 export async function startWebFloor(): Promise<SystemUnderTest> {
   const { service, port } = await startFloor("web-floor");
   return system("web-floor", [service], [], [`http://127.0.0.1:${port}`]);
+}
+
+/** The same floor on node:http (bench/web_floor.ts --node) as process `web-node-floor`. */
+export async function startWebNodeFloor(): Promise<SystemUnderTest> {
+  const { service, port } = await startFloor("web-floor", "web-node-floor", ["--node"]);
+  return system("web-node-floor", [service], [], [`http://127.0.0.1:${port}`]);
 }
 
 export async function startKafka(gateways: number): Promise<SystemUnderTest> {

@@ -4,8 +4,9 @@
  * (bench/web_floor.ts) under the same load from the same clients, in the same run.
  *
  * - `web-fanout`: the closed-loop fan-out of bench/scenarios.ts (`fanoutCost`) over gRPC-Web, the
- *   gateway and the floor alternating, each run in a fresh process: each server's CPU time per
- *   delivery, then an open-loop phase at a rate both keep up with, for latency;
+ *   gateway, the floor and the same floor on node:http taking turns, each run in a fresh process:
+ *   each server's CPU time per delivery, then an open-loop phase at a rate all keep up with, for
+ *   latency;
  * - `web-idle`: resident memory per idle gRPC-Web stream (one connection each), gateway and floor.
  */
 
@@ -21,7 +22,7 @@ import {
   type LatencyPhase,
 } from "./scenarios.ts";
 import { round } from "./stats.ts";
-import { startEmbedded, startWebFloor, type SystemUnderTest } from "./system.ts";
+import { startEmbedded, startWebFloor, startWebNodeFloor, type SystemUnderTest } from "./system.ts";
 import type { Say } from "./workload.ts";
 
 export interface WebFanoutSpec extends CostSpec {
@@ -39,17 +40,19 @@ function browserPath(start: () => Promise<SystemUnderTest>): () => Promise<Syste
 const SERVERS = {
   gateway: { start: browserPath(() => startEmbedded()), process: "embedded" },
   "web-floor": { start: browserPath(startWebFloor), process: "web-floor" },
+  "web-node-floor": { start: browserPath(startWebNodeFloor), process: "web-node-floor" },
 } as const;
 
 /** The gateway's browser path against the Deno.serve floor: CPU per delivery, and latency. */
 export async function runWebFanout(spec: WebFanoutSpec, say: Say): Promise<Entry[]> {
   const c = await compareCost(
     spec.pairs,
-    ["gateway", "web-floor"] as const,
+    ["gateway", "web-floor", "web-node-floor"] as const,
     (server) => fanoutCost(SERVERS[server].start, SERVERS[server].process, server, spec, say),
   );
   const gateway = c.usPerDelivery("gateway");
   const floor = c.usPerDelivery("web-floor");
+  const nodeFloor = c.usPerDelivery("web-node-floor");
   /** The open-loop phase of `server`'s last run. */
   const openLoop = (server: string) =>
     c.runs.findLast((r: CostRun) => r.setting === server)?.open_loop;
@@ -60,6 +63,8 @@ export async function runWebFanout(spec: WebFanoutSpec, say: Say): Promise<Entry
       cpu_us_per_delivery_floor: round(floor, 3),
       ratio: round(gateway / floor, 3),
       deliveries_per_s_floor: c.deliveriesPerSecond("web-floor"),
+      cpu_us_per_delivery_node_floor: round(nodeFloor, 3),
+      deliveries_per_s_node_floor: c.deliveriesPerSecond("web-node-floor"),
       latency_rate: spec.latencyAt.rate,
       floor_e2e_ms: light.floor?.e2e_ms ?? null,
       runs: c.runs,

@@ -438,7 +438,7 @@ const httpChunks = new WeakMap<Uint8Array, Uint8Array>();
  * `parts` as one HTTP/1.1 chunk: its size in hex, CRLF, the bytes, CRLF. Never empty: a chunk of
  * size 0 would end the body.
  */
-function httpChunkOf(parts: readonly Uint8Array[]): Uint8Array {
+export function httpChunkOf(parts: readonly Uint8Array[]): Uint8Array {
   const shared = parts.length === 1 ? parts[0]! : undefined;
   const known = shared && httpChunks.get(shared);
   if (known) return known;
