@@ -219,8 +219,9 @@ export async function runFloor(options: FloorOptions): Promise<FloorResult> {
  * (bus/kafka/connection.ts) and a consumer of a group of its own with the gateways' settings
  * (bus/kafka/subscription.ts). The consumer reads from the end, which kafkajs settles only at
  * its first fetch: records are sent until one comes back before anything is counted, and the
- * first tenth of the loop warms up uncounted. With `rate`, record i is sent at i/rate s from the
- * start (or at once, when the one before came back later than that).
+ * first tenth of the loop warms up uncounted. With `rate`, record i is due at i/rate s from the
+ * start and sent then (or at once, when the one before came back later than that), and counts
+ * from when it was due.
  */
 export async function kafkajsEndToEnd(
   brokers: string,
@@ -269,9 +270,11 @@ export async function kafkajsEndToEnd(
     }
     const t0 = performance.now();
     for (let i = 0; i < messages; i++) {
-      const due = rate ? t0 + (i * 1000) / rate - performance.now() : 0;
-      if (due > 0) await sleep(due);
-      const started = performance.now();
+      // Paced, a record counts from when it was due, as kafka-light's do: one held up by the one
+      // before is late by that much.
+      const due = rate ? t0 + (i * 1000) / rate : performance.now();
+      if (due > performance.now()) await sleep(due - performance.now());
+      const started = due;
       if (!await roundTrip(`${i}`, 30_000)) {
         throw new Error(`kafkajs: record ${i} did not come back within 30 s`);
       }

@@ -302,7 +302,7 @@ async function main(): Promise<number> {
               p50: r.end_to_end.p50,
               p99: r.end_to_end.p99,
               kafkajs: { p50: kafkajs.p50, p99: kafkajs.p99 },
-              kafkajsPaced: { p50: paced.p50, p99: paced.p99, rate: paced.rate },
+              kafkajs_paced: { p50: paced.p50, p99: paced.p99, rate: paced.rate },
             };
             console.log(
               `EndToEndLatency: avg ${r.end_to_end.avg_ms} ms, p50 ${r.end_to_end.p50}, p99 ${r.end_to_end.p99}, p99.9 ${r.end_to_end.p999} ms; the same loop with kafkajs: p50 ${kafkajs.p50}, p99 ${kafkajs.p99}, p99.9 ${kafkajs.p999} ms, paced at ${paced.rate}/s: p50 ${paced.p50}, p99 ${paced.p99} ms; ProducerPerformance: ${r.producer.records_per_s} records/s, p50 ${r.producer.p50}, p99 ${r.producer.p99} ms`,

@@ -71,7 +71,7 @@ function kafkajsHop(e: Entry): string {
 
 /** The kafkajs loop paced at `e`'s own rate, when the floor ran it so. */
 function pacedHop(e: Entry): { p50: number; p99: number; rate: number } | undefined {
-  const paced = e.kafka_floor_e2e_ms?.kafkajsPaced;
+  const paced = e.kafka_floor_e2e_ms?.kafkajs_paced;
   return paced && paced.rate === e.rate ? paced : undefined;
 }
 
@@ -111,11 +111,14 @@ function nodeFloor(e: Entry, gateway: number): string {
   }x Deno.serve's, the gateway ${num(gateway / node, 2)}x it`;
 }
 
-/** Each process's CPU time per delivery of the run, in µs. */
+/**
+ * Each process's CPU time per delivery of the run, in µs, with the cores it used: a process busy
+ * with more than the deliveries (a broker's replication and housekeeping) shows in both.
+ */
 function cpuPerDelivery(e: Entry): string {
   const rate = e.deliveries_per_s ?? 0;
   return Object.entries(e.cpu_cores)
-    .map(([name, cores]) => `${name} ${num((cores * 1e6) / rate, 1)} µs`)
+    .map(([name, cores]) => `${name} ${num((cores * 1e6) / rate, 1)} µs (${num(cores, 2)} cores)`)
     .join(", ");
 }
 
@@ -641,11 +644,12 @@ const WHERE_THE_TIME_GOES: readonly string[] = [
   "record every 100 ms; and kafka-light's own load on the native gRPC floor, bench/grpc_floor.ts",
   "(the gRPC ends: a send and the stream writes, no bus between). The pace matters: a record that",
   "finds the brokers and the consumer idle takes longer than one that follows another at once (on",
-  "the quiet machine of 2026-12-01, p50 0.9 ms back to back against 1.8 ms paced, two runs each),",
-  "and EndToEndLatency never pauses. kafkajs on Deno is no slower than Kafka's Java tool: back to",
-  "back it measured p50 0.9-3.1 ms against EndToEndLatency's 1-4 ms in the same runs (the tool",
-  "truncates to whole milliseconds, so a ratio to it moves by up to half between runs). In the run",
-  "this page shows, the gRPC ends alone (p50 2.9 ms) cost about the whole target (1.5x",
+  "a warm cluster on the quiet machine of 2026-12-01, p50 0.9 ms back to back against 1.8 ms",
+  "paced, two runs each; in full runs, on a cluster the bench had just started, both were 2.0-2.4",
+  "ms), and EndToEndLatency never pauses. kafkajs on Deno is no slower than Kafka's Java tool:",
+  "back to back it measured p50 0.9-3.1 ms against EndToEndLatency's 1-4 ms in the same runs (the",
+  "tool truncates to whole milliseconds, so a ratio to it moves by up to half between runs). In",
+  "the run this page shows, the gRPC ends alone (p50 2.9 ms) cost about the whole target (1.5x",
   "EndToEndLatency's p50 of 2 ms, 3.0 ms): no one-hop design with grpc-js on Deno meets it once",
   "the Kafka hop is added. One hop's floor at kafka-light's pace, kafkajs's paced hop plus the",
   "gRPC ends, was 4.9 ms, 2.47x EndToEndLatency's, and the service took 1.31x that floor (in the",

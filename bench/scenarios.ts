@@ -48,7 +48,7 @@ export interface Entry {
     p99: number;
     kafkajs?: { p50: number; p99: number };
     /** The kafkajs loop paced at `rate` records per second (kafka-light's). */
-    kafkajsPaced?: { p50: number; p99: number; rate: number };
+    kafkajs_paced?: { p50: number; p99: number; rate: number };
   } | null;
   /**
    * The same phase against the native gRPC floor (bench/grpc_floor.ts) in the same run: what the
@@ -391,7 +391,10 @@ export function runSlow(spec: SlowSpec, say: Say): Promise<Entry[]> {
 }
 
 export interface CostSpec extends FanoutSpec {
-  /** Runs of each of the two settings compared, alternating (a, b, b, a, …) to even out drift. */
+  /**
+   * Runs of each setting compared, in rounds whose order turns back on itself (a, b, b, a, … or
+   * a, b, c, c, b, a, …) to even out drift.
+   */
   pairs: number;
 }
 
@@ -479,9 +482,10 @@ export function fanoutCost(
 }
 
 /**
- * Fan-out runs of some settings, `pairs` rounds of one run each, the order turned by one every
- * round (two settings alternate); per setting, CPU per delivery summed over its runs (CPU time is
- * counted in clock ticks of 10 ms) and its mean deliveries per second.
+ * Fan-out runs of some settings, `pairs` rounds of one run each, every other round in reverse
+ * order (a, b, c, c, b, a: each setting's mean position is the same, so a steady drift does not
+ * favour one); per setting, CPU per delivery summed over its runs (CPU time is counted in clock
+ * ticks of 10 ms) and its mean deliveries per second.
  */
 export async function compareCost<K extends string>(
   pairs: number,
@@ -490,8 +494,7 @@ export async function compareCost<K extends string>(
 ): Promise<{ runs: CostRun[]; usPerDelivery(k: K): number; deliveriesPerSecond(k: K): number }> {
   const runs: CostRun[] = [];
   for (let round = 0; round < pairs; round++) {
-    const turn = round % settings.length;
-    for (const setting of [...settings.slice(turn), ...settings.slice(0, turn)]) {
+    for (const setting of round % 2 === 0 ? settings : settings.toReversed()) {
       runs.push(await run(setting));
     }
   }

@@ -109,7 +109,7 @@ export async function startEmbedded(env: Record<string, string> = {}): Promise<S
   );
 }
 
-/** A floor server, bench/<name>.ts, as process `name` on a free port. */
+/** A floor server, bench/<name>.ts with `flags`, as process `process` on a free port. */
 async function startFloor(
   name: "grpc-floor" | "web-floor",
   process: string = name,
@@ -186,14 +186,16 @@ export async function startKafka(gateways: number): Promise<SystemUnderTest> {
 }
 
 /**
- * The brokers of this repository's cluster (kafka/cluster.ts) among `brokers`, by name: they
- * share the machine with the service, so their CPU per delivery is reported beside its own.
+ * The brokers of this repository's cluster (kafka/cluster.ts), by name, when `brokers` names it:
+ * they share the machine with the service, so their CPU is reported beside its own.
  */
 async function localBrokers(brokers: string): Promise<Record<string, number>> {
-  const named = new Set(brokers.split(","));
+  const named = brokers.split(",").map((b) => b.trim().replace(/^localhost:/, "127.0.0.1:"));
+  // One bootstrap address of the local cluster is enough to use all of it.
+  if (!named.some((b) => BROKERS.includes(b))) return {};
   const pids: Record<string, number> = {};
-  for (const [i, node] of NODE_IDS.entries()) {
-    const pid = named.has(BROKERS[i]!) ? await nodePid(node) : undefined;
+  for (const node of NODE_IDS) {
+    const pid = await nodePid(node);
     if (pid !== undefined) pids[`broker-${node}`] = pid;
   }
   return pids;

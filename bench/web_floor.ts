@@ -15,7 +15,7 @@
  * `CreateStream` answers 200 with a streaming body and keeps it open; `BroadcastMessage` takes
  * the request's `chat.Message` as it came, frames it once and enqueues the same bytes on every
  * open stream, then answers OK. Nothing else: no checks, no rooms, no history, no queue limit,
- * no keep-alive.
+ * no keep-alive messages on the streams.
  */
 
 import { Buffer } from "node:buffer";
@@ -78,7 +78,8 @@ export function serveNodeFloor(port: number): Promise<http.Server> {
     turn = [];
     for (const socket of streams) socket.write(chunk);
   };
-  const server = http.createServer(async (req, res) => {
+  // Without Nagle's delay, as the gateway's HTTP port.
+  const server = http.createServer({ noDelay: true }, async (req, res) => {
     const parts: Buffer[] = [];
     for await (const part of req) parts.push(part as Buffer);
     const body = Buffer.concat(parts);

@@ -43,12 +43,23 @@ const SERVERS = {
   "web-node-floor": { start: browserPath(startWebNodeFloor), process: "web-node-floor" },
 } as const;
 
-/** The gateway's browser path against the Deno.serve floor: CPU per delivery, and latency. */
+/**
+ * The gateway's browser path against the Deno.serve floor, and the same floor on node:http beside
+ * them: CPU per delivery, and latency (the node:http floor's CPU only).
+ */
 export async function runWebFanout(spec: WebFanoutSpec, say: Say): Promise<Entry[]> {
   const c = await compareCost(
     spec.pairs,
     ["gateway", "web-floor", "web-node-floor"] as const,
-    (server) => fanoutCost(SERVERS[server].start, SERVERS[server].process, server, spec, say),
+    (server) =>
+      fanoutCost(
+        SERVERS[server].start,
+        SERVERS[server].process,
+        server,
+        // The latency phase compares the gateway with the floor the target names.
+        server === "web-node-floor" ? { ...spec, latencyAt: undefined } : spec,
+        say,
+      ),
   );
   const gateway = c.usPerDelivery("gateway");
   const floor = c.usPerDelivery("web-floor");

@@ -10,7 +10,7 @@ import { parseEndToEnd, parseProducerPerformance } from "../bench/floor.ts";
 import { measuredContent, readFrame, warmContent } from "../bench/load.ts";
 import { parseArgs, SCENARIOS } from "../bench/main.ts";
 import { verdicts } from "../bench/report.ts";
-import type { Entry } from "../bench/scenarios.ts";
+import { compareCost, type Entry } from "../bench/scenarios.ts";
 import {
   encodeHistogram,
   histogram,
@@ -210,6 +210,64 @@ Deno.test("targets fail on a loss, a duplicate, a slow p99 or too little load", 
   assert.equal(lightPass(7.5, 40), true);
   assert.equal(lightPass(7.6, 40), false);
   assert.equal(lightPass(7.5, 41), false);
+});
+
+Deno.test("kafka-light's floor: kafkajs's hop paced at its own rate, else back to back", () => {
+  const light: Entry = {
+    ...kafka,
+    scenario: "kafka-light",
+    streams: 10,
+    rate: 10,
+    e2e_ms: { ...kafka.e2e_ms!, p50: 9 },
+    grpc_ends_ms: { p50: 3, p99: 5 },
+    kafka_floor_e2e_ms: {
+      p50: 2,
+      p99: 20,
+      kafkajs: { p50: 1, p99: 10 },
+      kafkajs_paced: { p50: 3, p99: 12, rate: 10 },
+    },
+  };
+  const measured = (e: Entry) => verdicts([e])[0]!.measured;
+  // 3 ms paced + 3 ms of gRPC ends = 6 ms, 3x EndToEndLatency's 2 ms; the service 9 ms, 1.5x it.
+  assert.match(measured(light), /paced as this load sends \(10 records\/s\): p50 3\.0 ms/);
+  assert.match(
+    measured(light),
+    /kafkajs's hop at this pace \+ the gRPC ends\): p50 6\.0 ms = 3\.00x/,
+  );
+  assert.match(measured(light), /the service 1\.50x it/);
+  // Paced at another rate (an older floor): the back-to-back hop, and no claim about the pace.
+  const other = {
+    ...light,
+    kafka_floor_e2e_ms: {
+      ...light.kafka_floor_e2e_ms!,
+      kafkajs_paced: { p50: 3, p99: 12, rate: 5 },
+    },
+  };
+  assert.doesNotMatch(measured(other), /at this pace|paced as this load sends/);
+  assert.match(measured(other), /the gRPC ends\): p50 4\.0 ms = 2\.00x/);
+});
+
+Deno.test("cost comparisons turn their order back every other round, so drift favours none", async () => {
+  const order: string[] = [];
+  const c = await compareCost(4, ["a", "b", "c"], (setting) => {
+    order.push(setting);
+    // CPU per delivery rising with time: a 1 µs drift per run.
+    const n = order.length;
+    return Promise.resolve({
+      setting,
+      cpu_ms: n,
+      delivered: 1000,
+      cpu_us_per_delivery: n,
+      deliveries_per_s: 1000,
+      e2e_ms: { p50: 1, p99: 1 },
+    });
+  });
+  assert.deepEqual(order.join(""), "abccbaabccba");
+  assert.deepEqual(["a", "b", "c"].map((k) => c.usPerDelivery(k as "a" | "b" | "c")), [
+    6.5,
+    6.5,
+    6.5,
+  ]);
 });
 
 Deno.test("the metrics target: at most 3 % more gateway CPU per delivery with metrics on", () => {
