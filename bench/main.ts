@@ -108,6 +108,17 @@ function plan(smoke: boolean, bytes: number) {
   });
   // The paced kafkajs loop of the floor sends at kafka-light's rate.
   const lightRate = smoke ? 5 : 10;
+  // The embedded sweep runs the kafka scenario's rate for as long, to be judged against.
+  const kafka = smoke
+    ? { scenario: "kafka", mode: "kafka", streams: 40, gateways: 2, rate: 10, seconds: 3 } as const
+    : {
+      scenario: "kafka",
+      mode: "kafka",
+      streams: 1000,
+      gateways: 2,
+      rate: 20,
+      seconds: 60,
+    } as const;
   return {
     floor: smoke
       ? { messages: 200, records: 5_000, paced: { messages: 20, rate: lightRate } }
@@ -133,11 +144,7 @@ function plan(smoke: boolean, bytes: number) {
           grpcEnds: true,
         },
     ),
-    kafka: open(
-      smoke
-        ? { scenario: "kafka", mode: "kafka", streams: 40, gateways: 2, rate: 10, seconds: 3 }
-        : { scenario: "kafka", mode: "kafka", streams: 1000, gateways: 2, rate: 20, seconds: 60 },
-    ),
+    kafka: open(kafka),
     embedded: open(
       smoke
         ? {
@@ -149,6 +156,7 @@ function plan(smoke: boolean, bytes: number) {
           seconds: 3,
           sweep: [10],
           sweepSeconds: 2,
+          sweepSecondsAt: { [kafka.rate]: kafka.seconds },
         }
         : {
           scenario: "embedded",
@@ -159,6 +167,7 @@ function plan(smoke: boolean, bytes: number) {
           seconds: 30,
           sweep: [5, 10, 20, 35],
           sweepSeconds: 10,
+          sweepSecondsAt: { [kafka.rate]: kafka.seconds },
         },
     ),
     fanout:
