@@ -445,6 +445,53 @@ Deno.test("bad requests get the right HTTP or gRPC status, never a crash or a hu
   }
 });
 
+Deno.test("a plain binary call answered past Connect gets Connect's answer, byte for byte", async () => {
+  // server/web_api.ts answers a POST in binary gRPC-Web with one uncompressed message and no
+  // deadline itself; a `grpc-timeout` header sends the same call through Connect.
+  const system = await startSystem({ config: { corsOrigins: ["https://chat.example.com"] } });
+  try {
+    const send = (id: string, content: string) =>
+      frame(
+        0,
+        toBinary(MessageSchema, create(MessageSchema, { id: "ann", content, messageId: id })),
+      );
+    const online = frame(0, new Uint8Array(0));
+    const cases: [string, string, Uint8Array<ArrayBuffer>, Record<string, string>][] = [
+      ["sent", "BroadcastMessage", send("", "hi"), {}],
+      ["sent, with parameters", "BroadcastMessage", send("", "hi"), {
+        "content-type": "application/grpc-web; charset=utf-8",
+      }],
+      ["sent, from an allowed origin", "BroadcastMessage", send("", "hi"), {
+        origin: "https://chat.example.com",
+      }],
+      ["sent, from another origin", "BroadcastMessage", send("", "hi"), {
+        origin: "https://evil.example",
+      }],
+      ["refused: empty", "BroadcastMessage", send("", ""), { origin: "https://chat.example.com" }],
+      ["refused: bad id", "BroadcastMessage", send("x".repeat(200), "hi"), {}],
+      ["a list", "ListOnline", online, {}],
+    ];
+    for (const [name, method, body, headers] of cases) {
+      const direct = await post(system, method, body, headers);
+      const viaConnect = await post(system, method, body, { ...headers, "grpc-timeout": "10S" });
+      assert.equal(direct.status, viaConnect.status, name);
+      const shown = (h: Headers) =>
+        [...h].filter(([k]) => !["date", "content-length"].includes(k)).join("\n");
+      assert.equal(shown(direct.headers), shown(viaConnect.headers), name);
+      assert.deepEqual(direct.body, viaConnect.body, name);
+      if (name.startsWith("refused")) assertGrpcError(direct, 3, /^Cannot send message: /);
+    }
+    // Each of the four sends above went out twice: once on each path.
+    await waitFor(
+      async () => (await system.store.history({ room: "general", limit: 100 })).length === 8,
+      5000,
+      "eight messages stored",
+    );
+  } finally {
+    await system.stop();
+  }
+});
+
 Deno.test("CORS: same-origin by default, listed origins allowed, others refused at pre-flight", async () => {
   const system = await startSystem({ config: { corsOrigins: ["https://chat.example.com"] } });
   const url = `${httpBase(system)}/chat.Broadcast/ListOnline`;
