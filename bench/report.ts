@@ -122,6 +122,16 @@ function cpuPerDelivery(e: Entry): string {
     .join(", ");
 }
 
+/** The warm-up before the measured phase, and how a cold system did in it. */
+function warmUp(e: Entry): string {
+  const w = e.warm_up;
+  return w
+    ? `, measured after ${num(w.seconds)} s of warm-up at this load (p50 ${ms(w.e2e_ms.p50)}, p99 ${
+      ms(w.e2e_ms.p99)
+    } during it)`
+    : "";
+}
+
 export function verdicts(entries: Entry[]): Verdict[] {
   const out: Verdict[] = [];
   const k = find(entries, "kafka");
@@ -147,7 +157,7 @@ export function verdicts(entries: Entry[]): Verdict[] {
         ms(same?.e2e_ms?.p99)
       } at the same load (one hop of Kafka alone, its EndToEndLatency: p99 ${
         ms(k.kafka_floor_e2e_ms?.p99)
-      }); CPU per delivery: ${cpuPerDelivery(k)}; ${clean(k)}`,
+      })${warmUp(k)}; CPU per delivery: ${cpuPerDelivery(k)}; ${clean(k)}`,
       target: `${t.streams} streams, ${t.gateways} gateways, ${t.rate} msg/s (${
         num(t.streams * t.rate)
       } deliveries/s) for ${t.seconds} s, p99 ≤ ${t.embeddedP99Ratio}x embedded mode's at that load in the same run, nothing lost or duplicated`,

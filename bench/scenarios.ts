@@ -55,6 +55,8 @@ export interface Entry {
    * gRPC ends of a message (the send and the stream) cost alone at this load, with no bus at all.
    */
   grpc_ends_ms?: { p50: number; p99: number };
+  /** The unmeasured warm-up before the phase, at its rate: how a cold system started. */
+  warm_up?: { seconds: number; e2e_ms: { p50: number; p99: number } };
   /** Peak resident memory per process during the run. */
   rss_mib: Record<string, number>;
   /** CPU time / wall time per process during the run (1 = one core). */
@@ -127,7 +129,11 @@ export interface OpenLoopSpec extends Shape {
    * garbage collection, a broker's) and its p99 with them.
    */
   sweepSecondsAt?: Record<number, number>;
-  /** Seconds of unmeasured load at `rate` before measuring (JIT, buffers). */
+  /**
+   * Seconds of unmeasured load at `rate` before measuring (JIT, buffers): in Kafka mode long
+   * enough for freshly started brokers to settle (their JIT compiling the produce and fetch paths
+   * takes most of both cores for the first 10-20 s of load here).
+   */
   warmSeconds: number;
   drainMs: number;
   /** Streams per client process. */
@@ -142,13 +148,19 @@ export async function runOpenLoop(spec: OpenLoopSpec, say: Say): Promise<Entry[]
   const start = () => spec.mode === "kafka" ? startKafka(spec.gateways) : startEmbedded();
   const out = await withSystem(start, async (system) => {
     const out: Entry[] = [];
-    await openLoop(system, spec, say, async (phase) => {
+    await openLoop(system, spec, say, async (phase, warm) => {
       for (const rate of spec.sweep ?? []) {
         const seconds = spec.sweepSecondsAt?.[rate] ?? spec.sweepSeconds ?? spec.seconds;
         const r = await phase(`sweep ${rate} msg/s`, rate, seconds);
         out.push(entry({ ...spec, scenario: "sweep", rate, seconds }, r, spec.floor));
       }
-      out.push(entry(spec, await phase(spec.scenario, spec.rate, spec.seconds), spec.floor));
+      out.push({
+        ...entry(spec, await phase(spec.scenario, spec.rate, spec.seconds), spec.floor),
+        warm_up: {
+          seconds: spec.warmSeconds,
+          e2e_ms: { p50: warm.e2e.p50, p99: warm.e2e.p99 },
+        },
+      });
     });
     return out;
   });
@@ -165,12 +177,15 @@ export async function runOpenLoop(spec: OpenLoopSpec, say: Say): Promise<Entry[]
 
 type Phase = (label: string, rate: number, seconds: number) => Promise<PhaseResult>;
 
-/** Opens `spec`'s streams on `system`, warms up at its rate, then lets `measure` run phases. */
+/**
+ * Opens `spec`'s streams on `system`, warms up at its rate, then lets `measure` run phases (it
+ * gets the warm-up's result too).
+ */
 async function openLoop(
   system: SystemUnderTest,
   spec: OpenLoopSpec,
   say: Say,
-  measure: (phase: Phase) => Promise<void>,
+  measure: (phase: Phase, warm: PhaseResult) => Promise<void>,
 ): Promise<void> {
   say(`opening ${num(spec.streams)} streams`);
   const load = await Load.open(system, spec.streams, spec.perProcess);
@@ -187,8 +202,7 @@ async function openLoop(
         bytes: spec.bytes,
         drainMs: spec.drainMs,
       }, say);
-    await phase(`${spec.scenario} warm-up`, spec.rate, spec.warmSeconds);
-    await measure(phase);
+    await measure(phase, await phase(`${spec.scenario} warm-up`, spec.rate, spec.warmSeconds));
   } finally {
     await load.close();
   }

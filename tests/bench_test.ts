@@ -203,6 +203,11 @@ Deno.test("targets fail on a loss, a duplicate, a slow p99 or too little load", 
   };
   assert.equal(verdicts([kafka, webSameLoad, embeddedSameLoad])[0]!.pass, true);
   assert.equal(verdicts([kafka, webSameLoad])[0]!.pass, false);
+  // The warm-up is not measured, and the verdict says how long it was and how it went.
+  const cold = { seconds: 30, e2e_ms: { p50: 90, p99: 300 } };
+  const warmed = verdicts([{ ...kafka, warm_up: cold }, embeddedSameLoad])[0]!;
+  assert.equal(warmed.pass, true);
+  assert.match(warmed.measured, /after 30 s of warm-up at this load \(p50 90 ms, p99 300 ms/);
   // kafka-light against EndToEndLatency (p50 5 ms, p99 20 ms): at most 1.5x and 2x.
   const light = { ...kafka, scenario: "kafka-light", streams: 10, rate: 10 };
   const lightPass = (p50: number, p99: number) =>
