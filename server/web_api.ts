@@ -82,6 +82,7 @@ import type { StreamHandle } from "./chat_types.ts";
 import type { StreamSink } from "./hub.ts";
 import { callerOf, callUnary, logFailure, parseConnect } from "./rpc.ts";
 import {
+  BINARY_GRPC_WEB_CONTENT_TYPE,
   BINARY_STREAM_CONTENT_TYPE,
   binaryPayload,
   COMPRESSED_FLAG,
@@ -90,6 +91,8 @@ import {
   envelope,
   ENVELOPED_CONTENT_TYPE,
   GRPC_WEB_CONTENT_TYPE,
+  GRPC_WEB_OK_TRAILERS,
+  isPlainGrpcWebCall,
   mediaType,
   plainTrailers,
   readAtMost,
@@ -155,26 +158,6 @@ function messageOf(frame: Uint8Array): Message {
   let message = decoded.get(frame);
   if (!message) decoded.set(frame, message = fromBinary(MessageSchema, frame));
   return message;
-}
-
-/** A unary call's trailers in gRPC-Web when it succeeded. */
-const OK_TRAILERS = envelope(new TextEncoder().encode("grpc-status: 0\r\n"), TRAILER_FLAG);
-
-/**
- * Whether a call whose one message decoded needs nothing of Connect but the answer's framing:
- * a POST in binary gRPC-Web (`contentType`, as sent, without parameters), the body one
- * uncompressed message (`framing`: its bytes besides the message, 5 for one envelope), no
- * deadline to keep.
- */
-function isPlainGrpcWebCall(
-  method: string,
-  contentType: string,
-  header: Headers,
-  framing: number,
-): boolean {
-  return method === "POST" && framing === 5 &&
-    /^application\/grpc-web(\+proto)?$/.test(contentType) &&
-    !header.has("grpc-timeout") && (header.get("grpc-encoding") ?? "identity") === "identity";
 }
 
 function normalizeOrigin(origin: string): string {
@@ -363,7 +346,7 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
     const text = TEXT_CONTENT_TYPE.test(contentType);
     // Connect takes no parameters on a binary gRPC-Web content type; gRPC-Web clients may send
     // some (`; charset=utf-8`), which mean nothing for protobuf.
-    if (/^application\/grpc-web(\+proto)?$/i.test(contentType)) {
+    if (BINARY_GRPC_WEB_CONTENT_TYPE.test(contentType)) {
       header.set("content-type", contentType);
     }
     let bytes: Uint8Array = body;
@@ -378,8 +361,9 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
       header.delete("content-length");
     }
     // Connect answers binary that does not decode with INTERNAL ("parse binary"), blaming
-    // itself: such a request is checked here first, at the cost of a second decode of each
-    // binary request, and refused with INVALID_ARGUMENT as on the native port.
+    // itself: such a request is checked here first and refused with INVALID_ARGUMENT as on the
+    // native port. A call answered past Connect uses this decode; one Connect serves decodes
+    // again.
     const payload = binaryPayload(header.get("content-type"), bytes);
     let input: MessageShape<DescMessage> | undefined;
     if (payload && !refusal) {
@@ -389,15 +373,13 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
         refusal = toConnectError(err);
       }
     }
-    // DescMethod is not a union that its methodKind narrows.
-    const method = handler.method as DescMethodUnary;
     if (
-      input && payload && method.methodKind === "unary" &&
-      isPlainGrpcWebCall(request.method, contentType, header, bytes.length - payload.length)
+      input && payload && handler.method.methodKind === "unary" &&
+      isPlainGrpcWebCall(request.method, contentType, header, bytes, payload)
     ) {
-      // Connect's call machinery (async iterables, an AbortSignal per call, a TransformStream
-      // for the trailers) cost more than the send it carries; an answer it would give
-      // otherwise than OK still comes from it, with the service's error as the gate's refusal.
+      // Past Connect (see the top of this file); a refusal goes back to it, at its gate.
+      // DescMethod is not a union that its methodKind narrows.
+      const method = handler.method as DescMethodUnary;
       try {
         const output = await callUnary(
           service,
@@ -405,7 +387,10 @@ export function createWebApi(service: ChatService, options: WebApiOptions): WebA
           method,
           input,
         );
-        const answer = concat([envelope(toBinary(method.output, output)), OK_TRAILERS]);
+        const answer = concat([
+          envelope(toBinary(method.output, output)),
+          GRPC_WEB_OK_TRAILERS,
+        ]);
         return new Response(answer, {
           status: 200,
           headers: {

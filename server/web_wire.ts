@@ -2,13 +2,16 @@
  * The bytes of the browser API that @connectrpc/connect leaves to us (server/web_api.ts uses them
  * around Connect): gRPC-Web text mode, which Connect does not serve; request envelopes checked
  * before Connect parses them, since Connect answers bytes that do not decode with INTERNAL;
- * `grpc-message` encoded as gRPC specifies; and bounded body reads.
+ * `grpc-message` encoded as gRPC specifies; bounded body reads; and what a plain unary call
+ * answered without Connect needs.
  */
 
 import { concat } from "./bytes.ts";
 
 export const TEXT_CONTENT_TYPE = /^application\/grpc-web-text(\+proto)?$/i;
 export const GRPC_WEB_CONTENT_TYPE = /^application\/grpc-web/i;
+/** gRPC-Web with protobuf in binary, the content type without parameters. */
+export const BINARY_GRPC_WEB_CONTENT_TYPE = /^application\/grpc-web(\+proto)?$/i;
 /** Streaming protocols whose messages are protobuf in envelopes (base64 in gRPC-Web text). */
 export const BINARY_STREAM_CONTENT_TYPE =
   /^application\/(grpc-web(-text)?(\+proto)?|connect\+proto)$/i;
@@ -18,6 +21,26 @@ export const ENVELOPED_CONTENT_TYPE = /^application\/(grpc-web|connect\+)/i;
 export const COMPRESSED_FLAG = 0x01;
 
 const encoder = new TextEncoder();
+
+/** The trailers frame of a gRPC-Web call that succeeded, as Connect writes it. */
+export const GRPC_WEB_OK_TRAILERS = envelope(encoder.encode("grpc-status: 0\r\n"), TRAILER_FLAG);
+
+/**
+ * Whether a call needs nothing of Connect but its answer's framing: a POST in binary gRPC-Web
+ * (`contentType`, as sent, without parameters) whose `body` is one uncompressed message,
+ * `payload`, with no deadline to keep and no compression declared.
+ */
+export function isPlainGrpcWebCall(
+  method: string,
+  contentType: string,
+  header: Headers,
+  body: Uint8Array,
+  payload: Uint8Array,
+): boolean {
+  return method === "POST" && BINARY_GRPC_WEB_CONTENT_TYPE.test(contentType) &&
+    body[0] === 0 && body.length === payload.length + 5 && !header.has("grpc-timeout") &&
+    (header.get("grpc-encoding") ?? "identity") === "identity";
+}
 
 /**
  * An envelope (gRPC-Web and Connect frame): `flags`, the payload's length (4 bytes, big-endian),
@@ -39,7 +62,7 @@ export function mediaType(contentType: string | null): string {
 /** The content type of a stream's response to a request of `contentType`, as Connect answers. */
 export function streamContentType(contentType: string | null): string {
   const base = mediaType(contentType);
-  return /^application\/grpc-web(\+proto)?$/.test(base) ? "application/grpc-web+proto" : base;
+  return BINARY_GRPC_WEB_CONTENT_TYPE.test(base) ? "application/grpc-web+proto" : base;
 }
 
 /**

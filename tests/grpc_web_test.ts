@@ -12,8 +12,9 @@ import { GrpcWebFetchTransport } from "@protobuf-ts/grpcweb-transport";
 import { RpcError } from "@protobuf-ts/runtime-rpc";
 import { isKeepAlive } from "../client/core/wire.ts";
 import { silentLogger } from "../core/logger.ts";
-import { ConnectSchema, MessageSchema } from "../protocol/gen/chat_pb.ts";
+import { ConnectSchema, MessageSchema, OnlineUsersSchema } from "../protocol/gen/chat_pb.ts";
 import { createWebApi } from "../server/web_api.ts";
+import { isPlainGrpcWebCall } from "../server/web_wire.ts";
 import { abortableFetch } from "./abortable_fetch.ts";
 import { connectUser, startSystem, type System, waitFor } from "./helpers.ts";
 import { protobufTs, type WebBroadcastClient, type WebMessage } from "./protobuf_ts.ts";
@@ -445,11 +446,43 @@ Deno.test("bad requests get the right HTTP or gRPC status, never a crash or a hu
   }
 });
 
+Deno.test("only a plain binary gRPC-Web POST of one message, no deadline, skips Connect", () => {
+  const payload = new Uint8Array([10, 1, 120]);
+  const body = frame(0, payload);
+  const plain = (
+    over: { method?: string; type?: string; headers?: Record<string, string>; body?: Uint8Array },
+  ) =>
+    isPlainGrpcWebCall(
+      over.method ?? "POST",
+      over.type ?? "application/grpc-web+proto",
+      new Headers(over.headers),
+      over.body ?? body,
+      payload,
+    );
+  assert.equal(plain({}), true);
+  assert.equal(plain({ type: "application/grpc-web" }), true);
+  assert.equal(plain({ headers: { "grpc-encoding": "identity" } }), true);
+  assert.equal(plain({ method: "GET" }), false);
+  for (
+    const type of ["application/grpc-web-text", "application/grpc-web+json", "application/proto"]
+  ) {
+    assert.equal(plain({ type }), false, type);
+  }
+  assert.equal(plain({ headers: { "grpc-timeout": "1S" } }), false, "a deadline");
+  assert.equal(plain({ headers: { "grpc-encoding": "gzip" } }), false, "compression declared");
+  assert.equal(plain({ body: frame(1, payload) }), false, "a compressed envelope");
+  assert.equal(plain({ body: new Uint8Array([...body, 0]) }), false, "bytes after the message");
+  assert.equal(plain({ body: new Uint8Array([...body, ...body]) }), false, "two messages");
+});
+
 Deno.test("a plain binary call answered past Connect gets Connect's answer, byte for byte", async () => {
   // server/web_api.ts answers a POST in binary gRPC-Web with one uncompressed message and no
   // deadline itself; a `grpc-timeout` header sends the same call through Connect.
   const system = await startSystem({ config: { corsOrigins: ["https://chat.example.com"] } });
+  // Someone online, so the list's answer is a message with content, not an empty one.
+  const ann = connectUser(system.address(), "ann", { displayName: "Ann" });
   try {
+    await waitFor(() => system.processor.registry.presenceOf("ann", "").online, 5000, "ann online");
     const send = (id: string, content: string) =>
       frame(
         0,
@@ -480,6 +513,13 @@ Deno.test("a plain binary call answered past Connect gets Connect's answer, byte
       assert.equal(shown(direct.headers), shown(viaConnect.headers), name);
       assert.deepEqual(direct.body, viaConnect.body, name);
       if (name.startsWith("refused")) assertGrpcError(direct, 3, /^Cannot send message: /);
+      if (name === "a list") {
+        const [data] = parseFrames(direct.body);
+        assert.deepEqual(
+          fromBinary(OnlineUsersSchema, data!.data).users.map((u) => u.displayName),
+          ["Ann"],
+        );
+      }
     }
     // Each of the four sends above went out twice: once on each path.
     await waitFor(
@@ -488,6 +528,7 @@ Deno.test("a plain binary call answered past Connect gets Connect's answer, byte
       "eight messages stored",
     );
   } finally {
+    ann.close();
     await system.stop();
   }
 });
